@@ -1,0 +1,82 @@
+"""The `storyc` command line: one argparse parser, one module per group of commands.
+
+Stage: the outermost edge. Each module in `COMMAND_MODULES` exposes
+`register(subparsers) -> None`, adding its commands with `set_defaults(func=...)`;
+`func(args) -> int` returns the exit code. Exit codes are documented in
+docs/cli.md and listed in `ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+
+from storyc import __version__
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # the story has errors, or a scene failed to render
+    USAGE = 2  # bad command line
+    ENVIRONMENT = 3  # missing/bad key, provider unreachable, project locked, no project
+    NEEDS_DECISION = 4  # consent refused, budget exceeded, attempts of unknown fate
+    INTERRUPTED = 130  # Ctrl-C
+
+
+# Order is the order of `storyc --help`.
+COMMAND_MODULES = (
+    "storyc.cli.lang",  # init, check, compile, graph
+    "storyc.cli.plan",  # plan, why, gc
+    "storyc.cli.build",  # build, pick
+    "storyc.cli.watch",  # watch
+    "storyc.cli.provider",  # provider (loopback server)
+)
+
+EPILOG = """\
+examples:
+  storyc init my-film          start a new project
+  storyc check                 validate the project in this directory
+  storyc compile --scene intro show what the scene `intro` will send
+  storyc plan                  what will render, why, and what it costs
+  storyc build                 render what changed (local preview, no key needed)
+  storyc watch                 re-check and re-render on every save
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storyc",
+        description="Compile .story files into Kling Video O1 requests, and build the videos.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"storyc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that command group is not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.OK

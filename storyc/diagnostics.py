@@ -1,0 +1,228 @@
+"""Diagnostics: located, coded messages about a story — data plus one pure renderer.
+
+Stage: shared by every compiler stage. In: spans and messages. Out: `Diagnostic`
+values, rendered text (`render`) or JSON-ready dicts (`to_json`). No I/O: the
+source text needed for excerpts is handed in through a `SourceMap`.
+
+Every code is documented in docs/diagnostics.md (a test enforces this). Codes:
+
+    E0xx  syntax and file loading           (parser, loader)
+    E1xx / W1xx  names, types, settings, templates, files, graph  (resolver)
+    E2xx / W2xx  model rules and target lowering                  (rules, targets)
+    E3xx / W3xx  build-time problems that point at the story      (planner, executor)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of one source file. Lines and columns are 1-based; `end_*` is exclusive.
+
+    `file` is the path as shown to the user: relative to the project root when the
+    file is inside it, otherwise as given. `start`/`end` are character offsets.
+    """
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    start: int = 0
+    end: int = 0
+
+    @staticmethod
+    def point(file: str, line: int = 1, col: int = 1, offset: int = 0) -> Span:
+        return Span(file, line, col, line, col + 1, offset, offset + 1)
+
+    @staticmethod
+    def from_offsets(file: str, text: str, start: int, end: int) -> Span:
+        """Build a span from character offsets into `text` (clamped into the text)."""
+        start = max(0, min(start, len(text)))
+        end = max(start, min(end, len(text)))
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        end_line = text.count("\n", 0, end) + 1
+        end_col = end - (text.rfind("\n", 0, end) + 1) + 1
+        return Span(file, line, col, end_line, end_col, start, end)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    severity: Severity
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    notes: tuple[tuple[str, Span | None], ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        if self.span is None:
+            return ("", 0, 0, self.code, self.message)
+        return (self.span.file, self.span.line, self.span.col, self.code, self.message)
+
+
+@dataclass
+class Diagnostics:
+    """An ordered, de-duplicated collection that stages append to."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False)
+
+    def add(self, diag: Diagnostic) -> None:
+        if diag not in self._seen:
+            self._seen.add(diag)
+            self.items.append(diag)
+
+    def error(self, code: str, message: str, span: Span | None = None, *,
+              hint: str | None = None,
+              notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
+        self.add(Diagnostic(code, Severity.ERROR, message, span, hint, notes))
+
+    def warning(self, code: str, message: str, span: Span | None = None, *,
+                hint: str | None = None,
+                notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
+        self.add(Diagnostic(code, Severity.WARNING, message, span, hint, notes))
+
+    def note(self, code: str, message: str, span: Span | None = None, *,
+             hint: str | None = None) -> None:
+        self.add(Diagnostic(code, Severity.NOTE, message, span, hint))
+
+    def extend(self, diags: Iterable[Diagnostic]) -> None:
+        for d in diags:
+            self.add(d)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.is_error]
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items, key=Diagnostic.sort_key)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class SourceMap:
+    """Maps the `file` of a span to its text, for excerpts. Filled by the loader."""
+
+    def __init__(self, texts: dict[str, str] | None = None) -> None:
+        self.texts: dict[str, str] = dict(texts or {})
+
+    def add(self, file: str, text: str) -> None:
+        self.texts[file] = text
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self.texts.get(file)
+        if text is None:
+            return None
+        lines = text.split("\n")
+        if 1 <= line <= len(lines):
+            return lines[line - 1].rstrip("\r")
+        return None
+
+
+def _excerpt(span: Span, sources: SourceMap) -> list[str]:
+    src = sources.line(span.file, span.line)
+    if src is None:
+        return []
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    expanded = src.expandtabs(4)
+    # Columns are in characters of the raw line; recompute after tab expansion.
+    prefix = src[: max(0, span.col - 1)].expandtabs(4)
+    start = len(prefix)
+    if span.end_line == span.line:
+        width = max(1, len(src[: max(0, span.end_col - 1)].expandtabs(4)) - start)
+    else:
+        width = max(1, len(expanded) - start)
+    marker = "^" if width == 1 else "^" * width
+    return [f"{pad} |", f"{gutter} | {expanded}", f"{pad} | {' ' * start}{marker}"]
+
+
+def render(diag: Diagnostic, sources: SourceMap) -> str:
+    """Render one diagnostic as text, rustc-style. Pure."""
+    head = f"{diag.severity.value}[{diag.code}]: {diag.message}"
+    out: list[str] = []
+    if diag.span is not None:
+        out.append(f"{diag.span}: {head}")
+        out.extend(_excerpt(diag.span, sources))
+    else:
+        out.append(head)
+    for text, span in diag.notes:
+        if span is not None:
+            out.append(f"  = note: {text} ({span})")
+        else:
+            out.append(f"  = note: {text}")
+    if diag.hint:
+        out.append(f"  = hint: {diag.hint}")
+    return "\n".join(out)
+
+
+def render_all(diags: Iterable[Diagnostic], sources: SourceMap) -> str:
+    items = list(diags)
+    parts = [render(d, sources) for d in items]
+    n_err = sum(1 for d in items if d.severity is Severity.ERROR)
+    n_warn = sum(1 for d in items if d.severity is Severity.WARNING)
+    if items:
+        parts.append(summary(n_err, n_warn))
+    return "\n\n".join(parts[:-1]) + ("\n\n" if len(parts) > 1 else "") + parts[-1] if parts else ""
+
+
+def summary(n_err: int, n_warn: int) -> str:
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return f"{plural(n_err, 'error')}, {plural(n_warn, 'warning')}"
+
+
+def span_json(span: Span | None) -> dict[str, object] | None:
+    if span is None:
+        return None
+    return {
+        "file": span.file,
+        "line": span.line,
+        "col": span.col,
+        "end_line": span.end_line,
+        "end_col": span.end_col,
+    }
+
+
+def to_json(diag: Diagnostic) -> dict[str, object]:
+    return {
+        "code": diag.code,
+        "severity": diag.severity.value,
+        "message": diag.message,
+        "span": span_json(diag.span),
+        "hint": diag.hint,
+        "notes": [{"message": m, "span": span_json(s)} for m, s in diag.notes],
+    }
+
+
+def dumps_json(diags: Iterable[Diagnostic]) -> str:
+    items = [to_json(d) for d in diags]
+    return json.dumps({"diagnostics": items}, indent=2, ensure_ascii=False)
