@@ -1,0 +1,184 @@
+"""The file watcher: turns saves on disk into debounced batches of changed paths.
+
+Stage: an edge of the build (effects: filesystem notifications, stat). In: the set of
+files a project depends on (story files and local assets, absolute paths) and an
+`on_change(paths) -> new watched set` callback. Out: calls to that callback, one per
+burst of saves. The only module that imports watchfiles.
+
+Why it is shaped this way:
+
+- Editors save by atomic rename (write `.x.tmp`, rename over `x`), which replaces the
+  inode, so we watch the *directories* holding the files (non-recursively) and keep
+  only events whose path is in the current watched set. A rename shows up as
+  "added x" and that is enough.
+- watchfiles' own `step` only waits while its set of distinct (change, path) pairs
+  grows, so five quick writes to one file can arrive as two batches. We debounce on
+  top: a batch is delivered once nothing has happened for `debounce_ms`
+  (`rust_timeout` + `yield_on_timeout` tell us about the quiet), or after `max_wait_ms`
+  of continuous activity so a file written in a loop still gets checked.
+- The watched set changes as the story changes (a new include, a new asset folder).
+  When the set of directories changes, the notifier is restarted; a stat snapshot of
+  every watched file, compared after the restart, catches saves made in between.
+- storyc's own writes (`.storyc/`, `renders/`, `storyc.lock`) are never in the set,
+  and are filtered out explicitly as well, so a build never triggers a rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from watchfiles import Change, watch
+
+OnChange = Callable[[frozenset[Path]], Iterable[Path] | None]
+StatSig = tuple[int, int, int] | None  # (size, mtime_ns, inode), None when missing
+
+# Paths under the project root that storyc itself writes.
+OWN_OUTPUTS = (".storyc", "renders", "storyc.lock")
+
+
+def stat_sig(path: Path) -> StatSig:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest directory at or above `path.parent` that exists."""
+    d = path.parent
+    while not d.is_dir() and d != d.parent:
+        d = d.parent
+    return d
+
+
+class Watcher:
+    """Watches a changing set of files; calls `on_change` once per burst of saves.
+
+    `run()` blocks until `stop_event` is set (checked every few milliseconds by
+    watchfiles) and returns. Ctrl-C raises KeyboardInterrupt out of `run()`.
+    `on_change` runs on the calling thread; while it runs, new events are buffered
+    by the notifier and delivered afterwards.
+    """
+
+    def __init__(self, root: Path, on_change: OnChange, *, debounce_ms: int = 80,
+                 max_wait_ms: int = 1500, stop_event: threading.Event | None = None,
+                 force_polling: bool | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.on_change = on_change
+        self.debounce_ms = max(10, int(debounce_ms))
+        self.max_wait_ms = max(self.debounce_ms, int(max_wait_ms))
+        self.stop_event = stop_event or threading.Event()
+        self.force_polling = force_polling
+        self._ignored = tuple(self.root / p for p in OWN_OUTPUTS)
+        self.watched: frozenset[Path] = frozenset()
+        self._snapshot: dict[Path, StatSig] = {}
+        self._dirs: frozenset[Path] = frozenset()
+        self._missing_parents: frozenset[Path] = frozenset()
+        self.batches = 0  # deliveries to on_change, for tests and the benchmark
+        self.restarts = 0
+        self.ready = threading.Event()  # set once the notifier is listening
+
+    # -- the watched set -------------------------------------------------------
+
+    def is_ignored(self, path: Path) -> bool:
+        return any(path == p or p in path.parents for p in self._ignored)
+
+    def set_watched(self, paths: Iterable[Path], *, keep_snapshot: bool = False) -> None:
+        """Replace the watched set. With `keep_snapshot`, files already known keep their
+        old stat, so `changed_since_snapshot` still reports saves made meanwhile."""
+        files = {Path(os.path.abspath(p)) for p in paths}
+        self.watched = frozenset(p for p in files if not self.is_ignored(p))
+        old = self._snapshot if keep_snapshot else {}
+        self._snapshot = {p: old[p] if p in old else stat_sig(p) for p in self.watched}
+        dirs: set[Path] = set()
+        missing_parents: set[Path] = set()
+        for p in self.watched:
+            d = existing_ancestor(p)
+            dirs.add(d)
+            if d != p.parent:
+                # A missing folder on the way: its creation must wake us so that we
+                # can start watching inside it.
+                q = p.parent
+                while q != d:
+                    missing_parents.add(q)
+                    q = q.parent
+        self._dirs = frozenset(dirs)
+        self._missing_parents = frozenset(missing_parents)
+
+    def _relevant(self, path: Path) -> bool:
+        return path in self.watched or path in self._missing_parents
+
+    def _filter(self, change: Change, raw: str) -> bool:
+        path = Path(raw)
+        return not self.is_ignored(path) and self._relevant(path)
+
+    def changed_since_snapshot(self) -> frozenset[Path]:
+        return frozenset(p for p, sig in self._snapshot.items() if stat_sig(p) != sig)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _deliver(self, paths: frozenset[Path]) -> None:
+        self.batches += 1
+        new = self.on_change(paths)
+        if new is not None:
+            self.set_watched(new)
+        else:
+            self._snapshot = {p: stat_sig(p) for p in self.watched}
+
+    def run(self, initial: Iterable[Path]) -> None:
+        self.set_watched(initial)
+        while not self.stop_event.is_set():
+            dirs = self._dirs
+            self._listen(dirs)
+            if self.stop_event.is_set():
+                break
+            # The directory set changed: restart the notifier, then look for saves
+            # that fell into the gap.
+            self.restarts += 1
+            gap = self.changed_since_snapshot()
+            if gap:
+                self._deliver(gap)
+
+    def _listen(self, dirs: frozenset[Path]) -> None:
+        """Run one notifier over `dirs` until stopped or until the directory set changes."""
+        pending: set[Path] = set()
+        first = 0.0
+        step = max(5, min(50, self.debounce_ms // 2))
+        if not dirs:
+            # Nothing to watch (an empty project): idle until stopped or told otherwise.
+            self.ready.set()
+            while not self.stop_event.wait(0.05):
+                if self._dirs != dirs:
+                    return
+            return
+        gen = watch(*sorted(dirs), watch_filter=self._filter, debounce=self.max_wait_ms,
+                    step=step, stop_event=self.stop_event, rust_timeout=self.debounce_ms,
+                    yield_on_timeout=True, recursive=False, force_polling=self.force_polling,
+                    raise_interrupt=True)
+        try:
+            self.ready.set()
+            for changes in gen:
+                now = time.monotonic()
+                if changes:
+                    if not pending:
+                        first = now
+                    pending.update(Path(p) for _, p in changes)
+                    if (now - first) * 1000 < self.max_wait_ms:
+                        continue
+                if not pending:
+                    continue
+                batch, pending = pending, set()
+                if batch & self._missing_parents:
+                    # A folder we were waiting for appeared: rewatch, then rescan.
+                    self.set_watched(self.watched, keep_snapshot=True)
+                    return
+                self._deliver(frozenset(batch & self.watched))
+                if self._dirs != dirs:
+                    return
+        finally:
+            gen.close()

@@ -1,0 +1,163 @@
+"""The watcher core on real files with the real notifier: debounce, renames, own writes.
+
+Every test runs the watcher in a thread with a stop event and waits on a queue with a
+bounded timeout, so a broken watcher fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storyc.watch import Watcher
+
+WAIT = 10.0  # generous upper bound for a delivery on a busy machine; never a timing assertion
+
+
+class Harness:
+    def __init__(self, root: Path, watched: list[Path], debounce_ms: int = 150) -> None:
+        self.q: queue.Queue[frozenset[Path]] = queue.Queue()
+        self.next_set: list[Path] | None = None
+        self.stop = threading.Event()
+        self.watcher = Watcher(root, self._on_change, debounce_ms=debounce_ms,
+                               stop_event=self.stop)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(watched,), daemon=True)
+
+    def _on_change(self, paths: frozenset[Path]) -> list[Path] | None:
+        self.q.put(paths)
+        return self.next_set
+
+    def _run(self, watched: list[Path]) -> None:
+        try:
+            self.watcher.run(watched)
+        except BaseException as exc:  # surfaced by the test, not lost in the thread
+            self.error = exc
+
+    def get(self) -> frozenset[Path]:
+        return self.q.get(timeout=WAIT)
+
+    def quiet(self, seconds: float = 0.6) -> bool:
+        """True when nothing is delivered within `seconds` (used to prove a non-event)."""
+        try:
+            self.q.get(timeout=seconds)
+        except queue.Empty:
+            return True
+        return False
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[object]:
+    harnesses: list[Harness] = []
+
+    def start(watched: list[Path], debounce_ms: int = 150) -> Harness:
+        h = Harness(tmp_path, watched, debounce_ms)
+        harnesses.append(h)
+        h.thread.start()
+        assert h.watcher.ready.wait(WAIT)
+        time.sleep(0.1)  # let inotify register the directories
+        return h
+
+    yield start
+    for h in harnesses:
+        h.stop.set()
+        h.thread.join(WAIT)
+        assert not h.thread.is_alive(), "watcher did not stop on its stop event"
+        assert h.error is None, h.error
+
+
+def test_plain_save_is_delivered(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    h = make([story])
+    story.write_text("b")
+    assert h.get() == {story}
+
+
+def test_burst_of_saves_is_one_batch(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    other = tmp_path / "cast.story"
+    story.write_text("a")
+    other.write_text("a")
+    h = make([story, other], debounce_ms=300)
+    for i in range(8):
+        (story if i % 2 else other).write_text(f"v{i}")
+        time.sleep(0.02)
+    assert h.get() == {story, other}
+    assert h.quiet(), "a burst of saves gave more than one batch"
+    assert h.watcher.batches == 1
+
+
+def test_atomic_rename_is_seen_and_temp_file_ignored(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    h = make([story])
+    tmp = tmp_path / ".main.story.swp"
+    tmp.write_text("b")
+    os.replace(tmp, story)
+    assert h.get() == {story}
+    # Twice, since the first rename replaced the inode the directory watch still holds.
+    tmp.write_text("c")
+    os.replace(tmp, story)
+    assert h.get() == {story}
+
+
+def test_unwatched_and_own_writes_never_trigger(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    (tmp_path / "renders").mkdir()
+    (tmp_path / ".storyc").mkdir()
+    h = make([story, tmp_path / "renders" / "x.mp4", tmp_path / "storyc.lock"])
+    (tmp_path / "renders" / "x.mp4").write_bytes(b"x")
+    (tmp_path / ".storyc" / "digests.json").write_text("{}")
+    (tmp_path / "storyc.lock").write_text("lock")
+    (tmp_path / "notes.txt").write_text("unrelated")
+    assert h.quiet()
+    story.write_text("b")
+    assert h.get() == {story}
+
+
+def test_watched_set_grows_into_a_new_folder(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    h = make([story])
+    asset = tmp_path / "assets" / "chars" / "mei.png"
+    # The story now names an asset in a folder that does not exist yet.
+    h.next_set = [story, asset]
+    story.write_text("b")
+    assert h.get() == {story}
+    asset.parent.mkdir(parents=True)
+    asset.write_bytes(b"png")
+    assert asset in h.get()
+    h.next_set = None
+    asset.write_bytes(b"png2")
+    assert h.get() == {asset}
+    assert h.watcher.restarts >= 1
+
+
+def test_deleted_file_is_a_change(tmp_path: Path, make) -> None:
+    story = tmp_path / "main.story"
+    inc = tmp_path / "cast.story"
+    story.write_text("a")
+    inc.write_text("a")
+    h = make([story, inc])
+    inc.unlink()
+    assert h.get() == {inc}
+
+
+def test_stop_event_ends_run_promptly(tmp_path: Path) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    h = Harness(tmp_path, [story])
+    h.thread.start()
+    assert h.watcher.ready.wait(WAIT)
+    h.stop.set()
+    h.thread.join(WAIT)
+    assert not h.thread.is_alive()
+    assert h.error is None
