@@ -5,6 +5,17 @@ the store. In: absolute paths. Out: "sha256:<hex>" strings. I/O: stat and read
 files; the persistent cache file is written atomically by `save`.
 
 Cache key: (path, size, mtime_ns, inode). A hit costs one `stat`.
+
+Two hazards are handled here rather than left to callers:
+
+- A file modified again within the filesystem's timestamp granularity keeps the same
+  (size, mtime) — git calls this "racy clean". A digest taken while the file's mtime
+  is that recent is used once but not remembered, so the next call hashes again.
+- A file that changes while it is being hashed gives a digest of neither version; the
+  stat is taken again after hashing and the read is repeated when they differ.
+
+`digest_many` hashes cache misses on several threads: hashlib releases the GIL for
+large buffers, so first-time hashing of many assets uses every core.
 """
 
 from __future__ import annotations
@@ -12,14 +23,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 DIGEST_PREFIX = "sha256:"
 _CHUNK = 1 << 20
+# Linux file timestamps come from a coarse clock (one jiffy, at most 10 ms); anything
+# modified less than this long before we hashed it may change again unseen.
+RACY_NS = 50_000_000
 
 
 def digest_bytes(data: bytes) -> str:
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """True for a well-formed "sha256:<64 lowercase hex>" string."""
+    if not isinstance(value, str) or not value.startswith(DIGEST_PREFIX):
+        return False
+    hexpart = value[len(DIGEST_PREFIX):]
+    return len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
 
 
 def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -38,8 +64,12 @@ def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return DIGEST_PREFIX + h.hexdigest(), n
 
 
+def _sig(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 class DigestCache:
-    """Stat-keyed digest cache; persistent when given a file path."""
+    """Stat-keyed digest cache; persistent when given a file path. Thread-safe."""
 
     VERSION = 1
 
@@ -47,6 +77,7 @@ class DigestCache:
         self.path = Path(path) if path is not None else None
         self._entries: dict[str, tuple[int, int, int, str]] = {}
         self._dirty = False
+        self._lock = threading.Lock()
         self.bytes_read = 0
         self.files_hashed = 0
         if self.path is not None:
@@ -59,29 +90,83 @@ class DigestCache:
             if raw.get("version") != self.VERSION:
                 return
             for p, (size, mtime, ino, dig) in raw["entries"].items():
-                self._entries[p] = (int(size), int(mtime), int(ino), str(dig))
+                if is_digest(dig):
+                    self._entries[p] = (int(size), int(mtime), int(ino), str(dig))
         except (OSError, ValueError, KeyError, TypeError):
             self._entries = {}  # a corrupt cache is a miss, never an error
+
+    def cached(self, abs_path: str, st: os.stat_result) -> str | None:
+        """The remembered digest if the file's stat still matches, else None."""
+        hit = self._entries.get(abs_path)
+        if hit is not None and hit[:3] == _sig(st):
+            return hit[3]
+        return None
 
     def digest(self, abs_path: str, st: os.stat_result | None = None) -> str:
         if st is None:
             st = os.stat(abs_path)
-        hit = self._entries.get(abs_path)
-        if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return hit[3]
-        dig, n = digest_file(abs_path)
-        self.bytes_read += n
-        self.files_hashed += 1
-        self._entries[abs_path] = (st.st_size, st.st_mtime_ns, st.st_ino, dig)
-        self._dirty = True
+        hit = self.cached(abs_path, st)
+        if hit is not None:
+            return hit
+        return self._hash(abs_path, st)
+
+    def _hash(self, abs_path: str, st: os.stat_result) -> str:
+        for _ in range(3):
+            dig, n = digest_file(abs_path)
+            after = os.stat(abs_path)
+            with self._lock:
+                self.bytes_read += n
+                self.files_hashed += 1
+            if _sig(after) == _sig(st):
+                break
+            st = after  # changed while we read it: read the new version
+        if time.time_ns() - st.st_mtime_ns >= RACY_NS:
+            with self._lock:
+                self._entries[abs_path] = (*_sig(st), dig)
+                self._dirty = True
         return dig
+
+    def digest_many(self, abs_paths: Iterable[str], *, workers: int | None = None) -> dict[str, str]:
+        """Digests of many files; cache misses are hashed on `workers` threads."""
+        out: dict[str, str] = {}
+        misses: list[tuple[str, os.stat_result]] = []
+        for p in abs_paths:
+            st = os.stat(p)
+            hit = self.cached(p, st)
+            if hit is not None:
+                out[p] = hit
+            else:
+                misses.append((p, st))
+        if not misses:
+            return out
+        n = workers if workers is not None else min(8, os.cpu_count() or 1)
+        if n <= 1 or len(misses) == 1:
+            for p, st in misses:
+                out[p] = self._hash(p, st)
+            return out
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for p, dig in zip(
+                [p for p, _ in misses],
+                pool.map(lambda ps: self._hash(ps[0], ps[1]), misses),
+                strict=True,
+            ):
+                out[p] = dig
+        return out
 
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = {"version": self.VERSION, "entries": {k: list(v) for k, v in sorted(self._entries.items())}}
-        tmp.write_text(json.dumps(data, separators=(",", ":")), "utf-8")
-        os.replace(tmp, self.path)
-        self._dirty = False
+        with self._lock:
+            data = {
+                "version": self.VERSION,
+                "entries": {k: list(v) for k, v in sorted(self._entries.items())},
+            }
+            self._dirty = False
+        try:
+            tmp.write_text(json.dumps(data, separators=(",", ":")), "utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
