@@ -1,0 +1,90 @@
+"""storyc.lock: round trip, determinism, clean merges, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storyc.lockfile import LockFile, LockFileError, SceneEntry, TakeEntry
+
+D = ["sha256:" + c * 64 for c in "0123456789abcdef"]
+
+
+def scene(name: str, prompt: str = "Mei walks.", n: int = 0) -> SceneEntry:
+    return SceneEntry(
+        name=name, backend="inference", target="inference/video-o1", schema="v2",
+        app="klingai/video-o1", prompt=prompt,
+        inputs={"image": {"path": "assets/mei.png", "digest": D[n]},
+                "reference_images[0]": {"scene": "intro", "output": "frame", "at": 2.5,
+                                        "upstream": D[n + 1]}},
+        settings={"aspect_ratio": "16:9", "duration": 5, "watermark": False},
+        takes=[TakeEntry(1, D[n + 2], D[n + 3], "task-1", "https://cdn.test/a.mp4", 5.0,
+                         Decimal("0.56")), TakeEntry(2, D[n + 4])],
+        picked=1,
+    )
+
+
+def test_round_trip_and_determinism(tmp_path: Path) -> None:
+    lock = LockFile({"b": scene("b", 'She says "hi"\nthen\tleaves\\ "'), "a": scene("a")})
+    text = lock.dumps()
+    assert text.index("[scenes.a]") < text.index("[scenes.b]")
+    back = LockFile.loads(text)
+    assert back == LockFile({"a": scene("a"), "b": scene("b", 'She says "hi"\nthen\tleaves\\ "')})
+    assert back.dumps() == text
+    p = tmp_path / "storyc.lock"
+    lock.save(p)
+    assert p.read_text("utf-8") == text and LockFile.load(p) == back
+    assert [f.name for f in tmp_path.iterdir()] == ["storyc.lock"]
+    assert LockFile.load(tmp_path / "missing.lock") == LockFile()
+    assert back.scenes["a"].picked_take() == back.scenes["a"].takes[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(prompt=st.text(st.characters(codec="utf-8")), name=st.text(min_size=1, max_size=12))
+def test_any_prompt_and_name_round_trip(prompt: str, name: str) -> None:
+    lock = LockFile({name: scene(name, prompt)})
+    assert LockFile.loads(lock.dumps()).scenes[name].prompt == prompt
+
+
+def test_conflict_marker_names_the_line() -> None:
+    text = LockFile({"a": scene("a")}).dumps().replace("picked = 1", "<<<<<<< HEAD\npicked = 1", 1)
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads(text)
+    assert exc.value.line == text.splitlines().index("<<<<<<< HEAD") + 1
+    assert "merge conflict" in str(exc.value)
+
+
+def test_bad_toml_and_bad_values() -> None:
+    with pytest.raises(LockFileError, match=r"storyc.lock:3:"):
+        LockFile.loads("version = 1\n\n[scenes.a\n")
+    with pytest.raises(LockFileError, match="take"):
+        LockFile.loads('version = 1\n[scenes.a]\n[[scenes.a.takes]]\ntake = 1\nkey = "nope"\n')
+    with pytest.raises(LockFileError, match="version"):
+        LockFile.loads("version = 99\n")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_branches_editing_different_scenes_merge_cleanly(tmp_path: Path) -> None:
+    names = ["alley", "arrival", "market", "rain"]
+    base = LockFile({n: scene(n, f"{n} prompt\nline two", i) for i, n in enumerate(names)})
+    ours = LockFile({n: scene(n, f"{n} prompt\nline two", i) for i, n in enumerate(names)})
+    theirs = LockFile({n: scene(n, f"{n} prompt\nline two", i) for i, n in enumerate(names)})
+    ours.scenes["arrival"] = scene("arrival", "a new arrival prompt\nline two", 9)
+    theirs.scenes["market"] = scene("market", "a new market prompt", 5)
+    theirs.scenes["rain"].picked = 2
+    for name, lock in (("base", base), ("ours", ours), ("theirs", theirs)):
+        (tmp_path / name).write_text(lock.dumps(), "utf-8")
+    r = subprocess.run(["git", "merge-file", "-p", str(tmp_path / "ours"), str(tmp_path / "base"),
+                        str(tmp_path / "theirs")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    merged = LockFile.loads(r.stdout)
+    assert merged.scenes["arrival"] == ours.scenes["arrival"]
+    assert merged.scenes["market"] == theirs.scenes["market"]
+    assert merged.scenes["rain"].picked == 2
+    assert merged.dumps() == r.stdout
