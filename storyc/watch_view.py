@@ -1,0 +1,154 @@
+"""What `storyc watch` shows: one structured event at a time, drawn three ways.
+
+Stage: the outermost edge of watch mode (effects: writes to a stream). In: events,
+plain dicts with an `"event"` name (the same dicts `--json` prints, one per line, and
+tests read). Out: text on a stream — rich on a terminal (the screen is redrawn so the
+newest diagnostics replace the old ones), plain lines otherwise, or JSON lines.
+
+Events (every one has "event" and "time", seconds since the session started):
+
+    watching    project, files (watched count), backend, budget
+    change      files (project-relative paths that changed)
+    diagnostics errors, warnings, items (diagnostics as JSON), text (rendered)
+    kept        reason: the story has errors, the last good plan stays in place
+    plan        render (scenes that need rendering), new (scenes that did not need it
+                before), done (no longer needing it), cost, delta, currency, ms, parses
+    waiting     reason "consent" | "budget"; cost, left: what a render would take
+    build       scenes, cost: a render starts
+    built       rendered, failed, cached, spent: a render finished
+    error       message: something outside the story went wrong (stays running)
+    stopped     interrupted (bool)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+Event = dict[str, Any]
+Emit = Callable[[Event], None]
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", … ({len(names) - limit} more)"
+
+
+def describe(ev: Event) -> str | None:
+    """One event as plain text (no colour). None for events with nothing to say."""
+    kind = ev["event"]
+    if kind == "watching":
+        budget = ev.get("budget") or "renders automatically"
+        return (f"watching {ev['files']} file(s) of {ev['project']} "
+                f"(backend {ev['backend']}: {budget}); Ctrl-C to stop")
+    if kind == "change":
+        return "── changed: " + _names(ev["files"])
+    if kind == "diagnostics":
+        if not ev["items"]:
+            return "ok: no errors, no warnings"
+        return str(ev["text"])
+    if kind == "kept":
+        return f"kept the last good state ({ev['reason']}); waiting for the next save"
+    if kind == "plan":
+        if not ev["render"]:
+            head = "plan: everything is up to date"
+        else:
+            head = (f"plan: {len(ev['render'])} scene(s) to render, "
+                    f"{_money(ev['cost'])} estimated: {_names(ev['render'])}")
+        extra = []
+        if ev["new"]:
+            extra.append(f"now needs rendering: {_names(ev['new'])}")
+        if ev["done"]:
+            extra.append(f"no longer needs rendering: {_names(ev['done'])}")
+        delta = ev["delta"]
+        if delta:
+            extra.append(f"cost {'+' if delta > 0 else '−'}{_money(abs(delta))}")
+        extra.append(f"{ev['ms']:.0f} ms")
+        return head + "\n  " + "; ".join(extra)
+    if kind == "waiting":
+        if ev["reason"] == "budget":
+            return (f"not rendering: {_money(ev['cost'])} needed, "
+                    f"{_money(ev['left'])} left of the session budget (--max-cost)")
+        return (f"not rendering: {_money(ev['cost'])} on a paid backend; "
+                "restart with --yes or --max-cost AMOUNT to render while watching")
+    if kind == "build":
+        return f"rendering {_names(ev['scenes'])} ({_money(ev['cost'])} estimated)"
+    if kind == "built":
+        parts = [f"rendered {len(ev['rendered'])}"]
+        if ev["failed"]:
+            parts.append(f"failed: {_names(ev['failed'])}")
+        parts.append(f"spent this session {_money(ev['spent'])}")
+        return "; ".join(parts)
+    if kind == "error":
+        return f"error: {ev['message']}"
+    if kind == "stopped":
+        return "stopped (interrupted; in-flight work is recorded)" if ev["interrupted"] \
+            else "stopped"
+    return None
+
+
+class PlainView:
+    """Plain lines, for pipes and logs."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, ev: Event) -> None:
+        text = describe(ev)
+        if text is not None:
+            print(text, file=self.out, flush=True)
+
+
+class JsonView:
+    """One JSON object per line, for tools."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def __call__(self, ev: Event) -> None:
+        print(json.dumps(ev, ensure_ascii=False, default=str), file=self.out, flush=True)
+
+
+class RichView:
+    """A terminal: each change redraws the screen, so old diagnostics disappear."""
+
+    STYLES = {"kept": "yellow", "waiting": "yellow", "error": "bold red", "build": "cyan",
+              "built": "green", "change": "dim", "watching": "bold"}
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+        self.header = ""
+
+    def __call__(self, ev: Event) -> None:
+        kind = ev["event"]
+        text = describe(ev)
+        if kind == "watching":
+            self.header = text or ""
+        if kind == "change":
+            self.console.clear()
+            self.console.print(self.header, style="bold", markup=False)
+        if text is None:
+            return
+        style = self.STYLES.get(kind)
+        if kind == "diagnostics":
+            style = "red" if ev["errors"] else ("yellow" if ev["warnings"] else "green")
+        self.console.print(text, style=style, markup=False)
+
+
+def make_view(mode: str, out: TextIO | None = None) -> Emit:
+    """`mode`: "json", "plain", or "auto" (rich on a terminal, plain otherwise)."""
+    if mode == "json":
+        return JsonView(out)
+    stream = out or sys.stdout
+    if mode == "auto" and stream.isatty():
+        return RichView()
+    return PlainView(stream)
