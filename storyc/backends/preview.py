@@ -1,0 +1,124 @@
+"""The preview backend: a real MP4 animatic per scene, made locally with ffmpeg, free.
+
+Stage: execute. In: a `Job` whose markers are resolved to local files. Out: the
+animatic's digest in the store. I/O: runs ffmpeg through `storyc.media` (in a worker
+thread, so several scenes render at once) and writes into the store.
+
+What the animatic shows is decided by `storyc.media.render_preview`; this module only
+maps the provider's input fields onto it, the same way the provider's app picks its
+mode: `image` is the first frame, `end_image` the end frame, `reference_images` the
+strip of thumbnails, `reference_video` the edited video when its type is `base` and a
+style reference otherwise. The caption is the resolved prompt. Rendering is
+deterministic, so the "task id" is simply the output digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from typing import Any
+
+from storyc import media, mediainfo
+from storyc.backends import BackendError, BackendOptions, Finished, Job, LocalInput, StatusCallback
+
+ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
+DEFAULT_DURATION = 5.0
+
+
+def _nearest_aspect(width: int | None, height: int | None) -> str:
+    if not width or not height:
+        return "16:9"
+    ratio = width / height
+    return min(ASPECTS, key=lambda a: abs(ASPECTS[a] - ratio))
+
+
+def _one(job: Job, path: str) -> LocalInput | None:
+    return job.inputs.get(path)
+
+
+def preview_arguments(job: Job) -> dict[str, Any]:
+    """The keyword arguments for `media.render_preview` (without the output path)."""
+    inp = job.request.input
+    first = _one(job, "image")
+    end = _one(job, "end_image")
+    refs = [
+        job.inputs[p].path for p in sorted(job.inputs, key=_list_order)
+        if p.startswith("reference_images[")
+    ]
+    video = _one(job, "reference_video")
+    is_base = video is not None and inp.get("reference_video_type") == "base"
+    aspect = inp.get("aspect_ratio")
+    if aspect not in ASPECTS:
+        info = mediainfo.probe(first.path) if first else None
+        aspect = _nearest_aspect(info.width if info else None, info.height if info else None)
+    duration: float = float(job.request.duration or inp.get("duration") or DEFAULT_DURATION)
+    if is_base and video is not None:
+        info = mediainfo.probe(video.path)
+        if info is not None and info.duration:
+            duration = float(info.duration)
+    return {
+        "duration": duration,
+        "aspect": aspect,
+        "caption": job.request.prompt,
+        "first_frame": first.path if first else None,
+        "end_frame": end.path if end else None,
+        "reference_images": tuple(refs),
+        "base_video": video.path if is_base and video else None,
+        "style_video": video.path if video is not None and not is_base else None,
+        # v1 says it explicitly; v2 dropped the field and the provider keeps the sound
+        "keep_sound": bool(inp.get("keep_original_sound", True)) if is_base else False,
+    }
+
+
+def _list_order(path: str) -> tuple[int, str]:
+    if "[" in path and path.endswith("]"):
+        try:
+            return int(path[path.rindex("[") + 1 : -1]), path
+        except ValueError:
+            pass
+    return 0, path
+
+
+class PreviewBackend:
+    name = "preview"
+    paid = False
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+        self.store = options.store
+        self.tmp_dir = options.root / ".storyc" / "tmp"
+        self._durations: dict[str, float] = {}
+
+    async def open(self) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        return None
+
+    def _render(self, job: Job) -> tuple[str, float]:
+        args = preview_arguments(job)
+        fd, tmp = tempfile.mkstemp(prefix=f"{job.scene}.", suffix=".mp4", dir=self.tmp_dir)
+        os.close(fd)
+        try:
+            media.render_preview(tmp, **args)
+            digest = self.store.put_file(tmp)
+        except media.MediaError as exc:
+            raise BackendError(f"preview render failed: {exc}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return digest, float(args["duration"])
+
+    async def submit(self, job: Job) -> str:
+        digest, duration = await asyncio.to_thread(self._render, job)
+        self._durations[digest] = duration
+        return f"preview:{digest}"
+
+    async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished:
+        digest = task_id.removeprefix("preview:")
+        return Finished(digest=digest, task_id=None, url=None, billed=None,
+                        duration=self._durations.get(digest))
+
+    async def refetch(self, url: str) -> str | None:
+        return None  # previews have no URL; re-rendering one is free

@@ -1,0 +1,320 @@
+"""One `storyc build` from start to finish: compile, lock, plan, consent, execute, report.
+
+Stage: execute (the session around the executor). In: the parsed command line and the
+environment. Out: an exit code (`storyc.cli.ExitCode`); progress through
+`storyc.progress`. I/O: compiles the project, holds `.storyc/build.lock`, opens the
+store, journal and lock file, asks for consent on a terminal, runs the executor.
+
+Settings: a flag wins over the project setting (`backend`, `base_url`, `max_cost`,
+`jobs` in the project block), which wins over the default. The API key comes only
+from `INFERENCE_API_KEY` and is handed to the client, never printed or stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from storyc import keys, pricing
+from storyc.backends import BackendOptions, SetupError, create
+from storyc.cli import ExitCode
+from storyc.diagnostics import render_all
+from storyc.executor import (
+    FAILED,
+    OVER_BUDGET,
+    UNKNOWN,
+    BuildOptions,
+    BuildResult,
+    Executor,
+)
+from storyc.executor_io import ProjectIO
+from storyc.hashing import DigestCache
+from storyc.progress import Reporter, make_reporter
+from storyc.projectlock import ProjectLock, ProjectLocked
+from storyc.request import Request
+
+KEY_ENV = "INFERENCE_API_KEY"
+
+
+def find_root(path: Path) -> Path | None:
+    path = path.resolve()
+    if path.is_file():
+        return path.parent
+    if path.is_dir() and (any(path.glob("*.story"))):
+        return path
+    return None
+
+
+@dataclass
+class QuickPlan:
+    """What the executor will do, known before it starts (for consent and the budget)."""
+
+    render: dict[str, int]  # scene -> takes to render (upper bound for waiting scenes)
+    estimate: Decimal  # known part of the cost
+    unknown: int  # scenes whose cost cannot be known yet
+    up_to_date: int
+
+
+def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
+               backend: str, wanted: set[str] | None = None) -> QuickPlan:
+    picked: dict[str, str | None] = {}
+    render: dict[str, int] = {}
+    total = Decimal(0)
+    unknown = up = 0
+    durations: dict[str, float | None] = {}
+    for scene in order:
+        req = requests.get(scene)
+        if req is None or (wanted is not None and scene not in wanted):
+            picked[scene] = io.locked_picked_digest(scene)
+            continue
+        upstream = {u: picked.get(u) for u in req.upstream}
+        n_takes = max(1, req.takes)
+        if any(v is None for v in upstream.values()):
+            missing = list(range(1, n_takes + 1))  # waiting: its keys are not known yet
+            picked[scene] = None
+        else:
+            ks = keys.scene_keys(req, backend=backend,
+                                 upstream={k: v for k, v in upstream.items() if v})
+            found = {t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()}
+            missing = [t for t, d in found.items() if not d]
+            p = io.picked_take(scene, n_takes)
+            picked[scene] = found[p] if found.get(p) and found[p] != "url" else None
+            if not missing:
+                up += 1
+                continue
+        render[scene] = len(missing)
+        base = io.base_duration(req.base_video, durations) if req.base_video else None
+        est = pricing.estimate(req, backend=backend, takes=len(missing), base_duration=base)
+        if est.amount is None:
+            unknown += 1
+        else:
+            total += est.amount
+    return QuickPlan(render, total, unknown, up)
+
+
+def _setting(project: Any, name: str) -> Any:
+    settings = getattr(project, "settings", None) or {}
+    s = settings.get(name)
+    return getattr(s, "value", s)
+
+
+class BuildSession:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.report: Reporter = make_reporter(json_mode=bool(args.json))
+
+    def say(self, text: str) -> None:
+        self.report.note(text)
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.report.close()
+
+    def _run(self) -> int:
+        from storyc.compiler import compile_project
+
+        args = self.args
+        root = find_root(Path(args.path))
+        if root is None:
+            self.say(f"error: no storyc project at {args.path}")
+            return ExitCode.ENVIRONMENT
+        digests = DigestCache(root / ".storyc" / "digests.json")
+        comp = compile_project(Path(args.path), target=args.target, digests=digests)
+        if not comp.found or comp.project is None and not comp.diagnostics:
+            self.say(f"error: no storyc project at {args.path}")
+            return ExitCode.ENVIRONMENT
+        if comp.diagnostics:
+            print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+        if comp.project is None:
+            return ExitCode.FAILED
+        if args.scenes:
+            bad = [s for s in args.scenes if s not in comp.project.scenes]
+            if bad:
+                self.say(f"error: no scene named {bad[0]!r} "
+                         f"(scenes: {', '.join(comp.project.scenes)})")
+                return ExitCode.USAGE
+        project = comp.project
+
+        backend_name = args.backend or _setting(project, "backend") or "preview"
+        if backend_name not in ("preview", "inference"):
+            self.say(f"error: unknown backend {backend_name!r} (preview or inference)")
+            return ExitCode.USAGE
+        jobs = args.jobs or _int(_setting(project, "jobs")) or 4
+        max_cost = args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
+        api_key = None
+        if backend_name == "inference":
+            api_key = os.environ.get(KEY_ENV, "")
+            if not api_key:
+                self.say(f"error: the inference backend needs an API key: set {KEY_ENV} "
+                         "(or build with --backend preview, which is free)")
+                return ExitCode.ENVIRONMENT
+        try:
+            lock_guard = ProjectLock(root, wait=args.wait)
+            lock_guard.acquire()
+        except ProjectLocked as exc:
+            self.say(f"error: {exc}")
+            return ExitCode.ENVIRONMENT
+        try:
+            return self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
+        finally:
+            lock_guard.release()
+
+    def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
+                jobs: int, max_cost: Decimal | None, api_key: str | None) -> int:
+        from storyc.journal import Journal, JournalError
+        from storyc.lockfile import LockFile, LockFileError
+        from storyc.store import Store
+
+        args = self.args
+        try:
+            lock = LockFile.load(LockFile.path_for(root))
+        except LockFileError as exc:
+            self.say(f"error: {exc}")
+            return ExitCode.FAILED
+        store = Store.for_project(root)
+        paid = backend_name != "preview"
+        journal = None
+        if paid:
+            try:
+                journal = Journal(root / ".storyc" / "journal.sqlite")
+            except JournalError as exc:
+                self.say(f"error: {exc}")
+                return ExitCode.ENVIRONMENT
+        try:
+            io = ProjectIO(root, store, journal, lock, digests, backend=backend_name)
+            if journal is not None:
+                for att in journal.recover() + [a for a in journal.unknown()]:
+                    self.say(f"warning: an earlier submission of scene {att.scene!r} (take "
+                             f"{att.take}) may have reached the provider: its fate is unknown")
+            wanted = _closure(comp.requests, args.scenes) if args.scenes else None
+            plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            self._show_plan(plan, backend_name)
+            if paid and plan.render and not self._consent(plan, max_cost):
+                return ExitCode.NEEDS_DECISION
+            options = BuildOptions(backend=backend_name, jobs=jobs, max_cost=max_cost,
+                                   resubmit_unknown=args.resubmit_unknown,
+                                   retries=max(0, args.retries),
+                                   scenes=tuple(args.scenes) if args.scenes else None)
+            base_url = args.base_url or _setting(comp.project, "base_url")
+            bopts = BackendOptions(root=root, store=store, base_url=base_url, api_key=api_key,
+                                   poll_interval=args.poll_interval)
+            try:
+                result = asyncio.run(self._execute(comp, io, options, bopts))
+            except SetupError as exc:
+                self.say(f"error: {exc}")
+                return ExitCode.ENVIRONMENT
+            return self._summary(result, comp)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _execute(self, comp: Any, io: ProjectIO, options: BuildOptions,
+                       bopts: BackendOptions) -> BuildResult:
+        backend = create(options.backend, bopts)
+        await backend.open()
+        executor = Executor(comp.requests, comp.order, backend, io, options, self.report)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._interrupt, executor)
+        try:
+            return await executor.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await backend.close()
+
+    def _interrupt(self, executor: Executor) -> None:
+        if executor.result.interrupted:
+            return
+        self.say("interrupted: no new submissions; tasks already sent stay recorded and are "
+                 "re-attached by the next build")
+        executor.stop()
+
+    def _show_plan(self, plan: QuickPlan, backend: str) -> None:
+        takes = sum(plan.render.values())
+        cost = "free" if backend == "preview" else pricing.format_usd(plan.estimate)
+        if plan.unknown and backend != "preview":
+            cost += f" + {plan.unknown} scene(s) of unknown cost"
+        self.report.event("plan", backend=backend, render=plan.render, takes=takes,
+                          up_to_date=plan.up_to_date, estimate=str(plan.estimate),
+                          unknown=plan.unknown)
+        if not self.args.json:
+            self.say(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
+                     f"{backend} ({cost}); {plan.up_to_date} up to date")
+
+    def _consent(self, plan: QuickPlan, max_cost: Decimal | None) -> bool:
+        if self.args.yes:
+            return True
+        if not sys.stdin.isatty():
+            self.say("error: this build sends paid requests; re-run with --yes to agree to the "
+                     "plan above (or use --backend preview)")
+            return False
+        cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
+        try:
+            answer = input(f"Render {sum(plan.render.values())} take(s) for about "
+                           f"{pricing.format_usd(plan.estimate)}{cap}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            self.say("nothing submitted")
+            return False
+        return True
+
+    def _summary(self, result: BuildResult, comp: Any) -> int:
+        counts = {s: result.count(s) for s in ("done", "reused", FAILED, "blocked", UNKNOWN,
+                                               OVER_BUDGET, "stopped")}
+        self.report.event("summary", submitted=result.submitted, reused=result.reused,
+                          committed=str(result.committed), interrupted=result.interrupted,
+                          scenes=counts)
+        for s in result.scenes.values():
+            if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET) and not self.args.json:
+                self.say(f"{s.state}: scene {s.scene}: {s.error}")
+        if not self.args.json:
+            parts = [f"{n} {k}" for k, n in counts.items() if n]
+            self.say(f"build: {', '.join(parts) or 'nothing to do'}; "
+                     f"{result.submitted} submitted")
+        if result.interrupted:
+            return ExitCode.INTERRUPTED
+        if result.setup_error:
+            self.say(f"error: {result.setup_error}")
+            return ExitCode.ENVIRONMENT
+        if counts[FAILED] or counts["blocked"] or any(d.is_error for d in comp.diagnostics):
+            return ExitCode.FAILED
+        if counts[UNKNOWN] or counts[OVER_BUDGET]:
+            return ExitCode.NEEDS_DECISION
+        return ExitCode.OK
+
+
+def _closure(requests: dict[str, Request], scenes: list[str]) -> set[str]:
+    wanted: set[str] = set()
+    todo = list(scenes)
+    while todo:
+        s = todo.pop()
+        if s in wanted or s not in requests:
+            continue
+        wanted.add(s)
+        todo.extend(requests[s].upstream)
+    return wanted
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _dec(v: Any) -> Decimal | None:
+    try:
+        return Decimal(str(v)) if v is not None else None
+    except InvalidOperation:
+        return None
