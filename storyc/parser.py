@@ -2,7 +2,7 @@
 
 Stage: first stage of the front end, called by the loader. In: source text and its
 project-relative label. Out: `ParseResult` (the tree, or as much as is known, and
-syntax diagnostics E001-E006). No I/O beyond reading the grammar once.
+syntax diagnostics E001-E005). No I/O beyond reading the grammar once.
 
 One Lark LALR parser with the contextual lexer is built on first use and shared; a
 transformer runs inline while parsing, so no Lark parse tree is ever built and no Lark
