@@ -1,0 +1,192 @@
+"""Moving bytes: uploading local inputs once, downloading outputs completely.
+
+Stage: execute (provider edge). In: local paths with their content digests; output
+URLs. Out: provider file URIs; bytes written to a file object. I/O: reads local files
+and streams them (never whole in memory), HTTP through the client's httpx pool.
+
+Upload protocol: `POST /files` registers the file and returns `upload_url` and
+`uri`; the bytes go with a `PUT` to `upload_url` carrying only `Content-Type` and
+`Content-Length` (no Authorization header: the upload URL is a signed storage URL,
+not the API); the `uri` goes into the task input. Each digest is uploaded once per
+build (concurrent requests for the same digest share one upload) and once across
+builds through the client's `UploadRegistry`.
+
+Downloads resume with `Range` after a truncated body when the server answers 206,
+and restart from zero otherwise. The API key is sent only to the API's own origin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import urlsplit
+
+import httpx
+
+from storyc.provider import errors as E
+from storyc.provider.task import Task
+from storyc.request import FILE_MARKER
+
+if TYPE_CHECKING:
+    from storyc.provider.client import ProviderClient
+
+CHUNK = 1 << 20
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(CHUNK)
+            if not block:
+                return
+            yield block
+
+
+async def upload(client: ProviderClient, path: str | os.PathLike[str], *, digest: str,
+                 content_type: str | None = None) -> str:
+    """The provider URI for this file's content, uploading it only if needed."""
+    known = client.uploads.get(client.base_url, digest)
+    if known is not None:
+        return known
+    pending = client.inflight_uploads.get(digest)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    client.inflight_uploads[digest] = future
+    try:
+        uri = await _upload_once(client, Path(path), digest, content_type)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # mark retrieved: waiters re-raise it themselves
+        raise
+    finally:
+        client.inflight_uploads.pop(digest, None)
+    future.set_result(uri)
+    return uri
+
+
+async def _upload_once(client: ProviderClient, path: Path, digest: str,
+                       content_type: str | None) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise E.UploadError(f"cannot read {path.name}: {exc.strerror}") from None
+    ctype = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    spec = {"uri": "", "filename": path.name, "content_type": ctype, "size": size}
+    data = await client.call("POST", "/files", what=f"registering upload of {path.name}",
+                             body={"files": [spec]})
+    entry = data[0] if isinstance(data, list) and data else None
+    if not isinstance(entry, dict) or not entry.get("upload_url") or not entry.get("uri"):
+        raise E.UploadError(f"the provider gave no upload URL for {path.name}")
+    upload_url, uri = str(entry["upload_url"]), str(entry["uri"])
+    headers = {"Content-Type": ctype, "Content-Length": str(size)}
+    attempt = 0
+    while True:
+        try:
+            resp = await client.http.put(upload_url, content=_file_chunks(path), headers=headers)
+            if resp.status_code < 300:
+                break
+            err: E.ProviderError = E.UploadError(
+                f"uploading {path.name} failed (HTTP {resp.status_code})",
+                http_status=resp.status_code)
+            transient = resp.status_code in (408, 429) or resp.status_code >= 500
+        except OSError as exc:
+            raise E.UploadError(f"cannot read {path.name}: {exc.strerror}") from None
+        except httpx.HTTPError as exc:
+            err = E.UploadError(E.translate_transport(exc, what=f"uploading {path.name}",
+                                                      url=upload_url).message)
+            transient = True
+        if not transient or attempt >= client.max_read_retries:
+            raise client.redact(err) from None
+        await client.pause(client.backoff(attempt), None, f"uploading {path.name}")
+        attempt += 1
+    client.uploads.remember(client.base_url, digest, uri, size)
+    return uri
+
+
+async def upload_markers(client: ProviderClient, value: Any, root: Path) -> Any:
+    """A copy of `value` with every `{"$file": path, "digest": d}` replaced by its URI."""
+    if isinstance(value, dict):
+        if FILE_MARKER in value:
+            path = Path(value[FILE_MARKER])
+            full = path if path.is_absolute() else root / path
+            return await client.upload(full, digest=str(value["digest"]))
+        keys = list(value)
+        done = await asyncio.gather(*(upload_markers(client, value[k], root) for k in keys))
+        return dict(zip(keys, done, strict=True))
+    if isinstance(value, list):
+        return list(await asyncio.gather(*(upload_markers(client, v, root) for v in value)))
+    return value
+
+
+async def submit_with_files(client: ProviderClient, app: str, input: dict[str, Any], *,
+                            root: Path, scene: str | None = None) -> Task:
+    """Upload the input's files, submit; re-upload once if the provider rejects a known URI.
+
+    A 400 means the task was not created, so submitting again after re-uploading the
+    files it named cannot pay twice.
+    """
+    ready = await upload_markers(client, input, root)
+    try:
+        return await client.submit(app, ready, scene=scene)
+    except E.InvalidRequest as exc:
+        if not exc.stale_uris:
+            raise
+        for uri in exc.stale_uris:
+            client.uploads.forget_uri(client.base_url, uri)
+    ready = await upload_markers(client, input, root)
+    return await client.submit(app, ready, scene=scene)
+
+
+def _same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
+
+
+async def download(client: ProviderClient, url: str, dest: BinaryIO) -> int:
+    """Stream `url` into `dest` (seekable). Returns the byte count; resumes after truncation."""
+    headers = client.auth_headers() if _same_origin(url, client.base_url) else {}
+    start = dest.tell()
+    written = 0
+    attempt = 0
+    what = f"downloading {E.safe_url(url)}"
+    while True:
+        req_headers = dict(headers)
+        if written:
+            req_headers["Range"] = f"bytes={written}-"
+        total: int | None = None
+        try:
+            async with client.http.stream("GET", url, headers=req_headers) as resp:
+                if resp.status_code == 206 and written:
+                    pass  # resuming: append after what we have
+                elif resp.status_code == 200:
+                    dest.seek(start)
+                    dest.truncate()
+                    written = 0
+                elif resp.status_code in (429,) or resp.status_code >= 500:
+                    raise _Transient(resp.status_code)
+                else:
+                    raise client.redact(E.DownloadError(
+                        f"{what} failed (HTTP {resp.status_code})", http_status=resp.status_code))
+                length = resp.headers.get("content-length")
+                total = written + int(length) if length and length.isdigit() else None
+                async for block in resp.aiter_raw(CHUNK):
+                    dest.write(block)
+                    written += len(block)
+            if total is None or written == total:
+                return written
+        except (_Transient, httpx.HTTPError):
+            pass
+        if attempt >= client.max_read_retries:
+            raise client.redact(E.DownloadError(
+                f"{what} stayed incomplete after {attempt + 1} attempts ({written} bytes)"))
+        await client.pause(client.backoff(attempt), None, what)
+        attempt += 1
+
+
+class _Transient(Exception):
+    pass
