@@ -1,0 +1,297 @@
+"""Commands `storyc plan`, `storyc why` and `storyc gc`.
+
+Stage: the command-line edge. In: parsed arguments. Out: a plan table (rich on a
+terminal, plain text otherwise, or JSON), a field-level explanation of one scene, or
+a garbage-collection report; an exit code (`storyc.cli.ExitCode`). I/O: compiles the
+project, reads `storyc.lock`, the store and the journal; only `gc` deletes anything,
+and only while holding the project's build lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from storyc import pricing
+from storyc.cli import ExitCode
+from storyc.hashing import DigestCache
+from storyc.lockfile import LockFile, LockFileError
+from storyc.plan import Plan, ScenePlan, explain, make_plan
+from storyc.store import Store, collect
+
+FMT = argparse.RawDescriptionHelpFormatter
+PLAN_EPILOG = """\
+examples:
+  storyc plan                          what `storyc build` would do, why, and the cost
+  storyc plan --backend inference      priced for real renders
+  storyc plan --json                   machine-readable
+
+exit codes: 0 ok · 1 the story has errors · 3 no project or unreadable lock file
+"""
+WHY_EPILOG = """\
+examples:
+  storyc why arrival                   every field that changed since the last build
+  storyc why arrival --backend inference
+"""
+GC_EPILOG = """\
+examples:
+  storyc gc --dry-run                  list what would be removed
+  storyc gc --keep-days 7              keep unreferenced renders for a week only
+"""
+LABELS = {"up-to-date": "up to date", "render": "will render", "waiting": "waiting",
+          "blocked": "blocked"}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("plan", help="what will render, why, and what it costs",
+                       formatter_class=FMT, epilog=PLAN_EPILOG,
+                       description="For each scene: up to date, will render, waiting on "
+                       "another scene, or blocked by an error; why; and the estimated cost.")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=_guard(cmd_plan))
+
+    p = sub.add_parser("why", help="why a scene will render: the field-level difference",
+                       formatter_class=FMT, epilog=WHY_EPILOG,
+                       description="Compare a scene with what storyc.lock recorded: a "
+                       "unified diff of the prompt, changed inputs, changed settings.")
+    p.add_argument("scene", metavar="SCENE")
+    _common(p)
+    p.set_defaults(func=_guard(cmd_why))
+
+    p = sub.add_parser("gc", help="remove stored outputs nothing references",
+                       formatter_class=FMT, epilog=GC_EPILOG,
+                       description="Keep what storyc.lock references and renders of the "
+                       "last --keep-days days; remove the rest of .storyc/objects.")
+    p.add_argument("path", nargs="?", default=".", metavar="PATH")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
+                   help="keep renders younger than N days even if unreferenced (default 30)")
+    p.set_defaults(func=_guard(cmd_gc))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", metavar="PATH")
+    p.add_argument("--backend", choices=("preview", "inference"),
+                   help="price and key for this backend (default: the project's, else preview)")
+    p.add_argument("--target", metavar="T", help="override every scene's target")
+
+
+def _guard(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except LockFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return ExitCode.ENVIRONMENT
+        except Exception as exc:  # the boundary: no traceback ever reaches the user
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
+            return ExitCode.FAILED
+
+    run.__name__ = func.__name__
+    return run
+
+
+def _root(path: Path) -> Path | None:
+    path = path.resolve()
+    if path.is_file():
+        return path.parent
+    if path.is_dir() and any(path.glob("*.story")):
+        return path
+    return None
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+    from storyc.compiler import compile_project
+    from storyc.diagnostics import render_all
+
+    root = _root(Path(args.path))
+    if root is None:
+        print(f"error: no storyc project at {args.path}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    digests = DigestCache(root / ".storyc" / "digests.json")
+    comp = compile_project(Path(args.path), target=args.target, digests=digests)
+    if not comp.found:
+        print(f"error: no storyc project at {args.path}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    if comp.diagnostics:
+        print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+    lock = LockFile.load(LockFile.path_for(root))
+    settings = getattr(comp.project, "settings", None) or {}
+    setting = settings.get("backend")
+    backend = args.backend or getattr(setting, "value", setting) or "preview"
+    if backend not in ("preview", "inference"):
+        print(f"error: unknown backend {backend!r} (preview or inference)", file=sys.stderr)
+        return ExitCode.USAGE
+    journal = None
+    jpath = root / ".storyc" / "journal.sqlite"
+    if jpath.exists():
+        from storyc.journal import Journal
+
+        journal = Journal(jpath)
+    with Store.for_project(root) as store:
+        try:
+            plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+        finally:
+            if journal is not None:
+                journal.close()
+    digests.save()
+    return comp, plan, lock
+
+
+def _takes(sp: ScenePlan) -> str:
+    if sp.status == "blocked":
+        return ""
+    parts = []
+    for label, takes in (("render", sp.render), ("fetch", sp.fetch), ("follow", sp.follow),
+                         ("decide", sp.unknown)):
+        if takes:
+            parts.append(f"{label} {len(takes)}/{sp.takes}" if sp.takes > 1 else label)
+    return ", ".join(parts)
+
+
+def _why_line(sp: ScenePlan) -> str:
+    if sp.status == "blocked":
+        return sp.blocked or ""
+    if sp.status == "up-to-date":
+        return "fetch from recorded URL" if sp.fetch else ""
+    return "; ".join(c.message for c in sp.reasons[:3]) + (" …" if len(sp.reasons) > 3 else "")
+
+
+def _cost(sp: ScenePlan) -> str:
+    if not sp.will_render:
+        return ""
+    return pricing.format_estimate(sp.estimate)
+
+
+def _total(plan: Plan) -> str:
+    if plan.backend in pricing.FREE_BACKENDS:
+        return "free (preview)"
+    text = pricing.format_usd(plan.known_total)
+    if plan.unknown_count:
+        text += f" + unknown ({plan.unknown_count} scene{'s' if plan.unknown_count > 1 else ''})"
+    return text
+
+
+def _summary(plan: Plan) -> str:
+    counts = [f"{len(plan.by_status(s))} {LABELS[s]}" for s in LABELS if plan.by_status(s)]
+    return f"{', '.join(counts) or 'no scenes'} · backend {plan.backend} · total {_total(plan)}"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    comp, plan, _ = prepared
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+    else:
+        rows = [(n, LABELS[plan.scenes[n].status], _takes(plan.scenes[n]),
+                 _cost(plan.scenes[n]), _why_line(plan.scenes[n])) for n in plan.order]
+        if sys.stdout.isatty():
+            _rich_table(rows, _summary(plan))
+        else:
+            _plain_table(rows, _summary(plan))
+    return ExitCode.FAILED if comp.has_errors else ExitCode.OK
+
+
+def _plain_table(rows: list[tuple[str, ...]], summary: str) -> None:
+    head = ("scene", "status", "takes", "cost", "why")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, *rows]:
+        cells = [r[i].ljust(widths[i]) for i in range(4)]
+        print("  ".join([*cells, r[4]]).rstrip())
+    print(summary)
+
+
+def _rich_table(rows: list[tuple[str, ...]], summary: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    styles = {"up to date": "green", "will render": "yellow", "waiting": "cyan",
+              "blocked": "red"}
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("scene", "status", "takes", "cost", "why"):
+        table.add_column(col, justify="right" if col == "cost" else "left")
+    for r in rows:
+        table.add_row(r[0], f"[{styles[r[1]]}]{r[1]}[/]", r[2], r[3], r[4])
+    console = Console()
+    console.print(table)
+    console.print(summary, highlight=False)
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    comp, plan, lock = prepared
+    sp = plan.scenes.get(args.scene)
+    if sp is None:
+        known = ", ".join(plan.order) or "none"
+        print(f"error: no scene named {args.scene!r} (scenes: {known})", file=sys.stderr)
+        return ExitCode.USAGE
+    print("\n".join(why_lines(sp, lock, plan.backend)))
+    return ExitCode.FAILED if comp.has_errors else ExitCode.OK
+
+
+def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
+    """The full explanation of one scene, as `storyc why` prints it."""
+    out = [f"{sp.name}: {LABELS[sp.status]}"]
+    if sp.status == "blocked":
+        return [*out, f"  {sp.blocked}"]
+    entry = lock.scenes.get(sp.name)
+    assert sp.request is not None
+    changes = explain(entry, sp.request, backend, sp.upstream)
+    if sp.status == "up-to-date" and changes and entry is not None:
+        out.append("  differs from storyc.lock, but an earlier render with exactly these "
+                   "inputs is in the store and is reused")
+    for up in sp.waiting_on:
+        out.append(f"  waits for scene {up} to render (its output is one of the inputs)")
+    if not changes and sp.status == "up-to-date":
+        out.append("  nothing changed since the last build")
+    for c in changes:
+        if c.kind == "prompt":
+            out.append("  prompt:")
+            diff = difflib.unified_diff(str(c.old).splitlines(), str(c.new).splitlines(),
+                                        "storyc.lock", "now", lineterm="", n=2)
+            out.extend("    " + line for line in diff)
+        else:
+            out.append(f"  {c.message}")
+    extra = [c for c in sp.reasons if c.kind in ("missing", "key", "journal")]
+    out.extend(f"  {c.message}" for c in extra)
+    if sp.will_render:
+        out.append(f"  estimate: {pricing.format_estimate(sp.estimate)}"
+                   + (f" ({sp.estimate.reason})" if sp.estimate.reason else ""))
+    return out
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from storyc.projectlock import ProjectLock, ProjectLocked
+
+    root = _root(Path(args.path))
+    if root is None:
+        print(f"error: no storyc project at {args.path}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    lock = LockFile.load(LockFile.path_for(root))
+    referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    store = Store.for_project(root)
+    try:
+        with ProjectLock(root):
+            report = collect(store, referenced, keep_days=args.keep_days, dry_run=args.dry_run)
+    except ProjectLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    verb = "would remove" if args.dry_run else "removed"
+    for digest, size in report.objects:
+        print(f"{verb} {digest[:19]}…  {size:,} bytes")
+    print(f"{verb} {len(report.objects)} objects ({report.bytes:,} bytes), "
+          f"{len(report.renders)} render records, {len(report.derived)} frame records, "
+          f"{len(report.temps)} temp files; kept {report.kept} objects")
+    return ExitCode.OK
