@@ -1,0 +1,261 @@
+"""Commands about the language: `storyc init`, `check`, `compile` and `graph`.
+
+Stage: the command-line edge. In: parsed argparse arguments. Out: text or JSON on
+stdout, diagnostics on stderr, an exit code (`storyc.cli.ExitCode`). I/O: reads the
+project through `storyc.compiler`; `init` writes two new files (atomically, never over
+an existing story).
+
+Every command runs inside `_guard`: an unexpected exception prints one line,
+"internal error: ...", and exits 1 instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from storyc import graph as graph_mod
+from storyc import targets
+from storyc.cli import ExitCode
+from storyc.compiler import Compilation, compile_project
+from storyc.diagnostics import dumps_json, render_all
+
+Handler = Callable[[argparse.Namespace], int]
+FMT = argparse.RawDescriptionHelpFormatter
+
+CHECK_EPILOG = """\
+examples:
+  storyc check                     the project in this directory
+  storyc check films/night-market  a project directory
+  storyc check --format json       machine-readable, for editors and CI
+
+exit codes: 0 no errors (warnings allowed) · 1 errors · 3 no project at PATH
+"""
+COMPILE_EPILOG = """\
+examples:
+  storyc compile                              every scene, in dependency order
+  storyc compile --scene arrival              one scene
+  storyc compile --target inference/video-o1@v1 --json
+"""
+GRAPH_EPILOG = """\
+examples:
+  storyc graph                        a text tree
+  storyc graph --format dot | dot -Tsvg > graph.svg
+  storyc graph --format mermaid --assets
+"""
+INIT_EPILOG = """\
+examples:
+  storyc init my-film                 a new project in ./my-film
+  storyc init . --name "Night Market" here, with a project name
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="start a new project", epilog=INIT_EPILOG,
+                       formatter_class=FMT, description="Create main.story and a .gitignore.")
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR")
+    p.add_argument("--name", help="project name (default: from the directory name)")
+    p.set_defaults(func=_guard(cmd_init))
+
+    p = sub.add_parser("check", help="validate the project", epilog=CHECK_EPILOG,
+                       formatter_class=FMT,
+                       description="Load, resolve, check the model's rules and lower every "
+                       "scene; report every problem.")
+    p.add_argument("path", nargs="?", default=".", metavar="PATH")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_guard(cmd_check))
+
+    p = sub.add_parser("compile", help="show each scene's resolved prompt and request",
+                       epilog=COMPILE_EPILOG, formatter_class=FMT,
+                       description="Show, for each scene in dependency order, the resolved "
+                       "prompt, the exact input object and the lowering notes.")
+    p.add_argument("path", nargs="?", default=".", metavar="PATH")
+    p.add_argument("--target", metavar="T", help="override every scene's target "
+                   f"(known: {', '.join(targets.names())})")
+    p.add_argument("--scene", action="append", metavar="S", help="only this scene (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=_guard(cmd_compile))
+
+    p = sub.add_parser("graph", help="show the scene dependency graph", epilog=GRAPH_EPILOG,
+                       formatter_class=FMT, description="Which scene starts from which.")
+    p.add_argument("path", nargs="?", default=".", metavar="PATH")
+    p.add_argument("--format", choices=tuple(graph_mod.RENDERERS), default="text")
+    p.add_argument("--assets", action="store_true", help="also show assets and elements")
+    p.set_defaults(func=_guard(cmd_graph))
+
+
+def _guard(func: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:  # the boundary: no traceback ever reaches the user
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
+            return ExitCode.FAILED
+
+    run.__name__ = func.__name__
+    return run
+
+
+# -- output helpers -----------------------------------------------------------------------
+
+_COLOURS = {"error": "31", "warning": "33", "note": "36", "hint": "32"}
+_HEAD = re.compile(r"\b(error|warning|note)(\[[EWN][0-9]{3}\])")
+
+
+def _colour_enabled(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+def colourize(text: str) -> str:
+    text = _HEAD.sub(lambda m: f"\x1b[1;{_COLOURS[m.group(1)]}m{m.group(0)}\x1b[0m", text)
+    return text.replace("= hint:", f"= \x1b[{_COLOURS['hint']}mhint\x1b[0m:")
+
+
+def report(comp: Compilation) -> None:
+    """Diagnostics as text on stderr (coloured only on a terminal)."""
+    if not comp.diagnostics:
+        return
+    text = render_all(comp.diagnostics, comp.sources)
+    print(colourize(text) if _colour_enabled(sys.stderr) else text, file=sys.stderr)
+
+
+def _status(comp: Compilation) -> int:
+    if not comp.found:
+        return ExitCode.ENVIRONMENT
+    return ExitCode.FAILED if comp.has_errors else ExitCode.OK
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_check(args: argparse.Namespace) -> int:
+    comp = compile_project(args.path)
+    if args.format == "json":
+        doc = json.loads(dumps_json(comp.diagnostics))
+        doc["ok"] = comp.found and not comp.has_errors
+        doc["scenes"] = len(comp.project.scenes) if comp.project else 0
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return _status(comp)
+    report(comp)
+    if comp.found and not comp.has_errors and comp.project is not None:
+        n = len(comp.project.scenes)
+        print(f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
+              f"{len(comp.requests)} ready to render")
+    return _status(comp)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    if args.target is not None and args.target not in targets.names():
+        print(f"storyc compile: unknown target {args.target!r} "
+              f"(known: {', '.join(targets.names())})", file=sys.stderr)
+        return ExitCode.USAGE
+    comp = compile_project(args.path, target=args.target, scenes=args.scene)
+    if args.json:
+        sys.stdout.write(comp.dumps())
+        return _status(comp)
+    report(comp)
+    blocks = []
+    for name in comp.order:
+        req = comp.requests.get(name)
+        if req is None:
+            blocks.append(f"── {name}: not compiled (see the errors above)")
+            continue
+        dur = "length of the input video" if req.duration is None else f"{req.duration} s"
+        lines = [f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
+                 f"{f' · {req.takes} takes' if req.takes != 1 else ''}]",
+                 "prompt:", *(f"  {ln}" for ln in req.prompt.splitlines() or [""]),
+                 "input:", *(f"  {ln}" for ln in json.dumps(
+                     req.input, indent=2, ensure_ascii=False).splitlines())]
+        if req.notes:
+            lines.append("notes:")
+            lines.extend(f"  - {n}" for n in req.notes)
+        blocks.append("\n".join(lines))
+    if blocks:
+        print("\n\n".join(blocks))
+    return _status(comp)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    comp = compile_project(args.path)
+    report(comp)
+    if comp.graph is None:
+        return _status(comp) or ExitCode.FAILED
+    render = graph_mod.RENDERERS[args.format]
+    if args.format == "dot":
+        name = comp.project.name if comp.project else "storyc"
+        out = graph_mod.render_dot(comp.graph, assets=args.assets, title=name)
+    else:
+        out = render(comp.graph, assets=args.assets)
+    sys.stdout.write(out)
+    return ExitCode.FAILED if any(d.code == "E240" for d in comp.diagnostics) else ExitCode.OK
+
+
+# -- init ---------------------------------------------------------------------------------
+
+INIT_STORY = '''\
+# {name}: a storyc project. `storyc check` validates it, `storyc compile` shows
+# what each scene will send, `storyc build` renders it (a local preview, no key needed).
+
+project "{name}" {{
+  quality  = "std"
+  aspect   = "16:9"
+  duration = 5
+}}
+
+let style = "soft morning light, 35mm film"
+
+scene opening {{
+  prompt = "A quiet harbour at dawn, fishing boats rocking gently, {{{{ style }}}}"
+}}
+
+scene closer {{
+  start  = opening.last_frame
+  prompt = "The camera rises over the harbour as the sun comes up, {{{{ style }}}}"
+}}
+
+cut final = [opening, closer]
+'''
+GITIGNORE_LINES = (".storyc/", "renders/")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    name = args.name or (root.resolve().name.replace("-", " ").replace("_", " ").title()
+                         or "My Film")
+    if '"' in name or "\\" in name or "\n" in name:
+        print("storyc init: the project name may not contain quotes, backslashes or "
+              "line breaks", file=sys.stderr)
+        return ExitCode.USAGE
+    if root.exists() and not root.is_dir():
+        print(f"storyc init: {root} exists and is not a directory", file=sys.stderr)
+        return ExitCode.FAILED
+    story = root / "main.story"
+    if story.exists():
+        print(f"storyc init: {story} already exists; not overwriting it", file=sys.stderr)
+        return ExitCode.FAILED
+    root.mkdir(parents=True, exist_ok=True)
+    _write_atomic(story, INIT_STORY.format(name=name))
+    ignore = root / ".gitignore"
+    existing = ignore.read_text("utf-8").splitlines() if ignore.exists() else []
+    missing = [ln for ln in GITIGNORE_LINES if ln not in existing]
+    if missing:
+        # An existing .gitignore keeps every line; storyc's entries are appended.
+        _write_atomic(ignore, "".join(f"{ln}\n" for ln in [*existing, *missing]))
+    print(f"created {story}" + (f" and {'updated' if existing else 'created'} {ignore}"
+                                if missing else ""))
+    print(f"next: storyc check {root} && storyc build {root}")
+    return ExitCode.OK
