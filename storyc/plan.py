@@ -247,14 +247,49 @@ def _base_duration(comp: Compilation, req: Request, plans: dict[str, ScenePlan])
     return None
 
 
+def scene_errors(comp: Compilation) -> dict[str, str]:
+    """Scenes with an error inside their declaration: scene → the first error message.
+
+    The compiler may still lower a scene whose resolution failed in part (a misspelt
+    asset is dropped with an error); rendering that would pay for the wrong video, so
+    the plan blocks it. An error belongs to the declaration it falls in: the last
+    declaration of the same file that starts before it.
+    """
+    if comp.project is None:
+        return {}
+    p = comp.project
+    decls: list[tuple[str, int, int, str | None]] = []
+    for decl, scene in [*((a, None) for a in p.assets.values()),
+                        *((e, None) for e in p.elements.values()),
+                        *((c, None) for c in p.cuts.values()),
+                        *((s, s.name) for s in p.scenes.values())]:
+        decls.append((decl.span.file, decl.span.line, decl.span.col, scene))
+    decls.sort(key=lambda d: (d[0], d[1], d[2]))
+    out: dict[str, str] = {}
+    for d in comp.diagnostics:
+        if not d.is_error or d.span is None:
+            continue
+        owner = None
+        for file, line, col, scene in decls:
+            if file == d.span.file and (line, col) <= (d.span.line, d.span.col):
+                owner = scene
+        if owner is not None and owner not in out:
+            out[owner] = f"{d.code} {d.message} ({d.span})"
+    return out
+
+
 def make_plan(comp: Compilation, *, lock: LockFile, store: Store, backend: str,
               journal: Journal | None = None) -> Plan:
     names = list(comp.order)
     wanted: Iterable[str] = comp.selected or (comp.project.scenes if comp.project else ())
     names += [n for n in wanted if n not in names]
+    broken = scene_errors(comp)
     plans: dict[str, ScenePlan] = {}
     for name in names:
-        plans[name] = _plan_scene(comp, name, plans, lock, store, backend, journal)
+        if name in broken:
+            plans[name] = ScenePlan(name, "blocked", blocked=f"error: {broken[name]}")
+        else:
+            plans[name] = _plan_scene(comp, name, plans, lock, store, backend, journal)
     return Plan(backend, plans, names)
 
 
