@@ -142,8 +142,9 @@ def test_rejected_task_status_13_is_balance() -> None:
 
 
 def test_failed_task_carries_the_error_and_check_false_returns_it() -> None:
-    with loopback.serve(faults=["submit:fail"]) as srv, pytest.raises(E.TaskFailed, match="generation failed"):
-        run(_with(srv, lambda c: full_task(c)))
+    with loopback.serve(faults=["submit:fail"]) as srv:
+        with pytest.raises(E.TaskFailed, match="generation failed"):
+            run(_with(srv, lambda c: full_task(c)))
         task = run(_with(srv, lambda c: full_task(c, check=False)))
     assert task.status == Status.FAILED and "generation failed" in (task.error or "")
 
