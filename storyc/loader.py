@@ -164,8 +164,9 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
             if via is None:
                 diags.error("E010", f"cannot read {label}: {reason}")
             else:
-                diags.error("E012", f"included file not found: `{via.path.value}` "
-                            f"(resolved to {label})", where,
+                resolved = f" (resolved to {label})" if label != via.path.value else ""
+                diags.error("E012", f"included file not found: `{via.path.value}`{resolved}",
+                            where,
                             hint="paths in `include` are relative to the file that includes them")
             return None
         try:

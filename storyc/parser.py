@@ -240,6 +240,7 @@ _TOKEN_WORDS = {
 _VALUE_TOKENS = {"STRING", "LONG_STRING", "NUMBER", "LSQB", "LBRACE", "NAME"}
 _DECL_TOKENS = {"INCLUDE", "PROJECT", "LET", "IMAGE", "VIDEO", "ELEMENT", "STYLE", "DEFAULTS",
                 "SCENE", "CUT"}
+_UNQUOTED = re.compile(r"[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*((?:[A-Za-z_]\w*[ \t]+)+)$")
 _SKIP = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/|[{}]')
 
 
@@ -320,6 +321,21 @@ def _explain(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         diag = _missing_brace(text, file, at, before)
         if diag is not None:
             return diag
+    line_start = text.rfind("\n", 0, pos) + 1
+    unquoted = _UNQUOTED.match(text, line_start, pos) if tok.type == "NAME" else None
+    if unquoted is not None:
+        start = unquoted.start(2)
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        value = text[start:end].strip()
+        return Diagnostic("E003", Severity.ERROR,
+                          f"unquoted text after `{unquoted.group(1)} =`",
+                          Span.from_offsets(file, text, start, start + len(value)),
+                          hint=f'text goes in double quotes: {unquoted.group(1)} = "{value}"')
+    if "RSQB" in expected and "COMMA" not in expected:
+        return Diagnostic("E003", Severity.ERROR,
+                          f"expected another list item or `]`, found {found}", span,
+                          hint="close the list with `]`")
     if expected & _DECL_TOKENS and not expected & {"EQUAL", "RBRACE"}:
         if tok.type == "RBRACE":
             return Diagnostic("E003", Severity.ERROR, "unmatched `}`", span,

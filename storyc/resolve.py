@@ -299,13 +299,18 @@ class _Resolver:
         pool = [n for n, d in self.names.items() if d.kind in kinds]
         hint = did_you_mean(name, pool)
         if hint is None:
-            other = self.names.get(name)
-            hint = (f"`{name}` is {KIND_WORDS[other.kind]}" if other else
-                    "declare it first (image, video, element, scene), or check the spelling")
+            hint = "nothing by that name is declared; check the spelling, or declare it"
+            if kinds == ("element",):
+                hint = f"declare it: element {name} {{ frontal = \"{name}.png\" }}"
+            elif kinds == ("style",):
+                hint = f"declare it: style {name} {{ ... }}"
+            if pool and len(pool) <= 8:
+                hint += " (declared: " + ", ".join(pool) + ")"
         self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
 
     def _unused(self) -> None:
         for name, named in self.names.items():
             if named.kind in ("image", "video", "element", "style") and name not in self.used:
-                self.diags.warning("W101", f"{KIND_WORDS[named.kind]} `{name}` is never used",
+                noun = KIND_WORDS[named.kind].split(" ", 1)[1]
+                self.diags.warning("W101", f"{noun} `{name}` is never used",
                                    named.span, hint="use it in a scene, or remove it")

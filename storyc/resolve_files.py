@@ -33,7 +33,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
+    return f"{n // (1024 * 1024)} MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +128,8 @@ class FileResolver:
         limit = MAX_BYTES[kind]
         if st.st_size > limit:
             return _Checked(None, (_Problem(
-                "error", "E134", f"{shown} is {_mb(st.st_size)}; {kind}s may be at most "
-                f"{_mb(limit)}", "compress or shrink the file"),))
+                "error", "E134", f"{shown} is {st.st_size:,} bytes; {kind}s may be at most "
+                f"{_mb(limit)} ({limit:,} bytes)", "compress or shrink the file"),))
         problems: list[_Problem] = []
         info = None
         if self._probe is not None:

@@ -11,6 +11,7 @@ the whole prompt string.
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from storyc import ast
@@ -85,8 +86,10 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     source = ""
     hit = eff.get("prompt")
     if hit is None:
-        diags.error("E115", f"scene `{name}` has no prompt", decl.name_span,
-                    hint='add prompt = "what happens in the shot" (or inherit one from a style)')
+        # A misspelt `prompt` is already an E102 with "did you mean"; say it once.
+        if not any(_close_to(s.name, "prompt") for s in decl.settings):
+            diags.error("E115", f"scene `{name}` has no prompt", decl.name_span,
+                        hint='add prompt = "what happens in the shot" (or inherit one from a style)')
     else:
         s = hit[0]
         prompt_span = s.value.span
@@ -101,7 +104,8 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     rendered, problems = sr.render_prompt(source, context)
     file_text = texts.get(prompt_span.file, "")
     for p in problems:
-        diags.error(p.code, f"{p.message} in the prompt of scene `{name}`",
+        detail = f": {p.detail}" if p.detail else ""
+        diags.error(p.code, f"{p.message} in the prompt of scene `{name}`{detail}",
                     _problem_span(p, node, prompt_span, file_text), hint=p.hint)
     prompt = rendered if rendered is not None else source
 
@@ -149,6 +153,10 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     inputs = [i for i in (first_frame, end_frame, *images) if i is not None]
     if video is not None:
         inputs.append(video.input)
+    # Names the scene's settings refer to, even where that input failed (already reported).
+    written = {n for s, _ in eff.values() for n in _ref_names(s.value)}
+    if video_layer is not None:
+        written.update(n for s in video_layer.settings.values() for n in _ref_names(s.value))
     for m in MENTION.finditer(prompt):
         mname = m.group(1)
         k = counts.get(mname, 0)
@@ -174,7 +182,7 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
                 images.append(inp)
                 inputs.append(inp)
         elif named.kind in ("video", "scene"):
-            if not any(i.name == mname for i in inputs):
+            if not any(i.name == mname for i in inputs) and mname not in written:
                 if named.kind == "video":
                     hint = f"add `video = {mname}` (style/motion) or `edit = {mname}` (edit it)"
                 else:
@@ -201,6 +209,18 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
         images=tuple(images), elements=tuple(elements), video=video, quality=quality,
         aspect=get("aspect"), duration=get("duration"), watermark=watermark, takes=takes,
         target=target, variables=variables)
+
+
+def _ref_names(v: ast.Value) -> list[str]:
+    if isinstance(v, ast.Ref):
+        return [v.name]
+    if isinstance(v, ast.ListV):
+        return [n for item in v.items for n in _ref_names(item)]
+    return []
+
+
+def _close_to(word: str, target: str) -> bool:
+    return word != target and bool(difflib.get_close_matches(word, [target], n=1))
 
 
 def _same(a: Input, b: Input) -> bool:

@@ -62,6 +62,7 @@ class SceneResolver:
         self.base: list[Layer] = []
         self.variables: dict[str, object] = {}
         self._chains: dict[str, list[Layer] | None] = {}
+        self._visiting: list[str] = []
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -214,7 +215,7 @@ class SceneResolver:
     def prepare(self, project: Layer, defaults: list[Layer], variables: dict[str, object]) -> None:
         self.base = [project, *defaults]
         self.variables = variables
-        for layer in defaults:
+        for layer in self.base:
             self._check_layer(layer)
         for name, named in self.r.names.items():
             if named.kind == "style":
@@ -283,6 +284,7 @@ class SceneResolver:
             return self._chains[name]
         from storyc.resolve import Layer
         self._chains[name] = None  # in progress: a cycle finds None and reports
+        self._visiting.append(name)
         named = self.r.names[name]
         decl = named.decl
         assert isinstance(decl, ast.StyleDecl)
@@ -292,12 +294,16 @@ class SceneResolver:
         parent = self._parent(decl.parent, settings.get("use"), f"style `{name}`")
         chain: list[Layer] | None = [layer]
         if parent is not None:
-            if parent == name or (parent in self._chains and self._chains[parent] is None):
-                self.diags.error("E113", f"style `{name}` inherits from itself (through "
-                                 f"`{parent}`)", named.span, hint="break the cycle of styles")
-                return None
-            up = self._style_chain(parent)
-            chain = None if up is None else [*up, layer]
+            if parent in self._visiting:
+                cycle = self._visiting[self._visiting.index(parent):] + [parent]
+                self.diags.error("E113", "styles inherit from each other in a cycle: "
+                                 + " -> ".join(cycle), named.span,
+                                 hint="a style may inherit from another, but not from itself")
+                chain = None
+            else:
+                up = self._style_chain(parent)
+                chain = None if up is None else [*up, layer]
+        self._visiting.pop()
         self._chains[name] = chain
         return chain
 

@@ -35,6 +35,7 @@ class Problem:
     length: int = 1
     line: int | None = None  # 1-based line in the template when no offset is known
     hint: str | None = None
+    detail: str | None = None  # the engine's own words, after the message
 
 
 @dataclass
@@ -120,11 +121,11 @@ class Templates:
             self._needs[source] = frozenset(meta.find_undeclared_variables(parsed))
             result = self.env.from_string(source)
         except TemplateSyntaxError as exc:
-            result = Problem("E120", f"template syntax error: {exc.message}", line=exc.lineno,
+            result = Problem("E120", "template syntax error", line=exc.lineno, detail=exc.message,
                              hint="see the Jinja2 template syntax: {{ var }}, {% if %}...{% endif %}, "
                                   "{% for x in xs %}...{% endfor %}")
         except Exception as exc:  # the sandbox must never take the compiler down
-            result = Problem("E120", f"template cannot be compiled: {exc}", line=1)
+            result = Problem("E120", "template cannot be compiled", line=1, detail=str(exc))
         self._compiled[source] = result
         return result
 
@@ -139,9 +140,10 @@ class Templates:
         try:
             return Rendered(compiled.render(dict(variables)))
         except Exception as exc:  # UndefinedError, SecurityError, TypeError, ...
-            line = _error_line(exc)
-            return Rendered(None, [Problem("E122", f"template error: {exc}", line=line,
-                                           hint="check the expression against the variables' values")])
+            offset, length = _find_attribute(source, str(exc))
+            return Rendered(None, [Problem(
+                "E122", "template error", offset, length, line=_error_line(exc),
+                hint="check the expression against the variables' values", detail=str(exc))])
 
 
 def _find_name(source: str, name: str) -> int | None:
@@ -152,6 +154,19 @@ def _find_name(source: str, name: str) -> int | None:
         if m:
             return m.start()
     return None
+
+
+def _find_attribute(source: str, message: str) -> tuple[int | None, int]:
+    """Where the attribute or key an error message names ('x' has no attribute 'y') is used."""
+    m = re.search(r"attribute '([^']+)'|key '([^']+)'", message)
+    if not m:
+        return None, 1
+    name = m.group(1) or m.group(2)
+    use = re.search(r"\.\s*" + re.escape(name) + r"(?!\w)|\[\s*['\"]" + re.escape(name), source)
+    if not use:
+        return None, 1
+    at = source.index(name, use.start())
+    return at, len(name)
 
 
 def _error_line(exc: BaseException) -> int | None:

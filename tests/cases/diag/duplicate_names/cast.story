@@ -1,0 +1,1 @@
+element mei { frontal = "mei.png" }

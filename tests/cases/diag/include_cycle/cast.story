@@ -1,0 +1,2 @@
+include "lib/styles.story"
+element mei { frontal = "mei.png" }

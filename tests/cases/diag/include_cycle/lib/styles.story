@@ -1,0 +1,2 @@
+include "../cast.story"
+style noir { quality = "pro" }

@@ -1,0 +1,2 @@
+include "cast.story"
+scene arrival { prompt = "@mei arrives" }

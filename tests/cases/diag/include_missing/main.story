@@ -1,0 +1,3 @@
+include "cast.story"
+include "shared/styles.story"
+scene arrival { prompt = "a night market" }

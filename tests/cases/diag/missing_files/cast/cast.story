@@ -1,0 +1,4 @@
+element mei {
+  frontal = "mei.png"
+  refs    = ["../assets/mei_side.png"]
+}

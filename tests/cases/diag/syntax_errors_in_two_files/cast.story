@@ -1,0 +1,4 @@
+element mei {
+  frontal = "mei.png"
+  refs = ["mei_side.png",
+}

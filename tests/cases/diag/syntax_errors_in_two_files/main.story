@@ -1,0 +1,4 @@
+include "cast.story"
+include "places.story"
+
+scene arrival { prompt = "@mei arrives" }

@@ -1,0 +1,3 @@
+scene a { prompt = "one" }
+scene b { prompt = "two" }
+cut final = [a b]

@@ -1,0 +1,5 @@
+project "Typos" { }
+
+sceen arrival {
+  prompt = "a night market in the rain"
+}

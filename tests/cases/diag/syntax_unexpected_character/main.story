@@ -1,0 +1,4 @@
+scene arrival {
+  prompt = "a night market"
+  duration = $5
+}

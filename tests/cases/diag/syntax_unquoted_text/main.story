@@ -1,0 +1,3 @@
+scene arrival {
+  prompt = a night market in the rain
+}

@@ -1,0 +1,4 @@
+scene arrival {
+  prompt = "a night market in the rain
+  duration = 5
+}

@@ -1,0 +1,5 @@
+let palette = { background = "pale blue" }
+
+scene intro {
+  prompt = "a title card on a {{ palette.foreground | upper }} background"
+}
