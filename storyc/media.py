@@ -1,0 +1,238 @@
+"""Media operations with ffmpeg: test media, video probing, frame extraction, previews.
+
+Stage: used by the preview backend (animatics), the executor (frames for chaining scenes)
+and tests/examples (generated media). In: paths and numbers. Out: files written
+atomically (temp file + os.replace) and `MediaInfo` values. I/O: starts ffmpeg, the
+binary shipped in the imageio-ffmpeg wheel. This is the only module that starts ffmpeg.
+
+Every failure is a `MediaError` with a one-line, user-facing message that folds in the
+last line ffmpeg wrote to stderr. Outputs are deterministic: bit-exact muxing, no
+metadata, single-threaded x264, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import resource
+import subprocess
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from storyc.mediainfo import MediaInfo
+
+StrPath = str | os.PathLike[str]
+
+# Bit-exact muxing and no metadata: the same inputs must give the same bytes.
+_EXACT_OUT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags", "+bitexact"]
+_X264 = ["-c:v", "libx264", "-threads", "1", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+_MEMORY_LIMIT = 3 << 30
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+class MediaError(Exception):
+    """A media operation failed; the message is one line, meant for the user."""
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary (from the imageio-ffmpeg wheel)."""
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception as e:  # the wheel raises RuntimeError when no binary fits the platform
+        raise MediaError(f"ffmpeg is not available: {_one_line(str(e))}") from None
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _limit_memory() -> None:
+    # A runaway filter graph must fail on its own, not swap a shared machine to death.
+    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+
+
+def _run(args: Sequence[str], what: str, *, timeout: float = 300.0) -> str:
+    """Run ffmpeg with `args`; return its stderr. Raise MediaError on failure."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
+                              preexec_fn=_limit_memory)
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{what}: ffmpeg took longer than {timeout:.0f} s") from None
+    except OSError as e:
+        raise MediaError(f"{what}: cannot start ffmpeg: {e.strerror or e}") from None
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = _one_line(err)
+        raise MediaError(f"{what}: {last}" if last else f"{what}: ffmpeg exited {proc.returncode}")
+    return err
+
+
+def _tmp_for(out: Path) -> Path:
+    # Same directory (so os.replace is atomic) and same suffix (ffmpeg picks the format by it).
+    return out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+
+
+def _write_with(out: StrPath, args_for: Callable[[str], list[str]], what: str) -> None:
+    """Run ffmpeg writing to a temp file beside `out`, then move it into place."""
+    target = Path(out)
+    if not target.parent.is_dir():
+        raise MediaError(f"{what}: folder {target.parent} does not exist")
+    tmp = _tmp_for(target)
+    try:
+        _run(args_for(str(tmp)), what)
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise MediaError(f"{what}: ffmpeg produced no output")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _seed_colour(seed: int, salt: str = "") -> tuple[int, int, int]:
+    h = hashlib.sha256(f"{salt}:{seed}".encode()).digest()
+    return h[0], h[1], h[2]
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "0x{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def _pattern(seed: int, width: int, height: int, rate: int = 1, duration: float = 1.0) -> str:
+    """A lavfi source that looks like something, chosen and tinted by `seed`."""
+    size = f"{width}x{height}"
+    a, b = _hex(_seed_colour(seed, "a")), _hex(_seed_colour(seed, "b"))
+    kind = seed % 4
+    common = f"s={size}:r={rate}:d={duration}"
+    if kind == 0:
+        return f"gradients={common}:c0={a}:c1={b}:x0=0:y0=0:x1={width}:y1={height}:seed={seed}"
+    if kind == 1:
+        return f"testsrc2={common}"
+    if kind == 2:
+        return f"mandelbrot=s={size}:r={rate}:start_scale={2 + seed % 3}:end_scale=0.5"
+    return f"cellauto=s={size}:r={rate}:rule={(30 + 16 * seed) % 256}:seed={seed}"
+
+
+def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) -> None:
+    """Write a deterministic picture of the given size; format by suffix.
+
+    .png and .gif use a small palette (small files); .jpg/.jpeg and .webp are lossy.
+    """
+    if width < 1 or height < 1:
+        raise MediaError(f"cannot make a {width}x{height} image")
+    suffix = Path(path).suffix.lower()
+    if suffix not in _IMAGE_SUFFIXES:
+        raise MediaError(f"cannot make an image with suffix {suffix!r} (use .png or .jpg)")
+    # Sources like mandelbrot never end; palettegen waits for the end, so cut to one frame.
+    src = f"{_pattern(seed, width, height)},trim=end_frame=1"
+    if suffix in (".png", ".gif"):
+        graph = (f"{src},format=rgb24,split[a][b];[a]palettegen=max_colors=48:stats_mode=full[p];"
+                 "[b][p]paletteuse=dither=none")
+    else:
+        graph = f"{src},format=yuv420p" if suffix != ".webp" else src
+    codec = {".jpg": ["-q:v", "4"], ".jpeg": ["-q:v", "4"], ".webp": ["-quality", "70"]}
+    _write_with(
+        path,
+        lambda tmp: ["-f", "lavfi", "-i", graph, "-frames:v", "1", *codec.get(suffix, []),
+                     *_EXACT_OUT, "-update", "1", tmp],
+        f"cannot make image {Path(path).name}",
+    )
+
+
+def make_test_video(path: StrPath, *, width: int, height: int, duration: float, fps: int = 24,
+                    audio: bool = False, seed: int = 0) -> None:
+    """Write a deterministic h264/yuv420p MP4 (with a sine tone when `audio`)."""
+    if width < 2 or height < 2 or duration <= 0 or fps <= 0:
+        raise MediaError(f"cannot make a {width}x{height} video of {duration} s at {fps} fps")
+    # yuv420p needs even dimensions.
+    w, h = width - width % 2, height - height % 2
+    src = f"{_pattern(seed, w, h, fps, duration)},format=yuv420p"
+    inputs = ["-f", "lavfi", "-i", src]
+    tone: list[str] = []
+    if audio:
+        freq = 220 + 55 * (seed % 8)
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=44100:d={duration}"]
+        tone = ["-c:a", "aac", "-b:a", "32k", "-ac", "1"]
+    _write_with(
+        path,
+        lambda tmp: [*inputs, "-t", f"{duration}", *_X264, "-preset", "veryfast", "-crf", "34",
+                     "-g", str(fps * 2), *tone, *_EXACT_OUT, tmp],
+        f"cannot make video {Path(path).name}",
+    )
+
+
+_DURATION = re.compile(r"Duration:\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)")
+_FPS = re.compile(r"([\d.]+) fps")
+_INPUT = re.compile(r"Input #0, ([\w,]+), from")
+_BRAND = re.compile(r"major_brand\s*:\s*(\S+)")
+
+
+def probe_video(path: StrPath) -> MediaInfo:
+    """Facts about a media file from `ffmpeg -i` (there is no ffprobe)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"cannot probe {p.name}: no such file")
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)]
+    try:
+        # With no output file ffmpeg prints the input description, then exits with 1.
+        proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False,
+                              preexec_fn=_limit_memory)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise MediaError(f"cannot probe {p.name}: {e}") from None
+    text = proc.stderr.decode("utf-8", "replace")
+    fmt_m, video = _INPUT.search(text), _VIDEO.search(text)
+    if fmt_m is None or video is None:
+        raise MediaError(f"cannot probe {p.name}: {_one_line(text) or 'not a media file'}")
+    demuxer = fmt_m.group(1)
+    width, height = int(video.group(2)), int(video.group(3))
+    if demuxer.endswith("_pipe") or demuxer in ("gif", "webp", "image2"):
+        codec = video.group(1)
+        fmt = {"mjpeg": "jpeg", "libwebp": "webp"}.get(codec, codec)
+        return MediaInfo(kind="image", format=fmt, width=width, height=height)
+    if "mp4" in demuxer or "mov" in demuxer:
+        brand = _BRAND.search(text)
+        fmt = "mov" if brand and brand.group(1) == "qt" else "mp4"
+    else:
+        fmt = demuxer.split(",")[0]
+    dur = _DURATION.search(text)
+    duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
+                if dur else None)
+    video_line = text[video.start():].splitlines()[0]
+    fps_m = _FPS.search(video_line)
+    return MediaInfo(kind="video", format=fmt, width=width, height=height, duration=duration,
+                     fps=float(fps_m.group(1)) if fps_m else None,
+                     has_audio=re.search(r"Stream #\d+:\d+.*?: Audio: ", text) is not None)
+
+
+def extract_frame(video: StrPath, out_png: StrPath, *,
+                  at: Literal["first", "last"] | float) -> None:
+    """Write one frame of `video` as PNG at the video's own resolution.
+
+    "last" is the real last frame: decode the final half second and keep the last frame.
+    """
+    src = Path(video)
+    what = f"cannot extract the {at} frame of {src.name}"
+    if not src.is_file():
+        raise MediaError(f"{what}: no such file")
+    if at == "first":
+        seek, count = [], ["-frames:v", "1"]
+    elif at == "last":
+        seek, count = ["-sseof", "-0.5"], []
+    elif isinstance(at, int | float) and not isinstance(at, bool) and at >= 0:
+        seek, count = ["-ss", f"{float(at):.6f}"], ["-frames:v", "1"]
+    else:
+        raise MediaError(f"{what}: 'at' must be 'first', 'last' or seconds >= 0")
+    _write_with(
+        out_png,
+        lambda tmp: [*seek, "-i", str(src), "-map", "0:v:0", "-fps_mode", "passthrough",
+                     "-an", *count, "-update", "1", *_EXACT_OUT, tmp],
+        what,
+    )
