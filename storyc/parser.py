@@ -240,7 +240,7 @@ _TOKEN_WORDS = {
 _VALUE_TOKENS = {"STRING", "LONG_STRING", "NUMBER", "LSQB", "LBRACE", "NAME"}
 _DECL_TOKENS = {"INCLUDE", "PROJECT", "LET", "IMAGE", "VIDEO", "ELEMENT", "STYLE", "DEFAULTS",
                 "SCENE", "CUT"}
-_UNQUOTED = re.compile(r"[ \t]*([A-Za-z_]\w*)[ \t]*=[ \t]*((?:[A-Za-z_]\w*[ \t]+)+)$")
+_UNQUOTED = re.compile(r"(?<!\w)([A-Za-z_]\w*)[ \t]*=[ \t]*((?:[A-Za-z_]\w*[ \t]+)+)$")
 _SKIP = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/|[{}]')
 
 
@@ -322,12 +322,13 @@ def _explain(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         if diag is not None:
             return diag
     line_start = text.rfind("\n", 0, pos) + 1
-    unquoted = _UNQUOTED.match(text, line_start, pos) if tok.type == "NAME" else None
+    unquoted = (_UNQUOTED.search(text, max(line_start, pos - 400), pos)
+                if tok.type == "NAME" else None)
     if unquoted is not None:
         start = unquoted.start(2)
         end = text.find("\n", start)
         end = len(text) if end < 0 else end
-        value = text[start:end].strip()
+        value = re.split(r"[}#,;]|//", text[start:end])[0].strip()
         return Diagnostic("E003", Severity.ERROR,
                           f"unquoted text after `{unquoted.group(1)} =`",
                           Span.from_offsets(file, text, start, start + len(value)),
