@@ -149,7 +149,7 @@ def _check_duration(scene: Scene, mode: str, diags: Diagnostics) -> None:
                     f"to {DURATION_MAX}, not {value!r}", dur.span)
         return
     if mode in (TEXT_TO_VIDEO, IMAGE_TO_VIDEO, START_END) and value not in STRICT_DURATIONS:
-        diags.error("E205", f"a {mode} scene can last 5 or 10 seconds, not {value}", dur.span,
+        diags.error("E205", f"{'an' if mode[0] in 'aeiou' else 'a'} {mode} scene can last 5 or 10 seconds, not {value}", dur.span,
                     hint="any length from 3 to 10 s needs reference images, elements or a "
                     "reference video")
 

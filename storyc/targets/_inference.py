@@ -128,7 +128,9 @@ class InferenceTarget(Target):
         low.prompt = self._substitute(low, local)
         body_input = self._build_input(low, project, local)
         self._check_limits(low, body_input, local)
-        if not local.has_errors:
+        # The schema check is the last guard: when the scene already has errors (from the
+        # rules or from lowering), the same fault would only be reported twice.
+        if not local.has_errors and not diags.has_errors:
             self._validate(scene, body_input, local)
         diags.extend(local)
         if local.has_errors:

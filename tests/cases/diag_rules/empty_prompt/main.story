@@ -1,0 +1,6 @@
+project "E212" { aspect = "16:9" }
+
+scene silent {
+  prompt   = "   "
+  duration = 5
+}
