@@ -163,6 +163,21 @@ class ProviderClient:
             raise E.DeadlineExceeded(f"{what}: the task deadline passed while waiting to retry")
         await self.sleep(delay)
 
+    async def send(self, method: str, url: str, body: Any,
+                   what: str) -> tuple[httpx.Response | None, E.ProviderError | None, bool]:
+        """(response, None, True) or (None, translated error, whether it may have been sent).
+
+        The error is returned, not raised, so that nothing raised later is chained to
+        the httpx exception (which holds the request and its Authorization header).
+        """
+        try:
+            resp = await self.http.request(method, url, json=body, headers=self.auth_headers())
+        except _NOT_SENT as exc:
+            return None, E.translate_transport(exc, what=what, url=url), False
+        except httpx.HTTPError as exc:
+            return None, E.translate_transport(exc, what=what, url=url), True
+        return resp, None, True
+
     async def call(self, method: str, path: str, *, what: str, retry: Retry = "read",
                    body: Any = None, scene: str | None = None,
                    deadline_at: float | None = None) -> Any:
@@ -171,33 +186,23 @@ class ProviderClient:
         limit = self.max_submit_retries if retry == "submit" else self.max_read_retries
         attempt = 0
         while True:
-            try:
-                resp = await self.http.request(method, url, json=body,
-                                               headers=self.auth_headers())
-            except _NOT_SENT as exc:
-                err = E.translate_transport(exc, what=what, url=url)
+            resp, err, sent = await self.send(method, url, body, what)
+            if err is not None:
+                if retry == "submit" and sent:
+                    raise self.redact(E.SubmitOutcomeUnknown(
+                        f"{err.message} after the request was sent: the provider may have "
+                        "accepted it, and submitting again could pay twice", scene=scene))
                 if attempt < limit:
-                    log.info("%s: not sent (%s), retry %d", what, type(exc).__name__, attempt + 1)
+                    log.info("%s: %s, retry %d", what, err.message, attempt + 1)
                     await self.pause(self.backoff(attempt), deadline_at, what)
                     attempt += 1
                     continue
                 if retry == "submit":
                     raise self.redact(E.SubmitNotReceived(
                         f"{err.message}; the request was not sent, so it is safe to submit again",
-                        scene=scene)) from None
-                raise self.redact(err) from None
-            except httpx.HTTPError as exc:
-                err = E.translate_transport(exc, what=what, url=url)
-                if retry == "submit":
-                    raise self.redact(E.SubmitOutcomeUnknown(
-                        f"{err.message} after the request was sent: the provider may have "
-                        "accepted it, and submitting again could pay twice", scene=scene)) from None
-                if attempt < limit:
-                    log.info("%s: %s, retry %d", what, type(exc).__name__, attempt + 1)
-                    await self.pause(self.backoff(attempt), deadline_at, what)
-                    attempt += 1
-                    continue
-                raise self.redact(err) from None
+                        scene=scene))
+                raise self.redact(err)
+            assert resp is not None
             status = resp.status_code
             text = resp.text
             try:

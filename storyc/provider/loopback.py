@@ -185,7 +185,7 @@ class LoopbackServer:
         return self.provider.options.faults
 
     def add_fault(self, fault: Fault | str) -> None:
-        self.loop.call_soon_threadsafe(self.faults.add, fault)
+        self.faults.add(fault)  # one list append: atomic, safe from the test's thread
 
     @property
     def env(self) -> dict[str, str]:
