@@ -105,19 +105,30 @@ def _hex(rgb: tuple[int, int, int]) -> str:
     return "0x{:02x}{:02x}{:02x}".format(*rgb)
 
 
-def _pattern(seed: int, width: int, height: int, rate: int = 1, duration: float = 1.0) -> str:
-    """A lavfi source that looks like something, chosen and tinted by `seed`."""
+_GRADIENT_TYPES = ("linear", "radial", "circular", "spiral", "square")
+
+
+def _pattern(seed: int, width: int, height: int, rate: int = 1, duration: float = 1.0,
+             *, still: bool = True) -> str:
+    """A lavfi source that looks like something, chosen and tinted by `seed`.
+
+    Six looks (seed % 6): gradients of several shapes, the testsrc2 chart with a hue turn,
+    a Mandelbrot set (stills only: it is slow to animate) and a cellular automaton.
+    """
     size = f"{width}x{height}"
-    a, b = _hex(_seed_colour(seed, "a")), _hex(_seed_colour(seed, "b"))
-    kind = seed % 4
-    common = f"s={size}:r={rate}:d={duration}"
-    if kind == 0:
-        return f"gradients={common}:c0={a}:c1={b}:x0=0:y0=0:x1={width}:y1={height}:seed={seed}"
+    c = [_hex(_seed_colour(seed, k)) for k in "abc"]
+    kind = seed % 6
+    timing = f"s={size}:r={rate}:d={duration}"
     if kind == 1:
-        return f"testsrc2={common}"
-    if kind == 2:
-        return f"mandelbrot=s={size}:r={rate}:start_scale={2 + seed % 3}:end_scale=0.5"
-    return f"cellauto=s={size}:r={rate}:rule={(30 + 16 * seed) % 256}:seed={seed}"
+        return f"testsrc2={timing},hue=h={(seed * 47) % 360}"
+    if kind == 2 and still:
+        return f"mandelbrot=s={size}:r={rate}:maxiter=300:start_scale={1 + seed % 3}"
+    if kind == 3:
+        return (f"cellauto=s={size}:r={rate}:rule={(30 + 16 * seed) % 256}:seed={seed},"
+                f"colorchannelmixer=rr={0.4 + seed % 5 / 10}:bb={0.9 - seed % 4 / 10}")
+    shape = _GRADIENT_TYPES[(seed // 6 + kind) % len(_GRADIENT_TYPES)]
+    return (f"gradients={timing}:c0={c[0]}:c1={c[1]}:c2={c[2]}:n=3:type={shape}"
+            f":speed=0.02:seed={seed}")
 
 
 def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) -> None:
@@ -153,7 +164,7 @@ def make_test_video(path: StrPath, *, width: int, height: int, duration: float, 
         raise MediaError(f"cannot make a {width}x{height} video of {duration} s at {fps} fps")
     # yuv420p needs even dimensions.
     w, h = width - width % 2, height - height % 2
-    src = f"{_pattern(seed, w, h, fps, duration)},format=yuv420p"
+    src = f"{_pattern(seed, w, h, fps, duration, still=False)},format=yuv420p"
     inputs = ["-f", "lavfi", "-i", src]
     tone: list[str] = []
     if audio:
@@ -162,7 +173,7 @@ def make_test_video(path: StrPath, *, width: int, height: int, duration: float, 
         tone = ["-c:a", "aac", "-b:a", "32k", "-ac", "1"]
     _write_with(
         path,
-        lambda tmp: [*inputs, "-t", f"{duration}", *_X264, "-preset", "veryfast", "-crf", "34",
+        lambda tmp: [*inputs, "-t", f"{duration}", *_X264, "-preset", "veryfast", "-crf", "36",
                      "-g", str(fps * 2), *tone, *_EXACT_OUT, tmp],
         f"cannot make video {Path(path).name}",
     )
