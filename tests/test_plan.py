@@ -6,10 +6,13 @@ a finished render), so these tests need neither ffmpeg nor a provider.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from storyc.compiler import Compilation, compile_project
 from storyc.journal import Journal
@@ -237,3 +240,76 @@ def test_errors_block_the_scene_and_its_dependents(tmp_path: Path) -> None:
     assert p.scenes["arrival"].status == "blocked"
     assert p.scenes["platform"].status == "blocked" and "arrival" in (p.scenes["platform"].blocked or "")
     assert p.scenes["rooftop"].status == "render"
+
+
+EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*") if p.is_dir())
+MEDIA = re.compile(r"[\"']([^\"'\s]+\.(png|jpe?g|mp4|mov))[\"']", re.I)
+STAND_INS = {"png": "mei.png", "jpg": "market.jpg", "jpeg": "market.jpg", "mp4": "street.mp4",
+             "mov": "street.mp4"}
+
+
+def example_copy(src: Path, tmp_path: Path) -> Path:
+    root = tmp_path / src.name
+    shutil.copytree(src, root)
+    for story in root.rglob("*.story"):
+        for rel, ext in MEDIA.findall(story.read_text("utf-8")):
+            target = root / rel
+            if not target.exists() and not rel.startswith("http"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ASSETS / STAND_INS[ext.lower()], target)
+    return root
+
+
+def dependents(comp: Compilation, scene: str) -> set[str]:
+    out = {scene}
+    for name in comp.order:
+        if set(comp.requests[name].upstream) & out:
+            out.add(name)
+    return out
+
+
+def edit_prompt(root: Path, scene: str) -> None:
+    for story in root.rglob("*.story"):
+        text = story.read_text("utf-8")
+        m = re.search(rf"(?m)^scene {scene}\b[^{{]*\{{", text)
+        if m is None:
+            continue
+        p = re.compile(r'prompt\s*=\s*("""|")').search(text, m.end())
+        assert p is not None
+        story.write_text(text[:p.end()] + "Suddenly, " + text[p.end():], "utf-8")
+        return
+    raise AssertionError(f"scene {scene} not found")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_edit_one_prompt(example: Path, tmp_path: Path) -> None:
+    root = example_copy(example, tmp_path)
+    comp = compiled(root)
+    build(root)
+    assert set(statuses(plan(root)).values()) == {"up-to-date"}
+    for story in root.rglob("*.story"):  # comments, blank lines, indentation: no change
+        text = story.read_text("utf-8")
+        story.write_text("// reformatted\n\n" + text.replace("\n  ", "\n    "), "utf-8")
+    assert set(statuses(plan(root)).values()) == {"up-to-date"}
+    # the scene with the most dependents
+    scene = max(comp.order, key=lambda s: (len(dependents(comp, s)), -comp.order.index(s)))
+    edit_prompt(root, scene)
+    changed = {n for n, s in statuses(plan(root)).items() if s != "up-to-date"}
+    assert changed == dependents(comp, scene)
+    assert statuses(plan(root))[scene] == "render"
+
+
+def test_a_missing_asset_blocks_only_the_scenes_that_use_it(tmp_path: Path) -> None:
+    story = STORY.replace('image mei "assets/mei.png"',
+                          'image mei "assets/mei.png"\nimage gone "assets/gone.png"')
+    story = story.replace('prompt   = "Rooftops under the rain"',
+                          'prompt   = "Rooftops under the rain, nothing gone"')
+    story = story.replace('start    = mei\n', 'start    = mei\n  refs     = [gone]\n')
+    root = project(tmp_path, story)
+    p = plan(root)
+    assert p.scenes["arrival"].status == "blocked" and "gone" in (p.scenes["arrival"].blocked or "")
+    assert p.scenes["platform"].status == "blocked" and p.scenes["snow"].status == "blocked"
+    assert p.scenes["rooftop"].status == "render"  # the word "gone" in a prompt is no use
+    broken = STORY.replace('project "Plan" {', 'project "Plan" {\n  quality = "ultra"')
+    p = plan(project(tmp_path / "b", broken))
+    assert {s.status for s in p.scenes.values()} == {"blocked"}
