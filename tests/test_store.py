@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from storyc.hashing import digest_bytes
-from storyc.store import RenderRecord, Store, StoreError, collect
+from storyc.store import RenderRecord, Store, StoreError
+from storyc.store_gc import collect
 
 
 def _files(root: Path) -> list[Path]:

@@ -21,7 +21,8 @@ from storyc.cli import ExitCode
 from storyc.hashing import DigestCache
 from storyc.lockfile import LockFile, LockFileError
 from storyc.plan import Plan, ScenePlan, explain, make_plan
-from storyc.store import Store, collect
+from storyc.store import Store
+from storyc.store_gc import collect
 
 FMT = argparse.RawDescriptionHelpFormatter
 PLAN_EPILOG = """\
