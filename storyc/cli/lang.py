@@ -24,7 +24,7 @@ from storyc import graph as graph_mod
 from storyc import targets
 from storyc.cli import ExitCode
 from storyc.compiler import Compilation, compile_project
-from storyc.diagnostics import dumps_json, render_all
+from storyc.diagnostics import Severity, dumps_json, render_all
 
 Handler = Callable[[argparse.Namespace], int]
 FMT = argparse.RawDescriptionHelpFormatter
@@ -34,6 +34,7 @@ examples:
   storyc check                     the project in this directory
   storyc check films/night-market  a project directory
   storyc check --format json       machine-readable, for editors and CI
+  storyc check --notes             also where inherited values came from
 
 exit codes: 0 no errors (warnings allowed) · 1 errors · 3 no project at PATH
 """
@@ -69,6 +70,9 @@ def register(sub: Any) -> None:
                        "scene; report every problem.")
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--notes", action="store_true",
+                   help="also show notes (where inherited values came from, how a target "
+                   "lowered the scene); `compile` always shows them")
     p.set_defaults(func=_guard(cmd_check))
 
     p = sub.add_parser("compile", help="show each scene's resolved prompt and request",
@@ -120,11 +124,12 @@ def colourize(text: str) -> str:
     return text.replace("= hint:", f"= \x1b[{_COLOURS['hint']}mhint\x1b[0m:")
 
 
-def report(comp: Compilation) -> None:
-    """Diagnostics as text on stderr (coloured only on a terminal)."""
-    if not comp.diagnostics:
+def report(comp: Compilation, *, notes: bool = True) -> None:
+    """Diagnostics as text on stderr (coloured only on a terminal); notes only if asked."""
+    shown = [d for d in comp.diagnostics if notes or d.severity is not Severity.NOTE]
+    if not shown:
         return
-    text = render_all(comp.diagnostics, comp.sources)
+    text = render_all(shown, comp.sources)
     print(colourize(text) if _colour_enabled(sys.stderr) else text, file=sys.stderr)
 
 
@@ -144,11 +149,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         doc["scenes"] = len(comp.project.scenes) if comp.project else 0
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         return _status(comp)
-    report(comp)
+    report(comp, notes=args.notes)
     if comp.found and not comp.has_errors and comp.project is not None:
         n = len(comp.project.scenes)
+        hidden = sum(1 for d in comp.diagnostics if d.severity is Severity.NOTE)
+        more = f" ({hidden} note{'' if hidden == 1 else 's'}: --notes)" if hidden and \
+            not args.notes else ""
         print(f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
-              f"{len(comp.requests)} ready to render")
+              f"{len(comp.requests)} ready to render{more}")
     return _status(comp)
 
 

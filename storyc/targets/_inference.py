@@ -248,6 +248,9 @@ class InferenceTarget(Target):
         inp.update(self.quality_fields(low))
         if rules.needs_aspect(scene) and scene.aspect is not None:
             inp["aspect_ratio"] = scene.aspect.value
+            if scene.aspect.origin != "scene":
+                low.notes.append(f"aspect_ratio {scene.aspect.value} taken from "
+                                 f"{rules.where_from(scene.aspect)}")
         elif scene.aspect is not None:
             low.notes.append("aspect_ratio not sent: "
                              + ("the edited video" if low.mode == rules.EDIT
