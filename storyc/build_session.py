@@ -25,7 +25,7 @@ from typing import Any
 from storyc import keys, pricing
 from storyc.backends import BackendOptions, SetupError, create
 from storyc.cli import ExitCode
-from storyc.diagnostics import render_all
+from storyc.diagnostics import Severity, render_all
 from storyc.executor import (
     FAILED,
     OVER_BUDGET,
@@ -113,6 +113,14 @@ class BuildSession:
     def say(self, text: str) -> None:
         self.report.note(text)
 
+    def error(self, text: str) -> None:
+        """Errors and warnings go to stderr in every mode (and are events with --json)."""
+        if self.args.json:
+            self.report.event("message", text=text)
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self.report.note(text)
+
     def run(self) -> int:
         try:
             return self._run()
@@ -125,28 +133,29 @@ class BuildSession:
         args = self.args
         root = find_root(Path(args.path))
         if root is None:
-            self.say(f"error: no storyc project at {args.path}")
+            self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
         digests = DigestCache(root / ".storyc" / "digests.json")
         comp = compile_project(Path(args.path), target=args.target, digests=digests)
         if not comp.found or comp.project is None and not comp.diagnostics:
-            self.say(f"error: no storyc project at {args.path}")
+            self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        if comp.diagnostics:
-            print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]  # notes: check
+        if shown:
+            print(render_all(shown, comp.sources), file=sys.stderr)
         if comp.project is None:
             return ExitCode.FAILED
         if args.scenes:
             bad = [s for s in args.scenes if s not in comp.project.scenes]
             if bad:
-                self.say(f"error: no scene named {bad[0]!r} "
+                self.error(f"error: no scene named {bad[0]!r} "
                          f"(scenes: {', '.join(comp.project.scenes)})")
                 return ExitCode.USAGE
         project = comp.project
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
         if backend_name not in ("preview", "inference"):
-            self.say(f"error: unknown backend {backend_name!r} (preview or inference)")
+            self.error(f"error: unknown backend {backend_name!r} (preview or inference)")
             return ExitCode.USAGE
         jobs = args.jobs or _int(_setting(project, "jobs")) or 4
         max_cost = args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
@@ -154,14 +163,14 @@ class BuildSession:
         if backend_name == "inference":
             api_key = os.environ.get(KEY_ENV, "")
             if not api_key:
-                self.say(f"error: the inference backend needs an API key: set {KEY_ENV} "
+                self.error(f"error: the inference backend needs an API key: set {KEY_ENV} "
                          "(or build with --backend preview, which is free)")
                 return ExitCode.ENVIRONMENT
         try:
             lock_guard = ProjectLock(root, wait=args.wait)
             lock_guard.acquire()
         except ProjectLocked as exc:
-            self.say(f"error: {exc}")
+            self.error(f"error: {exc}")
             return ExitCode.ENVIRONMENT
         try:
             return self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
@@ -178,7 +187,7 @@ class BuildSession:
         try:
             lock = LockFile.load(LockFile.path_for(root))
         except LockFileError as exc:
-            self.say(f"error: {exc}")
+            self.error(f"error: {exc}")
             return ExitCode.FAILED
         store = Store.for_project(root)
         paid = backend_name != "preview"
@@ -187,13 +196,13 @@ class BuildSession:
             try:
                 journal = Journal(root / ".storyc" / "journal.sqlite")
             except JournalError as exc:
-                self.say(f"error: {exc}")
+                self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
         try:
             io = ProjectIO(root, store, journal, lock, digests, backend=backend_name)
             if journal is not None:
                 for att in journal.recover() + [a for a in journal.unknown()]:
-                    self.say(f"warning: an earlier submission of scene {att.scene!r} (take "
+                    self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
                              f"{att.take}) may have reached the provider: its fate is unknown")
             wanted = _closure(comp.requests, args.scenes) if args.scenes else None
             plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
@@ -210,7 +219,7 @@ class BuildSession:
             try:
                 result = asyncio.run(self._execute(comp, io, options, bopts))
             except SetupError as exc:
-                self.say(f"error: {exc}")
+                self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
             return self._summary(result, comp)
         finally:
@@ -255,7 +264,7 @@ class BuildSession:
         if self.args.yes:
             return True
         if not sys.stdin.isatty():
-            self.say("error: this build sends paid requests; re-run with --yes to agree to the "
+            self.error("error: this build sends paid requests; re-run with --yes to agree to the "
                      "plan above (or use --backend preview)")
             return False
         cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
@@ -276,8 +285,8 @@ class BuildSession:
                           committed=str(result.committed), interrupted=result.interrupted,
                           scenes=counts)
         for s in result.scenes.values():
-            if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET) and not self.args.json:
-                self.say(f"{s.state}: scene {s.scene}: {s.error}")
+            if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
+                self.error(f"{s.state}: scene {s.scene}: {s.error}")
         if not self.args.json:
             parts = [f"{n} {k}" for k, n in counts.items() if n]
             self.say(f"build: {', '.join(parts) or 'nothing to do'}; "
@@ -285,7 +294,7 @@ class BuildSession:
         if result.interrupted:
             return ExitCode.INTERRUPTED
         if result.setup_error:
-            self.say(f"error: {result.setup_error}")
+            self.error(f"error: {result.setup_error}")
             return ExitCode.ENVIRONMENT
         if counts[FAILED] or counts["blocked"] or any(d.is_error for d in comp.diagnostics):
             return ExitCode.FAILED

@@ -23,6 +23,7 @@ prevents new submissions; requests already sent stay in the journal for re-attac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -209,6 +210,10 @@ class Executor:
             out.state, out.error = FAILED, str(exc)
             self.report.scene(scene, FAILED, detail=str(exc))
             fut.set_result(None)
+        except Exception as exc:  # a bug must not take the other scenes down with it
+            out.state, out.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
+            self.report.scene(scene, FAILED, detail=out.error)
+            fut.set_result(None)
 
     def _detail(self, out: SceneOutcome) -> str:
         hows = sorted({t.how for t in out.takes.values()})
@@ -276,6 +281,8 @@ class Executor:
                     # known to have failed: sending it again is allowed (and counted)
                     self.report.scene(label, "retrying", detail=str(exc))
                     break
+                if fin.billed is None:
+                    fin = dataclasses.replace(fin, billed=att["estimate"])
                 self.io.journal_completed(att["id"], fin)
                 return self._finish(job, outcome, fin, how="reattached")
         unknown = [a for a in self.io.journal_attempts(job.key) if a["state"] == "unknown"]
@@ -313,7 +320,7 @@ class Executor:
                       upstream: dict[str, str]) -> TakeOutcome:
         estimate = self._estimate(job)
         self._check_budget(estimate)
-        self.report.scene(label, "queued")
+        self.report.scene(label, "pending", detail="waiting for a free slot")
         async with self._sem:
             # checked again: the budget and the stop flag may have changed while queued
             self._check_budget(estimate)
@@ -356,6 +363,8 @@ class Executor:
             if attempt is not None:
                 self.io.journal_submitted(attempt, task_id)
         fin = await self._follow(label, job, task_id, attempt)
+        if fin.billed is None and self.backend.paid:
+            fin = dataclasses.replace(fin, billed=estimate.amount)  # the provider sends no bill
         if attempt is not None:
             self.io.journal_completed(attempt, fin)
         return self._finish(job, outcome, fin, how="rendered")
@@ -373,7 +382,7 @@ class Executor:
         if self.backend.paid:
             self.report.scene(label, "submitted", detail=f"task {task_id}")
         follow = asyncio.create_task(
-            self.backend.follow(job, task_id, lambda st: self.report.scene(label, st)))
+            self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}")))
         stop = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait({follow, stop}, return_when=asyncio.FIRST_COMPLETED)

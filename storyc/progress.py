@@ -39,7 +39,7 @@ class Reporter:
         return now - (self.started.get(scene, self.t0) if scene else self.t0)
 
     def scene(self, scene: str, state: str, detail: str = "") -> None:
-        if scene not in self.started and state not in ("waiting", "queued"):
+        if scene not in self.started and state not in ("waiting", "pending"):
             self.started[scene] = self.clock()
         self.states[scene] = (state, detail)
         self._scene(scene, state, detail)

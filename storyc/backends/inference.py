@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from storyc import mediainfo
 from storyc.backends import (
     BackendError,
     BackendOptions,
@@ -46,9 +45,18 @@ def _content_type(inp: LocalInput) -> str:
     guessed = mimetypes.guess_type(inp.path)[0]
     if guessed:
         return guessed
-    info = mediainfo.probe(inp.path)
-    return {"jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}.get(
-        info.format if info else "", "image/png")
+    try:  # store objects have no suffix: look at the magic bytes
+        with open(inp.path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    if head.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"GIF8"):
+        return "image/gif"
+    return "image/png"
 
 
 def _set(tree: Any, path: str, value: Any) -> Any:
