@@ -10,7 +10,7 @@ goes to a temp file in the object's own directory, is fsynced, then `os.replace`
 into place, so an interrupted write never leaves a partial object under a real name.
 
 Reads are verified: the first time a process uses an object it is hashed, unless
-`verified.json` remembers that this very file (size, mtime, inode) already hashed
+`verified.json` remembers that this very file (size, mtime, inode, ctime) already hashed
 correctly. A corrupt object is deleted and reported as a miss — it is fetched or
 rendered again, never served as a wrong video.
 
@@ -79,6 +79,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _sig(st: os.stat_result) -> tuple[int, ...]:
+    # ctime too: no tool can set it back, so an object rewritten in place and given its
+    # old mtime is still hashed again.
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
 @dataclass(frozen=True, slots=True)
 class RenderRecord:
     key: str
@@ -119,7 +125,7 @@ class Store:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
-        self._verified: dict[str, tuple[int, int, int]] = {}
+        self._verified: dict[str, tuple[int, ...]] = {}
         self._verified_dirty = False
         self.bytes_verified = 0
         self._load_verified()
@@ -145,12 +151,12 @@ class Store:
             raw = json.loads((self.root / "verified.json").read_text("utf-8"))
             for d, sig in raw.items():
                 if is_digest(d):
-                    self._verified[d] = (int(sig[0]), int(sig[1]), int(sig[2]))
+                    self._verified[d] = tuple(int(x) for x in sig)
         except (OSError, ValueError, TypeError, IndexError, AttributeError):
             self._verified = {}  # a lost index only costs re-hashing
 
     def _remember(self, digest: str, st: os.stat_result) -> None:
-        self._verified[digest] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        self._verified[digest] = _sig(st)
         self._verified_dirty = True
 
     def save(self) -> None:
@@ -167,7 +173,7 @@ class Store:
             st = path.stat()
         except OSError:
             return None
-        if self._verified.get(digest) == (st.st_size, st.st_mtime_ns, st.st_ino):
+        if self._verified.get(digest) == _sig(st):
             return path
         try:
             actual, n = digest_file(path)

@@ -106,3 +106,15 @@ def test_gc_keeps_referenced_and_recent(tmp_path: Path) -> None:
     assert not store.has(old) and not store.has(stray)
     assert store.lookup_render(digest_bytes(b"k2")) is None
     assert store.lookup_render(digest_bytes(b"k1")) is not None
+
+
+def test_object_rewritten_with_its_old_mtime_is_still_caught(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    d = store.put_bytes(b"good")
+    store.save()
+    p = store.object_path(d)
+    st = p.stat()
+    os.chmod(p, 0o644)
+    p.write_bytes(b"evil")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, mtime and inode
+    assert Store(tmp_path / ".storyc").get(d) is None
