@@ -35,6 +35,7 @@ from watchfiles import Change, watch
 
 OnChange = Callable[[frozenset[Path]], Iterable[Path] | None]
 StatSig = tuple[int, int, int] | None  # (size, mtime_ns, inode), None when missing
+UNKNOWN: StatSig = (-1, -1, -1)  # never equal to a real stat
 
 # Paths under the project root that storyc itself writes.
 OWN_OUTPUTS = (".storyc", "renders", "storyc.lock")
@@ -88,13 +89,20 @@ class Watcher:
     def is_ignored(self, path: Path) -> bool:
         return any(path == p or p in path.parents for p in self._ignored)
 
-    def set_watched(self, paths: Iterable[Path], *, keep_snapshot: bool = False) -> None:
+    def set_watched(self, paths: Iterable[Path], *, keep_snapshot: bool = False,
+                    new_unknown: bool = False) -> None:
         """Replace the watched set. With `keep_snapshot`, files already known keep their
-        old stat, so `changed_since_snapshot` still reports saves made meanwhile."""
+        old stat, so `changed_since_snapshot` still reports saves made meanwhile. With
+        `new_unknown`, files new to the set count as changed at the next notifier start:
+        they may have been written after the callback read them and before their folder
+        was watched."""
         files = {Path(os.path.abspath(p)) for p in paths}
+        before = self.watched
         self.watched = frozenset(p for p in files if not self.is_ignored(p))
         old = self._snapshot if keep_snapshot else {}
-        self._snapshot = {p: old[p] if p in old else stat_sig(p) for p in self.watched}
+        self._snapshot = {
+            p: old[p] if p in old else UNKNOWN if new_unknown and p not in before else stat_sig(p)
+            for p in self.watched}
         dirs: set[Path] = set()
         missing_parents: set[Path] = set()
         for p in self.watched:
@@ -126,23 +134,16 @@ class Watcher:
         self.batches += 1
         new = self.on_change(paths)
         if new is not None:
-            self.set_watched(new)
+            self.set_watched(new, new_unknown=True)
         else:
             self._snapshot = {p: stat_sig(p) for p in self.watched}
 
     def run(self, initial: Iterable[Path]) -> None:
         self.set_watched(initial)
         while not self.stop_event.is_set():
-            dirs = self._dirs
-            self._listen(dirs)
-            if self.stop_event.is_set():
-                break
-            # The directory set changed: restart the notifier, then look for saves
-            # that fell into the gap.
-            self.restarts += 1
-            gap = self.changed_since_snapshot()
-            if gap:
-                self._deliver(gap)
+            self._listen(self._dirs)
+            if not self.stop_event.is_set():
+                self.restarts += 1  # the directory set changed: a new notifier
 
     def _listen(self, dirs: frozenset[Path]) -> None:
         """Run one notifier over `dirs` until stopped or until the directory set changes."""
@@ -162,8 +163,17 @@ class Watcher:
                     raise_interrupt=True)
         try:
             self.ready.set()
+            started = False
             for changes in gen:
                 now = time.monotonic()
+                if not started:
+                    # The notifier is listening now; a save made before it started (while
+                    # the previous one was torn down, or before the first) shows in stat.
+                    started = True
+                    gap = self.changed_since_snapshot()
+                    if gap and not pending:
+                        first = now
+                    pending.update(gap)
                 if changes:
                     if not pending:
                         first = now
@@ -174,7 +184,8 @@ class Watcher:
                     continue
                 batch, pending = pending, set()
                 if batch & self._missing_parents:
-                    # A folder we were waiting for appeared: rewatch, then rescan.
+                    # A folder we were waiting for appeared: restart the notifier with it;
+                    # the kept snapshot shows what was written inside meanwhile.
                     self.set_watched(self.watched, keep_snapshot=True)
                     return
                 self._deliver(frozenset(batch & self.watched))

@@ -77,6 +77,13 @@ class Wiring:
     backend: str
     parses: Callable[[], int] = lambda: 0
     close: Callable[[], None] = lambda: None
+    # Optional: an object with `emit(kind, data)` and `budget_left()` slots the session fills
+    # (the executor's progress becomes events; the executor enforces the budget left too).
+    pipeline: Any = None
+
+
+class NotBuilt(Exception):
+    """A build could not start for a reason the user can act on (e.g. another build runs)."""
 
 
 @dataclass
@@ -125,6 +132,13 @@ class WatchSession:
         self.spent = Decimal(0)
         self._last_wait: tuple[str, str] | None = None
         self.refreshes = 0
+        self.interrupted = False
+        if wiring.pipeline is not None:
+            wiring.pipeline.emit = lambda kind, data: self.emit(kind, **data)
+            wiring.pipeline.budget_left = self.budget_left
+
+    def budget_left(self) -> Decimal | None:
+        return None if self.max_cost is None else max(Decimal(0), self.max_cost - self.spent)
 
     # -- events ------------------------------------------------------------------
 
@@ -178,7 +192,7 @@ class WatchSession:
         delta = cost - (old.cost() if old is not None else Decimal(0))
         self.emit("plan", render=now, new=[s for s in now if s not in before],
                   done=sorted(before - set(now)), rendering=list(self.rendering),
-                  cost=float(cost), delta=float(delta), currency="USD",
+                  cost=float(cost), delta=float(delta), currency="USD", free=not plan.paid,
                   unknown=[s for s in now if plan.paid and plan.costs.get(s) is None],
                   ms=round(ms, 1), parses=self.wiring.parses())
         self.last_plan = plan
@@ -220,6 +234,10 @@ class WatchSession:
         self.emit("build", scenes=todo, cost=float(cost))
         try:
             report = self.wiring.build(good.comp, todo)
+        except NotBuilt as exc:
+            self.attempted.difference_update(memo[s] for s in todo)  # nothing was sent
+            self.emit("error", message=str(exc))
+            return None
         except Exception as exc:
             self.emit("error", message=f"build failed: {type(exc).__name__}: {exc}")
             return None
@@ -229,6 +247,10 @@ class WatchSession:
             self.spent += report.spent
         self.emit("built", rendered=report.rendered, failed=report.failed,
                   spent=float(self.spent), interrupted=report.interrupted)
+        if report.interrupted:  # Ctrl-C during the build: the session ends with it
+            self.interrupted = True
+            self.stop.set()
+            return report
         t = time.perf_counter()
         with self.lock:
             if self.good is good:  # otherwise a newer refresh has shown a newer plan
@@ -243,7 +265,8 @@ class WatchSession:
 
     def run(self, stop: threading.Event | None = None, *, ready: threading.Event | None = None,
             force_polling: bool | None = None) -> int:
-        """Watch until `stop` is set (or Ctrl-C, which propagates). Returns 0."""
+        """Watch until `stop` is set. Returns 0, 130 after a build interrupted by Ctrl-C,
+        3 when the watcher fails; Ctrl-C while idle propagates as KeyboardInterrupt."""
         if stop is not None:
             self.stop = stop
         watched = self.refresh()
@@ -278,8 +301,8 @@ class WatchSession:
         if failure:
             self.emit("error", message=f"the file watcher stopped: {failure[0]}")
             return 3
-        self.emit("stopped", interrupted=False)
-        return 0
+        self.emit("stopped", interrupted=self.interrupted)
+        return 130 if self.interrupted else 0
 
     def _budget_text(self) -> str:
         if self.wiring.backend == "preview":

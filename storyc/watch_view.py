@@ -15,6 +15,8 @@ Events (every one has "event" and "time", seconds since the session started):
                 before), done (no longer needing it), cost, delta, currency, ms, parses
     waiting     reason "consent" | "budget"; cost, left: what a render would take
     build       scenes, cost: a render starts
+    progress    scene, state, detail: the executor's per-scene progress
+    note        text: a remark from the executor
     built       rendered, failed, cached, spent: a render finished
     error       message: something outside the story went wrong (stays running)
     stopped     interrupted (bool)
@@ -60,15 +62,16 @@ def describe(ev: Event) -> str | None:
         if not ev["render"]:
             head = "plan: everything is up to date"
         else:
-            head = (f"plan: {len(ev['render'])} scene(s) to render, "
-                    f"{_money(ev['cost'])} estimated: {_names(ev['render'])}")
+            price = "free" if ev.get("free") else f"{_money(ev['cost'])} estimated"
+            head = (f"plan: {len(ev['render'])} scene(s) to render ({price}): "
+                    f"{_names(ev['render'])}")
         extra = []
         if ev["new"]:
             extra.append(f"now needs rendering: {_names(ev['new'])}")
         if ev["done"]:
             extra.append(f"no longer needs rendering: {_names(ev['done'])}")
         delta = ev["delta"]
-        if delta:
+        if delta and not ev.get("free"):
             extra.append(f"cost {'+' if delta > 0 else '−'}{_money(abs(delta))}")
         extra.append(f"{ev['ms']:.0f} ms")
         return head + "\n  " + "; ".join(extra)
@@ -79,13 +82,18 @@ def describe(ev: Event) -> str | None:
         return (f"not rendering: {_money(ev['cost'])} on a paid backend; "
                 "restart with --yes or --max-cost AMOUNT to render while watching")
     if kind == "build":
-        return f"rendering {_names(ev['scenes'])} ({_money(ev['cost'])} estimated)"
+        price = f"{_money(ev['cost'])} estimated" if ev["cost"] else "free"
+        return f"rendering {_names(ev['scenes'])} ({price})"
     if kind == "built":
         parts = [f"rendered {len(ev['rendered'])}"]
         if ev["failed"]:
             parts.append(f"failed: {_names(ev['failed'])}")
         parts.append(f"spent this session {_money(ev['spent'])}")
         return "; ".join(parts)
+    if kind == "progress":
+        return f"  {ev['scene']}: {ev['state']}" + (f" ({ev['detail']})" if ev["detail"] else "")
+    if kind == "note":
+        return f"  {ev['text']}"
     if kind == "error":
         return f"error: {ev['message']}"
     if kind == "stopped":

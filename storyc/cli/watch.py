@@ -1,0 +1,96 @@
+"""`storyc watch`: re-check on every save, show the plan's change, render within consent.
+
+Stage: command line (effects: terminal, files, rendering through the executor). In:
+argv. Out: an exit code — 0 after a clean stop, 3 when there is no project or the
+backend cannot start, 130 after Ctrl-C (in-flight work is recorded, as in `build`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from storyc.cli import ExitCode
+
+
+def _money(text: str) -> Decimal:
+    try:
+        value = Decimal(text.lstrip("$"))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}")
+    return value
+
+
+def _debounce(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    if not 10 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("the debounce is between 10 and 10000 ms")
+    return value
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "watch",
+        help="re-check and re-render on every save",
+        description=(
+            "Watch every story file the project includes and every local file its scenes "
+            "use. On each save: check again, show what changed in the plan and its cost, "
+            "and render what changed — automatically with the free preview backend; with "
+            "a paid backend only within --max-cost for the session, or with --yes."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  storyc watch                      preview renders on every save\n"
+            "  storyc watch --backend inference  show plans and costs, render nothing\n"
+            "  storyc watch --backend inference --max-cost 5   spend at most $5 this session\n"
+            "  storyc watch --json               one JSON event per line, for tools\n"),
+    )
+    p.add_argument("path", nargs="?", default=".", help="project directory or entry .story file")
+    p.add_argument("--backend", default=None,
+                   help="preview (free, local, default) or inference (paid)")
+    p.add_argument("--target", default=None, help="override every scene's target")
+    p.add_argument("--max-cost", type=_money, default=None, metavar="USD",
+                   help="session budget for a paid backend; renders beyond it wait")
+    p.add_argument("--yes", action="store_true",
+                   help="render on a paid backend without a budget (every change costs)")
+    p.add_argument("--jobs", type=int, default=4, help="renders at the same time (default 4)")
+    p.add_argument("--debounce", type=_debounce, default=80, metavar="MS",
+                   help="quiet time after the last save before checking (default 80)")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--json", action="store_true", help="one JSON event per line")
+    view.add_argument("--plain", action="store_true", help="plain lines, even on a terminal")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from storyc.watch_session import WatchSession
+    from storyc.watch_view import make_view
+    from storyc.watch_wiring import SetupFailed, make_wiring
+
+    emit = make_view("json" if args.json else "plain" if args.plain else "auto")
+    path = Path(args.path)
+    try:
+        wiring = make_wiring(path, backend=args.backend, target=args.target, jobs=args.jobs,
+                             max_cost=args.max_cost, yes=args.yes)
+    except SetupFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    session = WatchSession(wiring.root, wiring, emit, max_cost=args.max_cost, yes=args.yes,
+                           debounce_ms=args.debounce)
+    stop = threading.Event()
+    try:
+        return session.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+        session.emit("stopped", interrupted=True)
+        return ExitCode.INTERRUPTED
+    finally:
+        wiring.close()

@@ -1,0 +1,278 @@
+"""Watch mode's connection to the pipeline: compile, plan and build, behind `Wiring`.
+
+Stage: adapter between watch (storyc.watch_session) and the compiler, planner and
+executor. In: the entry path and the session's options. Out: a `Wiring` whose
+functions return watch's own small types (`Compiled`, `PlanView`, `BuildReport`).
+I/O: through the pipeline (story files, asset headers, the store, rendering).
+
+Kept apart so the session logic reads without the pipeline's details, and so the
+one place that knows the other stages' types is short.
+
+Which files a project depends on: every story file loaded, every local file the
+resolved model uses, and — so that fixing a missing include or asset is noticed —
+every quoted path in the story text that names a story or media file, resolved both
+against the file that wrote it and against the project root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storyc import backends, keys, pricing
+from storyc.backends import BackendOptions, create
+from storyc.build_session import KEY_ENV
+from storyc.compiler import Compilation, compile_project
+from storyc.diagnostics import Severity, render_all, to_json
+from storyc.executor import DONE, REUSED, STOPPED, BuildOptions, BuildResult, Executor
+from storyc.executor_io import ProjectIO
+from storyc.hashing import DigestCache
+from storyc.journal import Journal
+from storyc.loader import ParseCache
+from storyc.lockfile import LockFile
+from storyc.model import Input, LocalFile, Project
+from storyc.plan import make_plan
+from storyc.progress import Reporter
+from storyc.projectlock import ProjectLock, ProjectLocked
+from storyc.store import Store
+from storyc.watch import StatSig, stat_sig
+from storyc.watch_session import BuildReport, Compiled, NotBuilt, PlanView, Wiring
+
+_QUOTED_PATH = re.compile(
+    r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
+
+
+def _inputs(project: Project) -> list[Input]:
+    out: list[Input] = []
+    for el in project.elements.values():
+        out.append(el.frontal)
+        out.extend(el.refs)
+    for sc in project.scenes.values():
+        out.extend(i for i in (sc.first_frame, sc.end_frame) if i is not None)
+        out.extend(sc.images)
+        if sc.video is not None:
+            out.append(sc.video.input)
+    return out
+
+
+def dependencies(comp: Compilation, root: Path) -> set[Path]:
+    """Absolute paths of every file the compilation read or may read once it exists."""
+    files: set[Path] = set()
+    for label, text in comp.sources.texts.items():
+        story = (root / label).resolve()
+        files.add(story)
+        for m in _QUOTED_PATH.finditer(text):
+            rel = m.group(1)
+            if "://" in rel:
+                continue
+            files.add((story.parent / rel).resolve())
+            files.add((root / rel).resolve())
+    project = comp.project
+    if project is not None:
+        sources: list[Any] = [a.source for a in project.assets.values()]
+        sources.extend(i.source for i in _inputs(project))
+        for src in sources:
+            if isinstance(src, LocalFile):
+                files.add(Path(src.abs_path))
+    return files
+
+
+class Compiler:
+    """Compiles the same project again and again, re-using parses and digests."""
+
+    def __init__(self, path: Path, *, target: str | None = None,
+                 digests: DigestCache | None = None) -> None:
+        self.path = Path(path).resolve()
+        self.root = self.path if self.path.is_dir() else self.path.parent
+        self.target = target
+        self.parse_cache = ParseCache()
+        self.digests = digests if digests is not None else DigestCache(
+            self.root / ".storyc" / "digests.json")
+
+    @property
+    def parses(self) -> int:
+        return self.parse_cache.parses
+
+    def __call__(self) -> Compiled:
+        comp = compile_project(self.path, target=self.target, parse_cache=self.parse_cache,
+                               digests=self.digests)
+        if comp.project is not None:
+            self.root = Path(comp.project.root)
+        with contextlib.suppress(OSError):
+            # The cache is an optimisation; a read-only .storyc must not stop watching.
+            self.digests.save()
+        files = dependencies(comp, self.root)
+        if not comp.found:
+            files.add(self.root / "main.story")  # `storyc init` or a first save starts it
+        errors = sum(1 for d in comp.diagnostics if d.severity is Severity.ERROR)
+        warnings = sum(1 for d in comp.diagnostics if d.severity is Severity.WARNING)
+        return Compiled(
+            comp=comp,
+            ok=comp.project is not None and errors == 0,
+            diagnostics=[to_json(d) for d in comp.diagnostics],
+            text=render_all(comp.diagnostics, comp.sources),
+            errors=errors,
+            warnings=warnings,
+            files=files,
+        )
+
+
+class SetupFailed(Exception):
+    """Watch cannot start: no project, an unknown backend, a paid backend without a key."""
+
+
+def _setting(project: Project | None, name: str) -> Any:
+    if project is None:
+        return None
+    s = project.settings.get(name)
+    return getattr(s, "value", s)
+
+
+class _Events(Reporter):
+    """The executor's per-scene progress, as watch events."""
+
+    def __init__(self, emit: Callable[[str, dict[str, Any]], None]) -> None:
+        super().__init__(stream=None)
+        self.emit = emit
+
+    def _scene(self, scene: str, state: str, detail: str) -> None:
+        self.emit("progress", {"scene": scene, "state": state, "detail": detail})
+
+    def note(self, text: str) -> None:
+        self.emit("note", {"text": text})
+
+
+class Pipeline:
+    """Plan and build for one project and backend; the store and lock file are re-read
+    only when they change on disk."""
+
+    def __init__(self, compiler: Compiler, backend: str, *, jobs: int, api_key: str | None,
+                 base_url: str | None) -> None:
+        self.compiler = compiler
+        self.backend = backend
+        self.paid = backend not in pricing.FREE_BACKENDS
+        self.jobs = jobs
+        self._api_key = api_key
+        self.base_url = base_url
+        self.emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+        self.budget_left: Callable[[], Decimal | None] = lambda: None
+        self._lock: tuple[StatSig, LockFile] | None = None
+        self._store: Store | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.compiler.root
+
+    def _lockfile(self) -> LockFile:
+        path = LockFile.path_for(self.root)
+        sig = stat_sig(path)
+        if self._lock is None or self._lock[0] != sig:
+            self._lock = (sig, LockFile.load(path))
+        return self._lock[1]
+
+    def plan(self, comp: Compilation) -> PlanView:
+        if self._store is None:
+            self._store = Store.for_project(self.root)
+        plan = make_plan(comp, lock=self._lockfile(), store=self._store, backend=self.backend)
+        view = PlanView({}, {}, self.paid)
+        for name in plan.order:
+            sp = plan.scenes[name]
+            if not sp.will_render:
+                continue
+            view.render[name] = (None if sp.status == "waiting" or not sp.keys
+                                 else "|".join(sp.keys[t] for t in sorted(sp.keys)))
+            view.costs[name] = sp.estimate.amount
+            req = comp.requests.get(name)
+            if req is not None:
+                view.upstream[name] = tuple(req.upstream)
+                view.bodies[name] = keys.canonical_json(req.body).decode()
+        return view
+
+    def build(self, comp: Compilation, scenes: list[str]) -> BuildReport:
+        root = self.root
+        guard = ProjectLock(root, wait=0)
+        try:
+            guard.acquire()
+        except ProjectLocked as exc:
+            raise BuildRefused(str(exc)) from None
+        journal: Journal | None = None
+        try:
+            lock = LockFile.load(LockFile.path_for(root))
+            store = Store.for_project(root)
+            if self.paid:
+                journal = Journal(root / ".storyc" / "journal.sqlite")
+                journal.recover()
+            # Its own digest cache: the watcher thread's compile uses the other one.
+            io = ProjectIO(root, store, journal, lock,
+                           DigestCache(root / ".storyc" / "digests.json"), backend=self.backend)
+            options = BuildOptions(backend=self.backend, jobs=self.jobs,
+                                   max_cost=self.budget_left(), scenes=tuple(scenes))
+            bopts = BackendOptions(root=root, store=store, base_url=self.base_url,
+                                   api_key=self._api_key)
+            result = asyncio.run(self._execute(comp, io, options, bopts))
+            store.save()
+            self._store = None  # new records: the planner's store re-reads them
+        finally:
+            if journal is not None:
+                journal.close()
+            guard.release()
+        done = [n for n, s in result.scenes.items() if s.state in (DONE, REUSED)]
+        bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
+        return BuildReport(done, bad, result.committed if self.paid else Decimal(0),
+                           interrupted=result.interrupted)
+
+    async def _execute(self, comp: Compilation, io: ProjectIO, options: BuildOptions,
+                       bopts: BackendOptions) -> BuildResult:
+        backend = create(self.backend, bopts)
+        await backend.open()
+        executor = Executor(comp.requests, comp.order, backend, io, options,
+                            _Events(self.emit))
+        loop = asyncio.get_running_loop()
+        # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in the
+        # journal. Signal handlers can only be set on the main thread (tests run elsewhere).
+        on_main = threading.current_thread() is threading.main_thread()
+        if on_main:
+            loop.add_signal_handler(signal.SIGINT, executor.stop)
+        try:
+            return await executor.run()
+        finally:
+            if on_main:
+                loop.remove_signal_handler(signal.SIGINT)
+            await backend.close()
+
+
+class BuildRefused(NotBuilt):
+    """Another build holds the project: nothing was started."""
+
+
+def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: int,
+                max_cost: Decimal | None, yes: bool) -> Wiring:
+    """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
+    compiler = Compiler(Path(path), target=target)
+    first = compile_project(compiler.path, target=target, parse_cache=compiler.parse_cache,
+                            digests=compiler.digests)
+    if not first.found:
+        raise SetupFailed(f"no storyc project at {path} (run `storyc init` to start one)")
+    project = first.project
+    name = backend or _setting(project, "backend") or "preview"
+    if name not in backends.names():
+        raise SetupFailed(f"unknown backend {name!r} ({' or '.join(backends.names())})")
+    api_key = None
+    if name not in pricing.FREE_BACKENDS and (yes or max_cost is not None):
+        api_key = os.environ.get(KEY_ENV, "")
+        if not api_key:
+            raise SetupFailed(f"the {name} backend needs an API key to render: set {KEY_ENV} "
+                              "(or watch without --yes/--max-cost to see plans and costs only)")
+    base_url = _setting(project, "base_url")
+    pipe = Pipeline(compiler, name, jobs=max(1, jobs), api_key=api_key,
+                    base_url=str(base_url) if base_url else None)
+    return Wiring(root=compiler.root, compile=compiler, plan=pipe.plan, build=pipe.build,
+                  backend=name, parses=lambda: compiler.parses, pipeline=pipe)

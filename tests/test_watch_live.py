@@ -1,0 +1,219 @@
+"""`storyc watch` end to end: the real watcher, compiler and planner on real files.
+
+Each test runs a session in a thread with a stop event, edits files the way people
+and editors do, and reads the session's structured events (never screen text), each
+wait bounded so a broken watcher fails instead of hanging. The paid backend without
+consent is used where only checking and planning matter: it plans, never renders,
+and needs no key. One test renders with the free preview backend.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storyc import media
+from storyc.watch_session import WatchSession
+from storyc.watch_wiring import make_wiring
+
+WAIT = 20.0
+
+MAIN = """project "night" {
+  aspect = "16:9"
+}
+image market = "assets/market.png"
+scene arrival {
+  prompt = "A night market, lanterns swaying @market"
+  duration = 5
+}
+scene stall {
+  prompt = "Close on a noodle stall, steam rising"
+  duration = 5
+}
+"""
+
+Event = dict[str, Any]
+
+
+class Live:
+    def __init__(self, root: Path, backend: str) -> None:
+        self.root = root
+        self.q: queue.Queue[Event] = queue.Queue()
+        self.log: list[Event] = []
+        self.wiring = make_wiring(root, backend=backend, target=None, jobs=2, max_cost=None,
+                                  yes=False)
+        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put, debounce_ms=60)
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.result: list[object] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result.append(self.session.run(self.stop, ready=self.ready))
+        except BaseException as exc:
+            self.result.append(exc)
+
+    def next(self, kind: str, match: Callable[[Event], bool] = lambda e: True) -> Event:
+        end = time.monotonic() + WAIT
+        while (left := end - time.monotonic()) > 0:
+            try:
+                ev = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            self.log.append(ev)
+            if ev["event"] == kind and match(ev):
+                return ev
+        raise AssertionError(f"no {kind!r} event; saw {[e['event'] for e in self.log]}")
+
+    def quiet(self, seconds: float = 0.8) -> list[Event]:
+        """Events that arrive within `seconds` (to prove that nothing happens)."""
+        out = []
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                out.append(self.q.get(timeout=left))
+            except queue.Empty:
+                break
+        self.log.extend(out)
+        return out
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "film"
+    (root / "assets").mkdir(parents=True)
+    media.make_test_image(root / "assets" / "market.png", 640, 480, seed=1)
+    (root / "main.story").write_text(MAIN, "utf-8")
+    return root
+
+
+@pytest.fixture
+def live(project: Path) -> Iterator[Callable[[str], Live]]:
+    started: list[Live] = []
+
+    def start(backend: str = "inference") -> Live:
+        lv = Live(project, backend)
+        started.append(lv)
+        lv.thread.start()
+        assert lv.ready.wait(WAIT), "the session did not start"
+        lv.next("watching")
+        time.sleep(0.1)  # let the notifier register its directories
+        return lv
+
+    yield start
+    for lv in started:
+        lv.stop.set()
+        lv.thread.join(WAIT)
+        assert not lv.thread.is_alive(), "the session did not stop on its stop event"
+        assert lv.result and not isinstance(lv.result[0], BaseException), lv.result
+
+
+def save(path: Path, text: str) -> None:
+    """Save like an editor that writes a temp file and renames it over the original."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+
+
+def test_edit_a_prompt_shows_the_plan_change(project: Path, live) -> None:
+    lv = live()
+    first = [e for e in lv.log if e["event"] == "plan"]
+    assert first and first[0]["render"] == ["arrival", "stall"], lv.log
+    save(project / "main.story", MAIN.replace("steam rising", "steam curling"))
+    lv.next("change", lambda e: e["files"] == ["main.story"])
+    diag = lv.next("diagnostics")
+    assert diag["errors"] == 0
+    plan = lv.next("plan")
+    # Both still need rendering (nothing was rendered), the total is unchanged.
+    assert plan["render"] == ["arrival", "stall"] and plan["delta"] == 0.0
+    save(project / "main.story", MAIN.replace('  duration = 5\n}\n', '  duration = 10\n}\n'))
+    plan = lv.next("plan")
+    assert plan["delta"] > 0, "a longer scene costs more"
+    waits = [e for e in lv.log if e["event"] == "waiting"]
+    assert waits and waits[0]["reason"] == "consent"
+    assert not any(e["event"] == "build" for e in lv.log), "never renders without consent"
+
+
+def test_touching_an_asset_rechecks(project: Path, live) -> None:
+    lv = live()
+    media.make_test_image(project / "assets" / "market.png", 640, 480, seed=2)
+    change = lv.next("change")
+    assert change["files"] == ["assets/market.png"]
+    lv.next("plan")
+
+
+def test_syntax_error_keeps_last_good_state_until_fixed(project: Path, live) -> None:
+    lv = live()
+    save(project / "main.story", MAIN.replace("scene stall {", "scene stall {{"))
+    diag = lv.next("diagnostics")
+    assert diag["errors"] >= 1 and diag["items"][0]["code"].startswith("E0")
+    lv.next("kept")
+    good = lv.session.good
+    assert good is not None and good.ok
+    save(project / "main.story", MAIN)
+    diag = lv.next("diagnostics")
+    assert diag["errors"] == 0
+    lv.next("plan")
+    assert lv.session.good is not good
+
+
+def test_added_include_is_watched(project: Path, live) -> None:
+    lv = live()
+    cast = project / "parts" / "cast.story"
+    # The include names a file in a folder that does not exist yet: an error, watched.
+    save(project / "main.story", MAIN + 'include "parts/cast.story"\n')
+    diag = lv.next("diagnostics")
+    assert any(d["code"] == "E012" for d in diag["items"])
+    cast.parent.mkdir()
+    cast.write_text('scene finale {\n  prompt = "Lanterns go out one by one"\n}\n', "utf-8")
+    plan = lv.next("plan")
+    assert "finale" in plan["render"] and plan["new"] == ["finale"]
+    save(cast, 'scene finale {\n  prompt = "Lanterns go out, one by one"\n  duration = 10\n}\n')
+    change = lv.next("change")
+    assert change["files"] == ["parts/cast.story"]
+    plan = lv.next("plan")
+    assert plan["delta"] > 0
+
+
+def test_burst_of_saves_is_one_recompile_parsing_one_file(project: Path, live) -> None:
+    (project / "cast.story").write_text('let mood = "warm"\n', "utf-8")
+    save(project / "main.story", MAIN + 'include "cast.story"\n')
+    lv = live()
+    refreshes = lv.session.refreshes
+    parses = lv.wiring.parses()
+    for i in range(6):
+        save(project / "cast.story", f'let mood = "warm {i}"\n')
+        time.sleep(0.01)
+    lv.next("plan")
+    lv.quiet(0.5)
+    assert lv.session.refreshes == refreshes + 1
+    assert lv.wiring.parses() == parses + 1, "only the saved file is parsed again"
+
+
+def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Path,
+                                                                     live) -> None:
+    (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
+    lv = live("preview")
+    built = lv.next("built")
+    assert built["rendered"] == ["arrival"] and built["failed"] == []
+    assert (project / "renders" / "arrival.mp4").exists()
+    assert (project / "storyc.lock").exists()
+    after = lv.quiet(1.0)
+    assert not any(e["event"] in ("change", "build") for e in after), after
+    save(project / "main.story", MAIN.split("scene stall")[0].replace("swaying", "still"))
+    plan = lv.next("plan", lambda e: e["render"] == ["arrival"])
+    assert plan["new"] == ["arrival"]
+    built = lv.next("built")
+    assert built["rendered"] == ["arrival"]
+    # Reverting the edit renders nothing: the old output is still in the store.
+    save(project / "main.story", MAIN.split("scene stall")[0])
+    plan = lv.next("plan", lambda e: e.get("done") == ["arrival"] or e["render"] == [])
+    assert plan["render"] == []
