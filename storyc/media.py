@@ -12,11 +12,13 @@ metadata, single-threaded x264, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import os
 import re
 import resource
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -247,3 +249,142 @@ def extract_frame(video: StrPath, out_png: StrPath, *,
                      "-an", *count, "-update", "1", *_EXACT_OUT, tmp],
         what,
     )
+
+
+def _frame_size(aspect: str, short: int) -> tuple[int, int]:
+    """"16:9" at 360 → (640, 360); "9:16" → (360, 640). `short` is the short side."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*", aspect)
+    if m is None or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
+        raise MediaError(f"cannot render a preview: aspect {aspect!r} is not like '16:9'")
+    a, b = float(m.group(1)), float(m.group(2))
+    if not 1 / 4 <= a / b <= 4:
+        raise MediaError(f"cannot render a preview: aspect {aspect} is too extreme")
+    long = round(short * max(a, b) / min(a, b) / 2) * 2
+    return (long, short) if a >= b else (short, long)
+
+
+def _caption_colours(caption: str) -> tuple[str, str]:
+    """Two muted, related colours from a hash of the caption: same prompt, same look."""
+    h = hashlib.sha256(caption.encode("utf-8")).digest()
+    hue = h[0] / 255
+
+    def rgb(shift: float, value: float) -> str:
+        r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, 0.55, value)
+        return _hex((round(r * 255), round(g * 255), round(b * 255)))
+
+    return rgb(0.0, 0.45 + h[1] / 2550), rgb(0.12, 0.22 + h[2] / 2550)
+
+
+def _check_inputs(paths: Sequence[str | None]) -> None:
+    for p in paths:
+        if p is not None and not Path(p).is_file():
+            raise MediaError(f"cannot render a preview: input {Path(p).name} does not exist")
+
+
+def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: str,
+                   first_frame: str | None = None, end_frame: str | None = None,
+                   reference_images: Sequence[str] = (), base_video: str | None = None,
+                   keep_sound: bool = False, style_video: str | None = None,
+                   height: int = 360, fps: int = 24) -> None:
+    """Render the animatic that stands in for the model: an MP4 of exactly `duration` s.
+
+    Base layer, first match wins: `base_video` (scaled and cropped, played at its own pace,
+    its last frame held if it is shorter, its sound kept with `keep_sound`); `first_frame`
+    with a slow zoom; a gradient coloured by a hash of the caption with the reference images
+    as a strip of thumbnails. `end_frame` crossfades in over the middle third; a
+    `style_video` plays as a picture-in-picture; the caption is drawn in a band at the bottom.
+    """
+    if not duration > 0 or duration > 600:
+        raise MediaError(f"cannot render a preview of {duration} s (0 < duration <= 600)")
+    if height < 32 or fps < 1 or fps > 120:
+        raise MediaError(f"cannot render a preview at height {height} and {fps} fps")
+    from storyc.caption import overlay_png
+
+    refs = list(reference_images)
+    _check_inputs([first_frame, end_frame, base_video, style_video, *refs])
+    w, h = _frame_size(aspect, height - height % 2)
+    frames = max(1, round(duration * fps))
+    secs = frames / fps
+    cover = (f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
+             f"crop={w}:{h},setsar=1")
+    norm = f"fps={fps},format=yuv420p,settb=AVTB"
+    inputs: list[str] = []
+    graph: list[str] = []
+
+    def add(*args: str) -> int:
+        inputs.extend(args)
+        return sum(1 for a in inputs if a == "-i") - 1
+
+    def kenburns(path: str, label: str, zoom_in: bool) -> None:
+        # Zoom on a 2x copy so the sub-pixel pan does not jitter.
+        i = add("-i", path)
+        z = f"1+0.12*on/{frames}" if zoom_in else f"1.12-0.12*on/{frames}"
+        graph.append(
+            f"[{i}:v]scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
+            f"crop={2 * w}:{2 * h},setsar=1,"
+            f"zoompan=z='{z}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2':d={frames}:s={w}x{h}"
+            f":fps={fps},{norm}[{label}]")
+
+    audio: list[str] = []
+    if base_video is not None:
+        i = add("-i", base_video)
+        graph.append(f"[{i}:v]{cover},{norm},tpad=stop_mode=clone:stop_duration={secs}[bg]")
+        info = probe_video(base_video)
+        if keep_sound and info.has_audio:
+            graph.append(f"[{i}:a]aresample=48000,apad,atrim=0:{secs}[aout]")
+            audio = ["-map", "[aout]", "-c:a", "aac", "-b:a", "96k"]
+    elif first_frame is not None:
+        kenburns(first_frame, "bg", True)
+    else:
+        c0, c1 = _caption_colours(caption)
+        graph.append(f"gradients=s={w}x{h}:r={fps}:d={secs + 1}:c0={c0}:c1={c1}:n=2:speed=0.01"
+                     f":seed=1,{norm}[grad]")
+        last = "grad"
+        if refs:
+            shown = refs[:6]
+            box = max(16, min(h // 3, (w * 9 // 10) // len(shown)) - 8)
+            thumbs = []
+            for n, ref in enumerate(shown):
+                i = add("-i", ref)
+                graph.append(f"[{i}:v]scale={box}:{box}:force_original_aspect_ratio=decrease,"
+                             f"pad={box + 8}:{box + 8}:(ow-iw)/2:(oh-ih)/2:color=0x101010,"
+                             f"setsar=1,format=yuv420p[t{n}]")
+                thumbs.append(f"[t{n}]")
+            strip = "strip" if len(thumbs) > 1 else "t0"
+            if len(thumbs) > 1:
+                graph.append(f"{''.join(thumbs)}hstack=inputs={len(thumbs)}[strip]")
+            graph.append(f"[grad][{strip}]overlay=x=(W-w)/2:y=H/5:eof_action=repeat[bg]")
+            last = "bg"
+        if last != "bg":
+            graph.append(f"[{last}]null[bg]")
+    last = "bg"
+    if end_frame is not None:
+        kenburns(end_frame, "end", False)
+        fade = max(1 / fps, secs / 3)
+        graph.append(f"[bg]trim=end_frame={frames}[bgt];[end]trim=end_frame={frames}[endt];"
+                     f"[bgt][endt]xfade=transition=fade:duration={fade:.6f}"
+                     f":offset={secs / 3:.6f}[xf]")
+        last = "xf"
+    if style_video is not None:
+        i = add("-i", style_video)
+        pw, ph = (w // 4) - (w // 4) % 2, (h // 4) - (h // 4) % 2
+        graph.append(f"[{i}:v]scale={pw}:{ph}:force_original_aspect_ratio=increase,"
+                     f"crop={pw}:{ph},setsar=1,{norm},"
+                     f"tpad=stop_mode=clone:stop_duration={secs}[pip]")
+        graph.append(f"[{last}][pip]overlay=x=W-w-8:y=8:eof_action=repeat[st]")
+        last = "st"
+
+    with tempfile.TemporaryDirectory(prefix="storyc-preview-") as tmpdir:
+        cap = Path(tmpdir) / "caption.png"
+        cap.write_bytes(overlay_png(w, h, caption))
+        i = add("-i", str(cap))
+        graph.append(f"[{i}:v]format=rgba[cap];[{last}][cap]overlay=eof_action=repeat,"
+                     f"format=yuv420p[vout]")
+        _write_with(
+            out_mp4,
+            lambda tmp: ["-filter_threads", "1", "-filter_complex_threads", "1", *inputs,
+                         "-filter_complex", ";".join(graph), "-map", "[vout]", *audio,
+                         "-frames:v", str(frames), "-r", str(fps), *_X264,
+                         "-preset", "ultrafast", "-crf", "28", *_EXACT_OUT, tmp],
+            f"cannot render preview {Path(out_mp4).name}",
+        )
