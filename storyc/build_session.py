@@ -296,7 +296,8 @@ class BuildSession:
         if result.setup_error:
             self.error(f"error: {result.setup_error}")
             return ExitCode.ENVIRONMENT
-        if counts[FAILED] or counts["blocked"] or any(d.is_error for d in comp.diagnostics):
+        if any(s.failed for s in result.scenes.values()) or \
+                any(d.is_error for d in comp.diagnostics):
             return ExitCode.FAILED
         if counts[UNKNOWN] or counts[OVER_BUDGET]:
             return ExitCode.NEEDS_DECISION

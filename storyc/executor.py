@@ -82,6 +82,12 @@ class SceneOutcome:
     takes: dict[int, TakeOutcome] = field(default_factory=dict)
     error: str | None = None
     picked: int = 1
+    cause: str | None = None  # for BLOCKED: the state of the scene it waited on
+
+    @property
+    def failed(self) -> bool:
+        """A failure (exit 1), as opposed to work that awaits the user's decision."""
+        return self.state == FAILED or (self.state == BLOCKED and self.cause in (None, FAILED))
 
 
 @dataclass
@@ -180,6 +186,8 @@ class Executor:
                     self.report.scene(scene, "waiting", detail=f"for {up}")
                 digest = await self._picked[up]
                 if digest is None:
+                    dep = self.result.scenes.get(up)
+                    out.cause = (dep.cause or dep.state) if dep else None
                     raise _Stop(BLOCKED, f"scene {up!r} it uses did not render")
                 upstream[up] = digest
             takes = await asyncio.gather(
