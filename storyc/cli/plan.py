@@ -214,6 +214,7 @@ def _plain_table(rows: list[tuple[str, ...]], summary: str) -> None:
 
 def _rich_table(rows: list[tuple[str, ...]], summary: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     styles = {"up to date": "green", "will render": "yellow", "waiting": "cyan",
@@ -222,10 +223,10 @@ def _rich_table(rows: list[tuple[str, ...]], summary: str) -> None:
     for col in ("scene", "status", "takes", "cost", "why"):
         table.add_column(col, justify="right" if col == "cost" else "left")
     for r in rows:
-        table.add_row(r[0], f"[{styles[r[1]]}]{r[1]}[/]", r[2], r[3], r[4])
+        table.add_row(escape(r[0]), f"[{styles[r[1]]}]{r[1]}[/]", r[2], r[3], escape(r[4]))
     console = Console()
     console.print(table)
-    console.print(summary, highlight=False)
+    console.print(escape(summary), highlight=False)
 
 
 def cmd_why(args: argparse.Namespace) -> int:
