@@ -185,12 +185,14 @@ class HttpServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self.connections = 0  # accepted so far: tests use it to see keep-alive at work
 
     async def start(self) -> int:
         async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             assert task is not None
             self._conns.add(task)
+            self.connections += 1
             try:
                 await serve_connection(self.handler, r, w)
             finally:

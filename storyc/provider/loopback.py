@@ -171,6 +171,7 @@ class LoopbackServer:
     api_key: str
     provider: LoopbackProvider
     loop: asyncio.AbstractEventLoop
+    http: HttpServer
 
     @property
     def submissions(self) -> list[dict[str, Any]]:
@@ -235,7 +236,7 @@ def serve(*, port: int = 0, faults: list[Fault | str] | None = None, seed: int =
         if "error" in box:
             raise box["error"]
         provider: LoopbackProvider = box["provider"]
-        yield LoopbackServer(provider.base_url, options.api_key, provider, loop)
+        yield LoopbackServer(provider.base_url, options.api_key, provider, loop, box["server"])
     finally:
         if "stop" in box:
             loop.call_soon_threadsafe(box["stop"].set)

@@ -23,6 +23,7 @@ from typing import Any
 
 from storyc import media, mediainfo
 
+OUTPUT_HEIGHT = 180  # small outputs: the loopback stands in for the model, fast is what matters
 _SIZES = {"16:9": (320, 180), "9:16": (180, 320), "1:1": (240, 240)}
 _RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
@@ -67,6 +68,7 @@ def _render(out: Path, args: dict[str, Any]) -> None:
         return
     # Until the preview renderer lands, a plain test pattern of the right shape.
     w, h = _SIZES[args["aspect"]]
+    args = {k: v for k, v in args.items() if k != "height"}
     seed = int(hashlib.sha256(str(args["caption"]).encode()).hexdigest()[:6], 16)
     media.make_test_video(out, width=w, height=h, duration=args["duration"], seed=seed)
 
@@ -144,14 +146,20 @@ class MediaShelf:
         if model.is_base_edit:
             duration = video_seconds(video) or duration
             aspect = nearest_aspect(video) or aspect
-        args: dict[str, Any] = {"duration": duration, "aspect": aspect, "caption": model.prompt}
+        refs = [self.local_path_of(r, base_url) for r in model.reference_images or []]
+        args: dict[str, Any] = {"duration": duration, "aspect": aspect, "caption": model.prompt,
+                                "height": OUTPUT_HEIGHT}
         if first is not None:
-            args["first_frame"] = first
+            args["first_frame"] = str(first)
         if end is not None:
-            args["end_frame"] = end
+            args["end_frame"] = str(end)
+        if any(refs):
+            args["reference_images"] = tuple(str(r) for r in refs if r is not None)
         if base is not None:
-            args["base_video"] = base
+            args["base_video"] = str(base)
             args["keep_sound"] = model.keep_sound
+        elif video is not None:
+            args["style_video"] = str(video)
         return args
 
     def local_path_of(self, ref: Any, base_url: str) -> Path | None:
