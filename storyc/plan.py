@@ -117,8 +117,10 @@ def _scene_json(s: ScenePlan) -> dict[str, Any]:
         "follow": list(s.follow), "unknown": list(s.unknown),
         "keys": {str(t): k for t, k in sorted(s.keys.items())},
         "reasons": [{"kind": c.kind, "field": c.field, "message": c.message} for c in s.reasons],
-        "estimate": None if s.estimate.amount is None else str(s.estimate.amount),
-        "estimate_kind": s.estimate.kind,
+        # only what will render has a cost; null with kind "unknown" means unknown
+        "estimate": None if s.estimate.amount is None or not s.will_render
+        else str(s.estimate.amount),
+        "estimate_kind": s.estimate.kind if s.will_render else None,
         "waiting_on": list(s.waiting_on),
         "blocked": s.blocked,
     }
