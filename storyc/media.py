@@ -149,7 +149,9 @@ def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) ->
         graph = (f"{src},format=rgb24,split[a][b];[a]palettegen=max_colors=48:stats_mode=full[p];"
                  "[b][p]paletteuse=dither=none")
     else:
-        graph = f"{src},format=yuv420p" if suffix != ".webp" else src
+        # 4:2:0 halves odd sizes; keep full chroma then, so the size is exactly as asked.
+        chroma = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        graph = f"{src},format={chroma}" if suffix != ".webp" else src
     codec = {".jpg": ["-q:v", "4"], ".jpeg": ["-q:v", "4"], ".webp": ["-quality", "70"]}
     _write_with(
         path,
