@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from storyc.hashing import DigestCache, digest_bytes, digest_file, is_digest
 
 
@@ -83,3 +85,27 @@ def test_digest_many_threads(tmp_path: Path) -> None:
     assert out == {p: digest_file(p)[0] for p in paths}
     read = cache.bytes_read
     assert cache.digest_many(paths, workers=4) == out and cache.bytes_read == read
+
+
+def test_file_changing_while_read_is_read_again(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import storyc.hashing as hashing
+
+    p = tmp_path / "a.mp4"
+    p.write_bytes(b"first version")
+    _old(p)
+    real = hashing.digest_file
+    calls = []
+
+    def racing(path: str) -> tuple[str, int]:
+        out = real(path)
+        if not calls:  # an editor saves while we hash
+            p.write_bytes(b"second version!")
+            _old(p)
+        calls.append(path)
+        return out
+
+    monkeypatch.setattr(hashing, "digest_file", racing)
+    cache = DigestCache()
+    assert cache.digest(str(p)) == digest_bytes(b"second version!")
+    assert len(calls) == 2
