@@ -134,9 +134,12 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     journal = None
     jpath = root / ".storyc" / "journal.sqlite"
     if jpath.exists():
-        from storyc.journal import Journal
+        from storyc.journal import Journal, JournalError
 
-        journal = Journal(jpath)
+        try:
+            journal = Journal(jpath)
+        except JournalError as exc:  # the plan is still right, minus attempts in flight
+            print(f"warning: {exc}; attempts already sent are not shown", file=sys.stderr)
     with Store.for_project(root) as store:
         try:
             plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
