@@ -333,7 +333,7 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
         sp.status = "render"
     if render or follow or unknown or fetch:
         sp.reasons = explain(entry, req, backend, sp.upstream)
-        if entry is not None and not sp.reasons:
+        if entry is not None and not sp.reasons and (render or unknown or follow):
             sp.reasons = [_missing_reason(entry, sp, render + unknown + follow)]
         for t in follow:
             sp.reasons.append(Change("journal", f"take {t}", message=f"take {t} was already sent; "
@@ -358,5 +358,5 @@ def _missing_reason(entry: SceneEntry, sp: ScenePlan, takes: list[int]) -> Chang
 
 
 def _blocked(sp: ScenePlan, why: str) -> ScenePlan:
-    sp.status, sp.blocked, sp.request = "blocked", why, sp.request
+    sp.status, sp.blocked = "blocked", why
     return sp

@@ -208,6 +208,8 @@ def test_missing_output_is_fetched_or_rendered(tmp_path: Path) -> None:
     shutil.rmtree(root / ".storyc")
     p = plan(root)
     assert p.scenes["rooftop"].status == "up-to-date" and p.scenes["rooftop"].fetch == (1, 2)
+    assert [c.message for c in p.scenes["rooftop"].reasons] == [
+        f"take {t}: output not in the store; fetched again from its recorded URL" for t in (1, 2)]
     lock = LockFile.load(root / "storyc.lock")
     for e in lock.scenes.values():
         for t in e.takes:
