@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput, UnexpectedToken
+from lark.lexer import Lexer
 
 from storyc import ast
 from storyc.diagnostics import Diagnostic, Severity, Span
@@ -204,11 +205,88 @@ def _grammar_text() -> str:
         return (Path(__file__).resolve().parent.parent / "grammar" / "storyc.lark").read_text("utf-8")
 
 
+# The lexer ---------------------------------------------------------------------
+# Lark's own lexers cost several microseconds per token; this one scans with two
+# compiled regular expressions and makes the same tokens the grammar declares. It is
+# contextual the same way: a keyword is a keyword only where a declaration can start
+# (outside any `{ }`/`[ ]`, and not right after a word that wants a name).
+
+_TRIVIA = re.compile(r"(?:[ \t\r\n\f\ufeff]+|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/)+")
+_TOKEN = re.compile(
+    r'(?P<LONG_STRING>"""[\s\S]*?""")'
+    r'|(?P<STRING>"(?!"")(?:[^"\\\n]|\\[^\n])*")'
+    r"|(?P<NUMBER>-?[0-9]+(?:\.[0-9]+)?)"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<PUNCT>[=:,;{}.()\[\]])"
+)
+_PUNCT = {"=": "EQUAL", ":": "COLON", ",": "COMMA", ";": "SEMICOLON", "{": "LBRACE",
+          "}": "RBRACE", ".": "DOT", "(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB"}
+_KEYWORD_TYPES = {k: k.upper() for k in KEYWORDS}
+_WANTS_NAME = {"SCENE", "STYLE", "ELEMENT", "IMAGE", "VIDEO", "LET", "CUT", "PROJECT", "COLON",
+               "EQUAL", "DOT", "COMMA", "LSQB", "LPAR"}
+_new_token = Token._future_new if hasattr(Token, "_future_new") else Token
+
+
+class LexError(Exception):
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
+
+
+class StoryLexer(Lexer):
+    __future_interface__ = 0
+
+    def __init__(self, lexer_conf: Any) -> None:
+        pass
+
+    def lex(self, text: str) -> Any:  # type: ignore[override]
+        pos, n = 0, len(text)
+        line, line_start = 1, 0
+        depth = 0
+        prev = ""
+        trivia, token, new = _TRIVIA.match, _TOKEN.match, _new_token
+        while True:
+            m = trivia(text, pos)
+            if m is not None:
+                end = m.end()
+                nl = text.count("\n", pos, end)
+                if nl:
+                    line += nl
+                    line_start = text.rfind("\n", pos, end) + 1
+                pos = end
+            if pos >= n:
+                return
+            m = token(text, pos)
+            if m is None:
+                raise LexError(pos)
+            kind = m.lastgroup
+            value = m.group()
+            end = m.end()
+            if kind == "PUNCT":
+                kind = _PUNCT[value]
+                if kind in ("LBRACE", "LSQB"):
+                    depth += 1
+                elif kind in ("RBRACE", "RSQB") and depth:
+                    depth -= 1
+            elif kind == "NAME" and depth == 0 and prev not in _WANTS_NAME:
+                kind = _KEYWORD_TYPES.get(value, "NAME")
+            col = pos - line_start + 1
+            if kind == "LONG_STRING" and "\n" in value:
+                end_line = line + value.count("\n")
+                end_col = end - (text.rfind("\n", pos, end) + 1) + 1
+                yield new(kind, value, pos, line, col, end_line, end_col, end)
+                line, line_start = end_line, text.rfind("\n", pos, end) + 1
+            else:
+                yield new(kind, value, pos, line, col, line, col + (end - pos), end)
+            prev = kind
+            pos = end
+
+
 @lru_cache(maxsize=1)
 def _parser() -> tuple[Lark, _ToAst]:
     grammar = _grammar_text()
     transformer = _ToAst()
-    lark = Lark(grammar, parser="lalr", lexer="contextual", transformer=transformer,
+    lark = Lark(grammar, parser="lalr", lexer=StoryLexer, transformer=transformer,
                 propagate_positions=False, maybe_placeholders=True)
     return lark, transformer
 
@@ -219,6 +297,9 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
     transformer.file = file
     try:
         items = lark.parse(text)
+    except LexError as exc:
+        diag = _char_error(text, file, exc.pos)
+        return ParseResult(ast.File(file, [], complete=False), [diag])
     except UnexpectedInput as exc:
         return ParseResult(ast.File(file, [], complete=False), [_explain(exc, text, file)])
     except RecursionError:
@@ -286,21 +367,25 @@ def _missing_brace(text: str, file: str, at: int, before: str) -> Diagnostic | N
                       notes=(("the block opens here", where),) if span != where else ())
 
 
+def _char_error(text: str, file: str, pos: int) -> Diagnostic:
+    span = Span.from_offsets(file, text, pos, pos + 1)
+    ch = text[pos:pos + 1]
+    if text.startswith('"""', pos):
+        return Diagnostic("E002", Severity.ERROR, 'unterminated long string: `"""` is never closed',
+                          span, hint='close the string with `"""`')
+    if ch == '"':
+        return Diagnostic("E002", Severity.ERROR, "unterminated string", span,
+                          hint='close the string with `"` on the same line; use """...""" for '
+                               "text over several lines")
+    shown = ch if ch.isprintable() and not ch.isspace() else repr(ch)
+    return Diagnostic("E001", Severity.ERROR, f"unexpected character `{shown}`", span,
+                      hint="names use letters, digits and `_`; text goes in double quotes")
+
+
 def _explain(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    if isinstance(exc, UnexpectedCharacters):
-        pos = exc.pos_in_stream or 0
-        span = Span.from_offsets(file, text, pos, pos + 1)
-        ch = text[pos:pos + 1]
-        if text.startswith('"""', pos):
-            return Diagnostic("E002", Severity.ERROR, 'unterminated long string: `"""` is never closed',
-                              span, hint='close the string with `"""`')
-        if ch == '"':
-            return Diagnostic("E002", Severity.ERROR, "unterminated string", span,
-                              hint='close the string with `"` on the same line; use """...""" for text over several lines')
-        shown = ch if ch.isprintable() and not ch.isspace() else repr(ch)
-        return Diagnostic("E001", Severity.ERROR, f"unexpected character `{shown}`", span,
-                          hint="names use letters, digits and `_`; text goes in double quotes")
-    assert isinstance(exc, UnexpectedToken)
+    if not isinstance(exc, UnexpectedToken):
+        pos = getattr(exc, "pos_in_stream", 0) or 0
+        return _char_error(text, file, pos)
     tok = exc.token
     expected = set(exc.expected)
     if tok.type == "$END":
