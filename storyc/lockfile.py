@@ -28,7 +28,7 @@ from storyc.hashing import is_digest
 LOCK_NAME = "storyc.lock"
 VERSION = 1
 HEADER = "# storyc.lock: what was rendered from what. Written by storyc; commit it.\n"
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)")
 
 
@@ -90,14 +90,19 @@ class LockFile:
 
     @classmethod
     def loads(cls, text: str) -> LockFile:
-        for i, line in enumerate(text.splitlines(), 1):
-            if _CONFLICT.match(line):
-                raise LockFileError(
-                    "unresolved merge conflict marker; keep each side's [scenes.…] table "
-                    "(or delete the conflicting scene's table: it is rebuilt or re-fetched)", i)
+        conflict = _conflict_line(text)
+        if conflict is not None:
+            raise LockFileError(
+                "unresolved merge conflict marker; keep each side's [scenes.…] table "
+                "(or delete the conflicting scene's table: it is rebuilt or re-fetched)",
+                conflict)
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
+            marker = next((i for i, line in enumerate(text.splitlines(), 1)
+                           if _CONFLICT.match(line)), None)
+            if marker is not None:  # half a conflict (the rest was edited away)
+                raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
             m = re.search(r"line (\d+)", str(exc))
             raise LockFileError(f"not valid TOML: {exc}", int(m.group(1)) if m else None) from None
         version = raw.get("version", VERSION)
@@ -124,6 +129,24 @@ class LockFile:
 
 
 # -- reading ------------------------------------------------------------------
+
+
+def _conflict_line(text: str) -> int | None:
+    """The line of the first `<<<<<<<` of a whole conflict (`<<<<<<<`, `=======`,
+    `>>>>>>>` in that order), so a prompt that merely contains one such line is not one."""
+    expect, first = 0, None
+    for i, line in enumerate(text.splitlines(), 1):
+        m = _CONFLICT.match(line)
+        if m is None:
+            continue
+        kind = "<=>".index(m.group(1)[0]) if m.group(1)[0] in "<=>" else -1
+        if kind == 0 and expect == 0:
+            expect, first = 1, i
+        elif kind == expect and expect > 0:
+            expect += 1
+            if expect == 3:
+                return first
+    return None
 
 
 def _line_of(text: str, name: str) -> int | None:
@@ -181,7 +204,7 @@ def _opt_str(v: Any) -> str | None:
 
 
 def _key(k: str) -> str:
-    return k if _BARE.match(k) else _basic(k)
+    return k if _BARE.fullmatch(k) else _basic(k)
 
 
 def _basic(s: str) -> str:

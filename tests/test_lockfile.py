@@ -53,11 +53,14 @@ def test_any_prompt_and_name_round_trip(prompt: str, name: str) -> None:
 
 
 def test_conflict_marker_names_the_line() -> None:
-    text = LockFile({"a": scene("a")}).dumps().replace("picked = 1", "<<<<<<< HEAD\npicked = 1", 1)
+    text = LockFile({"a": scene("a")}).dumps().replace(
+        "picked = 1", "<<<<<<< HEAD\npicked = 1\n=======\npicked = 2\n>>>>>>> theirs", 1)
     with pytest.raises(LockFileError) as exc:
         LockFile.loads(text)
     assert exc.value.line == text.splitlines().index("<<<<<<< HEAD") + 1
     assert "merge conflict" in str(exc.value)
+    prompt = "A title card:\n=======\nTHE END\n"  # one marker-like line is just text
+    assert LockFile.loads(LockFile({"a": scene("a", prompt)}).dumps()).scenes["a"].prompt == prompt
 
 
 def test_bad_toml_and_bad_values() -> None:
@@ -88,3 +91,18 @@ def test_branches_editing_different_scenes_merge_cleanly(tmp_path: Path) -> None
     assert merged.scenes["market"] == theirs.scenes["market"]
     assert merged.scenes["rain"].picked == 2
     assert merged.dumps() == r.stdout
+
+
+_SCALARS = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20),
+                     st.floats(allow_nan=False, allow_infinity=False))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.dictionaries(st.text(min_size=1, max_size=10), _VALUES, max_size=5))
+def test_any_settings_round_trip(values: dict[str, object]) -> None:
+    s = scene("a")
+    s.settings = values
+    assert LockFile.loads(LockFile({"a": s}).dumps()).scenes["a"].settings == values
