@@ -79,7 +79,8 @@ def _run(args: Sequence[str], what: str, *, timeout: float = 300.0) -> str:
 
 def _tmp_for(out: Path) -> Path:
     # Same directory (so os.replace is atomic) and same suffix (ffmpeg picks the format by it).
-    return out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
+    # A random part too: scenes may render concurrently in threads of one process.
+    return out.with_name(f".{out.stem}.{os.getpid()}-{os.urandom(4).hex()}.tmp{out.suffix}")
 
 
 def _write_with(out: StrPath, args_for: Callable[[str], list[str]], what: str) -> None:
