@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from storyc import media
 from storyc.provider import errors as E
 from storyc.provider import loopback
 from storyc.provider.client import ProviderClient
@@ -65,7 +66,7 @@ def test_canary_key_never_leaks(capture: Capture, capfd: pytest.CaptureFixture[s
                                 tmp_path: Path) -> None:
     raised: list[BaseException] = []
     frame = tmp_path / "frame.png"
-    frame.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 5000)
+    media.make_test_image(frame, 320, 180)
     registry = UploadRegistry(tmp_path / ".storyc" / "uploads.json")
 
     async def fast(_: float) -> None:

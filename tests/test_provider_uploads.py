@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from storyc import media
 from storyc.hashing import digest_file
 from storyc.provider import errors as E
 from storyc.provider import loopback
@@ -38,7 +39,14 @@ def client(srv: loopback.LoopbackServer, registry: UploadRegistry | None = None)
 def frame(tmp_path: Path) -> Path:
     path = tmp_path / "assets" / "frame.png"
     path.parent.mkdir()
-    # Any bytes do for the protocol; 3 MiB so the upload streams in several chunks.
+    media.make_test_image(path, 640, 360)  # tasks that use it render from it
+    return path
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.png"
+    # Any bytes do for transfers; 3 MiB so they stream in several chunks.
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * (3 * 4096))
     return path
 
@@ -49,17 +57,17 @@ def marker_input(frame: Path) -> dict[str, Any]:
             "reference_images": [{"$file": "assets/frame.png", "digest": digest_file(frame)[0]}]}
 
 
-def test_upload_streams_without_auth_header_and_serves_the_bytes(frame: Path) -> None:
+def test_upload_streams_without_auth_header_and_serves_the_bytes(blob: Path) -> None:
     with loopback.serve() as srv:
         async def go() -> tuple[str, bytes]:
             async with client(srv) as c:
-                uri = await c.upload(frame, digest=digest_file(frame)[0])
+                uri = await c.upload(blob, digest=digest_file(blob)[0])
                 buf = io.BytesIO()
                 await c.download(uri, buf)
                 return uri, buf.getvalue()
 
         uri, data = run(go())
-    assert uri.startswith(srv.url + "/files/") and data == frame.read_bytes()
+    assert uri.startswith(srv.url + "/files/") and data == blob.read_bytes()
     assert srv.upload_puts == [{"file_id": srv.upload_puts[0]["file_id"], "size": len(data),
                                 "auth_header": False, "content_type": "image/png"}]
 
@@ -107,13 +115,13 @@ async def _build(srv: loopback.LoopbackServer, reg: UploadRegistry, frame: Path,
         return await c.follow(task.id, poll_interval=0.01)
 
 
-def test_expired_entry_is_uploaded_again(frame: Path, tmp_path: Path) -> None:
+def test_expired_entry_is_uploaded_again(blob: Path, tmp_path: Path) -> None:
     now = [1_000_000.0]
     reg = UploadRegistry(tmp_path / "u.json", max_age=3600, wall_clock=lambda: now[0])
     with loopback.serve() as srv:
         async def up() -> str:
             async with client(srv, reg) as c:
-                return await c.upload(frame, digest="sha256:f")
+                return await c.upload(blob, digest="sha256:f")
 
         a = run(up())
         now[0] += 1800
@@ -145,11 +153,11 @@ async def _up_missing(srv: loopback.LoopbackServer, path: Path) -> str:
 
 @pytest.mark.parametrize("fault", ["download:truncate:nth=1", "download:truncate:nth=1+2",
                                    "download:500:nth=1", "download:drop:nth=1"])
-def test_download_survives_truncation_and_errors(fault: str, frame: Path) -> None:
+def test_download_survives_truncation_and_errors(fault: str, blob: Path) -> None:
     with loopback.serve() as srv:
         async def go() -> tuple[int, bytes]:
             async with client(srv) as c:
-                uri = await c.upload(frame, digest="sha256:x")
+                uri = await c.upload(blob, digest="sha256:x")
                 srv.add_fault(fault)
                 buf = io.BytesIO(b"old content that must be replaced")
                 buf.seek(0)
@@ -157,27 +165,27 @@ def test_download_survives_truncation_and_errors(fault: str, frame: Path) -> Non
                 return n, buf.getvalue()
 
         n, data = run(go())
-    assert data == frame.read_bytes() and n == len(data)
+    assert data == blob.read_bytes() and n == len(data)
     assert any(kind in fault for _, _, kind in srv.faults.fired)
 
 
-def test_slow_download_completes(frame: Path) -> None:
+def test_slow_download_completes(blob: Path) -> None:
     with loopback.serve(faults=["download:slow:seconds=0.01"]) as srv:
         async def go() -> bytes:
             async with client(srv) as c:
-                uri = await c.upload(frame, digest="sha256:y")
+                uri = await c.upload(blob, digest="sha256:y")
                 buf = io.BytesIO()
                 await c.download(uri, buf)
                 return buf.getvalue()
 
-        assert run(go()) == frame.read_bytes()
+        assert run(go()) == blob.read_bytes()
 
 
-def test_download_gives_up_when_always_truncated(frame: Path) -> None:
+def test_download_gives_up_when_always_truncated(blob: Path) -> None:
     with loopback.serve() as srv:
         async def go() -> None:
             async with client(srv) as c:
-                uri = await c.upload(frame, digest="sha256:z")
+                uri = await c.upload(blob, digest="sha256:z")
                 srv.add_fault("download:truncate")
                 await c.download(uri, io.BytesIO())
 
