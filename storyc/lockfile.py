@@ -112,8 +112,9 @@ class LockFile:
         if not isinstance(scenes, dict):
             raise LockFileError("`scenes` must be a table")
         lock = cls()
+        lines = _header_lines(text)
         for name, data in scenes.items():
-            lock.scenes[name] = _scene(name, data, _line_of(text, name))
+            lock.scenes[name] = _scene(name, data, lines.get(name))
         return lock
 
     def dumps(self) -> str:
@@ -149,11 +150,18 @@ def _conflict_line(text: str) -> int | None:
     return None
 
 
-def _line_of(text: str, name: str) -> int | None:
+def _header_lines(text: str) -> dict[str, int]:
+    """Scene name → line of its `[scenes.<name>]` header, for error messages."""
+    out: dict[str, int] = {}
     for i, line in enumerate(text.splitlines(), 1):
-        if line.startswith("[scenes.") and name in line:
-            return i
-    return None
+        if line.startswith("[scenes.") and line.rstrip().endswith("]"):
+            try:
+                names = list(tomllib.loads(f"{line.strip()}\n")["scenes"])
+            except (tomllib.TOMLDecodeError, KeyError):
+                continue
+            if len(names) == 1:
+                out.setdefault(names[0], i)
+    return out
 
 
 def _scene(name: str, data: Any, line: int | None) -> SceneEntry:

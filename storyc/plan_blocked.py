@@ -23,6 +23,14 @@ _STRINGS = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"')
 _COMMENTS = re.compile(r"#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/")
 
 
+def _references(body: str) -> set[str]:
+    """Names a declaration's body refers to: bare words outside strings and comments
+    (not after a dot: `arrival.last_frame` refers to `arrival`), and `@name` mentions."""
+    mentions = set(re.findall(r"@([A-Za-z_]\w*)", body))
+    code = _COMMENTS.sub("", _STRINGS.sub('""', body))
+    return mentions | set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)", code))
+
+
 def _declarations(text: str) -> list[tuple[int, str, str]]:
     """(line, kind, name) of each top-level declaration, found by its first line.
 
@@ -81,27 +89,22 @@ def scene_errors(comp: Compilation) -> dict[str, str]:
         return {n: f"the story has an error outside any scene: {everywhere}"
                 for n in comp.project.scenes}
 
-    def uses(region: str, name: str) -> bool:
-        """`name` as a reference: a bare word outside strings and comments, or `@name`."""
-        if re.search(rf"@{re.escape(name)}\b", region):
-            return True
-        code = _STRINGS.sub('""', region)
-        code = _COMMENTS.sub("", code)
-        return re.search(rf"(?<![\w.]){re.escape(name)}\b", code) is not None
+    refs: dict[tuple[str, str], set[str]] = {k: _references(r.split("\n", 1)[-1])
+                                             for k, r in regions.items()}
 
     bad = {n: m for (k, n), m in owned.items() if k == "asset"}
-    for (kind, name), region in regions.items():
+    for kind, name in regions:
         if kind == "element" and ("element", name) not in owned:
-            hit = next((a for a in bad if uses(region.split("\n", 1)[-1], a)), None)
+            hit = next((a for a in bad if a in refs[(kind, name)]), None)
             if hit is not None:
                 owned[("element", name)] = f"uses asset `{hit}`: {bad[hit]}"
     bad.update({n: m for (k, n), m in owned.items() if k == "element"})
     out = {n: f"error: {m}" for (k, n), m in owned.items() if k == "scene"}
     for name in comp.project.scenes:
-        body = regions.get(("scene", name), "").split("\n", 1)[-1]
-        if name in out or not body:
+        used = refs.get(("scene", name), set())
+        if name in out or not used:
             continue
-        hit = next((a for a in bad if uses(body, a)), None)
+        hit = next((a for a in bad if a in used), None)
         if hit is not None:
             out[name] = f"uses `{hit}`, which has an error: {bad[hit]}"
     return out
