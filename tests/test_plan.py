@@ -315,3 +315,16 @@ def test_a_missing_asset_blocks_only_the_scenes_that_use_it(tmp_path: Path) -> N
     broken = STORY.replace('project "Plan" {', 'project "Plan" {\n  quality = "ultra"')
     p = plan(project(tmp_path / "b", broken))
     assert {s.status for s in p.scenes.values()} == {"blocked"}
+
+
+def test_editing_a_local_video_is_priced_by_its_real_length(tmp_path: Path) -> None:
+    story = 'project "Edit" {\n  quality = "pro"\n}\n\nvideo street "assets/street.mp4"\n\n' \
+            'scene snow {\n  edit   = street\n  prompt = "Make it snow on @street"\n}\n'
+    root = project(tmp_path, story)
+    shutil.copy(ASSETS / "street.mp4", root / "assets" / "street.mp4")
+    comp = compiled(root)
+    media = comp.project.assets["street"].source.media  # type: ignore[union-attr]
+    assert media is not None and media.duration == 3.0
+    sp = plan(root, "inference").scenes["snow"]
+    assert sp.estimate.kind == "known" and sp.estimate.seconds == 3
+    assert sp.estimate.amount == Decimal("0.168") * 3
