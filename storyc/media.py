@@ -188,6 +188,7 @@ _DURATION = re.compile(r"Duration:\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)")
 _FPS = re.compile(r"([\d.]+) fps")
 _INPUT = re.compile(r"Input #0, ([\w,]+), from")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 _BRAND = re.compile(r"major_brand\s*:\s*(\S+)")
 
 
@@ -221,8 +222,13 @@ def probe_video(path: StrPath) -> MediaInfo:
     dur = _DURATION.search(text)
     duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
                 if dur else None)
-    video_line = text[video.start():].splitlines()[0]
+    stream = text[video.start():]
+    video_line = stream.splitlines()[0]
     fps_m = _FPS.search(video_line)
+    # A display matrix turning the picture a quarter means it is shown h x w.
+    turn = _ROTATION.search(stream.split("Stream #", 2)[1] if "Stream #" in stream else "")
+    if turn and round(abs(float(turn.group(1)))) % 180 == 90:
+        width, height = height, width
     return MediaInfo(kind="video", format=fmt, width=width, height=height, duration=duration,
                      fps=float(fps_m.group(1)) if fps_m else None,
                      has_audio=re.search(r"Stream #\d+:\d+.*?: Audio: ", text) is not None)

@@ -69,6 +69,7 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 def _jpeg(f: BinaryIO) -> MediaInfo | None:
     f.seek(2)
+    rotated = False
     for _ in range(10_000):  # segments before the frame header; a bound against junk
         b = f.read(1)
         if not b:
@@ -96,9 +97,31 @@ def _jpeg(f: BinaryIO) -> MediaInfo | None:
             if len(seg) < 5:
                 return None
             h, w = struct.unpack_from(">HH", seg, 1)
-            return _image("jpeg", w, h)
+            # EXIF orientations 5-8 turn the picture a quarter: it is shown h x w.
+            return _image("jpeg", h, w) if rotated else _image("jpeg", w, h)
+        if m == 0xE1 and not rotated:
+            body = f.read(length - 2)
+            rotated = _exif_quarter_turn(body)
+            continue
         f.seek(length - 2, os.SEEK_CUR)
     return None
+
+
+def _exif_quarter_turn(app1: bytes) -> bool:
+    """True if an APP1 EXIF body says the image is shown turned by 90 or 270 degrees."""
+    if not app1.startswith(b"Exif\0\0"):
+        return False
+    tiff = app1[6:]
+    end = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if end is None:
+        return False
+    ifd = struct.unpack_from(end + "I", tiff, 4)[0]
+    count = struct.unpack_from(end + "H", tiff, ifd)[0]
+    for i in range(min(count, 512)):
+        tag, _type, _n, value = struct.unpack_from(end + "HHIH", tiff, ifd + 2 + 12 * i)
+        if tag == 0x0112:  # Orientation
+            return 5 <= value <= 8
+    return False
 
 
 def _webp(f: BinaryIO) -> MediaInfo | None:
@@ -216,6 +239,9 @@ def _trak(data: bytes, s: int, e: int) -> tuple[bytes, int, int, float | None, f
     if (cs := found.get(b"tkhd")) is not None:
         off = cs + (88 if data[cs] == 1 else 76)
         w, h = (v >> 16 for v in struct.unpack_from(">II", data, off))
+        a, b, _u, c, d = struct.unpack_from(">iiiii", data, off - 36)
+        if a == 0 and d == 0 and b != 0 and c != 0:  # a quarter turn: shown as h x w
+            w, h = h, w
     if (cs := found.get(b"hdlr")) is not None:
         handler = data[cs + 8:cs + 12]
     if (cs := found.get(b"mdhd")) is not None:

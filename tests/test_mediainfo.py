@@ -4,6 +4,7 @@ format, files whose moov comes after mdat, and every kind of broken input."""
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,21 @@ def test_random_bytes_never_raise(tmp_path: Path, prefix: bytes, body: bytes) ->
     p.write_bytes(prefix + body)
     info = probe(p)  # the point: no exception, whatever the bytes
     assert info is None or info.kind in ("image", "video")
+
+
+def test_quarter_turns_report_the_shown_size(files: dict[str, Path], tmp_path: Path) -> None:
+    # A phone video: coded 96x64 with a display matrix turning it 90 degrees.
+    rot = tmp_path / "rot.mp4"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-display_rotation", "90",
+                    "-i", str(files[".mp4"]), "-c", "copy", str(rot)], check=True, timeout=60)
+    info = probe(rot)
+    assert info is not None and (info.width, info.height) == (64, 96)
+    assert (media.probe_video(rot).width, media.probe_video(rot).height) == (64, 96)
+    # A phone photo: EXIF orientation 6 (turned 90 degrees clockwise).
+    tiff = (b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+            + struct.pack("<I", 0))
+    app1 = b"Exif\0\0" + tiff
+    jpg = files[".jpg"].read_bytes()
+    turned = tmp_path / "turned.jpg"
+    turned.write_bytes(jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:])
+    assert probe(turned) == MediaInfo(kind="image", format="jpeg", width=61, height=91)
