@@ -241,3 +241,39 @@ def test_sixteen_concurrent_tasks_on_keepalive_connections() -> None:
     assert all(t.status == Status.COMPLETED for t in tasks)
     assert len({t.id for t in tasks}) == 24 == len(srv.submissions)
     assert srv.provider.shelf.render_count == 1  # one render for 24 same-shaped tasks
+
+
+@pytest.mark.parametrize("fault", ["stream:500:nth=1", "stream:drop:nth=1+2",
+                                   "stream:429:nth=1:retry_after=0"])
+def test_broken_stream_is_reconciled_and_reopened(fault: str) -> None:
+    with loopback.serve(latency=0.3, faults=[fault]) as srv:
+        seen: list[Status] = []
+        task = run(_with(srv, lambda c: full_task(c, stream=True,
+                                                  on_status=lambda t: seen.append(t.status))))
+    assert task.status == Status.COMPLETED and seen[-1] == Status.COMPLETED
+    assert srv.faults.fired and srv.faults.counts["stream"] > len(srv.faults.fired)
+
+
+def test_stream_that_always_breaks_falls_back_to_polling() -> None:
+    with loopback.serve(latency=0.8, faults=["stream:503"]) as srv:
+        task = run(_with(srv, lambda c: full_task(c, stream=True)))
+    assert task.status == Status.COMPLETED and srv.faults.counts.get("status", 0) >= 1
+
+
+def test_submit_read_timeout_may_have_been_accepted() -> None:
+    with loopback.serve(faults=["submit:delay:nth=1:seconds=1.0"]) as srv:
+        with pytest.raises(E.SubmitOutcomeUnknown, match="may have accepted"):
+            run(_with(srv, lambda c: c.submit(APP, T2V), timeout=0.3))
+        for _ in range(300):  # the provider goes on and creates the task: it would be billed
+            if srv.submissions:
+                break
+            run(asyncio.sleep(0.01))
+    assert len(srv.submissions) == 1
+
+
+def test_401_on_a_read_is_not_retried() -> None:
+    with loopback.serve(faults=["task:401"]) as srv:
+        sleeps: list[float] = []
+        with pytest.raises(E.AuthError, match="check INFERENCE_API_KEY"):
+            run(_with(srv, lambda c: full_task(c), sleeps))
+    assert srv.faults.counts["task"] == 1 and sleeps == []
