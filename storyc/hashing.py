@@ -111,6 +111,7 @@ class DigestCache:
         return self._hash(abs_path, st)
 
     def _hash(self, abs_path: str, st: os.stat_result) -> str:
+        stable = False
         for _ in range(3):
             dig, n = digest_file(abs_path)
             after = os.stat(abs_path)
@@ -118,9 +119,11 @@ class DigestCache:
                 self.bytes_read += n
                 self.files_hashed += 1
             if _sig(after) == _sig(st):
+                stable = True
                 break
             st = after  # changed while we read it: read the new version
-        if time.time_ns() - st.st_mtime_ns >= RACY_NS:
+        # A file still changing is hashed as it was read, and not remembered.
+        if stable and time.time_ns() - st.st_mtime_ns >= RACY_NS:
             with self._lock:
                 self._entries[abs_path] = (*_sig(st), dig)
                 self._dirty = True
