@@ -65,7 +65,7 @@ class LoopbackProvider:
         path = req.path.rstrip("/") or "/"
         if req.method == "PUT" and path.startswith("/uploads/"):
             return await self.book.fault_or("upload", req, lambda f: self.put_file(req, path, f))
-        if req.method in ("GET", "HEAD") and (path.startswith("/files/")
+        if req.method == "GET" and (path.startswith("/files/")
                                               or path.startswith("/outputs/")):
             return await self.book.fault_or("download", req, lambda f: self.get_file(req, path, f))
         if req.headers.get("authorization") != f"Bearer {self.options.api_key}":
@@ -155,7 +155,7 @@ class LoopbackProvider:
             start = int(m.group(1))
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             data, status = data[start:], 206
-        resp = Response(status, b"" if req.method == "HEAD" else data, headers)
+        resp = Response(status, data, headers)
         if fault is not None and fault.kind == "truncate":
             resp.truncate_at = len(data) // 2
         elif fault is not None and fault.kind == "slow":
