@@ -141,7 +141,7 @@ def test_retry_after_beyond_the_deadline_stops_at_once() -> None:
 
     def handler(req: httpx.Request) -> httpx.Response:
         if req.url.path.endswith("/status"):
-            return httpx.Response(429, headers={"Retry-After": "600"}, json={"detail": "slow"})
+            return httpx.Response(429, headers={"Retry-After": "200"}, json={"detail": "slow"})
         return ok_task(2)
 
     async def go() -> Any:
@@ -150,7 +150,7 @@ def test_retry_after_beyond_the_deadline_stops_at_once() -> None:
 
     with pytest.raises(E.DeadlineExceeded):
         run(go())
-    assert 600.0 not in t.sleeps
+    assert 200.0 not in t.sleeps
 
 
 def test_full_fetch_only_when_status_changes() -> None:
@@ -210,3 +210,18 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after("5") == 5.0
     assert parse_retry_after(date, now=now) == pytest.approx(30, abs=1.5)
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_retry_after_longer_than_the_cap_is_left_to_the_caller() -> None:
+    t = FakeTime()
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "3600"}, json={"detail": "quota"})
+
+    async def go() -> Any:
+        async with make(handler, t, max_retry_after=300) as c:
+            return await c.submit("klingai/video-o1", {"prompt": "x"})
+
+    with pytest.raises(E.SubmitNotReceived, match="quota") as info:
+        run(go())
+    assert t.sleeps == [] and info.value.safe_to_retry

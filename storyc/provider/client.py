@@ -101,6 +101,7 @@ class ProviderClient:
         max_submit_retries: int = 5,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        max_retry_after: float = 300.0,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         stream_idle_timeout: float = 90.0,
@@ -117,6 +118,7 @@ class ProviderClient:
         self.max_read_retries = max_read_retries
         self.max_submit_retries = max_submit_retries
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.max_retry_after = max_retry_after  # a longer wait is the caller's decision
         self.stream_idle_timeout = stream_idle_timeout
         self.legacy_status = legacy_status
         self.inflight_uploads: dict[str, asyncio.Future[str]] = {}
@@ -229,7 +231,8 @@ class ProviderClient:
                                                        http_status=status))
             retry_after = parse_retry_after(resp.headers.get("retry-after"))
             transient = status in (429, 503) or (status >= 500 and retry == "read")
-            if transient and attempt < limit:
+            patient = retry_after is None or retry_after <= self.max_retry_after
+            if transient and patient and attempt < limit:
                 log.info("%s: HTTP %d, retry %d", what, status, attempt + 1)
                 await self.pause(self.backoff(attempt, retry_after), deadline_at, what)
                 attempt += 1
