@@ -193,7 +193,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     comp = compile_project(args.path)
-    report(comp)
+    report(comp, notes=False)
     if comp.graph is None:
         return _status(comp) or ExitCode.FAILED
     render = graph_mod.RENDERERS[args.format]
