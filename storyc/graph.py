@@ -11,6 +11,7 @@ and prints in the same order.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from storyc.diagnostics import Diagnostic, Diagnostics, Severity, Span
@@ -41,8 +42,8 @@ class Graph:
         return _unique(e.dst for e in self.edges if e.src == scene)
 
 
-def _unique(items: object) -> list[str]:
-    return list(dict.fromkeys(items))  # type: ignore[arg-type]
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
