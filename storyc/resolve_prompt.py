@@ -12,6 +12,8 @@ the whole prompt string.
 from __future__ import annotations
 
 import difflib
+import re
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from storyc import ast
@@ -25,6 +27,28 @@ if TYPE_CHECKING:
     from storyc.loader import LoadedFile
     from storyc.resolve import Layer
     from storyc.resolve_scene import SceneResolver
+
+
+_NEWLINE = re.compile("\n")
+
+
+class LineIndex:
+    """Offsets to spans in one file, by binary search (`Span.from_offsets` scans the
+    whole text for every call, which is quadratic over a file of many scenes)."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+
+    def span(self, start: int, end: int) -> Span:
+        n = len(self.text)
+        start = max(0, min(start, n))
+        end = max(start, min(end, n))
+        line = bisect_right(self.starts, start)
+        end_line = bisect_right(self.starts, end)
+        return Span(self.file, line, start - self.starts[line - 1] + 1, end_line,
+                    end - self.starts[end_line - 1] + 1, start, end)
 
 
 def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
@@ -150,6 +174,7 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     # mentions --------------------------------------------------------------------
     mentions: list[Mention] = []
     counts: dict[str, int] = {}
+    line_index: LineIndex | None = None
     inputs = [i for i in (first_frame, end_frame, *images) if i is not None]
     if video is not None:
         inputs.append(video.input)
@@ -161,7 +186,9 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
         mname = m.group(1)
         k = counts.get(mname, 0)
         counts[mname] = k + 1
-        mspan = _mention_span(node, file_text, prompt, source, m.start(), m.end(), mname, k,
+        if line_index is None:
+            line_index = sr.line_index(prompt_span.file, file_text)
+        mspan = _mention_span(node, line_index, prompt, source, m.start(), m.end(), mname, k,
                               prompt_span)
         mentions.append(Mention(mname, m.start(), m.end(), mspan))
         if k:
@@ -229,8 +256,9 @@ def _same(a: Input, b: Input) -> bool:
     return a.source == b.source
 
 
-def _mention_span(node: ast.Str | None, text: str, prompt: str, source: str, start: int,
-                  end: int, name: str, k: int, fallback: Span) -> Span:
+def _mention_span(node: ast.Str | None, lines: LineIndex, prompt: str, source: str,
+                  start: int, end: int, name: str, k: int, fallback: Span) -> Span:
+    text = lines.text
     if node is None:
         return fallback
     offset: int | None = None
@@ -248,7 +276,7 @@ def _mention_span(node: ast.Str | None, text: str, prompt: str, source: str, sta
     a = source_offset(node, text, offset)
     if a is None:
         return node.span
-    return Span.from_offsets(node.span.file, text, a, a + (end - start))
+    return lines.span(a, a + (end - start))
 
 
 def _word(kind: str) -> str:

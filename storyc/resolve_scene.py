@@ -63,6 +63,7 @@ class SceneResolver:
         self.variables: dict[str, object] = {}
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
+        self._lines: dict[str, Any] = {}
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -360,6 +361,13 @@ class SceneResolver:
         s, layer = hit
         v = self.scalar(s)
         return None if v is None else Setting(v, s.value.span, layer.origin)
+
+    def line_index(self, file: str, text: str) -> Any:
+        from storyc.resolve_prompt import LineIndex
+        hit = self._lines.get(file)
+        if hit is None:
+            hit = self._lines[file] = LineIndex(file, text)
+        return hit
 
     def render_prompt(self, source: str, context: dict[str, Any]) -> tuple[str | None, list[Problem]]:
         out = self.templates.render(source, context)

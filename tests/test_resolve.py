@@ -236,3 +236,14 @@ def test_templates_compile_once_per_source() -> None:
     for _ in range(3):
         assert t.render(src, {"xs": [1, 2]}).text == "12"
     assert len(t._compiled) == 1 and t.jinja_renders == 3
+
+
+def test_line_index_agrees_with_span_from_offsets() -> None:
+    from storyc.diagnostics import Span
+    from storyc.resolve_prompt import LineIndex
+
+    text = 'scene a {\n  prompt = "x @y"\n}\n\n\nlast line without newline'
+    index = LineIndex("f", text)
+    for start in range(-1, len(text) + 2):
+        for end in (start, start + 1, start + 7, len(text) + 3):
+            assert index.span(start, end) == Span.from_offsets("f", text, start, end)
