@@ -22,8 +22,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from storyc import keys, pricing
+from storyc import pricing
 from storyc.backends import BackendOptions, SetupError, create
+from storyc.build_cache import BuildCache
 from storyc.cli import ExitCode
 from storyc.diagnostics import Severity, render_all
 from storyc.executor import (
@@ -80,8 +81,8 @@ def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
             missing = list(range(1, n_takes + 1))  # waiting: its keys are not known yet
             picked[scene] = None
         else:
-            ks = keys.scene_keys(req, backend=backend,
-                                 upstream={k: v for k, v in upstream.items() if v})
+            ks = {t: io.key(req, t, {k: v for k, v in upstream.items() if v})
+                  for t in range(1, n_takes + 1)}
             found = {t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()}
             missing = [t for t, d in found.items() if not d]
             p = io.picked_take(scene, n_takes)
@@ -110,6 +111,13 @@ class BuildSession:
         self.args = args
         self.report: Reporter = make_reporter(json_mode=bool(args.json))
 
+    digests: DigestCache | None = None
+    store_bytes_verified = 0
+
+    def bytes_read(self) -> int:
+        """Bytes of assets hashed in this build (0 on a no-op build)."""
+        return self.digests.bytes_read if self.digests is not None else 0
+
     def say(self, text: str) -> None:
         self.report.note(text)
 
@@ -135,8 +143,13 @@ class BuildSession:
         if root is None:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        digests = DigestCache(root / ".storyc" / "digests.json")
-        comp = compile_project(Path(args.path), target=args.target, digests=digests)
+        digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
+        cache = self.cache = BuildCache(root)
+        arg = str(Path(args.path).resolve())
+        comp = cache.compilation(arg, args.target)
+        if comp is None:
+            comp = compile_project(Path(args.path), target=args.target, digests=digests)
+            cache.store_compilation(arg, args.target, comp)
         if not comp.found or comp.project is None and not comp.diagnostics:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
@@ -175,6 +188,7 @@ class BuildSession:
         try:
             return self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
         finally:
+            cache.save()
             lock_guard.release()
 
     def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
@@ -185,7 +199,8 @@ class BuildSession:
 
         args = self.args
         try:
-            lock = LockFile.load(LockFile.path_for(root))
+            lock = self.cache.lockfile(LockFile.path_for(root)) or \
+                LockFile.load(LockFile.path_for(root))
         except LockFileError as exc:
             self.error(f"error: {exc}")
             return ExitCode.FAILED
@@ -199,7 +214,8 @@ class BuildSession:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
         try:
-            io = ProjectIO(root, store, journal, lock, digests, backend=backend_name)
+            io = ProjectIO(root, store, journal, lock, digests, backend=backend_name,
+                           cache=self.cache)
             if journal is not None:
                 for att in journal.recover() + [a for a in journal.unknown()]:
                     self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
@@ -221,6 +237,7 @@ class BuildSession:
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
+            self.store_bytes_verified = store.bytes_verified
             return self._summary(result, comp)
         finally:
             if journal is not None:
@@ -283,7 +300,8 @@ class BuildSession:
                                                OVER_BUDGET, "stopped")}
         self.report.event("summary", submitted=result.submitted, reused=result.reused,
                           committed=str(result.committed), interrupted=result.interrupted,
-                          scenes=counts)
+                          scenes=counts, bytes_read=self.bytes_read(),
+                          bytes_verified=self.store_bytes_verified)
         for s in result.scenes.values():
             if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")

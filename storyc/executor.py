@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from storyc import keys, pricing
+from storyc import pricing
 from storyc.backends import (
     Backend,
     BackendError,
@@ -230,7 +230,7 @@ class Executor:
     # -- one take -----------------------------------------------------------------------
     async def _take(self, scene: str, req: Request, take: int,
                     upstream: dict[str, str]) -> TakeOutcome:
-        key = keys.request_key(req, backend=self.backend.name, take=take, upstream=upstream)
+        key = self.io.key(req, take, upstream)
         outcome = TakeOutcome(take, key)
         label = scene if req.takes <= 1 else f"{scene}#{take}"
 

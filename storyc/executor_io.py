@@ -24,6 +24,7 @@ from typing import Any
 
 from storyc import keys, media, mediainfo
 from storyc.backends import BackendError, Finished, Job, LocalInput
+from storyc.build_cache import BuildCache
 from storyc.hashing import DigestCache
 from storyc.journal import Journal
 from storyc.lockfile import LockFile, SceneEntry, TakeEntry
@@ -43,7 +44,8 @@ def _frame_what(marker: Mapping[str, Any]) -> str:
 
 class ProjectIO:
     def __init__(self, root: Path, store: Store, journal: Journal | None, lock: LockFile,
-                 digests: DigestCache, *, backend: str, target: str | None = None) -> None:
+                 digests: DigestCache, *, backend: str, target: str | None = None,
+                 cache: BuildCache | None = None) -> None:
         self.root = root
         self.store = store
         self.journal = journal
@@ -54,19 +56,42 @@ class ProjectIO:
         self._frame_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_dirty = False
         self._lock_saved = 0.0
+        self.cache = cache
+        self._keys: dict[tuple[str, int, tuple[tuple[str, str], ...]], str] = {}
+        self._found: dict[str, str | None] = {}
         self.paid = backend != "preview"
 
     # -- store ----------------------------------------------------------------------
+    def key(self, request: Request, take: int, upstream: Mapping[str, str]) -> str:
+        """`keys.request_key`, computed once per build for each (scene, take, upstream)."""
+        memo = (request.scene, take, tuple(sorted(upstream.items())))
+        found = self._keys.get(memo)
+        if found is None:
+            found = self._keys[memo] = keys.request_key(
+                request, backend=self.backend, take=take, upstream=upstream)
+        return found
+
     def lookup(self, key: str) -> str | None:
         """The output of a finished render of `key`, if its object is still present."""
-        rec = self.store.lookup_render(key)
-        if rec is None or not self.store.has(rec.output):
-            return None
-        return rec.output
+        if key in self._found:
+            return self._found[key]
+        digest = self.cache.renders.get(key) if self.cache is not None else None
+        if digest is None:
+            rec = self.store.lookup_render(key)
+            digest = rec.output if rec is not None else None
+        if digest is not None and not self.store.has(digest):
+            digest = None
+        if digest is not None and self.cache is not None:
+            self.cache.remember_render(key, digest)
+        self._found[key] = digest
+        return digest
 
     def remember(self, key: str, digest: str, job: Job | None = None,
                  fin: Finished | None = None) -> None:
         scene, take = (job.scene, job.take) if job else ("", 0)
+        self._found[key] = digest
+        if self.cache is not None:
+            self.cache.remember_render(key, digest)
         self.store.record_render(RenderRecord(
             key=key, output=digest, scene=scene, take=take, backend=self.backend,
             task_id=fin.task_id if fin else None, url=fin.url if fin else None,
@@ -197,9 +222,12 @@ class ProjectIO:
 
     def save_lock(self) -> None:
         if self._lock_dirty:
-            self.lock.save(LockFile.path_for(self.root))
+            path = LockFile.path_for(self.root)
+            self.lock.save(path)
             self._lock_dirty = False
             self._lock_saved = time.monotonic()
+            if self.cache is not None:
+                self.cache.store_lockfile(path, self.lock)
 
     def flush(self) -> None:
         self.save_lock()

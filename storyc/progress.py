@@ -23,6 +23,9 @@ FINAL_STATES = frozenset({"done", "reused", "failed", "blocked", "unknown", "ove
                           "stopped"})
 
 
+QUIET_STATES = frozenset({"reused", "waiting"})  # plain lines skip these; the summary counts
+
+
 class Reporter:
     """Plain lines: `[  1.2s] arrival: rendering`. Base class of the other views."""
 
@@ -45,6 +48,8 @@ class Reporter:
         self._scene(scene, state, detail)
 
     def _scene(self, scene: str, state: str, detail: str) -> None:
+        if state in QUIET_STATES:
+            return  # a no-op build of 10,000 scenes should not print 10,000 lines
         extra = f" ({detail})" if detail else ""
         self._line(f"[{self.elapsed():6.1f}s] {scene}: {state}{extra}")
 

@@ -1,0 +1,139 @@
+"""What a no-op build may skip: the compilation, the parsed lock file, known renders.
+
+Stage: execute (around the compiler and the executor). In: the project directory, the
+story files and assets a previous compilation used, `storyc.lock`. Out: the previous
+`Compilation` when nothing it was made from changed, the parsed `LockFile` when the
+file is the one we wrote, and the key → output map of finished renders. I/O: stats
+files; reads and writes `.storyc/build-cache.pickle` (atomically; a damaged or foreign
+cache is a miss, never an error).
+
+Validity is decided by `stat` alone, like the digest cache: (size, mtime_ns, inode) of
+every story file, every local file the requests use, the project directory (a new
+entry file could appear) and storyc's own modules (a new storyc compiles differently).
+A file modified less than `RACY_S` before the cache was written could still change
+within the same timestamp, so such a compilation is not cached.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from storyc import __version__
+from storyc.request import FILE_MARKER, iter_markers
+
+CACHE_NAME = "build-cache.pickle"
+FORMAT = 1
+RACY_S = 1.0
+_PKG = Path(__file__).resolve().parent
+
+Sig = tuple[tuple[str, int, int, int], ...]
+
+
+def _stat_sig(paths: list[str]) -> Sig | None:
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        out.append((p, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+def _code_paths() -> list[str]:
+    return sorted(str(p) for p in _PKG.rglob("*.py")) + sorted(
+        str(p) for p in (_PKG.parent / "grammar").glob("*.lark"))
+
+
+class BuildCache:
+    def __init__(self, root: Path) -> None:
+        self.path = root / ".storyc" / CACHE_NAME
+        self.root = root
+        self.data: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            with open(self.path, "rb") as f:
+                raw = pickle.load(f)
+            if isinstance(raw, dict) and raw.get("format") == (FORMAT, __version__):
+                self.data = raw
+        except Exception:  # noqa: BLE001 - any unreadable cache is simply a miss
+            self.data = {}
+
+    # -- the compilation ----------------------------------------------------------------
+    def _inputs(self, comp: Any) -> list[str]:
+        project = comp.project
+        files = [str(Path(project.root) / f) for f in project.files]
+        for asset in project.assets.values():
+            abs_path = getattr(asset.source, "abs_path", None)
+            if abs_path:
+                files.append(abs_path)
+        for req in comp.requests.values():
+            for _, marker in iter_markers(req.input):
+                if FILE_MARKER in marker:
+                    files.append(str(Path(project.root) / str(marker[FILE_MARKER])))
+        return sorted(set(files))
+
+    def compilation(self, arg: str, target: str | None) -> Any | None:
+        entry = self.data.get("compile")
+        if not entry or entry["arg"] != (arg, target):
+            return None
+        if _stat_sig(entry["paths"]) != entry["sig"]:
+            return None
+        return entry["comp"]
+
+    def store_compilation(self, arg: str, target: str | None, comp: Any) -> None:
+        if comp.project is None or comp.has_errors:
+            return
+        paths = [str(self.root)] + _code_paths() + self._inputs(comp)
+        sig = _stat_sig(paths)
+        if sig is None:
+            return
+        newest = max(m for _, _, m, _ in sig) / 1e9
+        if time.time() - newest < RACY_S:
+            return  # could still change unseen within the same timestamp
+        self.data["compile"] = {"arg": (arg, target), "paths": paths, "sig": sig, "comp": comp}
+        self.dirty = True
+
+    # -- the lock file ------------------------------------------------------------------
+    def lockfile(self, path: Path) -> Any | None:
+        entry = self.data.get("lock")
+        if not entry:
+            return None
+        sig = _stat_sig([str(path)])
+        return entry["lock"] if sig is not None and sig == entry["sig"] else None
+
+    def store_lockfile(self, path: Path, lock: Any) -> None:
+        sig = _stat_sig([str(path)])
+        if sig is None:
+            self.data.pop("lock", None)
+        else:
+            self.data["lock"] = {"sig": sig, "lock": lock}
+        self.dirty = True
+
+    # -- finished renders ---------------------------------------------------------------
+    @property
+    def renders(self) -> dict[str, str]:
+        return self.data.setdefault("renders", {})
+
+    def remember_render(self, key: str, digest: str) -> None:
+        if self.renders.get(key) != digest:
+            self.renders[key] = digest
+            self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        self.data["format"] = (FORMAT, __version__)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                pickle.dump(self.data, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            tmp.unlink(missing_ok=True)  # a cache we cannot write is only slower
+        self.dirty = False
