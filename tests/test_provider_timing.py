@@ -225,3 +225,20 @@ def test_retry_after_longer_than_the_cap_is_left_to_the_caller() -> None:
     with pytest.raises(E.SubmitNotReceived, match="quota") as info:
         run(go())
     assert t.sleeps == [] and info.value.safe_to_retry
+
+
+def test_base_url_precedence_flag_env_setting_default() -> None:
+    from storyc.provider.client import DEFAULT_BASE_URL, resolve_base_url
+
+    env = {"INFERENCE_BASE_URL": "http://127.0.0.1:9000/"}
+    assert resolve_base_url("http://127.0.0.1:1", "https://s.test", env) == "http://127.0.0.1:1"
+    assert resolve_base_url(None, "https://s.test", env) == "http://127.0.0.1:9000"
+    assert resolve_base_url(None, "https://s.test", {}) == "https://s.test"
+    assert resolve_base_url(None, None, {}) == DEFAULT_BASE_URL
+
+
+def test_repr_and_errors_hide_the_key() -> None:
+    key = "inf_secret_in_repr"
+    c = ProviderClient(api_key=key, base_url="http://provider.test")
+    assert key not in repr(c) and key not in str(vars(c))
+    asyncio.run(c.aclose())
