@@ -1,7 +1,7 @@
 """Regenerate every example media file, deterministically, with storyc.media.
 
-Run from anywhere: `python examples/make_media.py`. Each file is written atomically and
-checked: size limit (200 KB, small enough to commit) and the facts its story relies on.
+Run from anywhere: `python examples/make_media.py [OUTPUT_ROOT]` (default: beside this
+script). Each file is written atomically and checked: size limit (200 KB, small enough to commit) and the facts its story relies on.
 Re-running gives the same bytes (bit-exact ffmpeg output, no metadata).
 """
 
@@ -50,16 +50,16 @@ def _check(path: Path, width: int, height: int, *, video: bool) -> str | None:
     return None
 
 
-def main() -> int:
+def main(root: Path = HERE) -> int:
     problems: list[str] = []
     for rel, w, h, seed in IMAGES:
-        out = HERE / rel
+        out = root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         media.make_test_image(out, w, h, seed=seed)
         problems.append(_check(out, w, h, video=False) or "")
         print(f"{rel:40} {out.stat().st_size:>7} bytes")
     for rel, w, h, secs, audio, seed in VIDEOS:
-        out = HERE / rel
+        out = root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         media.make_test_video(out, width=w, height=h, duration=secs, fps=24, audio=audio,
                               seed=seed)
@@ -73,7 +73,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE))
     except media.MediaError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
