@@ -19,8 +19,10 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 _SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}\}")
@@ -60,12 +62,31 @@ def _undefined(name: str, offset: int | None, known: Mapping[str, object]) -> Pr
                    hint=_did_you_mean(name, known))
 
 
+_MAX_REPEAT = 100_000  # characters or items a `*` may build in a prompt
+
+
+class _PromptEnvironment(SandboxedEnvironment):
+    """The sandbox, plus limits on `*` and `**` so a prompt cannot build a gigabyte."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError("exponent too large in a prompt template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (isinstance(seq, str | list | tuple) and isinstance(times, int)
+                        and len(seq) * times > _MAX_REPEAT):
+                    raise SecurityError("repetition too large in a prompt template")
+        return super().call_binop(context, operator, left, right)
+
+
 class Templates:
     """Renders prompt templates; one instance caches compiled templates by source."""
 
     def __init__(self) -> None:
-        self.env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+        self.env = _PromptEnvironment(undefined=StrictUndefined, autoescape=False,
+                                      keep_trailing_newline=True)
         self._compiled: dict[str, Template | Problem] = {}
         self._needs: dict[str, frozenset[str]] = {}
         self.jinja_renders = 0  # how many prompts needed the full engine (for benchmarks)

@@ -230,6 +230,12 @@ def test_template_fast_path_means_what_jinja_means(source: str) -> None:
     assert [p.code for p in fast.problems] == [p.code for p in slow.problems]
 
 
+@pytest.mark.parametrize("source", ["{{ 'x' * 1000000000 }}", "{{ [1] * 10**9 }}", "{{ 9 ** 999999 }}"])
+def test_templates_cannot_build_huge_values(source: str) -> None:
+    out = Templates().render(source, {})
+    assert out.text is None and [p.code for p in out.problems] == ["E122"]
+
+
 def test_templates_compile_once_per_source() -> None:
     t = Templates()
     src = "{% for i in xs %}{{ i }}{% endfor %}"
