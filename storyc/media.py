@@ -13,6 +13,7 @@ metadata, single-threaded x264, so the same inputs give the same bytes.
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import hashlib
 import os
 import re
@@ -55,25 +56,35 @@ def _one_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _limit_memory() -> None:
-    # A runaway filter graph must fail on its own, not swap a shared machine to death.
-    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+def _ffmpeg(args: Sequence[str], timeout: float) -> tuple[int, str]:
+    """Run ffmpeg; return (exit code, stderr). Killed on timeout or interruption."""
+    proc = subprocess.Popen([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # A runaway filter graph must fail on its own, not swap a shared machine to death.
+        # (prlimit after the start, not preexec_fn: callers run us from threads.)
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+        _, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.returncode, err.decode("utf-8", "replace")
 
 
 def _run(args: Sequence[str], what: str, *, timeout: float = 300.0) -> str:
     """Run ffmpeg with `args`; return its stderr. Raise MediaError on failure."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False,
-                              preexec_fn=_limit_memory)
+        code, err = _ffmpeg(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+                            timeout)
     except subprocess.TimeoutExpired:
         raise MediaError(f"{what}: ffmpeg took longer than {timeout:.0f} s") from None
     except OSError as e:
         raise MediaError(f"{what}: cannot start ffmpeg: {e.strerror or e}") from None
-    err = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
+    if code != 0:
         last = _one_line(err)
-        raise MediaError(f"{what}: {last}" if last else f"{what}: ffmpeg exited {proc.returncode}")
+        raise MediaError(f"{what}: {last}" if last else f"{what}: ffmpeg exited {code}")
     return err
 
 
@@ -197,14 +208,11 @@ def probe_video(path: StrPath) -> MediaInfo:
     p = Path(path)
     if not p.is_file():
         raise MediaError(f"cannot probe {p.name}: no such file")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p)]
     try:
         # With no output file ffmpeg prints the input description, then exits with 1.
-        proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False,
-                              preexec_fn=_limit_memory)
+        _, text = _ffmpeg(["-hide_banner", "-nostdin", "-i", str(p)], 60)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise MediaError(f"cannot probe {p.name}: {e}") from None
-    text = proc.stderr.decode("utf-8", "replace")
     fmt_m, video = _INPUT.search(text), _VIDEO.search(text)
     if fmt_m is None or video is None:
         raise MediaError(f"cannot probe {p.name}: {_one_line(text) or 'not a media file'}")
