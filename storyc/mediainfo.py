@@ -5,7 +5,9 @@ of a video to edit). In: a path. Out: `MediaInfo` or None when the header is not
 understood. I/O: reads only the bytes of the header it needs, never the whole file.
 
 PNG, JPEG, WebP and GIF images; MP4/MOV (ISO BMFF) videos. Pure Python, no ffmpeg:
-checking a 10,000-scene project must not start 10,000 processes.
+checking a 10,000-scene project must not start 10,000 processes. Sizes are the shown
+sizes: a JPEG whose EXIF orientation or an MP4 whose display matrix turns the picture a
+quarter reports height x width, as phones' files are seen.
 """
 
 from __future__ import annotations
