@@ -19,11 +19,13 @@ from __future__ import annotations
 import os
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.request import FILE_MARKER, iter_markers
+from storyc.diagnostics import Diagnostic, Severity, SourceMap
+from storyc.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.pickle"
 FORMAT = 1
@@ -31,6 +33,42 @@ RACY_S = 1.0
 _PKG = Path(__file__).resolve().parent
 
 Sig = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass
+class BuildInput:
+    """What a build needs from a `Compilation`, small enough to load fast from the cache
+    (a whole `Project` with every span costs ~200 µs per scene to unpickle)."""
+
+    found: bool
+    ok: bool  # a project was resolved
+    requests: dict[str, Request]
+    order: list[str]
+    scenes: tuple[str, ...]  # every scene of the story (for --scene)
+    settings: dict[str, Any]  # project settings: backend, base_url, max_cost, jobs
+    diagnostics: list[Diagnostic]  # errors and warnings (notes are for `storyc check`)
+    sources: SourceMap  # texts of the files those diagnostics point into
+    files: tuple[str, ...] = ()  # absolute paths of the story files
+    assets: tuple[str, ...] = ()  # absolute paths of local assets
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.diagnostics)
+
+    @classmethod
+    def of(cls, comp: Any) -> BuildInput:
+        project = comp.project
+        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+        used = {d.span.file for d in shown if d.span is not None}
+        sources = SourceMap({f: t for f, t in comp.sources.texts.items() if f in used})
+        if project is None:
+            return cls(comp.found, False, {}, [], (), {}, shown, sources)
+        settings = {k: getattr(v, "value", v) for k, v in (project.settings or {}).items()}
+        assets = tuple(a.source.abs_path for a in project.assets.values()
+                       if getattr(a.source, "abs_path", None))
+        return cls(comp.found, True, dict(comp.requests), list(comp.order),
+                   tuple(project.scenes), settings, shown, sources,
+                   tuple(str(Path(project.root) / f) for f in project.files), assets)
 
 
 def _stat_sig(paths: list[str]) -> Sig | None:
@@ -64,38 +102,39 @@ class BuildCache:
             self.data = {}
 
     # -- the compilation ----------------------------------------------------------------
-    def _inputs(self, comp: Any) -> list[str]:
-        project = comp.project
-        files = [str(Path(project.root) / f) for f in project.files]
-        for asset in project.assets.values():
-            abs_path = getattr(asset.source, "abs_path", None)
-            if abs_path:
-                files.append(abs_path)
-        for req in comp.requests.values():
+    def _inputs(self, bi: BuildInput) -> list[str]:
+        files = list(bi.files) + list(bi.assets)
+        for req in bi.requests.values():
             for _, marker in iter_markers(req.input):
                 if FILE_MARKER in marker:
-                    files.append(str(Path(project.root) / str(marker[FILE_MARKER])))
+                    files.append(str(self.root / str(marker[FILE_MARKER])))
         return sorted(set(files))
 
-    def compilation(self, arg: str, target: str | None) -> Any | None:
+    def _discovery(self, arg: str) -> tuple[str, ...]:
+        """What project discovery looked at: the top-level story files of a directory."""
+        p = Path(arg)
+        return tuple(sorted(x.name for x in p.glob("*.story"))) if p.is_dir() else ()
+
+    def compilation(self, arg: str, target: str | None) -> BuildInput | None:
         entry = self.data.get("compile")
-        if not entry or entry["arg"] != (arg, target):
+        if not entry or entry["arg"] != (arg, target, self._discovery(arg)):
             return None
         if _stat_sig(entry["paths"]) != entry["sig"]:
             return None
-        return entry["comp"]
+        return entry["input"]
 
-    def store_compilation(self, arg: str, target: str | None, comp: Any) -> None:
-        if comp.project is None or comp.has_errors:
+    def store_compilation(self, arg: str, target: str | None, bi: BuildInput) -> None:
+        if not bi.ok or bi.has_errors:
             return
-        paths = [str(self.root)] + _code_paths() + self._inputs(comp)
+        paths = _code_paths() + self._inputs(bi)
         sig = _stat_sig(paths)
         if sig is None:
             return
         newest = max(m for _, _, m, _ in sig) / 1e9
         if time.time() - newest < RACY_S:
             return  # could still change unseen within the same timestamp
-        self.data["compile"] = {"arg": (arg, target), "paths": paths, "sig": sig, "comp": comp}
+        self.data["compile"] = {"arg": (arg, target, self._discovery(arg)), "paths": paths,
+                                "sig": sig, "input": bi}
         self.dirty = True
 
     # -- the lock file ------------------------------------------------------------------

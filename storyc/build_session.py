@@ -24,9 +24,9 @@ from typing import Any
 
 from storyc import pricing
 from storyc.backends import BackendOptions, SetupError, create
-from storyc.build_cache import BuildCache
+from storyc.build_cache import BuildCache, BuildInput
 from storyc.cli import ExitCode
-from storyc.diagnostics import Severity, render_all
+from storyc.diagnostics import render_all
 from storyc.executor import (
     FAILED,
     OVER_BUDGET,
@@ -100,10 +100,8 @@ def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
     return QuickPlan(render, total, unknown, up)
 
 
-def _setting(project: Any, name: str) -> Any:
-    settings = getattr(project, "settings", None) or {}
-    s = settings.get(name)
-    return getattr(s, "value", s)
+def _setting(comp: BuildInput, name: str) -> Any:
+    return comp.settings.get(name)
 
 
 class BuildSession:
@@ -136,8 +134,6 @@ class BuildSession:
             self.report.close()
 
     def _run(self) -> int:
-        from storyc.compiler import compile_project
-
         args = self.args
         root = find_root(Path(args.path))
         if root is None:
@@ -148,23 +144,25 @@ class BuildSession:
         arg = str(Path(args.path).resolve())
         comp = cache.compilation(arg, args.target)
         if comp is None:
-            comp = compile_project(Path(args.path), target=args.target, digests=digests)
+            from storyc.compiler import compile_project  # only when the cache cannot answer
+
+            comp = BuildInput.of(
+                compile_project(Path(args.path), target=args.target, digests=digests))
             cache.store_compilation(arg, args.target, comp)
-        if not comp.found or comp.project is None and not comp.diagnostics:
+        if not comp.found or not comp.ok and not comp.diagnostics:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]  # notes: check
-        if shown:
-            print(render_all(shown, comp.sources), file=sys.stderr)
-        if comp.project is None:
+        if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
+            print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+        if not comp.ok:
             return ExitCode.FAILED
         if args.scenes:
-            bad = [s for s in args.scenes if s not in comp.project.scenes]
+            bad = [s for s in args.scenes if s not in comp.scenes]
             if bad:
                 self.error(f"error: no scene named {bad[0]!r} "
-                         f"(scenes: {', '.join(comp.project.scenes)})")
+                           f"(scenes: {', '.join(comp.scenes)})")
                 return ExitCode.USAGE
-        project = comp.project
+        project = comp
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
         if backend_name not in ("preview", "inference"):
@@ -199,8 +197,10 @@ class BuildSession:
 
         args = self.args
         try:
-            lock = self.cache.lockfile(LockFile.path_for(root)) or \
-                LockFile.load(LockFile.path_for(root))
+            lock = self.cache.lockfile(LockFile.path_for(root))
+            if lock is None:
+                lock = LockFile.load(LockFile.path_for(root))
+                self.cache.store_lockfile(LockFile.path_for(root), lock)
         except LockFileError as exc:
             self.error(f"error: {exc}")
             return ExitCode.FAILED
@@ -229,7 +229,7 @@ class BuildSession:
                                    resubmit_unknown=args.resubmit_unknown,
                                    retries=max(0, args.retries),
                                    scenes=tuple(args.scenes) if args.scenes else None)
-            base_url = args.base_url or _setting(comp.project, "base_url")
+            base_url = args.base_url or _setting(comp, "base_url")
             bopts = BackendOptions(root=root, store=store, base_url=base_url, api_key=api_key,
                                    poll_interval=args.poll_interval)
             try:

@@ -67,9 +67,11 @@ class Reporter:
 
 
 class JsonReporter(Reporter):
+    _flushed = 0.0
+
     def _scene(self, scene: str, state: str, detail: str) -> None:
         self._emit({"event": "scene", "scene": scene, "state": state, "detail": detail,
-                    "elapsed": round(self.elapsed(scene), 3)})
+                    "elapsed": round(self.elapsed(scene), 3)}, urgent=state not in QUIET_STATES)
 
     def note(self, text: str) -> None:
         self._emit({"event": "note", "text": text})
@@ -77,8 +79,16 @@ class JsonReporter(Reporter):
     def event(self, name: str, **data: Any) -> None:
         self._emit({"event": name, **data})
 
-    def _emit(self, obj: dict[str, Any]) -> None:
-        print(json.dumps(obj, sort_keys=True, default=str), file=self.stream, flush=True)
+    def _emit(self, obj: dict[str, Any], urgent: bool = True) -> None:
+        print(json.dumps(obj, sort_keys=True, default=str), file=self.stream)
+        # flush what a tool waits for at once; batch the flood of a no-op build
+        now = self.clock()
+        if urgent or now - self._flushed > 0.1:
+            self.stream.flush()
+            self._flushed = now
+
+    def close(self) -> None:
+        self.stream.flush()
 
 
 class LiveReporter(Reporter):
