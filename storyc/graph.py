@@ -87,14 +87,16 @@ def build(project: Project, diags: Diagnostics | None = None) -> Graph:
         mine.extend(("element", use.name) for use in scene.elements
                     if ("element", use.name) not in mine)
         leaves[scene.name] = mine
-    cycles = _cycles(names, edges)
+    order = _order(names, edges)
+    # Kahn's order leaves out exactly the scenes in or behind a cycle: no need to look for
+    # cycles when every scene made it.
+    cycles = _cycles(names, edges) if len(order) < len(names) else []
     for cycle in cycles:
         first = next(e for e in edges if e.dst == cycle[1 % len(cycle)] and e.src == cycle[0]
                      ) if len(cycle) > 1 else next(e for e in edges if e.src == e.dst == cycle[0])
         path = " → ".join([*cycle, cycle[0]])
         diags.error("E240", f"dependency cycle: {path}", first.span,
                     hint="a scene cannot start from its own output, directly or through others")
-    order = _order(names, edges)
     return Graph(names, edges, order, cycles, leaves)
 
 
