@@ -189,6 +189,9 @@ def test_unknown_mention_is_sent_as_written() -> None:
     ({"prompt": "x", "duration": "5"}, "duration"),
     ({"prompt": "x", "image": {"$file": "a.png", "digest": "md5:1"}}, "image"),
     ({"prompt": "x", "bogus": 1}, "bogus"),
+    ({"prompt": "x", "image": "/etc/hosts"}, "image"),
+    ({"prompt": "x", "reference_images": [{"$scene": "a", "output": "middle"}]},
+     "reference_images"),
 ])
 def test_schema_models_reject_bad_payloads(bad: dict[str, Any], field: str) -> None:
     from pydantic import ValidationError

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from storyc import rules
 from storyc.diagnostics import Diagnostics, Span
@@ -41,7 +41,9 @@ class SceneMarker(BaseModel):
     at: float | None = None
 
 
-Url = str  # validated by pattern below
+# A plain string in a file slot is a URL the provider fetches itself; a local path must
+# never get here (it travels as a {"$file": ...} marker and is uploaded).
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")]
 FileRef = FileMarker | SceneMarker | Url
 
 
