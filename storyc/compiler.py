@@ -35,6 +35,8 @@ class Compilation:
     graph: graph_mod.Graph | None = None
     found: bool = True  # False when `path` holds no project at all
     selected: list[str] = field(default_factory=list)  # the scenes asked for, in order
+    # scene → the upstream scene (with errors, or itself blocked) that keeps it from building
+    blocked: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_errors(self) -> bool:
@@ -80,6 +82,8 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
 
     `target` overrides every scene's target; `scenes` restricts checking and lowering to
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
+    A scene gets no request when it has errors, is in or behind a cycle, or uses the output
+    of a selected scene that gets none (`Compilation.blocked` says which).
     """
     from storyc.resolve import resolve  # the front end's stage; imported late on purpose
 
@@ -110,8 +114,19 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
         if request is not None and not local.has_errors and scene.name in ordered:
             requests[scene.name] = request
     order = [n for n in graph.order if n in chosen]
-    return Compilation(project, {n: requests[n] for n in order if n in requests}, order,
-                       diags.sorted(), loaded.sources, graph, selected=wanted)
+    # A scene that uses the output of a selected scene with errors cannot be built either;
+    # `order` is topological, so one pass carries that downstream.
+    blocked: dict[str, str] = {}
+    for name in order:
+        if name not in requests:
+            continue
+        bad = next((u for u in requests[name].upstream
+                    if u in chosen and (u not in requests or u in blocked)), None)
+        if bad is not None:
+            blocked[name] = bad
+    return Compilation(project, {n: requests[n] for n in order
+                                 if n in requests and n not in blocked}, order,
+                       diags.sorted(), loaded.sources, graph, selected=wanted, blocked=blocked)
 
 
 def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:

@@ -96,6 +96,18 @@ def test_scene_with_errors_gets_no_request(tmp_path: Path) -> None:
     assert "inside" not in comp.requests and "door_shot" in comp.requests
 
 
+def test_scene_behind_a_scene_with_errors_is_blocked(tmp_path: Path) -> None:
+    story = STORY.replace('prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 5',
+                          'prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 11')
+    work = project_dir(tmp_path, story)
+    comp = compile_project(work)
+    assert [d.code for d in comp.diagnostics if d.is_error] == ["E204"]
+    assert list(comp.requests) == ["door_shot"] and comp.blocked == {"inside": "arrival"}
+    # asking for `inside` alone: its upstream is not selected, so it compiles
+    alone = compile_project(work, scenes=["inside"])
+    assert list(alone.requests) == ["inside"] and alone.blocked == {}
+
+
 def test_cycle_leaves_its_scenes_uncompiled(tmp_path: Path) -> None:
     story = STORY.replace('prompt   = "@mei arrives at dusk"',
                           'prompt   = "@mei arrives at dusk"\n  end = inside.last_frame\n'

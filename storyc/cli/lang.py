@@ -174,7 +174,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for name in comp.order:
         req = comp.requests.get(name)
         if req is None:
-            blocks.append(f"── {name}: not compiled (see the errors above)")
+            why = (f"it uses the output of `{comp.blocked[name]}`, which cannot be built"
+                   if name in comp.blocked else "see the errors above")
+            blocks.append(f"── {name}: not compiled ({why})")
             continue
         dur = "length of the input video" if req.duration is None else f"{req.duration} s"
         lines = [f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
