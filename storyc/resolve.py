@@ -16,6 +16,7 @@ merge across layers; `video`, `motion` and `edit` are one slot.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,6 +307,9 @@ class _Resolver:
                 hint = f"declare it: style {name} {{ ... }}"
             if pool and len(pool) <= 8:
                 hint += " (declared: " + ", ".join(pool) + ")"
+        if code == "E123" and re.fullmatch(r"(image|video|element)_?\d+", name):
+            hint = ("mention inputs by their names (@market, @mei); storyc numbers them "
+                    "for the provider itself")
         self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
 
     def _unused(self) -> None:

@@ -4,7 +4,7 @@ element mei { frontal = "mei.png" }
 style noir { quality = "pro" }
 
 scene arrival {
-  prompt = "@mai walks through @market"
+  prompt = "@mai walks through @market, like @image_1"
 }
 
 scene rain {
