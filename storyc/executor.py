@@ -143,10 +143,12 @@ class Executor:
         loop = asyncio.get_running_loop()
         self._picked = {s: loop.create_future() for s in self.order}
         wanted = self._wanted()
-        tasks = [asyncio.create_task(self._scene(s), name=s) for s in self.order if s in wanted]
-        for s in self.order:
+        tasks = []
+        for s in self.order:  # dependency order: upstream results are set before use
             if s not in wanted:
                 self._picked[s].set_result(self.io.locked_picked_digest(s))
+            elif not self._reuse(s):  # the no-op path stays synchronous: no task per scene
+                tasks.append(asyncio.create_task(self._scene(s), name=s))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -172,6 +174,37 @@ class Executor:
         return wanted
 
     # -- one scene ----------------------------------------------------------------------
+    def _reuse(self, scene: str) -> bool:
+        """Finish `scene` at once if every take's output is already in the store."""
+        req = self.requests[scene]
+        upstream: dict[str, str] = {}
+        for up in req.upstream:
+            fut = self._picked.get(up)
+            if fut is None or not fut.done() or fut.result() is None:
+                return False
+            upstream[up] = fut.result()  # type: ignore[assignment]
+        takes: dict[int, TakeOutcome] = {}
+        for t in range(1, max(1, req.takes) + 1):
+            key = self.io.key(req, t, upstream)
+            digest = self.io.lookup(key)
+            if digest is None:
+                return False
+            takes[t] = TakeOutcome(t, key, digest, how="reused")
+            self._fill_from_lock(scene, t, key, takes[t])
+        self.result.reused += len(takes)
+        out = SceneOutcome(scene, state=REUSED, takes=takes)
+        self.result.scenes[scene] = out
+        self._complete(out, req, upstream)
+        return True
+
+    def _complete(self, out: SceneOutcome, req: Request, upstream: dict[str, str]) -> None:
+        scene = out.scene
+        out.picked = self.io.picked_take(scene, len(out.takes))
+        self._durations[scene] = out.takes[out.picked].duration
+        self.io.record_scene(scene, req, upstream, out.takes, out.picked)
+        self.report.scene(scene, out.state, detail=self._detail(out))
+        self._picked[scene].set_result(out.takes[out.picked].digest)
+
     async def _scene(self, scene: str) -> None:
         req = self.requests[scene]
         out = SceneOutcome(scene, state=DONE)
@@ -201,11 +234,7 @@ class Executor:
             if errors:
                 raise errors[0]
             out.state = REUSED if all(t.how == "reused" for t in out.takes.values()) else DONE
-            out.picked = self.io.picked_take(scene, len(out.takes))
-            self._durations[scene] = out.takes[out.picked].duration
-            self.io.record_scene(scene, req, upstream, out.takes, out.picked)
-            self.report.scene(scene, out.state, detail=self._detail(out))
-            fut.set_result(out.takes[out.picked].digest)
+            self._complete(out, req, upstream)
         except _Stop as stop:
             out.state, out.error = stop.state, str(stop)
             self.report.scene(scene, stop.state, detail=str(stop))

@@ -59,6 +59,7 @@ class ProjectIO:
         self.cache = cache
         self._keys: dict[tuple[str, int, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
+        self._renders_dir = False
         self.paid = backend != "preview"
 
     # -- store ----------------------------------------------------------------------
@@ -237,12 +238,15 @@ class ProjectIO:
     # -- readable names ---------------------------------------------------------------
     def link_renders(self, scene: str, takes: Mapping[int, Any], picked: int) -> None:
         out = self.root / RENDERS_DIR
-        out.mkdir(exist_ok=True)
+        if not self._renders_dir:
+            out.mkdir(exist_ok=True)
+            self._renders_dir = True
         names = {f"{scene}.mp4": takes[picked].digest}
         if len(takes) > 1:
             names.update({f"{scene}.take{n}.mp4": t.digest for n, t in takes.items()})
         for name, digest in names.items():
-            _link(self.object_path(digest), out / name)
+            # the digests were just verified or written: no need to stat them again
+            _link(self.store.object_path(digest), out / name)
 
 
 def _now() -> float:

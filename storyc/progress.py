@@ -68,6 +68,7 @@ class Reporter:
 
 class JsonReporter(Reporter):
     _flushed = 0.0
+    _pending: list[str] | None = None
 
     def _scene(self, scene: str, state: str, detail: str) -> None:
         self._emit({"event": "scene", "scene": scene, "state": state, "detail": detail,
@@ -80,15 +81,23 @@ class JsonReporter(Reporter):
         self._emit({"event": name, **data})
 
     def _emit(self, obj: dict[str, Any], urgent: bool = True) -> None:
-        print(json.dumps(obj, sort_keys=True, default=str), file=self.stream)
-        # flush what a tool waits for at once; batch the flood of a no-op build
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(json.dumps(obj, sort_keys=True, default=str) + "\n")
+        # write what a tool waits for at once; batch the flood of a no-op build
         now = self.clock()
         if urgent or now - self._flushed > 0.1:
-            self.stream.flush()
+            self._write()
             self._flushed = now
 
-    def close(self) -> None:
+    def _write(self) -> None:
+        if self._pending:
+            self.stream.write("".join(self._pending))
+            self._pending = []
         self.stream.flush()
+
+    def close(self) -> None:
+        self._write()
 
 
 class LiveReporter(Reporter):
