@@ -111,6 +111,7 @@ class BuildSession:
 
     digests: DigestCache | None = None
     store_bytes_verified = 0
+    paid = False
 
     def bytes_read(self) -> int:
         """Bytes of assets hashed in this build (0 on a no-op build)."""
@@ -205,7 +206,7 @@ class BuildSession:
             self.error(f"error: {exc}")
             return ExitCode.FAILED
         store = Store.for_project(root)
-        paid = backend_name != "preview"
+        paid = self.paid = backend_name != "preview"
         journal = None
         if paid:
             try:
@@ -307,8 +308,8 @@ class BuildSession:
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")
         if not self.args.json:
             parts = [f"{n} {k}" for k, n in counts.items() if n]
-            self.say(f"build: {', '.join(parts) or 'nothing to do'}; "
-                     f"{result.submitted} submitted")
+            verb = "submitted" if self.paid else "rendered"
+            self.say(f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}")
         if result.interrupted:
             return ExitCode.INTERRUPTED
         if result.setup_error:

@@ -357,7 +357,8 @@ class Executor:
                       upstream: dict[str, str]) -> TakeOutcome:
         estimate = self._estimate(job)
         self._check_budget(estimate)
-        self.report.scene(label, "pending", detail="waiting for a free slot")
+        if self._sem.locked():
+            self.report.scene(label, "pending", detail="waiting for a free slot")
         async with self._sem:
             # checked again: the budget and the stop flag may have changed while queued
             self._check_budget(estimate)
