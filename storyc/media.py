@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from storyc.mediainfo import MediaInfo
+from storyc.mediainfo import MediaInfo, orientation
 
 StrPath = str | os.PathLike[str]
 
@@ -292,6 +292,15 @@ def _caption_colours(caption: str) -> tuple[str, str]:
     return rgb(0.0, 0.45 + h[1] / 2550), rgb(0.12, 0.22 + h[2] / 2550)
 
 
+# EXIF orientation → the filters that show the picture upright (ffmpeg ignores EXIF).
+_UPRIGHT = {2: "hflip,", 3: "hflip,vflip,", 4: "vflip,", 5: "transpose=0,", 6: "transpose=1,",
+            7: "transpose=3,", 8: "transpose=2,"}
+
+
+def _upright(image: str) -> str:
+    return _UPRIGHT.get(orientation(image), "")
+
+
 def _check_inputs(paths: Sequence[str | None]) -> None:
     for p in paths:
         if p is not None and not Path(p).is_file():
@@ -337,7 +346,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         i = add("-i", path)
         z = f"1+0.12*on/{frames}" if zoom_in else f"1.12-0.12*on/{frames}"
         graph.append(
-            f"[{i}:v]scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
+            f"[{i}:v]{_upright(path)}scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
             f"crop={2 * w}:{2 * h},setsar=1,"
             f"zoompan=z='{z}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2':d={frames}:s={w}x{h}"
             f":fps={fps},{norm}[{label}]")
@@ -363,7 +372,8 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
             thumbs = []
             for n, ref in enumerate(shown):
                 i = add("-i", ref)
-                graph.append(f"[{i}:v]scale={box}:{box}:force_original_aspect_ratio=decrease,"
+                graph.append(f"[{i}:v]{_upright(ref)}scale={box}:{box}"
+                             ":force_original_aspect_ratio=decrease,"
                              f"pad={box + 8}:{box + 8}:(ow-iw)/2:(oh-ih)/2:color=0x101010,"
                              f"setsar=1,format=yuv420p[t{n}]")
                 thumbs.append(f"[t{n}]")

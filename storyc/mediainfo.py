@@ -70,60 +70,73 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 
 def _jpeg(f: BinaryIO) -> MediaInfo | None:
+    size, turn = _jpeg_walk(f)
+    if size is None:
+        return None
+    w, h = size
+    # EXIF orientations 5-8 turn the picture a quarter: it is shown h x w.
+    return _image("jpeg", h, w) if turn >= 5 else _image("jpeg", w, h)
+
+
+def _jpeg_walk(f: BinaryIO) -> tuple[tuple[int, int] | None, int]:
+    """((width, height) from the frame header or None, EXIF orientation)."""
     f.seek(2)
-    rotated = False
+    turn = 1
     for _ in range(10_000):  # segments before the frame header; a bound against junk
-        b = f.read(1)
-        if not b:
-            return None
-        if b != b"\xff":
-            return None
+        if f.read(1) != b"\xff":
+            return None, turn
         marker = f.read(1)
         while marker == b"\xff":  # fill bytes
             marker = f.read(1)
         if not marker:
-            return None
+            return None, turn
         m = marker[0]
         if m == 0x01 or 0xD0 <= m <= 0xD7:  # standalone markers, no length
             continue
         if m in (0xD9, 0xDA):  # end of image / start of scan before any frame header
-            return None
+            return None, turn
         raw = f.read(2)
-        if len(raw) < 2:
-            return None
-        length = struct.unpack(">H", raw)[0]
-        if length < 2:
-            return None
+        if len(raw) < 2 or (length := struct.unpack(">H", raw)[0]) < 2:
+            return None, turn
         if m in _SOF:
             seg = f.read(5)
             if len(seg) < 5:
-                return None
+                return None, turn
             h, w = struct.unpack_from(">HH", seg, 1)
-            # EXIF orientations 5-8 turn the picture a quarter: it is shown h x w.
-            return _image("jpeg", h, w) if rotated else _image("jpeg", w, h)
-        if m == 0xE1 and not rotated:
-            body = f.read(length - 2)
-            rotated = _exif_quarter_turn(body)
+            return (w, h), turn
+        if m == 0xE1 and turn == 1:
+            turn = _exif_orientation(f.read(length - 2))
             continue
         f.seek(length - 2, os.SEEK_CUR)
-    return None
+    return None, turn
 
 
-def _exif_quarter_turn(app1: bytes) -> bool:
-    """True if an APP1 EXIF body says the image is shown turned by 90 or 270 degrees."""
+def _exif_orientation(app1: bytes) -> int:
+    """The EXIF Orientation (1-8) in an APP1 body; 1 (as stored) when absent."""
     if not app1.startswith(b"Exif\0\0"):
-        return False
+        return 1
     tiff = app1[6:]
     end = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if end is None:
-        return False
+        return 1
     ifd = struct.unpack_from(end + "I", tiff, 4)[0]
     count = struct.unpack_from(end + "H", tiff, ifd)[0]
     for i in range(min(count, 512)):
         tag, _type, _n, value = struct.unpack_from(end + "HHIH", tiff, ifd + 2 + 12 * i)
-        if tag == 0x0112:  # Orientation
-            return 5 <= value <= 8
-    return False
+        if tag == 0x0112:
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def orientation(path: str | os.PathLike[str]) -> int:
+    """EXIF orientation of a JPEG (1-8; 1 for anything else or when unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                return 1
+            return _jpeg_walk(f)[1]
+    except Exception:  # same contract as probe: a foreign file never raises
+        return 1
 
 
 def _webp(f: BinaryIO) -> MediaInfo | None:

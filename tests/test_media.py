@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from storyc import caption, media
-from storyc.mediainfo import probe
+from storyc.mediainfo import orientation, probe
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -204,3 +205,28 @@ def test_example_media_regenerate_byte_for_byte(tmp_path: Path) -> None:
     out = tmp_path / "orbit.mp4"
     media.make_test_video(out, width=w, height=h, duration=secs, audio=audio, seed=seed)
     assert _sha(out) == _sha(EXAMPLES / rel)
+
+
+def _with_orientation(jpg: bytes, value: int) -> bytes:
+    tiff = (b"MM\0*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0)
+            + struct.pack(">I", 0))
+    app1 = b"Exif\0\0" + tiff
+    return jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:]
+
+
+def test_exif_turned_photos_are_shown_upright(src: dict[str, Path], tmp_path: Path) -> None:
+    plain, turned = tmp_path / "plain.jpg", tmp_path / "turned.jpg"
+    plain.write_bytes(_with_orientation(src["end"].read_bytes(), 1))
+    turned.write_bytes(_with_orientation(src["end"].read_bytes(), 6))
+    assert orientation(turned) == 6 and orientation(plain) == 1
+    assert orientation(src["first"]) == 1  # a PNG
+    assert media._upright(str(turned)) == "transpose=1,"
+    frames = []
+    for img in (plain, turned):
+        out = tmp_path / f"{img.stem}.mp4"
+        media.render_preview(out, duration=0.5, aspect="9:16", caption="", height=64, fps=10,
+                             first_frame=str(img))
+        png = tmp_path / f"{img.stem}.png"
+        media.extract_frame(out, png, at="first")
+        frames.append(_sha(png))
+    assert frames[0] != frames[1]
