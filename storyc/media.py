@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from storyc.mediainfo import MediaInfo, orientation
+from storyc.mediainfo import MediaInfo, orientation, probe
 
 StrPath = str | os.PathLike[str]
 
@@ -301,10 +301,18 @@ def _upright(image: str) -> str:
     return _UPRIGHT.get(orientation(image), "")
 
 
-def _check_inputs(paths: Sequence[str | None]) -> None:
-    for p in paths:
-        if p is not None and not Path(p).is_file():
-            raise MediaError(f"cannot render a preview: input {Path(p).name} does not exist")
+def _check_inputs(images: Sequence[str | None], videos: Sequence[str | None]) -> None:
+    """Name the bad input in the error: ffmpeg's own message does not say which one."""
+    for kind, paths in (("image", images), ("video", videos)):
+        for p in paths:
+            if p is None:
+                continue
+            if not Path(p).is_file():
+                raise MediaError(f"cannot render a preview: input {Path(p).name} does not exist")
+            info = probe(p)
+            if info is None or info.kind != kind:
+                raise MediaError(f"cannot render a preview: {Path(p).name} is not "
+                                 f"{'an image' if kind == 'image' else 'a video'} storyc reads")
 
 
 def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: str,
@@ -327,7 +335,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
     from storyc.caption import overlay_png
 
     refs = list(reference_images)
-    _check_inputs([first_frame, end_frame, base_video, style_video, *refs])
+    _check_inputs([first_frame, end_frame, *refs], [base_video, style_video])
     w, h = _frame_size(aspect, height - height % 2)
     frames = max(1, round(duration * fps))
     secs = frames / fps
