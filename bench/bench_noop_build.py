@@ -102,9 +102,15 @@ def seed_built_state(root: Path) -> int:
     return len(comp.order)
 
 
+# A user's environment: byte-code caches on (this sandbox sets PYTHONDONTWRITEBYTECODE,
+# which would make every run compile every module again and hide what we measure).
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+
+
 def run(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
     t = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
     return time.perf_counter() - t, p
 
 
@@ -128,7 +134,8 @@ def ninja_exe() -> str:
     return found
 
 
-def bench_size(root: Path, scenes: int, assets: list[str], startup: float) -> None:
+def bench_size(root: Path, scenes: int, assets: list[str], startup: float,
+               imports: float) -> float:
     write_story(root, scenes, assets)
     shutil.rmtree(root / ".storyc", ignore_errors=True)
     shutil.rmtree(root / "renders", ignore_errors=True)
@@ -144,8 +151,10 @@ def bench_size(root: Path, scenes: int, assets: list[str], startup: float) -> No
     summary = [json.loads(x) for x in p.stdout.splitlines() if '"summary"' in x][-1]
     assert summary["submitted"] == 0, summary
     per_scene = (wall - startup) / n * 1e6
+    per_scene_imp = (wall - imports) / n * 1e6
     print(f"  {n} scenes: compile+seed {seed_s:.1f} s; first no-op run {first:.2f} s; "
-          f"no-op build {wall:.3f} s wall, {per_scene:.0f} µs/scene beyond start-up; "
+          f"no-op build {wall:.3f} s wall, {per_scene:.0f} µs/scene beyond interpreter "
+          f"start-up, {per_scene_imp:.0f} µs/scene beyond `storyc --version`; "
           f"re-read {summary.get('bytes_read', '?')} B of assets, "
           f"{summary.get('bytes_verified', '?')} B of store objects")
     write_ninja(root, scenes, assets)
@@ -158,6 +167,7 @@ def bench_size(root: Path, scenes: int, assets: list[str], startup: float) -> No
           f"({nper:.0f} µs/edge, start-up included); storyc/ninja = "
           f"{(wall - startup) / max(nwall, 1e-9):.1f}× (storyc without start-up), "
           f"{wall / max(nwall, 1e-9):.1f}× (wall)")
+    return wall
 
 
 def bench_throughput(root: Path) -> None:
@@ -181,15 +191,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="storyc-bench-noop-"))
     try:
         startup, _ = best([sys.executable, "-c", "pass"], tmp)
-        print(f"interpreter start-up: {startup * 1e3:.0f} ms")
+        imports, _ = best([sys.executable, "-m", "storyc", "--version"], tmp)
+        print(f"interpreter start-up: {startup * 1e3:.0f} ms; `storyc --version` (start-up + "
+              f"importing every command): {imports * 1e3:.0f} ms")
         root = tmp / "project"
         root.mkdir()
         t = time.perf_counter()
         assets = make_assets(root, args.assets, args.mib << 20)
         print(f"{args.assets} asset files, {args.mib} MiB, written in "
               f"{time.perf_counter() - t:.1f} s")
-        for n in args.scenes:
-            bench_size(root, n, assets, startup)
+        walls = {n: bench_size(root, n, assets, startup, imports) for n in args.scenes}
+        if len(walls) >= 2:
+            (a, ta), (b, tb) = sorted(walls.items())[0], sorted(walls.items())[-1]
+            print(f"marginal cost of a scene in a no-op build: ({tb:.3f} s - {ta:.3f} s) / "
+                  f"{b - a} = {(tb - ta) / (b - a) * 1e6:.0f} µs/scene")
         bench_throughput(tmp / "throughput")
     finally:
         if not args.keep:

@@ -23,7 +23,7 @@ from storyc.store import Store
 
 # Kill points: after the k-th progress event of a run (so the moments are spread over the
 # build whatever the machine's speed), plus a small varying delay inside that step.
-KILL_POINTS = [(k, (k % 4) * 0.02) for k in range(1, 19)]  # 18 kills
+KILL_POINTS = [(k, (k % 4) * 0.02) for k in range(1, 16)]  # 15 kills
 
 
 def _start(root: Path, env: dict[str, str], *extra: str,
