@@ -1,17 +1,24 @@
-"""Caption overlays for preview animatics, drawn with a built-in 5x7 bitmap font.
+"""The look of preview animatics: caption overlays, frame sizes, background colours.
 
-Stage: used by `storyc.media.render_preview` (preview backend). In: caption text and a
-frame size. Out: RGBA PNG bytes (a transparent frame with a caption band and a small
-"PREVIEW" tag). No I/O and no fonts from the system: drawtext needs a font file, and a
+Stage: used by `storyc.media.render_preview` (preview backend). In: caption text, an
+aspect ratio, image paths. Out: RGBA PNG bytes (a transparent frame with a caption band
+and a small "PREVIEW" tag), frame sizes, colours, filters that turn photos upright.
+I/O: reads the EXIF header of images (`mediainfo.orientation`), nothing else; no fonts
+from the system: drawtext needs a font file, and a
 fresh machine may have none, so the glyphs live here and every machine draws the same
 pixels (previews stay byte-identical across machines).
 """
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
+import re
 import struct
 import textwrap
 import zlib
+
+from storyc.mediainfo import orientation
 
 # Printable ASCII 0x20..0x7E, five columns per glyph, bit 0 = top row (the classic 5x7
 # LCD font). Characters outside this range are drawn as "?".
@@ -129,3 +136,36 @@ def overlay_png(width: int, height: int, caption: str, *, tag: str = "PREVIEW") 
                     (200, 30, 40, 190))
         canvas.text(margin + 2 * scale, margin + 2 * scale, tag, scale, (255, 255, 255, 255))
     return canvas.png()
+
+
+def frame_size(aspect: str, short: int) -> tuple[int, int]:
+    """"16:9" at 360 → (640, 360); "9:16" → (360, 640). `short` is the short side."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*", aspect)
+    if m is None or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
+        raise ValueError(f"aspect {aspect!r} is not like '16:9'")
+    a, b = float(m.group(1)), float(m.group(2))
+    if not 1 / 4 <= a / b <= 4:
+        raise ValueError(f"aspect {aspect} is too extreme")
+    long = round(short * max(a, b) / min(a, b) / 2) * 2
+    return (long, short) if a >= b else (short, long)
+
+
+def background_colours(caption: str) -> tuple[str, str]:
+    """Two muted, related colours from a hash of the caption: same prompt, same look."""
+    h = hashlib.sha256(caption.encode("utf-8")).digest()
+    hue = h[0] / 255
+
+    def rgb(shift: float, value: float) -> str:
+        r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, 0.55, value)
+        return f"0x{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+    return rgb(0.0, 0.45 + h[1] / 2550), rgb(0.12, 0.22 + h[2] / 2550)
+
+
+# EXIF orientation → the filters that show the picture upright (ffmpeg ignores EXIF).
+_UPRIGHT = {2: "hflip,", 3: "hflip,vflip,", 4: "vflip,", 5: "transpose=0,", 6: "transpose=1,",
+            7: "transpose=3,", 8: "transpose=2,"}
+
+
+def upright(image: str) -> str:
+    return _UPRIGHT.get(orientation(image), "")

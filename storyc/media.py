@@ -12,7 +12,6 @@ metadata, single-threaded x264, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import hashlib
 import os
@@ -25,7 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from storyc.mediainfo import MediaInfo, orientation, probe
+from storyc.caption import background_colours, frame_size, overlay_png, upright
+from storyc.mediainfo import MediaInfo, probe
 
 StrPath = str | os.PathLike[str]
 
@@ -268,39 +268,6 @@ def extract_frame(video: StrPath, out_png: StrPath, *,
     )
 
 
-def _frame_size(aspect: str, short: int) -> tuple[int, int]:
-    """"16:9" at 360 → (640, 360); "9:16" → (360, 640). `short` is the short side."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*", aspect)
-    if m is None or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
-        raise MediaError(f"cannot render a preview: aspect {aspect!r} is not like '16:9'")
-    a, b = float(m.group(1)), float(m.group(2))
-    if not 1 / 4 <= a / b <= 4:
-        raise MediaError(f"cannot render a preview: aspect {aspect} is too extreme")
-    long = round(short * max(a, b) / min(a, b) / 2) * 2
-    return (long, short) if a >= b else (short, long)
-
-
-def _caption_colours(caption: str) -> tuple[str, str]:
-    """Two muted, related colours from a hash of the caption: same prompt, same look."""
-    h = hashlib.sha256(caption.encode("utf-8")).digest()
-    hue = h[0] / 255
-
-    def rgb(shift: float, value: float) -> str:
-        r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, 0.55, value)
-        return _hex((round(r * 255), round(g * 255), round(b * 255)))
-
-    return rgb(0.0, 0.45 + h[1] / 2550), rgb(0.12, 0.22 + h[2] / 2550)
-
-
-# EXIF orientation → the filters that show the picture upright (ffmpeg ignores EXIF).
-_UPRIGHT = {2: "hflip,", 3: "hflip,vflip,", 4: "vflip,", 5: "transpose=0,", 6: "transpose=1,",
-            7: "transpose=3,", 8: "transpose=2,"}
-
-
-def _upright(image: str) -> str:
-    return _UPRIGHT.get(orientation(image), "")
-
-
 def _check_inputs(images: Sequence[str | None], videos: Sequence[str | None]) -> None:
     """Name the bad input in the error: ffmpeg's own message does not say which one."""
     for kind, paths in (("image", images), ("video", videos)):
@@ -332,11 +299,12 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         raise MediaError(f"cannot render a preview of {duration} s (0 < duration <= 600)")
     if height < 32 or fps < 1 or fps > 120:
         raise MediaError(f"cannot render a preview at height {height} and {fps} fps")
-    from storyc.caption import overlay_png
-
     refs = list(reference_images)
     _check_inputs([first_frame, end_frame, *refs], [base_video, style_video])
-    w, h = _frame_size(aspect, height - height % 2)
+    try:
+        w, h = frame_size(aspect, height - height % 2)
+    except ValueError as e:
+        raise MediaError(f"cannot render a preview: {e}") from None
     frames = max(1, round(duration * fps))
     secs = frames / fps
     cover = (f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
@@ -354,7 +322,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         i = add("-i", path)
         z = f"1+0.12*on/{frames}" if zoom_in else f"1.12-0.12*on/{frames}"
         graph.append(
-            f"[{i}:v]{_upright(path)}scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
+            f"[{i}:v]{upright(path)}scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
             f"crop={2 * w}:{2 * h},setsar=1,"
             f"zoompan=z='{z}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2':d={frames}:s={w}x{h}"
             f":fps={fps},{norm}[{label}]")
@@ -370,7 +338,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
     elif first_frame is not None:
         kenburns(first_frame, "bg", True)
     else:
-        c0, c1 = _caption_colours(caption)
+        c0, c1 = background_colours(caption)
         graph.append(f"gradients=s={w}x{h}:r={fps}:d={secs + 1}:c0={c0}:c1={c1}:n=2:speed=0.01"
                      f":seed=1,{norm}[grad]")
         last = "grad"
@@ -380,7 +348,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
             thumbs = []
             for n, ref in enumerate(shown):
                 i = add("-i", ref)
-                graph.append(f"[{i}:v]{_upright(ref)}scale={box}:{box}"
+                graph.append(f"[{i}:v]{upright(ref)}scale={box}:{box}"
                              ":force_original_aspect_ratio=decrease,"
                              f"pad={box + 8}:{box + 8}:(ow-iw)/2:(oh-ih)/2:color=0x101010,"
                              f"setsar=1,format=yuv420p[t{n}]")

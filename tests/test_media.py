@@ -99,7 +99,7 @@ def test_extract_frame_errors(src: dict[str, Path], tmp_path: Path) -> None:
 @pytest.mark.parametrize("aspect,size", [("16:9", (640, 360)), ("9:16", (360, 640)),
                                          ("1:1", (360, 360))])
 def test_frame_size(aspect: str, size: tuple[int, int]) -> None:
-    assert media._frame_size(aspect, 360) == size
+    assert caption.frame_size(aspect, 360) == size
 
 
 def _check(path: Path, w: int, h: int, duration: float, fps: int) -> None:
@@ -222,7 +222,7 @@ def test_exif_turned_photos_are_shown_upright(src: dict[str, Path], tmp_path: Pa
     turned.write_bytes(_with_orientation(src["end"].read_bytes(), 6))
     assert orientation(turned) == 6 and orientation(plain) == 1
     assert orientation(src["first"]) == 1  # a PNG
-    assert media._upright(str(turned)) == "transpose=1,"
+    assert caption.upright(str(turned)) == "transpose=1,"
     frames = []
     for img in (plain, turned):
         out = tmp_path / f"{img.stem}.mp4"
