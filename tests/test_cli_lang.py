@@ -161,3 +161,10 @@ def test_internal_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, film: Pat
     err = capsys.readouterr().err
     assert code == ExitCode.FAILED
     assert err == "storyc: internal error: RuntimeError: simulated fault\n"
+
+
+def test_colour_marks_severity_and_hint() -> None:
+    from storyc.cli.lang import colourize
+
+    text = colourize("main.story:1:1: error[E205]: bad\n  = hint: fix it")
+    assert "\x1b[1;31merror[E205]\x1b[0m" in text and "\x1b[32mhint\x1b[0m" in text

@@ -242,3 +242,17 @@ def test_an_extra_target_registers_without_touching_other_code() -> None:
     finally:
         targets.unregister("test/tiny")
     assert "test/tiny" not in targets.names()
+
+
+def test_schema_errors_point_at_the_story() -> None:
+    """E236 maps a pydantic field error back to the span the field came from."""
+    from storyc.targets._inference import InferenceTarget
+
+    scene = make_scene(duration=5)
+    target = targets.get(V2)
+    assert isinstance(target, InferenceTarget)
+    diags = Diagnostics()
+    target._validate(scene, {"prompt": "x", "duration": 42}, diags)
+    [d] = diags.items
+    assert d.code == "E236" and "`duration`" in d.message
+    assert d.span == scene.duration.span  # type: ignore[union-attr]
