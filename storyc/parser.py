@@ -297,19 +297,34 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
         items = lark.parse(text)
     except LexError as exc:
         diag = char_error(text, file, exc.pos)
-        return ParseResult(ast.File(file, [], complete=False), [diag])
+        return ParseResult(_salvage(text, file), [diag])
     except UnexpectedToken as exc:
         tok = exc.token
         at_end = tok.type == "$END"
         found = Unexpected(tok.type, "" if at_end else str(tok), tok.start_pos or 0,
                            None if at_end else _tok_span(file, tok), frozenset(exc.expected))
-        return ParseResult(ast.File(file, [], complete=False), [explain(found, text, file)])
+        return ParseResult(_salvage(text, file), [explain(found, text, file)])
     except UnexpectedInput as exc:  # not raised with this lexer; kept as a safety net
         diag = char_error(text, file, getattr(exc, "pos_in_stream", 0) or 0)
-        return ParseResult(ast.File(file, [], complete=False), [diag])
+        return ParseResult(_salvage(text, file), [diag])
     except RecursionError:
         span = Span.from_offsets(file, text, 0, 0)
         diag = Diagnostic("E003", Severity.ERROR, "the file is nested too deeply to read", span,
                           hint="split deeply nested lists or blocks")
         return ParseResult(ast.File(file, [], complete=False), [diag])
     return ParseResult(ast.File(file, items))
+
+
+_INCLUDE_LINE = re.compile(r'^[ \t]*include[ \t]+"([^"\\\n]*)"', re.M)
+
+
+def _salvage(text: str, file: str) -> ast.File:
+    """What a broken file still tells: its `include` lines, so that the files it
+    includes are read and checked too. The file stays marked incomplete."""
+    items: list[ast.Decl] = []
+    for m in _INCLUDE_LINE.finditer(text):
+        path_span = Span.from_offsets(file, text, m.start(1) - 1, m.end(1) + 1)
+        value = ast.Str(m.group(1), path_span, False, m.start(1))
+        start = m.start() + (len(m.group()) - len(m.group().lstrip()))
+        items.append(ast.Include(value, Span.from_offsets(file, text, start, m.end())))
+    return ast.File(file, items, complete=False)

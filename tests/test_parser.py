@@ -202,6 +202,17 @@ def test_missing_include_and_other_files_still_load(tmp_path: Path) -> None:
     assert not loaded.complete
 
 
+def test_includes_of_a_broken_file_are_still_checked(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "main.story": 'include "cast.story"\nscene a { prompt = "x"\n',
+        "cast.story": "element mei { frontal = }\n",
+    })
+    loaded = load(tmp_path)
+    assert [(d.span.file if d.span else None, d.code) for d in loaded.diagnostics.sorted()] == [
+        ("cast.story", "E003"), ("main.story", "E004")]
+    assert not loaded.complete
+
+
 def test_project_discovery(tmp_path: Path) -> None:
     _write(tmp_path / "one", {"film.story": 'project "F" { }\n', "cast.story": "\n"})
     loaded = load(tmp_path / "one")
