@@ -149,7 +149,7 @@ class Watcher:
         """Run one notifier over `dirs` until stopped or until the directory set changes."""
         pending: set[Path] = set()
         first = 0.0
-        step = max(5, min(50, self.debounce_ms // 2))
+        step = max(5, min(20, self.debounce_ms // 4))
         if not dirs:
             # Nothing to watch (an empty project): idle until stopped or told otherwise.
             self.ready.set()

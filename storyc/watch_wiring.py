@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storyc import backends, keys, pricing
+from storyc import backends, pricing
 from storyc.backends import BackendOptions, create
 from storyc.build_session import KEY_ENV
 from storyc.compiler import Compilation, compile_project
@@ -39,11 +39,12 @@ from storyc.journal import Journal
 from storyc.loader import ParseCache
 from storyc.lockfile import LockFile
 from storyc.model import Input, LocalFile, Project
-from storyc.plan import make_plan
+from storyc.plan import Plan, make_plan
 from storyc.progress import Reporter
 from storyc.projectlock import ProjectLock, ProjectLocked
 from storyc.store import Store
 from storyc.watch import StatSig, stat_sig
+from storyc.watch_plan import IncrementalPlanner
 from storyc.watch_session import BuildReport, Compiled, NotBuilt, PlanView, Wiring
 
 _QUOTED_PATH = re.compile(
@@ -63,18 +64,30 @@ def _inputs(project: Project) -> list[Input]:
     return out
 
 
-def dependencies(comp: Compilation, root: Path) -> set[Path]:
-    """Absolute paths of every file the compilation read or may read once it exists."""
+def _mentioned(root: Path, label: str, text: str) -> set[Path]:
+    """The story file itself and every path it quotes, resolved both ways."""
+    story = Path(os.path.normpath(root / label))
+    out = {story}
+    for m in _QUOTED_PATH.finditer(text):
+        rel = m.group(1)
+        if "://" not in rel:
+            out.add(Path(os.path.normpath(story.parent / rel)))
+            out.add(Path(os.path.normpath(root / rel)))
+    return out
+
+
+def dependencies(comp: Compilation, root: Path,
+                 memo: dict[str, tuple[str, set[Path]]] | None = None) -> set[Path]:
+    """Absolute paths of every file the compilation read or may read once it exists.
+    `memo` (label -> (text, paths)) spares re-scanning files whose text is unchanged."""
     files: set[Path] = set()
     for label, text in comp.sources.texts.items():
-        story = (root / label).resolve()
-        files.add(story)
-        for m in _QUOTED_PATH.finditer(text):
-            rel = m.group(1)
-            if "://" in rel:
-                continue
-            files.add((story.parent / rel).resolve())
-            files.add((root / rel).resolve())
+        hit = memo.get(label) if memo is not None else None
+        if hit is None or hit[0] != text:
+            hit = (text, _mentioned(root, label, text))
+            if memo is not None:
+                memo[label] = hit
+        files |= hit[1]
     project = comp.project
     if project is not None:
         sources: list[Any] = [a.source for a in project.assets.values()]
@@ -94,6 +107,7 @@ class Compiler:
         self.root = self.path if self.path.is_dir() else self.path.parent
         self.target = target
         self.parse_cache = ParseCache()
+        self._mentions: dict[str, tuple[str, set[Path]]] = {}
         self.digests = digests if digests is not None else DigestCache(
             self.root / ".storyc" / "digests.json")
 
@@ -104,23 +118,26 @@ class Compiler:
     def __call__(self) -> Compiled:
         comp = compile_project(self.path, target=self.target, parse_cache=self.parse_cache,
                                digests=self.digests)
-        if comp.project is not None:
+        if comp.project is not None and Path(comp.project.root) != self.root:
             self.root = Path(comp.project.root)
+            self._mentions.clear()  # labels are relative to the root
         with contextlib.suppress(OSError):
             # The cache is an optimisation; a read-only .storyc must not stop watching.
             self.digests.save()
-        files = dependencies(comp, self.root)
+        files = dependencies(comp, self.root, self._mentions)
         if not comp.found:
             files.add(self.root / "main.story")  # `storyc init` or a first save starts it
-        errors = sum(1 for d in comp.diagnostics if d.severity is Severity.ERROR)
-        warnings = sum(1 for d in comp.diagnostics if d.severity is Severity.WARNING)
+        # Notes (where a setting came from) are for `storyc check`; a screen redrawn on
+        # every save shows only what needs attention.
+        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+        errors = sum(1 for d in shown if d.severity is Severity.ERROR)
         return Compiled(
             comp=comp,
             ok=comp.project is not None and errors == 0,
-            diagnostics=[to_json(d) for d in comp.diagnostics],
-            text=render_all(comp.diagnostics, comp.sources),
+            diagnostics=[to_json(d) for d in shown],
+            text=render_all(shown, comp.sources),
             errors=errors,
-            warnings=warnings,
+            warnings=len(shown) - errors,
             files=files,
         )
 
@@ -166,6 +183,9 @@ class Pipeline:
         self.budget_left: Callable[[], Decimal | None] = lambda: None
         self._lock: tuple[StatSig, LockFile] | None = None
         self._store: Store | None = None
+        self._generation = 0  # bumped whenever the lock file or the store may have changed
+        self._lock_sig: StatSig = None
+        self._planner = IncrementalPlanner(self._full_plan, self.paid)
 
     @property
     def root(self) -> Path:
@@ -176,25 +196,20 @@ class Pipeline:
         sig = stat_sig(path)
         if self._lock is None or self._lock[0] != sig:
             self._lock = (sig, LockFile.load(path))
+            self._lock_sig = sig
+            self._generation += 1
         return self._lock[1]
+
+    def _full_plan(self, comp: Compilation) -> Plan:
+        assert self._store is not None
+        return make_plan(comp, lock=self._lockfile(), store=self._store, backend=self.backend)
 
     def plan(self, comp: Compilation) -> PlanView:
         if self._store is None:
             self._store = Store.for_project(self.root)
-        plan = make_plan(comp, lock=self._lockfile(), store=self._store, backend=self.backend)
-        view = PlanView({}, {}, self.paid)
-        for name in plan.order:
-            sp = plan.scenes[name]
-            if not sp.will_render:
-                continue
-            view.render[name] = (None if sp.status == "waiting" or not sp.keys
-                                 else "|".join(sp.keys[t] for t in sorted(sp.keys)))
-            view.costs[name] = sp.estimate.amount
-            req = comp.requests.get(name)
-            if req is not None:
-                view.upstream[name] = tuple(req.upstream)
-                view.bodies[name] = keys.canonical_json(req.body).decode()
-        return view
+            self._generation += 1
+        self._lockfile()
+        return self._planner.plan(comp, (self._generation, self._lock_sig))
 
     def build(self, comp: Compilation, scenes: list[str]) -> BuildReport:
         root = self.root

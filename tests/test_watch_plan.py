@@ -1,0 +1,63 @@
+"""Incremental planning gives exactly the plan a full re-plan gives, re-planning less."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storyc import media
+from storyc.watch_wiring import make_wiring
+
+STORY = """project "p" {
+  aspect = "16:9"
+}
+image market = "assets/market.png"
+scene arrival {
+  prompt = "A night market @market"
+  duration = 5
+}
+scene stall {
+  prompt = "Close on a noodle stall"
+  start = arrival.last_frame
+}
+scene alley {
+  prompt = "An empty alley"
+  duration = 10
+}
+"""
+
+
+def fresh_view(root: Path) -> object:
+    w = make_wiring(root, backend="inference", target=None, jobs=1, max_cost=None, yes=False)
+    return w.plan(w.compile().comp)
+
+
+def test_incremental_plan_matches_full_plan(tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    media.make_test_image(tmp_path / "assets" / "market.png", 640, 480, seed=3)
+    (tmp_path / "main.story").write_text(STORY, "utf-8")
+    w = make_wiring(tmp_path, backend="inference", target=None, jobs=1, max_cost=None,
+                    yes=False)
+    planner = w.pipeline._planner
+    w.plan(w.compile().comp)
+    assert planner.last_replanned == 3
+
+    # An edit to one independent scene re-plans that scene only.
+    (tmp_path / "main.story").write_text(STORY.replace("empty alley", "rainy alley"), "utf-8")
+    view = w.plan(w.compile().comp)
+    assert planner.last_replanned == 1
+    assert view == fresh_view(tmp_path)
+
+    # An edit upstream re-plans it and what uses it; a new asset digest counts as an edit.
+    media.make_test_image(tmp_path / "assets" / "market.png", 640, 480, seed=4)
+    view = w.plan(w.compile().comp)
+    assert planner.last_replanned == 2
+    assert view == fresh_view(tmp_path)
+
+    # Nothing changed: nothing re-planned, same answer.
+    assert w.plan(w.compile().comp) == view and planner.last_replanned == 0
+
+    # A scene removed: a full plan.
+    (tmp_path / "main.story").write_text(STORY.split("scene alley")[0], "utf-8")
+    view = w.plan(w.compile().comp)
+    assert planner.last_replanned == 2 and "alley" not in view.render
+    assert view == fresh_view(tmp_path)
