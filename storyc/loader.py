@@ -164,8 +164,8 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
             if via is None:
                 diags.error("E010", f"cannot read {label}: {reason}")
             else:
-                resolved = f" (resolved to {label})" if label != via.path.value else ""
-                diags.error("E012", f"included file not found: `{via.path.value}`{resolved}",
+                diags.error("E012", f"included file not found: `{via.path.value}` "
+                            f"(resolved to {label})",
                             where,
                             hint="paths in `include` are relative to the file that includes them")
             return None

@@ -120,7 +120,7 @@ class FileResolver:
             st = os.stat(abs_path)
         except OSError:
             return _Checked(None, (_Problem(
-                "error", "E130", f"file not found: {shown}",
+                "error", "E130", f"file not found: `{written}` (resolved to {label})",
                 "paths are relative to the .story file that names them"),))
         if not stat.S_ISREG(st.st_mode):
             return _Checked(None, (_Problem("error", "E137", f"{shown} is not a regular file",
