@@ -231,7 +231,7 @@ class WatchSession:
                 return None
         self.attempted.update(memo[s] for s in todo)
         self.rendering = list(todo)
-        self.emit("build", scenes=todo, cost=float(cost))
+        self.emit("build", scenes=todo, cost=float(cost), free=not plan.paid)
         try:
             report = self.wiring.build(good.comp, todo)
         except NotBuilt as exc:
@@ -246,7 +246,7 @@ class WatchSession:
         if plan.paid:
             self.spent += report.spent
         self.emit("built", rendered=report.rendered, failed=report.failed,
-                  spent=float(self.spent), interrupted=report.interrupted)
+                  spent=float(self.spent), interrupted=report.interrupted, free=not plan.paid)
         if report.interrupted:  # Ctrl-C during the build: the session ends with it
             self.interrupted = True
             self.stop.set()

@@ -82,13 +82,14 @@ def describe(ev: Event) -> str | None:
         return (f"not rendering: {_money(ev['cost'])} on a paid backend; "
                 "restart with --yes or --max-cost AMOUNT to render while watching")
     if kind == "build":
-        price = f"{_money(ev['cost'])} estimated" if ev["cost"] else "free"
+        price = "free" if ev.get("free") else f"{_money(ev['cost'])} estimated"
         return f"rendering {_names(ev['scenes'])} ({price})"
     if kind == "built":
         parts = [f"rendered {len(ev['rendered'])}"]
         if ev["failed"]:
             parts.append(f"failed: {_names(ev['failed'])}")
-        parts.append(f"spent this session {_money(ev['spent'])}")
+        if not ev.get("free"):
+            parts.append(f"spent this session {_money(ev['spent'])}")
         return "; ".join(parts)
     if kind == "progress":
         return f"  {ev['scene']}: {ev['state']}" + (f" ({ev['detail']})" if ev["detail"] else "")

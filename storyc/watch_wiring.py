@@ -269,7 +269,7 @@ class BuildRefused(NotBuilt):
 
 
 def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: int,
-                max_cost: Decimal | None, yes: bool) -> Wiring:
+                max_cost: Decimal | None, yes: bool, base_url: str | None = None) -> Wiring:
     """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
     compiler = Compiler(Path(path), target=target)
     first = compile_project(compiler.path, target=target, parse_cache=compiler.parse_cache,
@@ -286,7 +286,7 @@ def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: in
         if not api_key:
             raise SetupFailed(f"the {name} backend needs an API key to render: set {KEY_ENV} "
                               "(or watch without --yes/--max-cost to see plans and costs only)")
-    base_url = _setting(project, "base_url")
+    base_url = base_url or _setting(project, "base_url")
     pipe = Pipeline(compiler, name, jobs=max(1, jobs), api_key=api_key,
                     base_url=str(base_url) if base_url else None)
     return Wiring(root=compiler.root, compile=compiler, plan=pipe.plan, build=pipe.build,

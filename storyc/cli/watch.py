@@ -36,6 +36,16 @@ def _debounce(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "watch",
@@ -54,14 +64,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "  storyc watch --json               one JSON event per line, for tools\n"),
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry .story file")
-    p.add_argument("--backend", default=None,
-                   help="preview (free, local, default) or inference (paid)")
+    p.add_argument("--backend", default=None, choices=("preview", "inference"),
+                   help="preview (free, local; default, or the project's `backend`) or "
+                        "inference (paid)")
     p.add_argument("--target", default=None, help="override every scene's target")
     p.add_argument("--max-cost", type=_money, default=None, metavar="USD",
                    help="session budget for a paid backend; renders beyond it wait")
     p.add_argument("--yes", action="store_true",
                    help="render on a paid backend without a budget (every change costs)")
-    p.add_argument("--jobs", type=int, default=4, help="renders at the same time (default 4)")
+    p.add_argument("--jobs", "-j", type=_positive, default=4,
+                   help="renders at the same time (default 4)")
+    p.add_argument("--base-url", default=None, metavar="URL",
+                   help="provider base URL (default: INFERENCE_BASE_URL, the project's "
+                        "base_url, or inference.sh)")
     p.add_argument("--debounce", type=_debounce, default=80, metavar="MS",
                    help="quiet time after the last save before checking (default 80)")
     view = p.add_mutually_exclusive_group()
@@ -79,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     try:
         wiring = make_wiring(path, backend=args.backend, target=args.target, jobs=args.jobs,
-                             max_cost=args.max_cost, yes=args.yes)
+                             max_cost=args.max_cost, yes=args.yes, base_url=args.base_url)
     except SetupFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
