@@ -127,11 +127,16 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
         assert "examples:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", sorted(p.name for p in BAD.iterdir()))
+# The rule cases here, and the front end's bad stories (names, syntax, templates, files).
+BAD_STORIES = sorted(p for d in (BAD, ROOT / "cases" / "diag") if d.is_dir()
+                     for p in d.iterdir() if (p / "main.story").is_file())
+
+
+@pytest.mark.parametrize("case", BAD_STORIES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_bad_stories_never_hit_the_internal_error_path(
-        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    shutil.copytree(BAD / case, tmp_path / "p")
-    shutil.copytree(ASSETS, tmp_path / "p" / "assets")
+        case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(case, tmp_path / "p")
+    shutil.copytree(ASSETS, tmp_path / "p" / "assets", dirs_exist_ok=True)
     for cmd in ("check", "compile", "graph"):
         code, _, _ = run(capsys, cmd, str(tmp_path / "p"))
         assert code in (ExitCode.OK, ExitCode.FAILED)
