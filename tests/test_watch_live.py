@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,15 @@ Event = dict[str, Any]
 
 
 class Live:
-    def __init__(self, root: Path, backend: str) -> None:
+    def __init__(self, root: Path, backend: str, *, max_cost: Decimal | None = None,
+                 yes: bool = False) -> None:
         self.root = root
         self.q: queue.Queue[Event] = queue.Queue()
         self.log: list[Event] = []
-        self.wiring = make_wiring(root, backend=backend, target=None, jobs=2, max_cost=None,
-                                  yes=False)
-        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put, debounce_ms=60)
+        self.wiring = make_wiring(root, backend=backend, target=None, jobs=2,
+                                  max_cost=max_cost, yes=yes)
+        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put, debounce_ms=60,
+                                    max_cost=max_cost, yes=yes)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.result: list[object] = []
@@ -217,3 +220,64 @@ def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Pa
     save(project / "main.story", MAIN.split("scene stall")[0])
     plan = lv.next("plan", lambda e: e.get("done") == ["arrival"] or e["render"] == [])
     assert plan["render"] == []
+
+
+def _prompts(server: object) -> list[str]:
+    return [s["input"]["prompt"] for s in server.submissions]  # type: ignore[attr-defined]
+
+
+def test_paid_backend_renders_within_the_session_budget_only(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storyc.provider import loopback
+
+    with loopback.serve(latency=0.3) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        first = make_wiring(project, backend="inference", target=None, jobs=2, max_cost=None,
+                            yes=False)
+        budget = sum(c or 0 for c in first.plan(first.compile().comp).costs.values())
+        lv = Live(project, "inference", max_cost=budget)  # exactly enough for the first build
+        lv.thread.start()
+        try:
+            assert lv.ready.wait(WAIT)
+            built = lv.next("built")
+            assert sorted(built["rendered"]) == ["arrival", "stall"]
+            assert len(server.submissions) == 2
+            time.sleep(0.1)
+            # Edit `stall` while nothing renders: over budget now, so it waits, unsent.
+            save(project / "main.story", MAIN.replace("steam rising", "steam curling"))
+            wait = lv.next("waiting")
+            assert wait["reason"] == "budget" and wait["scenes"] == ["stall"]
+            assert wait["left"] == 0.0
+            assert len(server.submissions) == 2
+        finally:
+            lv.stop.set()
+            lv.thread.join(WAIT)
+
+
+def test_edit_while_a_paid_render_runs_is_queued_not_resent(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storyc.provider import loopback
+
+    (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
+    with loopback.serve(latency=1.5) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        lv = Live(project, "inference", yes=True)
+        lv.thread.start()
+        try:
+            assert lv.ready.wait(WAIT)
+            lv.next("progress", lambda e: e["state"] == "submitting")
+            save(project / "main.story", MAIN.split("scene stall")[0].replace("swaying", "still"))
+            plan = lv.next("plan", lambda e: e["rendering"] == ["arrival"])
+            assert plan["render"] == ["arrival"]
+            lv.next("built")
+            second = lv.next("built")
+            assert second["rendered"] == ["arrival"]
+            prompts = _prompts(server)
+            assert len(prompts) == 2 and prompts[0] != prompts[1], prompts
+            lv.quiet(0.5)
+            assert len(server.submissions) == 2, "the first version was never sent again"
+        finally:
+            lv.stop.set()
+            lv.thread.join(WAIT)
