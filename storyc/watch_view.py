@@ -131,10 +131,10 @@ class RichView:
     STYLES = {"kept": "yellow", "waiting": "yellow", "error": "bold red", "build": "cyan",
               "built": "green", "change": "dim", "watching": "bold"}
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
 
-        self.console = Console(highlight=False)
+        self.console = console if console is not None else Console(highlight=False)
         self.header = ""
 
     def __call__(self, ev: Event) -> None:
@@ -144,13 +144,13 @@ class RichView:
             self.header = text or ""
         if kind == "change":
             self.console.clear()
-            self.console.print(self.header, style="bold", markup=False)
+            self.console.print(self.header, style="bold", markup=False, highlight=False)
         if text is None:
             return
         style = self.STYLES.get(kind)
         if kind == "diagnostics":
             style = "red" if ev["errors"] else ("yellow" if ev["warnings"] else "green")
-        self.console.print(text, style=style, markup=False)
+        self.console.print(text, style=style, markup=False, highlight=False)
 
 
 def make_view(mode: str, out: TextIO | None = None) -> Emit:
