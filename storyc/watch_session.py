@@ -301,7 +301,7 @@ class WatchSession:
         if failure:
             self.emit("error", message=f"the file watcher stopped: {failure[0]}")
             return 3
-        self.emit("stopped", interrupted=self.interrupted)
+        self.emit("stopped", interrupted=self.interrupted, during_build=self.interrupted)
         return 130 if self.interrupted else 0
 
     def _budget_text(self) -> str:

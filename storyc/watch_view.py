@@ -19,7 +19,7 @@ Events (every one has "event" and "time", seconds since the session started):
     note        text: a remark from the executor
     built       rendered, failed, cached, spent: a render finished
     error       message: something outside the story went wrong (stays running)
-    stopped     interrupted (bool)
+    stopped     interrupted, during_build: Ctrl-C (during a render: exit 130)
 """
 
 from __future__ import annotations
@@ -98,8 +98,10 @@ def describe(ev: Event) -> str | None:
     if kind == "error":
         return f"error: {ev['message']}"
     if kind == "stopped":
-        return "stopped (interrupted; in-flight work is recorded)" if ev["interrupted"] \
-            else "stopped"
+        if ev.get("during_build"):
+            return ("stopped during a render: nothing new was sent; requests already sent "
+                    "are recorded and re-attached by the next build")
+        return "stopped"
     return None
 
 

@@ -239,7 +239,7 @@ class Pipeline:
             if journal is not None:
                 journal.close()
             guard.release()
-        done = [n for n, s in result.scenes.items() if s.state in (DONE, REUSED)]
+        done = [n for n, s in result.scenes.items() if s.state == DONE]
         bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
         return BuildReport(done, bad, result.committed if self.paid else Decimal(0),
                            interrupted=result.interrupted)

@@ -28,7 +28,7 @@ EVENTS = [
     {"event": "built", "rendered": ["b"], "failed": [], "spent": 0.56, "interrupted": False,
      "free": False},
     {"event": "error", "message": "another storyc build is running in this project"},
-    {"event": "stopped", "interrupted": True},
+    {"event": "stopped", "interrupted": True, "during_build": True},
 ]
 
 

@@ -1,8 +1,9 @@
 """`storyc watch`: re-check on every save, show the plan's change, render within consent.
 
 Stage: command line (effects: terminal, files, rendering through the executor). In:
-argv. Out: an exit code — 0 after a clean stop, 3 when there is no project or the
-backend cannot start, 130 after Ctrl-C (in-flight work is recorded, as in `build`).
+argv. Out: an exit code — 0 after a clean stop (Ctrl-C between renders), 3 when there
+is no project or the backend cannot start, 130 after Ctrl-C during a render (requests
+already sent are recorded, as in `build`).
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return session.run(stop)
     except KeyboardInterrupt:
+        # Ctrl-C between renders is the ordinary way to end a watch; during a render the
+        # executor's handler stops it and `run` returns 130 itself.
         stop.set()
-        session.emit("stopped", interrupted=True)
-        return ExitCode.INTERRUPTED
+        session.emit("stopped", interrupted=True, during_build=bool(session.rendering))
+        return ExitCode.INTERRUPTED if session.rendering else ExitCode.OK
     finally:
         wiring.close()
