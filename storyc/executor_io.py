@@ -13,6 +13,7 @@ every take of a scene with several; each is a relative symbolic link into the st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -60,6 +61,7 @@ class ProjectIO:
         self._keys: dict[tuple[str, int, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
         self._renders_dir = False
+        self._objects_rel = ""
         self.paid = backend != "preview"
 
     # -- store ----------------------------------------------------------------------
@@ -241,12 +243,16 @@ class ProjectIO:
         if not self._renders_dir:
             out.mkdir(exist_ok=True)
             self._renders_dir = True
+            # renders/ and .storyc/objects/ are fixed relative to each other and to the
+            # store: a plain string is enough (a no-op build links 10,000 names)
+            self._objects_rel = os.path.relpath(self.store.objects, out)
         names = {f"{scene}.mp4": takes[picked].digest}
         if len(takes) > 1:
             names.update({f"{scene}.take{n}.mp4": t.digest for n, t in takes.items()})
+        out_s = str(out)
         for name, digest in names.items():
-            # the digests were just verified or written: no need to stat them again
-            _link(self.store.object_path(digest), out / name)
+            hexd = digest.removeprefix("sha256:")
+            _link(f"{self._objects_rel}/{hexd[:2]}/{hexd[2:]}", f"{out_s}/{name}")
 
 
 def _now() -> float:
@@ -258,25 +264,27 @@ def link_picked(root: Path, store: Store, scene: str, digest: str) -> bool:
     path = store.get(digest)
     if path is None:
         return False
-    (root / RENDERS_DIR).mkdir(exist_ok=True)
-    _link(path, root / RENDERS_DIR / f"{scene}.mp4")
+    out = root / RENDERS_DIR
+    out.mkdir(exist_ok=True)
+    _link(os.path.relpath(path, out), str(out / f"{scene}.mp4"))
     return True
 
 
-def _link(target: Path, name: Path) -> None:
-    """Point `name` at `target`, atomically replacing what was there."""
-    rel = os.path.relpath(target, name.parent)
+def _link(rel: str, name: str) -> None:
+    """Point `name` at `rel` (relative to its folder), atomically replacing what was there."""
     try:
         if os.readlink(name) == rel:
             return  # already right: a no-op build rewrites nothing
     except OSError:
         pass
-    tmp = name.with_name(f".{name.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    folder, base = os.path.split(name)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     try:
         os.symlink(rel, tmp)
-    except OSError:
-        shutil.copyfile(target, tmp)
+    except OSError:  # no symbolic links here: a copy
+        shutil.copyfile(os.path.join(folder, rel), tmp)
     os.replace(tmp, name)
 
 
