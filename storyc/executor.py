@@ -369,10 +369,14 @@ class Executor:
             attempt = None
             if self.backend.paid:
                 attempt = self.io.journal_begin(job, estimate.amount)
-                self.io.journal_submitting(attempt)
-            self.report.scene(label, "submitting" if self.backend.paid else "rendering")
             try:
-                task_id = await self.backend.submit(job)
+                # uploads happen here, while the attempt is only `planned`: dying during
+                # them leaves nothing of unknown fate
+                prepared = await self.backend.prepare(job)
+                if attempt is not None:
+                    self.io.journal_submitting(attempt)
+                self.report.scene(label, "submitting" if self.backend.paid else "rendering")
+                task_id = await self.backend.submit(job, prepared)
             except NotSent as exc:
                 self.result.committed -= amount
                 if attempt is not None:

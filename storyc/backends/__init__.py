@@ -8,8 +8,9 @@ renders with ffmpeg (preview) or talks to the provider (inference).
 Every backend goes through the same executor path, in three steps, so that the executor
 (not the backend) decides what is recorded in the journal and when:
 
-    task_id  = await backend.submit(job)          # the only step that may cost money
-    finished = await backend.follow(job, task_id) # wait for the result (re-attachable)
+    prepared = await backend.prepare(job)         # e.g. uploads: costs nothing
+    task_id  = await backend.submit(job, prepared) # the only step that may cost money
+    finished = await backend.follow(job, task_id)  # wait for the result (re-attachable)
 
 `submit` raises `NotSent` when the request certainly did not reach the provider (safe to
 retry), `MaybeSent` when it might have (never retried automatically) and `TaskFailed`
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from storyc.request import Request
 
@@ -99,7 +100,9 @@ class Backend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def submit(self, job: Job) -> str: ...
+    async def prepare(self, job: Job) -> Any: ...
+
+    async def submit(self, job: Job, prepared: Any = None) -> str: ...
 
     async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished: ...
 

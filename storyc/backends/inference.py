@@ -117,14 +117,20 @@ class InferenceBackend:
             try:
                 uri = await self._c().upload(inp.path, digest=inp.digest,
                                              content_type=_content_type(inp))
+            except (E.MissingKey, E.AuthError) as exc:
+                raise SetupError(str(exc)) from None
             except E.ProviderError as exc:
                 raise NotSent(f"uploading {path}: {exc}") from None
             _set(body, path, uri)
         return body
 
-    async def submit(self, job: Job) -> str:
+    async def prepare(self, job: Job) -> dict[str, Any]:
+        """Upload every input (deduplicated by digest) and return the input to send."""
+        return await self._input(job)
+
+    async def submit(self, job: Job, prepared: Any = None) -> str:
         client = self._c()
-        body = await self._input(job)  # before the send: an upload failure costs nothing
+        body = prepared if prepared is not None else await self._input(job)
         for attempt in range(2):
             try:
                 task = await client.submit(job.request.app, body, scene=job.scene)

@@ -110,7 +110,10 @@ class PreviewBackend:
                 os.unlink(tmp)
         return digest, float(args["duration"])
 
-    async def submit(self, job: Job) -> str:
+    async def prepare(self, job: Job) -> None:
+        return None  # inputs are local files already
+
+    async def submit(self, job: Job, prepared: Any = None) -> str:
         digest, duration = await asyncio.to_thread(self._render, job)
         self._durations[digest] = duration
         return f"preview:{digest}"
