@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from test_build_support import STORY_TAKES, make_project
+from test_build_support import STORY, STORY_TAKES, make_project
 
 from storyc.hashing import digest_file
 from storyc.journal import Journal
@@ -24,13 +24,18 @@ from storyc.store import Store
 # Kill points: after the k-th progress event of a run (so the moments are spread over the
 # build whatever the machine's speed), plus a small varying delay inside that step.
 KILL_POINTS = [(k, (k % 4) * 0.02) for k in range(1, 16)]  # 15 kills
+EXTRA = 6  # more independent scenes, so that every kill lands inside a build
+CRASH_STORY = STORY + "".join(
+    f'scene extra{i} {{ prompt = "Extra shot number {i}"  duration = 5  aspect = "1:1" }}\n'
+    for i in range(EXTRA))
+TAKES = STORY_TAKES + EXTRA
 
 
 def _start(root: Path, env: dict[str, str], *extra: str,
            out: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "storyc", "build", str(root), "--backend", "inference", "--yes",
-         "--json", "--poll-interval", "0.05", *extra],
+         "--json", "--poll-interval", "0.05", "--jobs", "2", *extra],
         env={**os.environ, **env}, stdout=out, stderr=subprocess.PIPE, text=True)
 
 
@@ -39,9 +44,10 @@ def _check_lock(root: Path) -> None:
 
 
 def test_sigkill_at_many_moments(tmp_path: Path) -> None:
-    root = make_project(tmp_path / "p")
+    root = make_project(tmp_path / "p", CRASH_STORY)
     with loopback.serve(latency=0.3, fast_outputs=True) as server:
         env = server.env
+        killed = 0
         for k, delay in KILL_POINTS:
             proc = _start(root, env, out=subprocess.PIPE)
             assert proc.stdout is not None
@@ -51,7 +57,10 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
+            killed += proc.returncode == -signal.SIGKILL
             _check_lock(root)
+        # the kills landed mid-build (not after a finished run); progress is kept across them
+        assert killed >= len(KILL_POINTS) - 2, killed
 
         # then run to completion; attempts of unknown fate need the user's explicit word
         resent_with_word = 0
@@ -77,8 +86,8 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
     # every scene rendered, every output present
     lock = LockFile.load(root / "storyc.lock")
     store = Store.for_project(root)
-    assert sorted(lock.scenes) == ["arrival", "lanterns", "other", "rain"]
-    assert sum(len(s.takes) for s in lock.scenes.values()) == STORY_TAKES
+    assert len(lock.scenes) == 4 + EXTRA
+    assert sum(len(s.takes) for s in lock.scenes.values()) == TAKES
     for s in lock.scenes.values():
         for t in s.takes:
             assert t.output and store.get(t.output) is not None
