@@ -116,6 +116,7 @@ class LiveReporter(Reporter):
 
     def _table(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(box=None, show_header=True, header_style="bold")
         table.add_column("scene")
@@ -127,7 +128,7 @@ class LiveReporter(Reporter):
         for scene, (state, detail) in list(self.states.items())[-40:]:
             t = f"{self.elapsed(scene):.1f}s" if state not in FINAL_STATES else ""
             colour = colours.get(state, "cyan")
-            table.add_row(scene, f"[{colour}]{state}[/]", t, detail[:60])
+            table.add_row(Text(scene), Text(state, style=colour), t, Text(detail[:60]))
         return table
 
     def _scene(self, scene: str, state: str, detail: str) -> None:
