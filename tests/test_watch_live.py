@@ -281,3 +281,19 @@ def test_edit_while_a_paid_render_runs_is_queued_not_resent(
         finally:
             lv.stop.set()
             lv.thread.join(WAIT)
+
+
+def test_missing_asset_is_noticed_when_it_appears(project: Path, live) -> None:
+    lv = live()
+    lantern = project / "assets" / "props" / "lantern.png"
+    save(project / "main.story", MAIN.replace(
+        'image market = "assets/market.png"',
+        'image market = "assets/market.png"\nimage lantern = "assets/props/lantern.png"'))
+    diag = lv.next("diagnostics")
+    assert diag["errors"] >= 1, "the story names an image that does not exist yet"
+    lv.next("kept")
+    lantern.parent.mkdir()
+    media.make_test_image(lantern, 640, 480, seed=5)
+    diag = lv.next("diagnostics")
+    assert diag["errors"] == 0
+    lv.next("plan")
