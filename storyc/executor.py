@@ -310,6 +310,17 @@ class Executor:
     async def _reattach(self, label: str, job: Job, outcome: TakeOutcome) -> TakeOutcome | None:
         """Follow an attempt already sent for this key; refuse to guess about unknown ones."""
         for att in self.io.journal_attempts(job.key):
+            if att["state"] == "completed" and att["output"]:
+                # paid and finished, but the key index never heard of it (the process
+                # died in between): use that output, fetch it again if need be
+                digest = att["output"] if self.io.store.has(att["output"]) else None
+                if digest is None and att["url"]:
+                    self.report.scene(label, "fetching", detail="a finished task's output")
+                    digest = await self.backend.refetch(att["url"])
+                if digest is not None and digest == att["output"]:
+                    fin = Finished(digest, att["task_id"], att["url"],
+                                   att["billed"] if att["billed"] is not None else att["estimate"])
+                    return self._finish(job, outcome, fin, how="recovered")
             if att["state"] == "submitted" and att["task_id"]:
                 self.report.scene(label, "re-attaching", detail=f"task {att['task_id']}")
                 try:

@@ -176,7 +176,8 @@ class ProjectIO:
         if self.journal is None:
             return []
         return [{"id": a.id, "state": a.state, "task_id": a.task_id, "url": a.url,
-                 "output": a.output, "estimate": a.estimate} for a in self.journal.attempts(key)]
+                 "output": a.output, "estimate": a.estimate, "billed": a.billed}
+                for a in self.journal.attempts(key)]
 
     def journal_resolve_unknown(self, attempt: int) -> None:
         self._j().resolve_unknown(attempt, "resend")
