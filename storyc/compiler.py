@@ -23,6 +23,7 @@ from storyc.hashing import DigestCache
 from storyc.loader import ParseCache, load
 from storyc.model import Project, Scene
 from storyc.request import Request
+from storyc.taint import broken_scenes
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Compilation:
     selected: list[str] = field(default_factory=list)  # the scenes asked for, in order
     # scene → the upstream scene (with errors, or itself blocked) that keeps it from building
     blocked: dict[str, str] = field(default_factory=dict)
+    # scene → why the front end's errors keep it from being lowered (see storyc.taint)
+    broken: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_errors(self) -> bool:
@@ -82,8 +85,9 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
 
     `target` overrides every scene's target; `scenes` restricts checking and lowering to
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
-    A scene gets no request when it has errors, is in or behind a cycle, or uses the output
-    of a selected scene that gets none (`Compilation.blocked` says which).
+    A scene gets no request when it has errors, or a declaration it names has errors
+    (`Compilation.broken` says why), is in or behind a cycle, or uses the output of a
+    selected scene that gets none (`Compilation.blocked` says which).
     """
     from storyc.resolve import resolve  # the front end's stage; imported late on purpose
 
@@ -96,6 +100,7 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
     if project is None:
         return Compilation(None, {}, [], diags.sorted(), loaded.sources)
 
+    broken = broken_scenes((f.tree for f in loaded.files), diags)
     graph = graph_mod.build(project, diags)
     graph_mod.check_cuts(project, graph, diags)
     rules.check_media(project, diags)
@@ -111,7 +116,8 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
         rules.check_scene(scene, project, local)
         request = _lower(scene, project, target, local)
         diags.extend(local)
-        if request is not None and not local.has_errors and scene.name in ordered:
+        if (request is not None and not local.has_errors and scene.name in ordered
+                and scene.name not in broken):
             requests[scene.name] = request
     order = [n for n in graph.order if n in chosen]
     # A scene that uses the output of a selected scene with errors cannot be built either;
@@ -126,7 +132,8 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
             blocked[name] = bad
     return Compilation(project, {n: requests[n] for n in order
                                  if n in requests and n not in blocked}, order,
-                       diags.sorted(), loaded.sources, graph, selected=wanted, blocked=blocked)
+                       diags.sorted(), loaded.sources, graph, selected=wanted, blocked=blocked,
+                       broken={n: broken[n] for n in order if n in broken})
 
 
 def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:

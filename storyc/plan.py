@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from storyc import keys, pricing
 from storyc.lockfile import LockFile, SceneEntry
 from storyc.model import LocalFile
-from storyc.plan_blocked import scene_errors
 from storyc.request import FILE_MARKER, SCENE_MARKER, Request
 from storyc.store import Store
 
@@ -253,7 +252,7 @@ def make_plan(comp: Compilation, *, lock: LockFile, store: Store, backend: str,
     names = list(comp.order)
     wanted: Iterable[str] = comp.selected or (comp.project.scenes if comp.project else ())
     names += [n for n in wanted if n not in names]
-    broken = scene_errors(comp)
+    broken = comp.broken
     plans: dict[str, ScenePlan] = {}
     for name in names:
         if name in broken:
@@ -267,7 +266,10 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
                 store: Store, backend: str, journal: Journal | None) -> ScenePlan:
     req = comp.requests.get(name)
     if req is None:
-        return ScenePlan(name, "blocked", blocked="the scene has errors (see `storyc check`)")
+        up = comp.blocked.get(name)
+        why = (f"uses scene {up}, which cannot be built" if up is not None
+               else "the scene has errors (see `storyc check`)")
+        return ScenePlan(name, "blocked", blocked=why)
     entry = lock.scenes.get(name)
     n_takes = max(1, req.takes)
     sp = ScenePlan(name, "up-to-date", takes=n_takes, request=req)

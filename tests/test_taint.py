@@ -1,0 +1,80 @@
+"""A scene touched by a front-end error is never lowered, so a build can never pay for it.
+
+The resolver reports a missing file and leaves the asset out; without this check the
+scene would compile to a text-to-video request — a different, paid video.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storyc import media
+from storyc.compiler import compile_project
+
+BASE = """
+project "T" { aspect = "16:9" }
+image market "market.png"
+image gone "missing.png"
+element mei { frontal = "mei.png" }
+element ghost { frontal = "missing.png" }
+scene free { prompt = "A quiet street at night" }
+scene uses_gone { start = gone  prompt = "The market wakes" }
+scene mentions_gone { prompt = "A lantern over @gone" }
+scene uses_ghost { prompt = "@ghost waves" }
+scene uses_mei { prompt = "@mei waves at @market" }
+scene after_gone { start = uses_gone.last_frame  prompt = "Later that night" }
+cut final = [free, uses_gone]
+"""
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("img")
+    media.make_test_image(d / "a.png", 640, 480)
+    return d / "a.png"
+
+
+def _project(tmp_path: Path, images: Path, story: str) -> Path:
+    for name in ("market.png", "mei.png"):
+        (tmp_path / name).write_bytes(images.read_bytes())
+    (tmp_path / "main.story").write_text(story, "utf-8")
+    return tmp_path
+
+
+def test_missing_asset_blocks_exactly_the_scenes_that_use_it(tmp_path: Path, images: Path) -> None:
+    comp = compile_project(_project(tmp_path, images, BASE))
+    assert any(d.code == "E130" or d.is_error for d in comp.diagnostics)
+    assert set(comp.requests) == {"free", "uses_mei"}
+    assert set(comp.broken) == {"uses_gone", "mentions_gone", "uses_ghost"}
+    assert "gone" in comp.broken["uses_gone"]
+    assert comp.blocked == {"after_gone": "uses_gone"}
+
+
+def test_error_inside_a_scene_blocks_only_that_scene(tmp_path: Path, images: Path) -> None:
+    story = BASE.replace('image gone "missing.png"\n', "").replace(
+        'element ghost { frontal = "missing.png" }\n', "")
+    story = "\n".join(ln for ln in story.splitlines() if "gone" not in ln and "ghost" not in ln)
+    story = story.replace('scene free { prompt = "A quiet street at night" }',
+                          'scene free { prompt = "A quiet street at night"  quality = "ultra" }')
+    story += "\ncut final = [free, uses_mei]\n"
+    comp = compile_project(_project(tmp_path, images, story))
+    assert set(comp.broken) == {"free"}
+    assert set(comp.requests) == {"uses_mei"}
+
+
+def test_error_outside_scenes_blocks_every_scene(tmp_path: Path, images: Path) -> None:
+    story = ('project "T" { aspect = "16:9"  qualty = "std" }\n'
+             'scene a { prompt = "One" }\nscene b { prompt = "Two" }\n')
+    comp = compile_project(_project(tmp_path, images, story))
+    assert comp.requests == {}
+    assert set(comp.broken) == {"a", "b"}
+
+
+def test_error_in_a_cut_blocks_nothing(tmp_path: Path, images: Path) -> None:
+    story = ('project "T" { aspect = "16:9" }\n'
+             'scene a { prompt = "One" }\ncut final = [a, nope]\n')
+    comp = compile_project(_project(tmp_path, images, story))
+    assert comp.has_errors
+    assert set(comp.requests) == {"a"}
