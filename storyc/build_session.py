@@ -36,6 +36,7 @@ from storyc.executor import (
     Executor,
 )
 from storyc.executor_io import ProjectIO
+from storyc.executor_result import upstream_closure
 from storyc.hashing import DigestCache
 from storyc.progress import Reporter, make_reporter
 from storyc.projectlock import ProjectLock, ProjectLocked
@@ -221,7 +222,7 @@ class BuildSession:
                 for att in journal.recover() + [a for a in journal.unknown()]:
                     self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
                              f"{att.take}) may have reached the provider: its fate is unknown")
-            wanted = _closure(comp.requests, args.scenes) if args.scenes else None
+            wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
             plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
             self._show_plan(plan, backend_name)
             if paid and plan.render and not self._consent(plan, max_cost):
@@ -321,18 +322,6 @@ class BuildSession:
         if counts[UNKNOWN] or counts[OVER_BUDGET]:
             return ExitCode.NEEDS_DECISION
         return ExitCode.OK
-
-
-def _closure(requests: dict[str, Request], scenes: list[str]) -> set[str]:
-    wanted: set[str] = set()
-    todo = list(scenes)
-    while todo:
-        s = todo.pop()
-        if s in wanted or s not in requests:
-            continue
-        wanted.add(s)
-        todo.extend(requests[s].upstream)
-    return wanted
 
 
 def _int(v: Any) -> int | None:

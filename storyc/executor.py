@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -40,72 +39,22 @@ from storyc.backends import (
     TaskFailed,
 )
 from storyc.executor_io import ProjectIO, resolve_inputs
+from storyc.executor_result import (
+    BLOCKED,
+    DONE,
+    FAILED,
+    OVER_BUDGET,
+    REUSED,
+    STOPPED,
+    UNKNOWN,
+    BuildOptions,
+    BuildResult,
+    SceneOutcome,
+    TakeOutcome,
+    upstream_closure,
+)
 from storyc.progress import Reporter
 from storyc.request import Request
-
-# Outcomes of a scene, in the order the summary lists them.
-DONE = "done"  # rendered now (at least one take)
-REUSED = "reused"  # every take's output was already known
-FAILED = "failed"
-BLOCKED = "blocked"  # a scene it uses failed or was not built
-UNKNOWN = "unknown"  # an earlier attempt's fate is unknown; needs --resubmit-unknown
-OVER_BUDGET = "over-budget"
-STOPPED = "stopped"  # interrupted before it could run
-
-
-@dataclass
-class BuildOptions:
-    backend: str = "preview"
-    jobs: int = 4
-    max_cost: Decimal | None = None
-    resubmit_unknown: bool = False
-    retries: int = 2  # extra attempts after a failed task, per take
-    scenes: tuple[str, ...] | None = None  # None: every scene
-
-
-@dataclass
-class TakeOutcome:
-    take: int
-    key: str
-    digest: str | None = None
-    task_id: str | None = None
-    url: str | None = None
-    cost: Decimal | None = None
-    duration: float | None = None
-    how: str = ""  # "rendered", "reused", "refetched", "reattached"
-
-
-@dataclass
-class SceneOutcome:
-    scene: str
-    state: str
-    takes: dict[int, TakeOutcome] = field(default_factory=dict)
-    error: str | None = None
-    picked: int = 1
-    cause: str | None = None  # for BLOCKED: the state of the scene it waited on
-
-    @property
-    def failed(self) -> bool:
-        """A failure (exit 1), as opposed to work that awaits the user's decision."""
-        return self.state == FAILED or (self.state == BLOCKED and self.cause in (None, FAILED))
-
-
-@dataclass
-class BuildResult:
-    scenes: dict[str, SceneOutcome] = field(default_factory=dict)
-    submitted: int = 0
-    reused: int = 0
-    committed: Decimal = Decimal(0)  # estimates of everything sent in this build
-    interrupted: bool = False
-    stopped_reason: str | None = None
-    setup_error: str | None = None  # e.g. the key was refused: nothing more can be sent
-
-    def count(self, state: str) -> int:
-        return sum(1 for s in self.scenes.values() if s.state == state)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.state in (DONE, REUSED) for s in self.scenes.values())
 
 
 class _Stop(Exception):
@@ -142,7 +91,7 @@ class Executor:
     async def run(self) -> BuildResult:
         loop = asyncio.get_running_loop()
         self._picked = {s: loop.create_future() for s in self.order}
-        wanted = self._wanted()
+        wanted = upstream_closure(self.requests, self.options.scenes)
         tasks = []
         for s in self.order:  # dependency order: upstream results are set before use
             if s not in wanted:
@@ -158,20 +107,6 @@ class Executor:
             await asyncio.gather(*tasks, return_exceptions=True)
             self.io.flush()
         return self.result
-
-    def _wanted(self) -> set[str]:
-        """The scenes asked for plus everything they use (upstream closure)."""
-        if not self.options.scenes:
-            return set(self.order)
-        wanted: set[str] = set()
-        todo = list(self.options.scenes)
-        while todo:
-            s = todo.pop()
-            if s in wanted or s not in self.requests:
-                continue
-            wanted.add(s)
-            todo.extend(self.requests[s].upstream)
-        return wanted
 
     # -- one scene ----------------------------------------------------------------------
     def _reuse(self, scene: str) -> bool:
@@ -202,7 +137,8 @@ class Executor:
         out.picked = self.io.picked_take(scene, len(out.takes))
         self._durations[scene] = out.takes[out.picked].duration
         self.io.record_scene(scene, req, upstream, out.takes, out.picked)
-        self.report.scene(scene, out.state, detail=self._detail(out))
+        self.report.scene(scene, out.state,
+                          detail=", ".join(sorted({t.how for t in out.takes.values()})))
         self._picked[scene].set_result(out.takes[out.picked].digest)
 
     async def _scene(self, scene: str) -> None:
@@ -251,10 +187,6 @@ class Executor:
             out.state, out.error = FAILED, f"internal error: {type(exc).__name__}: {exc}"
             self.report.scene(scene, FAILED, detail=out.error)
             fut.set_result(None)
-
-    def _detail(self, out: SceneOutcome) -> str:
-        hows = sorted({t.how for t in out.takes.values()})
-        return ", ".join(hows)
 
     # -- one take -----------------------------------------------------------------------
     async def _take(self, scene: str, req: Request, take: int,
@@ -463,4 +395,6 @@ class Executor:
         return outcome
 
 
-__all__ = ["BuildOptions", "BuildResult", "Executor", "SceneOutcome", "SetupError", "TakeOutcome"]
+__all__ = ["BLOCKED", "DONE", "FAILED", "OVER_BUDGET", "REUSED", "STOPPED", "UNKNOWN",
+           "BuildOptions", "BuildResult", "Executor", "SceneOutcome", "SetupError",
+           "TakeOutcome"]
