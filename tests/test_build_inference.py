@@ -172,3 +172,16 @@ def test_lost_answer_is_unknown_until_the_user_says(tmp_path: Path,
     code, events, err = _paid(root, "--resubmit-unknown")
     assert code == 0 and len(server.submissions) == 2
     assert final_states(events)["solo"] == "done"
+
+
+def test_scene_selection_builds_what_it_uses(tmp_path: Path,
+                                             server: loopback.LoopbackServer) -> None:
+    root = make_project(tmp_path / "p")
+    code, events, err = _paid(root, "--scene", "lanterns")
+    assert code == 0, err
+    assert sorted(rendered(events)) == ["arrival", "lanterns"]
+    code, events, err = _paid(root)
+    assert code == 0 and sorted(rendered(events)) == ["other#1", "other#2", "rain"]
+    assert len(server.submissions) == STORY_TAKES
+    code, _, err = _paid(root, "--scene", "nope")
+    assert code == 2 and "no scene named 'nope'" in err
