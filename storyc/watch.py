@@ -133,10 +133,15 @@ class Watcher:
     def _deliver(self, paths: frozenset[Path]) -> None:
         self.batches += 1
         new = self.on_change(paths)
-        if new is not None:
-            self.set_watched(new, new_unknown=True)
+        files = None if new is None else {Path(os.path.abspath(p)) for p in new}
+        if files is not None and files != self.watched:
+            self.set_watched(files, new_unknown=True)
         else:
-            self._snapshot = {p: stat_sig(p) for p in self.watched}
+            # Same set: only what was delivered has a new stat (a 1,000-file set is not
+            # re-stat'ed on every save).
+            for p in paths:
+                if p in self._snapshot:
+                    self._snapshot[p] = stat_sig(p)
 
     def run(self, initial: Iterable[Path]) -> None:
         self.set_watched(initial)
@@ -149,7 +154,10 @@ class Watcher:
         """Run one notifier over `dirs` until stopped or until the directory set changes."""
         pending: set[Path] = set()
         first = 0.0
-        step = max(5, min(20, self.debounce_ms // 4))
+        # The notifier itself waits `step` for quiet before handing a batch over; the rest of
+        # the debounce is waited here (rust_timeout), so the total quiet time is the debounce.
+        step = max(5, min(10, self.debounce_ms // 4))
+        quiet = max(step, self.debounce_ms - step)
         if not dirs:
             # Nothing to watch (an empty project): idle until stopped or told otherwise.
             self.ready.set()
@@ -158,7 +166,7 @@ class Watcher:
                     return
             return
         gen = watch(*sorted(dirs), watch_filter=self._filter, debounce=self.max_wait_ms,
-                    step=step, stop_event=self.stop_event, rust_timeout=self.debounce_ms,
+                    step=step, stop_event=self.stop_event, rust_timeout=quiet,
                     yield_on_timeout=True, recursive=False, force_polling=self.force_polling,
                     raise_interrupt=True)
         try:

@@ -111,6 +111,18 @@ def _identity(scene: str, plan: PlanView, memo: dict[str, str]) -> str:
     return key
 
 
+def _uses(scene: str, plan: PlanView) -> set[str]:
+    """Every scene `scene` uses, directly or not."""
+    seen: set[str] = set()
+    todo = list(plan.upstream.get(scene, ()))
+    while todo:
+        u = todo.pop()
+        if u not in seen:
+            seen.add(u)
+            todo.extend(plan.upstream.get(u, ()))
+    return seen
+
+
 class WatchSession:
     def __init__(self, root: Path, wiring: Wiring, emit: Emit, *, max_cost: Decimal | None = None,
                  yes: bool = False, debounce_ms: int = 80) -> None:
@@ -131,6 +143,7 @@ class WatchSession:
         self.rendering: list[str] = []
         self.spent = Decimal(0)
         self._last_wait: tuple[str, str] | None = None
+        self._last_held: tuple[str, str] | None = None
         self.refreshes = 0
         self.interrupted = False
         if wiring.pipeline is not None:
@@ -211,7 +224,19 @@ class WatchSession:
                 self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
                 return None
         memo: dict[str, str] = {}
-        todo = [s for s in plan.render if _identity(s, plan, memo) not in self.attempted]
+        tried = {s for s in plan.render if _identity(s, plan, memo) in self.attempted}
+        # A scene that uses one whose render was tried and did not land would make the
+        # executor send that one again (it builds what a scene uses): leave both be.
+        todo, held = [], []
+        for s in plan.render:
+            if s not in tried:
+                (held if _uses(s, plan) & tried else todo).append(s)
+        if held:
+            marker = ("failed", ",".join(memo[s] for s in held))
+            if marker != self._last_held:
+                self.emit("waiting", reason="failed", cost=float(plan.cost(held)), left=0.0,
+                          scenes=held)
+                self._last_held = marker
         if not todo:
             return None
         cost = plan.cost(todo)

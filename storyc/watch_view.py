@@ -13,7 +13,8 @@ Events (every one has "event" and "time", seconds since the session started):
     kept        reason: the story has errors, the last good plan stays in place
     plan        render (scenes that need rendering), new (scenes that did not need it
                 before), done (no longer needing it), cost, delta, currency, ms, parses
-    waiting     reason "consent" | "budget"; cost, left: what a render would take
+    waiting     reason "consent" | "budget" | "failed" (uses a scene whose render failed);
+                scenes, cost, left: what a render would take
     build       scenes, cost: a render starts
     progress    scene, state, detail: the executor's per-scene progress
     note        text: a remark from the executor
@@ -76,6 +77,9 @@ def describe(ev: Event) -> str | None:
         extra.append(f"{ev['ms']:.0f} ms")
         return head + "\n  " + "; ".join(extra)
     if kind == "waiting":
+        if ev["reason"] == "failed":
+            return (f"not rendering {_names(ev['scenes'])}: a scene it uses failed to render "
+                    "in this session; change that scene (or run storyc build) to try again")
         if ev["reason"] == "budget":
             return (f"not rendering: {_money(ev['cost'])} needed, "
                     f"{_money(ev['left'])} left of the session budget (--max-cost)")

@@ -45,14 +45,14 @@ Event = dict[str, Any]
 
 class Live:
     def __init__(self, root: Path, backend: str, *, max_cost: Decimal | None = None,
-                 yes: bool = False) -> None:
+                 yes: bool = False, debounce_ms: int = 60) -> None:
         self.root = root
         self.q: queue.Queue[Event] = queue.Queue()
         self.log: list[Event] = []
         self.wiring = make_wiring(root, backend=backend, target=None, jobs=2,
                                   max_cost=max_cost, yes=yes)
-        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put, debounce_ms=60,
-                                    max_cost=max_cost, yes=yes)
+        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put,
+                                    debounce_ms=debounce_ms, max_cost=max_cost, yes=yes)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.result: list[object] = []
@@ -102,8 +102,8 @@ def project(tmp_path: Path) -> Path:
 def live(project: Path) -> Iterator[Callable[[str], Live]]:
     started: list[Live] = []
 
-    def start(backend: str = "inference") -> Live:
-        lv = Live(project, backend)
+    def start(backend: str = "inference", debounce_ms: int = 60) -> Live:
+        lv = Live(project, backend, debounce_ms=debounce_ms)
         started.append(lv)
         lv.thread.start()
         assert lv.ready.wait(WAIT), "the session did not start"
@@ -177,8 +177,8 @@ def test_added_include_is_watched(project: Path, live) -> None:
     assert any(d["code"] == "E012" for d in diag["items"])
     cast.parent.mkdir()
     cast.write_text('scene finale {\n  prompt = "Lanterns go out one by one"\n}\n', "utf-8")
-    plan = lv.next("plan")
-    assert "finale" in plan["render"] and plan["new"] == ["finale"]
+    plan = lv.next("plan", lambda e: "finale" in e["render"])
+    assert plan["new"] == ["finale"]
     save(cast, 'scene finale {\n  prompt = "Lanterns go out, one by one"\n  duration = 10\n}\n')
     change = lv.next("change")
     assert change["files"] == ["parts/cast.story"]
@@ -189,7 +189,7 @@ def test_added_include_is_watched(project: Path, live) -> None:
 def test_burst_of_saves_is_one_recompile_parsing_one_file(project: Path, live) -> None:
     (project / "cast.story").write_text('let mood = "warm"\n', "utf-8")
     save(project / "main.story", MAIN + 'include "cast.story"\n')
-    lv = live()
+    lv = live(debounce_ms=400)  # generous: a loaded machine may stretch the 10 ms pauses
     refreshes = lv.session.refreshes
     parses = lv.wiring.parses()
     for i in range(6):
@@ -294,6 +294,7 @@ def test_missing_asset_is_noticed_when_it_appears(project: Path, live) -> None:
     lv.next("kept")
     lantern.parent.mkdir()
     media.make_test_image(lantern, 640, 480, seed=5)
-    diag = lv.next("diagnostics")
-    assert diag["errors"] == 0
+    # The new folder may be seen before the file inside it: a check in between still
+    # reports the file missing; the file's arrival brings the next one.
+    lv.next("diagnostics", lambda e: e["errors"] == 0)
     lv.next("plan")

@@ -181,3 +181,28 @@ def test_syntax_error_keeps_the_last_good_state(tmp_path: Path) -> None:
     s.refresh()
     assert of(events, "diagnostics")[-1]["errors"] == 0
     assert of(events, "plan")[-1]["render"] == []
+
+
+def test_scene_using_a_failed_one_does_not_resend_it(tmp_path: Path) -> None:
+    s, pipe, events = session(tmp_path, paid=True, yes=True)
+    pipe.fail = {"a"}
+    upstream = {"b": ("a",)}
+    plan_fn = pipe.plan
+
+    def plan_with_edges(comp: dict[str, str]) -> PlanView:
+        view = plan_fn(comp)
+        view.upstream = {k: v for k, v in upstream.items() if k in view.render}
+        return view
+
+    s.wiring.plan = plan_with_edges
+    (tmp_path / "scenes.txt").write_text("a: one\n")
+    s.refresh()
+    s.build_pending()
+    assert [n for n, _ in pipe.builds[0]] == ["a"]
+    # `b` now uses `a`, whose render failed: building `b` would send `a` again.
+    (tmp_path / "scenes.txt").write_text("a: one\nb: two\n")
+    s.refresh()
+    assert s.build_pending() is None
+    assert len(pipe.builds) == 1
+    held = of(events, "waiting")[-1]
+    assert held["reason"] == "failed" and held["scenes"] == ["b"]

@@ -22,6 +22,7 @@ EVENTS = [
      "parses": 4},
     {"event": "waiting", "reason": "budget", "cost": 0.56, "left": 0.2, "scenes": ["b"]},
     {"event": "waiting", "reason": "consent", "cost": 0.56, "left": 0.0, "scenes": ["b"]},
+    {"event": "waiting", "reason": "failed", "cost": 0.56, "left": 0.0, "scenes": ["c"]},
     {"event": "build", "scenes": ["b"], "cost": 0.56, "free": False},
     {"event": "progress", "scene": "b", "state": "rendering", "detail": ""},
     {"event": "note", "text": "interrupted"},
