@@ -11,6 +11,7 @@ Deterministic: the same files give byte-identical `Compilation.dumps()`.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -89,6 +90,21 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
     (`Compilation.broken` says why), is in or behind a cycle, or uses the output of a
     selected scene that gets none (`Compilation.blocked` says which).
     """
+    # The compiler allocates hundreds of thousands of small, acyclic objects; CPython's
+    # cyclic collector would walk them again and again (40% of the time at 10,000
+    # scenes). Nothing here makes garbage cycles worth collecting mid-compile.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(path, target=target, scenes=scenes, parse_cache=parse_cache,
+                        digests=digests)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _compile(path: str | os.PathLike[str], *, target: str | None, scenes: list[str] | None,
+             parse_cache: ParseCache | None, digests: DigestCache | None) -> Compilation:
     from storyc.resolve import resolve  # the front end's stage; imported late on purpose
 
     loaded = load(path, cache=parse_cache)

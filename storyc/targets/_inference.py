@@ -11,7 +11,6 @@ subclass; everything a story means is decided here once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -72,8 +71,11 @@ def marker(src: Source) -> Any:
     return out
 
 
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+def _key(value: Any) -> Any:
+    """A hashable identity for a payload value (a marker dict or a URL string)."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    return value
 
 
 @dataclass
@@ -154,13 +156,14 @@ class InferenceTarget(Target):
         )
 
     def _collect_refs(self, low: Lowering, project: Project, diags: Diagnostics) -> None:
-        by_value: dict[str, _Ref] = {}
+        by_value: dict[Any, _Ref] = {}
 
         def add(inp: Input, names: list[str], element: str | None) -> None:
             value = marker(inp.source)
-            ref = by_value.get(_key(value))
+            ident = _key(value)
+            ref = by_value.get(ident)
             if ref is None:
-                ref = by_value[_key(value)] = _Ref(value, [], element)
+                ref = by_value[ident] = _Ref(value, [], element)
                 low.refs.append(ref)
             ref.names.extend(n for n in names if n not in ref.names)
 
