@@ -143,8 +143,14 @@ class Watcher:
                 if p in self._snapshot:
                     self._snapshot[p] = stat_sig(p)
 
-    def run(self, initial: Iterable[Path]) -> None:
+    def run(self, initial: Iterable[Path], *, since_ns: int | None = None) -> None:
+        """Watch `initial` (and what `on_change` returns) until stopped. `since_ns`: when
+        the caller last read the files; one modified after it is delivered at once."""
         self.set_watched(initial)
+        if since_ns is not None:
+            for p, sig in self._snapshot.items():
+                if sig is not None and sig[1] >= since_ns:
+                    self._snapshot[p] = UNKNOWN
         while not self.stop_event.is_set():
             self._listen(self._dirs)
             if not self.stop_event.is_set():

@@ -294,6 +294,7 @@ class WatchSession:
         3 when the watcher fails; Ctrl-C while idle propagates as KeyboardInterrupt."""
         if stop is not None:
             self.stop = stop
+        since_ns = time.time_ns()  # a save during the first check is not lost
         watched = self.refresh()
         self.emit("watching", project=self.root.name, files=len(watched),
                   backend=self.wiring.backend, budget=self._budget_text())
@@ -304,7 +305,7 @@ class WatchSession:
 
         def watch_thread() -> None:
             try:
-                watcher.run(watched)
+                watcher.run(watched, since_ns=since_ns)
             except BaseException as exc:
                 failure.append(exc)
                 self.stop.set()

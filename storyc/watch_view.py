@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -109,26 +110,34 @@ def describe(ev: Event) -> str | None:
     return None
 
 
-class PlainView:
-    """Plain lines, for pipes and logs."""
+class _Lines:
+    """Whole lines, one writer at a time: events come from the watcher thread and the
+    builder thread, and `print` writes the text and the newline separately."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None) -> None:
         self.out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+
+class PlainView(_Lines):
+    """Plain lines, for pipes and logs."""
 
     def __call__(self, ev: Event) -> None:
         text = describe(ev)
         if text is not None:
-            print(text, file=self.out, flush=True)
+            self.write(text)
 
 
-class JsonView:
+class JsonView(_Lines):
     """One JSON object per line, for tools."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
-
     def __call__(self, ev: Event) -> None:
-        print(json.dumps(ev, ensure_ascii=False, default=str), file=self.out, flush=True)
+        self.write(json.dumps(ev, ensure_ascii=False, default=str))
 
 
 class RichView:
@@ -142,8 +151,13 @@ class RichView:
 
         self.console = console if console is not None else Console(highlight=False)
         self.header = ""
+        self._lock = threading.Lock()
 
     def __call__(self, ev: Event) -> None:
+        with self._lock:
+            self._draw(ev)
+
+    def _draw(self, ev: Event) -> None:
         kind = ev["event"]
         text = describe(ev)
         if kind == "watching":

@@ -161,3 +161,20 @@ def test_stop_event_ends_run_promptly(tmp_path: Path) -> None:
     h.thread.join(WAIT)
     assert not h.thread.is_alive()
     assert h.error is None
+
+
+def test_save_made_before_the_watcher_started_is_delivered(tmp_path: Path) -> None:
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    since = time.time_ns()
+    time.sleep(0.01)
+    story.write_text("b")  # after the caller read the file, before the watcher runs
+    h = Harness(tmp_path, [story])
+    h.thread = threading.Thread(target=lambda: h.watcher.run([story], since_ns=since),
+                                daemon=True)
+    h.thread.start()
+    try:
+        assert h.get() == {story}
+    finally:
+        h.stop.set()
+        h.thread.join(WAIT)
