@@ -201,8 +201,10 @@ class Pipeline:
         return self._lock[1]
 
     def _full_plan(self, comp: Compilation) -> Plan:
-        assert self._store is not None
-        return make_plan(comp, lock=self._lockfile(), store=self._store, backend=self.backend)
+        store = self._store  # a build on the other thread may drop it meanwhile
+        if store is None:
+            store = self._store = Store.for_project(self.root)
+        return make_plan(comp, lock=self._lockfile(), store=store, backend=self.backend)
 
     def plan(self, comp: Compilation) -> PlanView:
         if self._store is None:
