@@ -93,11 +93,13 @@ class BuildCache:
         self.root = root
         self.data: dict[str, Any] = {}
         self.dirty = False
+        self._keys_loaded = 0
         try:
             with open(self.path, "rb") as f:
                 raw = pickle.load(f)
             if isinstance(raw, dict) and raw.get("format") == (FORMAT, __version__):
                 self.data = raw
+                self._keys_loaded = len(raw.get("keys", {}))
         except Exception:  # noqa: BLE001 - any unreadable cache is simply a miss
             self.data = {}
 
@@ -135,7 +137,18 @@ class BuildCache:
             return  # could still change unseen within the same timestamp
         self.data["compile"] = {"arg": (arg, target, self._discovery(arg)), "paths": paths,
                                 "sig": sig, "input": bi}
+        self.data["keys"] = {}  # keys belong to one compilation
         self.dirty = True
+
+    def holds(self, bi: BuildInput) -> bool:
+        """Whether `bi` is the compilation this cache keeps (keys may then be kept too)."""
+        entry = self.data.get("compile")
+        return bool(entry) and entry["input"] is bi
+
+    @property
+    def keys(self) -> dict[Any, str]:
+        """(scene, take, backend, upstream) -> key, for the cached compilation's requests."""
+        return self.data.setdefault("keys", {})
 
     # -- the lock file ------------------------------------------------------------------
     def lockfile(self, path: Path) -> Any | None:
@@ -163,7 +176,9 @@ class BuildCache:
             self.renders[key] = digest
             self.dirty = True
 
-    def save(self) -> None:
+    def save(self, *, keys_seen: int = 0) -> None:
+        if keys_seen != self._keys_loaded:
+            self.dirty = True  # new keys were computed: keep them for the next no-op
         if not self.dirty:
             return
         self.data["format"] = (FORMAT, __version__)

@@ -113,6 +113,7 @@ class BuildSession:
     digests: DigestCache | None = None
     store_bytes_verified = 0
     paid = False
+    cached_compilation = False
 
     def bytes_read(self) -> int:
         """Bytes of assets hashed in this build (0 on a no-op build)."""
@@ -145,6 +146,7 @@ class BuildSession:
         cache = self.cache = BuildCache(root)
         arg = str(Path(args.path).resolve())
         comp = cache.compilation(arg, args.target)
+        self.cached_compilation = comp is not None
         if comp is None:
             from storyc.compiler import compile_project  # only when the cache cannot answer
 
@@ -188,7 +190,7 @@ class BuildSession:
         try:
             return self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
         finally:
-            cache.save()
+            cache.save(keys_seen=len(cache.keys))
             lock_guard.release()
 
     def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
@@ -200,6 +202,7 @@ class BuildSession:
         args = self.args
         try:
             lock = self.cache.lockfile(LockFile.path_for(root))
+            lock_cached = lock is not None
             if lock is None:
                 lock = LockFile.load(LockFile.path_for(root))
                 self.cache.store_lockfile(LockFile.path_for(root), lock)
@@ -218,6 +221,9 @@ class BuildSession:
         try:
             io = ProjectIO(root, store, journal, lock, digests, backend=backend_name,
                            cache=self.cache)
+            if self.cache.holds(comp):
+                io.use_known_keys(self.cache.keys)  # same requests: same keys
+                io.lock_is_current = lock_cached and self.cached_compilation
             if journal is not None:
                 for att in journal.recover() + [a for a in journal.unknown()]:
                     self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
@@ -303,7 +309,8 @@ class BuildSession:
         self.report.event("summary", submitted=result.submitted, reused=result.reused,
                           committed=str(result.committed), interrupted=result.interrupted,
                           scenes=counts, bytes_read=self.bytes_read(),
-                          bytes_verified=self.store_bytes_verified)
+                          bytes_verified=self.store_bytes_verified,
+                          cached_compilation=self.cached_compilation)
         for s in result.scenes.values():
             if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")

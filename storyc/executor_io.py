@@ -61,18 +61,25 @@ class ProjectIO:
         self._keys: dict[tuple[str, int, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
         self._renders_dir = False
+        # set by the session when both the compilation and the lock file come from the cache
+        self.lock_is_current = False
         self._objects_rel = ""
         self.paid = backend != "preview"
 
     # -- store ----------------------------------------------------------------------
     def key(self, request: Request, take: int, upstream: Mapping[str, str]) -> str:
         """`keys.request_key`, computed once per build for each (scene, take, upstream)."""
-        memo = (request.scene, take, tuple(sorted(upstream.items())))
+        memo = (request.scene, take, self.backend, tuple(sorted(upstream.items())))
         found = self._keys.get(memo)
         if found is None:
             found = self._keys[memo] = keys.request_key(
                 request, backend=self.backend, take=take, upstream=upstream)
         return found
+
+    def use_known_keys(self, known: dict[Any, str]) -> None:
+        """Keys computed by the last build from this very compilation (see BuildCache)."""
+        known.update(self._keys)
+        self._keys = known
 
     def lookup(self, key: str) -> str | None:
         """The output of a finished render of `key`, if its object is still present."""
@@ -206,6 +213,15 @@ class ProjectIO:
 
     def record_scene(self, scene: str, request: Request, upstream: dict[str, str],
                      takes: Mapping[int, Any], picked: int) -> None:
+        old = self.lock.scenes.get(scene)
+        if (self.lock_is_current and old is not None and old.picked == picked
+                and old.backend == self.backend
+                and [(t.take, t.key, t.output) for t in old.takes]
+                == [(n, t.key, t.digest) for n, t in sorted(takes.items())]):
+            # the lock file is the one the last build wrote from this same compilation:
+            # an entry with the same keys and outputs is already exactly right
+            self.link_renders(scene, takes, picked)
+            return
         material = keys.key_inputs(request, upstream)
         entry = SceneEntry(
             name=scene, backend=self.backend, target=request.target, schema=request.schema,

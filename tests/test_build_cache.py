@@ -1,0 +1,75 @@
+"""The no-op fast path: a cached compilation, lock file and keys give the same answers as
+compiling from scratch, and any change to a story file, an asset or the lock file is seen."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from test_build_support import (
+    STORY_TAKES,
+    build,
+    edit_story,
+    make_project,
+    rendered,
+    summary,
+)
+
+from storyc import media
+from storyc.lockfile import LockFile
+from storyc.provider import loopback
+
+
+def _age(root: Path) -> None:
+    """Make every file look old, as between two real builds (the cache ignores files
+    modified within the last second: they could still change unseen)."""
+    past = time.time() - 60
+    for p in root.rglob("*"):
+        if ".storyc" not in p.parts and p.is_file() and not p.is_symlink():
+            os.utime(p, (past, past))
+
+
+def test_cached_builds_see_every_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_project(tmp_path / "p")
+    with loopback.serve(latency=0.02, fast_outputs=False) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        paid = ("--backend", "inference", "--yes")
+        _age(root)
+        code, _, err = build(root, *paid)
+        assert code == 0, err
+        assert (root / ".storyc" / "build-cache.pickle").exists()
+        lock_before = (root / "storyc.lock").read_bytes()
+        for _ in range(2):  # served from the cache: nothing renders, nothing is rewritten
+            code, events, _ = build(root, *paid)
+            assert code == 0 and rendered(events) == []
+            assert summary(events)["cached_compilation"] is True
+        assert (root / "storyc.lock").read_bytes() == lock_before
+
+        edit_story(root, "at dusk", "at dawn")
+        _age(root)
+        code, events, _ = build(root, *paid)
+        assert sorted(rendered(events)) == ["arrival", "lanterns", "rain"]
+        assert summary(events)["cached_compilation"] is False
+
+        # an asset with new content (same size, old mtime) is a change too
+        media.make_test_image(root / "assets" / "market.png", 640, 360, seed=9)
+        _age(root)
+        code, events, _ = build(root, *paid)
+        assert sorted(rendered(events)) == ["arrival", "lanterns", "rain"]
+        assert len(server.submissions) == STORY_TAKES + 6
+
+        # the lock file changed behind the cache's back (a pick): seen, and kept
+        lock = LockFile.load(root / "storyc.lock")
+        lock.scenes["other"].picked = 2
+        lock.save(root / "storyc.lock")
+        code, events, _ = build(root, *paid)
+        assert code == 0 and rendered(events) == []
+        assert LockFile.load(root / "storyc.lock").scenes["other"].picked == 2
+
+        # a damaged cache is a miss, never an error
+        (root / ".storyc" / "build-cache.pickle").write_bytes(b"not a pickle")
+        code, events, _ = build(root, *paid)
+        assert code == 0 and rendered(events) == []
