@@ -12,6 +12,10 @@ Which files a project depends on: every story file loaded, every local file the
 resolved model uses, and — so that fixing a missing include or asset is noticed —
 every quoted path in the story text that names a story or media file, resolved both
 against the file that wrote it and against the project root.
+
+Builds go through the same executor, store, journal and lock file as `storyc build`,
+holding the project lock only while they run (a `storyc build` elsewhere is refused
+politely, not waited for). Plans are incremental (storyc.watch_plan).
 """
 
 from __future__ import annotations
