@@ -240,7 +240,8 @@ class WatchSession:
         if not todo:
             return None
         cost = plan.cost(todo)
-        if plan.paid and not self.yes:
+        if plan.paid and (self.max_cost is not None or not self.yes):
+            # --yes without a budget renders; a budget holds even with --yes.
             reason = None
             if self.max_cost is None:
                 reason = "consent"

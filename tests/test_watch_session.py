@@ -127,6 +127,13 @@ def test_yes_renders_on_a_paid_backend(tmp_path: Path) -> None:
     assert len(pipe.builds) == 1
 
 
+def test_budget_holds_even_with_yes(tmp_path: Path) -> None:
+    s, pipe, events = session(tmp_path, paid=True, yes=True, max_cost=Decimal("1.00"))
+    s.refresh()
+    assert s.build_pending() is None  # 1.12 > 1.00
+    assert pipe.builds == [] and of(events, "waiting")[-1]["reason"] == "budget"
+
+
 def test_edit_while_rendering_finishes_then_renders_the_new_version(tmp_path: Path) -> None:
     s, pipe, events = session(tmp_path)
     s.refresh()
