@@ -60,7 +60,7 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
             killed += proc.returncode == -signal.SIGKILL
             _check_lock(root)
         # the kills landed mid-build (not after a finished run); progress is kept across them
-        assert killed >= len(KILL_POINTS) - 2, killed
+        assert killed >= 10, killed
 
         # then run to completion; attempts of unknown fate need the user's explicit word
         resent_with_word = 0
