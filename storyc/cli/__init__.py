@@ -34,6 +34,14 @@ COMMAND_MODULES = (
     "storyc.cli.watch",  # watch
     "storyc.cli.provider",  # provider (loopback server)
 )
+# Which module registers each command, so a run imports only the one it needs: start-up
+# time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
+COMMANDS = {
+    "init": "storyc.cli.lang", "check": "storyc.cli.lang", "compile": "storyc.cli.lang",
+    "graph": "storyc.cli.lang", "plan": "storyc.cli.plan", "why": "storyc.cli.plan",
+    "gc": "storyc.cli.plan", "build": "storyc.cli.build", "pick": "storyc.cli.build",
+    "watch": "storyc.cli.watch", "provider": "storyc.cli.provider",
+}
 
 EPILOG = """\
 examples:
@@ -46,7 +54,8 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (with `only`) one that knows just that command's module."""
     parser = argparse.ArgumentParser(
         prog="storyc",
         description="Compile .story files into Kling Video O1 requests, and build the videos.",
@@ -55,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"storyc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = (COMMANDS[only],) if only in COMMANDS else COMMAND_MODULES
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -67,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(first)
+    args = parser.parse_args(words)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -1,0 +1,33 @@
+"""The command-line entry: one module per command group, imported only when needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from storyc.cli import COMMAND_MODULES, COMMANDS, build_parser
+
+
+def _loaded_after(args: list[str]) -> set[str]:
+    code = ("import sys\nfrom storyc.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('storyc.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return set(out)
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    for name, module in COMMANDS.items():
+        parser = build_parser(name)
+        sub = next(a for a in parser._actions if a.dest == "command")
+        assert name in sub.choices, f"{module} does not register `{name}`"
+    full = build_parser()
+    sub = next(a for a in full._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+    assert set(COMMANDS.values()) == set(COMMAND_MODULES)
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    assert _loaded_after(["pick", "--help"]) == {"storyc.cli.build"}
+    assert _loaded_after(["--help"]) == set(COMMAND_MODULES)
