@@ -11,9 +11,10 @@ from storyc.cli import COMMAND_MODULES, COMMANDS, build_parser
 def _loaded_after(args: list[str]) -> set[str]:
     code = ("import sys\nfrom storyc.cli import main\n"
             f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-            "print(' '.join(m for m in sys.modules if m.startswith('storyc.cli.')))")
+            "print(' '.join(m for m in sys.modules if m.startswith('storyc.cli.')),"
+            " file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+                         check=True).stderr.split()
     return set(out)
 
 
