@@ -17,7 +17,7 @@ import asyncio
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class QuickPlan:
     estimate: Decimal  # known part of the cost
     unknown: int  # scenes whose cost cannot be known yet
     up_to_date: int
+    costs: dict[str, Decimal | None] = field(default_factory=dict)  # scene -> estimate
 
 
 def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
@@ -71,6 +72,7 @@ def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
     total = Decimal(0)
     unknown = up = 0
     durations: dict[str, float | None] = {}
+    costs: dict[str, Decimal | None] = {}
     for scene in order:
         req = requests.get(scene)
         if req is None or (wanted is not None and scene not in wanted):
@@ -94,11 +96,12 @@ def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
         render[scene] = len(missing)
         base = io.base_duration(req.base_video, durations) if req.base_video else None
         est = pricing.estimate(req, backend=backend, takes=len(missing), base_duration=base)
+        costs[scene] = est.amount
         if est.amount is None:
             unknown += 1
         else:
             total += est.amount
-    return QuickPlan(render, total, unknown, up)
+    return QuickPlan(render, total, unknown, up, costs)
 
 
 def _setting(comp: BuildInput, name: str) -> Any:
@@ -282,6 +285,11 @@ class BuildSession:
                           up_to_date=plan.up_to_date, estimate=str(plan.estimate),
                           unknown=plan.unknown)
         if not self.args.json:
+            if backend != "preview":  # a paid plan is shown scene by scene before consent
+                for scene, n in plan.render.items():
+                    amount = plan.costs.get(scene)
+                    price = pricing.format_usd(amount) if amount is not None else "unknown"
+                    self.say(f"  {scene}: {n} take(s), {price}")
             self.say(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
                      f"{backend} ({cost}); {plan.up_to_date} up to date")
 

@@ -331,8 +331,12 @@ class Executor:
                 raise _Stop(UNKNOWN, f"{exc}; the provider may have received it, so it is not "
                             "sent again without --resubmit-unknown") from None
             except TaskFailed as exc:
+                # Raised by submit only when the provider answered with a refusal (400,
+                # 402, another 4xx): it created no task, so this attempt certainly cost
+                # nothing and must not be left as "fate unknown".
+                self.result.committed -= amount
                 if attempt is not None:
-                    self.io.journal_failed(attempt, str(exc))
+                    self.io.journal_failed(attempt, str(exc), not_sent=True)
                 raise
             except SetupError as exc:
                 self.result.committed -= amount

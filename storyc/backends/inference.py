@@ -143,7 +143,8 @@ class InferenceBackend:
                     body = await self._input(job)
                     continue
                 where = f" (field {exc.field})" if exc.field else ""
-                raise TaskFailed(f"the provider rejected the request{where}: {exc}",
+                words = exc.detail or str(exc)  # the provider's own words, once
+                raise TaskFailed(f"the provider rejected the request{where}: {words}",
                                  retryable=False) from None
             except (E.MissingKey, E.AuthError) as exc:
                 raise SetupError(str(exc)) from None
