@@ -58,7 +58,7 @@ def test_errors_and_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 3 and "no storyc project" in err
     (root / "storyc.lock").write_text("version = 1\n<<<<<<< HEAD\n", "utf-8")
     code, _, err = run(capsys, "plan", str(root))
-    assert code == 3 and "storyc.lock:2:" in err and "merge conflict" in err
+    assert code == 1 and "storyc.lock:2:" in err and "merge conflict" in err
     (root / "storyc.lock").unlink()
     edit(root, "start    = mei", "start    = nobody")
     code, out, err = run(capsys, "plan", str(root))

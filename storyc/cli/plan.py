@@ -90,7 +90,7 @@ def _guard(func: Any) -> Any:
             raise
         except LockFileError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return ExitCode.ENVIRONMENT
+            return ExitCode.FAILED
         except Exception as exc:  # the boundary: no traceback ever reaches the user
             first = str(exc).splitlines()[0] if str(exc) else ""
             print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
