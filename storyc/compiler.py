@@ -61,7 +61,11 @@ class Compilation:
         }
 
     def dumps(self) -> str:
-        """One JSON document, laid out one scene (and one diagnostic) per line.
+        """The JSON document, indented: what the golden files hold."""
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    def dumps_lines(self) -> str:
+        """The same document, laid out one scene (and one diagnostic) per line.
 
         Line-per-entry keeps it diffable scene by scene, and lets the C encoder do the
         work: `indent=` forces json's pure-Python encoder, 20x slower on big projects."""
@@ -148,6 +152,12 @@ def _compile(path: str | os.PathLike[str], *, target: str | None, scenes: list[s
     requests: dict[str, Request] = {}
     for scene in project.scenes.values():
         if scene.name not in chosen:
+            continue
+        if scene.name in broken:
+            # Its model is incomplete (an input that failed to resolve is left out), so
+            # the rules would report consequences of the first error, not the story's
+            # problems: "text-to-video must last 5 or 10 s" for a scene whose start
+            # frame is merely missing. Its own errors are already reported.
             continue
         local = Diagnostics()
         rules.check_scene(scene, project, local)

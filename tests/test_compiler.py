@@ -160,3 +160,13 @@ def test_a_registered_extra_target_compiles_from_a_story(tmp_path: Path,
     assert req.body == {"app": "echo/video",
                         "input": {"text": "@mei arrives at dusk", "elements": ["mei"]}}
     assert comp.requests["inside"].schema == "v2"
+
+
+def test_line_layout_is_the_same_document(tmp_path: Path) -> None:
+    """`storyc compile --json` writes one scene per line; it must parse to the same data."""
+    work = tmp_path / "w"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "night-market", work,
+                    ignore=shutil.ignore_patterns(".storyc", "renders", "storyc.lock"))
+    comp = compile_project(work)
+    assert json.loads(comp.dumps_lines()) == json.loads(comp.dumps())
+    assert comp.dumps_lines().count("\n") == 8 + len(comp.requests) + len(comp.diagnostics)

@@ -78,3 +78,11 @@ def test_error_in_a_cut_blocks_nothing(tmp_path: Path, images: Path) -> None:
     comp = compile_project(_project(tmp_path, images, story))
     assert comp.has_errors
     assert set(comp.requests) == {"a"}
+
+
+def test_no_cascade_from_a_missing_input(tmp_path: Path, images: Path) -> None:
+    """A missing start frame must not make the scene look like a text-to-video one."""
+    story = ('project "T" { aspect = "16:9" }\nimage hero "assets/hero.png"\n'
+             'scene extra { start = hero  prompt = "@hero smiles"  duration = 7 }\n')
+    comp = compile_project(_project(tmp_path, images, story))
+    assert [d.code for d in comp.diagnostics if d.severity != "note"] == ["E130"]

@@ -167,7 +167,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     comp = compile_project(args.path, target=args.target, scenes=args.scene)
     if args.json:
-        sys.stdout.write(comp.dumps())
+        sys.stdout.write(comp.dumps_lines())
         return _status(comp)
     report(comp)
     blocks = []
