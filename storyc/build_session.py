@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from storyc import pricing
+from storyc import build_fastpath, pricing
 from storyc.backends import BackendOptions, SetupError, create
 from storyc.build_cache import BuildCache, BuildInput
 from storyc.cli import ExitCode
@@ -159,8 +159,10 @@ class BuildSession:
         if not comp.found or not comp.ok and not comp.diagnostics:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
+        self.diag_text = ""
         if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
-            print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+            self.diag_text = render_all(comp.diagnostics, comp.sources)
+            print(self.diag_text, file=sys.stderr)
         if not comp.ok:
             return ExitCode.FAILED
         if args.scenes:
@@ -190,11 +192,70 @@ class BuildSession:
         except ProjectLocked as exc:
             self.error(f"error: {exc}")
             return ExitCode.ENVIRONMENT
+        build_fastpath.forget(str(root))  # from here on the recorded clean state may change
+        code: int = ExitCode.FAILED
         try:
-            return self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
+            code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
+            return code
         finally:
             cache.save(keys_seen=len(cache.keys))
+            if code == ExitCode.OK:
+                self._record_clean(root, comp, backend_name)
             lock_guard.release()
+
+    # set by _locked / _show_plan / _summary for `_record_clean`
+    diag_text = ""
+    _result: BuildResult | None = None
+    _lock: Any = None
+    _store: Any = None
+    _journal_warned = False
+    _plan_event: dict[str, Any] | None = None
+    _plan_lines: list[str] | None = None
+    _summary_event: dict[str, Any] | None = None
+    _build_line = ""
+    recorded_clean = False
+
+    def _record_clean(self, root: Path, comp: Any, backend: str) -> None:
+        """After a build that found everything selected up to date, remember the state for
+        `storyc.build_fastpath` (a later identical build then skips all of this)."""
+        result = self._result
+        if (result is None or self._lock is None or self._store is None or self._journal_warned
+                or result.submitted or result.interrupted or result.setup_error
+                or self._plan_event is None or self._summary_event is None):
+            return
+        states = self.report.states
+        if set(states) != set(result.scenes) or any(
+                st != ("reused", "reused") for st in states.values()) or any(
+                s.state != "reused" for s in result.scenes.values()):
+            return
+        paths = build_fastpath.code_paths() + self.cache._inputs(comp)
+        lock_path = self._lock.path_for(root)
+        paths += [str(lock_path), str(root / "renders")]
+        for scene in states:
+            entry = self._lock.scenes.get(scene)
+            if entry is None:
+                return
+            names = [f"{scene}.mp4"] + [f"{scene}.take{t.take}.mp4" for t in entry.takes
+                                        if len(entry.takes) > 1]
+            for name in names:  # only links: a copy could be edited in place unseen
+                if not os.path.islink(root / "renders" / name):
+                    return
+            paths += [str(self._store.object_path(t.output)) for t in entry.takes if t.output]
+        if self.paid:
+            journal = root / ".storyc" / "journal.sqlite"
+            if os.path.exists(f"{journal}-wal"):
+                return  # another connection is open: not a settled state
+            paths.append(str(journal))
+        import json
+
+        json_scenes = "".join(json.dumps({"detail": "reused", "elapsed": 0.0, "event": "scene",
+                                          "scene": s, "state": "reused"}, sort_keys=True) + "\n"
+                              for s in states)
+        self.recorded_clean = build_fastpath.record(str(root), self.args, paths, {
+            "backend": backend, "diagnostics": self.diag_text, "plan": self._plan_event,
+            "plan_lines": self._plan_lines or [], "scenes": list(states),
+            "json_scenes": json_scenes, "summary": self._summary_event,
+            "build_line": self._build_line})
 
     def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
                 jobs: int, max_cost: Decimal | None, api_key: str | None) -> int:
@@ -212,7 +273,8 @@ class BuildSession:
         except LockFileError as exc:
             self.error(f"error: {exc}")
             return ExitCode.FAILED
-        store = Store.for_project(root)
+        store = self._store = Store.for_project(root)
+        self._lock = lock
         paid = self.paid = backend_name != "preview"
         journal = None
         if paid:
@@ -229,6 +291,7 @@ class BuildSession:
                 io.lock_is_current = lock_cached and self.cached_compilation
             if journal is not None:
                 for att in journal.recover() + [a for a in journal.unknown()]:
+                    self._journal_warned = True
                     self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
                              f"{att.take}) may have reached the provider: its fate is unknown")
             wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
@@ -249,6 +312,7 @@ class BuildSession:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
             self.store_bytes_verified = store.bytes_verified
+            self._result = result
             return self._summary(result, comp)
         finally:
             if journal is not None:
@@ -281,17 +345,23 @@ class BuildSession:
         cost = "free" if backend == "preview" else pricing.format_usd(plan.estimate)
         if plan.unknown and backend != "preview":
             cost += f" + {plan.unknown} scene(s) of unknown cost"
-        self.report.event("plan", backend=backend, render=plan.render, takes=takes,
-                          up_to_date=plan.up_to_date, estimate=str(plan.estimate),
-                          unknown=plan.unknown)
-        if not self.args.json:
-            if backend != "preview":  # a paid plan is shown scene by scene before consent
-                for scene, n in plan.render.items():
-                    amount = plan.costs.get(scene)
-                    price = pricing.format_usd(amount) if amount is not None else "unknown"
-                    self.say(f"  {scene}: {n} take(s), {price}")
-            self.say(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
+        self._plan_event = dict(backend=backend, render=plan.render, takes=takes,
+                                up_to_date=plan.up_to_date, estimate=str(plan.estimate),
+                                unknown=plan.unknown)
+        self.report.event("plan", **self._plan_event)
+        # kept in both modes: the fast path may answer a later build in the other one
+        lines: list[str] = []
+        if backend != "preview":  # a paid plan is shown scene by scene before consent
+            for scene, n in plan.render.items():
+                amount = plan.costs.get(scene)
+                price = pricing.format_usd(amount) if amount is not None else "unknown"
+                lines.append(f"  {scene}: {n} take(s), {price}")
+        lines.append(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
                      f"{backend} ({cost}); {plan.up_to_date} up to date")
+        self._plan_lines = lines
+        if not self.args.json:
+            for line in lines:
+                self.say(line)
 
     def _consent(self, plan: QuickPlan, max_cost: Decimal | None) -> bool:
         if self.args.yes:
@@ -314,18 +384,20 @@ class BuildSession:
     def _summary(self, result: BuildResult, comp: Any) -> int:
         counts = {s: result.count(s) for s in ("done", "reused", FAILED, "blocked", UNKNOWN,
                                                OVER_BUDGET, "stopped")}
-        self.report.event("summary", submitted=result.submitted, reused=result.reused,
-                          committed=str(result.committed), interrupted=result.interrupted,
-                          scenes=counts, bytes_read=self.bytes_read(),
+        self._summary_event = dict(submitted=result.submitted, reused=result.reused,
+                                   committed=str(result.committed),
+                                   interrupted=result.interrupted, scenes=counts)
+        self.report.event("summary", **self._summary_event, bytes_read=self.bytes_read(),
                           bytes_verified=self.store_bytes_verified,
-                          cached_compilation=self.cached_compilation)
+                          cached_compilation=self.cached_compilation, fast_path=False)
         for s in result.scenes.values():
             if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")
+        parts = [f"{n} {k}" for k, n in counts.items() if n]
+        verb = "submitted" if self.paid else "rendered"
+        self._build_line = f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}"
         if not self.args.json:
-            parts = [f"{n} {k}" for k, n in counts.items() if n]
-            verb = "submitted" if self.paid else "rendered"
-            self.say(f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}")
+            self.say(self._build_line)
         if result.interrupted:
             return ExitCode.INTERRUPTED
         if result.setup_error:

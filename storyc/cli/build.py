@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from storyc.build_fastpath import try_fast
+
+    code = try_fast(args)  # a build identical to the last clean one: nothing to import
+    if code is not None:
+        return code
     from storyc.build_session import BuildSession
 
     return BuildSession(args).run()

@@ -1,0 +1,165 @@
+"""The no-op fast path (`storyc.build_fastpath`): a build identical to the last clean one
+answers from a signature of stats with the same report, and every change that could
+matter sends the next build down the normal path, which then does the right thing."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_build_support import build, make_project, rendered, summary
+
+from storyc import media
+from storyc.build_fastpath import RECORD_NAME
+from storyc.cli import main
+from storyc.journal import Journal
+from storyc.provider import loopback
+
+# no frame extraction or edits: keeps each test to a few preview renders
+STORY = """\
+project "Test" { quality = "std"  aspect = "16:9" }
+image market "assets/market.png"
+scene arrival { prompt = "A walk through @market at dusk"  duration = 5 }
+scene other { prompt = "An unrelated wide shot of the harbour"  duration = 5  takes = 2 }
+"""
+
+
+def _age(root: Path) -> None:
+    """Make everything look as old as between two real builds: a state modified within
+    the last second is never recorded (it could still change unseen)."""
+    past = time.time() - 30
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (past, past), follow_symlinks=False)
+    os.utime(root, (past, past))
+
+
+def _settle(root: Path, *args: str) -> list[dict]:  # type: ignore[type-arg]
+    """Build, let the files age, build again (the normal path records the clean state)."""
+    code, _, err = build(root, *args)
+    assert code == 0, err
+    _age(root)
+    code, events, err = build(root, *args)
+    assert code == 0, err
+    assert summary(events)["fast_path"] is False
+    assert (root / ".storyc" / RECORD_NAME).exists()
+    return events
+
+
+def _fast(root: Path, *args: str) -> bool:
+    code, events, err = build(root, *args)
+    assert code == 0, err
+    assert rendered(events) == []
+    return bool(summary(events)["fast_path"])
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "p", STORY)
+
+
+def test_same_report_without_the_work(root: Path) -> None:
+    normal = _settle(root)
+    code, events, err = build(root)
+    assert code == 0 and err == ""
+    assert summary(events)["fast_path"] is True
+    strip = {"fast_path", "bytes_read", "bytes_verified", "cached_compilation"}
+    assert [{k: v for k, v in e.items() if k not in strip} for e in events] == \
+        [{k: v for k, v in e.items() if k not in strip} for e in normal]
+    assert summary(events)["bytes_read"] == 0 and summary(events)["scenes"]["reused"] == 2
+    # the plain report is the normal one too
+    err_io = io.StringIO()
+    with contextlib.redirect_stderr(err_io):
+        assert main(["build", str(root)]) == 0
+    assert err_io.getvalue().splitlines() == [
+        "plan: 0 scene(s), 0 take(s) to render with preview (free); 2 up to date",
+        "build: 2 reused; 0 rendered"]
+
+
+def test_fast_path_imports_nothing_heavy(root: Path) -> None:
+    _settle(root)
+    probe = ("import sys; from storyc.cli import main; code = main(['build', sys.argv[1], "
+             "'--json']); heavy = [m for m in ('storyc.compiler', 'storyc.executor', 'lark', "
+             "'pydantic', 'jinja2', 'httpx', 'asyncio') if m in sys.modules]; "
+             "print('HEAVY', heavy, code)")
+    p = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True,
+                       timeout=60)
+    assert '"fast_path": true' in p.stdout, p.stdout + p.stderr
+    assert "HEAVY [] 0" in p.stdout, p.stdout + p.stderr
+
+
+def test_touched_story_file_takes_the_normal_path(root: Path) -> None:
+    _settle(root)
+    os.utime(root / "main.story")  # same text, new time: the compiler must look again
+    assert not _fast(root)
+
+
+def test_edited_asset_renders_again(root: Path) -> None:
+    _settle(root)
+    media.make_test_image(root / "assets" / "market.png", 640, 360, seed=9)
+    code, events, err = build(root)
+    assert code == 0, err
+    assert summary(events)["fast_path"] is False and rendered(events) == ["arrival"]
+
+
+def test_deleted_render_link_comes_back(root: Path) -> None:
+    _settle(root)
+    (root / "renders" / "other.take2.mp4").unlink()
+    assert not _fast(root)
+    assert (root / "renders" / "other.take2.mp4").is_symlink()
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_damaged_store_object_renders_again(root: Path, damage: str) -> None:
+    _settle(root)
+    obj = (root / "renders" / "arrival.mp4").resolve()
+    if damage == "delete":
+        obj.unlink()
+    else:
+        os.chmod(obj, 0o644)
+        with open(obj, "r+b") as f:
+            f.write(b"\0" * 64)
+    code, events, err = build(root)
+    assert code == 0, err
+    assert summary(events)["fast_path"] is False and rendered(events) == ["arrival"]
+    assert (root / "renders" / "arrival.mp4").resolve().exists()
+
+
+def test_other_options_take_the_normal_path(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
+    _settle(root)
+    code, events, err = build(root, "--scene", "arrival")
+    assert code == 0 and summary(events)["fast_path"] is False, err
+    assert summary(events)["scenes"]["reused"] == 1
+    code, events, err = build(root, "--backend", "inference", "--yes")
+    # no key here: the normal path says so (the fast path never answers for another backend)
+    assert code == 3 and "INFERENCE_API_KEY" in events[0]["text"]
+    # one record, of the last clean build: the `--scene` one (not lost by a refused build)
+    assert _fast(root, "--scene", "arrival")
+    assert not _fast(root)
+
+
+def test_paid_build_with_unknown_attempt_is_not_fast(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with loopback.serve(latency=0.02) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        paid = ("--backend", "inference", "--yes")
+        _settle(root, *paid)
+        assert _fast(root, *paid)
+        with Journal(root / ".storyc" / "journal.sqlite") as j:  # an answer lost in transit
+            att = j.begin("sha256:" + "ab" * 32, "arrival", 1, "kling-o1", "inference", None,
+                          body_digest="sha256:" + "cd" * 32)
+            j.mark_submitting(att)
+            j.mark_failed(att, "connection lost")  # sent, answer lost: fate unknown
+        for _ in range(2):
+            code, events, err = build(root, *paid)
+            assert summary(events)["fast_path"] is False
+            assert "fate is unknown" in err
+            _age(root)
