@@ -128,7 +128,9 @@ class BuildCache:
     def store_compilation(self, arg: str, target: str | None, bi: BuildInput) -> None:
         if not bi.ok or bi.has_errors:
             return
-        paths = _code_paths() + self._inputs(bi)
+        # discovery reads every top-level story file of a directory (for a `project` block)
+        found = [str(Path(arg) / n) for n in self._discovery(arg)]
+        paths = _code_paths() + sorted(set(self._inputs(bi) + found))
         sig = _stat_sig(paths)
         if sig is None:
             return

@@ -15,8 +15,9 @@ edited, so any change to a link changes the folder) and, for paid builds, the jo
 the names of the story files project discovery saw; and the options that decide the
 result (path, target, scenes, backend, base URL, `INFERENCE_BASE_URL`, storyc and
 Python versions). Never the API key. Any difference, a missing file or a damaged
-record means the normal path. A file modified less than `RACY_S` before recording
-could change again within the same timestamp unseen, so such a state is not recorded.
+record means the normal path. A file changed (ctime) after the build started, or less
+than `RACY_S` before, might not be what the build read, or could change again within
+the same timestamp unseen: such a state is not recorded.
 Every normal build forgets the record first, so a build in progress (or one that
 stopped half-way) never leaves a stale "clean" behind.
 
@@ -30,7 +31,6 @@ import contextlib
 import marshal
 import os
 import sys
-import time
 from typing import Any
 
 from storyc import __version__
@@ -97,16 +97,21 @@ def forget(root: str) -> None:
         os.unlink(record_path(root))
 
 
-def record(root: str, args: Any, paths: list[str], report: dict[str, Any]) -> bool:
-    """Remember this clean state; False when it cannot be trusted (racy, missing files)."""
+def record(root: str, args: Any, paths: list[str], report: dict[str, Any],
+           started: float) -> bool:
+    """Remember this clean state; False when it cannot be trusted (changed during the
+    build or racy, or a file is missing). `started`: `time.time()` before the build read
+    anything."""
     stats = []
     for p in sorted(set(paths)):
         s = _stat(p)
         if s is None:
             return False
         stats.append(s)
-    newest = max((s[2] for s in stats), default=0) / 1e9
-    if time.time() - newest < RACY_S:
+    # ctime, which no tool can set back: a file changed after the build read it (even
+    # with its old mtime restored) or too close to it to be told apart is not trusted
+    newest = max((max(s[2], s[4]) for s in stats), default=0) / 1e9
+    if newest > started - RACY_S:
         return False
     data = {"options": options(args), "discovery": discovery(os.path.realpath(args.path)),
             "stats": stats, **report}

@@ -17,6 +17,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -111,6 +112,7 @@ def _setting(comp: BuildInput, name: str) -> Any:
 class BuildSession:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.started = time.time()  # before anything is read (see build_fastpath.record)
         self.report: Reporter = make_reporter(json_mode=bool(args.json))
 
     digests: DigestCache | None = None
@@ -234,6 +236,9 @@ class BuildSession:
         lock_path = self._lock.path_for(root)
         renders = str(root / "renders")
         paths += [str(lock_path), renders]
+        # discovery reads the top-level story files of a directory (a `project` block)
+        arg = Path(self.args.path)
+        paths += [str(arg / n) for n in build_fastpath.discovery(str(arg))]
         objects = str(self._store.objects)
         outputs: set[str] = set()
         for scene in states:
@@ -265,7 +270,7 @@ class BuildSession:
             "backend": backend, "diagnostics": self.diag_text, "plan": self._plan_event,
             "plan_lines": self._plan_lines or [], "scenes": list(states),
             "json_scenes": json_scenes, "summary": self._summary_event,
-            "build_line": self._build_line})
+            "build_line": self._build_line}, self.started)
 
     def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
                 jobs: int, max_cost: Decimal | None, api_key: str | None) -> int:

@@ -16,7 +16,7 @@ import pytest
 from test_build_support import build, make_project, rendered, summary
 
 from storyc import media
-from storyc.build_fastpath import RECORD_NAME
+from storyc.build_fastpath import RACY_S, RECORD_NAME
 from storyc.cli import main
 from storyc.journal import Journal
 from storyc.provider import loopback
@@ -30,21 +30,12 @@ scene other { prompt = "An unrelated wide shot of the harbour"  duration = 5  ta
 """
 
 
-def _age(root: Path) -> None:
-    """Make everything look as old as between two real builds: a state modified within
-    the last second is never recorded (it could still change unseen)."""
-    past = time.time() - 30
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (past, past), follow_symlinks=False)
-    os.utime(root, (past, past))
-
-
 def _settle(root: Path, *args: str) -> list[dict]:  # type: ignore[type-arg]
-    """Build, let the files age, build again (the normal path records the clean state)."""
+    """Build, wait as between two real builds, build again (the normal path records the
+    clean state: never one with a file changed within RACY_S of the build's start)."""
     code, _, err = build(root, *args)
     assert code == 0, err
-    _age(root)
+    time.sleep(RACY_S + 0.05)
     code, events, err = build(root, *args)
     assert code == 0, err
     assert summary(events)["fast_path"] is False
@@ -98,6 +89,19 @@ def test_touched_story_file_takes_the_normal_path(root: Path) -> None:
     _settle(root)
     os.utime(root / "main.story")  # same text, new time: the compiler must look again
     assert not _fast(root)
+    # changed within RACY_S of that build's start: it could not record a clean state
+    assert not _fast(root)
+
+
+def test_discovery_reads_every_top_level_story_file(root: Path) -> None:
+    (root / "main.story").rename(root / "film.story")  # found by its `project` block
+    (root / "notes.story").write_text("\n", "utf-8")  # not part of the project
+    _settle(root)
+    assert _fast(root)
+    # the same names, but now two files have a `project` block: discovery must refuse
+    (root / "notes.story").write_text('project "Other" { }\n', "utf-8")
+    code, events, err = build(root)
+    assert code == 3 and "no storyc project" in events[0]["text"]
 
 
 def test_edited_asset_renders_again(root: Path) -> None:
@@ -162,4 +166,4 @@ def test_paid_build_with_unknown_attempt_is_not_fast(
             code, events, err = build(root, *paid)
             assert summary(events)["fast_path"] is False
             assert "fate is unknown" in err
-            _age(root)
+            time.sleep(RACY_S + 0.05)  # settled, and still never recorded
