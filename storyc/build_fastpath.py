@@ -21,17 +21,18 @@ the same timestamp unseen: such a state is not recorded.
 Every normal build forgets the record first, so a build in progress (or one that
 stopped half-way) never leaves a stale "clean" behind.
 
-Only light modules are imported here (no compiler, pydantic, lark, jinja2, httpx or
-asyncio): start-up is most of a no-op build.
+Only modules the command line has already loaded are imported here (not even json or
+typing; the JSON lines are written at record time; no compiler, pydantic, lark, jinja2,
+httpx or asyncio): start-up is most of a no-op build.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import marshal
 import os
 import sys
-from typing import Any
 
 from storyc import __version__
 
@@ -44,9 +45,10 @@ BASE_URL_ENV = "INFERENCE_BASE_URL"
 _PKG = os.path.dirname(os.path.abspath(__file__))
 
 Stat = tuple[str, int, int, int, int]
+Record = dict  # str -> the marshal-able values described in `record`
 
 
-def options(args: Any) -> tuple[Any, ...]:
+def options(args: argparse.Namespace) -> tuple[object, ...]:
     """What on the command line and in the environment decides a build's result."""
     return (FORMAT, __version__, sys.version, os.path.realpath(args.path), args.target,
             tuple(args.scenes) if args.scenes else None, args.backend, args.base_url,
@@ -97,7 +99,7 @@ def forget(root: str) -> None:
         os.unlink(record_path(root))
 
 
-def record(root: str, args: Any, paths: list[str], report: dict[str, Any],
+def record(root: str, args: argparse.Namespace, paths: list[str], report: Record,
            started: float) -> bool:
     """Remember this clean state; False when it cannot be trusted (changed during the
     build or racy, or a file is missing). `started`: `time.time()` before the build read
@@ -129,7 +131,7 @@ def record(root: str, args: Any, paths: list[str], report: dict[str, Any],
     return True
 
 
-def load(args: Any) -> dict[str, Any] | None:
+def load(args: argparse.Namespace) -> Record | None:
     """The record, if it describes this command and every stat still matches."""
     if os.environ.get(DISABLE_ENV):
         return None
@@ -157,23 +159,16 @@ def load(args: Any) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def try_fast(args: Any) -> int | None:
+def try_fast(args: argparse.Namespace) -> int | None:
     """Print the clean build's report and return 0, or None for the normal path."""
     data = load(args)
     if data is None:
         return None
     if data["diagnostics"]:  # warnings are shown on every build, as the normal path does
         print(data["diagnostics"], file=sys.stderr)
-    summary = {**data["summary"], "bytes_read": 0, "bytes_verified": 0,
-               "cached_compilation": True, "fast_path": True}
     if args.json:
-        import json
-
-        out = sys.stdout
-        out.write(json.dumps({"event": "plan", **data["plan"]}, sort_keys=True) + "\n")
-        out.write(data["json_scenes"])
-        out.write(json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n")
-        out.flush()
+        sys.stdout.write(data["json"])
+        sys.stdout.flush()
         return 0
     from storyc.progress import make_reporter
 

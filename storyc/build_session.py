@@ -262,14 +262,18 @@ class BuildSession:
             paths.append(str(journal))
         import json
 
-        # exactly what JsonReporter writes for a reused scene on a no-op build
-        json_scenes = "".join(f'{{"detail": "reused", "elapsed": 0.0, "event": "scene", '
-                              f'"scene": {json.dumps(s)}, "state": "reused"}}\n'
-                              for s in states)
+        # exactly what JsonReporter writes on a no-op build, but for the summary's facts
+        # about the work this build did and the next one will not do
+        summary = {**self._summary_event, "bytes_read": 0, "bytes_verified": 0,
+                   "cached_compilation": True, "fast_path": True}
+        json_lines = "".join([
+            json.dumps({"event": "plan", **self._plan_event}, sort_keys=True) + "\n",
+            *(f'{{"detail": "reused", "elapsed": 0.0, "event": "scene", '
+              f'"scene": {json.dumps(s)}, "state": "reused"}}\n' for s in states),
+            json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n"])
         self.recorded_clean = build_fastpath.record(str(root), self.args, paths, {
-            "backend": backend, "diagnostics": self.diag_text, "plan": self._plan_event,
-            "plan_lines": self._plan_lines or [], "scenes": list(states),
-            "json_scenes": json_scenes, "summary": self._summary_event,
+            "backend": backend, "diagnostics": self.diag_text,
+            "plan_lines": self._plan_lines or [], "scenes": list(states), "json": json_lines,
             "build_line": self._build_line}, self.started)
 
     def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from storyc.cli import ExitCode
 
+TYPE_CHECKING = False  # not typing's: importing typing costs 2 ms of a no-op build
+if TYPE_CHECKING:
+    from decimal import Decimal
+
 
 def _money(text: str) -> Decimal:
+    from decimal import Decimal, InvalidOperation  # only when --max-cost is given
+
     try:
         value = Decimal(text.lstrip("$"))
     except InvalidOperation:
@@ -90,6 +94,8 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_pick(args: argparse.Namespace) -> int:
+    from pathlib import Path  # not at the top: a fast no-op build never needs it
+
     from storyc.build_session import find_root
     from storyc.executor_io import link_picked
     from storyc.lockfile import LockFile, LockFileError
