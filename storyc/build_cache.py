@@ -7,7 +7,7 @@ file is the one we wrote, and the key → output map of finished renders. I/O: s
 files; reads and writes `.storyc/build-cache.pickle` (atomically; a damaged or foreign
 cache is a miss, never an error).
 
-Validity is decided by `stat` alone, like the digest cache: (size, mtime_ns, inode) of
+Validity is decided by `stat` alone, like the digest cache: (size, mtime_ns, inode, ctime) of
 every story file, every local file the requests use, the project directory (a new
 entry file could appear) and storyc's own modules (a new storyc compiles differently).
 A file modified less than `RACY_S` before the cache was written could still change
@@ -28,11 +28,11 @@ from storyc.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.pickle"
-FORMAT = 1
+FORMAT = 2
 RACY_S = 1.0
 _PKG = Path(__file__).resolve().parent
 
-Sig = tuple[tuple[str, int, int, int], ...]
+Sig = tuple[tuple[str, int, int, int, int], ...]
 
 
 @dataclass
@@ -78,7 +78,8 @@ def _stat_sig(paths: list[str]) -> Sig | None:
             st = os.stat(p)
         except OSError:
             return None
-        out.append((p, st.st_size, st.st_mtime_ns, st.st_ino))
+        # ctime too: no tool sets it back (an edit that restores size and mtime is seen)
+        out.append((p, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
     return tuple(out)
 
 
@@ -134,7 +135,7 @@ class BuildCache:
         sig = _stat_sig(paths)
         if sig is None:
             return
-        newest = max(m for _, _, m, _ in sig) / 1e9
+        newest = max(s[2] for s in sig) / 1e9
         if time.time() - newest < RACY_S:
             return  # could still change unseen within the same timestamp
         self.data["compile"] = {"arg": (arg, target, self._discovery(arg)), "paths": paths,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -202,7 +203,10 @@ class BuildSession:
         finally:
             cache.save(keys_seen=len(cache.keys))
             if code == ExitCode.OK:
-                self._record_clean(root, comp, backend_name)
+                # no record only means that the next no-op build takes the normal path
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError,
+                                         AttributeError):
+                    self._record_clean(root, comp, backend_name)
             lock_guard.release()
 
     # set by _locked / _show_plan / _summary for `_record_clean`
@@ -245,12 +249,12 @@ class BuildSession:
             locked = self._lock.scenes.get(scene)
             if locked is None:
                 return
-            names = [f"{scene}.mp4"] + [f"{scene}.take{t.take}.mp4" for t in locked.takes
-                                        if len(locked.takes) > 1]
-            for name in names:  # only links: a copy could be edited in place unseen
-                if not os.path.islink(f"{renders}/{name}"):
-                    return
             outputs.update(t.output for t in locked.takes if t.output)
+        # only links: a copy could be edited in place unseen. This build just made every
+        # name a link, or, where links are impossible, a copy of each: one tells which.
+        first = next(iter(states), None)
+        if first is not None and not os.path.islink(f"{renders}/{first}.mp4"):
+            return
         # the store's layout (objects/ab/cd…), as strings: 10,000 Paths cost 0.1 s
         if not all(d.startswith("sha256:") for d in outputs):
             return
