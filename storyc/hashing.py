@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -40,12 +41,14 @@ def digest_bytes(data: bytes) -> str:
     return DIGEST_PREFIX + hashlib.sha256(data).hexdigest()
 
 
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def is_digest(value: object) -> bool:
     """True for a well-formed "sha256:<64 lowercase hex>" string."""
     if not isinstance(value, str) or not value.startswith(DIGEST_PREFIX):
         return False
-    hexpart = value[len(DIGEST_PREFIX):]
-    return len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
+    return _DIGEST_RE.fullmatch(value) is not None
 
 
 def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
