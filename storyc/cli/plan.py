@@ -111,7 +111,7 @@ def _root(path: Path) -> Path | None:
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     from storyc.compiler import compile_project
-    from storyc.diagnostics import render_all
+    from storyc.diagnostics import Severity, render_all
 
     root = _root(Path(args.path))
     if root is None:
@@ -122,8 +122,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
-    if comp.diagnostics:
-        print(render_all(comp.diagnostics, comp.sources), file=sys.stderr)
+    # Errors and warnings only: notes make no fault (`storyc check --notes` shows them).
+    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+    if shown:
+        print(render_all(shown, comp.sources), file=sys.stderr)
     lock = LockFile.load(LockFile.path_for(root))
     settings = getattr(comp.project, "settings", None) or {}
     setting = settings.get("backend")
