@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from storyc.cli import COMMAND_MODULES, COMMANDS, build_parser
 
@@ -32,3 +35,17 @@ def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
 def test_a_command_imports_only_its_own_module() -> None:
     assert _loaded_after(["pick", "--help"]) == {"storyc.cli.build"}
     assert _loaded_after(["--help"]) == set(COMMAND_MODULES)
+
+
+def test_every_command_shares_the_internal_error_boundary(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import storyc.build_session as bs
+    from storyc.cli import ExitCode, main
+
+    def boom(self: object) -> int:
+        raise RuntimeError("simulated fault\nsecond line")
+
+    monkeypatch.setattr(bs.BuildSession, "run", boom)
+    assert main(["build", str(tmp_path)]) == ExitCode.FAILED
+    assert capsys.readouterr().err == "storyc: internal error: RuntimeError: simulated fault\n"

@@ -96,3 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return ExitCode.OK
+    except Exception as exc:  # the one boundary: no traceback ever reaches the user
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
+        return ExitCode.FAILED

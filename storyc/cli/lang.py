@@ -5,8 +5,8 @@ stdout, diagnostics on stderr, an exit code (`storyc.cli.ExitCode`). I/O: reads 
 project through `storyc.compiler`; `init` writes two new files (atomically, never over
 an existing story).
 
-Every command runs inside `_guard`: an unexpected exception prints one line,
-"internal error: ...", and exits 1 instead of showing a traceback.
+An unexpected exception is caught once, for every command, by `storyc.cli.main`: one
+line, "internal error: ...", exit 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from storyc.cli import ExitCode
 from storyc.compiler import Compilation, compile_project
 from storyc.diagnostics import Severity, dumps_json, render_all
 
-Handler = Callable[[argparse.Namespace], int]
 FMT = argparse.RawDescriptionHelpFormatter
 
 CHECK_EPILOG = """\
@@ -62,7 +60,7 @@ def register(sub: Any) -> None:
                        formatter_class=FMT, description="Create main.story and a .gitignore.")
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
     p.add_argument("--name", help="project name (default: from the directory name)")
-    p.set_defaults(func=_guard(cmd_init))
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("check", help="validate the project", epilog=CHECK_EPILOG,
                        formatter_class=FMT,
@@ -73,7 +71,7 @@ def register(sub: Any) -> None:
     p.add_argument("--notes", action="store_true",
                    help="also show notes (where inherited values came from, how a target "
                    "lowered the scene); `compile` always shows them")
-    p.set_defaults(func=_guard(cmd_check))
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("compile", help="show each scene's resolved prompt and request",
                        epilog=COMPILE_EPILOG, formatter_class=FMT,
@@ -84,29 +82,14 @@ def register(sub: Any) -> None:
                    f"(known: {', '.join(targets.names())})")
     p.add_argument("--scene", action="append", metavar="S", help="only this scene (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.set_defaults(func=_guard(cmd_compile))
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("graph", help="show the scene dependency graph", epilog=GRAPH_EPILOG,
                        formatter_class=FMT, description="Which scene starts from which.")
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--format", choices=tuple(graph_mod.RENDERERS), default="text")
     p.add_argument("--assets", action="store_true", help="also show assets and elements")
-    p.set_defaults(func=_guard(cmd_graph))
-
-
-def _guard(func: Handler) -> Handler:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (KeyboardInterrupt, BrokenPipeError):
-            raise
-        except Exception as exc:  # the boundary: no traceback ever reaches the user
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
-            return ExitCode.FAILED
-
-    run.__name__ = func.__name__
-    return run
+    p.set_defaults(func=cmd_graph)
 
 
 # -- output helpers -----------------------------------------------------------------------

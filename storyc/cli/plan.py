@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
                        "another scene, or blocked by an error; why; and the estimated cost.")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.set_defaults(func=_guard(cmd_plan))
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("why", help="why a scene will render: the field-level difference",
                        formatter_class=FMT, epilog=WHY_EPILOG,
@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
                        "unified diff of the prompt, changed inputs, changed settings.")
     p.add_argument("scene", metavar="SCENE")
     _common(p)
-    p.set_defaults(func=_guard(cmd_why))
+    p.set_defaults(func=cmd_why)
 
     p = sub.add_parser("gc", help="remove stored outputs nothing references",
                        formatter_class=FMT, epilog=GC_EPILOG,
@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
                    help="keep renders younger than N days even if unreferenced (default 30)")
-    p.set_defaults(func=_guard(cmd_gc))
+    p.set_defaults(func=cmd_gc)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -82,22 +82,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="T", help="override every scene's target")
 
 
-def _guard(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return int(func(args))
-        except (KeyboardInterrupt, BrokenPipeError):
-            raise
-        except LockFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return ExitCode.FAILED
-        except Exception as exc:  # the boundary: no traceback ever reaches the user
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
-            return ExitCode.FAILED
-
-    run.__name__ = func.__name__
-    return run
+def _load_lock(root: Path) -> LockFile | None:
+    """storyc.lock, or None after saying why it cannot be read (e.g. a merge conflict)."""
+    try:
+        return LockFile.load(LockFile.path_for(root))
+    except LockFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _root(path: Path) -> Path | None:
@@ -126,7 +117,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
     if shown:
         print(render_all(shown, comp.sources), file=sys.stderr)
-    lock = LockFile.load(LockFile.path_for(root))
+    lock = _load_lock(root)
+    if lock is None:
+        return ExitCode.FAILED
     settings = getattr(comp.project, "settings", None) or {}
     setting = settings.get("backend")
     backend = args.backend or getattr(setting, "value", setting) or "preview"
@@ -286,7 +279,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
-    lock = LockFile.load(LockFile.path_for(root))
+    lock = _load_lock(root)
+    if lock is None:
+        return ExitCode.FAILED
     referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
     store = Store.for_project(root)
     try:
