@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parent.parent / "storyc"
 
 CORE = [
     "diagnostics", "model", "request", "ast", "parser", "loader", "resolve", "templating",
-    "rules", "graph", "compiler", "keys", "pricing", "mediainfo", "hashing",
+    "rules", "graph", "compiler", "taint", "keys", "pricing", "mediainfo", "hashing",
 ]
 FORBIDDEN_IN_CORE = {
     "httpx", "watchfiles", "rich", "subprocess", "asyncio", "sqlite3", "socket",
