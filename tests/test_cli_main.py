@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,27 @@ def test_every_command_shares_the_internal_error_boundary(
     monkeypatch.setattr(bs.BuildSession, "run", boom)
     assert main(["build", str(tmp_path)]) == ExitCode.FAILED
     assert capsys.readouterr().err == "storyc: internal error: RuntimeError: simulated fault\n"
+
+
+def test_check_hashes_an_unchanged_asset_once(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    from storyc import hashing, media
+    from storyc.cli import ExitCode, main
+
+    media.make_test_image(tmp_path / "market.png", 640, 360)
+    os.utime(tmp_path / "market.png", (1_700_000_000, 1_700_000_000))  # not "just written"
+    (tmp_path / "main.story").write_text(
+        'project "T" { aspect = "16:9" }\nimage market "market.png"\n'
+        'scene a { start = market  prompt = "The market at dawn"  duration = 5 }\n', "utf-8")
+    assert main(["check", str(tmp_path)]) == ExitCode.OK
+    reads: list[str] = []
+    real = hashing.digest_file
+
+    def counting(path: object) -> tuple[str, int]:
+        reads.append(str(path))
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing, "digest_file", counting)
+    assert main(["check", str(tmp_path)]) == ExitCode.OK
+    assert main(["compile", str(tmp_path), "--json"]) == ExitCode.OK
+    assert reads == []

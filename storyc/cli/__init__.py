@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storyc import __version__
+
+if TYPE_CHECKING:
+    from storyc.hashing import DigestCache
 
 
 class ExitCode(IntEnum):
@@ -53,6 +59,27 @@ examples:
   storyc build                 render what changed (local preview, no key needed)
   storyc watch                 re-check and re-render on every save
 """
+
+
+def project_root(path: str | os.PathLike[str]) -> Path | None:
+    """The project directory PATH names: a story file's folder, or a folder holding
+    `*.story` files; None when there is no project there. (Which file is the entry is
+    the loader's business: `storyc.loader.find_entry`.)"""
+    p = Path(path).resolve()
+    if p.is_file():
+        return p.parent
+    if p.is_dir() and any(p.glob("*.story")):
+        return p
+    return None
+
+
+def project_digests(path: str | os.PathLike[str]) -> DigestCache:
+    """The project's persistent digest cache (`.storyc/digests.json`), so a command that
+    compiles re-reads no unchanged asset; in memory only when PATH holds no project."""
+    from storyc.hashing import DigestCache
+
+    root = project_root(path)
+    return DigestCache(root / ".storyc" / "digests.json" if root is not None else None)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ line, "internal error: ...", exit 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 from storyc import graph as graph_mod
 from storyc import targets
-from storyc.cli import ExitCode
+from storyc.cli import ExitCode, project_digests
 from storyc.compiler import Compilation, compile_project
 from storyc.diagnostics import Severity, dumps_json, render_all
 
@@ -122,10 +123,20 @@ def _status(comp: Compilation) -> int:
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 
+def _compile(path: str, **options: Any) -> Compilation:
+    """Compile with the project's persistent digest cache, so `check` on a project with
+    gigabytes of assets hashes only what changed since the last command."""
+    digests = project_digests(path)
+    comp = compile_project(path, digests=digests, **options)
+    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+        digests.save()
+    return comp
+
+
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_check(args: argparse.Namespace) -> int:
-    comp = compile_project(args.path)
+    comp = _compile(args.path)
     if args.format == "json":
         doc = json.loads(dumps_json(comp.diagnostics))
         doc["ok"] = comp.found and not comp.has_errors
@@ -148,7 +159,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"storyc compile: unknown target {args.target!r} "
               f"(known: {', '.join(targets.names())})", file=sys.stderr)
         return ExitCode.USAGE
-    comp = compile_project(args.path, target=args.target, scenes=args.scene)
+    comp = _compile(args.path, target=args.target, scenes=args.scene)
     if args.json:
         sys.stdout.write(comp.dumps_lines())
         return _status(comp)
@@ -177,7 +188,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    comp = compile_project(args.path)
+    comp = _compile(args.path)
     report(comp, notes=False)
     if comp.graph is None:
         return _status(comp) or ExitCode.FAILED

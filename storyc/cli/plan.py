@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc import pricing
-from storyc.cli import ExitCode
-from storyc.hashing import DigestCache
+from storyc.cli import ExitCode, project_digests, project_root
 from storyc.lockfile import LockFile, LockFileError
 from storyc.plan import Plan, ScenePlan, explain, make_plan
 from storyc.store import Store
@@ -91,24 +90,15 @@ def _load_lock(root: Path) -> LockFile | None:
         return None
 
 
-def _root(path: Path) -> Path | None:
-    path = path.resolve()
-    if path.is_file():
-        return path.parent
-    if path.is_dir() and any(path.glob("*.story")):
-        return path
-    return None
-
-
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     from storyc.compiler import compile_project
     from storyc.diagnostics import Severity, render_all
 
-    root = _root(Path(args.path))
+    root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
-    digests = DigestCache(root / ".storyc" / "digests.json")
+    digests = project_digests(root)
     comp = compile_project(Path(args.path), target=args.target, digests=digests)
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
@@ -275,7 +265,7 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.projectlock import ProjectLock, ProjectLocked
 
-    root = _root(Path(args.path))
+    root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
