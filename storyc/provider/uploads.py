@@ -2,8 +2,8 @@
 
 Stage: execute (provider edge). In: (base URL, digest) pairs and the URIs the
 provider returned. Out: remembered URIs, so a file is uploaded once within a build
-and across builds. I/O: reads and writes one small JSON file (atomically, temp file +
-`os.replace`) at a path the caller chooses, e.g. `.storyc/uploads.json`.
+and across builds. I/O: reads and writes one small JSON file (atomically, through
+`storyc.store.atomic_write`) at a path the caller chooses, e.g. `.storyc/uploads.json`.
 
 Entries are per base URL: a URI from the loopback provider means nothing to the real
 service. An entry older than `max_age` seconds counts as expired (the provider cleans
@@ -14,14 +14,14 @@ cache, never a reason to fail a build.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from storyc.store import atomic_write
 
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # hosted inputs outlive a week of builds; cheap to redo
 
@@ -113,14 +113,5 @@ class UploadRegistry:
                 for base, entries in sorted(self._entries.items())
             },
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".uploads.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-                f.write("\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+        atomic_write(self.path, text.encode("utf-8"))
