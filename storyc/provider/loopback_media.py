@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 from storyc import media, mediainfo
 
 OUTPUT_HEIGHT = 180  # small outputs: the loopback stands in for the model, fast is what matters
-_SIZES = {"16:9": (320, 180), "9:16": (180, 320), "1:1": (240, 240)}
 _RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 
 
@@ -38,39 +36,20 @@ class StoredFile:
     complete: bool = False
 
 
-def _probe(path: Path | None) -> Any:
-    probe = getattr(mediainfo, "probe", None)  # header reader; absent in early checkouts
-    if path is None or probe is None:
+def _probe(path: Path | None) -> mediainfo.MediaInfo | None:
+    if path is None:
         return None
     try:
-        return probe(path)
+        return mediainfo.probe(path)
     except (OSError, ValueError):
         return None
 
 
-def nearest_aspect(path: Path | None) -> str | None:
-    info = _probe(path)
+def nearest_aspect(info: mediainfo.MediaInfo | None) -> str | None:
     if info is None or not info.width or not info.height:
         return None
     ratio = info.width / info.height
     return min(_RATIOS, key=lambda a: abs(_RATIOS[a] - ratio))
-
-
-def video_seconds(path: Path | None) -> float | None:
-    info = _probe(path)
-    return info.duration if info is not None and info.duration else None
-
-
-def _render(out: Path, args: dict[str, Any]) -> None:
-    render_preview = getattr(media, "render_preview", None)
-    if render_preview is not None:
-        render_preview(out, **args)
-        return
-    # Until the preview renderer lands, a plain test pattern of the right shape.
-    w, h = _SIZES[args["aspect"]]
-    args = {k: v for k, v in args.items() if k != "height"}
-    seed = int(hashlib.sha256(str(args["caption"]).encode()).hexdigest()[:6], 16)
-    media.make_test_video(out, width=w, height=h, duration=args["duration"], seed=seed)
 
 
 class MediaShelf:
@@ -130,7 +109,7 @@ class MediaShelf:
 
     def _render_slot(self, out: Path, args: dict[str, Any]) -> None:
         with self._slots:  # two cores: more parallel ffmpeg would only thrash
-            _render(out, args)
+            media.render_preview(out, **args)
             self.render_count += 1
 
     def render_args(self, model: Any, base_url: str) -> dict[str, Any]:
@@ -140,12 +119,13 @@ class MediaShelf:
         video = self.local_path_of(model.reference_video, base_url)
         aspect = model.aspect_ratio
         if first is not None:  # the app ignores aspect_ratio with a first frame
-            aspect = nearest_aspect(first) or aspect
+            aspect = nearest_aspect(_probe(first)) or aspect
         duration = float(model.duration)
         base = video if model.is_base_edit else None
         if model.is_base_edit:
-            duration = video_seconds(video) or duration
-            aspect = nearest_aspect(video) or aspect
+            info = _probe(video)  # one header read for both length and shape
+            duration = (info.duration if info is not None else None) or duration
+            aspect = nearest_aspect(info) or aspect
         refs = [self.local_path_of(r, base_url) for r in model.reference_images or []]
         args: dict[str, Any] = {"duration": duration, "aspect": aspect, "caption": model.prompt,
                                 "height": OUTPUT_HEIGHT}
@@ -168,9 +148,3 @@ class MediaShelf:
         uri = file_uri(ref) if ref is not None else None
         return self.local_path(uri, base_url) if uri else None
 
-
-def file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
