@@ -50,18 +50,27 @@ def _join(a: Span, b: Span) -> Span:
     return Span(a.file, a.line, a.col, b.end_line, b.end_col, a.start, b.end)
 
 
-def dedent_long(raw: str) -> str:
-    """The value of a `\"\"\"...\"\"\"` string: the first line break after the opening
-    quotes and the blank last line are dropped, and common indentation is removed."""
+def long_layout(raw: str) -> tuple[int, list[str], int]:
+    """How a `\"\"\"...\"\"\"` string's inner text `raw` becomes its value: the offset in `raw`
+    where the kept lines begin, those lines (not yet dedented), and the indentation cut
+    from every non-blank one. The first line break after the opening quotes and the blank
+    last line are dropped."""
+    skip = 0
     body = raw
-    first, nl, rest = body.partition("\n")
+    first, nl, rest = raw.partition("\n")
     if nl and not first.strip():
+        skip = len(first) + 1
         body = rest
     lines = body.split("\n")
     if len(lines) > 1 and not lines[-1].strip():
         lines.pop()
     indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
-    cut = min(indents) if indents else 0
+    return skip, lines, min(indents) if indents else 0
+
+
+def dedent_long(raw: str) -> str:
+    """The value of a `\"\"\"...\"\"\"` string (see `long_layout`)."""
+    _, lines, cut = long_layout(raw)
     return "\n".join(ln[cut:] if ln.strip() else "" for ln in lines)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from storyc import ast
 from storyc.diagnostics import Span
 from storyc.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
+from storyc.parser import long_layout
 from storyc.resolve_scene import MENTION
 from storyc.resolve_values import DEFAULT_TARGET, VIDEO_SLOT, describe
 from storyc.templating import Problem
@@ -56,17 +57,8 @@ def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
     if not node.long:
         return node.content_start + offset if node.content_start >= 0 else None
     base = node.span.start + 3
-    inner = text[base:node.span.end - 3]
-    first, nl, rest = inner.partition("\n")
-    body = inner
-    if nl and not first.strip():
-        base += len(first) + 1
-        body = rest
-    lines = body.split("\n")
-    if len(lines) > 1 and not lines[-1].strip():
-        lines.pop()
-    indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
-    cut = min(indents) if indents else 0
+    skip, lines, cut = long_layout(text[base:node.span.end - 3])
+    base += skip
     value = node.value
     li = value.count("\n", 0, offset)
     if li >= len(lines):
