@@ -268,8 +268,10 @@ def extract_frame(video: StrPath, out_png: StrPath, *,
     )
 
 
-def _check_inputs(images: Sequence[str | None], videos: Sequence[str | None]) -> None:
-    """Name the bad input in the error: ffmpeg's own message does not say which one."""
+def _check_inputs(images: Sequence[str | None],
+                  videos: Sequence[str | None]) -> dict[str, MediaInfo]:
+    """Each input's header facts. Names the bad input in the error: ffmpeg's does not."""
+    infos: dict[str, MediaInfo] = {}
     for kind, paths in (("image", images), ("video", videos)):
         for p in paths:
             if p is None:
@@ -280,6 +282,8 @@ def _check_inputs(images: Sequence[str | None], videos: Sequence[str | None]) ->
             if info is None or info.kind != kind:
                 raise MediaError(f"cannot render a preview: {Path(p).name} is not "
                                  f"{'an image' if kind == 'image' else 'a video'} storyc reads")
+            infos[p] = info
+    return infos
 
 
 def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: str,
@@ -300,7 +304,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
     if height < 32 or fps < 1 or fps > 120:
         raise MediaError(f"cannot render a preview at height {height} and {fps} fps")
     refs = list(reference_images)
-    _check_inputs([first_frame, end_frame, *refs], [base_video, style_video])
+    infos = _check_inputs([first_frame, end_frame, *refs], [base_video, style_video])
     try:
         w, h = frame_size(aspect, height - height % 2)
     except ValueError as e:
@@ -331,8 +335,7 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
     if base_video is not None:
         i = add("-i", base_video)
         graph.append(f"[{i}:v]{cover},{norm},tpad=stop_mode=clone:stop_duration={secs}[bg]")
-        info = probe_video(base_video)
-        if keep_sound and info.has_audio:
+        if keep_sound and infos[base_video].has_audio:  # the header says; no ffmpeg probe
             graph.append(f"[{i}:a]aresample=48000,apad,atrim=0:{secs}[aout]")
             audio = ["-map", "[aout]", "-c:a", "aac", "-b:a", "96k"]
     elif first_frame is not None:
