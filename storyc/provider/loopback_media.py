@@ -37,12 +37,7 @@ class StoredFile:
 
 
 def _probe(path: Path | None) -> mediainfo.MediaInfo | None:
-    if path is None:
-        return None
-    try:
-        return mediainfo.probe(path)
-    except (OSError, ValueError):
-        return None
+    return mediainfo.probe(path) if path is not None else None  # probe never raises
 
 
 def nearest_aspect(info: mediainfo.MediaInfo | None) -> str | None:
