@@ -23,12 +23,12 @@ from storyc import mediainfo
 from storyc.diagnostics import Diagnostics, Span
 from storyc.hashing import DigestCache
 from storyc.model import LocalFile, MediaKind, RemoteFile
+from storyc.rules import MAX_BYTES
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image": (".jpg", ".jpeg", ".png"),
     "video": (".mp4", ".mov"),
 }
-MAX_BYTES: dict[str, int] = {"image": 10 * 1024 * 1024, "video": 200 * 1024 * 1024}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 

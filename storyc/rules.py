@@ -30,6 +30,7 @@ VIDEO_MIN_PX, VIDEO_MAX_PX = 720, 2160
 VIDEO_MIN_FPS, VIDEO_MAX_FPS = 24.0, 60.0
 VIDEO_FORMATS = ("mp4", "mov")
 VIDEO_MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = {"image": IMAGE_MAX_BYTES, "video": VIDEO_MAX_BYTES}
 
 TEXT_TO_VIDEO = "text-to-video"
 IMAGE_TO_VIDEO = "image-to-video"
@@ -226,6 +227,12 @@ def check_media(project: Project, diags: Diagnostics) -> None:
         if f.path in seen:
             continue
         seen.add(f.path)
+        # The resolver already refuses such files (E134); this holds for a Project
+        # built without it.
+        limit = MAX_BYTES[f.kind]
+        if f.size > limit:
+            diags.error("E218", f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
+                        f"{limit // (1024 * 1024)} MB", span)
         if f.kind == "image":
             _check_image(f, span, diags)
         else:
@@ -233,9 +240,6 @@ def check_media(project: Project, diags: Diagnostics) -> None:
 
 
 def _check_image(f: LocalFile, span: Span, diags: Diagnostics) -> None:
-    if f.size > IMAGE_MAX_BYTES:
-        diags.error("E218", f"{f.path} is {f.size / 1e6:.1f} MB; images may be at most 10 MB",
-                    span)
     info = f.media
     if info is None:
         return
@@ -254,9 +258,6 @@ def _check_image(f: LocalFile, span: Span, diags: Diagnostics) -> None:
 
 
 def _check_video(f: LocalFile, span: Span, diags: Diagnostics) -> None:
-    if f.size > VIDEO_MAX_BYTES:
-        diags.error("E218", f"{f.path} is {f.size / 1e6:.1f} MB; videos may be at most 200 MB",
-                    span)
     info = f.media
     if info is None:
         return
