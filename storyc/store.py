@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -98,6 +98,13 @@ class RenderRecord:
     created: float  # unix time
 
 
+def _render_record(raw: dict[str, Any] | None) -> RenderRecord | None:
+    """A render record from its JSON, or None when damaged (a damaged record is a miss)."""
+    if raw is None or not is_digest(raw.get("output")):
+        return None
+    return RenderRecord(**{k: raw.get(k) for k in RenderRecord.__slots__})
+
+
 class ObjectWriter:
     """Streams bytes into a temp file while hashing them; see `Store.writer`."""
 
@@ -125,6 +132,10 @@ class Store:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
+        # Object and record paths are built as strings: `get`/`has` run for every scene
+        # of every build, and pathlib joins cost more than the stat they lead to.
+        self._root_s = os.fspath(self.root)
+        self._objects_s = os.fspath(self.objects)
         self._verified: dict[str, tuple[int, ...]] = {}
         self._verified_dirty = False
         self.bytes_verified = 0
@@ -143,8 +154,11 @@ class Store:
     # -- objects ---------------------------------------------------------------
 
     def object_path(self, digest: str) -> Path:
+        return Path(self._object_file(digest))
+
+    def _object_file(self, digest: str) -> str:
         h = _hex(digest)
-        return self.objects / h[:2] / h[2:]
+        return f"{self._objects_s}/{h[:2]}/{h[2:]}"
 
     def _load_verified(self) -> None:
         try:
@@ -168,9 +182,16 @@ class Store:
 
     def get(self, digest: str) -> Path | None:
         """The path of a verified object, or None (absent, or corrupt and now removed)."""
-        path = self.object_path(digest)
+        path = self._verify(digest)
+        return None if path is None else Path(path)
+
+    def has(self, digest: str) -> bool:
+        return self._verify(digest) is not None
+
+    def _verify(self, digest: str) -> str | None:
+        path = self._object_file(digest)
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         if self._verified.get(digest) == _sig(st):
@@ -181,15 +202,13 @@ class Store:
             return None
         self.bytes_verified += n
         if actual != digest:
-            path.unlink(missing_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(path)
             self._verified.pop(digest, None)
             self._verified_dirty = True
             return None
         self._remember(digest, st)
         return path
-
-    def has(self, digest: str) -> bool:
-        return self.get(digest) is not None
 
     def _publish(self, tmp: Path, digest: str) -> Path:
         final = self.object_path(digest)
@@ -269,30 +288,26 @@ class Store:
 
     # -- records ---------------------------------------------------------------
 
-    def _record_path(self, kind: str, digest: str) -> Path:
+    def _record_path(self, kind: str, digest: str) -> str:
         h = _hex(digest)
-        return self.root / kind / h[:2] / h[2:]
+        return f"{self._root_s}/{kind}/{h[:2]}/{h[2:]}"
 
-    def _read_record(self, path: Path) -> dict[str, Any] | None:
+    def _read_record(self, path: str | Path) -> dict[str, Any] | None:
         try:
-            raw = json.loads(path.read_text("utf-8"))
+            with open(path, "rb") as f:
+                raw = json.loads(f.read())
         except (OSError, ValueError):
             return None  # a damaged record is a miss
         return raw if isinstance(raw, dict) else None
 
     def record_render(self, rec: RenderRecord) -> None:
         data = {k: getattr(rec, k) for k in RenderRecord.__slots__}
-        atomic_write(self._record_path("renders", rec.key), canonical_json(data))
+        atomic_write(Path(self._record_path("renders", rec.key)), canonical_json(data))
 
     def lookup_render(self, key: str) -> RenderRecord | None:
         """The finished render for `key`, whether or not its object is still present."""
-        raw = self._read_record(self._record_path("renders", key))
-        if raw is None or raw.get("key") != key or not is_digest(raw.get("output")):
-            return None
-        try:
-            return RenderRecord(**{k: raw.get(k) for k in RenderRecord.__slots__})
-        except TypeError:
-            return None
+        rec = _render_record(self._read_record(self._record_path("renders", key)))
+        return rec if rec is not None and rec.key == key else None
 
     def iter_renders(self) -> Iterator[tuple[Path, RenderRecord | None]]:
         base = self.root / "renders"
@@ -301,14 +316,7 @@ class Store:
         for p in sorted(base.glob("??/*")):
             if p.name.startswith(".tmp-"):
                 continue
-            raw = self._read_record(p)
-            rec = None
-            if raw is not None and is_digest(raw.get("output")):
-                try:
-                    rec = RenderRecord(**{k: raw.get(k) for k in RenderRecord.__slots__})
-                except TypeError:
-                    rec = None
-            yield p, rec
+            yield p, _render_record(self._read_record(p))
 
     @staticmethod
     def _derived_id(source: str, what: str) -> str:
@@ -317,7 +325,7 @@ class Store:
     def record_derived(self, source: str, what: str, result: str) -> None:
         """Remember that `what` of object `source` (e.g. "last_frame", "frame@2.5") is `result`."""
         data = {"source": source, "what": what, "result": result}
-        atomic_write(self._record_path("derived", self._derived_id(source, what)),
+        atomic_write(Path(self._record_path("derived", self._derived_id(source, what))),
                      canonical_json(data))
 
     def lookup_derived(self, source: str, what: str) -> str | None:
