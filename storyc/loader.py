@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc import ast
-from storyc.diagnostics import Diagnostics, SourceMap, Span
+from storyc.diagnostics import Diagnostics, SourceMap
 from storyc.parser import ParseResult, parse_text
 
 ENTRY_NAME = "main.story"
@@ -73,12 +73,6 @@ class Loaded:
         """True when every file was found and parsed to the end."""
         return self.entry is not None and all(f.tree.complete for f in self.files) and not any(
             d.code in ("E010", "E012", "E013") for d in self.diagnostics)
-
-    def file(self, label: str) -> LoadedFile | None:
-        for f in self.files:
-            if f.label == label:
-                return f
-        return None
 
     def declarations(self) -> Iterator[tuple[LoadedFile, ast.Decl]]:
         """Every declaration in order, with includes expanded where they are written."""
@@ -221,13 +215,3 @@ def _include_target(item: ast.Include, base: Path, root: Path,
         return None
     return target
 
-
-def include_span(loaded: Loaded, label: str) -> Span | None:
-    """Where `label` was first included from (for notes), if it was."""
-    for f in loaded.files:
-        for i, tgt in f.includes.items():
-            if tgt == label:
-                item = f.tree.items[i]
-                assert isinstance(item, ast.Include)
-                return item.span
-    return None
