@@ -196,69 +196,74 @@ class ProviderClient:
         limit = self.max_submit_retries if retry == "submit" else self.max_read_retries
         attempt = 0
         while True:
-            resp, err, sent = await self.send(method, url, body, what)
-            if err is not None:
-                if retry == "submit" and sent:
-                    raise self.redact(E.SubmitOutcomeUnknown(
-                        f"{err.message} after the request was sent: the provider may have "
-                        "accepted it, and submitting again could pay twice", scene=scene))
-                if attempt < limit:
-                    log.info("%s: %s, retry %d", what, err.message, attempt + 1)
-                    await self.pause(self.backoff(attempt), deadline_at, what)
-                    attempt += 1
-                    continue
-                if retry == "submit":
-                    raise self.redact(E.SubmitNotReceived(
-                        f"{err.message}; the request was not sent, so it is safe to submit again",
-                        scene=scene))
-                raise self.redact(err)
-            assert resp is not None
-            status = resp.status_code
-            text = resp.text
             try:
-                payload = json.loads(text) if text else None
-            except ValueError:
-                payload = None
-            log.debug("%s %s -> %d", method, E.safe_url(url), status)
-            if 200 <= status < 300:
-                if status == 204:
-                    return None
-                if isinstance(payload, dict) and "data" in payload:
-                    return payload["data"]
-                if payload is not None:
-                    return payload
-                if retry == "submit":
-                    raise self.redact(E.SubmitOutcomeUnknown(
-                        f"{what}: the provider answered {status} without a readable task; it "
-                        "may have accepted the request", http_status=status, scene=scene))
-                if attempt < limit:
-                    await self.pause(self.backoff(attempt), deadline_at, what)
-                    attempt += 1
-                    continue
-                raise self.redact(E.ServiceUnavailable(f"{what}: unreadable answer",
-                                                       http_status=status))
-            retry_after = parse_retry_after(resp.headers.get("retry-after"))
-            transient = status in (429, 503) or (status >= 500 and retry == "read")
-            patient = retry_after is None or retry_after <= self.max_retry_after
-            if transient and patient and attempt < limit:
-                log.info("%s: HTTP %d, retry %d", what, status, attempt + 1)
-                await self.pause(self.backoff(attempt, retry_after), deadline_at, what)
-                attempt += 1
-                continue
-            if retry == "submit" and status in (429, 503):
-                base = E.from_http(status, payload, text, what=what, scene=scene,
-                                   retry_after=retry_after)
-                raise self.redact(E.SubmitNotReceived(
-                    f"{base.message} (not accepted; safe to submit again later)",
-                    http_status=status, detail=base.detail, scene=scene))
-            if retry == "submit" and status >= 500:
-                base = E.from_http(status, payload, text, what=what, scene=scene)
+                return await self.attempt(method, url, body, what=what, retry=retry,
+                                          scene=scene, attempt=attempt, last=attempt >= limit)
+            except _Again as again:
+                why, delay = again.why, again.delay
+            # Outside the handler: an error raised while pausing has no httpx context.
+            log.info("%s: %s, retry %d", what, why, attempt + 1)
+            await self.pause(delay, deadline_at, what)
+            attempt += 1
+
+    async def attempt(self, method: str, url: str, body: Any, *, what: str, retry: Retry,
+                      scene: str | None, attempt: int, last: bool) -> Any:
+        """One request: the unwrapped answer, a translated error, or `_Again` to retry."""
+        resp, err, sent = await self.send(method, url, body, what)
+        if err is not None:
+            if retry == "submit" and sent:
                 raise self.redact(E.SubmitOutcomeUnknown(
-                    f"{base.message}; the provider may have created the task anyway, and "
-                    "submitting again could pay twice", http_status=status,
-                    detail=base.detail, scene=scene))
-            raise self.redact(self.http_error(status, payload, text, what=what, scene=scene,
-                                              retry_after=retry_after, body=body))
+                    f"{err.message} after the request was sent: the provider may have "
+                    "accepted it, and submitting again could pay twice", scene=scene))
+            if not last:
+                raise _Again(err.message, self.backoff(attempt))
+            if retry == "submit":
+                raise self.redact(E.SubmitNotReceived(
+                    f"{err.message}; the request was not sent, so it is safe to submit again",
+                    scene=scene))
+            raise self.redact(err)
+        assert resp is not None
+        status = resp.status_code
+        text = resp.text
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = None
+        log.debug("%s %s -> %d", method, E.safe_url(url), status)
+        if 200 <= status < 300:
+            if status == 204:
+                return None
+            if isinstance(payload, dict) and "data" in payload:
+                return payload["data"]
+            if payload is not None:
+                return payload
+            if retry == "submit":
+                raise self.redact(E.SubmitOutcomeUnknown(
+                    f"{what}: the provider answered {status} without a readable task; it "
+                    "may have accepted the request", http_status=status, scene=scene))
+            if not last:
+                raise _Again(f"HTTP {status} with an unreadable answer", self.backoff(attempt))
+            raise self.redact(E.ServiceUnavailable(f"{what}: unreadable answer",
+                                                   http_status=status))
+        retry_after = parse_retry_after(resp.headers.get("retry-after"))
+        transient = status in (429, 503) or (status >= 500 and retry == "read")
+        patient = retry_after is None or retry_after <= self.max_retry_after
+        if transient and patient and not last:
+            raise _Again(f"HTTP {status}", self.backoff(attempt, retry_after))
+        if retry == "submit" and status in (429, 503):
+            base = E.from_http(status, payload, text, what=what, scene=scene,
+                               retry_after=retry_after)
+            raise self.redact(E.SubmitNotReceived(
+                f"{base.message} (not accepted; safe to submit again later)",
+                http_status=status, detail=base.detail, scene=scene))
+        if retry == "submit" and status >= 500:
+            base = E.from_http(status, payload, text, what=what, scene=scene)
+            raise self.redact(E.SubmitOutcomeUnknown(
+                f"{base.message}; the provider may have created the task anyway, and "
+                "submitting again could pay twice", http_status=status,
+                detail=base.detail, scene=scene))
+        raise self.redact(self.http_error(status, payload, text, what=what, scene=scene,
+                                          retry_after=retry_after, body=body))
 
     def http_error(self, status: int, payload: Any, text: str, *, what: str,
                    scene: str | None, retry_after: float | None, body: Any) -> E.ProviderError:
@@ -343,6 +348,14 @@ class ProviderClient:
         from storyc.provider.transfer import download
 
         return await download(self, url, dest)
+
+
+class _Again(Exception):
+    """One attempt asks for another, after `delay` seconds (see `ProviderClient.call`)."""
+
+    def __init__(self, why: str, delay: float) -> None:
+        super().__init__(why)
+        self.why, self.delay = why, delay
 
 
 def raise_for_task(task: Task) -> None:
