@@ -12,7 +12,6 @@ leads back to a file still being read is a cycle (E013) and names the whole cycl
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ _MAX_INCLUDE_DEPTH = 64
 
 
 class ParseCache:
-    """Parsed files by (absolute path, label, digest of the text).
+    """Parsed files by (absolute path, label, text).
 
     `parses` counts real parses, so a watch loop can show that a re-load after one
     file changed parsed only that file. Trees are shared: callers must not mutate them.
@@ -40,13 +39,14 @@ class ParseCache:
         self.parses = 0
 
     def parse(self, abs_path: str, label: str, text: str) -> ParseResult:
-        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        # Comparing the text itself is exact and cheaper than hashing it on every load
+        # (a changed file usually differs in length, and equal strings compare by memcmp).
         hit = self._entries.get(abs_path)
-        if hit is not None and hit[0] == label and hit[1] == digest:
+        if hit is not None and hit[0] == label and hit[1] == text:
             return hit[2]
         result = parse_text(text, label)
         self.parses += 1
-        self._entries[abs_path] = (label, digest, result)
+        self._entries[abs_path] = (label, text, result)
         return result
 
 
