@@ -36,6 +36,7 @@ class LockFileError(Exception):
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(f"{LOCK_NAME}:{line}: {message}" if line else f"{LOCK_NAME}: {message}")
         self.line = line
+        self.detail = message
 
 
 @dataclass
@@ -112,9 +113,12 @@ class LockFile:
         if not isinstance(scenes, dict):
             raise LockFileError("`scenes` must be a table")
         lock = cls()
-        lines = _header_lines(text)
         for name, data in scenes.items():
-            lock.scenes[name] = _scene(name, data, lines.get(name))
+            try:
+                lock.scenes[name] = _scene(name, data)
+            except LockFileError as exc:
+                # Finding the line costs a parse per header: only for the error message.
+                raise LockFileError(exc.detail, _header_lines(text).get(name)) from None
         return lock
 
     def dumps(self) -> str:
@@ -164,9 +168,9 @@ def _header_lines(text: str) -> dict[str, int]:
     return out
 
 
-def _scene(name: str, data: Any, line: int | None) -> SceneEntry:
+def _scene(name: str, data: Any) -> SceneEntry:
     def bad(what: str) -> LockFileError:
-        return LockFileError(f"scene {name!r}: {what}", line)
+        return LockFileError(f"scene {name!r}: {what}")
 
     if not isinstance(data, dict):
         raise bad("must be a table")
