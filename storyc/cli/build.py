@@ -18,19 +18,24 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
 
-def _money(text: str) -> Decimal:
+def money(text: str) -> Decimal:
+    """argparse type of `--max-cost` (build and watch): a finite, non-negative USD amount."""
     from decimal import Decimal, InvalidOperation  # only when --max-cost is given
 
     try:
         value = Decimal(text.lstrip("$"))
     except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
+    # NaN would make `value < 0` raise InvalidOperation (a traceback), Infinity no budget
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}")
     if value < 0:
         raise argparse.ArgumentTypeError("the budget cannot be negative")
     return value
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """argparse type of `--jobs` and of a take number: an integer of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -54,8 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--target", help="compile every scene for this target")
     p.add_argument("--scene", action="append", dest="scenes", metavar="SCENE",
                    help="build only this scene and what it uses (repeatable)")
-    p.add_argument("--jobs", "-j", type=_positive, help="scenes in flight at once (default 4)")
-    p.add_argument("--max-cost", type=_money, metavar="USD",
+    p.add_argument("--jobs", "-j", type=positive, help="scenes in flight at once (default 4)")
+    p.add_argument("--max-cost", type=money, metavar="USD",
                    help="stop submitting before the cost of this build would exceed USD "
                         "(work in flight counts)")
     p.add_argument("--yes", "-y", action="store_true",
@@ -77,7 +82,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="Record in storyc.lock which take of SCENE is the one "
                                    "used by renders/<scene>.mp4 and by the scenes that use it.")
     q.add_argument("scene")
-    q.add_argument("take", type=_positive)
+    q.add_argument("take", type=positive)
     q.add_argument("path", nargs="?", default=".", help="project directory or entry file")
     q.set_defaults(func=run_pick)
 

@@ -11,20 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from storyc.cli import ExitCode
-
-
-def _money(text: str) -> Decimal:
-    try:
-        value = Decimal(text.lstrip("$"))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}")
-    return value
+from storyc.cli.build import money, positive
 
 
 def _debounce(text: str) -> int:
@@ -34,16 +24,6 @@ def _debounce(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
     if not 10 <= value <= 10_000:
         raise argparse.ArgumentTypeError("the debounce is between 10 and 10000 ms")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
@@ -69,11 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="preview (free, local; default, or the project's `backend`) or "
                         "inference (paid)")
     p.add_argument("--target", default=None, help="override every scene's target")
-    p.add_argument("--max-cost", type=_money, default=None, metavar="USD",
+    p.add_argument("--max-cost", type=money, default=None, metavar="USD",
                    help="session budget for a paid backend; renders beyond it wait")
     p.add_argument("--yes", action="store_true",
                    help="render on a paid backend without a budget (every change costs)")
-    p.add_argument("--jobs", "-j", type=_positive, default=4,
+    p.add_argument("--jobs", "-j", type=positive, default=4,
                    help="renders at the same time (default 4)")
     p.add_argument("--base-url", default=None, metavar="URL",
                    help="provider base URL (default: INFERENCE_BASE_URL, the project's "
