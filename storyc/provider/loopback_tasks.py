@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from storyc.provider.faults import Fault
 from storyc.provider.httpserver import Drop, Request, Response
 from storyc.provider.schema import APP
-from storyc.provider.task import Status
+from storyc.provider.task import TERMINAL, Status
 
 if TYPE_CHECKING:
     from storyc.provider.loopback import LoopbackProvider
@@ -52,6 +52,7 @@ class TaskBook:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Status] = {}
         self.submissions: list[dict[str, Any]] = []
+        self._records: dict[str, dict[str, Any]] = {}  # task id -> its entry in submissions
         self._watchers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
 
@@ -71,13 +72,12 @@ class TaskBook:
         task = self.tasks[task_id]
         task.update(changes, updated_at=_now())
         fields = ["status", "updated_at", *changes]
-        partial = {"id": task_id, **{k: self.view(task_id)[k] for k in fields}}
+        view = self.view(task_id)
+        partial = {"id": task_id, **{k: view[k] for k in fields}}
         for queue in self._watchers.get(task_id, []):
             queue.put_nowait({"data": partial, "fields": fields})
-        if status in (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.REJECTED):
-            for rec in self.submissions:
-                if rec["task_id"] == task_id:
-                    rec["outcome"] = status.name.lower()
+        if status in TERMINAL:
+            self._records[task_id]["outcome"] = status.name.lower()
 
     async def fault_or(self, endpoint: str, req: Request,
                        make: Callable[[Fault | None], Awaitable[Response]]) -> Response:
@@ -117,8 +117,9 @@ class TaskBook:
                                "error": None, "created_at": stamp, "updated_at": stamp,
                                "session_id": None, "logs": [], "events": []}
         self.state[task_id] = Status.QUEUED
-        self.submissions.append({"task_id": task_id, "app": app, "input": body["input"],
-                                 "outcome": None})
+        record = {"task_id": task_id, "app": app, "input": body["input"], "outcome": None}
+        self.submissions.append(record)
+        self._records[task_id] = record
         outcome = fault.kind if fault is not None and fault.kind in ("fail", "reject") else None
         self._runners[task_id] = asyncio.create_task(self._run(task_id, model, outcome))
         if fault is not None and fault.kind == "drop":
@@ -169,8 +170,7 @@ class TaskBook:
     async def cancel(self, task_id: str) -> Response:
         if task_id not in self.tasks:
             return problem(404, "not_found", "Not Found", f"task {task_id} not found")
-        if self.state[task_id] in (Status.COMPLETED, Status.FAILED, Status.CANCELLED,
-                                    Status.REJECTED):
+        if self.state[task_id] in TERMINAL:
             return problem(409, "invalid_transition", "Conflict",
                            f"task {task_id} already finished")
         runner = self._runners.get(task_id)
@@ -199,8 +199,7 @@ class TaskBook:
 
         try:
             yield line(first)
-            while self.state[task_id] not in (Status.COMPLETED, Status.FAILED,
-                                               Status.CANCELLED, Status.REJECTED):
+            while self.state[task_id] not in TERMINAL:
                 try:
                     event = await asyncio.wait_for(queue.get(), self.p.options.heartbeat)
                 except TimeoutError:
