@@ -187,11 +187,11 @@ def _scene(name: str, data: Any) -> SceneEntry:
     if not isinstance(settings, dict):
         raise bad("`settings` must be a table")
     picked = data.get("picked", 1)
-    if not isinstance(picked, int) or picked < 1:
+    if not _is_int(picked) or picked < 1:
         raise bad("`picked` must be a take number")
     takes = []
     for t in data.get("takes", []):
-        if not isinstance(t, dict) or not isinstance(t.get("take"), int) or not is_digest(t.get("key")):
+        if not isinstance(t, dict) or not _is_int(t.get("take")) or not is_digest(t.get("key")):
             raise bad("each take needs `take` (a number) and `key` (a digest)")
         try:
             cost = None if t.get("cost") is None else Decimal(str(t["cost"]))
@@ -206,6 +206,12 @@ def _scene(name: str, data: Any) -> SceneEntry:
                                float(dur) if isinstance(dur, int | float) else None, cost))
     takes.sort(key=lambda t: t.take)
     return SceneEntry(name, **strs, inputs=inputs, settings=settings, takes=takes, picked=picked)
+
+
+def _is_int(v: Any) -> bool:
+    # TOML `true` reads as a Python bool, an int subclass; written back it would be
+    # `True`, which no TOML reader accepts.
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _opt_str(v: Any) -> str | None:
