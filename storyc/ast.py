@@ -10,9 +10,13 @@ booleans where a boolean is expected, so a name never collides with a keyword.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from storyc.diagnostics import Span
+
+# An `@name` mention inside a string (not part of an e-mail address or a dotted word).
+MENTION = re.compile(r"(?<![\w@.])@([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(slots=True)

@@ -20,7 +20,6 @@ from storyc import ast
 from storyc.diagnostics import Span
 from storyc.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
 from storyc.parser import long_layout
-from storyc.resolve_scene import MENTION
 from storyc.resolve_values import DEFAULT_TARGET, VIDEO_SLOT, describe
 from storyc.templating import Problem
 
@@ -174,7 +173,7 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     written = {n for s, _ in eff.values() for n in _ref_names(s.value)}
     if video_layer is not None:
         written.update(n for s in video_layer.settings.values() for n in _ref_names(s.value))
-    for m in MENTION.finditer(prompt):
+    for m in ast.MENTION.finditer(prompt):
         mname = m.group(1)
         k = counts.get(mname, 0)
         counts[mname] = k + 1

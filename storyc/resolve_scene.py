@@ -8,7 +8,6 @@ diagnostics. No I/O of its own (files go through `storyc.resolve_files`).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
     from storyc.loader import LoadedFile
     from storyc.resolve import Layer, _Resolver
 
-MENTION = re.compile(r"(?<![\w@.])@([A-Za-z_][A-Za-z0-9_]*)")
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
 _BAD: Any = object()
 
@@ -379,4 +377,4 @@ def _kind_word(kind: str) -> str:
     return KIND_WORDS[kind]
 
 
-__all__ = ["SceneResolver", "MENTION", "DEFAULT_TARGET", "Mention", "Scene", "VideoInput"]
+__all__ = ["SceneResolver", "DEFAULT_TARGET", "Mention", "Scene", "VideoInput"]

@@ -20,13 +20,11 @@ traced to the declaration it sits in, and from there to the scenes that depend o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 
 from storyc import ast
 from storyc.diagnostics import Diagnostic
 
-_MENTION = re.compile(r"@([A-Za-z_]\w*)")
 # Errors that are about the command line, not the story.
 _NOT_STORY = frozenset({"E246"})
 
@@ -71,7 +69,7 @@ def _names(values: Iterable[ast.Value]) -> set[str]:
         if isinstance(v, ast.Ref):
             out.add(v.name)
         elif isinstance(v, ast.Str):
-            out.update(_MENTION.findall(v.value))
+            out.update(ast.MENTION.findall(v.value))
         elif isinstance(v, ast.ListV):
             stack.extend(v.items)
         elif isinstance(v, ast.Block):
