@@ -197,3 +197,10 @@ def test_cli_rejects_bad_fault_spec() -> None:
                         "submit:explode"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "unknown fault 'explode'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_cli_rejects_a_port_out_of_range() -> None:
+    r = subprocess.run([sys.executable, "-m", "storyc", "provider", "serve", "--port",
+                        "70000"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port must be 0-65535" in r.stderr
+    assert "internal error" not in r.stderr

@@ -72,6 +72,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.latency < 0:
         print("storyc provider serve: --latency must be >= 0", file=sys.stderr)
         return ExitCode.USAGE
+    if not 0 <= args.port <= 65535:
+        print("storyc provider serve: --port must be 0-65535 (0: a free port)", file=sys.stderr)
+        return ExitCode.USAGE
     options = Options(schema=args.schema, latency=args.latency, api_key=args.key,
                       status_form=args.status_form, video_form=args.video_form,
                       fast_outputs=args.fast_outputs, faults=plan)
