@@ -29,7 +29,6 @@ from storyc.resolve_files import FileResolver
 from storyc.resolve_scene import SceneResolver
 from storyc.resolve_values import (
     BACKENDS,
-    DEFAULT_TARGET,
     ELEMENT_SETTINGS,
     PROJECT_DEFAULTS,
     PROJECT_SETTINGS,
@@ -40,6 +39,7 @@ from storyc.resolve_values import (
     is_unset,
     to_python,
 )
+from storyc.targets import DEFAULT_TARGET
 
 KIND_WORDS = {"image": "an image asset", "video": "a video asset", "element": "an element",
               "style": "a style", "scene": "a scene", "cut": "a cut"}

@@ -20,7 +20,8 @@ from storyc import ast
 from storyc.diagnostics import Span
 from storyc.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
 from storyc.parser import long_layout
-from storyc.resolve_values import DEFAULT_TARGET, VIDEO_SLOT, describe
+from storyc.resolve_values import VIDEO_SLOT, describe
+from storyc.targets import DEFAULT_TARGET
 from storyc.templating import Problem
 
 if TYPE_CHECKING:

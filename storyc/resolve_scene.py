@@ -26,7 +26,6 @@ from storyc.model import (
 )
 from storyc.resolve_values import (
     BACKENDS,
-    DEFAULT_TARGET,
     SCENE_SETTINGS,
     VIDEO_SLOT,
     as_base_url,
@@ -377,4 +376,4 @@ def _kind_word(kind: str) -> str:
     return KIND_WORDS[kind]
 
 
-__all__ = ["SceneResolver", "DEFAULT_TARGET", "Mention", "Scene", "VideoInput"]
+__all__ = ["SceneResolver", "Mention", "Scene", "VideoInput"]

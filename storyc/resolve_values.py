@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 from storyc import ast
 from storyc.diagnostics import Diagnostics
 
-DEFAULT_TARGET = "inference/video-o1"
 BACKENDS = ("preview", "inference")
 
 # Settings a scene (and a style or `defaults`, which scenes inherit from) may have.
