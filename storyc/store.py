@@ -5,7 +5,8 @@ download streams; render keys. Out: object paths by digest, records. I/O: the wh
 of `.storyc/objects`, `.storyc/renders`, `.storyc/derived`, `.storyc/uploads.json`
 and `.storyc/verified.json`.
 
-Layout: an object with digest `sha256:abcd…` lives at `objects/ab/cd…`. Every write
+Layout: an object with digest `sha256:abcd…` lives at `objects/ab/cd…` (`object_name`;
+callers that need many paths use `object_file`, a string, not pathlib). Every write
 goes to a temp file in the object's own directory, is fsynced, then `os.replace`d
 into place, so an interrupted write never leaves a partial object under a real name.
 
@@ -48,6 +49,12 @@ def _hex(digest: str) -> str:
     if not is_digest(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
     return digest[len(DIGEST_PREFIX):]
+
+
+def object_name(digest: str) -> str:
+    """Where the object `digest` lives relative to `objects/`: "ab/cd…" (the layout)."""
+    h = _hex(digest)
+    return f"{h[:2]}/{h[2:]}"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -154,11 +161,11 @@ class Store:
     # -- objects ---------------------------------------------------------------
 
     def object_path(self, digest: str) -> Path:
-        return Path(self._object_file(digest))
+        return Path(self.object_file(digest))
 
-    def _object_file(self, digest: str) -> str:
-        h = _hex(digest)
-        return f"{self._objects_s}/{h[:2]}/{h[2:]}"
+    def object_file(self, digest: str) -> str:
+        """`object_path` as a plain string: for loops over thousands of objects."""
+        return f"{self._objects_s}/{object_name(digest)}"
 
     def _load_verified(self) -> None:
         try:
@@ -189,7 +196,7 @@ class Store:
         return self._verify(digest) is not None
 
     def _verify(self, digest: str) -> str | None:
-        path = self._object_file(digest)
+        path = self.object_file(digest)
         try:
             st = os.stat(path)
         except OSError:
@@ -289,8 +296,7 @@ class Store:
     # -- records ---------------------------------------------------------------
 
     def _record_path(self, kind: str, digest: str) -> str:
-        h = _hex(digest)
-        return f"{self._root_s}/{kind}/{h[:2]}/{h[2:]}"
+        return f"{self._root_s}/{kind}/{object_name(digest)}"
 
     def _read_record(self, path: str | Path) -> dict[str, Any] | None:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storyc.hashing import digest_bytes
-from storyc.store import RenderRecord, Store, StoreError
+from storyc.store import RenderRecord, Store, StoreError, object_name
 from storyc.store_gc import collect
 
 
@@ -24,6 +24,9 @@ def test_put_and_get(tmp_path: Path) -> None:
     p = store.get(d)
     assert p is not None and p.read_bytes() == b"video bytes"
     assert p.parent.name == d[7:9] and p.name == d[9:]
+    assert store.object_file(d) == str(p) == f"{store.objects}/{object_name(d)}"
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        object_name("sha256:nothex")
     src = tmp_path / "x.mp4"
     src.write_bytes(b"z" * 3_000_000)
     assert store.put_file(src) == digest_bytes(src.read_bytes())
