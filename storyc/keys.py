@@ -17,11 +17,11 @@ animatic can never stand in for a paid render.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from storyc.hashing import digest_bytes
 from storyc.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
 # Bump when the meaning of the material changes; every key changes with it.
@@ -81,7 +81,7 @@ def request_key(
     request: Request, *, backend: str, take: int, upstream: Mapping[str, str]
 ) -> str:
     material = key_material(request, backend=backend, take=take, upstream=upstream)
-    return "sha256:" + hashlib.sha256(canonical_json(material)).hexdigest()
+    return digest_bytes(canonical_json(material))
 
 
 def scene_keys(

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storyc.hashing import DIGEST_PREFIX, digest_file, is_digest
+from storyc.hashing import DIGEST_PREFIX, digest_bytes, digest_file, is_digest
 from storyc.keys import canonical_json
 
 STORE_DIR = ".storyc"
@@ -326,7 +326,7 @@ class Store:
 
     @staticmethod
     def _derived_id(source: str, what: str) -> str:
-        return DIGEST_PREFIX + hashlib.sha256(canonical_json([source, what])).hexdigest()
+        return digest_bytes(canonical_json([source, what]))
 
     def record_derived(self, source: str, what: str, result: str) -> None:
         """Remember that `what` of object `source` (e.g. "last_frame", "frame@2.5") is `result`."""
