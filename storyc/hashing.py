@@ -95,7 +95,7 @@ class DigestCache:
             for p, (size, mtime, ino, dig) in raw["entries"].items():
                 if is_digest(dig):
                     self._entries[p] = (int(size), int(mtime), int(ino), str(dig))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self._entries = {}  # a corrupt cache is a miss, never an error
 
     def cached(self, abs_path: str, st: os.stat_result) -> str | None:

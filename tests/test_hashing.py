@@ -71,6 +71,9 @@ def test_corrupt_cache_is_a_miss(tmp_path: Path) -> None:
     assert cache.digest(str(p)) == digest_bytes(b"abc")
     (tmp_path / "digests.json").write_text('{"version":1,"entries":{"x":[1,2]}}', "utf-8")
     assert DigestCache(tmp_path / "digests.json").digest(str(p)) == digest_bytes(b"abc")
+    for other_shape in ("[]", '{"version":1,"entries":[1]}'):  # valid JSON, wrong shape
+        (tmp_path / "digests.json").write_text(other_shape, "utf-8")
+        assert DigestCache(tmp_path / "digests.json").digest(str(p)) == digest_bytes(b"abc")
 
 
 def test_digest_many_threads(tmp_path: Path) -> None:
