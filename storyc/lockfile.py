@@ -189,8 +189,11 @@ def _scene(name: str, data: Any) -> SceneEntry:
     picked = data.get("picked", 1)
     if not _is_int(picked) or picked < 1:
         raise bad("`picked` must be a take number")
+    raw_takes = data.get("takes", [])
+    if not isinstance(raw_takes, list):
+        raise bad("`takes` must be an array of tables ([[scenes.<name>.takes]])")
     takes = []
-    for t in data.get("takes", []):
+    for t in raw_takes:
         if not isinstance(t, dict) or not _is_int(t.get("take")) or not is_digest(t.get("key")):
             raise bad("each take needs `take` (a number) and `key` (a digest)")
         try:

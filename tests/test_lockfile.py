@@ -70,6 +70,8 @@ def test_bad_toml_and_bad_values() -> None:
         LockFile.loads('version = 1\n[scenes.a]\n[[scenes.a.takes]]\ntake = 1\nkey = "nope"\n')
     with pytest.raises(LockFileError, match="version"):
         LockFile.loads("version = 99\n")
+    with pytest.raises(LockFileError, match=r"storyc.lock:2: .*`takes`"):
+        LockFile.loads("version = 1\n[scenes.a]\ntakes = 3\n")
     with pytest.raises(LockFileError, match=r"storyc.lock:2: .*`picked`"):
         LockFile.loads("version = 1\n[scenes.a]\npicked = true\n")
     with pytest.raises(LockFileError, match="take"):
