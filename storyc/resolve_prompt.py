@@ -12,14 +12,13 @@ the whole prompt string.
 from __future__ import annotations
 
 import difflib
-import re
-from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 from storyc import ast
 from storyc.diagnostics import Span
 from storyc.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
 from storyc.parser import long_layout
+from storyc.resolve_scene import LineIndex
 from storyc.resolve_values import VIDEO_SLOT, describe
 from storyc.targets import DEFAULT_TARGET
 from storyc.templating import Problem
@@ -28,28 +27,6 @@ if TYPE_CHECKING:
     from storyc.loader import LoadedFile
     from storyc.resolve import Layer
     from storyc.resolve_scene import SceneResolver
-
-
-_NEWLINE = re.compile("\n")
-
-
-class LineIndex:
-    """Offsets to spans in one file, by binary search (`Span.from_offsets` scans the
-    whole text for every call, which is quadratic over a file of many scenes)."""
-
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.text = text
-        self.starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
-
-    def span(self, start: int, end: int) -> Span:
-        n = len(self.text)
-        start = max(0, min(start, n))
-        end = max(start, min(end, n))
-        line = bisect_right(self.starts, start)
-        end_line = bisect_right(self.starts, end)
-        return Span(self.file, line, start - self.starts[line - 1] + 1, end_line,
-                    end - self.starts[end_line - 1] + 1, start, end)
 
 
 def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
@@ -70,13 +47,14 @@ def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
     return pos + col
 
 
-def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, text: str) -> Span:
+def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, index: LineIndex) -> Span:
     if node is None:
         return fallback
+    text = index.text
     if p.offset is not None:
         at = source_offset(node, text, p.offset)
         if at is not None:
-            return Span.from_offsets(node.span.file, text, at, at + p.length)
+            return index.span(at, at + p.length)
     if p.line is not None and node.long:
         lines = node.value.split("\n")
         if 1 <= p.line <= len(lines):
@@ -84,7 +62,7 @@ def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, text: str) -
             a = source_offset(node, text, start)
             b = source_offset(node, text, start + len(lines[p.line - 1]))
             if a is not None and b is not None and b > a:
-                return Span.from_offsets(node.span.file, text, a, b)
+                return index.span(a, b)
     return node.span
 
 
@@ -119,10 +97,13 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     context = {**sr.variables, **variables}
     rendered, problems = sr.render_prompt(source, context)
     file_text = texts.get(prompt_span.file, "")
+    line_index: LineIndex | None = None
     for p in problems:
+        if line_index is None:
+            line_index = sr.line_index(prompt_span.file, file_text)
         detail = f": {p.detail}" if p.detail else ""
         diags.error(p.code, f"{p.message} in the prompt of scene `{name}`{detail}",
-                    _problem_span(p, node, prompt_span, file_text), hint=p.hint)
+                    _problem_span(p, node, prompt_span, line_index), hint=p.hint)
     prompt = rendered if rendered is not None else source
 
     # inputs ----------------------------------------------------------------------
@@ -166,7 +147,6 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     # mentions --------------------------------------------------------------------
     mentions: list[Mention] = []
     counts: dict[str, int] = {}
-    line_index: LineIndex | None = None
     inputs = [i for i in (first_frame, end_frame, *images) if i is not None]
     if video is not None:
         inputs.append(video.input)

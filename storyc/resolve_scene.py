@@ -8,6 +8,8 @@ diagnostics. No I/O of its own (files go through `storyc.resolve_files`).
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,26 @@ if TYPE_CHECKING:
     from storyc.loader import LoadedFile
     from storyc.resolve import Layer, _Resolver
 
+
+class LineIndex:
+    """Offsets to spans in one file, by binary search (`Span.from_offsets` scans the
+    whole text for every call, which is quadratic over a file of many scenes)."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def span(self, start: int, end: int) -> Span:
+        n = len(self.text)
+        start = max(0, min(start, n))
+        end = max(start, min(end, n))
+        line = bisect_right(self.starts, start)
+        end_line = bisect_right(self.starts, end)
+        return Span(self.file, line, start - self.starts[line - 1] + 1, end_line,
+                    end - self.starts[end_line - 1] + 1, start, end)
+
+
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
 _BAD: Any = object()
 
@@ -60,7 +82,7 @@ class SceneResolver:
         self.variables: dict[str, object] = {}
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
-        self._lines: dict[str, Any] = {}
+        self._lines: dict[str, LineIndex] = {}
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -359,8 +381,7 @@ class SceneResolver:
         v = self.scalar(s)
         return None if v is None else Setting(v, s.value.span, layer.origin)
 
-    def line_index(self, file: str, text: str) -> Any:
-        from storyc.resolve_prompt import LineIndex
+    def line_index(self, file: str, text: str) -> LineIndex:
         hit = self._lines.get(file)
         if hit is None:
             hit = self._lines[file] = LineIndex(file, text)
