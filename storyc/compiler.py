@@ -163,8 +163,7 @@ def _compile(path: str | os.PathLike[str], *, target: str | None, scenes: list[s
         rules.check_scene(scene, project, local)
         request = _lower(scene, project, target, local)
         diags.extend(local)
-        if (request is not None and not local.has_errors and scene.name in ordered
-                and scene.name not in broken):
+        if request is not None and not local.has_errors and scene.name in ordered:
             requests[scene.name] = request
     order = [n for n in graph.order if n in chosen]
     # A scene that uses the output of a selected scene with errors cannot be built either;
