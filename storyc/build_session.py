@@ -18,7 +18,9 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -54,6 +56,28 @@ def find_root(path: Path) -> Path | None:
     if path.is_dir() and (any(path.glob("*.story"))):
         return path
     return None
+
+
+async def execute(comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions,
+                  report: Reporter, on_signal: Callable[[Executor], None],
+                  signals: tuple[signal.Signals, ...]) -> BuildResult:
+    """Open the backend, run the executor over `comp.requests` and close the backend
+    (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
+    called on each of `signals` — only on the main thread, the only one that may set them."""
+    backend = create(options.backend, bopts)
+    await backend.open()
+    executor = Executor(comp.requests, comp.order, backend, io, options, report)
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is not threading.main_thread():
+        signals = ()
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, executor)
+    try:
+        return await executor.run()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await backend.close()
 
 
 @dataclass
@@ -343,18 +367,8 @@ class BuildSession:
 
     async def _execute(self, comp: Any, io: ProjectIO, options: BuildOptions,
                        bopts: BackendOptions) -> BuildResult:
-        backend = create(options.backend, bopts)
-        await backend.open()
-        executor = Executor(comp.requests, comp.order, backend, io, options, self.report)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._interrupt, executor)
-        try:
-            return await executor.run()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await backend.close()
+        return await execute(comp, io, options, bopts, self.report, self._interrupt,
+                             signals=(signal.SIGINT, signal.SIGTERM))
 
     def _interrupt(self, executor: Executor) -> None:
         if executor.result.interrupted:

@@ -25,18 +25,17 @@ import contextlib
 import os
 import re
 import signal
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from storyc import backends, pricing
-from storyc.backends import BackendOptions, create
-from storyc.build_session import KEY_ENV
+from storyc.backends import BackendOptions
+from storyc.build_session import KEY_ENV, execute
 from storyc.compiler import Compilation, compile_project
 from storyc.diagnostics import Severity, render_all, to_json
-from storyc.executor import DONE, REUSED, STOPPED, BuildOptions, BuildResult, Executor
+from storyc.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
 from storyc.executor_io import ProjectIO
 from storyc.hashing import DigestCache
 from storyc.journal import Journal
@@ -238,7 +237,10 @@ class Pipeline:
                                    max_cost=self.budget_left(), scenes=tuple(scenes))
             bopts = BackendOptions(root=root, store=store, base_url=self.base_url,
                                    api_key=self._api_key)
-            result = asyncio.run(self._execute(comp, io, options, bopts))
+            # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in
+            # the journal.
+            result = asyncio.run(execute(comp, io, options, bopts, _Events(self.emit),
+                                         Executor.stop, signals=(signal.SIGINT,)))
             store.save()
             self._store = None  # new records: the planner's store re-reads them
         finally:
@@ -249,25 +251,6 @@ class Pipeline:
         bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
         return BuildReport(done, bad, result.committed if self.paid else Decimal(0),
                            interrupted=result.interrupted)
-
-    async def _execute(self, comp: Compilation, io: ProjectIO, options: BuildOptions,
-                       bopts: BackendOptions) -> BuildResult:
-        backend = create(self.backend, bopts)
-        await backend.open()
-        executor = Executor(comp.requests, comp.order, backend, io, options,
-                            _Events(self.emit))
-        loop = asyncio.get_running_loop()
-        # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in the
-        # journal. Signal handlers can only be set on the main thread (tests run elsewhere).
-        on_main = threading.current_thread() is threading.main_thread()
-        if on_main:
-            loop.add_signal_handler(signal.SIGINT, executor.stop)
-        try:
-            return await executor.run()
-        finally:
-            if on_main:
-                loop.remove_signal_handler(signal.SIGINT)
-            await backend.close()
 
 
 class BuildRefused(NotBuilt):
