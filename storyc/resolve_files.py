@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from storyc import mediainfo
-from storyc.diagnostics import Diagnostics, Span
+from storyc.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.hashing import DigestCache
 from storyc.model import LocalFile, MediaKind, RemoteFile
 from storyc.rules import MAX_BYTES
@@ -36,18 +36,15 @@ def _mb(n: int) -> str:
     return f"{n // (1024 * 1024)} MB"
 
 
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    severity: str
-    code: str
-    message: str
-    hint: str | None = None
-
-
 @dataclass
 class _Checked:
     file: LocalFile | None
-    problems: tuple[_Problem, ...]
+    problems: tuple[Diagnostic, ...]
+
+
+def _refused(code: str, message: str, hint: str | None = None) -> _Checked:
+    # The span is filled in where the file is named (`FileResolver.source`).
+    return _Checked(None, (Diagnostic(code, Severity.ERROR, message, None, hint),))
 
 
 class FileResolver:
@@ -75,10 +72,7 @@ class FileResolver:
             checked = self._check(written, abs_path, kind)
             self._memo[key] = checked
         for p in checked.problems:
-            if p.severity == "error":
-                diags.error(p.code, p.message, span, hint=p.hint)
-            else:
-                diags.warning(p.code, p.message, span, hint=p.hint)
+            diags.add(replace(p, span=span))
         return checked.file
 
     def _url(self, url: str, kind: MediaKind, span: Span,
@@ -108,29 +102,26 @@ class FileResolver:
         suffix = Path(abs_path).suffix.lower()
         other: MediaKind = "video" if kind == "image" else "image"
         if suffix in EXTENSIONS[other]:
-            return _Checked(None, (_Problem("error", "E131", f"{shown} is {_a(other)} {other} "
-                            f"file, but {_a(kind)} {kind} is expected here", _kind_hint(kind)),))
+            return _refused("E131", f"{shown} is {_a(other)} {other} file, but {_a(kind)} "
+                            f"{kind} is expected here", _kind_hint(kind))
         if suffix not in EXTENSIONS[kind]:
             allowed = ", ".join(EXTENSIONS[kind])
             what = f"`{suffix}`" if suffix else "no extension"
-            return _Checked(None, (_Problem(
-                "error", "E133", f"unsupported {kind} format for {shown}: {what}",
-                f"the model takes {kind}s as {allowed}; convert the file"),))
+            return _refused("E133", f"unsupported {kind} format for {shown}: {what}",
+                            f"the model takes {kind}s as {allowed}; convert the file")
         try:
             st = os.stat(abs_path)
         except OSError:
-            return _Checked(None, (_Problem(
-                "error", "E130", f"file not found: `{written}` (resolved to {label})",
-                "paths are relative to the .story file that names them"),))
+            return _refused("E130", f"file not found: `{written}` (resolved to {label})",
+                            "paths are relative to the .story file that names them")
         if not stat.S_ISREG(st.st_mode):
-            return _Checked(None, (_Problem("error", "E137", f"{shown} is not a regular file",
-                                            "name a media file, not a directory"),))
+            return _refused("E137", f"{shown} is not a regular file",
+                            "name a media file, not a directory")
         limit = MAX_BYTES[kind]
         if st.st_size > limit:
-            return _Checked(None, (_Problem(
-                "error", "E134", f"{shown} is {st.st_size:,} bytes; {kind}s may be at most "
-                f"{_mb(limit)} ({limit:,} bytes)", "compress or shrink the file"),))
-        problems: list[_Problem] = []
+            return _refused("E134", f"{shown} is {st.st_size:,} bytes; {kind}s may be at most "
+                            f"{_mb(limit)} ({limit:,} bytes)", "compress or shrink the file")
+        problems: list[Diagnostic] = []
         info = None
         if self._probe is not None:
             try:
@@ -138,19 +129,18 @@ class FileResolver:
             except Exception:  # a header reader must never stop a check
                 info = None
             if info is None:
-                problems.append(_Problem(
-                    "warning", "W130", f"cannot read the header of {shown}: not a valid "
-                    f"{suffix[1:]} file?", "check that the file is not damaged or mis-named"))
+                problems.append(Diagnostic(
+                    "W130", Severity.WARNING, f"cannot read the header of {shown}: not a valid "
+                    f"{suffix[1:]} file?", None, "check that the file is not damaged or mis-named"))
             elif info.kind != kind:
-                return _Checked(None, (_Problem(
-                    "error", "E132", f"{shown} is named like {_a(kind)} {kind} but holds "
-                    f"{_a(info.kind)} {info.kind} ({info.format})",
-                    "rename or replace the file"),))
+                return _refused("E132", f"{shown} is named like {_a(kind)} {kind} but holds "
+                                f"{_a(info.kind)} {info.kind} ({info.format})",
+                                "rename or replace the file")
         try:
             digest = self.digests.digest(abs_path, st)
         except OSError as exc:
-            return _Checked(None, (_Problem("error", "E137", f"cannot read {shown}: "
-                                            f"{exc.strerror or type(exc).__name__}"),))
+            return _refused("E137", f"cannot read {shown}: "
+                            f"{exc.strerror or type(exc).__name__}")
         return _Checked(LocalFile(label, abs_path, kind, st.st_size, digest, info), tuple(problems))
 
 
