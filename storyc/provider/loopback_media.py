@@ -98,6 +98,7 @@ class MediaShelf:
                 pending.set_exception(exc)
                 pending.exception()
                 raise
+            self.render_count += 1  # on the loop: two render threads would race on +=
             pending.set_result(out)
         await asyncio.shield(pending)
         return name
@@ -105,7 +106,6 @@ class MediaShelf:
     def _render_slot(self, out: Path, args: dict[str, Any]) -> None:
         with self._slots:  # two cores: more parallel ffmpeg would only thrash
             media.render_preview(out, **args)
-            self.render_count += 1
 
     def render_args(self, model: Any, base_url: str) -> dict[str, Any]:
         """Arguments for the renderer from a validated input (see provider-facts §2)."""
