@@ -306,11 +306,7 @@ def render_dot(graph: Graph, *, assets: bool = False, title: str = "storyc") -> 
     for e in graph.edges:
         out.append(f"  {_q(e.src)} -> {_q(e.dst)} [label={_q(_edge_label(e))}];")
     out.append("}")
-    return "\n".join(_dedupe(out)) + "\n"
-
-
-def _dedupe(lines: list[str]) -> list[str]:
-    return list(dict.fromkeys(lines))
+    return "\n".join(_unique(out)) + "\n"
 
 
 def _mq(text: str) -> str:
@@ -333,7 +329,7 @@ def render_mermaid(graph: Graph, *, assets: bool = False) -> str:
                 out.append(f"  {leaf_ids[leaf]} -.-> {ids[name]}")
     for e in graph.edges:
         out.append(f"  {ids[e.src]} -->|{_mq(_edge_label(e))}| {ids[e.dst]}")
-    return "\n".join(_dedupe(out)) + "\n"
+    return "\n".join(_unique(out)) + "\n"
 
 
 RENDERERS = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}
