@@ -31,16 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from storyc import backends, pricing
-from storyc.backends import BackendOptions
+from storyc.backends import BackendOptions, SetupError
 from storyc.build_session import KEY_ENV, execute
 from storyc.compiler import Compilation, compile_project
 from storyc.diagnostics import Severity, render_all, to_json
 from storyc.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
 from storyc.executor_io import ProjectIO
 from storyc.hashing import DigestCache
-from storyc.journal import Journal
+from storyc.journal import Journal, JournalError
 from storyc.loader import ParseCache
-from storyc.lockfile import LockFile
+from storyc.lockfile import LockFile, LockFileError
 from storyc.model import Input, LocalFile, Project
 from storyc.plan import Plan, make_plan
 from storyc.progress import Reporter
@@ -242,6 +242,10 @@ class Pipeline:
             result = asyncio.run(execute(comp, io, options, bopts, _Events(self.emit),
                                          Executor.stop, signals=(signal.SIGINT,)))
             store.save()
+        except (LockFileError, JournalError, SetupError) as exc:
+            # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
+            # scenes stay eligible, so the next save after the fix builds them.
+            raise BuildRefused(str(exc)) from None
             self._store = None  # new records: the planner's store re-reads them
         finally:
             if journal is not None:
@@ -254,7 +258,7 @@ class Pipeline:
 
 
 class BuildRefused(NotBuilt):
-    """Another build holds the project: nothing was started."""
+    """Nothing was started: another build holds the project, or it cannot be set up."""
 
 
 def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: int,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from storyc import media
+from storyc.watch_session import NotBuilt
 from storyc.watch_wiring import make_wiring
 
 STORY = """project "p" {
@@ -61,3 +64,17 @@ def test_incremental_plan_matches_full_plan(tmp_path: Path) -> None:
     view = w.plan(w.compile().comp)
     assert planner.last_replanned == 2 and "alley" not in view.render
     assert view == fresh_view(tmp_path)
+
+
+def test_damaged_lock_file_refuses_the_build_without_sending(tmp_path: Path) -> None:
+    (tmp_path / "assets").mkdir()
+    media.make_test_image(tmp_path / "assets" / "market.png", 640, 480, seed=3)
+    (tmp_path / "main.story").write_text(STORY, "utf-8")
+    w = make_wiring(tmp_path, backend="preview", target=None, jobs=1, max_cost=None,
+                    yes=False)
+    comp = w.compile().comp
+    (tmp_path / "storyc.lock").write_text("this is [not toml", "utf-8")
+    # NotBuilt, not any exception: the session keeps the scenes eligible for the next save
+    with pytest.raises(NotBuilt, match="storyc.lock"):
+        w.build(comp, ["alley"])
+    assert not (tmp_path / "renders").exists()
