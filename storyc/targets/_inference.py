@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from storyc import rules
 from storyc.diagnostics import Diagnostics, Span
 from storyc.model import Input, LocalFile, Project, RemoteFile, Scene, SceneOutput, Source
-from storyc.request import Request
+from storyc.request import FILE_MARKER, SCENE_MARKER, Request
 from storyc.targets import Target
 
 APP = "klingai/video-o1"
@@ -29,13 +29,13 @@ DEFAULT_DURATION = 5  # the provider's default; sent explicitly so price and pay
 
 class FileMarker(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    file: str = Field(alias="$file", min_length=1)
+    file: str = Field(alias=FILE_MARKER, min_length=1)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
 
 class SceneMarker(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    scene: str = Field(alias="$scene", min_length=1)
+    scene: str = Field(alias=SCENE_MARKER, min_length=1)
     output: Literal["video", "first_frame", "last_frame", "frame"]
     at: float | None = None
 
@@ -62,10 +62,10 @@ class InputBase(BaseModel):
 def marker(src: Source) -> Any:
     """The payload value for one file: a marker the executor replaces, or a URL as-is."""
     if isinstance(src, LocalFile):
-        return {"$file": src.path, "digest": src.digest}
+        return {FILE_MARKER: src.path, "digest": src.digest}
     if isinstance(src, RemoteFile):
         return src.url
-    out: dict[str, Any] = {"$scene": src.scene, "output": src.part}
+    out: dict[str, Any] = {SCENE_MARKER: src.scene, "output": src.part}
     if src.part == "frame" and src.at is not None:
         out["at"] = src.at
     return out
@@ -142,8 +142,8 @@ class InferenceTarget(Target):
         body = {"app": self.app, "input": body_input}
         upstream: dict[str, None] = {}
         for v in _walk_markers(body_input):
-            if "$scene" in v:
-                upstream.setdefault(v["$scene"], None)
+            if SCENE_MARKER in v:
+                upstream.setdefault(v[SCENE_MARKER], None)
         video = scene.video
         return Request(
             scene=scene.name, target=self.name, schema=self.schema, app=self.app, body=body,
@@ -319,9 +319,11 @@ def _field_span(scene: Scene, name: str) -> Span:
 
 
 def _walk_markers(value: Any) -> list[dict[str, Any]]:
+    # Unlike `storyc.request.iter_markers` (sorted keys), this keeps the body's field
+    # order, which is the first-use order `Request.upstream` promises.
     out: list[dict[str, Any]] = []
     if isinstance(value, dict):
-        if "$scene" in value or "$file" in value:
+        if SCENE_MARKER in value or FILE_MARKER in value:
             return [value]
         for v in value.values():
             out.extend(_walk_markers(v))
