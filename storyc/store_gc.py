@@ -46,7 +46,8 @@ def collect(store: Store, referenced: set[str], *, keep_days: float = 30.0,
         if rec is None:
             old_renders.append(path)
             continue
-        expired = rec.created is None or t - float(rec.created) > keep_days * 86400
+        created = rec.created  # a hand-damaged record may hold anything here
+        expired = not isinstance(created, int | float) or t - created > keep_days * 86400
         if expired and rec.output not in referenced:
             old_renders.append(path)
             continue

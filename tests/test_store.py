@@ -121,3 +121,13 @@ def test_object_rewritten_with_its_old_mtime_is_still_caught(tmp_path: Path) -> 
     p.write_bytes(b"evil")
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, mtime and inode
     assert Store(tmp_path / ".storyc").get(d) is None
+
+
+def test_gc_treats_a_damaged_render_time_as_expired(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    out = store.put_bytes(b"render with a hand-edited time")
+    key = digest_bytes(b"k3")
+    store.record_render(RenderRecord(key, out, "a", 1, "preview", None, None, 5.0,
+                                     "yesterday"))  # type: ignore[arg-type]
+    rep = collect(store, set(), keep_days=30)
+    assert [d for d, _ in rep.objects] == [out] and store.lookup_render(key) is None
