@@ -240,6 +240,15 @@ class LexError(Exception):
         self.pos = pos
 
 
+# Deeper than any story needs, shallow enough that every later stage may recurse over
+# values (the resolver, taint) without meeting Python's recursion limit.
+MAX_NESTING = 64
+
+
+class TooDeep(LexError):
+    """A `[` or `{` opened more than `MAX_NESTING` deep, at `pos`."""
+
+
 class StoryLexer(Lexer):
     __future_interface__ = 0
 
@@ -273,6 +282,8 @@ class StoryLexer(Lexer):
                 kind = _PUNCT[value]
                 if kind in ("LBRACE", "LSQB"):
                     depth += 1
+                    if depth > MAX_NESTING:
+                        raise TooDeep(pos)
                 elif kind in ("RBRACE", "RSQB") and depth:
                     depth -= 1
             elif kind == "NAME" and depth == 0 and prev not in _WANTS_NAME:
@@ -304,6 +315,11 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
     transformer.file = file
     try:
         items = lark.parse(text)
+    except TooDeep as exc:
+        span = Span.from_offsets(file, text, exc.pos, exc.pos + 1)
+        diag = Diagnostic("E003", Severity.ERROR, f"lists and blocks nested more than "
+                          f"{MAX_NESTING} deep", span, hint="split deeply nested lists or blocks")
+        return ParseResult(_salvage(text, file), [diag])
     except LexError as exc:
         diag = char_error(text, file, exc.pos)
         return ParseResult(_salvage(text, file), [diag])

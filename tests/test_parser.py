@@ -137,6 +137,7 @@ def test_string_escapes_and_long_strings() -> None:
     ("}", "E003", "unmatched `}`"),
     ("image x", "E005", "unexpected end of file"),
     ("let x =", "E005", "a value is missing"),
+    ("let x = " + "[" * 2000 + "]" * 2000, "E003", "nested more than 64 deep"),
 ])
 def test_syntax_errors_are_explained(text: str, code: str, words: str) -> None:
     res = parse_text(text, "main.story")
@@ -160,6 +161,16 @@ def _write(root: Path, files: dict[str, str]) -> None:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, "utf-8")
+
+
+def test_nesting_at_the_limit_compiles_without_a_recursion_error(tmp_path: Path) -> None:
+    from storyc.compiler import compile_project
+    from storyc.parser import MAX_NESTING
+
+    deep = "[" * MAX_NESTING + "]" * MAX_NESTING
+    (tmp_path / "main.story").write_text(f'project p {{ }}\nlet x = {deep}\n', "utf-8")
+    comp = compile_project(tmp_path)
+    assert not any(d.code == "E003" for d in comp.diagnostics), comp.diagnostics
 
 
 def test_includes_expand_in_place_and_labels_are_project_relative(tmp_path: Path) -> None:
