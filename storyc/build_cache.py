@@ -23,14 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyc import __version__
+from storyc import __version__, build_fastpath
 from storyc.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.pickle"
 FORMAT = 2
 RACY_S = 1.0
-_PKG = Path(__file__).resolve().parent
 
 Sig = tuple[tuple[str, int, int, int, int], ...]
 
@@ -74,18 +73,11 @@ class BuildInput:
 def _stat_sig(paths: list[str]) -> Sig | None:
     out = []
     for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
+        s = build_fastpath.stat_of(p)
+        if s is None:
             return None
-        # ctime too: no tool sets it back (an edit that restores size and mtime is seen)
-        out.append((p, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+        out.append(s)
     return tuple(out)
-
-
-def _code_paths() -> list[str]:
-    return sorted(str(p) for p in _PKG.rglob("*.py")) + sorted(
-        str(p) for p in (_PKG.parent / "grammar").glob("*.lark"))
 
 
 class BuildCache:
@@ -131,7 +123,7 @@ class BuildCache:
             return
         # discovery reads every top-level story file of a directory (for a `project` block)
         found = [str(Path(arg) / n) for n in self._discovery(arg)]
-        paths = _code_paths() + sorted(set(self._inputs(bi) + found))
+        paths = build_fastpath.code_paths() + sorted(set(self._inputs(bi) + found))
         sig = _stat_sig(paths)
         if sig is None:
             return

@@ -70,7 +70,9 @@ def discovery(arg: str) -> tuple[str, ...]:
     return tuple(sorted(n for n in os.listdir(arg) if n.endswith(".story")))
 
 
-def _stat(path: str) -> Stat | None:
+def stat_of(path: str) -> Stat | None:
+    """What says a file or folder changed (ctime too: no tool can set it back); None if
+    it is gone. Also the build cache's signature of its inputs."""
     try:
         st = os.stat(path)
     except OSError:
@@ -106,7 +108,7 @@ def record(root: str, args: argparse.Namespace, paths: list[str], report: Record
     anything."""
     stats = []
     for p in sorted(set(paths)):
-        s = _stat(p)
+        s = stat_of(p)
         if s is None:
             return False
         stats.append(s)
