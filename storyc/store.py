@@ -169,10 +169,11 @@ class Store:
 
     def _load_verified(self) -> None:
         try:
-            raw = json.loads((self.root / "verified.json").read_text("utf-8"))
-            for d, sig in raw.items():
-                if is_digest(d):
-                    self._verified[d] = tuple(int(x) for x in sig)
+            with open(f"{self._root_s}/verified.json", "rb") as f:
+                raw = json.loads(f.read())
+            # Keys are only ever looked up by a checked digest, so a junk key is inert:
+            # no regex per entry (every build opens the store; thousands of entries).
+            self._verified = {d: tuple(map(int, sig)) for d, sig in raw.items()}
         except (OSError, ValueError, TypeError, IndexError, AttributeError):
             self._verified = {}  # a lost index only costs re-hashing
 
