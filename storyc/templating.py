@@ -140,7 +140,7 @@ class Templates:
         try:
             parsed = self.env.parse(source)
             self._needs[source] = frozenset(meta.find_undeclared_variables(parsed))
-            result = self.env.from_string(source)
+            result = self.env.from_string(parsed)  # the tree, not the text: parse once
         except TemplateSyntaxError as exc:
             result = Problem("E120", "template syntax error", line=exc.lineno, detail=exc.message,
                              hint="see the Jinja2 template syntax: {{ var }}, {% if %}...{% endif %}, "
