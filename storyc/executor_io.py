@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import shutil
 import time
@@ -26,11 +25,11 @@ from typing import Any
 from storyc import keys, media, mediainfo
 from storyc.backends import BackendError, Finished, Job, LocalInput
 from storyc.build_cache import BuildCache
-from storyc.hashing import DigestCache
+from storyc.hashing import DigestCache, digest_bytes
 from storyc.journal import Journal
 from storyc.lockfile import LockFile, SceneEntry, TakeEntry
 from storyc.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
-from storyc.store import RenderRecord, Store
+from storyc.store import RenderRecord, Store, object_name
 
 RENDERS_DIR = "renders"
 LOCK_SAVE_INTERVAL = 0.5  # seconds between lock file writes during a build
@@ -160,7 +159,7 @@ class ProjectIO:
     def journal_begin(self, job: Job, estimate: Decimal | None) -> int:
         body = keys.canonical_json(job.request.body)
         return self._j().begin(job.key, job.scene, job.take, job.request.target, self.backend,
-                               estimate, body_digest="sha256:" + hashlib.sha256(body).hexdigest())
+                               estimate, body_digest=digest_bytes(body))
 
     def journal_submitting(self, attempt: int) -> None:
         self._j().mark_submitting(attempt)
@@ -268,8 +267,7 @@ class ProjectIO:
             names.update({f"{scene}.take{n}.mp4": t.digest for n, t in takes.items()})
         out_s = str(out)
         for name, digest in names.items():
-            hexd = digest.removeprefix("sha256:")
-            _link(f"{self._objects_rel}/{hexd[:2]}/{hexd[2:]}", f"{out_s}/{name}")
+            _link(f"{self._objects_rel}/{object_name(digest)}", f"{out_s}/{name}")
 
 
 def _now() -> float:
