@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc import ast
+from storyc import ast, targets
 from storyc.diagnostics import Diagnostics, SourceMap, Span
 from storyc.hashing import DigestCache
 from storyc.loader import Loaded, LoadedFile, ParseCache, load
@@ -63,19 +63,11 @@ class Layer:
 
 
 def known_targets() -> list[str] | None:
-    """Registered target names, or None (accept any) when no registry is available."""
+    """Registered target names, or None (accept any) when the registry cannot load."""
     try:
-        from storyc import targets
-    except ImportError:
-        return None
-    fn = getattr(targets, "names", None)
-    if not callable(fn):
-        return None
-    try:
-        found = list(fn())
+        return targets.names() or None
     except Exception:  # a broken target module must not hide the story's own problems
         return None
-    return found or None
 
 
 def resolve(loaded: Loaded, diags: Diagnostics, *,
