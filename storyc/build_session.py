@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from storyc import build_fastpath, pricing
+from storyc import backends, build_fastpath, pricing
 from storyc.backends import BackendOptions, SetupError, create
 from storyc.build_cache import BuildCache, BuildInput
 from storyc.cli import ExitCode
@@ -46,7 +46,7 @@ from storyc.progress import Reporter, make_reporter
 from storyc.projectlock import ProjectLock, ProjectLocked
 from storyc.request import Request
 
-KEY_ENV = "INFERENCE_API_KEY"
+KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
 
 
 def find_root(path: Path) -> Path | None:
@@ -201,16 +201,17 @@ class BuildSession:
         project = comp
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
-        if backend_name not in ("preview", "inference"):
-            self.error(f"error: unknown backend {backend_name!r} (preview or inference)")
+        if backend_name not in backends.names():
+            self.error(f"error: unknown backend {backend_name!r} "
+                       f"({' or '.join(backends.names())})")
             return ExitCode.USAGE
         jobs = args.jobs or _int(_setting(project, "jobs")) or 4
         max_cost = args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
         api_key = None
-        if backend_name == "inference":
+        if backend_name not in pricing.FREE_BACKENDS:
             api_key = os.environ.get(KEY_ENV, "")
             if not api_key:
-                self.error(f"error: the inference backend needs an API key: set {KEY_ENV} "
+                self.error(f"error: the {backend_name} backend needs an API key: set {KEY_ENV} "
                          "(or build with --backend preview, which is free)")
                 return ExitCode.ENVIRONMENT
         try:
@@ -322,7 +323,7 @@ class BuildSession:
             return ExitCode.FAILED
         store = self._store = Store.for_project(root)
         self._lock = lock
-        paid = self.paid = backend_name != "preview"
+        paid = self.paid = backend_name not in pricing.FREE_BACKENDS
         journal = None
         if paid:
             try:
