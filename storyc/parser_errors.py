@@ -34,8 +34,7 @@ _TOKEN_WORDS = {
     "$END": "the end of the file", "_SEP": "`,`",
 }
 _VALUE_TOKENS = {"STRING", "LONG_STRING", "NUMBER", "LSQB", "LBRACE", "NAME"}
-_DECL_TOKENS = {"INCLUDE", "PROJECT", "LET", "IMAGE", "VIDEO", "ELEMENT", "STYLE", "DEFAULTS",
-                "SCENE", "CUT"}
+_DECL_TOKENS = {k.upper() for k in KEYWORDS}  # as the lexer types them
 _UNQUOTED = re.compile(r"(?<!\w)([A-Za-z_]\w*)[ \t]*=[ \t]*((?:[A-Za-z_]\w*[ \t]+)+)$")
 _SKIP = re.compile(r'"""[\s\S]*?"""|"(?:[^"\\\n]|\\[^\n])*"|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/|[{}]')
 
