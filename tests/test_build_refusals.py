@@ -50,3 +50,12 @@ def test_402_is_a_known_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         code, events, err = _paid(root)
         assert code == 0, err
         assert len(srv.submissions) == 1
+
+
+@pytest.mark.parametrize("args", [("--max-cost", "NaN"), ("--max-cost", "Infinity"),
+                                  ("--wait", "nan"), ("--wait", "-1")])
+def test_bad_amounts_are_one_line_usage_errors(tmp_path: Path, args: tuple[str, str]) -> None:
+    # NaN once crashed --max-cost with a traceback; --wait nan waited for ever
+    with pytest.raises(SystemExit) as exc:
+        build(tmp_path, *args)
+    assert exc.value.code == 2

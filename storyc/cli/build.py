@@ -34,6 +34,16 @@ def money(text: str) -> Decimal:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):  # NaN too: it would wait for ever without a word
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def positive(text: str) -> int:
     """argparse type of `--jobs` and of a take number: an integer of at least 1."""
     try:
@@ -71,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(may pay twice)")
     p.add_argument("--base-url", help="provider base URL (default: INFERENCE_BASE_URL, "
                                       "the project's base_url, or inference.sh)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for another build of this project to finish")
     p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="re-submit a task the provider failed at most N times (default 2)")
