@@ -32,11 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc import media
-from storyc.diagnostics import Diagnostics
-from storyc.hashing import DigestCache
-from storyc.loader import load
-from storyc.resolve import resolve
+from storyc.media import ffmpeg as media
+from storyc.base.diagnostics import Diagnostics
+from storyc.base.hashing import DigestCache
+from storyc.lang.loader import load
+from storyc.resolve.resolver import resolve
 
 SCENES_PER_FILE = 500
 WRAPPER = """
@@ -136,7 +136,7 @@ def main() -> None:
         media.make_test_image(samples["jpg"], 640, 480)
         media.make_test_image(samples["png"], 640, 480)
         base, base_cpu, base_rss = child([sys.executable, "-c", "pass"], args.repeat)
-        imp, imp_cpu, _ = child([sys.executable, "-c", "import storyc.compiler, storyc.resolve"],
+        imp, imp_cpu, _ = child([sys.executable, "-c", "import storyc.compiler, storyc.resolve.resolver"],
                                 args.repeat)
         print(f"python -c pass: {base * 1000:.0f} ms wall, {base_cpu * 1000:.0f} ms CPU, "
               f"{base_rss:.0f} MB; importing the compiler: +{(imp_cpu - base_cpu) * 1000:.0f} ms CPU")

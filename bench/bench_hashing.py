@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc.hashing import RACY_NS, DigestCache
+from storyc.base.hashing import RACY_NS, DigestCache
 
 
 def make_files(root: Path, n: int, total: int) -> list[str]:

@@ -35,13 +35,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc import keys, media
+from storyc.media import ffmpeg as media
+
+from storyc.plan import keys
 from storyc.compiler import compile_project
-from storyc.executor import TakeOutcome
-from storyc.executor_io import ProjectIO
-from storyc.hashing import DigestCache
-from storyc.lockfile import LockFile
-from storyc.store import Store
+from storyc.build.executor import TakeOutcome
+from storyc.build.effects import ProjectIO
+from storyc.base.hashing import DigestCache
+from storyc.state.lockfile import LockFile
+from storyc.state.store import Store
 
 PNG_W, PNG_H = 640, 360
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from storyc import media
-from storyc.mediainfo import probe
+from storyc.media import ffmpeg as media
+from storyc.media.info import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = 5.0

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from storyc.watch_session import WatchSession
-from storyc.watch_wiring import make_wiring
+from storyc.watch.session import WatchSession
+from storyc.watch.wiring import make_wiring
 
 
 def write_project(root: Path, scenes: int, files: int) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Regenerate every example media file, deterministically, with storyc.media.
+"""Regenerate every example media file, deterministically, with storyc.media.ffmpeg.
 
 Run from anywhere: `python examples/make_media.py [OUTPUT_ROOT]` (default: beside this
 script). Each file is written atomically and checked: size limit (200 KB, small enough to commit) and the facts its story relies on.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from storyc import media
-from storyc.mediainfo import probe
+from storyc.media import ffmpeg as media
+from storyc.media.info import probe
 
 HERE = Path(__file__).resolve().parent
 MAX_BYTES = 200 * 1024

@@ -17,8 +17,8 @@ from test_build_support import (
     summary,
 )
 
-from storyc import media
-from storyc.lockfile import LockFile
+from storyc.media import ffmpeg as media
+from storyc.state.lockfile import LockFile
 from storyc.provider import loopback
 
 

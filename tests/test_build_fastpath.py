@@ -1,4 +1,4 @@
-"""The no-op fast path (`storyc.build_fastpath`): a build identical to the last clean one
+"""The no-op fast path (`storyc.build.fastpath`): a build identical to the last clean one
 answers from a signature of stats with the same report, and every change that could
 matter sends the next build down the normal path, which then does the right thing."""
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from test_build_support import build, make_project, rendered, summary
 
-from storyc import media
-from storyc.build_fastpath import RACY_S, RECORD_NAME
+from storyc.media import ffmpeg as media
+from storyc.build.fastpath import RACY_S, RECORD_NAME
 from storyc.cli import main
-from storyc.journal import Journal
+from storyc.state.journal import Journal
 from storyc.provider import loopback
 
 # no frame extraction or edits: keeps each test to a few preview renders
@@ -76,7 +76,7 @@ def test_same_report_without_the_work(root: Path) -> None:
 def test_fast_path_imports_nothing_heavy(root: Path) -> None:
     _settle(root)
     probe = ("import sys; from storyc.cli import main; code = main(['build', sys.argv[1], "
-             "'--json']); heavy = [m for m in ('storyc.compiler', 'storyc.executor', 'lark', "
+             "'--json']); heavy = [m for m in ('storyc.compiler', 'storyc.build.executor', 'lark', "
              "'pydantic', 'jinja2', 'httpx', 'asyncio') if m in sys.modules]; "
              "print('HEAVY', heavy, code)")
     p = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True,

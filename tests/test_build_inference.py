@@ -18,8 +18,8 @@ from test_build_support import (
     summary,
 )
 
-from storyc.journal import Journal
-from storyc.lockfile import LockFile
+from storyc.state.journal import Journal
+from storyc.state.lockfile import LockFile
 from storyc.provider import loopback
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_build_support import STORY_TAKES, build, make_project, rendered
 
-from storyc.journal import Journal
+from storyc.state.journal import Journal
 from storyc.provider import loopback
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_build_support import build, edit_story, final_states, make_project, rendered, summary
 
-from storyc import mediainfo
+from storyc.media import info as mediainfo
 from storyc.cli import main
-from storyc.lockfile import LockFile
-from storyc.projectlock import ProjectLock
+from storyc.state.lockfile import LockFile
+from storyc.state.projectlock import ProjectLock
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

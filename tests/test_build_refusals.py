@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_build_support import build, final_states, make_project, summary
 
-from storyc.journal import Journal
+from storyc.state.journal import Journal
 from storyc.provider import loopback
 
 SOLO = 'scene solo { prompt = "one shot"  duration = 5  aspect = "16:9" }\n'

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.cli import main
 
 STORY = """\

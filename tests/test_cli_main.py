@@ -41,7 +41,7 @@ def test_a_command_imports_only_its_own_module() -> None:
 def test_every_command_shares_the_internal_error_boundary(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import storyc.build_session as bs
+    import storyc.build.session as bs
     from storyc.cli import ExitCode, main
 
     def boom(self: object) -> int:
@@ -54,7 +54,8 @@ def test_every_command_shares_the_internal_error_boundary(
 
 def test_check_hashes_an_unchanged_asset_once(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
-    from storyc import hashing, media
+    from storyc.base import hashing
+    from storyc.media import ffmpeg as media
     from storyc.cli import ExitCode, main
 
     media.make_test_image(tmp_path / "market.png", 640, 360)

@@ -9,8 +9,8 @@ import pytest
 from test_plan import build, edit, project
 
 from storyc.cli import main
-from storyc.lockfile import LockFile
-from storyc.store import Store
+from storyc.state.lockfile import LockFile
+from storyc.state.store import Store
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -10,10 +10,10 @@ import pytest
 
 from storyc import targets
 from storyc.compiler import compile_project
-from storyc.diagnostics import Diagnostics
-from storyc.loader import ParseCache
-from storyc.model import Project, Scene
-from storyc.request import Request
+from storyc.base.diagnostics import Diagnostics
+from storyc.lang.loader import ParseCache
+from storyc.resolve.model import Project, Scene
+from storyc.targets.request import Request
 
 ASSETS = Path(__file__).resolve().parent / "cases" / "payload" / "_assets"
 

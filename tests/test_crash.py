@@ -15,11 +15,11 @@ from pathlib import Path
 
 from test_build_support import STORY, STORY_TAKES, make_project
 
-from storyc.hashing import digest_file
-from storyc.journal import Journal
-from storyc.lockfile import LockFile
+from storyc.base.hashing import digest_file
+from storyc.state.journal import Journal
+from storyc.state.lockfile import LockFile
 from storyc.provider import loopback
-from storyc.store import Store
+from storyc.state.store import Store
 
 # Kill points: after the k-th progress event of a run (so the moments are spread over the
 # build whatever the machine's speed), plus a small varying delay inside that step.

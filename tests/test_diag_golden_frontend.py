@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media, mediainfo
-from storyc.diagnostics import render_all
-from storyc.resolve import frontend_diagnostics
+from storyc.media import ffmpeg as media, info as mediainfo
+from storyc.base.diagnostics import render_all
+from storyc.resolve.resolver import frontend_diagnostics
 
 CASES = Path(__file__).resolve().parent / "cases" / "diag"
 MEDIA = re.compile(r"[\"']([^\"'\s]+\.(?:png|jpe?g|mp4|mov))[\"']", re.I)
@@ -72,7 +72,7 @@ def prepare(case: Path, work: Path, samples: dict[str, Path]) -> Path:
 @pytest.mark.parametrize("name", NAMES)
 def test_frontend_golden(name: str, tmp_path: Path, samples: dict[str, Path], golden) -> None:
     if name == "wrong_kind_by_header" and getattr(mediainfo, "probe", None) is None:
-        pytest.skip("storyc.mediainfo.probe is not available yet")
+        pytest.skip("storyc.media.info.probe is not available yet")
     work = prepare(CASES / name, tmp_path / name, samples)
     diags, sources = frontend_diagnostics(work)
     assert diags.has_errors, "a bad story must report at least one error"

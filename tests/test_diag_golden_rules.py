@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import GoldenCheck
 
-from storyc import media, mediainfo
+from storyc.media import ffmpeg as media, info as mediainfo
 from storyc.compiler import compile_project
-from storyc.diagnostics import render_all
+from storyc.base.diagnostics import render_all
 
 ROOT = Path(__file__).resolve().parent
 CASES = ROOT / "cases" / "diag_rules"
@@ -54,7 +54,7 @@ def test_enough_distinct_rule_codes() -> None:
 def test_rule_diagnostics(case: str, tmp_path: Path, bad_media: Path,
                           golden: GoldenCheck) -> None:
     if case in MEDIA_CASES and getattr(mediainfo, "probe", None) is None:
-        pytest.skip("needs storyc.mediainfo.probe (header facts) to check media limits")
+        pytest.skip("needs storyc.media.info.probe (header facts) to check media limits")
     work = tmp_path / case
     work.mkdir()
     shutil.copy(CASES / case / "main.story", work / "main.story")

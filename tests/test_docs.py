@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.compiler import compile_project
 
 ROOT = Path(__file__).resolve().parent.parent

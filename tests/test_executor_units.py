@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.backends import Job, LocalInput
 from storyc.backends.inference import _set
 from storyc.backends.preview import preview_arguments
-from storyc.progress import JsonReporter, Reporter
-from storyc.projectlock import ProjectLock, ProjectLocked
-from storyc.request import Request
+from storyc.build.progress import JsonReporter, Reporter
+from storyc.state.projectlock import ProjectLock, ProjectLocked
+from storyc.targets.request import Request
 
 
 def _request(inp: dict, *, duration: int | None = 5) -> Request:  # type: ignore[type-arg]

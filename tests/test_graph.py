@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from test_rules import image, inp, make_element, make_project, make_scene, out
 
-from storyc import graph
-from storyc.diagnostics import Diagnostics
-from storyc.model import Scene
+from storyc.check import graph
+from storyc.base.diagnostics import Diagnostics
+from storyc.resolve.model import Scene
 
 
 def chain(*pairs: tuple[str, str | None]) -> list[Scene]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.hashing import DigestCache, digest_bytes, digest_file, is_digest
+from storyc.base.hashing import DigestCache, digest_bytes, digest_file, is_digest
 
 
 def _old(path: Path) -> None:
@@ -92,7 +92,7 @@ def test_digest_many_threads(tmp_path: Path) -> None:
 
 def test_file_changing_while_read_is_read_again(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import storyc.hashing as hashing
+    import storyc.base.hashing as hashing
 
     p = tmp_path / "a.mp4"
     p.write_bytes(b"first version")

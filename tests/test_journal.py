@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.journal import Journal, JournalError
+from storyc.state.journal import Journal, JournalError
 
 K = "sha256:" + "1" * 64
 
@@ -72,7 +72,7 @@ def test_resolve_unknown(tmp_path: Path) -> None:
 CHILD = """
 import os, sys
 from decimal import Decimal
-from storyc.journal import Journal
+from storyc.state.journal import Journal
 j = Journal(sys.argv[1])
 a = j.begin("k1", "a", 1, "t", "inference", Decimal("0.5")); j.mark_submitting(a)
 b = j.begin("k2", "b", 1, "t", "inference", Decimal("0.5")); j.mark_submitting(b)

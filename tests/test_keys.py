@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from storyc.keys import (
+from storyc.plan.keys import (
     KEY_SCHEMA,
     UpstreamUnknown,
     key_inputs,
@@ -14,7 +14,7 @@ from storyc.keys import (
     request_key,
     scene_keys,
 )
-from storyc.request import Request
+from storyc.targets.request import Request
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -4,7 +4,7 @@ The core (parse, resolve, check, lower, key, price) may read story files and ass
 headers, nothing more: no network, no subprocesses, no terminal UI, no databases, and
 nothing from the layers above it. Foreign libraries stay behind the module that owns
 them (Lark in the parser, Jinja in templating, httpx in the provider, watchfiles in the
-watcher, ffmpeg in storyc.media).
+watcher, ffmpeg in storyc.media.ffmpeg).
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ CORE = [
 ]
 FORBIDDEN_IN_CORE = {
     "httpx", "watchfiles", "rich", "subprocess", "asyncio", "sqlite3", "socket",
-    "storyc.provider", "storyc.executor", "storyc.backends", "storyc.cli", "storyc.media",
-    "storyc.watch", "storyc.journal", "storyc.store", "storyc.progress",
+    "storyc.provider", "storyc.build.executor", "storyc.backends", "storyc.cli", "storyc.media.ffmpeg",
+    "storyc.watch.watcher", "storyc.state.journal", "storyc.state.store", "storyc.build.progress",
 }
 OWNERS = {
-    "lark": ("storyc/parser.py",),
-    "jinja2": ("storyc/templating.py",),
+    "lark": ("storyc/lang/parser.py",),
+    "jinja2": ("storyc/resolve/templating.py",),
     "watchfiles": ("storyc/watch",),
     "httpx": ("storyc/provider/",),
-    "imageio_ffmpeg": ("storyc/media.py",),
+    "imageio_ffmpeg": ("storyc/media/ffmpeg.py",),
 }
 
 
@@ -71,5 +71,5 @@ def test_foreign_libraries_stay_behind_their_owner() -> None:
             lib = imp.split(".")[0]
             owners = OWNERS.get(lib)
             if owners and not any(rel.startswith(o) for o in owners):
-                # the loopback provider and tests may reach ffmpeg only through storyc.media
+                # the loopback provider and tests may reach ffmpeg only through storyc.media.ffmpeg
                 pytest.fail(f"{rel} imports {lib}; only {owners} may")

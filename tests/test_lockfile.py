@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storyc.lockfile import LockFile, LockFileError, SceneEntry, TakeEntry
+from storyc.state.lockfile import LockFile, LockFileError, SceneEntry, TakeEntry
 
 D = ["sha256:" + c * 64 for c in "0123456789abcdef"]
 

@@ -1,4 +1,4 @@
-"""Header probing (storyc.mediainfo.probe) on real files: examples, generated files of each
+"""Header probing (storyc.media.info.probe) on real files: examples, generated files of each
 format, files whose moov comes after mdat, and every kind of broken input."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storyc import media
-from storyc.mediainfo import MediaInfo, probe
+from storyc.media import ffmpeg as media
+from storyc.media.info import MediaInfo, probe
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

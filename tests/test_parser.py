@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storyc import ast
-from storyc.loader import ParseCache, load
-from storyc.parser import dedent_long, parse_text
+from storyc.lang import ast
+from storyc.lang.loader import ParseCache, load
+from storyc.lang.parser import dedent_long, parse_text
 
 SAMPLE = '''\
 # a comment
@@ -165,7 +165,7 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def test_nesting_at_the_limit_compiles_without_a_recursion_error(tmp_path: Path) -> None:
     from storyc.compiler import compile_project
-    from storyc.parser import MAX_NESTING
+    from storyc.lang.parser import MAX_NESTING
 
     deep = "[" * MAX_NESTING + "]" * MAX_NESTING
     (tmp_path / "main.story").write_text(f'project p {{ }}\nlet x = {deep}\n', "utf-8")

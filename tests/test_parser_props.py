@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storyc.diagnostics import Span
-from storyc.parser import parse_text
-from storyc.resolve import frontend
+from storyc.base.diagnostics import Span
+from storyc.lang.parser import parse_text
+from storyc.resolve.resolver import frontend
 
 NAMES = st.sampled_from(["a", "b", "mei", "market", "arrival", "video", "scene", "x_1", "true"])
 SETTING_NAMES = st.sampled_from(["prompt", "start", "end", "refs", "elements", "video", "edit",

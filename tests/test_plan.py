@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from storyc.compiler import Compilation, compile_project
-from storyc.journal import Journal
-from storyc.keys import key_inputs, scene_keys
-from storyc.lockfile import LockFile, SceneEntry, TakeEntry
-from storyc.plan import Plan, diff_plans, make_plan
-from storyc.store import RenderRecord, Store
+from storyc.state.journal import Journal
+from storyc.plan.keys import key_inputs, scene_keys
+from storyc.state.lockfile import LockFile, SceneEntry, TakeEntry
+from storyc.plan.planner import Plan, diff_plans, make_plan
+from storyc.state.store import RenderRecord, Store
 
 ASSETS = Path(__file__).parent / "cases" / "payload" / "_assets"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from storyc.pricing import (
+from storyc.plan.pricing import (
     PRICE_PER_SECOND,
     estimate,
     format_estimate,
@@ -15,7 +15,7 @@ from storyc.pricing import (
     output_seconds,
     total,
 )
-from storyc.request import Request
+from storyc.targets.request import Request
 
 
 def req(**kw: Any) -> Request:

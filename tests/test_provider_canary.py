@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.provider import errors as E
 from storyc.provider import loopback
 from storyc.provider.client import ProviderClient

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from storyc import media, mediainfo
+from storyc.media import ffmpeg as media, info as mediainfo
 from storyc.provider import loopback
-from storyc.provider.faults import FaultPlan, FaultSpecError, parse_fault
+from storyc.provider.loopback.faults import FaultPlan, FaultSpecError, parse_fault
 
 APP = "klingai/video-o1"
 

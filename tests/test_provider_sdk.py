@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.provider import loopback
 
 inferencesh = pytest.importorskip("inferencesh")

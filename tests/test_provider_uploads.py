@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from storyc import media
-from storyc.hashing import digest_file
+from storyc.media import ffmpeg as media
+from storyc.base.hashing import digest_file
 from storyc.provider import errors as E
 from storyc.provider import loopback
 from storyc.provider.client import ProviderClient

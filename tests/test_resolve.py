@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
-from storyc.diagnostics import Diagnostics
-from storyc.hashing import DigestCache, digest_file
-from storyc.loader import load
-from storyc.model import LocalFile, Project, RemoteFile, SceneOutput
-from storyc.resolve import frontend, resolve
-from storyc.templating import Templates
+from storyc.media import ffmpeg as media
+from storyc.base.diagnostics import Diagnostics
+from storyc.base.hashing import DigestCache, digest_file
+from storyc.lang.loader import load
+from storyc.resolve.model import LocalFile, Project, RemoteFile, SceneOutput
+from storyc.resolve.resolver import frontend, resolve
+from storyc.resolve.templating import Templates
 
 
 @pytest.fixture(scope="module")
@@ -245,8 +245,8 @@ def test_templates_compile_once_per_source() -> None:
 
 
 def test_line_index_agrees_with_span_from_offsets() -> None:
-    from storyc.diagnostics import Span
-    from storyc.resolve_prompt import LineIndex
+    from storyc.base.diagnostics import Span
+    from storyc.resolve.prompt import LineIndex
 
     text = 'scene a {\n  prompt = "x @y"\n}\n\n\nlast line without newline'
     index = LineIndex("f", text)

@@ -1,4 +1,4 @@
-"""Model rules (storyc.rules) over Project objects built directly, independent of the parser.
+"""Model rules (storyc.check.rules) over Project objects built directly, independent of the parser.
 
 Also home of the small model factory the target and graph tests share (`make_*`).
 """
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from storyc import rules
-from storyc.diagnostics import Diagnostics, Severity, Span
-from storyc.mediainfo import MediaInfo
-from storyc.model import (
+from storyc.check import rules
+from storyc.base.diagnostics import Diagnostics, Severity, Span
+from storyc.media.info import MediaInfo
+from storyc.resolve.model import (
     Cut,
     Element,
     ElementUse,

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from test_build_support import STORY, STORY_TAKES, build, make_project
 
-from storyc import mediainfo
-from storyc.hashing import digest_file
-from storyc.lockfile import LockFile
+from storyc.media import info as mediainfo
+from storyc.base.hashing import digest_file
+from storyc.state.lockfile import LockFile
 from storyc.provider import loopback
-from storyc.store import Store
+from storyc.state.store import Store
 
 TRANSIENT = [
     "submit:503:p=0.2:retry_after=0",

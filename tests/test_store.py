@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storyc.hashing import digest_bytes
-from storyc.store import RenderRecord, Store, StoreError, object_name
-from storyc.store_gc import collect
+from storyc.base.hashing import digest_bytes
+from storyc.state.store import RenderRecord, Store, StoreError, object_name
+from storyc.state.gc import collect
 
 
 def _files(root: Path) -> list[Path]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
+from storyc.media import ffmpeg as media
 from storyc.compiler import compile_project
 
 BASE = """

@@ -17,10 +17,10 @@ from test_rules import (
 )
 
 from storyc import targets
-from storyc.diagnostics import Diagnostics
-from storyc.model import Element, Project, Scene
-from storyc.request import Request
-from storyc.targets._inference import InputBase
+from storyc.base.diagnostics import Diagnostics
+from storyc.resolve.model import Element, Project, Scene
+from storyc.targets.request import Request
+from storyc.targets.inference import InputBase
 
 V2 = "inference/video-o1"
 V1 = "inference/video-o1@v1"
@@ -246,7 +246,7 @@ def test_an_extra_target_registers_without_touching_other_code() -> None:
 
 def test_schema_errors_point_at_the_story() -> None:
     """E236 maps a pydantic field error back to the span the field came from."""
-    from storyc.targets._inference import InferenceTarget
+    from storyc.targets.inference import InferenceTarget
 
     scene = make_scene(duration=5)
     target = targets.get(V2)

@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from storyc import media
+from storyc.media import ffmpeg as media
 
 WAIT = 30.0
 STORY = """project "p" {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.watch import Watcher
+from storyc.watch.watcher import Watcher
 
 WAIT = 10.0  # generous upper bound for a delivery on a busy machine; never a timing assertion
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from storyc import media
-from storyc.watch_session import WatchSession
-from storyc.watch_wiring import make_wiring
+from storyc.media import ffmpeg as media
+from storyc.watch.session import WatchSession
+from storyc.watch.wiring import make_wiring
 
 WAIT = 20.0
 

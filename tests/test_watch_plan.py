@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from storyc import media
-from storyc.watch_session import NotBuilt
-from storyc.watch_wiring import make_wiring
+from storyc.media import ffmpeg as media
+from storyc.watch.session import NotBuilt
+from storyc.watch.wiring import make_wiring
 
 STORY = """project "p" {
   aspect = "16:9"

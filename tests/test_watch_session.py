@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storyc.watch_session import BuildReport, Compiled, PlanView, WatchSession, Wiring
+from storyc.watch.session import BuildReport, Compiled, PlanView, WatchSession, Wiring
 
 PRICE = Decimal("0.56")
 

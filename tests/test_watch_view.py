@@ -7,7 +7,7 @@ import json
 
 from rich.console import Console
 
-from storyc.watch_view import JsonView, PlainView, RichView, describe
+from storyc.watch.view import JsonView, PlainView, RichView, describe
 
 EVENTS = [
     {"event": "watching", "project": "film", "files": 3, "backend": "inference",

@@ -26,10 +26,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from storyc.request import Request
+from storyc.targets.request import Request
 
 if TYPE_CHECKING:
-    from storyc.store import Store
+    from storyc.state.store import Store
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from storyc.provider import errors as E
 from storyc.provider.client import ProviderClient
 from storyc.provider.task import Task, video_url
 from storyc.provider.uploads import UploadRegistry
-from storyc.request import iter_markers
+from storyc.targets.request import iter_markers
 
 
 def _content_type(inp: LocalInput) -> str:

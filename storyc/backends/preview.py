@@ -1,10 +1,10 @@
 """The preview backend: a real MP4 animatic per scene, made locally with ffmpeg, free.
 
 Stage: execute. In: a `Job` whose markers are resolved to local files. Out: the
-animatic's digest in the store. I/O: runs ffmpeg through `storyc.media` (in a worker
+animatic's digest in the store. I/O: runs ffmpeg through `storyc.media.ffmpeg` (in a worker
 thread, so several scenes render at once) and writes into the store.
 
-What the animatic shows is decided by `storyc.media.render_preview`; this module only
+What the animatic shows is decided by `storyc.media.ffmpeg.render_preview`; this module only
 maps the provider's input fields onto it, the same way the provider's app picks its
 mode: `image` is the first frame, `end_image` the end frame, `reference_images` the
 strip of thumbnails, `reference_video` the edited video when its type is `base` and a
@@ -19,7 +19,7 @@ import os
 import tempfile
 from typing import Any
 
-from storyc import media, mediainfo
+from storyc.media import ffmpeg as media, info as mediainfo
 from storyc.backends import BackendError, BackendOptions, Finished, Job, LocalInput, StatusCallback
 
 ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from storyc import __version__
 
 if TYPE_CHECKING:
-    from storyc.hashing import DigestCache
+    from storyc.base.hashing import DigestCache
 
 
 class ExitCode(IntEnum):
@@ -64,7 +64,7 @@ examples:
 def project_root(path: str | os.PathLike[str]) -> Path | None:
     """The project directory PATH names: a story file's folder, or a folder holding
     `*.story` files; None when there is no project there. (Which file is the entry is
-    the loader's business: `storyc.loader.find_entry`.)"""
+    the loader's business: `storyc.lang.loader.find_entry`.)"""
     p = Path(path).resolve()
     if p.is_file():
         return p.parent
@@ -76,7 +76,7 @@ def project_root(path: str | os.PathLike[str]) -> Path | None:
 def project_digests(path: str | os.PathLike[str]) -> DigestCache:
     """The project's persistent digest cache (`.storyc/digests.json`), so a command that
     compiles re-reads no unchanged asset; in memory only when PATH holds no project."""
-    from storyc.hashing import DigestCache
+    from storyc.base.hashing import DigestCache
 
     root = project_root(path)
     return DigestCache(root / ".storyc" / "digests.json" if root is not None else None)

@@ -3,7 +3,7 @@
 Stage: the command-line edge of execute. In: arguments, the project on disk, the
 environment (`INFERENCE_API_KEY`, `INFERENCE_BASE_URL`). Out: exit codes per
 `storyc.cli.ExitCode`, progress on stderr (or JSON events on stdout with `--json`).
-I/O: everything `storyc.build_session` does, plus reading the terminal for consent.
+I/O: everything `storyc.build.session` does, plus reading the terminal for consent.
 """
 
 from __future__ import annotations
@@ -98,12 +98,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from storyc.build_fastpath import try_fast
+    from storyc.build.fastpath import try_fast
 
     code = try_fast(args)  # a build identical to the last clean one: nothing to import
     if code is not None:
         return code
-    from storyc.build_session import BuildSession
+    from storyc.build.session import BuildSession
 
     return BuildSession(args).run()
 
@@ -111,10 +111,10 @@ def run_build(args: argparse.Namespace) -> int:
 def run_pick(args: argparse.Namespace) -> int:
     from pathlib import Path  # not at the top: a fast no-op build never needs it
 
-    from storyc.build_session import find_root
-    from storyc.executor_io import link_picked
-    from storyc.lockfile import LockFile, LockFileError
-    from storyc.store import Store
+    from storyc.build.session import find_root
+    from storyc.build.effects import link_picked
+    from storyc.state.lockfile import LockFile, LockFileError
+    from storyc.state.store import Store
 
     root = find_root(Path(args.path))
     if root is None:

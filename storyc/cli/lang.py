@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc import graph as graph_mod
+from storyc.check import graph as graph_mod
 from storyc import targets
 from storyc.cli import ExitCode, project_digests
 from storyc.compiler import Compilation, compile_project
-from storyc.diagnostics import Severity, dumps_json, render_all
+from storyc.base.diagnostics import Severity, dumps_json, render_all
 
 FMT = argparse.RawDescriptionHelpFormatter
 

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc import pricing
+from storyc.plan import pricing
 from storyc.cli import ExitCode, project_digests, project_root
-from storyc.lockfile import LockFile, LockFileError
-from storyc.plan import Plan, ScenePlan, explain, make_plan
-from storyc.store import Store
-from storyc.store_gc import collect
+from storyc.state.lockfile import LockFile, LockFileError
+from storyc.plan.planner import Plan, ScenePlan, explain, make_plan
+from storyc.state.store import Store
+from storyc.state.gc import collect
 
 FMT = argparse.RawDescriptionHelpFormatter
 PLAN_EPILOG = """\
@@ -92,7 +92,7 @@ def _load_lock(root: Path) -> LockFile | None:
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     from storyc.compiler import compile_project
-    from storyc.diagnostics import Severity, render_all
+    from storyc.base.diagnostics import Severity, render_all
 
     root = project_root(args.path)
     if root is None:
@@ -119,7 +119,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     journal = None
     jpath = root / ".storyc" / "journal.sqlite"
     if jpath.exists():
-        from storyc.journal import Journal, JournalError
+        from storyc.state.journal import Journal, JournalError
 
         try:
             journal = Journal(jpath)
@@ -263,7 +263,7 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from storyc.projectlock import ProjectLock, ProjectLocked
+    from storyc.state.projectlock import ProjectLock, ProjectLocked
 
     root = project_root(args.path)
     if root is None:

@@ -1,6 +1,6 @@
 """`storyc provider serve`: run the loopback provider for offline rehearsals.
 
-Stage: the outermost edge (command line). In: options for `storyc.provider.loopback`.
+Stage: the outermost edge (command line). In: options for `storyc.provider.loopback.server`.
 Out: a running server on 127.0.0.1 until Ctrl-C; prints the base URL and the key to
 use (as shell `export` lines, so `eval` works). I/O: a socket, a scratch directory.
 """
@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from storyc.cli import ExitCode
-from storyc.provider.faults import FaultPlan, FaultSpecError, parse_fault
-from storyc.provider.loopback import DEFAULT_KEY, Options, start
+from storyc.provider.loopback.faults import FaultPlan, FaultSpecError, parse_fault
+from storyc.provider.loopback.server import DEFAULT_KEY, Options, start
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

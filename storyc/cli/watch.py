@@ -67,9 +67,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from storyc.watch_session import WatchSession
-    from storyc.watch_view import make_view
-    from storyc.watch_wiring import SetupFailed, make_wiring
+    from storyc.watch.session import WatchSession
+    from storyc.watch.view import make_view
+    from storyc.watch.wiring import SetupFailed, make_wiring
 
     emit = make_view("json" if args.json else "plain" if args.plain else "auto")
     path = Path(args.path)

@@ -29,7 +29,7 @@ import httpx
 
 from storyc.provider import errors as E
 from storyc.provider.task import Task
-from storyc.request import FILE_MARKER
+from storyc.targets.request import FILE_MARKER
 
 if TYPE_CHECKING:
     from storyc.provider.client import ProviderClient

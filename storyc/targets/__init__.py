@@ -1,7 +1,7 @@
 """Targets: one story, several provider schemas. The registry and the `Target` base.
 
 Stage: lower. In: a resolved `Scene` (plus its `Project`) and a `Diagnostics` to report
-into. Out: a `storyc.request.Request` holding exactly the provider's JSON body, or
+into. Out: a `storyc.targets.request.Request` holding exactly the provider's JSON body, or
 None when the scene cannot be lowered. No I/O.
 
 Each target is one module in this package that calls `register(...)` at import time.
@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 
-from storyc.diagnostics import Diagnostics
-from storyc.model import Project, Scene
-from storyc.request import Request
+from storyc.base.diagnostics import Diagnostics
+from storyc.resolve.model import Project, Scene
+from storyc.targets.request import Request
 
 DEFAULT_TARGET = "inference/video-o1"
 

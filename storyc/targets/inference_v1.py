@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from storyc.diagnostics import Diagnostics
-from storyc.model import Project
+from storyc.base.diagnostics import Diagnostics
+from storyc.resolve.model import Project
 from storyc.targets import register
-from storyc.targets._inference import InferenceTarget, InputBase, Lowering
+from storyc.targets.inference import InferenceTarget, InputBase, Lowering
 
 
 class InputV1(InputBase):

@@ -1,0 +1,467 @@
+"""One `storyc build` from start to finish: compile, lock, plan, consent, execute, report.
+
+Stage: execute (the session around the executor). In: the parsed command line and the
+environment. Out: an exit code (`storyc.cli.ExitCode`); progress through
+`storyc.build.progress`. I/O: compiles the project, holds `.storyc/build.lock`, opens the
+store, journal and lock file, asks for consent on a terminal, runs the executor.
+
+Settings: a flag wins over the project setting (`backend`, `base_url`, `max_cost`,
+`jobs` in the project block), which wins over the default. The API key comes only
+from `INFERENCE_API_KEY` and is handed to the client, never printed or stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from storyc import backends
+
+from storyc.build import fastpath as build_fastpath
+
+from storyc.plan import pricing
+from storyc.backends import BackendOptions, SetupError, create
+from storyc.build.cache import BuildCache, BuildInput
+from storyc.cli import ExitCode
+from storyc.base.diagnostics import render_all
+from storyc.build.executor import (
+    FAILED,
+    OVER_BUDGET,
+    UNKNOWN,
+    BuildOptions,
+    BuildResult,
+    Executor,
+)
+from storyc.build.effects import ProjectIO
+from storyc.build.outcome import upstream_closure
+from storyc.base.hashing import DigestCache
+from storyc.build.progress import Reporter, make_reporter
+from storyc.state.projectlock import ProjectLock, ProjectLocked
+from storyc.targets.request import Request
+
+KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
+
+
+def find_root(path: Path) -> Path | None:
+    path = path.resolve()
+    if path.is_file():
+        return path.parent
+    if path.is_dir() and (any(path.glob("*.story"))):
+        return path
+    return None
+
+
+async def execute(comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions,
+                  report: Reporter, on_signal: Callable[[Executor], None],
+                  signals: tuple[signal.Signals, ...]) -> BuildResult:
+    """Open the backend, run the executor over `comp.requests` and close the backend
+    (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
+    called on each of `signals` — only on the main thread, the only one that may set them."""
+    backend = create(options.backend, bopts)
+    await backend.open()
+    executor = Executor(comp.requests, comp.order, backend, io, options, report)
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is not threading.main_thread():
+        signals = ()
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, executor)
+    try:
+        return await executor.run()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await backend.close()
+
+
+@dataclass
+class QuickPlan:
+    """What the executor will do, known before it starts (for consent and the budget)."""
+
+    render: dict[str, int]  # scene -> takes to render (upper bound for waiting scenes)
+    estimate: Decimal  # known part of the cost
+    unknown: int  # scenes whose cost cannot be known yet
+    up_to_date: int
+    costs: dict[str, Decimal | None] = field(default_factory=dict)  # scene -> estimate
+
+
+def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
+               backend: str, wanted: set[str] | None = None) -> QuickPlan:
+    picked: dict[str, str | None] = {}
+    render: dict[str, int] = {}
+    total = Decimal(0)
+    unknown = up = 0
+    durations: dict[str, float | None] = {}
+    costs: dict[str, Decimal | None] = {}
+    for scene in order:
+        req = requests.get(scene)
+        if req is None or (wanted is not None and scene not in wanted):
+            picked[scene] = io.locked_picked_digest(scene)
+            continue
+        upstream = {u: picked.get(u) for u in req.upstream}
+        n_takes = max(1, req.takes)
+        if any(v is None for v in upstream.values()):
+            missing = list(range(1, n_takes + 1))  # waiting: its keys are not known yet
+            picked[scene] = None
+        else:
+            ks = {t: io.key(req, t, {k: v for k, v in upstream.items() if v})
+                  for t in range(1, n_takes + 1)}
+            found = {t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()}
+            missing = [t for t, d in found.items() if not d]
+            p = io.picked_take(scene, n_takes)
+            picked[scene] = found[p] if found.get(p) and found[p] != "url" else None
+            if not missing:
+                up += 1
+                continue
+        render[scene] = len(missing)
+        base = io.base_duration(req.base_video, durations) if req.base_video else None
+        est = pricing.estimate(req, backend=backend, takes=len(missing), base_duration=base)
+        costs[scene] = est.amount
+        if est.amount is None:
+            unknown += 1
+        else:
+            total += est.amount
+    return QuickPlan(render, total, unknown, up, costs)
+
+
+def _setting(comp: BuildInput, name: str) -> Any:
+    return comp.settings.get(name)
+
+
+class BuildSession:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.time()  # before anything is read (see build_fastpath.record)
+        self.report: Reporter = make_reporter(json_mode=bool(args.json))
+
+    digests: DigestCache | None = None
+    store_bytes_verified = 0
+    paid = False
+    cached_compilation = False
+
+    def bytes_read(self) -> int:
+        """Bytes of assets hashed in this build (0 on a no-op build)."""
+        return self.digests.bytes_read if self.digests is not None else 0
+
+    def say(self, text: str) -> None:
+        self.report.note(text)
+
+    def error(self, text: str) -> None:
+        """Errors and warnings go to stderr in every mode (and are events with --json)."""
+        if self.args.json:
+            self.report.event("message", text=text)
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self.report.note(text)
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.report.close()
+
+    def _run(self) -> int:
+        args = self.args
+        root = find_root(Path(args.path))
+        if root is None:
+            self.error(f"error: no storyc project at {args.path}")
+            return ExitCode.ENVIRONMENT
+        digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
+        cache = self.cache = BuildCache(root)
+        arg = str(Path(args.path).resolve())
+        comp = cache.compilation(arg, args.target)
+        self.cached_compilation = comp is not None
+        if comp is None:
+            from storyc.compiler import compile_project  # only when the cache cannot answer
+
+            comp = BuildInput.of(
+                compile_project(Path(args.path), target=args.target, digests=digests))
+            cache.store_compilation(arg, args.target, comp)
+        if not comp.found or not comp.ok and not comp.diagnostics:
+            self.error(f"error: no storyc project at {args.path}")
+            return ExitCode.ENVIRONMENT
+        self.diag_text = ""
+        if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
+            self.diag_text = render_all(comp.diagnostics, comp.sources)
+            print(self.diag_text, file=sys.stderr)
+        if not comp.ok:
+            return ExitCode.FAILED
+        if args.scenes:
+            bad = [s for s in args.scenes if s not in comp.scenes]
+            if bad:
+                self.error(f"error: no scene named {bad[0]!r} "
+                           f"(scenes: {', '.join(comp.scenes)})")
+                return ExitCode.USAGE
+        project = comp
+
+        backend_name = args.backend or _setting(project, "backend") or "preview"
+        if backend_name not in backends.names():
+            self.error(f"error: unknown backend {backend_name!r} "
+                       f"({' or '.join(backends.names())})")
+            return ExitCode.USAGE
+        jobs = args.jobs or _int(_setting(project, "jobs")) or 4
+        max_cost = args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
+        api_key = None
+        if backend_name not in pricing.FREE_BACKENDS:
+            api_key = os.environ.get(KEY_ENV, "")
+            if not api_key:
+                self.error(f"error: the {backend_name} backend needs an API key: set {KEY_ENV} "
+                         "(or build with --backend preview, which is free)")
+                return ExitCode.ENVIRONMENT
+        try:
+            lock_guard = ProjectLock(root, wait=args.wait)
+            lock_guard.acquire()
+        except ProjectLocked as exc:
+            self.error(f"error: {exc}")
+            return ExitCode.ENVIRONMENT
+        build_fastpath.forget(str(root))  # from here on the recorded clean state may change
+        code: int = ExitCode.FAILED
+        try:
+            code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
+            return code
+        finally:
+            cache.save(keys_seen=len(cache.keys))
+            if code == ExitCode.OK:
+                # no record only means that the next no-op build takes the normal path
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError,
+                                         AttributeError):
+                    self._record_clean(root, comp, backend_name)
+            lock_guard.release()
+
+    # set by _locked / _show_plan / _summary for `_record_clean`
+    diag_text = ""
+    _result: BuildResult | None = None
+    _lock: Any = None
+    _store: Any = None
+    _journal_warned = False
+    _plan_event: dict[str, Any] | None = None
+    _plan_lines: list[str] | None = None
+    _summary_event: dict[str, Any] | None = None
+    _build_line = ""
+    recorded_clean = False
+
+    def _record_clean(self, root: Path, comp: Any, backend: str) -> None:
+        """After a build that found everything selected up to date, remember the state for
+        `storyc.build.fastpath` (a later identical build then skips all of this)."""
+        result = self._result
+        if (result is None or self._lock is None or self._store is None or self._journal_warned
+                or result.submitted or result.interrupted or result.setup_error
+                or self._plan_event is None or self._summary_event is None):
+            return
+        states = self.report.states
+        if set(states) != set(result.scenes) or any(
+                st != ("reused", "reused") for st in states.values()) or any(
+                s.state != "reused" for s in result.scenes.values()):
+            return
+        entry = self.cache.data.get("compile")  # holds code + input paths when cached
+        paths = list(entry["paths"]) if self.cache.holds(comp) else self.cache._inputs(comp)
+        paths += build_fastpath.code_paths()
+        lock_path = self._lock.path_for(root)
+        renders = str(root / "renders")
+        paths += [str(lock_path), renders]
+        # discovery reads the top-level story files of a directory (a `project` block)
+        arg = Path(self.args.path)
+        paths += [str(arg / n) for n in build_fastpath.discovery(str(arg))]
+        objects = str(self._store.objects)
+        outputs: set[str] = set()
+        for scene in states:
+            locked = self._lock.scenes.get(scene)
+            if locked is None:
+                return
+            outputs.update(t.output for t in locked.takes if t.output)
+        # only links: a copy could be edited in place unseen. This build just made every
+        # name a link, or, where links are impossible, a copy of each: one tells which.
+        first = next(iter(states), None)
+        if first is not None and not os.path.islink(f"{renders}/{first}.mp4"):
+            return
+        # the store's layout (objects/ab/cd…), as strings: 10,000 Paths cost 0.1 s
+        if not all(d.startswith("sha256:") for d in outputs):
+            return
+        paths += [f"{objects}/{d[7:9]}/{d[9:]}" for d in outputs]
+        if self.paid:
+            journal = root / ".storyc" / "journal.sqlite"
+            if os.path.exists(f"{journal}-wal"):
+                return  # another connection is open: not a settled state
+            paths.append(str(journal))
+        import json
+
+        # exactly what JsonReporter writes on a no-op build, but for the summary's facts
+        # about the work this build did and the next one will not do
+        summary = {**self._summary_event, "bytes_read": 0, "bytes_verified": 0,
+                   "cached_compilation": True, "fast_path": True}
+        json_lines = "".join([
+            json.dumps({"event": "plan", **self._plan_event}, sort_keys=True) + "\n",
+            *(f'{{"detail": "reused", "elapsed": 0.0, "event": "scene", '
+              f'"scene": {json.dumps(s)}, "state": "reused"}}\n' for s in states),
+            json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n"])
+        self.recorded_clean = build_fastpath.record(str(root), self.args, paths, {
+            "backend": backend, "diagnostics": self.diag_text,
+            "plan_lines": self._plan_lines or [], "scenes": list(states), "json": json_lines,
+            "build_line": self._build_line}, self.started)
+
+    def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
+                jobs: int, max_cost: Decimal | None, api_key: str | None) -> int:
+        from storyc.state.journal import Journal, JournalError
+        from storyc.state.lockfile import LockFile, LockFileError
+        from storyc.state.store import Store
+
+        args = self.args
+        try:
+            lock = self.cache.lockfile(LockFile.path_for(root))
+            lock_cached = lock is not None
+            if lock is None:
+                lock = LockFile.load(LockFile.path_for(root))
+                self.cache.store_lockfile(LockFile.path_for(root), lock)
+        except LockFileError as exc:
+            self.error(f"error: {exc}")
+            return ExitCode.FAILED
+        store = self._store = Store.for_project(root)
+        self._lock = lock
+        paid = self.paid = backend_name not in pricing.FREE_BACKENDS
+        journal = None
+        if paid:
+            try:
+                journal = Journal(root / ".storyc" / "journal.sqlite")
+            except JournalError as exc:
+                self.error(f"error: {exc}")
+                return ExitCode.ENVIRONMENT
+        try:
+            io = ProjectIO(root, store, journal, lock, digests, backend=backend_name,
+                           cache=self.cache)
+            if self.cache.holds(comp):
+                io.use_known_keys(self.cache.keys)  # same requests: same keys
+                io.lock_is_current = lock_cached and self.cached_compilation
+            if journal is not None:
+                for att in journal.recover() + [a for a in journal.unknown()]:
+                    self._journal_warned = True
+                    self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
+                             f"{att.take}) may have reached the provider: its fate is unknown")
+            wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
+            plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            self._show_plan(plan, backend_name)
+            if paid and plan.render and not self._consent(plan, max_cost):
+                return ExitCode.NEEDS_DECISION
+            options = BuildOptions(backend=backend_name, jobs=jobs, max_cost=max_cost,
+                                   resubmit_unknown=args.resubmit_unknown,
+                                   retries=max(0, args.retries),
+                                   scenes=tuple(args.scenes) if args.scenes else None)
+            base_url = args.base_url or _setting(comp, "base_url")
+            bopts = BackendOptions(root=root, store=store, base_url=base_url, api_key=api_key,
+                                   poll_interval=args.poll_interval)
+            try:
+                result = asyncio.run(self._execute(comp, io, options, bopts))
+            except SetupError as exc:
+                self.error(f"error: {exc}")
+                return ExitCode.ENVIRONMENT
+            self.store_bytes_verified = store.bytes_verified
+            self._result = result
+            return self._summary(result, comp)
+        finally:
+            if journal is not None:
+                journal.close()
+
+    async def _execute(self, comp: Any, io: ProjectIO, options: BuildOptions,
+                       bopts: BackendOptions) -> BuildResult:
+        return await execute(comp, io, options, bopts, self.report, self._interrupt,
+                             signals=(signal.SIGINT, signal.SIGTERM))
+
+    def _interrupt(self, executor: Executor) -> None:
+        if executor.result.interrupted:
+            return
+        self.say("interrupted: no new submissions; tasks already sent stay recorded and are "
+                 "re-attached by the next build")
+        executor.stop()
+
+    def _show_plan(self, plan: QuickPlan, backend: str) -> None:
+        takes = sum(plan.render.values())
+        cost = "free" if backend == "preview" else pricing.format_usd(plan.estimate)
+        if plan.unknown and backend != "preview":
+            cost += f" + {plan.unknown} scene(s) of unknown cost"
+        self._plan_event = dict(backend=backend, render=plan.render, takes=takes,
+                                up_to_date=plan.up_to_date, estimate=str(plan.estimate),
+                                unknown=plan.unknown)
+        self.report.event("plan", **self._plan_event)
+        # kept in both modes: the fast path may answer a later build in the other one
+        lines: list[str] = []
+        if backend != "preview":  # a paid plan is shown scene by scene before consent
+            for scene, n in plan.render.items():
+                amount = plan.costs.get(scene)
+                price = pricing.format_usd(amount) if amount is not None else "unknown"
+                lines.append(f"  {scene}: {n} take(s), {price}")
+        lines.append(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
+                     f"{backend} ({cost}); {plan.up_to_date} up to date")
+        self._plan_lines = lines
+        if not self.args.json:
+            for line in lines:
+                self.say(line)
+
+    def _consent(self, plan: QuickPlan, max_cost: Decimal | None) -> bool:
+        if self.args.yes:
+            return True
+        if not sys.stdin.isatty():
+            self.error("error: this build sends paid requests; re-run with --yes to agree to the "
+                     "plan above (or use --backend preview)")
+            return False
+        cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
+        try:
+            answer = input(f"Render {sum(plan.render.values())} take(s) for about "
+                           f"{pricing.format_usd(plan.estimate)}{cap}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            self.say("nothing submitted")
+            return False
+        return True
+
+    def _summary(self, result: BuildResult, comp: Any) -> int:
+        counts = {s: result.count(s) for s in ("done", "reused", FAILED, "blocked", UNKNOWN,
+                                               OVER_BUDGET, "stopped")}
+        self._summary_event = dict(submitted=result.submitted, reused=result.reused,
+                                   committed=str(result.committed),
+                                   interrupted=result.interrupted, scenes=counts)
+        self.report.event("summary", **self._summary_event, bytes_read=self.bytes_read(),
+                          bytes_verified=self.store_bytes_verified,
+                          cached_compilation=self.cached_compilation, fast_path=False)
+        for s in result.scenes.values():
+            if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
+                self.error(f"{s.state}: scene {s.scene}: {s.error}")
+        parts = [f"{n} {k}" for k, n in counts.items() if n]
+        verb = "submitted" if self.paid else "rendered"
+        self._build_line = f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}"
+        if not self.args.json:
+            self.say(self._build_line)
+        if result.interrupted:
+            return ExitCode.INTERRUPTED
+        if result.setup_error:
+            self.error(f"error: {result.setup_error}")
+            return ExitCode.ENVIRONMENT
+        if any(s.failed for s in result.scenes.values()) or \
+                any(d.is_error for d in comp.diagnostics):
+            return ExitCode.FAILED
+        if counts[UNKNOWN] or counts[OVER_BUDGET]:
+            return ExitCode.NEEDS_DECISION
+        return ExitCode.OK
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _dec(v: Any) -> Decimal | None:
+    try:
+        return Decimal(str(v)) if v is not None else None
+    except InvalidOperation:
+        return None

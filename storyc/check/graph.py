@@ -1,0 +1,335 @@
+"""The scene dependency graph: which scene starts from which other scene's output.
+
+Stage: check. In: a resolved `Project`. Out: a `Graph` (edges, deterministic topological
+order, cycles) plus E24x/W24x diagnostics for cycles and cuts, and text / Graphviz DOT /
+Mermaid renderings. No I/O.
+
+Order among independent scenes is declaration order, so the same story always builds
+and prints in the same order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
+from storyc.resolve.model import Input, Project, Scene, SceneOutput
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    src: str  # the upstream scene
+    dst: str  # the scene that uses src's output
+    part: str  # "video", "last_frame", ...
+    role: str  # "first frame", "end frame", "reference image", "reference video", "element x"
+    span: Span
+
+
+@dataclass
+class Graph:
+    scenes: list[str]  # declaration order
+    edges: list[Edge]
+    order: list[str]  # topological; scenes in or behind a cycle are left out
+    cycles: list[list[str]] = field(default_factory=list)
+    leaves: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # scene → (kind, name)
+
+    def upstream(self, scene: str) -> list[str]:
+        return _unique(e.src for e in self.edges if e.dst == scene)
+
+    def downstream(self, scene: str) -> list[str]:
+        return _unique(e.dst for e in self.edges if e.src == scene)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
+    out: list[tuple[Input, str]] = []
+    if scene.first_frame:
+        out.append((scene.first_frame, "first frame"))
+    if scene.end_frame:
+        out.append((scene.end_frame, "end frame"))
+    out.extend((img, "reference image") for img in scene.images)
+    if scene.video:
+        out.append((scene.video.input, "edited video" if scene.video.mode == "base"
+                    else "reference video"))
+    for use in scene.elements:
+        element = project.elements.get(use.name)
+        if element is not None:
+            out.extend((inp, f"element {element.name}") for inp in (element.frontal,
+                                                                    *element.refs))
+    return out
+
+
+def build(project: Project, diags: Diagnostics | None = None) -> Graph:
+    """Edges, cycles and order; reports E240/E241 into `diags` when given."""
+    diags = diags if diags is not None else Diagnostics()
+    names = list(project.scenes)
+    edges: list[Edge] = []
+    leaves: dict[str, list[tuple[str, str]]] = {}
+    for scene in project.scenes.values():
+        mine: list[tuple[str, str]] = []
+        for inp, role in _inputs(scene, project):
+            src = inp.source
+            if isinstance(src, SceneOutput):
+                if src.scene not in project.scenes:
+                    diags.error("E241", f"scene `{scene.name}` uses the output of `{src.scene}`, "
+                                "which is not a scene", inp.span)
+                    continue
+                edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
+            elif inp.name and not role.startswith("element "):
+                leaf = (src.kind, inp.name)
+                if leaf not in mine:
+                    mine.append(leaf)
+        mine.extend(("element", use.name) for use in scene.elements
+                    if ("element", use.name) not in mine)
+        leaves[scene.name] = mine
+    order = _order(names, edges)
+    # Kahn's order leaves out exactly the scenes in or behind a cycle: no need to look for
+    # cycles when every scene made it.
+    cycles = _cycles(names, edges) if len(order) < len(names) else []
+    for cycle in cycles:
+        first = next(e for e in edges if e.dst == cycle[1 % len(cycle)] and e.src == cycle[0]
+                     ) if len(cycle) > 1 else next(e for e in edges if e.src == e.dst == cycle[0])
+        path = " → ".join([*cycle, cycle[0]])
+        diags.error("E240", f"dependency cycle: {path}", first.span,
+                    hint="a scene cannot start from its own output, directly or through others")
+    return Graph(names, edges, order, cycles, leaves)
+
+
+def _order(names: list[str], edges: list[Edge]) -> list[str]:
+    """Kahn's algorithm with a heap of declaration indices: deterministic, O(n log n)."""
+    index = {n: i for i, n in enumerate(names)}
+    deps: dict[str, set[str]] = {n: set() for n in names}
+    users: dict[str, list[str]] = {n: [] for n in names}
+    for e in edges:
+        if e.src not in deps[e.dst]:
+            deps[e.dst].add(e.src)
+            users[e.src].append(e.dst)
+    waiting = {n: len(d) for n, d in deps.items()}
+    heap = [index[n] for n in names if waiting[n] == 0]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        n = names[heapq.heappop(heap)]
+        order.append(n)
+        for u in users[n]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(heap, index[u])
+    return order
+
+
+def _cycles(names: list[str], edges: list[Edge]) -> list[list[str]]:
+    """Each strongly connected component with a cycle, as a path that walks the cycle.
+
+    Reported from the earliest-declared scene in it, following downstream edges.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    for e in sorted(edges, key=lambda e: (index[e.src], index[e.dst])):
+        if e.dst not in succ[e.src]:
+            succ[e.src].append(e.dst)
+    comps = _scc(names, succ)
+    out: list[list[str]] = []
+    for comp in comps:
+        members = set(comp)
+        start = min(comp, key=index.__getitem__)
+        if len(comp) == 1 and start not in succ[start]:
+            continue
+        out.append(_walk_cycle(start, members, succ))
+    out.sort(key=lambda c: index[c[0]])
+    return out
+
+
+def _walk_cycle(start: str, members: set[str], succ: dict[str, list[str]]) -> list[str]:
+    """A shortest path from `start` back to itself inside one component (BFS)."""
+    prev: dict[str, str] = {}
+    queue = [start]
+    seen = {start}
+    while queue:
+        nxt: list[str] = []
+        for n in queue:
+            for m in succ[n]:
+                if m == start:
+                    path = [n]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return list(reversed(path))
+                if m in members and m not in seen:
+                    seen.add(m)
+                    prev[m] = n
+                    nxt.append(m)
+        queue = nxt
+    return [start]
+
+
+def _scc(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (10,000-scene chains must not hit the recursion limit)."""
+    idx: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on: set[str] = set()
+    stack: list[str] = []
+    comps: list[list[str]] = []
+    counter = 0
+    for root in names:
+        if root in idx:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                idx[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on.add(v)
+            recurse = False
+            for j in range(i, len(succ[v])):
+                w = succ[v][j]
+                if w not in idx:
+                    work.append((v, j + 1))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if w in on:
+                    low[v] = min(low[v], idx[w])
+            if recurse:
+                continue
+            if low[v] == idx[v]:
+                comp: list[str] = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                comps.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return comps
+
+
+def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
+    """Cuts: not empty, no unknown scenes, repeats warned; scenes no cut can reach noted."""
+    in_cut: set[str] = set()
+    for cut in project.cuts.values():
+        if not cut.scenes:
+            diags.warning("W242", f"cut `{cut.name}` is empty", cut.span,
+                          hint="list the scenes it plays, e.g. `cut final = [intro, outro]`")
+        seen: dict[str, Span] = {}
+        for name, span in cut.scenes:
+            if name not in project.scenes:
+                diags.error("E244", f"cut `{cut.name}` names `{name}`, which is not a scene", span)
+                continue
+            if name in seen:
+                diags.warning("W243", f"scene `{name}` appears more than once in cut "
+                              f"`{cut.name}`", span, notes=(("first here", seen[name]),),
+                              hint="fine for a reprise; otherwise remove the repeat")
+            seen.setdefault(name, span)
+            in_cut.add(name)
+    if not project.cuts:
+        return
+    used = {e.src for e in graph.edges}
+    for scene in project.scenes.values():
+        if scene.name not in in_cut and scene.name not in used:
+            diags.add(Diagnostic("W245", Severity.NOTE, f"scene `{scene.name}` is in no cut "
+                                 "and no other scene uses it", scene.span))
+
+
+# -- renderers ----------------------------------------------------------------------------
+
+
+def _edge_label(e: Edge) -> str:
+    return f"{e.role} ← {e.part}"
+
+
+def render_text(graph: Graph, *, assets: bool = False) -> str:
+    """A tree from the scenes that depend on nothing; a scene reached twice says so."""
+    lines: list[str] = []
+    printed: set[str] = set()
+    by_src: dict[str, list[Edge]] = {}
+    for e in graph.edges:
+        by_src.setdefault(e.src, []).append(e)
+
+    def visit(name: str, prefix: str, label: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        suffix = f"  ({label})" if label else ""
+        if name in printed:
+            lines.append(f"{prefix}{branch}{name}{suffix} (see above)")
+            return
+        printed.add(name)
+        lines.append(f"{prefix}{branch}{name}{suffix}")
+        child_prefix = prefix if top else prefix + ("   " if last else "│  ")
+        kids: list[tuple[str, str | None]] = []
+        if assets:
+            kids.extend((f"{kind} {leaf}", None) for kind, leaf in graph.leaves.get(name, []))
+        seen: dict[str, list[str]] = {}
+        for e in by_src.get(name, []):
+            seen.setdefault(e.dst, []).append(_edge_label(e))
+        kids.extend((dst, ", ".join(labels)) for dst, labels in seen.items())
+        for i, (kid, kid_label) in enumerate(kids):
+            is_last = i == len(kids) - 1
+            if kid_label is None:
+                lines.append(f"{child_prefix}{'└─ ' if is_last else '├─ '}· {kid}")
+            else:
+                visit(kid, child_prefix, kid_label, is_last, False)
+
+    has_upstream = {e.dst for e in graph.edges}
+    for name in graph.scenes:
+        if name not in has_upstream:
+            visit(name, "", "", True, True)
+    in_cycle = {n for c in graph.cycles for n in c}
+    for name in graph.scenes:
+        if name not in printed:
+            visit(name, "", "in a cycle" if name in in_cycle else "after a cycle", True, True)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_dot(graph: Graph, *, assets: bool = False, title: str = "storyc") -> str:
+    out = [f"digraph {_q(title)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    for name in graph.scenes:
+        out.append(f"  {_q(name)};")
+    if assets:
+        for name in graph.scenes:
+            for kind, leaf in graph.leaves.get(name, []):
+                node = f"{kind}:{leaf}"
+                out.append(f"  {_q(node)} [shape=note, label={_q(f'{kind} {leaf}')}];")
+                out.append(f"  {_q(node)} -> {_q(name)} [style=dashed];")
+    for e in graph.edges:
+        out.append(f"  {_q(e.src)} -> {_q(e.dst)} [label={_q(_edge_label(e))}];")
+    out.append("}")
+    return "\n".join(_unique(out)) + "\n"
+
+
+def _mq(text: str) -> str:
+    return '"' + text.replace('"', "#quot;") + '"'
+
+
+def render_mermaid(graph: Graph, *, assets: bool = False) -> str:
+    """Mermaid `flowchart`; node ids are generated because scene names may clash with keywords."""
+    ids = {name: f"s{i}" for i, name in enumerate(graph.scenes)}
+    out = ["flowchart LR"]
+    for name in graph.scenes:
+        out.append(f"  {ids[name]}[{_mq(name)}]")
+    if assets:
+        leaf_ids: dict[tuple[str, str], str] = {}
+        for name in graph.scenes:
+            for leaf in graph.leaves.get(name, []):
+                if leaf not in leaf_ids:
+                    leaf_ids[leaf] = f"a{len(leaf_ids)}"
+                    out.append(f"  {leaf_ids[leaf]}([{_mq(' '.join(leaf))}])")
+                out.append(f"  {leaf_ids[leaf]} -.-> {ids[name]}")
+    for e in graph.edges:
+        out.append(f"  {ids[e.src]} -->|{_mq(_edge_label(e))}| {ids[e.dst]}")
+    return "\n".join(_unique(out)) + "\n"
+
+
+RENDERERS = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}

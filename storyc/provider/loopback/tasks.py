@@ -1,0 +1,217 @@
+"""Tasks of the loopback provider: submission, life cycle, status, stream, cancel, faults.
+
+Stage: tooling (the offline provider). In: parsed requests routed by
+`storyc.provider.loopback.server`. Out: `Response` values in the provider's envelope.
+I/O: none directly (rendering goes through `MediaShelf`).
+
+Life cycle of a task (latency L): queued (0.2 L) → running (0.6 L, the output is
+rendered) → uploading (0.2 L) → completed. A `fail` fault ends it failed (11), a
+`reject` fault rejected (13, never ran), an end frame without a first frame fails as
+the real app does. Every status change is pushed to open streams at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from storyc.provider.loopback.faults import Fault
+from storyc.provider.loopback.http import Drop, Request, Response
+from storyc.provider.loopback.schema import APP
+from storyc.provider.task import TERMINAL, Status
+
+if TYPE_CHECKING:
+    from storyc.provider.loopback.server import LoopbackProvider
+
+_LEGACY = {Status.RUNNING: 7, Status.UPLOADING: 8, Status.COMPLETED: 9, Status.FAILED: 10,
+           Status.CANCELLED: 11}
+
+
+def problem(status: int, code: str, title: str, detail: str,
+            headers: dict[str, str] | None = None) -> Response:
+    body = {"type": f"https://inference.sh/errors/{code}", "title": title, "status": status,
+            "detail": detail}
+    return Response.json(body, status, "application/problem+json", headers)
+
+
+def envelope(data: Any) -> Response:
+    return Response.json({"data": data, "messages": []})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TaskBook:
+    def __init__(self, provider: LoopbackProvider) -> None:
+        self.p = provider
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, Status] = {}
+        self.submissions: list[dict[str, Any]] = []
+        self._records: dict[str, dict[str, Any]] = {}  # task id -> its entry in submissions
+        self._watchers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self._runners: dict[str, asyncio.Task[None]] = {}
+
+    def form(self, status: Status) -> int | str:
+        how = self.p.options.status_form
+        if how == "string":
+            return status.name.lower()
+        if how == "legacy":
+            return _LEGACY.get(status, int(status))
+        return int(status)
+
+    def view(self, task_id: str) -> dict[str, Any]:
+        return {**self.tasks[task_id], "status": self.form(self.state[task_id])}
+
+    def set(self, task_id: str, status: Status, **changes: Any) -> None:
+        self.state[task_id] = status
+        task = self.tasks[task_id]
+        task.update(changes, updated_at=_now())
+        fields = ["status", "updated_at", *changes]
+        view = self.view(task_id)
+        partial = {"id": task_id, **{k: view[k] for k in fields}}
+        for queue in self._watchers.get(task_id, []):
+            queue.put_nowait({"data": partial, "fields": fields})
+        if status in TERMINAL:
+            self._records[task_id]["outcome"] = status.name.lower()
+
+    async def fault_or(self, endpoint: str, req: Request,
+                       make: Callable[[Fault | None], Awaitable[Response]]) -> Response:
+        fault = self.p.options.faults.pick(endpoint)
+        kind = fault.kind if fault is not None else None
+        if fault is not None and kind in ("429", "503"):
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            code = "rate_limited" if kind == "429" else "app_maintenance"
+            return problem(int(kind), code, "Try again later", f"injected {kind}", headers)
+        if kind == "500":
+            return problem(500, "internal_error", "Internal Server Error", "injected failure")
+        if kind == "402":
+            return problem(402, "payment_required", "Payment Required",
+                           "insufficient balance for this run")
+        if kind == "401":
+            return problem(401, "unauthorized", "Unauthorized", "invalid API key")
+        if kind == "drop_early" or (kind == "drop" and endpoint != "submit"):
+            raise Drop
+        if kind == "delay" and fault is not None:
+            await asyncio.sleep(fault.seconds)
+        return await make(fault)
+
+    async def submit(self, req: Request, fault: Fault | None) -> Response:
+        try:
+            body = await req.json()
+        except ValueError:
+            return problem(400, "invalid_request", "Bad Request", "body is not JSON")
+        app = body.get("app") if isinstance(body, dict) else None
+        if not isinstance(app, str) or app.split("@", 1)[0] != APP:
+            return problem(404, "not_found", "Not Found", f"app {app!r} not found")
+        model, detail = self.p.validate(body.get("input"))
+        if model is None:
+            return problem(400, "validation_error", "Validation Error", detail or "invalid input")
+        task_id = uuid.uuid4().hex[:20]
+        stamp = _now()
+        self.tasks[task_id] = {"id": task_id, "app": app, "input": body["input"], "output": None,
+                               "error": None, "created_at": stamp, "updated_at": stamp,
+                               "session_id": None, "logs": [], "events": []}
+        self.state[task_id] = Status.QUEUED
+        record = {"task_id": task_id, "app": app, "input": body["input"], "outcome": None}
+        self.submissions.append(record)
+        self._records[task_id] = record
+        outcome = fault.kind if fault is not None and fault.kind in ("fail", "reject") else None
+        self._runners[task_id] = asyncio.create_task(self._run(task_id, model, outcome))
+        if fault is not None and fault.kind == "drop":
+            raise Drop  # accepted, but the answer is lost
+        return envelope(self.view(task_id))
+
+    async def _run(self, task_id: str, model: Any, outcome: str | None) -> None:
+        lat = self.p.options.latency
+        if outcome == "reject":
+            self.set(task_id, Status.REJECTED, error="insufficient balance")
+            return
+        try:
+            await asyncio.sleep(0.2 * lat)
+            self.set(task_id, Status.RUNNING)
+            if model.end_image is not None and model.image is None:
+                self.set(task_id, Status.FAILED, error="end_image requires image")
+                return
+            started = asyncio.get_running_loop().time()
+            name = await self.p.shelf.render(self.p.shelf.render_args(model, self.p.base_url))
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.0, 0.6 * lat - elapsed))
+            if outcome == "fail":
+                self.set(task_id, Status.FAILED, error="injected failure: generation failed")
+                return
+            self.set(task_id, Status.UPLOADING)
+            await asyncio.sleep(0.2 * lat)
+            url = f"{self.p.base_url}/outputs/{name}"
+            video: Any = url if self.p.options.video_form == "url" else {"uri": url}
+            meta = {"outputs": [{"type": "video", "seconds": float(model.duration), "fps": 24,
+                                 "resolution": getattr(model, "resolution", "1080p")}]}
+            self.set(task_id, Status.COMPLETED, output={"video": video, "output_meta": meta})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a render failure is the task's failure, not the server's
+            self.set(task_id, Status.FAILED, error=f"generation failed: {exc}")
+
+    async def get(self, task_id: str) -> Response:
+        if task_id not in self.tasks:
+            return problem(404, "not_found", "Not Found", f"task {task_id} not found")
+        return envelope(self.view(task_id))
+
+    async def status(self, task_id: str) -> Response:
+        if task_id not in self.tasks:
+            return problem(404, "not_found", "Not Found", f"task {task_id} not found")
+        view = self.view(task_id)
+        return envelope({"id": task_id, "status": view["status"], "updated_at": view["updated_at"]})
+
+    async def cancel(self, task_id: str) -> Response:
+        if task_id not in self.tasks:
+            return problem(404, "not_found", "Not Found", f"task {task_id} not found")
+        if self.state[task_id] in TERMINAL:
+            return problem(409, "invalid_transition", "Conflict",
+                           f"task {task_id} already finished")
+        runner = self._runners.get(task_id)
+        if runner is not None:
+            runner.cancel()
+        self.set(task_id, Status.CANCELLING)
+        self.set(task_id, Status.CANCELLED)
+        return Response(204)
+
+    async def stream(self, req: Request, task_id: str) -> Response:
+        if task_id not in self.tasks:
+            return problem(404, "not_found", "Not Found", f"task {task_id} not found")
+        sse = "text/event-stream" in req.headers.get("accept", "")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._watchers.setdefault(task_id, []).append(queue)
+        first = {"data": self.view(task_id), "fields": list(self.tasks[task_id]) + ["status"]}
+        ctype = "text/event-stream" if sse else "application/x-ndjson"
+        return Response(200, headers={"Content-Type": ctype, "Cache-Control": "no-cache"},
+                        stream=self._events(task_id, queue, first, sse))
+
+    async def _events(self, task_id: str, queue: asyncio.Queue[dict[str, Any]],
+                      first: dict[str, Any], sse: bool) -> AsyncIterator[bytes]:
+        def line(event: dict[str, Any]) -> bytes:
+            text = json.dumps(event, separators=(",", ":"))
+            return f"data: {text}\n\n".encode() if sse else (text + "\n").encode()
+
+        try:
+            yield line(first)
+            while self.state[task_id] not in TERMINAL:
+                try:
+                    event = await asyncio.wait_for(queue.get(), self.p.options.heartbeat)
+                except TimeoutError:
+                    yield b": heartbeat\n\n" if sse else line({"type": "heartbeat"})
+                    continue
+                yield line(event)
+            while not queue.empty():
+                yield line(queue.get_nowait())
+        finally:
+            self._watchers[task_id].remove(queue)
+
+    async def shutdown(self) -> None:
+        for runner in self._runners.values():
+            runner.cancel()
+        await asyncio.gather(*self._runners.values(), return_exceptions=True)

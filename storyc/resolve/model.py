@@ -1,0 +1,198 @@
+"""The resolved project model: what a story means, independent of any provider.
+
+Stage: output of `resolve` (names bound, includes merged, templates rendered,
+settings inherited, files found and hashed), input of `rules` (model limits) and of
+the targets (lowering to a provider payload). Pure data; no I/O here.
+
+Every value that came from the story keeps the `Span` it came from, so later stages
+can point at it. Settings remember where their value came from (`origin`), so the
+compiler can say "aspect ratio 16:9 taken from the project default".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+from storyc.base.diagnostics import Span
+from storyc.media.info import MediaInfo
+
+MediaKind = Literal["image", "video"]
+Quality = Literal["std", "pro"]
+Aspect = Literal["16:9", "9:16", "1:1"]
+VideoMode = Literal["feature", "base"]
+Origin = Literal["scene", "style", "defaults", "project", "builtin"]
+
+QUALITIES: tuple[Quality, ...] = ("std", "pro")
+ASPECTS: tuple[Aspect, ...] = ("16:9", "9:16", "1:1")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting(Generic[T]):
+    """A value plus where it was written (`span`) and which layer it came from."""
+
+    value: T
+    span: Span | None = None
+    origin: Origin = "scene"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file on disk. `path` is project-relative POSIX (what payloads and keys show);
+    `abs_path` is for reading only and never written to any output."""
+
+    path: str
+    abs_path: str
+    kind: MediaKind
+    size: int
+    digest: str  # "sha256:<64 hex>"
+    media: MediaInfo | None = None  # header facts (dimensions, duration, fps) when readable
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """An https:// URL, passed to the provider as-is."""
+
+    url: str
+    kind: MediaKind
+
+
+@dataclass(frozen=True, slots=True)
+class SceneOutput:
+    """Another scene's rendered output (its picked take), or a frame of it."""
+
+    scene: str
+    part: Literal["video", "first_frame", "last_frame", "frame"]
+    at: float | None = None  # seconds from the start; only when part == "frame"
+
+    @property
+    def kind(self) -> MediaKind:
+        return "video" if self.part == "video" else "image"
+
+
+Source = LocalFile | RemoteFile | SceneOutput
+
+
+def source_kind(src: Source) -> MediaKind:
+    return src.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One media input of a scene or element.
+
+    `name` is the declared name it was reached through (asset, element or scene), or
+    None for an inline path/URL. Prompts mention inputs by that name (`@market`).
+    """
+
+    source: Source
+    name: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    name: str
+    kind: MediaKind
+    source: LocalFile | RemoteFile
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """A character or object: a frontal image, up to 3 more angles, a description."""
+
+    name: str
+    frontal: Input
+    refs: tuple[Input, ...]
+    description: str | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """An `@name` in a rendered prompt. `start`/`end` are offsets into `Scene.prompt`
+    covering the whole `@name`; `span` is the best source location we have."""
+
+    name: str
+    start: int
+    end: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ElementUse:
+    name: str  # key into Project.elements
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInput:
+    input: Input
+    mode: VideoMode  # "base" = edit this video; "feature" = style/motion reference
+    keep_sound: Setting[bool] | None  # None when the story did not say
+    span: Span  # where `edit =` / `video =` / `motion =` was written
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    name: str
+    span: Span  # the scene's name in its declaration
+    prompt: str  # templated, still with `@name` mentions
+    prompt_span: Span
+    mentions: tuple[Mention, ...]
+    first_frame: Input | None
+    end_frame: Input | None
+    # Reference images in order: those listed explicitly, then image assets that are
+    # only mentioned in the prompt (first mention first), without duplicates.
+    images: tuple[Input, ...]
+    # Elements in order: listed explicitly, then mentioned, without duplicates.
+    elements: tuple[ElementUse, ...]
+    video: VideoInput | None
+    quality: Setting[Quality]
+    aspect: Setting[Aspect] | None
+    duration: Setting[int] | None
+    watermark: Setting[bool]
+    takes: Setting[int]
+    target: Setting[str]
+    variables: dict[str, object] = field(default_factory=dict)
+
+    def upstream(self) -> tuple[str, ...]:
+        """Names of scenes whose output this scene uses, in first-use order."""
+        seen: dict[str, None] = {}
+        inputs: list[Input] = []
+        if self.first_frame:
+            inputs.append(self.first_frame)
+        if self.end_frame:
+            inputs.append(self.end_frame)
+        inputs.extend(self.images)
+        if self.video:
+            inputs.append(self.video.input)
+        for inp in inputs:
+            if isinstance(inp.source, SceneOutput):
+                seen.setdefault(inp.source.scene, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    name: str
+    scenes: tuple[tuple[str, Span], ...]
+    span: Span
+
+
+@dataclass(slots=True)
+class Project:
+    name: str
+    root: str  # absolute directory of the entry file (never written to outputs)
+    entry: str  # project-relative path of the entry story file
+    files: tuple[str, ...]  # every story file loaded, project-relative, entry first
+    target: Setting[str]
+    variables: dict[str, object]
+    assets: dict[str, Asset]
+    elements: dict[str, Element]
+    scenes: dict[str, Scene]  # declaration order
+    cuts: dict[str, Cut]
+    settings: dict[str, Setting[object]] = field(default_factory=dict)  # other project settings (backend, base_url, ...)

@@ -1,0 +1,314 @@
+"""Resolver: syntax trees of a loaded story to the resolved `storyc.resolve.model.Project`.
+
+Stage: second stage of the front end, after `storyc.lang.loader`. In: `Loaded` (trees in
+declaration order), a `Diagnostics` to report into, a `DigestCache`. Out: `Project`
+(names bound, includes merged, defaults and styles applied, prompts rendered, media
+found, hashed and probed), or None when loading failed; every problem is reported as
+E1xx/W1xx and resolution goes on so one run shows them all. I/O: through
+`storyc.resolve.files` only (stat, headers, digests).
+
+Settings of a scene come from layers, later winning: the project block, `defaults`,
+the style chain (root first), the scene itself; `Setting.origin` says which. `vars`
+merge across layers; `video`, `motion` and `edit` are one slot.
+`frontend_diagnostics` (load + resolve) is what the golden tests and `check` run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from storyc import targets
+
+from storyc.lang import ast
+from storyc.base.diagnostics import Diagnostics, SourceMap, Span
+from storyc.base.hashing import DigestCache
+from storyc.lang.loader import Loaded, LoadedFile, ParseCache, load
+from storyc.resolve.model import Asset, Cut, Element, Origin, Project, Setting
+from storyc.resolve.files import FileResolver
+from storyc.resolve.scene import SceneResolver
+from storyc.resolve.values import (
+    BACKENDS,
+    ELEMENT_SETTINGS,
+    PROJECT_DEFAULTS,
+    PROJECT_SETTINGS,
+    SCENE_SETTINGS,
+    check_settings,
+    describe,
+    did_you_mean,
+    is_unset,
+    to_python,
+)
+from storyc.targets import DEFAULT_TARGET
+
+KIND_WORDS = {"image": "an image asset", "video": "a video asset", "element": "an element",
+              "style": "a style", "scene": "a scene", "cut": "a cut"}
+
+
+@dataclass
+class Named:
+    """One declaration in the shared namespace of assets, elements, styles, scenes, cuts."""
+
+    kind: str  # "image", "video", "element", "style", "scene", "cut"
+    decl: ast.Decl
+    file: LoadedFile
+    span: Span
+
+
+@dataclass
+class Layer:
+    origin: Origin
+    settings: dict[str, ast.Setting]
+    file: LoadedFile
+
+
+def known_targets() -> list[str] | None:
+    """Registered target names, or None (accept any) when the registry cannot load."""
+    try:
+        return targets.names() or None
+    except Exception:  # a broken target module must not hide the story's own problems
+        return None
+
+
+def resolve(loaded: Loaded, diags: Diagnostics, *,
+            digests: DigestCache | None = None) -> Project | None:
+    """Resolve a loaded story. None when it could not be loaded or parsed completely
+    (syntax errors are already in `loaded.diagnostics`)."""
+    if loaded.root is None or loaded.entry is None or not loaded.complete:
+        return None
+    return _Resolver(loaded, diags, digests if digests is not None else DigestCache()).run()
+
+
+def frontend(path: str | os.PathLike[str], *, cache: ParseCache | None = None,
+             digests: DigestCache | None = None) -> tuple[Project | None, Diagnostics, SourceMap]:
+    """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
+    loaded = load(path, cache=cache)
+    diags = Diagnostics()
+    diags.extend(loaded.diagnostics)
+    project = resolve(loaded, diags, digests=digests)
+    return project, diags, loaded.sources
+
+
+def frontend_diagnostics(path: str | os.PathLike[str]) -> tuple[Diagnostics, SourceMap]:
+    _, diags, sources = frontend(path)
+    return diags, sources
+
+
+class _Resolver:
+    def __init__(self, loaded: Loaded, diags: Diagnostics, digests: DigestCache) -> None:
+        assert loaded.root is not None and loaded.entry is not None
+        self.loaded = loaded
+        self.diags = diags
+        self.root = loaded.root
+        self.files = FileResolver(loaded.root, digests)
+        self.names: dict[str, Named] = {}
+        self.lets: dict[str, tuple[ast.Let, LoadedFile]] = {}
+        self.project_decl: tuple[ast.ProjectDecl, LoadedFile] | None = None
+        self.defaults: list[Layer] = []
+        self.used: set[str] = set()
+        self.targets = known_targets()
+        self.assets_by_name: dict[str, Asset] = {}
+
+    # collection --------------------------------------------------------------
+    def _declare(self, kind: str, name: str, span: Span, decl: ast.Decl, f: LoadedFile) -> None:
+        first = self.names.get(name)
+        if first is not None:
+            self.diags.error(
+                "E101", f"`{name}` is declared twice (first as {KIND_WORDS[first.kind]}, "
+                f"then as {KIND_WORDS[kind]})", span,
+                hint="assets, elements, styles, scenes and cuts share one set of names; "
+                     "rename one of them",
+                notes=((f"`{name}` is first declared here", first.span),))
+            return
+        self.names[name] = Named(kind, decl, f, span)
+
+    def _collect(self) -> None:
+        for f, item in self.loaded.declarations():
+            if isinstance(item, ast.ProjectDecl):
+                self._collect_project(item, f)
+            elif isinstance(item, ast.Let):
+                first = self.lets.get(item.name)
+                if first is not None:
+                    self.diags.error("E101", f"variable `{item.name}` is defined twice",
+                                     item.name_span, hint="remove or rename one of them",
+                                     notes=(("first defined here", first[0].name_span),))
+                else:
+                    self.lets[item.name] = (item, f)
+            elif isinstance(item, ast.AssetDecl):
+                self._declare(item.kind, item.name, item.name_span, item, f)
+            elif isinstance(item, ast.ElementDecl):
+                self._declare("element", item.name, item.name_span, item, f)
+            elif isinstance(item, ast.StyleDecl):
+                self._declare("style", item.name, item.name_span, item, f)
+            elif isinstance(item, ast.SceneDecl):
+                self._declare("scene", item.name, item.name_span, item, f)
+            elif isinstance(item, ast.CutDecl):
+                self._declare("cut", item.name, item.name_span, item, f)
+            elif isinstance(item, ast.DefaultsDecl):
+                allowed = tuple(s for s in SCENE_SETTINGS if s not in ("use", "prompt"))
+                settings = check_settings(item.settings, allowed, "the defaults block", self.diags)
+                self.defaults.append(Layer("defaults", settings, f))
+
+    def _collect_project(self, item: ast.ProjectDecl, f: LoadedFile) -> None:
+        if f.label != self.loaded.entry:
+            self.diags.error("E014", f"a `project` block in an included file ({f.label})",
+                             item.span, hint=f"keep the one `project` block in the entry file "
+                             f"{self.loaded.entry}; included files hold shared declarations")
+        elif self.project_decl is not None:
+            self.diags.error("E014", "a second `project` block", item.span,
+                             hint="merge the settings into the first `project` block",
+                             notes=(("the first one is here", self.project_decl[0].span),))
+        else:
+            self.project_decl = (item, f)
+
+    # the run -------------------------------------------------------------------
+    def run(self) -> Project:
+        self._collect()
+        entry = self.loaded.files[0]
+        title = self.root.name
+        project_layer: dict[str, ast.Setting] = {}
+        other: dict[str, Setting[object]] = {}
+        sr = SceneResolver(self)
+        target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
+        if self.project_decl is not None:
+            decl, _ = self.project_decl
+            settings = check_settings(decl.settings, PROJECT_SETTINGS, "the project block",
+                                      self.diags)
+            if decl.title is not None:
+                title = decl.title
+            for key, s in settings.items():
+                if key in PROJECT_DEFAULTS:
+                    project_layer[key] = s
+                    continue
+                value = sr.scalar(s)
+                if value is None:
+                    continue
+                if key == "name":
+                    title = str(value)
+                else:
+                    other[key] = Setting(value, s.value.span, "project")
+            if "target" in project_layer:
+                t = sr.scalar(project_layer["target"])
+                if t is not None:
+                    target = Setting(str(t), project_layer["target"].value.span, "project")
+        other.setdefault("backend", Setting(BACKENDS[0], None, "builtin"))
+        variables = self._variables()
+        assets = self._assets()
+        elements = self._elements(sr)
+        sr.prepare(Layer("project", project_layer, entry), self.defaults, variables)
+        scenes = {}
+        for name, named in self.names.items():
+            if named.kind == "scene":
+                assert isinstance(named.decl, ast.SceneDecl)
+                scenes[name] = sr.scene(named.decl, named.file)
+        cuts = self._cuts()
+        self._unused()
+        return Project(
+            name=title, root=str(self.root), entry=self.loaded.entry or entry.label,
+            files=tuple(f.label for f in self.loaded.files), target=target,
+            variables=variables, assets=assets, elements=elements, scenes=scenes, cuts=cuts,
+            settings=other)
+
+    def _variables(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name, (let, _) in self.lets.items():
+            value = to_python(let.value, self.diags, f"the value of `{name}`")
+            if not is_unset(value):
+                out[name] = value
+        return out
+
+    def _assets(self) -> dict[str, Asset]:
+        out: dict[str, Asset] = {}
+        for name, named in self.names.items():
+            decl = named.decl
+            if not isinstance(decl, ast.AssetDecl):
+                continue
+            kind = "image" if decl.kind == "image" else "video"
+            src = self.files.source(decl.path.value, Path(named.file.abs_path).parent, kind,
+                                    decl.path.span, self.diags)
+            if src is not None:
+                out[name] = Asset(name, kind, src, decl.name_span)
+        self.assets_by_name = out
+        return out
+
+    def _elements(self, sr: SceneResolver) -> dict[str, Element]:
+        out: dict[str, Element] = {}
+        for name, named in self.names.items():
+            decl = named.decl
+            if not isinstance(decl, ast.ElementDecl):
+                continue
+            settings = check_settings(decl.settings, ELEMENT_SETTINGS, f"element `{name}`",
+                                      self.diags)
+            frontal_s = settings.get("frontal")
+            if frontal_s is None:
+                self.diags.error("E115", f"element `{name}` has no `frontal` image",
+                                 decl.name_span,
+                                 hint='add frontal = "path/to/front.png" (or an image asset)')
+                continue
+            frontal = sr.image_input(frontal_s.value, named.file, "frontal", scenes_ok=False)
+            refs = []
+            if "refs" in settings:
+                refs = sr.image_list(settings["refs"], named.file, scenes_ok=False)
+            description = None
+            if "description" in settings:
+                d = sr.scalar(settings["description"])
+                description = str(d) if d is not None else None
+            if frontal is not None:
+                out[name] = Element(name, frontal, tuple(refs), description, decl.name_span)
+        return out
+
+    def _cuts(self) -> dict[str, Cut]:
+        out: dict[str, Cut] = {}
+        for name, named in self.names.items():
+            decl = named.decl
+            if not isinstance(decl, ast.CutDecl):
+                continue
+            items: list[tuple[str, Span]] = []
+            for v in decl.items.items:
+                scene = self.lookup_scene(v, "a cut")
+                if scene is not None:
+                    items.append((scene, v.span))
+            out[name] = Cut(name, tuple(items), decl.name_span)
+        return out
+
+    def lookup_scene(self, v: ast.Value, where: str) -> str | None:
+        if not isinstance(v, ast.Ref) or v.attr is not None:
+            self.diags.error("E104", f"{where} lists scenes by name, found {describe(v)}",
+                             v.span, hint="for example: cut final = [intro, chase, ending]")
+            return None
+        named = self.names.get(v.name)
+        if named is None:
+            self.unknown(v.name, v.name_span, ("scene",))
+            return None
+        if named.kind != "scene":
+            self.diags.error("E111", f"`{v.name}` is {KIND_WORDS[named.kind]}, but {where} "
+                             "lists scenes", v.span,
+                             notes=((f"`{v.name}` is declared here", named.span),))
+            return None
+        return v.name
+
+    def unknown(self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name",
+                code: str = "E110") -> None:
+        pool = [n for n, d in self.names.items() if d.kind in kinds]
+        hint = did_you_mean(name, pool)
+        if hint is None:
+            hint = "nothing by that name is declared; check the spelling, or declare it"
+            if kinds == ("element",):
+                hint = f"declare it: element {name} {{ frontal = \"{name}.png\" }}"
+            elif kinds == ("style",):
+                hint = f"declare it: style {name} {{ ... }}"
+            if pool and len(pool) <= 8:
+                hint += " (declared: " + ", ".join(pool) + ")"
+        if code == "E123" and re.fullmatch(r"(image|video|element)_?\d+", name):
+            hint = ("mention inputs by their names (@market, @mei); storyc numbers them "
+                    "for the provider itself")
+        self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
+
+    def _unused(self) -> None:
+        for name, named in self.names.items():
+            if named.kind in ("image", "video", "element", "style") and name not in self.used:
+                noun = KIND_WORDS[named.kind].split(" ", 1)[1]
+                self.diags.warning("W101", f"{noun} `{name}` is never used",
+                                   named.span, hint="use it in a scene, or remove it")

@@ -1,0 +1,314 @@
+"""`storyc.lock`: what was rendered from what, in a file meant for git.
+
+Stage: execute (written after each finished scene) and plan (read to explain what
+changed). In/out: `LockFile` ↔ TOML text. I/O: `load` reads the file, `save` writes it
+atomically (temp + fsync + `os.replace`).
+
+The writer is our own and deterministic: scenes sorted by name, one `[scenes.<name>]`
+table per scene with its sub-tables right after it, a blank line between scenes, keys in
+a fixed order, multi-line prompts as TOML multi-line strings. Branches that touch
+different scenes therefore change disjoint runs of lines and merge cleanly. Reading is
+stdlib `tomllib`; a file that does not parse (a merge-conflict marker, a hand edit)
+raises `LockFileError` naming the line. Never holds the API key or an absolute path:
+inputs are recorded by project-relative path and content digest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from storyc.base.hashing import is_digest
+
+LOCK_NAME = "storyc.lock"
+VERSION = 1
+HEADER = "# storyc.lock: what was rendered from what. Written by storyc; commit it.\n"
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_CONFLICT = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)")
+
+
+class LockFileError(Exception):
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"{LOCK_NAME}:{line}: {message}" if line else f"{LOCK_NAME}: {message}")
+        self.line = line
+        self.detail = message
+
+
+@dataclass
+class TakeEntry:
+    take: int
+    key: str
+    output: str | None = None  # digest of the output video
+    task_id: str | None = None
+    url: str | None = None
+    duration: float | None = None
+    cost: Decimal | None = None  # USD; 0 for a preview
+
+
+@dataclass
+class SceneEntry:
+    name: str
+    backend: str
+    target: str
+    schema: str
+    app: str
+    prompt: str
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # keys.key_inputs
+    settings: dict[str, Any] = field(default_factory=dict)
+    takes: list[TakeEntry] = field(default_factory=list)
+    picked: int = 1
+
+    def take(self, n: int) -> TakeEntry | None:
+        return next((t for t in self.takes if t.take == n), None)
+
+    def picked_take(self) -> TakeEntry | None:
+        return self.take(self.picked) or (self.takes[0] if self.takes else None)
+
+
+@dataclass
+class LockFile:
+    scenes: dict[str, SceneEntry] = field(default_factory=dict)
+
+    @staticmethod
+    def path_for(project_root: str | os.PathLike[str]) -> Path:
+        return Path(project_root) / LOCK_NAME
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LockFile:
+        """Read a lock file; a missing file is an empty lock."""
+        try:
+            text = Path(path).read_text("utf-8")
+        except FileNotFoundError:
+            return cls()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LockFileError(f"cannot read: {exc}") from None
+        return cls.loads(text)
+
+    @classmethod
+    def loads(cls, text: str) -> LockFile:
+        conflict = _conflict_line(text)
+        if conflict is not None:
+            raise LockFileError(
+                "unresolved merge conflict marker; keep each side's [scenes.…] table "
+                "(or delete the conflicting scene's table: it is rebuilt or re-fetched)",
+                conflict)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            marker = next((i for i, line in enumerate(text.splitlines(), 1)
+                           if _CONFLICT.match(line)), None)
+            if marker is not None:  # half a conflict (the rest was edited away)
+                raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
+            m = re.search(r"line (\d+)", str(exc))
+            raise LockFileError(f"not valid TOML: {exc}", int(m.group(1)) if m else None) from None
+        version = raw.get("version", VERSION)
+        if version != VERSION:
+            raise LockFileError(f"written by another storyc (lock version {version!r})")
+        scenes = raw.get("scenes", {})
+        if not isinstance(scenes, dict):
+            raise LockFileError("`scenes` must be a table")
+        lock = cls()
+        for name, data in scenes.items():
+            try:
+                lock.scenes[name] = _scene(name, data)
+            except LockFileError as exc:
+                # Finding the line costs a parse per header: only for the error message.
+                raise LockFileError(exc.detail, _header_lines(text).get(name)) from None
+        return lock
+
+    def dumps(self) -> str:
+        parts = [HEADER, f"version = {VERSION}\n"]
+        for name in sorted(self.scenes):
+            parts.append("\n" + _dump_scene(self.scenes[name]))
+        return "".join(parts)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        from storyc.state.store import atomic_write  # the one atomic writer
+
+        atomic_write(Path(path), self.dumps().encode("utf-8"))
+
+
+# -- reading ------------------------------------------------------------------
+
+
+def _conflict_line(text: str) -> int | None:
+    """The line of the first `<<<<<<<` of a whole conflict (`<<<<<<<`, `=======`,
+    `>>>>>>>` in that order), so a prompt that merely contains one such line is not one."""
+    expect, first = 0, None
+    for i, line in enumerate(text.splitlines(), 1):
+        m = _CONFLICT.match(line)
+        if m is None:
+            continue
+        kind = "<=>".index(m.group(1)[0]) if m.group(1)[0] in "<=>" else -1
+        if kind == 0 and expect == 0:
+            expect, first = 1, i
+        elif kind == expect and expect > 0:
+            expect += 1
+            if expect == 3:
+                return first
+    return None
+
+
+def _header_lines(text: str) -> dict[str, int]:
+    """Scene name → line of its `[scenes.<name>]` header, for error messages."""
+    out: dict[str, int] = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith("[scenes.") and line.rstrip().endswith("]"):
+            try:
+                names = list(tomllib.loads(f"{line.strip()}\n")["scenes"])
+            except (tomllib.TOMLDecodeError, KeyError):
+                continue
+            if len(names) == 1:
+                out.setdefault(names[0], i)
+    return out
+
+
+def _scene(name: str, data: Any) -> SceneEntry:
+    def bad(what: str) -> LockFileError:
+        return LockFileError(f"scene {name!r}: {what}")
+
+    if not isinstance(data, dict):
+        raise bad("must be a table")
+    strs = {}
+    for k in ("backend", "target", "schema", "app", "prompt"):
+        v = data.get(k, "")
+        if not isinstance(v, str):
+            raise bad(f"`{k}` must be a string")
+        strs[k] = v
+    inputs = data.get("inputs", {})
+    settings = data.get("settings", {})
+    if not isinstance(inputs, dict) or not all(isinstance(v, dict) for v in inputs.values()):
+        raise bad("`inputs` must be a table of tables")
+    if not isinstance(settings, dict):
+        raise bad("`settings` must be a table")
+    picked = data.get("picked", 1)
+    if not _is_int(picked) or picked < 1:
+        raise bad("`picked` must be a take number")
+    raw_takes = data.get("takes", [])
+    if not isinstance(raw_takes, list):
+        raise bad("`takes` must be an array of tables ([[scenes.<name>.takes]])")
+    takes = []
+    for t in raw_takes:
+        if not isinstance(t, dict) or not _is_int(t.get("take")) or not is_digest(t.get("key")):
+            raise bad("each take needs `take` (a number) and `key` (a digest)")
+        try:
+            cost = None if t.get("cost") is None else Decimal(str(t["cost"]))
+        except InvalidOperation:
+            raise bad(f"take {t['take']}: `cost` is not a number") from None
+        output = t.get("output")
+        if output is not None and not is_digest(output):
+            raise bad(f"take {t['take']}: `output` is not a digest")
+        dur = t.get("duration")
+        takes.append(TakeEntry(t["take"], t["key"], output, _opt_str(t.get("task_id")),
+                               _opt_str(t.get("url")),
+                               float(dur) if isinstance(dur, int | float) else None, cost))
+    takes.sort(key=lambda t: t.take)
+    return SceneEntry(name, **strs, inputs=inputs, settings=settings, takes=takes, picked=picked)
+
+
+def _is_int(v: Any) -> bool:
+    # TOML `true` reads as a Python bool, an int subclass; written back it would be
+    # `True`, which no TOML reader accepts.
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _opt_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def _key(k: str) -> str:
+    return k if _BARE.fullmatch(k) else _basic(k)
+
+
+def _basic(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        out.append(_escape(ch))
+    out.append('"')
+    return "".join(out)
+
+
+def _escape(ch: str, *, multiline: bool = False) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch == '"' and not multiline:
+        return '\\"'
+    if ch == "\n" and multiline:
+        return ch
+    if ch == "\t":
+        return "\\t" if not multiline else ch
+    if ch == "\n":
+        return "\\n"
+    if ch == "\r":
+        return "\\r"
+    if ord(ch) < 0x20 or ord(ch) == 0x7F:
+        return f"\\u{ord(ch):04x}"
+    return ch
+
+
+def _string(s: str) -> str:
+    if "\n" not in s:
+        return _basic(s)
+    out = ['"""\n']
+    for i, ch in enumerate(s):
+        if ch == '"' and (i + 1 == len(s) or s[i + 1] == '"'):
+            out.append('\\"')  # never two quotes in a row, never a quote before the end
+        else:
+            out.append(_escape(ch, multiline=True))
+    out.append('"""')
+    return "".join(out)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else '"nan"'
+    if isinstance(v, Decimal):
+        return _basic(str(v))
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_value(x) for x in v if x is not None) + "]"
+    if isinstance(v, dict):
+        items = [f"{_key(str(k))} = {_value(x)}" for k, x in sorted(v.items()) if x is not None]
+        return "{" + ", ".join(items) + "}" if items else "{}"
+    return _basic(str(v))
+
+
+def _dump_scene(s: SceneEntry) -> str:
+    head = f"scenes.{_key(s.name)}"
+    lines = [f"[{head}]"]
+    for k in ("backend", "target", "schema", "app"):
+        lines.append(f"{k} = {_basic(getattr(s, k))}")
+    lines.append(f"picked = {s.picked}")
+    lines.append(f"prompt = {_string(s.prompt)}")
+    if s.settings:
+        lines.append(f"[{head}.settings]")
+        lines += [f"{_key(k)} = {_value(v)}" for k, v in sorted(s.settings.items()) if v is not None]
+    if s.inputs:
+        lines.append(f"[{head}.inputs]")
+        lines += [f"{_key(k)} = {_value(v)}" for k, v in sorted(s.inputs.items())]
+    for t in sorted(s.takes, key=lambda t: t.take):
+        lines.append(f"[[{head}.takes]]")
+        lines.append(f"take = {t.take}")
+        lines.append(f"key = {_basic(t.key)}")
+        for k in ("output", "task_id", "url"):
+            v = getattr(t, k)
+            if v is not None:
+                lines.append(f"{k} = {_basic(v)}")
+        if t.duration is not None:
+            lines.append(f"duration = {_value(float(t.duration))}")
+        if t.cost is not None:
+            lines.append(f"cost = {_basic(str(t.cost))}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""Incremental planning for watch: re-plan only the scenes a save can have changed.
+
+Stage: plan (for watch mode). In: successive `Compilation`s of one project, the lock
+file and store (through `storyc.plan.planner.make_plan`). Out: `PlanView`s. I/O: what
+`make_plan` does (reads the store's records), nothing else.
+
+A scene's plan depends on its request, the plans of the scenes it uses, the lock file
+and the store. So after a save, only scenes whose request changed, and everything
+downstream of them, can plan differently — as long as the lock file and store are the
+ones of the previous plan. Those scenes, with their upstream closure for context, go
+through `make_plan` as a smaller compilation; the rest are kept. Any doubt (scenes
+added, removed or reordered, another lock file, a build since) means a full plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from storyc.plan import keys
+from storyc.compiler import Compilation
+from storyc.plan.planner import Plan
+from storyc.targets.request import Request
+from storyc.watch.session import PlanView
+
+
+@dataclass(frozen=True)
+class _Entry:
+    render: bool
+    key: str | None
+    cost: Decimal | None
+    upstream: tuple[str, ...]
+    body: str
+
+
+def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+class IncrementalPlanner:
+    """`plan(comp, state)`: `state` identifies the lock file and store contents; when it
+    differs from the previous call's, everything is planned again."""
+
+    def __init__(self, make: Callable[[Compilation], Plan], paid: bool) -> None:
+        self.make = make
+        self.paid = paid
+        self.state: object = None
+        self.order: list[str] = []
+        self.requests: dict[str, Request] = {}
+        self.entries: dict[str, _Entry] = {}
+        self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
+
+    def plan(self, comp: Compilation, state: object) -> PlanView:
+        if state != self.state or comp.order != self.order or set(comp.requests) != set(
+                self.requests):
+            self.entries = {}
+            plan = self.make(comp)
+            self._take(comp, plan, plan.order)
+        else:
+            changed = {n for n, r in comp.requests.items() if self.requests.get(n) != r}
+            if changed:
+                down: dict[str, set[str]] = {}
+                up: dict[str, set[str]] = {}
+                for n, r in comp.requests.items():
+                    up[n] = set(r.upstream)
+                    for u in r.upstream:
+                        down.setdefault(u, set()).add(n)
+                affected = _closure(changed, down)
+                context = _closure(affected, up)
+                order = [n for n in comp.order if n in context]
+                sub = dataclasses.replace(
+                    comp, order=order, selected=order,
+                    requests={n: r for n, r in comp.requests.items() if n in context})
+                self._take(comp, self.make(sub), [n for n in order if n in affected])
+            else:
+                self.last_replanned = 0
+        self.state = state
+        self.order = list(comp.order)
+        self.requests = dict(comp.requests)
+        return self._view(comp)
+
+    def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:
+        self.last_replanned = len(names)
+        for name in names:
+            sp = plan.scenes.get(name)
+            if sp is None:
+                self.entries.pop(name, None)
+                continue
+            req = comp.requests.get(name)
+            key = (None if sp.status == "waiting" or not sp.keys
+                   else "|".join(sp.keys[t] for t in sorted(sp.keys)))
+            body = ""
+            if req is not None and sp.will_render and key is None:
+                body = keys.canonical_json(req.body).decode()  # stands in for the key
+            self.entries[name] = _Entry(sp.will_render, key, sp.estimate.amount,
+                                        tuple(req.upstream) if req else (), body)
+
+    def _view(self, comp: Compilation) -> PlanView:
+        view = PlanView({}, {}, self.paid)
+        names = list(comp.order)
+        names += [n for n in (comp.project.scenes if comp.project else ()) if n not in names]
+        for name in names:
+            e = self.entries.get(name)
+            if e is None or not e.render:
+                continue
+            view.render[name] = e.key
+            view.costs[name] = e.cost
+            view.upstream[name] = e.upstream
+            if e.body:
+                view.bodies[name] = e.body
+        return view

@@ -1,0 +1,341 @@
+"""A watch session: recompile on every save, show what changed, render within consent.
+
+Stage: the edge that drives the whole pipeline in a loop (effects: threads, and through
+the injected functions: reading stories, the store, rendering). In: an entry file, a
+`Wiring` (compile, plan and build functions — see storyc.watch.wiring), a view to emit
+events to, and the session's rules for spending. Out: events, renders, and an exit code.
+
+Two threads, so that checking stays instant while a render runs:
+
+- the watcher thread (storyc.watch.watcher.Watcher) calls `refresh` on every burst of saves:
+  compile (the parse cache re-parses only changed files), replace the diagnostics,
+  plan, show the plan diff, and wake the builder;
+- the calling thread (the main thread under the CLI, so that Ctrl-C reaches the
+  executor exactly as in `storyc build`) runs `build_pending` whenever woken: re-plan
+  against the store, pick the scenes that need rendering and have not been attempted
+  in this session under the same key, check consent and budget, build.
+
+Why no scene is ever submitted twice: builds run one at a time, a build re-plans
+first (what just finished is in the store), and every attempted identity (the render
+key, or for a scene whose upstream has no output yet, the request plus its upstream
+identities) is remembered, so even a failed render is not retried in a loop. A scene
+whose key changes while it renders finishes (it is paid for, and the store keeps it);
+the new key is picked up by the next build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storyc.watch.watcher import Watcher
+from storyc.watch.view import Emit
+
+
+@dataclass
+class PlanView:
+    """What watch needs from a plan, independent of the planner's own types."""
+
+    render: dict[str, str | None]  # scene -> render key (None: upstream not rendered yet)
+    costs: dict[str, Decimal | None]  # scene -> estimate (None: unknown)
+    paid: bool  # the backend costs money
+    upstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    bodies: dict[str, str] = field(default_factory=dict)  # scene -> canonical request JSON
+
+    def cost(self, scenes: Iterable[str] | None = None) -> Decimal:
+        names = self.render if scenes is None else scenes
+        return sum((self.costs.get(s) or Decimal(0) for s in names), Decimal(0))
+
+    def unknown_cost(self, scenes: Iterable[str]) -> bool:
+        return self.paid and any(self.costs.get(s) is None for s in scenes)
+
+
+@dataclass
+class BuildReport:
+    rendered: list[str]
+    failed: list[str]
+    spent: Decimal  # what the provider billed (or the estimate when it did not say)
+    interrupted: bool = False
+
+
+@dataclass
+class Wiring:
+    """The pipeline watch drives. `compile` returns an opaque compilation plus the
+    diagnostics and the files it depends on; `plan` and `build` take that compilation."""
+
+    root: Path
+    compile: Callable[[], Compiled]
+    plan: Callable[[Any], PlanView]
+    build: Callable[[Any, list[str]], BuildReport]
+    backend: str
+    parses: Callable[[], int] = lambda: 0
+    close: Callable[[], None] = lambda: None
+    # Optional: an object with `emit(kind, data)` and `budget_left()` slots the session fills
+    # (the executor's progress becomes events; the executor enforces the budget left too).
+    pipeline: Any = None
+
+
+class NotBuilt(Exception):
+    """A build could not start for a reason the user can act on (e.g. another build runs)."""
+
+
+@dataclass
+class Compiled:
+    comp: Any  # storyc.compiler.Compilation
+    ok: bool  # no errors: safe to plan and render
+    diagnostics: list[dict[str, Any]]  # storyc.base.diagnostics.to_json items
+    text: str  # rendered diagnostics
+    errors: int
+    warnings: int
+    files: set[Path]  # story files and local assets it depends on (absolute)
+
+
+def _identity(scene: str, plan: PlanView, memo: dict[str, str]) -> str:
+    """The render key, or a stand-in built from the request and its upstream identities."""
+    if scene in memo:
+        return memo[scene]
+    key = plan.render.get(scene)
+    if key is None:
+        memo[scene] = ""  # cycle guard; the compiler rejects cycles anyway
+        ups = [_identity(u, plan, memo) for u in plan.upstream.get(scene, ())]
+        raw = json.dumps([scene, plan.bodies.get(scene, ""), ups])
+        key = "pending:" + hashlib.sha256(raw.encode()).hexdigest()
+    memo[scene] = key
+    return key
+
+
+def _uses(scene: str, plan: PlanView) -> set[str]:
+    """Every scene `scene` uses, directly or not."""
+    seen: set[str] = set()
+    todo = list(plan.upstream.get(scene, ()))
+    while todo:
+        u = todo.pop()
+        if u not in seen:
+            seen.add(u)
+            todo.extend(plan.upstream.get(u, ()))
+    return seen
+
+
+class WatchSession:
+    def __init__(self, root: Path, wiring: Wiring, emit: Emit, *, max_cost: Decimal | None = None,
+                 yes: bool = False, debounce_ms: int = 80) -> None:
+        self.root = Path(root).resolve()
+        self.wiring = wiring
+        self.emit_fn = emit
+        self.max_cost = max_cost
+        self.yes = yes
+        self.debounce_ms = debounce_ms
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()  # compile and plan are not re-entrant (shared caches)
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.good: Compiled | None = None
+        self.last_plan: PlanView | None = None
+        self.watched: set[Path] = set()
+        self.attempted: set[str] = set()
+        self.rendering: list[str] = []
+        self.spent = Decimal(0)
+        self._last_wait: tuple[str, str] | None = None
+        self._last_held: tuple[str, str] | None = None
+        self.refreshes = 0
+        self.interrupted = False
+        if wiring.pipeline is not None:
+            wiring.pipeline.emit = lambda kind, data: self.emit(kind, **data)
+            wiring.pipeline.budget_left = self.budget_left
+
+    def budget_left(self) -> Decimal | None:
+        return None if self.max_cost is None else max(Decimal(0), self.max_cost - self.spent)
+
+    # -- events ------------------------------------------------------------------
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.emit_fn({"event": event, "time": round(time.monotonic() - self.t0, 3), **fields})
+
+    def _rel(self, p: Path) -> str:
+        try:
+            return p.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(p)
+
+    # -- the watcher thread ------------------------------------------------------
+
+    def refresh(self, changed: frozenset[Path] = frozenset()) -> set[Path]:
+        """Recompile, show diagnostics and the plan diff, wake the builder.
+        Returns the new watched set. Never raises for a problem in the story."""
+        t = time.perf_counter()
+        if changed:
+            self.emit("change", files=sorted(self._rel(p) for p in changed))
+        with self.lock:
+            try:
+                c = self.wiring.compile()
+            except Exception as exc:  # a bug below must not end the session
+                self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
+                return self.watched
+            self.refreshes += 1
+            self.emit("diagnostics", errors=c.errors, warnings=c.warnings,
+                      items=c.diagnostics, text=c.text)
+            # A broken story may name fewer files than it did: keep watching the old ones
+            # too, so fixing any of them is noticed.
+            self.watched = set(c.files) if c.ok else set(c.files) | self.watched
+            if not c.ok:
+                self.emit("kept", reason="the story has errors")
+                return self.watched
+            self.good = c
+            try:
+                plan = self.wiring.plan(c.comp)
+            except Exception as exc:
+                self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
+                return self.watched
+            self._emit_plan(plan, (time.perf_counter() - t) * 1000)
+        self.wake.set()
+        return self.watched
+
+    def _emit_plan(self, plan: PlanView, ms: float) -> None:
+        old = self.last_plan
+        before = set() if old is None else set(old.render)
+        now = list(plan.render)
+        cost = plan.cost()
+        delta = cost - (old.cost() if old is not None else Decimal(0))
+        self.emit("plan", render=now, new=[s for s in now if s not in before],
+                  done=sorted(before - set(now)), rendering=list(self.rendering),
+                  cost=float(cost), delta=float(delta), currency="USD", free=not plan.paid,
+                  unknown=[s for s in now if plan.paid and plan.costs.get(s) is None],
+                  ms=round(ms, 1), parses=self.wiring.parses())
+        self.last_plan = plan
+
+    # -- the builder (calling thread) --------------------------------------------
+
+    def build_pending(self) -> BuildReport | None:
+        """Render what the latest good state needs and this session has not attempted."""
+        with self.lock:
+            good = self.good
+            if good is None:
+                return None
+            try:
+                plan = self.wiring.plan(good.comp)
+            except Exception as exc:
+                self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
+                return None
+        memo: dict[str, str] = {}
+        tried = {s for s in plan.render if _identity(s, plan, memo) in self.attempted}
+        # A scene that uses one whose render was tried and did not land would make the
+        # executor send that one again (it builds what a scene uses): leave both be.
+        todo, held = [], []
+        for s in plan.render:
+            if s not in tried:
+                (held if _uses(s, plan) & tried else todo).append(s)
+        if held:
+            marker = ("failed", ",".join(memo[s] for s in held))
+            if marker != self._last_held:
+                self.emit("waiting", reason="failed", cost=float(plan.cost(held)), left=0.0,
+                          scenes=held)
+                self._last_held = marker
+        if not todo:
+            return None
+        cost = plan.cost(todo)
+        if plan.paid and (self.max_cost is not None or not self.yes):
+            # --yes without a budget renders; a budget holds even with --yes.
+            reason = None
+            if self.max_cost is None:
+                reason = "consent"
+            elif plan.unknown_cost(todo) or self.spent + cost > self.max_cost:
+                reason = "budget"
+            if reason is not None:
+                marker = (reason, ",".join(memo[s] for s in todo))
+                if marker != self._last_wait:  # say it once per state, not on every wake
+                    left = (self.max_cost - self.spent) if self.max_cost is not None else Decimal(0)
+                    self.emit("waiting", reason=reason, cost=float(cost), left=float(left),
+                              scenes=todo)
+                    self._last_wait = marker
+                return None
+        self.attempted.update(memo[s] for s in todo)
+        self.rendering = list(todo)
+        self.emit("build", scenes=todo, cost=float(cost), free=not plan.paid)
+        try:
+            report = self.wiring.build(good.comp, todo)
+        except NotBuilt as exc:
+            self.attempted.difference_update(memo[s] for s in todo)  # nothing was sent
+            self.emit("error", message=str(exc))
+            return None
+        except Exception as exc:
+            self.emit("error", message=f"build failed: {type(exc).__name__}: {exc}")
+            return None
+        finally:
+            self.rendering = []
+        if plan.paid:
+            self.spent += report.spent
+        self.emit("built", rendered=report.rendered, failed=report.failed,
+                  spent=float(self.spent), interrupted=report.interrupted, free=not plan.paid)
+        if report.interrupted:  # Ctrl-C during the build: the session ends with it
+            self.interrupted = True
+            self.stop.set()
+            return report
+        t = time.perf_counter()
+        with self.lock:
+            if self.good is good:  # otherwise a newer refresh has shown a newer plan
+                try:
+                    self._emit_plan(self.wiring.plan(good.comp), (time.perf_counter() - t) * 1000)
+                except Exception as exc:
+                    self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
+        self.wake.set()  # look again: edits made during the build are still pending
+        return report
+
+    # -- the whole session -------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, *, ready: threading.Event | None = None,
+            force_polling: bool | None = None) -> int:
+        """Watch until `stop` is set. Returns 0, 130 after a build interrupted by Ctrl-C,
+        3 when the watcher fails; Ctrl-C while idle propagates as KeyboardInterrupt."""
+        if stop is not None:
+            self.stop = stop
+        since_ns = time.time_ns()  # a save during the first check is not lost
+        watched = self.refresh()
+        self.emit("watching", project=self.root.name, files=len(watched),
+                  backend=self.wiring.backend, budget=self._budget_text())
+        watcher = Watcher(self.root, self.refresh, debounce_ms=self.debounce_ms,
+                          stop_event=self.stop, force_polling=force_polling)
+        self.watcher = watcher
+        failure: list[BaseException] = []
+
+        def watch_thread() -> None:
+            try:
+                watcher.run(watched, since_ns=since_ns)
+            except BaseException as exc:
+                failure.append(exc)
+                self.stop.set()
+
+        thread = threading.Thread(target=watch_thread, name="storyc-watch", daemon=True)
+        thread.start()
+        try:
+            if ready is not None:
+                watcher.ready.wait(10)
+                ready.set()
+            while not self.stop.is_set():
+                # A short wait so Ctrl-C is handled promptly on the main thread.
+                if self.wake.wait(0.2):
+                    self.wake.clear()
+                    self.build_pending()
+        finally:
+            self.stop.set()
+            thread.join(10)
+        if failure:
+            self.emit("error", message=f"the file watcher stopped: {failure[0]}")
+            return 3
+        self.emit("stopped", interrupted=self.interrupted, during_build=self.interrupted)
+        return 130 if self.interrupted else 0
+
+    def _budget_text(self) -> str:
+        if self.wiring.backend == "preview":
+            return "free, renders automatically"
+        if self.yes:
+            return "renders on every change (--yes)"
+        if self.max_cost is not None:
+            return f"renders within ${self.max_cost} this session"
+        return "shows plans only; --yes or --max-cost to render"

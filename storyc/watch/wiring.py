@@ -1,0 +1,288 @@
+"""Watch mode's connection to the pipeline: compile, plan and build, behind `Wiring`.
+
+Stage: adapter between watch (storyc.watch.session) and the compiler, planner and
+executor. In: the entry path and the session's options. Out: a `Wiring` whose
+functions return watch's own small types (`Compiled`, `PlanView`, `BuildReport`).
+I/O: through the pipeline (story files, asset headers, the store, rendering).
+
+Kept apart so the session logic reads without the pipeline's details, and so the
+one place that knows the other stages' types is short.
+
+Which files a project depends on: every story file loaded, every local file the
+resolved model uses, and — so that fixing a missing include or asset is noticed —
+every quoted path in the story text that names a story or media file, resolved both
+against the file that wrote it and against the project root.
+
+Builds go through the same executor, store, journal and lock file as `storyc build`,
+holding the project lock only while they run (a `storyc build` elsewhere is refused
+politely, not waited for). Plans are incremental (storyc.watch.replan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storyc import backends
+
+from storyc.plan import pricing
+from storyc.backends import BackendOptions, SetupError
+from storyc.build.session import KEY_ENV, execute
+from storyc.compiler import Compilation, compile_project
+from storyc.base.diagnostics import Severity, render_all, to_json
+from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
+from storyc.build.effects import ProjectIO
+from storyc.base.hashing import DigestCache
+from storyc.state.journal import Journal, JournalError
+from storyc.lang.loader import ParseCache
+from storyc.state.lockfile import LockFile, LockFileError
+from storyc.resolve.model import Input, LocalFile, Project
+from storyc.plan.planner import Plan, make_plan
+from storyc.build.progress import Reporter
+from storyc.state.projectlock import ProjectLock, ProjectLocked
+from storyc.state.store import Store
+from storyc.watch.watcher import StatSig, stat_sig
+from storyc.watch.replan import IncrementalPlanner
+from storyc.watch.session import BuildReport, Compiled, NotBuilt, PlanView, Wiring
+
+_QUOTED_PATH = re.compile(
+    r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
+
+
+def _inputs(project: Project) -> list[Input]:
+    out: list[Input] = []
+    for el in project.elements.values():
+        out.append(el.frontal)
+        out.extend(el.refs)
+    for sc in project.scenes.values():
+        out.extend(i for i in (sc.first_frame, sc.end_frame) if i is not None)
+        out.extend(sc.images)
+        if sc.video is not None:
+            out.append(sc.video.input)
+    return out
+
+
+def _mentioned(root: Path, label: str, text: str) -> set[Path]:
+    """The story file itself and every path it quotes, resolved both ways."""
+    story = Path(os.path.normpath(root / label))
+    out = {story}
+    for m in _QUOTED_PATH.finditer(text):
+        rel = m.group(1)
+        if "://" not in rel:
+            out.add(Path(os.path.normpath(story.parent / rel)))
+            out.add(Path(os.path.normpath(root / rel)))
+    return out
+
+
+def dependencies(comp: Compilation, root: Path,
+                 memo: dict[str, tuple[str, set[Path]]] | None = None) -> set[Path]:
+    """Absolute paths of every file the compilation read or may read once it exists.
+    `memo` (label -> (text, paths)) spares re-scanning files whose text is unchanged."""
+    files: set[Path] = set()
+    for label, text in comp.sources.texts.items():
+        hit = memo.get(label) if memo is not None else None
+        if hit is None or hit[0] != text:
+            hit = (text, _mentioned(root, label, text))
+            if memo is not None:
+                memo[label] = hit
+        files |= hit[1]
+    project = comp.project
+    if project is not None:
+        sources: list[Any] = [a.source for a in project.assets.values()]
+        sources.extend(i.source for i in _inputs(project))
+        for src in sources:
+            if isinstance(src, LocalFile):
+                files.add(Path(src.abs_path))
+    return files
+
+
+class Compiler:
+    """Compiles the same project again and again, re-using parses and digests."""
+
+    def __init__(self, path: Path, *, target: str | None = None,
+                 digests: DigestCache | None = None) -> None:
+        self.path = Path(path).resolve()
+        self.root = self.path if self.path.is_dir() else self.path.parent
+        self.target = target
+        self.parse_cache = ParseCache()
+        self._mentions: dict[str, tuple[str, set[Path]]] = {}
+        self.digests = digests if digests is not None else DigestCache(
+            self.root / ".storyc" / "digests.json")
+
+    @property
+    def parses(self) -> int:
+        return self.parse_cache.parses
+
+    def __call__(self) -> Compiled:
+        comp = compile_project(self.path, target=self.target, parse_cache=self.parse_cache,
+                               digests=self.digests)
+        if comp.project is not None and Path(comp.project.root) != self.root:
+            self.root = Path(comp.project.root)
+            self._mentions.clear()  # labels are relative to the root
+        with contextlib.suppress(OSError):
+            # The cache is an optimisation; a read-only .storyc must not stop watching.
+            self.digests.save()
+        files = dependencies(comp, self.root, self._mentions)
+        if not comp.found:
+            files.add(self.root / "main.story")  # `storyc init` or a first save starts it
+        # Notes (where a setting came from) are for `storyc check`; a screen redrawn on
+        # every save shows only what needs attention.
+        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+        errors = sum(1 for d in shown if d.severity is Severity.ERROR)
+        return Compiled(
+            comp=comp,
+            ok=comp.project is not None and errors == 0,
+            diagnostics=[to_json(d) for d in shown],
+            text=render_all(shown, comp.sources),
+            errors=errors,
+            warnings=len(shown) - errors,
+            files=files,
+        )
+
+
+class SetupFailed(Exception):
+    """Watch cannot start: no project, an unknown backend, a paid backend without a key."""
+
+
+def _setting(project: Project | None, name: str) -> Any:
+    if project is None:
+        return None
+    s = project.settings.get(name)
+    return getattr(s, "value", s)
+
+
+class _Events(Reporter):
+    """The executor's per-scene progress, as watch events."""
+
+    def __init__(self, emit: Callable[[str, dict[str, Any]], None]) -> None:
+        super().__init__(stream=None)
+        self.emit = emit
+
+    def _scene(self, scene: str, state: str, detail: str) -> None:
+        self.emit("progress", {"scene": scene, "state": state, "detail": detail})
+
+    def note(self, text: str) -> None:
+        self.emit("note", {"text": text})
+
+
+class Pipeline:
+    """Plan and build for one project and backend; the store and lock file are re-read
+    only when they change on disk."""
+
+    def __init__(self, compiler: Compiler, backend: str, *, jobs: int, api_key: str | None,
+                 base_url: str | None) -> None:
+        self.compiler = compiler
+        self.backend = backend
+        self.paid = backend not in pricing.FREE_BACKENDS
+        self.jobs = jobs
+        self._api_key = api_key
+        self.base_url = base_url
+        self.emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+        self.budget_left: Callable[[], Decimal | None] = lambda: None
+        self._lock: tuple[StatSig, LockFile] | None = None
+        self._store: Store | None = None
+        self._generation = 0  # bumped whenever the lock file or the store may have changed
+        self._lock_sig: StatSig = None
+        self._planner = IncrementalPlanner(self._full_plan, self.paid)
+
+    @property
+    def root(self) -> Path:
+        return self.compiler.root
+
+    def _lockfile(self) -> LockFile:
+        path = LockFile.path_for(self.root)
+        sig = stat_sig(path)
+        if self._lock is None or self._lock[0] != sig:
+            self._lock = (sig, LockFile.load(path))
+            self._lock_sig = sig
+            self._generation += 1
+        return self._lock[1]
+
+    def _full_plan(self, comp: Compilation) -> Plan:
+        store = self._store  # a build on the other thread may drop it meanwhile
+        if store is None:
+            store = self._store = Store.for_project(self.root)
+        return make_plan(comp, lock=self._lockfile(), store=store, backend=self.backend)
+
+    def plan(self, comp: Compilation) -> PlanView:
+        if self._store is None:
+            self._store = Store.for_project(self.root)
+            self._generation += 1
+        self._lockfile()
+        return self._planner.plan(comp, (self._generation, self._lock_sig))
+
+    def build(self, comp: Compilation, scenes: list[str]) -> BuildReport:
+        root = self.root
+        guard = ProjectLock(root, wait=0)
+        try:
+            guard.acquire()
+        except ProjectLocked as exc:
+            raise BuildRefused(str(exc)) from None
+        journal: Journal | None = None
+        try:
+            lock = LockFile.load(LockFile.path_for(root))
+            store = Store.for_project(root)
+            if self.paid:
+                journal = Journal(root / ".storyc" / "journal.sqlite")
+                journal.recover()
+            # Its own digest cache: the watcher thread's compile uses the other one.
+            io = ProjectIO(root, store, journal, lock,
+                           DigestCache(root / ".storyc" / "digests.json"), backend=self.backend)
+            options = BuildOptions(backend=self.backend, jobs=self.jobs,
+                                   max_cost=self.budget_left(), scenes=tuple(scenes))
+            bopts = BackendOptions(root=root, store=store, base_url=self.base_url,
+                                   api_key=self._api_key)
+            # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in
+            # the journal.
+            result = asyncio.run(execute(comp, io, options, bopts, _Events(self.emit),
+                                         Executor.stop, signals=(signal.SIGINT,)))
+            store.save()
+        except (LockFileError, JournalError, SetupError) as exc:
+            # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
+            # scenes stay eligible, so the next save after the fix builds them.
+            raise BuildRefused(str(exc)) from None
+            self._store = None  # new records: the planner's store re-reads them
+        finally:
+            if journal is not None:
+                journal.close()
+            guard.release()
+        done = [n for n, s in result.scenes.items() if s.state == DONE]
+        bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
+        return BuildReport(done, bad, result.committed if self.paid else Decimal(0),
+                           interrupted=result.interrupted)
+
+
+class BuildRefused(NotBuilt):
+    """Nothing was started: another build holds the project, or it cannot be set up."""
+
+
+def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: int,
+                max_cost: Decimal | None, yes: bool, base_url: str | None = None) -> Wiring:
+    """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
+    compiler = Compiler(Path(path), target=target)
+    first = compile_project(compiler.path, target=target, parse_cache=compiler.parse_cache,
+                            digests=compiler.digests)
+    if not first.found:
+        raise SetupFailed(f"no storyc project at {path} (run `storyc init` to start one)")
+    project = first.project
+    name = backend or _setting(project, "backend") or "preview"
+    if name not in backends.names():
+        raise SetupFailed(f"unknown backend {name!r} ({' or '.join(backends.names())})")
+    api_key = None
+    if name not in pricing.FREE_BACKENDS and (yes or max_cost is not None):
+        api_key = os.environ.get(KEY_ENV, "")
+        if not api_key:
+            raise SetupFailed(f"the {name} backend needs an API key to render: set {KEY_ENV} "
+                              "(or watch without --yes/--max-cost to see plans and costs only)")
+    base_url = base_url or _setting(project, "base_url")
+    pipe = Pipeline(compiler, name, jobs=max(1, jobs), api_key=api_key,
+                    base_url=str(base_url) if base_url else None)
+    return Wiring(root=compiler.root, compile=compiler, plan=pipe.plan, build=pipe.build,
+                  backend=name, parses=lambda: compiler.parses, pipeline=pipe)
