@@ -32,10 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc.media import ffmpeg as media
 from storyc.base.diagnostics import Diagnostics
 from storyc.base.hashing import DigestCache
 from storyc.lang.loader import load
+from storyc.media import ffmpeg as media
 from storyc.resolve.resolver import resolve
 
 SCENES_PER_FILE = 500
@@ -55,16 +55,24 @@ def generate(root: Path, n: int, samples: dict[str, Path]) -> None:
         shutil.copyfile(samples["jpg"], root / "assets" / f"place{i}.jpg")
     for i in range(8):
         shutil.copyfile(samples["png"], root / "assets" / f"actor{i}.png")
-    cast = [f'element actor{i} {{ frontal = "assets/actor{i}.png"  description = "actor {i}" }}'
-            for i in range(8)]
+    cast = [
+        f'element actor{i} {{ frontal = "assets/actor{i}.png"  description = "actor {i}" }}'
+        for i in range(8)
+    ]
     (root / "cast.story").write_text("\n".join(cast) + "\n", "utf-8")
-    styles = ['style base { quality = "std"  vars { look = "35mm film" } }',
-              'style moody : base { vars { look = "low key, neon" } }']
+    styles = [
+        'style base { quality = "std"  vars { look = "35mm film" } }',
+        'style moody : base { vars { look = "low key, neon" } }',
+    ]
     (root / "styles.story").write_text("\n".join(styles) + "\n", "utf-8")
     files = (n + SCENES_PER_FILE - 1) // SCENES_PER_FILE
-    main = ['project "Bench" { aspect = "16:9"  duration = 5 }',
-            'include "cast.story"', 'include "styles.story"',
-            'let city = "a rainy neon city"', 'let beats = ["enter", "pause", "exit"]']
+    main = [
+        'project "Bench" { aspect = "16:9"  duration = 5 }',
+        'include "cast.story"',
+        'include "styles.story"',
+        'let city = "a rainy neon city"',
+        'let beats = ["enter", "pause", "exit"]',
+    ]
     main += [f'image place{i} "assets/place{i}.jpg"' for i in range(4)]
     main += [f'include "scenes{k}.story"' for k in range(files)]
     names = [f"s{i}" for i in range(n)]
@@ -78,8 +86,10 @@ def generate(root: Path, n: int, samples: dict[str, Path]) -> None:
             if i % 4 == 1:
                 body.append(f"  start = s{i - 1}.last_frame")
             if i % 20 == 7:
-                prompt = ('"""\n    @actor{a} in {{{{ city }}}}:\n'
-                          "    {{% for b in beats %}}{{{{ b }}}} {{% endfor %}}\n    \"\"\"")
+                prompt = (
+                    '"""\n    @actor{a} in {{{{ city }}}}:\n'
+                    '    {{% for b in beats %}}{{{{ b }}}} {{% endfor %}}\n    """'
+                )
             else:
                 prompt = '"@actor{a} walks past @place{p} in {{{{ city }}}}, {{{{ look }}}}"'
             body.append("  prompt = " + prompt.format(a=i % 8, p=i % 4))
@@ -115,8 +125,9 @@ def child(cmd: list[str], repeat: int) -> tuple[float, float, float]:
     wrapper process (so RUSAGE_CHILDREN covers that one child only)."""
     times, cpus, rss = [], [], 0.0
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True,
-                             text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True
+        ).stdout.split()
         times.append(float(out[0]))
         rss = max(rss, int(out[1]) / 1024)
         cpus.append(float(out[3]))
@@ -136,30 +147,38 @@ def main() -> None:
         media.make_test_image(samples["jpg"], 640, 480)
         media.make_test_image(samples["png"], 640, 480)
         base, base_cpu, base_rss = child([sys.executable, "-c", "pass"], args.repeat)
-        imp, imp_cpu, _ = child([sys.executable, "-c", "import storyc.compiler, storyc.resolve.resolver"],
-                                args.repeat)
-        print(f"python -c pass: {base * 1000:.0f} ms wall, {base_cpu * 1000:.0f} ms CPU, "
-              f"{base_rss:.0f} MB; importing the compiler: +{(imp_cpu - base_cpu) * 1000:.0f} ms CPU")
+        imp, imp_cpu, _ = child(
+            [sys.executable, "-c", "import storyc.compiler, storyc.resolve.resolver"], args.repeat
+        )
+        print(
+            f"python -c pass: {base * 1000:.0f} ms wall, {base_cpu * 1000:.0f} ms CPU, "
+            f"{base_rss:.0f} MB; importing the compiler: +{(imp_cpu - base_cpu) * 1000:.0f} ms CPU"
+        )
         print("us/scene beyond start-up; in process = CPU time of load, resolve, compile_project;")
         print("subprocess = wall (CPU) time of `storyc check` / `storyc compile --json`")
-        print(f"{'scenes':>7} {'load':>6} {'resolve':>8} {'compile':>8} "
-              f"{'check':>14} {'compile':>14} {'check MB':>9} {'compile MB':>11}")
+        print(
+            f"{'scenes':>7} {'load':>6} {'resolve':>8} {'compile':>8} "
+            f"{'check':>14} {'compile':>14} {'check MB':>9} {'compile MB':>11}"
+        )
         for n in sizes:
             root = tmp / f"p{n}"
             generate(root, n, samples)
             ip = in_process(root, args.repeat)
             check_t, check_cpu, check_rss = child([*storyc, "check", str(root)], args.repeat)
-            comp_t, comp_cpu, comp_rss = child([*storyc, "compile", "--json", str(root)],
-                                               args.repeat)
+            comp_t, comp_cpu, comp_rss = child(
+                [*storyc, "compile", "--json", str(root)], args.repeat
+            )
 
             def per(dt: float, nn: int = n) -> float:
                 return dt / nn * 1e6
 
             check = f"{per(check_t - base):.0f} ({per(check_cpu - base_cpu):.0f})"
             comp = f"{per(comp_t - base):.0f} ({per(comp_cpu - base_cpu):.0f})"
-            print(f"{n:>7} {per(ip['load']):>6.0f} {per(ip['resolve']):>8.0f} "
-                  f"{per(ip['compile_project']):>8.0f} {check:>14} {comp:>14} "
-                  f"{check_rss:>9.0f} {comp_rss:>11.0f}")
+            print(
+                f"{n:>7} {per(ip['load']):>6.0f} {per(ip['resolve']):>8.0f} "
+                f"{per(ip['compile_project']):>8.0f} {check:>14} {comp:>14} "
+                f"{check_rss:>9.0f} {comp_rss:>11.0f}"
+            )
             sys.stdout.flush()
         print(json.dumps({"note": "targets: <= 200 us/scene and < 300 MB at 10,000 scenes"}))
     finally:

@@ -35,7 +35,7 @@ def make_files(root: Path, n: int, total: int) -> list[str]:
     for i in range(n):
         p = root / f"asset{i:05d}.bin"
         with open(p, "wb") as f:
-            f.write(block[i:i + size])
+            f.write(block[i : i + size])
         paths.append(str(p))
     return paths
 
@@ -64,12 +64,16 @@ def main() -> None:
         time.sleep(RACY_NS / 1e9 * 2)  # let the newest file age past the racy window
 
         dt1, n1 = first_pass(paths, 1, None)
-        print(f"first-time hashing, 1 thread : {n1 / 1e9:.2f} GB in {dt1:.2f} s = "
-              f"{n1 / dt1 / 1e9:.2f} GB/s")
+        print(
+            f"first-time hashing, 1 thread : {n1 / 1e9:.2f} GB in {dt1:.2f} s = "
+            f"{n1 / dt1 / 1e9:.2f} GB/s"
+        )
         cache_file = root / "digests.json"
         dtn, nn = first_pass(paths, args.threads, cache_file)
-        print(f"first-time hashing, {args.threads} threads: {nn / 1e9:.2f} GB in {dtn:.2f} s = "
-              f"{nn / dtn / 1e9:.2f} GB/s")
+        print(
+            f"first-time hashing, {args.threads} threads: {nn / 1e9:.2f} GB in {dtn:.2f} s = "
+            f"{nn / dtn / 1e9:.2f} GB/s"
+        )
 
         t = time.perf_counter()
         again = DigestCache(cache_file)
@@ -78,14 +82,18 @@ def main() -> None:
         for p in paths:
             again.digest(p)
         dt2 = time.perf_counter() - t
-        print(f"no-op re-check of {len(paths)} files: bytes_read = {again.bytes_read}, "
-              f"{dt2 * 1e6 / len(paths):.2f} µs per file "
-              f"(+ {load * 1e3:.1f} ms to load the cache file)")
+        print(
+            f"no-op re-check of {len(paths)} files: bytes_read = {again.bytes_read}, "
+            f"{dt2 * 1e6 / len(paths):.2f} µs per file "
+            f"(+ {load * 1e3:.1f} ms to load the cache file)"
+        )
         t = time.perf_counter()
         got = again.digest_many(paths)
         dtm = time.perf_counter() - t
-        print(f"no-op digest_many of {len(got)} files: bytes_read = {again.bytes_read}, "
-              f"{dtm * 1e6 / len(paths):.2f} µs per file")
+        print(
+            f"no-op digest_many of {len(got)} files: bytes_read = {again.bytes_read}, "
+            f"{dtm * 1e6 / len(paths):.2f} µs per file"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

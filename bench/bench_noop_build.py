@@ -35,13 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyc.media import ffmpeg as media
-
-from storyc.plan import keys
-from storyc.compiler import compile_project
-from storyc.build.executor import TakeOutcome
-from storyc.build.effects import ProjectIO
 from storyc.base.hashing import DigestCache
+from storyc.build.effects import ProjectIO
+from storyc.build.executor import TakeOutcome
+from storyc.compiler import compile_project
+from storyc.media import ffmpeg as media
+from storyc.plan import keys
 from storyc.state.lockfile import LockFile
 from storyc.state.store import Store
 
@@ -63,7 +62,7 @@ def make_assets(root: Path, n: int, total: int) -> list[str]:
         p = root / "assets" / f"a{i:05d}.png"
         with open(p, "wb") as f:
             f.write(head)
-            f.write(pad[i:i + size - len(head)])
+            f.write(pad[i : i + size - len(head)])
         os.utime(p, (past, past))
         names.append(f"a{i:05d}")
     return names
@@ -75,9 +74,11 @@ def write_story(root: Path, scenes: int, assets: list[str], files: int = 20) -> 
     lines += [f'image {a} "assets/{a}.png"' for a in assets]
     per = (scenes + files - 1) // files
     for f in range(files):
-        part = [f'scene s{i:05d} {{ prompt = "Shot {i} of @{assets[i % len(assets)]}, '
-                f'slow dolly"  duration = 5 }}'
-                for i in range(f * per, min(scenes, (f + 1) * per))]
+        part = [
+            f'scene s{i:05d} {{ prompt = "Shot {i} of @{assets[i % len(assets)]}, '
+            f'slow dolly"  duration = 5 }}'
+            for i in range(f * per, min(scenes, (f + 1) * per))
+        ]
         (root / f"part{f:02d}.story").write_text("\n".join(part) + "\n", "utf-8")
         lines.append(f'include "part{f:02d}.story"')
     (root / "main.story").write_text("\n".join(lines) + "\n", "utf-8")
@@ -93,33 +94,38 @@ def seed_built_state(root: Path) -> int:
     digest = store.put_file(clip)
     clip.unlink()
     lock = LockFile.load(LockFile.path_for(root))
-    io = ProjectIO(root, store, None, lock, DigestCache(root / ".storyc" / "digests.json"),
-                   backend="preview")
+    io = ProjectIO(
+        root, store, None, lock, DigestCache(root / ".storyc" / "digests.json"), backend="preview"
+    )
     for scene in comp.order:
         req = comp.requests[scene]
         key = keys.request_key(req, backend="preview", take=1, upstream={})
         io.remember(key, digest)
-        io.record_scene(scene, req, {}, {1: TakeOutcome(1, key, digest, duration=5.0,
-                                                       how="rendered")}, 1)
+        io.record_scene(
+            scene, req, {}, {1: TakeOutcome(1, key, digest, duration=5.0, how="rendered")}, 1
+        )
     io.flush()
     return len(comp.order)
 
 
 # A user's environment: byte-code caches on (this sandbox sets PYTHONDONTWRITEBYTECODE,
 # which would make every run compile every module again and hide what we measure).
-ENV = {k: v for k, v in os.environ.items()
-       if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+ENV = {
+    k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+}
 
 
-def run(cmd: list[str], cwd: Path,
-        env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     t = time.perf_counter()
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**ENV, **(env or {})})
     return time.perf_counter() - t, p
 
 
-def best(cmd: list[str], cwd: Path, n: int = 3,
-         env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+def best(
+    cmd: list[str], cwd: Path, n: int = 3, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     results = [run(cmd, cwd, env) for _ in range(n)]
     return min(results, key=lambda r: r[0])
 
@@ -139,8 +145,9 @@ def ninja_exe() -> str:
     return found
 
 
-def bench_size(root: Path, scenes: int, assets: list[str], startup: float,
-               imports: float) -> tuple[float, float]:
+def bench_size(
+    root: Path, scenes: int, assets: list[str], startup: float, imports: float
+) -> tuple[float, float]:
     """(normal no-op path, fast path) wall times."""
     write_story(root, scenes, assets)
     shutil.rmtree(root / ".storyc", ignore_errors=True)
@@ -159,29 +166,35 @@ def bench_size(root: Path, scenes: int, assets: list[str], startup: float,
     assert p.returncode == 0, p.stderr[-2000:]
     summary = [json.loads(x) for x in p.stdout.splitlines() if '"summary"' in x][-1]
     assert summary["submitted"] == 0 and not summary["fast_path"], summary
-    print(f"  {n} scenes: compile+seed {seed_s:.1f} s; first no-op run {first:.2f} s; "
-          f"normal no-op path {slow:.3f} s wall, {(slow - startup) / n * 1e6:.0f} µs/scene "
-          f"beyond interpreter start-up; re-read {summary.get('bytes_read', '?')} B of "
-          f"assets, {summary.get('bytes_verified', '?')} B of store objects")
+    print(
+        f"  {n} scenes: compile+seed {seed_s:.1f} s; first no-op run {first:.2f} s; "
+        f"normal no-op path {slow:.3f} s wall, {(slow - startup) / n * 1e6:.0f} µs/scene "
+        f"beyond interpreter start-up; re-read {summary.get('bytes_read', '?')} B of "
+        f"assets, {summary.get('bytes_verified', '?')} B of store objects"
+    )
     wall, p = best(cmd, root)  # the last normal run recorded the clean state
     assert p.returncode == 0, p.stderr[-2000:]
     summary = [json.loads(x) for x in p.stdout.splitlines() if '"summary"' in x][-1]
     assert summary["submitted"] == 0 and summary["fast_path"], summary
     per_scene = (wall - startup) / n * 1e6
     per_scene_imp = (wall - imports) / n * 1e6
-    print(f"  fast path (same no-op, clean state recorded): {wall:.3f} s wall, "
-          f"{per_scene:.0f} µs/scene beyond interpreter start-up, {per_scene_imp:.0f} "
-          f"µs/scene beyond `storyc --version`")
+    print(
+        f"  fast path (same no-op, clean state recorded): {wall:.3f} s wall, "
+        f"{per_scene:.0f} µs/scene beyond interpreter start-up, {per_scene_imp:.0f} "
+        f"µs/scene beyond `storyc --version`"
+    )
     write_ninja(root, scenes, assets)
     t_build, q = run([ninja_exe(), "-j", "4"], root)
     assert q.returncode == 0, q.stdout[-2000:]
     nwall, q = best([ninja_exe()], root)
     assert "no work to do" in q.stdout, q.stdout
     nper = nwall / n * 1e6
-    print(f"  ninja: first build {t_build:.1f} s; no-op {nwall:.3f} s wall "
-          f"({nper:.0f} µs/edge, start-up included); storyc/ninja = "
-          f"{(wall - startup) / max(nwall, 1e-9):.1f}× (storyc without start-up), "
-          f"{wall / max(nwall, 1e-9):.1f}× (wall)")
+    print(
+        f"  ninja: first build {t_build:.1f} s; no-op {nwall:.3f} s wall "
+        f"({nper:.0f} µs/edge, start-up included); storyc/ninja = "
+        f"{(wall - startup) / max(nwall, 1e-9):.1f}× (storyc without start-up), "
+        f"{wall / max(nwall, 1e-9):.1f}× (wall)"
+    )
     return slow, wall
 
 
@@ -192,8 +205,10 @@ def bench_throughput(root: Path) -> None:
     write_story(root, scenes, assets, files=1)
     t, p = run([sys.executable, "-m", "storyc", "build", str(root), "--json"], root)
     assert p.returncode == 0, p.stderr[-2000:]
-    print(f"preview render throughput: {scenes} scenes in {t:.1f} s = {scenes / t:.2f} "
-          f"scenes/s (5 s clips, 4 jobs, {os.cpu_count()} cores)")
+    print(
+        f"preview render throughput: {scenes} scenes in {t:.1f} s = {scenes / t:.2f} "
+        f"scenes/s (5 s clips, 4 jobs, {os.cpu_count()} cores)"
+    )
 
 
 def main() -> None:
@@ -207,20 +222,25 @@ def main() -> None:
     try:
         startup, _ = best([sys.executable, "-c", "pass"], tmp)
         imports, _ = best([sys.executable, "-m", "storyc", "--version"], tmp)
-        print(f"interpreter start-up: {startup * 1e3:.0f} ms; `storyc --version` (start-up + "
-              f"importing every command): {imports * 1e3:.0f} ms")
+        print(
+            f"interpreter start-up: {startup * 1e3:.0f} ms; `storyc --version` (start-up + "
+            f"importing every command): {imports * 1e3:.0f} ms"
+        )
         root = tmp / "project"
         root.mkdir()
         t = time.perf_counter()
         assets = make_assets(root, args.assets, args.mib << 20)
-        print(f"{args.assets} asset files, {args.mib} MiB, written in "
-              f"{time.perf_counter() - t:.1f} s")
+        print(
+            f"{args.assets} asset files, {args.mib} MiB, written in {time.perf_counter() - t:.1f} s"
+        )
         walls = {n: bench_size(root, n, assets, startup, imports) for n in args.scenes}
         if len(walls) >= 2:
             (a, ta), (b, tb) = sorted(walls.items())[0], sorted(walls.items())[-1]
             for i, path in enumerate(("normal path", "fast path")):
-                print(f"marginal cost of a scene in a no-op build ({path}): ({tb[i]:.3f} s - "
-                      f"{ta[i]:.3f} s) / {b - a} = {(tb[i] - ta[i]) / (b - a) * 1e6:.0f} µs/scene")
+                print(
+                    f"marginal cost of a scene in a no-op build ({path}): ({tb[i]:.3f} s - "
+                    f"{ta[i]:.3f} s) / {b - a} = {(tb[i] - ta[i]) / (b - a) * 1e6:.0f} µs/scene"
+                )
         bench_throughput(tmp / "throughput")
     finally:
         if not args.keep:

@@ -20,8 +20,10 @@ from storyc.media.info import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = 5.0
-CAPTION = ("Mei walks through the night market, lanterns swaying in the warm rain, "
-           "the camera tracking her from the left.")
+CAPTION = (
+    "Mei walks through the night market, lanterns swaying in the warm rain, "
+    "the camera tracking her from the left."
+)
 
 
 def _best(fn: Callable[[], None], runs: int = 3) -> float:
@@ -48,12 +50,18 @@ def main() -> None:
         }
         print(f"preview render, {DURATION:.0f} s at 640x360 24 fps (best of 3):")
         for name, extra in cases.items():
-            secs = _best(lambda extra=extra: media.render_preview(
-                out, duration=DURATION, aspect="16:9", caption=CAPTION, **extra))
+            secs = _best(
+                lambda extra=extra: media.render_preview(
+                    out, duration=DURATION, aspect="16:9", caption=CAPTION, **extra
+                )
+            )
             print(f"  {name:30} {secs:6.2f} s wall  {DURATION / secs:6.1f} s video per s")
 
-    files = sorted(p for p in (ROOT / "examples").rglob("*")
-                   if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".mp4", ".mov"))
+    files = sorted(
+        p
+        for p in (ROOT / "examples").rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".mp4", ".mov")
+    )
     print(f"mediainfo.probe, {len(files)} example files (mean of 200 calls, best of 5):")
     for p in files:
         n = 200

@@ -37,8 +37,16 @@ INPUT = {"prompt": "a lighthouse at dusk, waves", "duration": 5, "aspect_ratio":
 @contextmanager
 def provider(latency: float) -> Iterator[tuple[str, str]]:
     """A loopback provider in a subprocess; yields (base URL, key)."""
-    cmd = [sys.executable, "-m", "storyc", "provider", "serve", "--latency", str(latency),
-           "--fast-outputs"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "storyc",
+        "provider",
+        "serve",
+        "--latency",
+        str(latency),
+        "--fast-outputs",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         url = key = ""
@@ -57,10 +65,12 @@ def provider(latency: float) -> Iterator[tuple[str, str]]:
         proc.wait(timeout=30)
 
 
-async def run_tasks(url: str, key: str, n: int, concurrency: int, *, stream: bool,
-                    poll: float) -> list[float]:
+async def run_tasks(
+    url: str, key: str, n: int, concurrency: int, *, stream: bool, poll: float
+) -> list[float]:
     gate = asyncio.Semaphore(concurrency)
     async with ProviderClient(api_key=key, base_url=url, max_connections=concurrency * 2) as c:
+
         async def one() -> float:
             async with gate:
                 start = time.perf_counter()
@@ -77,8 +87,10 @@ def bench_throughput(n: int) -> None:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         asyncio.run(run_tasks(url, key, n, 16, stream=False, poll=0.01))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    print(f"(a) latency 0, {n} tasks, concurrency 16: {n / wall:8.1f} tasks/s, "
-          f"wall {wall:.2f} s, client CPU {cpu * 1000 / n:.2f} ms/task")
+    print(
+        f"(a) latency 0, {n} tasks, concurrency 16: {n / wall:8.1f} tasks/s, "
+        f"wall {wall:.2f} s, client CPU {cpu * 1000 / n:.2f} ms/task"
+    )
 
 
 def bench_latency(n: int) -> float:
@@ -88,9 +100,11 @@ def bench_latency(n: int) -> float:
         wall0 = time.perf_counter()
         per_task = asyncio.run(run_tasks(url, key, n, 8, stream=True, poll=2.0))
         wall = time.perf_counter() - wall0
-    print(f"(b) latency 1 s, {n} tasks, concurrency 8, streamed: wall {wall:.2f} s, "
-          f"ideal {ideal:.0f} s, ratio {wall / ideal:.3f} (target <= 1.15); "
-          f"per task {min(per_task):.2f}-{max(per_task):.2f} s")
+    print(
+        f"(b) latency 1 s, {n} tasks, concurrency 8, streamed: wall {wall:.2f} s, "
+        f"ideal {ideal:.0f} s, ratio {wall / ideal:.3f} (target <= 1.15); "
+        f"per task {min(per_task):.2f}-{max(per_task):.2f} s"
+    )
     return wall
 
 
@@ -104,8 +118,10 @@ def bench_sdk(n: int) -> float:
         for _ in range(n):
             client.run({"app": APP, "input": dict(INPUT)})
         wall = time.perf_counter() - wall0
-    print(f"(c) latency 1 s, {n} tasks through the official SDK's client.run, one after "
-          f"another: wall {wall:.2f} s")
+    print(
+        f"(c) latency 1 s, {n} tasks through the official SDK's client.run, one after "
+        f"another: wall {wall:.2f} s"
+    )
     return wall
 
 
@@ -120,8 +136,9 @@ def main() -> None:
     ours = bench_latency(args.slow_tasks)
     if not args.no_sdk:
         sdk = bench_sdk(args.slow_tasks)
-        print(f"(b)/(c): storyc takes {ours / sdk:.3f} of the SDK's time "
-              f"({sdk / ours:.1f}x faster)")
+        print(
+            f"(b)/(c): storyc takes {ours / sdk:.3f} of the SDK's time ({sdk / ours:.1f}x faster)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ from storyc.watch.wiring import make_wiring
 
 def write_project(root: Path, scenes: int, files: int) -> list[Path]:
     per = -(-scenes // files)
-    includes = [f"include \"parts/part{i:03}.story\"" for i in range(files)]
+    includes = [f'include "parts/part{i:03}.story"' for i in range(files)]
     (root / "parts").mkdir(parents=True)
     (root / "main.story").write_text(
-        'project "bench" {\n  aspect = "16:9"\n}\n' + "\n".join(includes) + "\n",
-        "utf-8")
+        'project "bench" {\n  aspect = "16:9"\n}\n' + "\n".join(includes) + "\n", "utf-8"
+    )
     paths = []
     n = 0
     for i in range(files):
@@ -42,8 +42,10 @@ def write_project(root: Path, scenes: int, files: int) -> list[Path]:
         for _ in range(per):
             if n >= scenes:
                 break
-            lines.append(f'scene s{n:05} {{\n  prompt = "shot {n}: a lantern-lit alley, take 0"\n'
-                         f'  duration = 5\n}}\n')
+            lines.append(
+                f'scene s{n:05} {{\n  prompt = "shot {n}: a lantern-lit alley, take 0"\n'
+                f"  duration = 5\n}}\n"
+            )
             n += 1
         path = root / "parts" / f"part{i:03}.story"
         path.write_text("\n".join(lines), "utf-8")
@@ -63,14 +65,20 @@ def main() -> int:
         root = Path(tmp) / "film"
         parts = write_project(root, args.scenes, args.files)
         events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        wiring = make_wiring(root, backend="inference", target=None, jobs=1,
-                             max_cost=None, yes=False)
-        session = WatchSession(wiring.root, wiring, lambda e: events.put((time.perf_counter(), e)),
-                               debounce_ms=args.debounce)
+        wiring = make_wiring(
+            root, backend="inference", target=None, jobs=1, max_cost=None, yes=False
+        )
+        session = WatchSession(
+            wiring.root,
+            wiring,
+            lambda e: events.put((time.perf_counter(), e)),
+            debounce_ms=args.debounce,
+        )
         stop, ready = threading.Event(), threading.Event()
         t_start = time.perf_counter()
-        thread = threading.Thread(target=session.run, args=(stop,), kwargs={"ready": ready},
-                                  daemon=True)
+        thread = threading.Thread(
+            target=session.run, args=(stop,), kwargs={"ready": ready}, daemon=True
+        )
         thread.start()
         if not ready.wait(120):
             print("the session did not start", file=sys.stderr)
@@ -80,9 +88,11 @@ def main() -> int:
             print("the project did not check cleanly", file=sys.stderr)
             stop.set()
             return 1
-        print(f"project: {args.scenes} scenes in {args.files + 1} files; "
-              f"first check + plan {first[0]['ms']:.0f} ms "
-              f"(cold start to watching {1000 * (time.perf_counter() - t_start):.0f} ms)")
+        print(
+            f"project: {args.scenes} scenes in {args.files + 1} files; "
+            f"first check + plan {first[0]['ms']:.0f} ms "
+            f"(cold start to watching {1000 * (time.perf_counter() - t_start):.0f} ms)"
+        )
 
         latencies, to_diag, inside, parses = [], [], [], []
         for i in range(args.saves):
@@ -112,14 +122,22 @@ def main() -> int:
     q = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else latencies
     print(f"saves measured: {len(latencies)}; debounce {args.debounce} ms")
     print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"save → diagnostics on screen: median {statistics.median(to_diag):.0f} ms, "
-          f"max {max(to_diag):.0f} ms")
-    print(f"save → diagnostics + plan on screen: median {statistics.median(latencies):.0f} ms, "
-          f"p95 {q[-1]:.0f} ms, max {max(latencies):.0f} ms")
-    print(f"beyond the debounce: median {statistics.median(beyond):.0f} ms, "
-          f"max {max(beyond):.0f} ms (target ≤ 100 ms)")
-    print(f"recompile + plan inside the session: median {statistics.median(inside):.0f} ms, "
-          f"max {max(inside):.0f} ms")
+    print(
+        f"save → diagnostics on screen: median {statistics.median(to_diag):.0f} ms, "
+        f"max {max(to_diag):.0f} ms"
+    )
+    print(
+        f"save → diagnostics + plan on screen: median {statistics.median(latencies):.0f} ms, "
+        f"p95 {q[-1]:.0f} ms, max {max(latencies):.0f} ms"
+    )
+    print(
+        f"beyond the debounce: median {statistics.median(beyond):.0f} ms, "
+        f"max {max(beyond):.0f} ms (target ≤ 100 ms)"
+    )
+    print(
+        f"recompile + plan inside the session: median {statistics.median(inside):.0f} ms, "
+        f"max {max(inside):.0f} ms"
+    )
     print(f"files parsed per save: {sorted(set(parses))} (of {args.files + 1})")
     return 0
 
@@ -133,8 +151,9 @@ def _drain(q: queue.Queue[tuple[float, dict[str, Any]]]) -> list[tuple[float, di
             return out
 
 
-def _wait_for(q: queue.Queue[tuple[float, dict[str, Any]]], kind: str,
-              timeout: float) -> tuple[float, dict[str, Any]] | None:
+def _wait_for(
+    q: queue.Queue[tuple[float, dict[str, Any]]], kind: str, timeout: float
+) -> tuple[float, dict[str, Any]] | None:
     end = time.monotonic() + timeout
     while True:
         left = end - time.monotonic()

@@ -61,8 +61,7 @@ def main(root: Path = HERE) -> int:
     for rel, w, h, secs, audio, seed in VIDEOS:
         out = root / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        media.make_test_video(out, width=w, height=h, duration=secs, fps=24, audio=audio,
-                              seed=seed)
+        media.make_test_video(out, width=w, height=h, duration=secs, fps=24, audio=audio, seed=seed)
         problems.append(_check(out, w, h, video=True) or "")
         print(f"{rel:40} {out.stat().st_size:>7} bytes")
     problems = [p for p in problems if p]

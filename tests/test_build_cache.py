@@ -18,8 +18,8 @@ from test_build_support import (
 )
 
 from storyc.media import ffmpeg as media
-from storyc.state.lockfile import LockFile
 from storyc.provider import loopback
+from storyc.state.lockfile import LockFile
 
 
 def _age(root: Path) -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from test_build_support import build, make_project, rendered, summary
 
-from storyc.media import ffmpeg as media
 from storyc.build.fastpath import RACY_S, RECORD_NAME
 from storyc.cli import main
-from storyc.state.journal import Journal
+from storyc.media import ffmpeg as media
 from storyc.provider import loopback
+from storyc.state.journal import Journal
 
 # no frame extraction or edits: keeps each test to a few preview renders
 STORY = """\
@@ -61,8 +61,9 @@ def test_same_report_without_the_work(root: Path) -> None:
     assert code == 0 and err == ""
     assert summary(events)["fast_path"] is True
     strip = {"fast_path", "bytes_read", "bytes_verified", "cached_compilation"}
-    assert [{k: v for k, v in e.items() if k not in strip} for e in events] == \
-        [{k: v for k, v in e.items() if k not in strip} for e in normal]
+    assert [{k: v for k, v in e.items() if k not in strip} for e in events] == [
+        {k: v for k, v in e.items() if k not in strip} for e in normal
+    ]
     assert summary(events)["bytes_read"] == 0 and summary(events)["scenes"]["reused"] == 2
     # the plain report is the normal one too
     err_io = io.StringIO()
@@ -70,17 +71,21 @@ def test_same_report_without_the_work(root: Path) -> None:
         assert main(["build", str(root)]) == 0
     assert err_io.getvalue().splitlines() == [
         "plan: 0 scene(s), 0 take(s) to render with preview (free); 2 up to date",
-        "build: 2 reused; 0 rendered"]
+        "build: 2 reused; 0 rendered",
+    ]
 
 
 def test_fast_path_imports_nothing_heavy(root: Path) -> None:
     _settle(root)
-    probe = ("import sys; from storyc.cli import main; code = main(['build', sys.argv[1], "
-             "'--json']); heavy = [m for m in ('storyc.compiler', 'storyc.build.executor', 'lark', "
-             "'pydantic', 'jinja2', 'httpx', 'asyncio') if m in sys.modules]; "
-             "print('HEAVY', heavy, code)")
-    p = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True,
-                       timeout=60)
+    probe = (
+        "import sys; from storyc.cli import main; code = main(['build', sys.argv[1], "
+        "'--json']); heavy = [m for m in ('storyc.compiler', 'storyc.build.executor', 'lark', "
+        "'pydantic', 'jinja2', 'httpx', 'asyncio') if m in sys.modules]; "
+        "print('HEAVY', heavy, code)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", probe, str(root)], capture_output=True, text=True, timeout=60
+    )
     assert '"fast_path": true' in p.stdout, p.stdout + p.stderr
     assert "HEAVY [] 0" in p.stdout, p.stdout + p.stderr
 
@@ -150,7 +155,8 @@ def test_other_options_take_the_normal_path(root: Path, monkeypatch: pytest.Monk
 
 
 def test_paid_build_with_unknown_attempt_is_not_fast(
-        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with loopback.serve(latency=0.02) as server:
         for k, v in server.env.items():
             monkeypatch.setenv(k, v)
@@ -158,8 +164,15 @@ def test_paid_build_with_unknown_attempt_is_not_fast(
         _settle(root, *paid)
         assert _fast(root, *paid)
         with Journal(root / ".storyc" / "journal.sqlite") as j:  # an answer lost in transit
-            att = j.begin("sha256:" + "ab" * 32, "arrival", 1, "kling-o1", "inference", None,
-                          body_digest="sha256:" + "cd" * 32)
+            att = j.begin(
+                "sha256:" + "ab" * 32,
+                "arrival",
+                1,
+                "kling-o1",
+                "inference",
+                None,
+                body_digest="sha256:" + "cd" * 32,
+            )
             j.mark_submitting(att)
             j.mark_failed(att, "connection lost")  # sent, answer lost: fate unknown
         for _ in range(2):

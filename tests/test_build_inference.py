@@ -18,9 +18,9 @@ from test_build_support import (
     summary,
 )
 
+from storyc.provider import loopback
 from storyc.state.journal import Journal
 from storyc.state.lockfile import LockFile
-from storyc.provider import loopback
 
 
 @pytest.fixture(params=[True])
@@ -108,8 +108,9 @@ def test_failed_scene_others_carry_on(tmp_path: Path, server: loopback.LoopbackS
 
 
 def test_retries_are_bounded_and_counted(tmp_path: Path, server: loopback.LoopbackServer) -> None:
-    root = make_project(tmp_path / "p", 'scene solo { prompt = "one shot"  duration = 5 '
-                                         ' aspect = "16:9" }\n')
+    root = make_project(
+        tmp_path / "p", 'scene solo { prompt = "one shot"  duration = 5  aspect = "16:9" }\n'
+    )
     server.add_fault("submit:fail:nth=1+2+3+4")
     code, events, err = _paid(root, "--retries", "2")
     assert code == 1 and len(server.submissions) == 3  # 1 + 2 retries, then it gives up
@@ -130,8 +131,9 @@ def test_budget_stops_submissions(tmp_path: Path, server: loopback.LoopbackServe
     assert summary(events)["committed"] == "0.840"
 
 
-def test_paid_build_needs_consent_and_key(tmp_path: Path, server: loopback.LoopbackServer,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paid_build_needs_consent_and_key(
+    tmp_path: Path, server: loopback.LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(tmp_path / "p")
     code, _, err = build(root, "--backend", "inference")  # no --yes, not a terminal
     assert code == 4 and "--yes" in err and not server.submissions
@@ -139,11 +141,13 @@ def test_paid_build_needs_consent_and_key(tmp_path: Path, server: loopback.Loopb
     code, _, err = _paid(root)
     assert code == 3 and err.strip() == (
         "error: the inference backend needs an API key: set INFERENCE_API_KEY "
-        "(or build with --backend preview, which is free)")
+        "(or build with --backend preview, which is free)"
+    )
 
 
-def test_bad_key_is_one_line_and_never_shown(tmp_path: Path, server: loopback.LoopbackServer,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_key_is_one_line_and_never_shown(
+    tmp_path: Path, server: loopback.LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(tmp_path / "p")
     canary = "inf_CANARY_h6_0123456789"
     monkeypatch.setenv("INFERENCE_API_KEY", canary)
@@ -154,14 +158,19 @@ def test_bad_key_is_one_line_and_never_shown(tmp_path: Path, server: loopback.Lo
     for path in (root / ".storyc").rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
-    assert canary not in (root / "storyc.lock").read_text() if (root / "storyc.lock").exists() \
+    assert (
+        canary not in (root / "storyc.lock").read_text()
+        if (root / "storyc.lock").exists()
         else True
+    )
 
 
-def test_lost_answer_is_unknown_until_the_user_says(tmp_path: Path,
-                                                    server: loopback.LoopbackServer) -> None:
-    root = make_project(tmp_path / "p", 'scene solo { prompt = "one shot"  duration = 5 '
-                                         ' aspect = "16:9" }\n')
+def test_lost_answer_is_unknown_until_the_user_says(
+    tmp_path: Path, server: loopback.LoopbackServer
+) -> None:
+    root = make_project(
+        tmp_path / "p", 'scene solo { prompt = "one shot"  duration = 5  aspect = "16:9" }\n'
+    )
     server.add_fault("submit:drop:nth=1")  # the provider creates the task, the answer is lost
     code, events, err = _paid(root)
     assert code == 4 and final_states(events)["solo"] == "unknown"
@@ -174,8 +183,9 @@ def test_lost_answer_is_unknown_until_the_user_says(tmp_path: Path,
     assert final_states(events)["solo"] == "done"
 
 
-def test_scene_selection_builds_what_it_uses(tmp_path: Path,
-                                             server: loopback.LoopbackServer) -> None:
+def test_scene_selection_builds_what_it_uses(
+    tmp_path: Path, server: loopback.LoopbackServer
+) -> None:
     root = make_project(tmp_path / "p")
     code, events, err = _paid(root, "--scene", "lanterns")
     assert code == 0, err

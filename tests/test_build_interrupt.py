@@ -14,19 +14,34 @@ from pathlib import Path
 import pytest
 from test_build_support import STORY_TAKES, build, make_project, rendered
 
-from storyc.state.journal import Journal
 from storyc.provider import loopback
+from storyc.state.journal import Journal
 
 
-def test_ctrl_c_keeps_in_flight_tasks_for_reattachment(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_keeps_in_flight_tasks_for_reattachment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project(tmp_path / "p")
     with loopback.serve(latency=3.0, fast_outputs=True) as server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "storyc", "build", str(root), "--backend", "inference",
-             "--yes", "--json", "--poll-interval", "0.05"],
-            env={**os.environ, **server.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            [
+                sys.executable,
+                "-m",
+                "storyc",
+                "build",
+                str(root),
+                "--backend",
+                "inference",
+                "--yes",
+                "--json",
+                "--poll-interval",
+                "0.05",
+            ],
+            env={**os.environ, **server.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         submitted = 0
         for line in proc.stdout:
@@ -57,8 +72,7 @@ def test_ctrl_c_keeps_in_flight_tasks_for_reattachment(tmp_path: Path,
             assert [a.state for a in j.all()] == ["completed"] * STORY_TAKES
 
 
-def test_lock_file_without_store_refetches(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_file_without_store_refetches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_project(tmp_path / "p")
     with loopback.serve(latency=0.02, fast_outputs=True) as server:
         for k, v in server.env.items():

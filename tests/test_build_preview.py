@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_build_support import build, edit_story, final_states, make_project, rendered, summary
 
-from storyc.media import info as mediainfo
 from storyc.cli import main
+from storyc.media import info as mediainfo
 from storyc.state.lockfile import LockFile
 from storyc.state.projectlock import ProjectLock
 
@@ -33,8 +33,9 @@ def _pick(root: Path, scene: str, take: int) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_preview_build_reuse_takes_and_pick(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preview_build_reuse_takes_and_pick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
     root = make_project(tmp_path / "p", SMALL)
     code, events, err = build(root)
@@ -103,15 +104,18 @@ def test_no_project_is_environment_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "example", sorted(p.name for p in EXAMPLES.glob("*") if (p / "main.story").exists()))
-def test_every_example_builds_with_no_key(example: str, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    "example", sorted(p.name for p in EXAMPLES.glob("*") if (p / "main.story").exists())
+)
+def test_every_example_builds_with_no_key(
+    example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
     root = tmp_path / example
-    shutil.copytree(EXAMPLES / example, root,
-                    ignore=shutil.ignore_patterns(".storyc", "renders", "storyc.lock"))
+    shutil.copytree(
+        EXAMPLES / example, root, ignore=shutil.ignore_patterns(".storyc", "renders", "storyc.lock")
+    )
     code, events, err = build(root)
     assert code == 0, err
     for scene, state in final_states(events).items():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_build_support import build, final_states, make_project, summary
 
-from storyc.state.journal import Journal
 from storyc.provider import loopback
+from storyc.state.journal import Journal
 
 SOLO = 'scene solo { prompt = "one shot"  duration = 5  aspect = "16:9" }\n'
 
@@ -52,8 +52,9 @@ def test_402_is_a_known_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert len(srv.submissions) == 1
 
 
-@pytest.mark.parametrize("args", [("--max-cost", "NaN"), ("--max-cost", "Infinity"),
-                                  ("--wait", "nan"), ("--wait", "-1")])
+@pytest.mark.parametrize(
+    "args", [("--max-cost", "NaN"), ("--max-cost", "Infinity"), ("--wait", "nan"), ("--wait", "-1")]
+)
 def test_bad_amounts_are_one_line_usage_errors(tmp_path: Path, args: tuple[str, str]) -> None:
     # NaN once crashed --max-cost with a traceback; --wait nan waited for ever
     with pytest.raises(SystemExit) as exc:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc.media import ffmpeg as media
 from storyc.cli import main
+from storyc.media import ffmpeg as media
 
 STORY = """\
 project "Test" { quality = "std"  aspect = "16:9" }
@@ -55,12 +55,26 @@ def build(root: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     return code, parse_events(out.getvalue()), err.getvalue()
 
 
-def build_subprocess(root: Path, *args: str, env: dict[str, str] | None = None,
-                     timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def build_subprocess(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "storyc", "build", str(root), "--json", "--poll-interval", "0.05",
-         *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+        [
+            sys.executable,
+            "-m",
+            "storyc",
+            "build",
+            str(root),
+            "--json",
+            "--poll-interval",
+            "0.05",
+            *args,
+        ],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def summary(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -71,11 +85,17 @@ def summary(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rendered(events: list[dict[str, Any]]) -> list[str]:
     """Scenes (with #take) that were sent to the backend, in order."""
-    return [e["scene"] for e in events
-            if e.get("event") == "scene" and e.get("state") in ("rendering", "submitting")]
+    return [
+        e["scene"]
+        for e in events
+        if e.get("event") == "scene" and e.get("state") in ("rendering", "submitting")
+    ]
 
 
 def final_states(events: list[dict[str, Any]]) -> dict[str, str]:
     finals = {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
-    return {e["scene"]: e["state"] for e in events
-            if e.get("event") == "scene" and e.get("state") in finals}
+    return {
+        e["scene"]: e["state"]
+        for e in events
+        if e.get("event") == "scene" and e.get("state") in finals
+    }

@@ -51,8 +51,9 @@ def test_init_refuses_to_overwrite(film: Path, capsys: pytest.CaptureFixture[str
     assert (film / "main.story").read_text("utf-8") == story
 
 
-def test_init_keeps_an_existing_gitignore(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_keeps_an_existing_gitignore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / ".gitignore").write_text("*.log\nrenders/\n", "utf-8")
     code, _, _ = run(capsys, "init", str(tmp_path))
     assert code == ExitCode.OK
@@ -66,16 +67,18 @@ def test_check_json(film: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert all(d["severity"] == "note" for d in doc["diagnostics"])
 
 
-def test_check_errors_go_to_stderr_with_exit_1(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_errors_go_to_stderr_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.copytree(BAD / "duration_rules", tmp_path / "p")
     code, out, err = run(capsys, "check", str(tmp_path / "p"))
     assert code == ExitCode.FAILED and out == ""
     assert "error[E205]" in err and "\x1b[" not in err  # no colour when not a terminal
 
 
-def test_no_project_is_an_environment_error(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_project_is_an_environment_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "check", str(tmp_path))
     assert code == ExitCode.ENVIRONMENT and "E011" in err
     assert run(capsys, "compile", str(tmp_path / "missing"))[0] == ExitCode.ENVIRONMENT
@@ -104,11 +107,17 @@ def test_compile_unknown_target_is_usage(film: Path, capsys: pytest.CaptureFixtu
     assert code == ExitCode.USAGE and "unknown target 'nope'" in err
 
 
-@pytest.mark.parametrize("fmt,needle", [("text", "opening\n└─ closer  (first frame ← last_frame)"),
-                                        ("dot", '"opening" -> "closer"'),
-                                        ("mermaid", "flowchart LR")])
-def test_graph_formats(film: Path, capsys: pytest.CaptureFixture[str], fmt: str,
-                       needle: str) -> None:
+@pytest.mark.parametrize(
+    "fmt,needle",
+    [
+        ("text", "opening\n└─ closer  (first frame ← last_frame)"),
+        ("dot", '"opening" -> "closer"'),
+        ("mermaid", "flowchart LR"),
+    ],
+)
+def test_graph_formats(
+    film: Path, capsys: pytest.CaptureFixture[str], fmt: str, needle: str
+) -> None:
     code, out, _ = run(capsys, "graph", str(film), "--format", fmt)
     assert code == ExitCode.OK and needle in out
 
@@ -128,13 +137,19 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # The rule cases here, and the front end's bad stories (names, syntax, templates, files).
-BAD_STORIES = sorted(p for d in (BAD, ROOT / "cases" / "diag") if d.is_dir()
-                     for p in d.iterdir() if (p / "main.story").is_file())
+BAD_STORIES = sorted(
+    p
+    for d in (BAD, ROOT / "cases" / "diag")
+    if d.is_dir()
+    for p in d.iterdir()
+    if (p / "main.story").is_file()
+)
 
 
 @pytest.mark.parametrize("case", BAD_STORIES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_bad_stories_never_hit_the_internal_error_path(
-        case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     shutil.copytree(case, tmp_path / "p")
     shutil.copytree(ASSETS, tmp_path / "p" / "assets", dirs_exist_ok=True)
     for cmd in ("check", "compile", "graph"):
@@ -142,20 +157,22 @@ def test_bad_stories_never_hit_the_internal_error_path(
         assert code in (ExitCode.OK, ExitCode.FAILED)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(alphabet=st.sampled_from(list('scene project {}[]="@.:,5 \nabx{%}')),
-               max_size=120))
-def test_arbitrary_text_never_crashes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                      text: str) -> None:
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(alphabet=st.sampled_from(list('scene project {}[]="@.:,5 \nabx{%}')), max_size=120))
+def test_arbitrary_text_never_crashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
     (tmp_path / "main.story").write_text(text, "utf-8")
     for cmd in ("check", "compile"):
         code, _, _ = run(capsys, cmd, str(tmp_path))
         assert code in (ExitCode.OK, ExitCode.FAILED)
 
 
-def test_internal_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, film: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, film: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import storyc.cli.lang as lang
 
     def boom(*args: object, **kwargs: object) -> None:

@@ -13,12 +13,15 @@ from storyc.cli import COMMAND_MODULES, COMMANDS, build_parser
 
 
 def _loaded_after(args: list[str]) -> set[str]:
-    code = ("import sys\nfrom storyc.cli import main\n"
-            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
-            "print(' '.join(m for m in sys.modules if m.startswith('storyc.cli.')),"
-            " file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stderr.split()
+    code = (
+        "import sys\nfrom storyc.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('storyc.cli.')),"
+        " file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stderr.split()
     return set(out)
 
 
@@ -39,8 +42,8 @@ def test_a_command_imports_only_its_own_module() -> None:
 
 
 def test_every_command_shares_the_internal_error_boundary(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import storyc.build.session as bs
     from storyc.cli import ExitCode, main
 
@@ -52,17 +55,20 @@ def test_every_command_shares_the_internal_error_boundary(
     assert capsys.readouterr().err == "storyc: internal error: RuntimeError: simulated fault\n"
 
 
-def test_check_hashes_an_unchanged_asset_once(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_check_hashes_an_unchanged_asset_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from storyc.base import hashing
-    from storyc.media import ffmpeg as media
     from storyc.cli import ExitCode, main
+    from storyc.media import ffmpeg as media
 
     media.make_test_image(tmp_path / "market.png", 640, 360)
     os.utime(tmp_path / "market.png", (1_700_000_000, 1_700_000_000))  # not "just written"
     (tmp_path / "main.story").write_text(
         'project "T" { aspect = "16:9" }\nimage market "market.png"\n'
-        'scene a { start = market  prompt = "The market at dawn"  duration = 5 }\n', "utf-8")
+        'scene a { start = market  prompt = "The market at dawn"  duration = 5 }\n',
+        "utf-8",
+    )
     assert main(["check", str(tmp_path)]) == ExitCode.OK
     reads: list[str] = []
     real = hashing.digest_file

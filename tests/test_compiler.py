@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from storyc import targets
-from storyc.compiler import compile_project
 from storyc.base.diagnostics import Diagnostics
+from storyc.compiler import compile_project
 from storyc.lang.loader import ParseCache
 from storyc.resolve.model import Project, Scene
 from storyc.targets.request import Request
@@ -64,7 +64,9 @@ def test_compiles_every_scene_in_dependency_order(tmp_path: Path) -> None:
     assert comp.graph is not None and comp.graph.upstream("inside") == ["arrival"]
     doc = json.loads(comp.dumps())
     assert doc["scenes"]["inside"]["body"]["input"]["image"] == {
-        "$scene": "arrival", "output": "last_frame"}
+        "$scene": "arrival",
+        "output": "last_frame",
+    }
 
 
 def test_compiling_twice_gives_identical_bytes(tmp_path: Path) -> None:
@@ -89,16 +91,20 @@ def test_target_override(tmp_path: Path) -> None:
 
 
 def test_scene_with_errors_gets_no_request(tmp_path: Path) -> None:
-    story = STORY.replace('prompt   = "she steps inside"\n  duration = 5',
-                          'prompt   = "she steps inside"\n  duration = 7')
+    story = STORY.replace(
+        'prompt   = "she steps inside"\n  duration = 5',
+        'prompt   = "she steps inside"\n  duration = 7',
+    )
     comp = compile_project(project_dir(tmp_path, story))
     assert [d.code for d in comp.diagnostics if d.is_error] == ["E205"]
     assert "inside" not in comp.requests and "door_shot" in comp.requests
 
 
 def test_scene_behind_a_scene_with_errors_is_blocked(tmp_path: Path) -> None:
-    story = STORY.replace('prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 5',
-                          'prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 11')
+    story = STORY.replace(
+        'prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 5',
+        'prompt   = "@mei arrives at dusk"\n  elements = [mei]\n  duration = 11',
+    )
     work = project_dir(tmp_path, story)
     comp = compile_project(work)
     assert [d.code for d in comp.diagnostics if d.is_error] == ["E204"]
@@ -109,9 +115,10 @@ def test_scene_behind_a_scene_with_errors_is_blocked(tmp_path: Path) -> None:
 
 
 def test_cycle_leaves_its_scenes_uncompiled(tmp_path: Path) -> None:
-    story = STORY.replace('prompt   = "@mei arrives at dusk"',
-                          'prompt   = "@mei arrives at dusk"\n  end = inside.last_frame\n'
-                          '  start = door')
+    story = STORY.replace(
+        'prompt   = "@mei arrives at dusk"',
+        'prompt   = "@mei arrives at dusk"\n  end = inside.last_frame\n  start = door',
+    )
     comp = compile_project(project_dir(tmp_path, story))
     assert "E240" in [d.code for d in comp.diagnostics]
     assert comp.order == ["door_shot"] and list(comp.requests) == ["door_shot"]
@@ -137,11 +144,23 @@ class _Echo(targets.Target):
     app = "echo/video"
 
     def lower(self, scene: Scene, project: Project, diags: Diagnostics) -> Request | None:
-        body = {"app": self.app, "input": {"text": scene.prompt,
-                                           "elements": [e.name for e in scene.elements]}}
-        return Request(scene.name, self.name, self.schema, self.app, body,
-                       int(scene.takes.value), scene.upstream(), scene.quality.value, 5,
-                       False, "text-to-video")
+        body = {
+            "app": self.app,
+            "input": {"text": scene.prompt, "elements": [e.name for e in scene.elements]},
+        }
+        return Request(
+            scene.name,
+            self.name,
+            self.schema,
+            self.app,
+            body,
+            int(scene.takes.value),
+            scene.upstream(),
+            scene.quality.value,
+            5,
+            False,
+            "text-to-video",
+        )
 
 
 @pytest.fixture
@@ -151,22 +170,28 @@ def echo_target() -> object:
     targets.unregister(t.name)
 
 
-def test_a_registered_extra_target_compiles_from_a_story(tmp_path: Path,
-                                                          echo_target: object) -> None:
-    story = STORY.replace('scene arrival {', 'scene arrival {\n  target = "test/echo"')
+def test_a_registered_extra_target_compiles_from_a_story(
+    tmp_path: Path, echo_target: object
+) -> None:
+    story = STORY.replace("scene arrival {", 'scene arrival {\n  target = "test/echo"')
     comp = compile_project(project_dir(tmp_path, story))
     assert not comp.has_errors, [d.message for d in comp.diagnostics]
     req = comp.requests["arrival"]
-    assert req.body == {"app": "echo/video",
-                        "input": {"text": "@mei arrives at dusk", "elements": ["mei"]}}
+    assert req.body == {
+        "app": "echo/video",
+        "input": {"text": "@mei arrives at dusk", "elements": ["mei"]},
+    }
     assert comp.requests["inside"].schema == "v2"
 
 
 def test_line_layout_is_the_same_document(tmp_path: Path) -> None:
     """`storyc compile --json` writes one scene per line; it must parse to the same data."""
     work = tmp_path / "w"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "night-market", work,
-                    ignore=shutil.ignore_patterns(".storyc", "renders", "storyc.lock"))
+    shutil.copytree(
+        Path(__file__).resolve().parent.parent / "examples" / "night-market",
+        work,
+        ignore=shutil.ignore_patterns(".storyc", "renders", "storyc.lock"),
+    )
     comp = compile_project(work)
     assert json.loads(comp.dumps_lines()) == json.loads(comp.dumps())
     assert comp.dumps_lines().count("\n") == 8 + len(comp.requests) + len(comp.diagnostics)

@@ -16,9 +16,9 @@ from pathlib import Path
 from test_build_support import STORY, STORY_TAKES, make_project
 
 from storyc.base.hashing import digest_file
+from storyc.provider import loopback
 from storyc.state.journal import Journal
 from storyc.state.lockfile import LockFile
-from storyc.provider import loopback
 from storyc.state.store import Store
 
 # Kill points: after the k-th progress event of a run (so the moments are spread over the
@@ -27,16 +27,36 @@ KILL_POINTS = [(k, (k % 4) * 0.02) for k in range(1, 16)]  # 15 kills
 EXTRA = 6  # more independent scenes, so that every kill lands inside a build
 CRASH_STORY = STORY + "".join(
     f'scene extra{i} {{ prompt = "Extra shot number {i}"  duration = 5  aspect = "1:1" }}\n'
-    for i in range(EXTRA))
+    for i in range(EXTRA)
+)
 TAKES = STORY_TAKES + EXTRA
 
 
-def _start(root: Path, env: dict[str, str], *extra: str,
-           out: int | None = subprocess.DEVNULL) -> subprocess.Popen[str]:
+def _start(
+    root: Path, env: dict[str, str], *extra: str, out: int | None = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "storyc", "build", str(root), "--backend", "inference", "--yes",
-         "--json", "--poll-interval", "0.05", "--jobs", "2", *extra],
-        env={**os.environ, **env}, stdout=out, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "storyc",
+            "build",
+            str(root),
+            "--backend",
+            "inference",
+            "--yes",
+            "--json",
+            "--poll-interval",
+            "0.05",
+            "--jobs",
+            "2",
+            *extra,
+        ],
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _check_lock(root: Path) -> None:
@@ -114,8 +134,9 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
     # with --resubmit-unknown
     assert orphans <= len(resent) == resent_with_word
     for key, n in per_key.items():
-        failed_before = sum(1 for a in attempts if a.key == key and a.state == "failed"
-                            and a.task_id)
+        failed_before = sum(
+            1 for a in attempts if a.key == key and a.state == "failed" and a.task_id
+        )
         assert n <= 1 + failed_before, f"{key} submitted {n} times"
     assert len(submissions) == sum(per_key.values()) + orphans
     # and nothing was paid for a key the store already had: one completed attempt per key

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from storyc.media import ffmpeg as media, info as mediainfo
 from storyc.base.diagnostics import render_all
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
 from storyc.resolve.resolver import frontend_diagnostics
 
 CASES = Path(__file__).resolve().parent / "cases" / "diag"

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import GoldenCheck
 
-from storyc.media import ffmpeg as media, info as mediainfo
-from storyc.compiler import compile_project
 from storyc.base.diagnostics import render_all
+from storyc.compiler import compile_project
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
 
 ROOT = Path(__file__).resolve().parent
 CASES = ROOT / "cases" / "diag_rules"
@@ -45,14 +46,12 @@ def test_enough_distinct_rule_codes() -> None:
     for case in _cases():
         expected = CASES / case / "expected.txt"
         if expected.exists():
-            codes.update(c for c in CODE.findall(expected.read_text("utf-8"))
-                         if c[1] == "2")
+            codes.update(c for c in CODE.findall(expected.read_text("utf-8")) if c[1] == "2")
     assert len(codes) >= 12, sorted(codes)
 
 
 @pytest.mark.parametrize("case", _cases())
-def test_rule_diagnostics(case: str, tmp_path: Path, bad_media: Path,
-                          golden: GoldenCheck) -> None:
+def test_rule_diagnostics(case: str, tmp_path: Path, bad_media: Path, golden: GoldenCheck) -> None:
     if case in MEDIA_CASES and getattr(mediainfo, "probe", None) is None:
         pytest.skip("needs storyc.media.info.probe (header facts) to check media limits")
     work = tmp_path / case

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from storyc.media import ffmpeg as media
 from storyc.compiler import compile_project
+from storyc.media import ffmpeg as media
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
@@ -68,8 +68,9 @@ def test_docs_have_story_examples() -> None:
     [b for b in BLOCKS if "file" not in b[3]],
     ids=[f"{b[0].name}:{b[1]}" for b in BLOCKS if "file" not in b[3]],
 )
-def test_doc_example(doc: Path, line: int, body: str, attrs: dict[str, str],
-                     tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_doc_example(
+    doc: Path, line: int, body: str, attrs: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     work = tmp_path_factory.mktemp("doc")
     # Auxiliary files of the same page that come before this example.
     for d, ln, b, a in BLOCKS:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from test_rules import image, inp, make_element, make_project, make_scene, out
 
-from storyc.check import graph
 from storyc.base.diagnostics import Diagnostics
+from storyc.check import graph
 from storyc.resolve.model import Scene
 
 
 def chain(*pairs: tuple[str, str | None]) -> list[Scene]:
     """Scenes (name, upstream-or-None) in declaration order; each starts from its upstream."""
-    return [make_scene(name, first=inp(out(up), up) if up else None, line=10 * i + 1)
-            for i, (name, up) in enumerate(pairs)]
+    return [
+        make_scene(name, first=inp(out(up), up) if up else None, line=10 * i + 1)
+        for i, (name, up) in enumerate(pairs)
+    ]
 
 
 def test_order_is_topological_then_declaration() -> None:
@@ -30,8 +32,13 @@ def test_independent_scenes_keep_declaration_order() -> None:
 
 
 def test_cycle_names_the_whole_cycle_at_a_span_in_it() -> None:
-    scenes = chain(("arrival", "rain"), ("lanterns", "arrival"), ("rain", "lanterns"),
-                   ("after", "rain"), ("free", None))
+    scenes = chain(
+        ("arrival", "rain"),
+        ("lanterns", "arrival"),
+        ("rain", "lanterns"),
+        ("after", "rain"),
+        ("free", None),
+    )
     diags = Diagnostics()
     g = graph.build(make_project(*scenes), diags)
     [d] = diags.items
@@ -73,20 +80,27 @@ def test_cuts() -> None:
 
 def test_renderers() -> None:
     mei = make_element("mei", image("mei.png"))
-    scenes = [make_scene("arrival", prompt="@mei at @market",
-                         images=(inp(image("m.png"), "market"),), elements=("mei",)),
-              make_scene("lanterns", first=inp(out("arrival"), "arrival"), line=20),
-              make_scene("rain", video_in=inp(out("lanterns", "video"), "lanterns"), line=40)]
+    scenes = [
+        make_scene(
+            "arrival",
+            prompt="@mei at @market",
+            images=(inp(image("m.png"), "market"),),
+            elements=("mei",),
+        ),
+        make_scene("lanterns", first=inp(out("arrival"), "arrival"), line=20),
+        make_scene("rain", video_in=inp(out("lanterns", "video"), "lanterns"), line=40),
+    ]
     g = graph.build(make_project(*scenes, elements=(mei,)))
     assert graph.render_text(g) == (
-        "arrival\n"
-        "└─ lanterns  (first frame ← last_frame)\n"
-        "   └─ rain  (reference video ← video)\n")
+        "arrival\n└─ lanterns  (first frame ← last_frame)\n   └─ rain  (reference video ← video)\n"
+    )
     text = graph.render_text(g, assets=True)
     assert "├─ · image market" in text and "· element mei" in text
     dot = graph.render_dot(g)
-    assert dot.startswith('digraph "storyc" {') and \
-        '"arrival" -> "lanterns" [label="first frame ← last_frame"];' in dot
+    assert (
+        dot.startswith('digraph "storyc" {')
+        and '"arrival" -> "lanterns" [label="first frame ← last_frame"];' in dot
+    )
     mermaid = graph.render_mermaid(g, assets=True)
     assert mermaid.splitlines()[0] == "flowchart LR"
     assert 's0 -->|"first frame ← last_frame"| s1' in mermaid

@@ -90,8 +90,9 @@ def test_digest_many_threads(tmp_path: Path) -> None:
     assert cache.digest_many(paths, workers=4) == out and cache.bytes_read == read
 
 
-def test_file_changing_while_read_is_read_again(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_changing_while_read_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import storyc.base.hashing as hashing
 
     p = tmp_path / "a.mp4"

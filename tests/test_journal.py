@@ -23,7 +23,9 @@ def test_happy_path_and_spent(tmp_path: Path) -> None:
         assert [x.id for x in j.in_flight()] == [a]
         j.mark_completed(a, "sha256:" + "2" * 64, "https://cdn.test/v.mp4", Decimal("0.56"))
         att = j.get(a)
-        assert att.state == "completed" and att.task_id == "task-1" and att.billed == Decimal("0.56")
+        assert (
+            att.state == "completed" and att.task_id == "task-1" and att.billed == Decimal("0.56")
+        )
         assert j.blocking(K) is not None and j.in_flight() == []
         s = j.spent()
         assert s.billed == Decimal("0.56") and s.completed == 1 and s.attempts == 1

@@ -22,16 +22,30 @@ UP = "sha256:" + "a" * 64
 
 
 def req(input_: dict[str, Any] | None = None, **kw: Any) -> Request:
-    inp = input_ if input_ is not None else {
-        "prompt": "Mei walks through @image_1",
-        "image": {"$file": "assets/mei.png", "digest": D1},
-        "reference_images": [{"$scene": "arrival", "output": "last_frame"}],
-        "duration": 5, "aspect_ratio": "16:9", "watermark": False,
-    }
+    inp = (
+        input_
+        if input_ is not None
+        else {
+            "prompt": "Mei walks through @image_1",
+            "image": {"$file": "assets/mei.png", "digest": D1},
+            "reference_images": [{"$scene": "arrival", "output": "last_frame"}],
+            "duration": 5,
+            "aspect_ratio": "16:9",
+            "watermark": False,
+        }
+    )
     base: dict[str, Any] = dict(
-        scene="s", target="inference/video-o1", schema="v2", app="klingai/video-o1",
-        body={"app": "klingai/video-o1", "input": inp}, takes=2, upstream=("arrival",),
-        quality="pro", duration=5, has_video_input=False, mode="reference",
+        scene="s",
+        target="inference/video-o1",
+        schema="v2",
+        app="klingai/video-o1",
+        body={"app": "klingai/video-o1", "input": inp},
+        takes=2,
+        upstream=("arrival",),
+        quality="pro",
+        duration=5,
+        has_video_input=False,
+        mode="reference",
     )
     base.update(kw)
     return Request(**base)
@@ -58,13 +72,16 @@ def test_stable_under_order_and_rename() -> None:
     assert key(a).startswith("sha256:") and len(key(a)) == 71
 
 
-@pytest.mark.parametrize("change", [
-    lambda i: i.update(prompt="Mei runs through @image_1"),
-    lambda i: i.update(image={"$file": "assets/mei.png", "digest": D2}),
-    lambda i: i.update(duration=10),
-    lambda i: i.update(watermark=True),
-    lambda i: i["reference_images"].append({"$file": "b.png", "digest": D1}),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda i: i.update(prompt="Mei runs through @image_1"),
+        lambda i: i.update(image={"$file": "assets/mei.png", "digest": D2}),
+        lambda i: i.update(duration=10),
+        lambda i: i.update(watermark=True),
+        lambda i: i["reference_images"].append({"$file": "b.png", "digest": D1}),
+    ],
+)
 def test_any_change_to_the_input_changes_the_key(change: Any) -> None:
     inp = req().input
     new = {k: (list(v) if isinstance(v, list) else v) for k, v in inp.items()}
@@ -97,12 +114,21 @@ def test_unicode_prompt_is_utf8_not_escaped() -> None:
 
 
 def test_key_inputs() -> None:
-    inp = req().input | {"reference_images": [{"$scene": "arrival", "output": "frame", "at": 2.5},
-                                               "https://x.test/a.png"], "end_image": None}
+    inp = req().input | {
+        "reference_images": [
+            {"$scene": "arrival", "output": "frame", "at": 2.5},
+            "https://x.test/a.png",
+        ],
+        "end_image": None,
+    }
     ki = key_inputs(req(inp), {"arrival": UP})
     assert ki["prompt"] == "Mei walks through @image_1"
     assert ki["inputs"]["image"] == {"path": "assets/mei.png", "digest": D1}
-    assert ki["inputs"]["reference_images[0]"] == {"scene": "arrival", "output": "frame",
-                                                   "at": 2.5, "upstream": UP}
+    assert ki["inputs"]["reference_images[0]"] == {
+        "scene": "arrival",
+        "output": "frame",
+        "at": 2.5,
+        "upstream": UP,
+    }
     assert ki["inputs"]["reference_images[1]"] == {"url": "https://x.test/a.png"}
     assert ki["settings"] == {"aspect_ratio": "16:9", "duration": 5, "watermark": False}

@@ -17,13 +17,40 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "storyc"
 
 CORE = [
-    "diagnostics", "model", "request", "ast", "parser", "loader", "resolve", "templating",
-    "rules", "graph", "compiler", "taint", "keys", "pricing", "mediainfo", "hashing",
+    "diagnostics",
+    "model",
+    "request",
+    "ast",
+    "parser",
+    "loader",
+    "resolve",
+    "templating",
+    "rules",
+    "graph",
+    "compiler",
+    "taint",
+    "keys",
+    "pricing",
+    "mediainfo",
+    "hashing",
 ]
 FORBIDDEN_IN_CORE = {
-    "httpx", "watchfiles", "rich", "subprocess", "asyncio", "sqlite3", "socket",
-    "storyc.provider", "storyc.build.executor", "storyc.backends", "storyc.cli", "storyc.media.ffmpeg",
-    "storyc.watch.watcher", "storyc.state.journal", "storyc.state.store", "storyc.build.progress",
+    "httpx",
+    "watchfiles",
+    "rich",
+    "subprocess",
+    "asyncio",
+    "sqlite3",
+    "socket",
+    "storyc.provider",
+    "storyc.build.executor",
+    "storyc.backends",
+    "storyc.cli",
+    "storyc.media.ffmpeg",
+    "storyc.watch.watcher",
+    "storyc.state.journal",
+    "storyc.state.store",
+    "storyc.build.progress",
 }
 OWNERS = {
     "lark": ("storyc/lang/parser.py",),
@@ -57,7 +84,8 @@ def _core_files() -> list[Path]:
 @pytest.mark.parametrize("path", _core_files(), ids=lambda p: p.name)
 def test_core_module_has_no_effects(path: Path) -> None:
     bad = {
-        imp for imp in _imports(path)
+        imp
+        for imp in _imports(path)
         if any(imp == f or imp.startswith(f + ".") for f in FORBIDDEN_IN_CORE)
     }
     assert not bad, f"{path.name} imports {sorted(bad)}"

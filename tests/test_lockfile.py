@@ -18,14 +18,28 @@ D = ["sha256:" + c * 64 for c in "0123456789abcdef"]
 
 def scene(name: str, prompt: str = "Mei walks.", n: int = 0) -> SceneEntry:
     return SceneEntry(
-        name=name, backend="inference", target="inference/video-o1", schema="v2",
-        app="klingai/video-o1", prompt=prompt,
-        inputs={"image": {"path": "assets/mei.png", "digest": D[n]},
-                "reference_images[0]": {"scene": "intro", "output": "frame", "at": 2.5,
-                                        "upstream": D[n + 1]}},
+        name=name,
+        backend="inference",
+        target="inference/video-o1",
+        schema="v2",
+        app="klingai/video-o1",
+        prompt=prompt,
+        inputs={
+            "image": {"path": "assets/mei.png", "digest": D[n]},
+            "reference_images[0]": {
+                "scene": "intro",
+                "output": "frame",
+                "at": 2.5,
+                "upstream": D[n + 1],
+            },
+        },
         settings={"aspect_ratio": "16:9", "duration": 5, "watermark": False},
-        takes=[TakeEntry(1, D[n + 2], D[n + 3], "task-1", "https://cdn.test/a.mp4", 5.0,
-                         Decimal("0.56")), TakeEntry(2, D[n + 4])],
+        takes=[
+            TakeEntry(
+                1, D[n + 2], D[n + 3], "task-1", "https://cdn.test/a.mp4", 5.0, Decimal("0.56")
+            ),
+            TakeEntry(2, D[n + 4]),
+        ],
         picked=1,
     )
 
@@ -53,8 +67,11 @@ def test_any_prompt_and_name_round_trip(prompt: str, name: str) -> None:
 
 
 def test_conflict_marker_names_the_line() -> None:
-    text = LockFile({"a": scene("a")}).dumps().replace(
-        "picked = 1", "<<<<<<< HEAD\npicked = 1\n=======\npicked = 2\n>>>>>>> theirs", 1)
+    text = (
+        LockFile({"a": scene("a")})
+        .dumps()
+        .replace("picked = 1", "<<<<<<< HEAD\npicked = 1\n=======\npicked = 2\n>>>>>>> theirs", 1)
+    )
     with pytest.raises(LockFileError) as exc:
         LockFile.loads(text)
     assert exc.value.line == text.splitlines().index("<<<<<<< HEAD") + 1
@@ -89,8 +106,18 @@ def test_branches_editing_different_scenes_merge_cleanly(tmp_path: Path) -> None
     theirs.scenes["rain"].picked = 2
     for name, lock in (("base", base), ("ours", ours), ("theirs", theirs)):
         (tmp_path / name).write_text(lock.dumps(), "utf-8")
-    r = subprocess.run(["git", "merge-file", "-p", str(tmp_path / "ours"), str(tmp_path / "base"),
-                        str(tmp_path / "theirs")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "git",
+            "merge-file",
+            "-p",
+            str(tmp_path / "ours"),
+            str(tmp_path / "base"),
+            str(tmp_path / "theirs"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout
     merged = LockFile.loads(r.stdout)
     assert merged.scenes["arrival"] == ours.scenes["arrival"]
@@ -99,11 +126,20 @@ def test_branches_editing_different_scenes_merge_cleanly(tmp_path: Path) -> None
     assert merged.dumps() == r.stdout
 
 
-_SCALARS = st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=20),
-                     st.floats(allow_nan=False, allow_infinity=False))
-_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3),
-                       max_leaves=8)
+_SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(max_size=20),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from storyc.media import caption, ffmpeg as media
+from storyc.media import caption
+from storyc.media import ffmpeg as media
 from storyc.media.info import orientation, probe
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -22,13 +23,19 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture(scope="module")
 def src(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
-    out = {"first": d / "first.png", "end": d / "end.jpg", "ref": d / "ref.png",
-           "clip": d / "clip.mp4", "silent": d / "silent.mp4"}
+    out = {
+        "first": d / "first.png",
+        "end": d / "end.jpg",
+        "ref": d / "ref.png",
+        "clip": d / "clip.mp4",
+        "silent": d / "silent.mp4",
+    }
     media.make_test_image(out["first"], 320, 180, seed=2)
     media.make_test_image(out["end"], 200, 300, seed=4)
     media.make_test_image(out["ref"], 120, 120, seed=3)
-    media.make_test_video(out["clip"], width=160, height=96, duration=1.5, fps=12, audio=True,
-                          seed=1)
+    media.make_test_video(
+        out["clip"], width=160, height=96, duration=1.5, fps=12, audio=True, seed=1
+    )
     media.make_test_video(out["silent"], width=96, height=160, duration=1.0, fps=10, seed=5)
     return out
 
@@ -96,8 +103,9 @@ def test_extract_frame_errors(src: dict[str, Path], tmp_path: Path) -> None:
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("aspect,size", [("16:9", (640, 360)), ("9:16", (360, 640)),
-                                         ("1:1", (360, 360))])
+@pytest.mark.parametrize(
+    "aspect,size", [("16:9", (640, 360)), ("9:16", (360, 640)), ("1:1", (360, 360))]
+)
 def test_frame_size(aspect: str, size: tuple[int, int]) -> None:
     assert caption.frame_size(aspect, 360) == size
 
@@ -113,38 +121,70 @@ def _check(path: Path, w: int, h: int, duration: float, fps: int) -> None:
 def test_preview_text_only_is_deterministic(tmp_path: Path) -> None:
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
     for p in (a, b):
-        media.render_preview(p, duration=1.0, aspect="16:9", caption="A red kite over hills",
-                             height=72, fps=12)
+        media.render_preview(
+            p, duration=1.0, aspect="16:9", caption="A red kite over hills", height=72, fps=12
+        )
     _check(a, 128, 72, 1.0, 12)
     assert _sha(a) == _sha(b)
     assert probe(a).has_audio is False  # type: ignore[union-attr]
-    media.render_preview(b, duration=1.0, aspect="16:9", caption="Another prompt", height=72,
-                         fps=12)
+    media.render_preview(
+        b, duration=1.0, aspect="16:9", caption="Another prompt", height=72, fps=12
+    )
     assert _sha(a) != _sha(b)  # the background colour comes from the caption
 
 
 def test_preview_first_end_refs_style(src: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "fe.mp4"
-    media.render_preview(out, duration=1.25, aspect="9:16", caption="zoom", height=64, fps=12,
-                         first_frame=str(src["first"]), end_frame=str(src["end"]),
-                         style_video=str(src["silent"]))
+    media.render_preview(
+        out,
+        duration=1.25,
+        aspect="9:16",
+        caption="zoom",
+        height=64,
+        fps=12,
+        first_frame=str(src["first"]),
+        end_frame=str(src["end"]),
+        style_video=str(src["silent"]),
+    )
     _check(out, 64, 114, 1.25, 12)
     first, last = tmp_path / "1.png", tmp_path / "2.png"
     media.extract_frame(out, first, at="first")
     media.extract_frame(out, last, at="last")
     assert _sha(first) != _sha(last)
     refs = tmp_path / "refs.mp4"
-    media.render_preview(refs, duration=0.5, aspect="1:1", caption="", height=96, fps=10,
-                         reference_images=[str(src["ref"]), str(src["end"])])
+    media.render_preview(
+        refs,
+        duration=0.5,
+        aspect="1:1",
+        caption="",
+        height=96,
+        fps=10,
+        reference_images=[str(src["ref"]), str(src["end"])],
+    )
     _check(refs, 96, 96, 0.5, 10)
 
 
 def test_preview_base_video_keeps_sound(src: dict[str, Path], tmp_path: Path) -> None:
     kept, muted = tmp_path / "k.mp4", tmp_path / "m.mp4"
-    media.render_preview(kept, duration=1.5, aspect="16:9", caption="edit", height=72, fps=12,
-                         base_video=str(src["clip"]), keep_sound=True)
-    media.render_preview(muted, duration=1.5, aspect="16:9", caption="edit", height=72, fps=12,
-                         base_video=str(src["clip"]))
+    media.render_preview(
+        kept,
+        duration=1.5,
+        aspect="16:9",
+        caption="edit",
+        height=72,
+        fps=12,
+        base_video=str(src["clip"]),
+        keep_sound=True,
+    )
+    media.render_preview(
+        muted,
+        duration=1.5,
+        aspect="16:9",
+        caption="edit",
+        height=72,
+        fps=12,
+        base_video=str(src["clip"]),
+    )
     _check(kept, 128, 72, 1.5, 12)
     assert probe(kept).has_audio is True  # type: ignore[union-attr]
     assert probe(muted).has_audio is False  # type: ignore[union-attr]
@@ -166,16 +206,19 @@ def test_preview_bad_input(src: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(media.MediaError, match="duration"):
         media.render_preview(out, duration=0, aspect="16:9", caption="x")
     with pytest.raises(media.MediaError, match="does not exist"):
-        media.render_preview(out, duration=1, aspect="16:9", caption="x",
-                             first_frame=str(tmp_path / "nope.png"))
+        media.render_preview(
+            out, duration=1, aspect="16:9", caption="x", first_frame=str(tmp_path / "nope.png")
+        )
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"garbage")
     with pytest.raises(media.MediaError, match="junk.png is not an image"):
-        media.render_preview(out, duration=1, aspect="16:9", caption="x", height=64,
-                             first_frame=str(junk))
+        media.render_preview(
+            out, duration=1, aspect="16:9", caption="x", height=64, first_frame=str(junk)
+        )
     with pytest.raises(media.MediaError, match="is not a video"):
-        media.render_preview(out, duration=1, aspect="16:9", caption="x", height=64,
-                             base_video=str(src["ref"]))
+        media.render_preview(
+            out, duration=1, aspect="16:9", caption="x", height=64, base_video=str(src["ref"])
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.png"]
 
 
@@ -210,13 +253,21 @@ def test_example_media_regenerate_byte_for_byte(tmp_path: Path) -> None:
     media.make_test_video(out, width=w, height=h, duration=secs, audio=audio, seed=seed)
     made, kept = media.probe_video(out), media.probe_video(EXAMPLES / rel)
     assert (made.width, made.height, made.fps, made.has_audio) == (
-        kept.width, kept.height, kept.fps, kept.has_audio)
+        kept.width,
+        kept.height,
+        kept.fps,
+        kept.has_audio,
+    )
     assert made.duration == pytest.approx(kept.duration, abs=0.05)
 
 
 def _with_orientation(jpg: bytes, value: int) -> bytes:
-    tiff = (b"MM\0*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0)
-            + struct.pack(">I", 0))
+    tiff = (
+        b"MM\0*"
+        + struct.pack(">IH", 8, 1)
+        + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0)
+        + struct.pack(">I", 0)
+    )
     app1 = b"Exif\0\0" + tiff
     return jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:]
 
@@ -231,8 +282,9 @@ def test_exif_turned_photos_are_shown_upright(src: dict[str, Path], tmp_path: Pa
     frames = []
     for img in (plain, turned):
         out = tmp_path / f"{img.stem}.mp4"
-        media.render_preview(out, duration=0.5, aspect="9:16", caption="", height=64, fps=10,
-                             first_frame=str(img))
+        media.render_preview(
+            out, duration=0.5, aspect="9:16", caption="", height=64, fps=10, first_frame=str(img)
+        )
         png = tmp_path / f"{img.stem}.png"
         media.extract_frame(out, png, at="first")
         frames.append(_sha(png))

@@ -36,8 +36,9 @@ EXPECTED = [
 
 
 @pytest.mark.parametrize("rel,fmt,w,h,dur,audio", EXPECTED, ids=[e[0] for e in EXPECTED])
-def test_example_media(rel: str, fmt: str, w: int, h: int, dur: float | None,
-                       audio: bool | None) -> None:
+def test_example_media(
+    rel: str, fmt: str, w: int, h: int, dur: float | None, audio: bool | None
+) -> None:
     path = EXAMPLES / rel
     assert path.stat().st_size <= 200 * 1024
     info = probe(path)
@@ -68,24 +69,35 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-@pytest.mark.parametrize("suffix,fmt,w,h", [
-    (".png", "png", 90, 60), (".jpg", "jpeg", 91, 61), (".webp", "webp", 92, 62),
-    (".gif", "gif", 93, 63),
-])
+@pytest.mark.parametrize(
+    "suffix,fmt,w,h",
+    [
+        (".png", "png", 90, 60),
+        (".jpg", "jpeg", 91, 61),
+        (".webp", "webp", 92, 62),
+        (".gif", "gif", 93, 63),
+    ],
+)
 def test_generated_images(files: dict[str, Path], suffix: str, fmt: str, w: int, h: int) -> None:
     assert probe(files[suffix]) == MediaInfo(kind="image", format=fmt, width=w, height=h)
 
 
 def test_generated_videos_agree_with_ffmpeg(files: dict[str, Path]) -> None:
     mp4, mov = probe(files[".mp4"]), probe(files[".mov"])
-    assert mp4 == MediaInfo(kind="video", format="mp4", width=96, height=64, duration=1.0,
-                            fps=12.0, has_audio=True)
+    assert mp4 == MediaInfo(
+        kind="video", format="mp4", width=96, height=64, duration=1.0, fps=12.0, has_audio=True
+    )
     assert mov is not None and mov.format == "mov" and mov.has_audio is False
     assert (mov.width, mov.height, mov.fps) == (64, 96, 30.0)
     for path, info in ((files[".mp4"], mp4), (files[".mov"], mov)):
         ff = media.probe_video(path)
         assert (ff.kind, ff.format, ff.width, ff.height, ff.has_audio) == (
-            info.kind, info.format, info.width, info.height, info.has_audio)
+            info.kind,
+            info.format,
+            info.width,
+            info.height,
+            info.has_audio,
+        )
         assert ff.duration == pytest.approx(info.duration, abs=0.05)
 
 
@@ -93,13 +105,14 @@ def _boxes(data: bytes) -> list[bytes]:
     out, pos = [], 0
     while pos < len(data):
         size = struct.unpack_from(">I", data, pos)[0]
-        out.append(data[pos:pos + size])
+        out.append(data[pos : pos + size])
         pos += size
     return out
 
 
-def test_moov_after_a_huge_mdat_is_found_without_reading_mdat(files: dict[str, Path],
-                                                             tmp_path: Path) -> None:
+def test_moov_after_a_huge_mdat_is_found_without_reading_mdat(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
     boxes = {b[4:8]: b for b in _boxes(files[".mp4"].read_bytes())}
     path = tmp_path / "late.mp4"
     big = 3 << 30  # a sparse 3 GiB mdat (64-bit size): reading it would take seconds
@@ -116,8 +129,15 @@ def test_broken_files_give_none(files: dict[str, Path], tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     assert probe(tmp_path / "missing.png") is None
     assert probe(tmp_path) is None  # a directory
-    for content in (b"", b"hello world, not media", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff",
-                    b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"GIF89a", b"\x00\x00\x00\x08ftyp"):
+    for content in (
+        b"",
+        b"hello world, not media",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff",
+        b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        b"GIF89a",
+        b"\x00\x00\x00\x08ftyp",
+    ):
         bad.write_bytes(content)
         assert probe(bad) is None, content
     for suffix in (".png", ".jpg", ".webp", ".gif", ".mp4", ".mov"):
@@ -137,11 +157,23 @@ def test_mp4_cut_inside_moov_gives_none(files: dict[str, Path], tmp_path: Path) 
     assert probe(bad) is None
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"RIFF\0\0\0\0WEBP",
-                               b"GIF89a", b"\x00\x00\x00\x18ftypisom", b"\x00\x00\x00\x01moov"]),
-       body=st.binary(max_size=300))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prefix=st.sampled_from(
+        [
+            b"",
+            b"\x89PNG\r\n\x1a\n",
+            b"\xff\xd8",
+            b"RIFF\0\0\0\0WEBP",
+            b"GIF89a",
+            b"\x00\x00\x00\x18ftypisom",
+            b"\x00\x00\x00\x01moov",
+        ]
+    ),
+    body=st.binary(max_size=300),
+)
 def test_random_bytes_never_raise(tmp_path: Path, prefix: bytes, body: bytes) -> None:
     p = tmp_path / "random.bin"
     p.write_bytes(prefix + body)
@@ -152,14 +184,32 @@ def test_random_bytes_never_raise(tmp_path: Path, prefix: bytes, body: bytes) ->
 def test_quarter_turns_report_the_shown_size(files: dict[str, Path], tmp_path: Path) -> None:
     # A phone video: coded 96x64 with a display matrix turning it 90 degrees.
     rot = tmp_path / "rot.mp4"
-    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-display_rotation", "90",
-                    "-i", str(files[".mp4"]), "-c", "copy", str(rot)], check=True, timeout=60)
+    subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(files[".mp4"]),
+            "-c",
+            "copy",
+            str(rot),
+        ],
+        check=True,
+        timeout=60,
+    )
     info = probe(rot)
     assert info is not None and (info.width, info.height) == (64, 96)
     assert (media.probe_video(rot).width, media.probe_video(rot).height) == (64, 96)
     # A phone photo: EXIF orientation 6 (turned 90 degrees clockwise).
-    tiff = (b"II*\0" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
-            + struct.pack("<I", 0))
+    tiff = (
+        b"II*\0"
+        + struct.pack("<IH", 8, 1)
+        + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+        + struct.pack("<I", 0)
+    )
     app1 = b"Exif\0\0" + tiff
     jpg = files[".jpg"].read_bytes()
     turned = tmp_path / "turned.jpg"

@@ -55,8 +55,19 @@ def test_sample_parses_into_typed_nodes() -> None:
     res = parse_text(SAMPLE, "main.story")
     assert res.ok, res.diagnostics
     kinds = [type(i).__name__ for i in res.file.items]
-    assert kinds == ["ProjectDecl", "Let", "Let", "AssetDecl", "AssetDecl", "ElementDecl",
-                     "StyleDecl", "DefaultsDecl", "SceneDecl", "Include", "CutDecl"]
+    assert kinds == [
+        "ProjectDecl",
+        "Let",
+        "Let",
+        "AssetDecl",
+        "AssetDecl",
+        "ElementDecl",
+        "StyleDecl",
+        "DefaultsDecl",
+        "SceneDecl",
+        "Include",
+        "CutDecl",
+    ]
     project = res.file.items[0]
     assert isinstance(project, ast.ProjectDecl) and project.title == "Night Market"
     assert [s.name for s in project.settings] == ["target", "quality"]
@@ -68,7 +79,9 @@ def test_sample_parses_into_typed_nodes() -> None:
     scene = res.file.items[8]
     assert isinstance(scene, ast.SceneDecl)
     by = {s.name: s.value for s in scene.settings}
-    assert isinstance(by["prompt"], ast.Str) and by["prompt"].value == "@mei walks\n  through @market"
+    assert (
+        isinstance(by["prompt"], ast.Str) and by["prompt"].value == "@mei walks\n  through @market"
+    )
     start = by["start"]
     assert isinstance(start, ast.Ref) and (start.name, start.attr) == ("other", "frame")
     assert start.arg is not None and start.arg.value == 2.5
@@ -93,9 +106,9 @@ def test_spans_point_at_the_written_text() -> None:
             assert 0 <= span.start <= span.end <= len(SAMPLE)
         if isinstance(node, ast.Setting | ast.Let):
             s = node.name_span
-            assert SAMPLE[s.start:s.end] == node.name
+            assert SAMPLE[s.start : s.end] == node.name
         if isinstance(node, ast.Str) and node.content_start >= 0:
-            assert SAMPLE[node.content_start:node.content_start + len(node.value)] == node.value
+            assert SAMPLE[node.content_start : node.content_start + len(node.value)] == node.value
     scene = res.file.items[8]
     assert isinstance(scene, ast.SceneDecl)
     assert (scene.name_span.line, scene.name_span.col) == (12, 7)
@@ -122,23 +135,26 @@ def test_string_escapes_and_long_strings() -> None:
     assert dedent_long("\n  a\n\n  b\n  ") == "a\n\nb"
 
 
-@pytest.mark.parametrize("text,code,words", [
-    ('scene a { prompt = "x"\n', "E004", "missing `}` at the end of the file"),
-    ('scene a { prompt = "x"\nscene b { prompt = "y" }', "E004", "missing `}` before `scene`"),
-    ('scene a { prompt = "x\n}', "E002", "unterminated string"),
-    ('scene a { prompt = """x }', "E002", "unterminated long string"),
-    ("sceen a { }", "E003", "expected a declaration"),
-    ('scene a { prompt "x" }', "E003", "expected `=` after `prompt`"),
-    ("scene a { prompt = }", "E003", "expected a value"),
-    ("scene a { prompt = a night market }", "E003", "unquoted text after `prompt =`"),
-    ("cut c = [a b]", "E003", "expected `,` or `]`"),
-    ("cut c = [a, }", "E003", "expected another list item or `]`"),
-    ("scene a { $ }", "E001", "unexpected character `$`"),
-    ("}", "E003", "unmatched `}`"),
-    ("image x", "E005", "unexpected end of file"),
-    ("let x =", "E005", "a value is missing"),
-    ("let x = " + "[" * 2000 + "]" * 2000, "E003", "nested more than 64 deep"),
-])
+@pytest.mark.parametrize(
+    "text,code,words",
+    [
+        ('scene a { prompt = "x"\n', "E004", "missing `}` at the end of the file"),
+        ('scene a { prompt = "x"\nscene b { prompt = "y" }', "E004", "missing `}` before `scene`"),
+        ('scene a { prompt = "x\n}', "E002", "unterminated string"),
+        ('scene a { prompt = """x }', "E002", "unterminated long string"),
+        ("sceen a { }", "E003", "expected a declaration"),
+        ('scene a { prompt "x" }', "E003", "expected `=` after `prompt`"),
+        ("scene a { prompt = }", "E003", "expected a value"),
+        ("scene a { prompt = a night market }", "E003", "unquoted text after `prompt =`"),
+        ("cut c = [a b]", "E003", "expected `,` or `]`"),
+        ("cut c = [a, }", "E003", "expected another list item or `]`"),
+        ("scene a { $ }", "E001", "unexpected character `$`"),
+        ("}", "E003", "unmatched `}`"),
+        ("image x", "E005", "unexpected end of file"),
+        ("let x =", "E005", "a value is missing"),
+        ("let x = " + "[" * 2000 + "]" * 2000, "E003", "nested more than 64 deep"),
+    ],
+)
 def test_syntax_errors_are_explained(text: str, code: str, words: str) -> None:
     res = parse_text(text, "main.story")
     assert not res.file.complete
@@ -156,6 +172,7 @@ def test_misspelt_keyword_gets_did_you_mean() -> None:
 
 # Loader --------------------------------------------------------------------------
 
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         p = root / rel
@@ -168,45 +185,56 @@ def test_nesting_at_the_limit_compiles_without_a_recursion_error(tmp_path: Path)
     from storyc.lang.parser import MAX_NESTING
 
     deep = "[" * MAX_NESTING + "]" * MAX_NESTING
-    (tmp_path / "main.story").write_text(f'project p {{ }}\nlet x = {deep}\n', "utf-8")
+    (tmp_path / "main.story").write_text(f"project p {{ }}\nlet x = {deep}\n", "utf-8")
     comp = compile_project(tmp_path)
     assert not any(d.code == "E003" for d in comp.diagnostics), comp.diagnostics
 
 
 def test_includes_expand_in_place_and_labels_are_project_relative(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "main.story": 'project "P" { }\ninclude "lib/cast.story"\nscene b { prompt = "b" }\n',
-        "lib/cast.story": 'include "more.story"\nscene a { prompt = "a" }\n',
-        "lib/more.story": 'include "cast.story"\n',  # back to a file being read: a cycle
-    })
+    _write(
+        tmp_path,
+        {
+            "main.story": 'project "P" { }\ninclude "lib/cast.story"\nscene b { prompt = "b" }\n',
+            "lib/cast.story": 'include "more.story"\nscene a { prompt = "a" }\n',
+            "lib/more.story": 'include "cast.story"\n',  # back to a file being read: a cycle
+        },
+    )
     loaded = load(tmp_path)
     assert [f.label for f in loaded.files] == ["main.story", "lib/cast.story", "lib/more.story"]
     codes = [d.code for d in loaded.diagnostics]
     assert codes == ["E013"]
-    assert "lib/cast.story -> lib/more.story -> lib/cast.story" in loaded.diagnostics.items[0].message
+    assert (
+        "lib/cast.story -> lib/more.story -> lib/cast.story" in loaded.diagnostics.items[0].message
+    )
     names = [getattr(d, "name", None) for _, d in loaded.declarations()]
     assert names == [None, "a", "b"]  # project, then the include's scene, then main's
     assert set(loaded.sources.texts) == {"main.story", "lib/cast.story", "lib/more.story"}
 
 
 def test_a_file_included_twice_is_loaded_once(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "main.story": 'include "a.story"\ninclude "b.story"\n',
-        "a.story": 'include "common.story"\n',
-        "b.story": 'include "common.story"\n',
-        "common.story": 'scene c { prompt = "c" }\n',
-    })
+    _write(
+        tmp_path,
+        {
+            "main.story": 'include "a.story"\ninclude "b.story"\n',
+            "a.story": 'include "common.story"\n',
+            "b.story": 'include "common.story"\n',
+            "common.story": 'scene c { prompt = "c" }\n',
+        },
+    )
     loaded = load(tmp_path)
     assert not loaded.diagnostics.items
     assert [d.name for _, d in loaded.declarations()] == ["c"]  # type: ignore[union-attr]
 
 
 def test_missing_include_and_other_files_still_load(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "main.story": 'include "nope.story"\ninclude "bad.story"\ninclude "ok.story"\n',
-        "bad.story": "scene x {",
-        "ok.story": "scene y { prompt = \"\"\"\n  unterminated\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "main.story": 'include "nope.story"\ninclude "bad.story"\ninclude "ok.story"\n',
+            "bad.story": "scene x {",
+            "ok.story": 'scene y { prompt = """\n  unterminated\n',
+        },
+    )
     loaded = load(tmp_path / "main.story")
     codes = sorted(d.code for d in loaded.diagnostics)
     assert codes == ["E002", "E004", "E012"]
@@ -214,13 +242,18 @@ def test_missing_include_and_other_files_still_load(tmp_path: Path) -> None:
 
 
 def test_includes_of_a_broken_file_are_still_checked(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "main.story": 'include "cast.story"\nscene a { prompt = "x"\n',
-        "cast.story": "element mei { frontal = }\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "main.story": 'include "cast.story"\nscene a { prompt = "x"\n',
+            "cast.story": "element mei { frontal = }\n",
+        },
+    )
     loaded = load(tmp_path)
     assert [(d.span.file if d.span else None, d.code) for d in loaded.diagnostics.sorted()] == [
-        ("cast.story", "E003"), ("main.story", "E004")]
+        ("cast.story", "E003"),
+        ("main.story", "E004"),
+    ]
     assert not loaded.complete
 
 
@@ -239,11 +272,14 @@ def test_project_discovery(tmp_path: Path) -> None:
 
 
 def test_parse_cache_reparses_only_changed_files(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "main.story": 'project "P" { }\ninclude "a.story"\ninclude "b.story"\n',
-        "a.story": 'scene a { prompt = "a" }\n',
-        "b.story": 'scene b { prompt = "b" }\n',
-    })
+    _write(
+        tmp_path,
+        {
+            "main.story": 'project "P" { }\ninclude "a.story"\ninclude "b.story"\n',
+            "a.story": 'scene a { prompt = "a" }\n',
+            "b.story": 'scene b { prompt = "b" }\n',
+        },
+    )
     cache = ParseCache()
     first = load(tmp_path, cache=cache)
     assert cache.parses == 3

@@ -20,15 +20,48 @@ from storyc.lang.parser import parse_text
 from storyc.resolve.resolver import frontend
 
 NAMES = st.sampled_from(["a", "b", "mei", "market", "arrival", "video", "scene", "x_1", "true"])
-SETTING_NAMES = st.sampled_from(["prompt", "start", "end", "refs", "elements", "video", "edit",
-                                 "motion", "keep_sound", "quality", "aspect", "duration",
-                                 "takes", "target", "watermark", "use", "vars", "frontal",
-                                 "description", "colour"])
-STRINGS = st.sampled_from([
-    '"x"', '""', '"@mei walks {{ style }}"', '"{{ nope }}"', '"{% for %}"', '"a.png"',
-    '"m.mp4"', '"https://e.com/a.jpg"', '"http://e.com/a.jpg"', '"std"', '"16:9"',
-    '"""\n  long @a\n  text\n  """', '"esc \\" \\n"', '"{{ s.__class__ }}"',
-])
+SETTING_NAMES = st.sampled_from(
+    [
+        "prompt",
+        "start",
+        "end",
+        "refs",
+        "elements",
+        "video",
+        "edit",
+        "motion",
+        "keep_sound",
+        "quality",
+        "aspect",
+        "duration",
+        "takes",
+        "target",
+        "watermark",
+        "use",
+        "vars",
+        "frontal",
+        "description",
+        "colour",
+    ]
+)
+STRINGS = st.sampled_from(
+    [
+        '"x"',
+        '""',
+        '"@mei walks {{ style }}"',
+        '"{{ nope }}"',
+        '"{% for %}"',
+        '"a.png"',
+        '"m.mp4"',
+        '"https://e.com/a.jpg"',
+        '"http://e.com/a.jpg"',
+        '"std"',
+        '"16:9"',
+        '"""\n  long @a\n  text\n  """',
+        '"esc \\" \\n"',
+        '"{{ s.__class__ }}"',
+    ]
+)
 
 
 def _value(depth: int = 2) -> st.SearchStrategy[str]:
@@ -37,8 +70,9 @@ def _value(depth: int = 2) -> st.SearchStrategy[str]:
         st.integers(-3, 12).map(str),
         st.floats(0, 10, allow_nan=False).map(lambda f: f"{f:.1f}"),
         NAMES,
-        st.tuples(NAMES, st.sampled_from(["last_frame", "first_frame", "frame(2.5)", "x"]))
-        .map(lambda t: f"{t[0]}.{t[1]}"),
+        st.tuples(NAMES, st.sampled_from(["last_frame", "first_frame", "frame(2.5)", "x"])).map(
+            lambda t: f"{t[0]}.{t[1]}"
+        ),
     )
     if depth == 0:
         return leaf
@@ -46,8 +80,9 @@ def _value(depth: int = 2) -> st.SearchStrategy[str]:
     return st.one_of(
         leaf,
         st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-        st.lists(st.tuples(NAMES, inner), max_size=2)
-        .map(lambda kv: "{ " + " ".join(f"{k} = {v}" for k, v in kv) + " }"),
+        st.lists(st.tuples(NAMES, inner), max_size=2).map(
+            lambda kv: "{ " + " ".join(f"{k} = {v}" for k, v in kv) + " }"
+        ),
     )
 
 
@@ -60,15 +95,17 @@ DECL = st.one_of(
     st.tuples(st.sampled_from(["element", "scene", "style"]), NAMES, BODY).map(" ".join),
     st.tuples(st.just("scene"), NAMES, st.just(":"), NAMES, BODY).map(" ".join),
     st.tuples(st.just("defaults"), BODY).map(" ".join),
-    st.tuples(st.just("cut"), NAMES, st.just("="), st.lists(NAMES, max_size=3))
-    .map(lambda t: f"{t[0]} {t[1]} = [{', '.join(t[3])}]"),
+    st.tuples(st.just("cut"), NAMES, st.just("="), st.lists(NAMES, max_size=3)).map(
+        lambda t: f"{t[0]} {t[1]} = [{', '.join(t[3])}]"
+    ),
     st.just("# comment"),
 )
 # Stories for the resolver test carry no include: a self-include is a cycle, which stops
 # resolution before the interesting part.
 STORY = st.lists(DECL, max_size=6).map("\n".join)
-STORY_WITH_INCLUDE = st.lists(st.one_of(DECL, st.just('include "main.story"')),
-                              max_size=6).map("\n".join)
+STORY_WITH_INCLUDE = st.lists(st.one_of(DECL, st.just('include "main.story"')), max_size=6).map(
+    "\n".join
+)
 
 
 def _spans(node: object):

@@ -63,8 +63,9 @@ def test_payload_case(case: str, target: str, tmp_path: Path, golden: GoldenChec
     golden(CASES / case / f"expected.{_slug(target)}.json", comp.dumps())
 
 
-@pytest.mark.parametrize("case", [c for c in _cases()
-                                  if "target" in (CASES / c / "main.story").read_text("utf-8")])
+@pytest.mark.parametrize(
+    "case", [c for c in _cases() if "target" in (CASES / c / "main.story").read_text("utf-8")]
+)
 def test_payload_case_targets_as_written(case: str, tmp_path: Path, golden: GoldenCheck) -> None:
     comp = compile_project(_stage(case, tmp_path))
     assert not comp.has_errors
@@ -82,5 +83,7 @@ def test_example_payloads(example: str, target: str, golden: GoldenCheck) -> Non
 def test_compiling_twice_gives_identical_bytes(tmp_path: Path) -> None:
     work = _stage("scene_outputs", tmp_path)
     for target in BUILTIN:
-        assert compile_project(work, target=target).dumps() == \
+        assert (
             compile_project(work, target=target).dumps()
+            == compile_project(work, target=target).dumps()
+        )

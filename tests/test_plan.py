@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from storyc.compiler import Compilation, compile_project
-from storyc.state.journal import Journal
 from storyc.plan.keys import key_inputs, scene_keys
-from storyc.state.lockfile import LockFile, SceneEntry, TakeEntry
 from storyc.plan.planner import Plan, diff_plans, make_plan
+from storyc.state.journal import Journal
+from storyc.state.lockfile import LockFile, SceneEntry, TakeEntry
 from storyc.state.store import RenderRecord, Store
 
 ASSETS = Path(__file__).parent / "cases" / "payload" / "_assets"
@@ -73,8 +73,13 @@ def compiled(root: Path) -> Compilation:
 def plan(root: Path, backend: str = "preview", journal: Journal | None = None) -> Plan:
     comp = compile_project(root)
     with Store.for_project(root) as store:
-        return make_plan(comp, lock=LockFile.load(root / "storyc.lock"), store=store,
-                         backend=backend, journal=journal)
+        return make_plan(
+            comp,
+            lock=LockFile.load(root / "storyc.lock"),
+            store=store,
+            backend=backend,
+            journal=journal,
+        )
 
 
 def build(root: Path, backend: str = "preview", *, url: bool = False) -> None:
@@ -90,14 +95,33 @@ def build(root: Path, backend: str = "preview", *, url: bool = False) -> None:
             for t, key in scene_keys(req, backend=backend, upstream=up).items():
                 rec = store.lookup_render(key)
                 out = rec.output if rec and store.has(rec.output) else store.put_bytes(key.encode())
-                store.record_render(RenderRecord(key, out, name, t, backend, None, None, 5.0,
-                                                 time.time()))
-                takes.append(TakeEntry(t, key, out, "task" if url else None,
-                                       f"https://cdn.test/{t}.mp4" if url else None, 5.0,
-                                       Decimal(0)))
+                store.record_render(
+                    RenderRecord(key, out, name, t, backend, None, None, 5.0, time.time())
+                )
+                takes.append(
+                    TakeEntry(
+                        t,
+                        key,
+                        out,
+                        "task" if url else None,
+                        f"https://cdn.test/{t}.mp4" if url else None,
+                        5.0,
+                        Decimal(0),
+                    )
+                )
             ki = key_inputs(req, up)
-            lock.scenes[name] = SceneEntry(name, backend, req.target, req.schema, req.app,
-                                           ki["prompt"], ki["inputs"], ki["settings"], takes, 1)
+            lock.scenes[name] = SceneEntry(
+                name,
+                backend,
+                req.target,
+                req.schema,
+                req.app,
+                ki["prompt"],
+                ki["inputs"],
+                ki["settings"],
+                takes,
+                1,
+            )
             outputs[name] = takes[0].output or ""
     lock.save(root / "storyc.lock")
 
@@ -116,8 +140,12 @@ def edit(root: Path, old: str, new: str) -> None:
 def test_fresh_project(tmp_path: Path) -> None:
     root = project(tmp_path)
     p = plan(root)
-    assert statuses(p) == {"arrival": "render", "platform": "waiting", "rooftop": "render",
-                           "snow": "waiting"}
+    assert statuses(p) == {
+        "arrival": "render",
+        "platform": "waiting",
+        "rooftop": "render",
+        "snow": "waiting",
+    }
     assert p.scenes["rooftop"].render == (1, 2)
     assert p.scenes["platform"].waiting_on == ("arrival",) and not p.scenes["platform"].keys
     assert p.total_estimate == 0 and all(e.kind == "free" for e in p.estimates())
@@ -146,11 +174,16 @@ def test_one_prompt_edit_renders_exactly_that_scene(tmp_path: Path) -> None:
     edit(root, "Rooftops under the rain", "Rooftops under the snow")
     p = plan(root, "inference")
     assert p.total_estimate == Decimal("0.084") * 20
-    assert statuses(p) == {"arrival": "up-to-date", "platform": "up-to-date",
-                           "rooftop": "render", "snow": "up-to-date"}
+    assert statuses(p) == {
+        "arrival": "up-to-date",
+        "platform": "up-to-date",
+        "rooftop": "render",
+        "snow": "up-to-date",
+    }
     changes = p.scenes["rooftop"].reasons
     assert [(c.kind, c.old, c.new) for c in changes if c.kind == "prompt"] == [
-        ("prompt", "Rooftops under the rain", "Rooftops under the snow")]
+        ("prompt", "Rooftops under the rain", "Rooftops under the snow")
+    ]
 
 
 def test_upstream_edit_makes_dependents_wait(tmp_path: Path) -> None:
@@ -158,8 +191,12 @@ def test_upstream_edit_makes_dependents_wait(tmp_path: Path) -> None:
     build(root)
     edit(root, "Mei steps off the train", "Mei steps off the night train")
     p = plan(root)
-    assert statuses(p) == {"arrival": "render", "platform": "waiting", "rooftop": "up-to-date",
-                           "snow": "waiting"}
+    assert statuses(p) == {
+        "arrival": "render",
+        "platform": "waiting",
+        "rooftop": "up-to-date",
+        "snow": "waiting",
+    }
     old = plan(root)
     build(root)
     new = plan(root)
@@ -188,7 +225,9 @@ def test_asset_bytes_change_but_rename_does_not(tmp_path: Path) -> None:
     p = plan(root)
     assert p.scenes["arrival"].status == "render"
     inputs = [c for c in p.scenes["arrival"].reasons if c.kind == "input"]
-    assert len(inputs) == 1 and inputs[0].field == "image" and "assets/mei2.png" in inputs[0].message
+    assert (
+        len(inputs) == 1 and inputs[0].field == "image" and "assets/mei2.png" in inputs[0].message
+    )
 
 
 def test_more_takes_render_only_the_new_ones(tmp_path: Path) -> None:
@@ -209,7 +248,8 @@ def test_missing_output_is_fetched_or_rendered(tmp_path: Path) -> None:
     p = plan(root)
     assert p.scenes["rooftop"].status == "up-to-date" and p.scenes["rooftop"].fetch == (1, 2)
     assert [c.message for c in p.scenes["rooftop"].reasons] == [
-        f"take {t}: output not in the store; fetched again from its recorded URL" for t in (1, 2)]
+        f"take {t}: output not in the store; fetched again from its recorded URL" for t in (1, 2)
+    ]
     lock = LockFile.load(root / "storyc.lock")
     for e in lock.scenes.values():
         for t in e.takes:
@@ -237,17 +277,24 @@ def test_journal_attempts_are_not_priced_twice(tmp_path: Path) -> None:
 
 
 def test_errors_block_the_scene_and_its_dependents(tmp_path: Path) -> None:
-    root = project(tmp_path, STORY.replace('start    = mei\n', 'start    = nobody\n'))
+    root = project(tmp_path, STORY.replace("start    = mei\n", "start    = nobody\n"))
     p = plan(root)
     assert p.scenes["arrival"].status == "blocked"
-    assert p.scenes["platform"].status == "blocked" and "arrival" in (p.scenes["platform"].blocked or "")
+    assert p.scenes["platform"].status == "blocked" and "arrival" in (
+        p.scenes["platform"].blocked or ""
+    )
     assert p.scenes["rooftop"].status == "render"
 
 
 EXAMPLES = sorted(p for p in (Path(__file__).parent.parent / "examples").glob("*") if p.is_dir())
 MEDIA = re.compile(r"[\"']([^\"'\s]+\.(png|jpe?g|mp4|mov))[\"']", re.I)
-STAND_INS = {"png": "mei.png", "jpg": "market.jpg", "jpeg": "market.jpg", "mp4": "street.mp4",
-             "mov": "street.mp4"}
+STAND_INS = {
+    "png": "mei.png",
+    "jpg": "market.jpg",
+    "jpeg": "market.jpg",
+    "mp4": "street.mp4",
+    "mov": "street.mp4",
+}
 
 
 def example_copy(src: Path, tmp_path: Path) -> Path:
@@ -278,7 +325,7 @@ def edit_prompt(root: Path, scene: str) -> None:
             continue
         p = re.compile(r'prompt\s*=\s*("""|")').search(text, m.end())
         assert p is not None
-        story.write_text(text[:p.end()] + "Suddenly, " + text[p.end():], "utf-8")
+        story.write_text(text[: p.end()] + "Suddenly, " + text[p.end() :], "utf-8")
         return
     raise AssertionError(f"scene {scene} not found")
 
@@ -302,11 +349,13 @@ def test_examples_edit_one_prompt(example: Path, tmp_path: Path) -> None:
 
 
 def test_a_missing_asset_blocks_only_the_scenes_that_use_it(tmp_path: Path) -> None:
-    story = STORY.replace('image mei "assets/mei.png"',
-                          'image mei "assets/mei.png"\nimage gone "assets/gone.png"')
-    story = story.replace('prompt   = "Rooftops under the rain"',
-                          'prompt   = "Rooftops under the rain, nothing gone"')
-    story = story.replace('start    = mei\n', 'start    = mei\n  refs     = [gone]\n')
+    story = STORY.replace(
+        'image mei "assets/mei.png"', 'image mei "assets/mei.png"\nimage gone "assets/gone.png"'
+    )
+    story = story.replace(
+        'prompt   = "Rooftops under the rain"', 'prompt   = "Rooftops under the rain, nothing gone"'
+    )
+    story = story.replace("start    = mei\n", "start    = mei\n  refs     = [gone]\n")
     root = project(tmp_path, story)
     p = plan(root)
     assert p.scenes["arrival"].status == "blocked" and "gone" in (p.scenes["arrival"].blocked or "")
@@ -318,8 +367,10 @@ def test_a_missing_asset_blocks_only_the_scenes_that_use_it(tmp_path: Path) -> N
 
 
 def test_editing_a_local_video_is_priced_by_its_real_length(tmp_path: Path) -> None:
-    story = 'project "Edit" {\n  quality = "pro"\n}\n\nvideo street "assets/street.mp4"\n\n' \
-            'scene snow {\n  edit   = street\n  prompt = "Make it snow on @street"\n}\n'
+    story = (
+        'project "Edit" {\n  quality = "pro"\n}\n\nvideo street "assets/street.mp4"\n\n'
+        'scene snow {\n  edit   = street\n  prompt = "Make it snow on @street"\n}\n'
+    )
     root = project(tmp_path, story)
     shutil.copy(ASSETS / "street.mp4", root / "assets" / "street.mp4")
     comp = compiled(root)

@@ -20,17 +20,31 @@ from storyc.targets.request import Request
 
 def req(**kw: Any) -> Request:
     base: dict[str, Any] = dict(
-        scene="s", target="inference/video-o1", schema="v1", app="klingai/video-o1",
-        body={"app": "klingai/video-o1", "input": {"prompt": "p"}}, takes=1, upstream=(),
-        quality="pro", duration=5, has_video_input=False, mode="text-to-video",
+        scene="s",
+        target="inference/video-o1",
+        schema="v1",
+        app="klingai/video-o1",
+        body={"app": "klingai/video-o1", "input": {"prompt": "p"}},
+        takes=1,
+        upstream=(),
+        quality="pro",
+        duration=5,
+        has_video_input=False,
+        mode="text-to-video",
     )
     base.update(kw)
     return Request(**base)
 
 
-@pytest.mark.parametrize("quality,video,price", [
-    ("std", False, "0.084"), ("std", True, "0.126"), ("pro", False, "0.112"), ("pro", True, "0.168"),
-])
+@pytest.mark.parametrize(
+    "quality,video,price",
+    [
+        ("std", False, "0.084"),
+        ("std", True, "0.126"),
+        ("pro", False, "0.112"),
+        ("pro", True, "0.168"),
+    ],
+)
 def test_table(quality: str, video: bool, price: str) -> None:
     assert PRICE_PER_SECOND[(quality, video)] == Decimal(price)
 
@@ -42,7 +56,9 @@ def test_five_second_pro() -> None:
 
 
 def test_takes_and_reference_video() -> None:
-    e = estimate(req(quality="std", has_video_input=True, duration=10, takes=3), backend="inference")
+    e = estimate(
+        req(quality="std", has_video_input=True, duration=10, takes=3), backend="inference"
+    )
     assert e.amount == Decimal("0.126") * 10 * 3
     assert e.times(1).amount == Decimal("0.126") * 10
 
@@ -62,7 +78,8 @@ def test_base_edit_uses_input_length() -> None:
 
 
 def test_total_counts_unknown() -> None:
-    known, unknown = total([estimate(req(), backend="inference"),
-                            estimate(req(duration=None), backend="inference")])
+    known, unknown = total(
+        [estimate(req(), backend="inference"), estimate(req(duration=None), backend="inference")]
+    )
     assert known == Decimal("0.560") and unknown == 1
     assert format_usd(None) == "unknown" and format_usd(Decimal(0), free=True) == "free"

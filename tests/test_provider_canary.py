@@ -62,8 +62,9 @@ def capture() -> Any:
     root.setLevel(old)
 
 
-def test_canary_key_never_leaks(capture: Capture, capfd: pytest.CaptureFixture[str],
-                                tmp_path: Path) -> None:
+def test_canary_key_never_leaks(
+    capture: Capture, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     raised: list[BaseException] = []
     frame = tmp_path / "frame.png"
     media.make_test_image(frame, 320, 180)
@@ -78,18 +79,36 @@ def test_canary_key_never_leaks(capture: Capture, capfd: pytest.CaptureFixture[s
         except E.ProviderError as exc:
             raised.append(exc)
 
-    faults = ["task:500:nth=1", "status:drop:nth=2", "submit:drop:nth=2", "submit:500:nth=3",
-              "submit:429:nth=4+5+6", "download:truncate:nth=1", "files:503:nth=1",
-              "submit:fail:nth=7", "submit:reject:nth=8", "submit:402:nth=9"]
+    faults = [
+        "task:500:nth=1",
+        "status:drop:nth=2",
+        "submit:drop:nth=2",
+        "submit:500:nth=3",
+        "submit:429:nth=4+5+6",
+        "download:truncate:nth=1",
+        "files:503:nth=1",
+        "submit:fail:nth=7",
+        "submit:reject:nth=8",
+        "submit:402:nth=9",
+    ]
     with loopback.serve(api_key=CANARY, latency=0.05, faults=faults) as srv:
+
         async def scenario() -> None:
-            async with ProviderClient(api_key=CANARY, base_url=srv.url, sleep=fast,
-                                      uploads=registry, max_submit_retries=2,
-                                      max_read_retries=2) as c:
+            async with ProviderClient(
+                api_key=CANARY,
+                base_url=srv.url,
+                sleep=fast,
+                uploads=registry,
+                max_submit_retries=2,
+                max_read_retries=2,
+            ) as c:
                 assert CANARY not in repr(c) and CANARY not in str(c.__dict__)
                 task = await submit_with_files(
-                    c, APP, {**T2V, "image": {"$file": "frame.png", "digest": "sha256:f"}},
-                    root=tmp_path)
+                    c,
+                    APP,
+                    {**T2V, "image": {"$file": "frame.png", "digest": "sha256:f"}},
+                    root=tmp_path,
+                )
                 done = await c.follow(task.id, poll_interval=0.01)
                 with open(tmp_path / "out.mp4", "wb") as out:
                     await c.download(done.video_url, out)
@@ -106,22 +125,36 @@ def test_canary_key_never_leaks(capture: Capture, capfd: pytest.CaptureFixture[s
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-            async with ProviderClient(api_key=CANARY, base_url=dead, sleep=fast,
-                                      max_read_retries=1, max_submit_retries=1) as c:
+            async with ProviderClient(
+                api_key=CANARY, base_url=dead, sleep=fast, max_read_retries=1, max_submit_retries=1
+            ) as c:
                 await attempt(c, lambda: c.submit(APP, T2V))
                 await attempt(c, lambda: c.get_task("x"))
-            async with ProviderClient(api_key=CANARY, base_url="http://127.0.0.1:1",
-                                      transport=httpx.MockTransport(_explode), sleep=fast,
-                                      max_read_retries=0) as c:
+            async with ProviderClient(
+                api_key=CANARY,
+                base_url="http://127.0.0.1:1",
+                transport=httpx.MockTransport(_explode),
+                sleep=fast,
+                max_read_retries=0,
+            ) as c:
                 await attempt(c, lambda: c.get_task("x"))
                 await attempt(c, lambda: c.submit(APP, T2V))
 
         asyncio.run(scenario())
 
     kinds = {type(e).__name__ for e in raised}
-    assert {"SubmitOutcomeUnknown", "SubmitNotReceived", "TaskFailed", "TaskRejected",
-            "BalanceError", "InvalidRequest", "NotFound", "DownloadError", "DeadlineExceeded",
-            "TransportError"} <= kinds
+    assert {
+        "SubmitOutcomeUnknown",
+        "SubmitNotReceived",
+        "TaskFailed",
+        "TaskRejected",
+        "BalanceError",
+        "InvalidRequest",
+        "NotFound",
+        "DownloadError",
+        "DeadlineExceeded",
+        "TransportError",
+    } <= kinds
     for exc in raised:
         for link in _chain(exc):
             assert CANARY not in str(link) and CANARY not in repr(link)
@@ -148,5 +181,6 @@ async def _deadline(c: ProviderClient) -> Any:
 
 def _explode(request: httpx.Request) -> httpx.Response:
     # An httpx error whose message mentions the header value, as a hostile proxy might.
-    raise httpx.ReadError(f"reset while sending {request.headers['authorization']}",
-                          request=request)
+    raise httpx.ReadError(
+        f"reset while sending {request.headers['authorization']}", request=request
+    )

@@ -28,9 +28,11 @@ def run(coro: Awaitable[Any]) -> Any:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def client(server: loopback.LoopbackServer, sleeps: list[float] | None = None,
-           **kw: Any) -> ProviderClient:
+def client(
+    server: loopback.LoopbackServer, sleeps: list[float] | None = None, **kw: Any
+) -> ProviderClient:
     """A client whose retry sleeps are recorded and skipped (the sockets stay real)."""
+
     async def fast_sleep(delay: float) -> None:
         if sleeps is not None:
             sleeps.append(delay)
@@ -86,8 +88,12 @@ def test_video_as_object_with_uri() -> None:
     assert task.video_url.endswith(".mp4")
 
 
-async def _with(srv: loopback.LoopbackServer, fn: Callable[[ProviderClient], Awaitable[Any]],
-                sleeps: list[float] | None = None, **kw: Any) -> Any:
+async def _with(
+    srv: loopback.LoopbackServer,
+    fn: Callable[[ProviderClient], Awaitable[Any]],
+    sleeps: list[float] | None = None,
+    **kw: Any,
+) -> Any:
     async with client(srv, sleeps, **kw) as c:
         return await fn(c)
 
@@ -115,6 +121,7 @@ def test_v1_fields_refused_by_v2_and_accepted_by_v1() -> None:
 
 def test_wrong_key_says_check_the_key() -> None:
     with loopback.serve() as srv:
+
         async def go() -> Any:
             async with ProviderClient(api_key="inf_wrong", base_url=srv.url) as c:
                 return await c.submit(APP, T2V)
@@ -130,13 +137,19 @@ def test_missing_key() -> None:
 
 
 def test_402_on_submit_is_balance_and_not_retried() -> None:
-    with loopback.serve(faults=["submit:402"]) as srv, pytest.raises(E.BalanceError, match="balance or plan"):
+    with (
+        loopback.serve(faults=["submit:402"]) as srv,
+        pytest.raises(E.BalanceError, match="balance or plan"),
+    ):
         run(_with(srv, lambda c: c.submit(APP, T2V)))
     assert srv.faults.counts["submit"] == 1 and srv.submissions == []
 
 
 def test_rejected_task_status_13_is_balance() -> None:
-    with loopback.serve(faults=["submit:reject"]) as srv, pytest.raises(E.TaskRejected, match="balance or plan") as info:
+    with (
+        loopback.serve(faults=["submit:reject"]) as srv,
+        pytest.raises(E.TaskRejected, match="balance or plan") as info,
+    ):
         run(_with(srv, lambda c: full_task(c)))
     assert isinstance(info.value, E.BalanceError) and info.value.task.status == Status.REJECTED
 
@@ -151,6 +164,7 @@ def test_failed_task_carries_the_error_and_check_false_returns_it() -> None:
 
 def test_cancel_then_409_when_finished() -> None:
     with loopback.serve(latency=30) as srv:
+
         async def go() -> tuple[bool, Any, bool]:
             async with client(srv) as c:
                 task = await c.submit(APP, T2V)
@@ -180,7 +194,10 @@ def test_reads_retry_transient_faults(endpoint: str, kind: str) -> None:
 
 
 def test_reads_give_up_after_bounded_retries() -> None:
-    with loopback.serve(faults=["task:500"]) as srv, pytest.raises(E.ServiceUnavailable, match="HTTP 500"):
+    with (
+        loopback.serve(faults=["task:500"]) as srv,
+        pytest.raises(E.ServiceUnavailable, match="HTTP 500"),
+    ):
         run(_with(srv, lambda c: full_task(c), [], max_read_retries=3))
     assert srv.faults.counts["task"] == 4
 
@@ -221,8 +238,9 @@ def test_submit_to_closed_port_is_certainly_not_received() -> None:
         async def fast(d: float) -> None:
             sleeps.append(d)
 
-        async with ProviderClient(api_key="inf_x", base_url=f"http://127.0.0.1:{port}",
-                                  sleep=fast, max_submit_retries=2) as c:
+        async with ProviderClient(
+            api_key="inf_x", base_url=f"http://127.0.0.1:{port}", sleep=fast, max_submit_retries=2
+        ) as c:
             return await c.submit(APP, T2V)
 
     with pytest.raises(E.SubmitNotReceived) as info:
@@ -232,10 +250,10 @@ def test_submit_to_closed_port_is_certainly_not_received() -> None:
 
 def test_sixteen_concurrent_tasks_on_keepalive_connections() -> None:
     with loopback.serve(latency=0.2, fast_outputs=True) as srv:
+
         async def go() -> list[Any]:
             async with client(srv) as c:
-                return await asyncio.gather(*(full_task(c, stream=i % 2 == 0)
-                                              for i in range(24)))
+                return await asyncio.gather(*(full_task(c, stream=i % 2 == 0) for i in range(24)))
 
         tasks = run(go())
     assert all(t.status == Status.COMPLETED for t in tasks)
@@ -243,13 +261,17 @@ def test_sixteen_concurrent_tasks_on_keepalive_connections() -> None:
     assert srv.provider.shelf.render_count == 1  # one render for 24 same-shaped tasks
 
 
-@pytest.mark.parametrize("fault", ["stream:500:nth=1", "stream:drop:nth=1+2",
-                                   "stream:429:nth=1:retry_after=0"])
+@pytest.mark.parametrize(
+    "fault", ["stream:500:nth=1", "stream:drop:nth=1+2", "stream:429:nth=1:retry_after=0"]
+)
 def test_broken_stream_is_reconciled_and_reopened(fault: str) -> None:
     with loopback.serve(latency=0.3, faults=[fault]) as srv:
         seen: list[Status] = []
-        task = run(_with(srv, lambda c: full_task(c, stream=True,
-                                                  on_status=lambda t: seen.append(t.status))))
+        task = run(
+            _with(
+                srv, lambda c: full_task(c, stream=True, on_status=lambda t: seen.append(t.status))
+            )
+        )
     assert task.status == Status.COMPLETED and seen[-1] == Status.COMPLETED
     assert srv.faults.fired and srv.faults.counts["stream"] > len(srv.faults.fired)
 

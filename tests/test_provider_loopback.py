@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from storyc.media import ffmpeg as media, info as mediainfo
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
 from storyc.provider import loopback
 from storyc.provider.loopback.faults import FaultPlan, FaultSpecError, parse_fault
 
@@ -24,8 +25,9 @@ APP = "klingai/video-o1"
 
 
 def api(srv: loopback.LoopbackServer) -> httpx.Client:
-    return httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {srv.api_key}"},
-                        timeout=30)
+    return httpx.Client(
+        base_url=srv.url, headers={"Authorization": f"Bearer {srv.api_key}"}, timeout=30
+    )
 
 
 def wait_done(c: httpx.Client, task_id: str) -> dict[str, Any]:
@@ -40,8 +42,7 @@ def wait_done(c: httpx.Client, task_id: str) -> dict[str, Any]:
 def upload(c: httpx.Client, path: Path, ctype: str) -> str:
     spec = {"uri": "", "filename": path.name, "content_type": ctype, "size": path.stat().st_size}
     entry = c.post("/files", json={"files": [spec]}).json()["data"][0]
-    put = httpx.put(entry["upload_url"], content=path.read_bytes(),
-                    headers={"Content-Type": ctype})
+    put = httpx.put(entry["upload_url"], content=path.read_bytes(), headers={"Content-Type": ctype})
     assert put.status_code == 200
     return str(entry["uri"])
 
@@ -51,8 +52,18 @@ def test_envelope_status_and_problem_json() -> None:
         r = c.post("/apps/run", json={"app": APP, "input": {"prompt": "hi"}})
         assert r.status_code == 200 and r.json()["messages"] == []
         task = r.json()["data"]
-        assert set(task) >= {"id", "status", "input", "output", "error", "created_at",
-                             "updated_at", "session_id", "logs", "events"}
+        assert set(task) >= {
+            "id",
+            "status",
+            "input",
+            "output",
+            "error",
+            "created_at",
+            "updated_at",
+            "session_id",
+            "logs",
+            "events",
+        }
         st = c.get(f"/tasks/{task['id']}/status").json()["data"]
         assert set(st) == {"id", "status", "updated_at"}
         unauth = httpx.get(f"{srv.url}/tasks/{task['id']}")
@@ -65,17 +76,25 @@ def test_envelope_status_and_problem_json() -> None:
         assert c.post("/apps/run", content=b"{").status_code == 400
 
 
-@pytest.mark.parametrize("schema,payload,field", [
-    ("v2", {"prompt": "x", "mode": "pro"}, "mode"),
-    ("v2", {"prompt": "x", "duration": 2}, "duration"),
-    ("v2", {"prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio"),
-    ("v2", {"prompt": "x", "reference_images": ["https://a.test/i.png"] * 8}, "reference_images"),
-    ("v1", {"prompt": "x", "resolution": "720p"}, "resolution"),
-    ("v1", {"duration": 5}, "prompt"),
-    ("v2", {"prompt": "x", "image": 42}, "image"),
-])
-def test_schema_validation_names_the_field(schema: str, payload: dict[str, Any],
-                                           field: str) -> None:
+@pytest.mark.parametrize(
+    "schema,payload,field",
+    [
+        ("v2", {"prompt": "x", "mode": "pro"}, "mode"),
+        ("v2", {"prompt": "x", "duration": 2}, "duration"),
+        ("v2", {"prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio"),
+        (
+            "v2",
+            {"prompt": "x", "reference_images": ["https://a.test/i.png"] * 8},
+            "reference_images",
+        ),
+        ("v1", {"prompt": "x", "resolution": "720p"}, "resolution"),
+        ("v1", {"duration": 5}, "prompt"),
+        ("v2", {"prompt": "x", "image": 42}, "image"),
+    ],
+)
+def test_schema_validation_names_the_field(
+    schema: str, payload: dict[str, Any], field: str
+) -> None:
     with loopback.serve(schema=schema) as srv, api(srv) as c:
         r = c.post("/apps/run", json={"app": APP, "input": payload})
     assert r.status_code == 400 and r.json()["detail"].count(field) >= 1
@@ -87,8 +106,10 @@ def test_unknown_own_file_is_400_and_end_frame_alone_fails_like_the_app() -> Non
         ghost = f"{srv.url}/files/0123/ghost.png"
         r = c.post("/apps/run", json={"app": APP, "input": {"prompt": "x", "image": ghost}})
         assert r.status_code == 400 and ghost in r.json()["detail"]
-        r = c.post("/apps/run", json={"app": APP, "input": {
-            "prompt": "x", "end_image": "https://cdn.test/end.png"}})
+        r = c.post(
+            "/apps/run",
+            json={"app": APP, "input": {"prompt": "x", "end_image": "https://cdn.test/end.png"}},
+        )
         task = wait_done(c, r.json()["data"]["id"])
     assert task["status"] == 11 and task["error"] == "end_image requires image"
 
@@ -96,8 +117,9 @@ def test_unknown_own_file_is_400_and_end_frame_alone_fails_like_the_app() -> Non
 def test_sse_form_and_heartbeats() -> None:
     with loopback.serve(latency=0.6, heartbeat=0.05) as srv, api(srv) as c:
         task = c.post("/apps/run", json={"app": APP, "input": {"prompt": "x"}}).json()["data"]
-        with c.stream("GET", f"/tasks/{task['id']}/stream",
-                      headers={"Accept": "text/event-stream"}) as r:
+        with c.stream(
+            "GET", f"/tasks/{task['id']}/stream", headers={"Accept": "text/event-stream"}
+        ) as r:
             assert r.headers["content-type"] == "text/event-stream"
             lines = [ln for ln in r.iter_lines() if ln]
     events = [json.loads(ln[5:]) for ln in lines if ln.startswith("data:")]
@@ -115,13 +137,17 @@ def test_keep_alive_reuses_one_connection() -> None:
         assert srv.http.connections == 1
 
 
-@pytest.mark.parametrize("aspect,size", [("16:9", (320, 180)), ("9:16", (180, 320)),
-                                         ("1:1", (180, 180))])
-def test_outputs_are_videos_of_the_requested_shape(aspect: str, size: tuple[int, int],
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "aspect,size", [("16:9", (320, 180)), ("9:16", (180, 320)), ("1:1", (180, 180))]
+)
+def test_outputs_are_videos_of_the_requested_shape(
+    aspect: str, size: tuple[int, int], tmp_path: Path
+) -> None:
     with loopback.serve() as srv, api(srv) as c:
-        r = c.post("/apps/run", json={"app": APP, "input": {
-            "prompt": "x", "duration": 3, "aspect_ratio": aspect}})
+        r = c.post(
+            "/apps/run",
+            json={"app": APP, "input": {"prompt": "x", "duration": 3, "aspect_ratio": aspect}},
+        )
         task = wait_done(c, r.json()["data"]["id"])
         data = httpx.get(task["output"]["video"]).content
     info = _probe_bytes(data, tmp_path)
@@ -134,9 +160,18 @@ def test_base_edit_output_lasts_as_long_as_the_input_video(tmp_path: Path) -> No
     media.make_test_video(src, width=320, height=180, duration=4.0)
     with loopback.serve() as srv, api(srv) as c:
         uri = upload(c, src, "video/mp4")
-        r = c.post("/apps/run", json={"app": APP, "input": {
-            "prompt": "make it night", "duration": 10, "reference_video": uri,
-            "reference_video_type": "base"}})
+        r = c.post(
+            "/apps/run",
+            json={
+                "app": APP,
+                "input": {
+                    "prompt": "make it night",
+                    "duration": 10,
+                    "reference_video": uri,
+                    "reference_video_type": "base",
+                },
+            },
+        )
         task = wait_done(c, r.json()["data"]["id"])
         data = httpx.get(task["output"]["video"]).content
     assert _probe_bytes(data, tmp_path).duration == pytest.approx(4.0, abs=0.1)
@@ -155,13 +190,18 @@ def test_fault_specs_and_deterministic_schedules() -> None:
     assert (f.endpoint, f.kind, f.nth) == ("submit", "drop", frozenset({3, 5}))
     assert parse_fault("status:503").p == 1.0
     assert parse_fault("task:429:retry_after=2:times=1").retry_after == 2.0
-    for bad in ["submit", "nowhere:500", "submit:explode", "submit:500:p=2", "submit:500:x=1",
-                "submit:500:nth=a"]:
+    for bad in [
+        "submit",
+        "nowhere:500",
+        "submit:explode",
+        "submit:500:p=2",
+        "submit:500:x=1",
+        "submit:500:nth=a",
+    ]:
         with pytest.raises(FaultSpecError):
             parse_fault(bad)
     plan = FaultPlan([parse_fault("submit:drop:nth=3")])
-    assert [plan.pick("submit") is not None for _ in range(5)] == [False, False, True, False,
-                                                                    False]
+    assert [plan.pick("submit") is not None for _ in range(5)] == [False, False, True, False, False]
 
     def draws(seed: int) -> list[bool]:
         p = FaultPlan([parse_fault("status:500:p=0.3")], seed=seed)
@@ -174,17 +214,35 @@ def test_fault_specs_and_deterministic_schedules() -> None:
 
 
 def test_cli_serve_prints_url_and_key_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "storyc", "provider", "serve",
-                             "--latency", "0", "--schema", "v1", "--key", "inf_cli_test"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "storyc",
+            "provider",
+            "serve",
+            "--latency",
+            "0",
+            "--schema",
+            "v1",
+            "--key",
+            "inf_cli_test",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
         url = lines[1].strip().split("=", 1)[1]
         assert lines[1].startswith("export INFERENCE_BASE_URL=http://127.0.0.1:")
         assert lines[2].strip() == "export INFERENCE_API_KEY=inf_cli_test"
-        r = httpx.post(f"{url}/apps/run", headers={"Authorization": "Bearer inf_cli_test"},
-                       json={"app": APP, "input": {"prompt": "x", "resolution": "720p"}})
+        r = httpx.post(
+            f"{url}/apps/run",
+            headers={"Authorization": "Bearer inf_cli_test"},
+            json={"app": APP, "input": {"prompt": "x", "resolution": "720p"}},
+        )
         assert r.status_code == 400  # schema v1 was selected: no `resolution` there
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -193,14 +251,22 @@ def test_cli_serve_prints_url_and_key_and_stops_on_sigterm() -> None:
 
 
 def test_cli_rejects_bad_fault_spec() -> None:
-    r = subprocess.run([sys.executable, "-m", "storyc", "provider", "serve", "--fault",
-                        "submit:explode"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "storyc", "provider", "serve", "--fault", "submit:explode"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "unknown fault 'explode'" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_cli_rejects_a_port_out_of_range() -> None:
-    r = subprocess.run([sys.executable, "-m", "storyc", "provider", "serve", "--port",
-                        "70000"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "storyc", "provider", "serve", "--port", "70000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--port must be 0-65535" in r.stderr
     assert "internal error" not in r.stderr

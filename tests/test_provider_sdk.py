@@ -28,9 +28,12 @@ def test_sdk_runs_a_task_with_an_upload(frame: Path) -> None:
     with loopback.serve(schema="v2", latency=0.3) as srv:
         client = inferencesh.Inference(api_key=srv.api_key, base_url=srv.url)
         # A local path in the input: the SDK uploads it (POST /files, then PUT).
-        result = client.run({"app": "klingai/video-o1@latest",
-                             "input": {"prompt": "the lamp flickers", "image": str(frame),
-                                       "duration": 5}})
+        result = client.run(
+            {
+                "app": "klingai/video-o1@latest",
+                "input": {"prompt": "the lamp flickers", "image": str(frame), "duration": 5},
+            }
+        )
         assert inferencesh.parse_status(result["status"]) == inferencesh.TaskStatus.COMPLETED
         video = result["output"]["video"]
         assert video.startswith(srv.url + "/outputs/") and video.endswith(".mp4")

@@ -11,16 +11,27 @@ from hypothesis import strategies as st
 from storyc.provider.task import TERMINAL, Status, Task, parse_status, video_url
 
 
-@pytest.mark.parametrize("value,legacy,expected", [
-    (9, False, Status.UPLOADING), (9, True, Status.COMPLETED),
-    (10, False, Status.COMPLETED), (10, True, Status.FAILED),
-    (8, True, Status.UPLOADING), (13, False, Status.REJECTED),
-    ("completed", True, Status.COMPLETED), ("COMPLETED", False, Status.COMPLETED),
-    ("TASK_STATUS_RUNNING", False, Status.RUNNING), ("9", False, Status.UPLOADING),
-    ("canceled", False, Status.CANCELLED), ("setting-up", False, Status.SETTING_UP),
-    (None, False, Status.UNKNOWN), (True, False, Status.UNKNOWN), (99, False, Status.UNKNOWN),
-    ("nonsense", False, Status.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "value,legacy,expected",
+    [
+        (9, False, Status.UPLOADING),
+        (9, True, Status.COMPLETED),
+        (10, False, Status.COMPLETED),
+        (10, True, Status.FAILED),
+        (8, True, Status.UPLOADING),
+        (13, False, Status.REJECTED),
+        ("completed", True, Status.COMPLETED),
+        ("COMPLETED", False, Status.COMPLETED),
+        ("TASK_STATUS_RUNNING", False, Status.RUNNING),
+        ("9", False, Status.UPLOADING),
+        ("canceled", False, Status.CANCELLED),
+        ("setting-up", False, Status.SETTING_UP),
+        (None, False, Status.UNKNOWN),
+        (True, False, Status.UNKNOWN),
+        (99, False, Status.UNKNOWN),
+        ("nonsense", False, Status.UNKNOWN),
+    ],
+)
 def test_parse_status(value: Any, legacy: bool, expected: Status) -> None:
     assert parse_status(value, legacy=legacy) == expected
 
@@ -32,7 +43,8 @@ def test_uploading_is_not_terminal() -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 
 
 @given(json_values, st.booleans())

@@ -37,14 +37,21 @@ class FakeTime:
 
 
 def make(handler: Handler, t: FakeTime, rng: float = 0.5, **kw: Any) -> ProviderClient:
-    return ProviderClient(api_key="inf_timing", base_url="http://provider.test",
-                          transport=httpx.MockTransport(handler), clock=t.clock, sleep=t.sleep,
-                          rng=lambda: rng, **kw)
+    return ProviderClient(
+        api_key="inf_timing",
+        base_url="http://provider.test",
+        transport=httpx.MockTransport(handler),
+        clock=t.clock,
+        sleep=t.sleep,
+        rng=lambda: rng,
+        **kw,
+    )
 
 
 def ok_task(status: Any = 10, **extra: Any) -> httpx.Response:
-    return httpx.Response(200, json={"data": {"id": "t1", "status": status, **extra},
-                                     "messages": []})
+    return httpx.Response(
+        200, json={"data": {"id": "t1", "status": status, **extra}, "messages": []}
+    )
 
 
 def run(coro: Any) -> Any:
@@ -57,8 +64,11 @@ def test_retry_after_is_honoured_exactly() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         calls.append(req)
         if len(calls) <= 3:
-            return httpx.Response(503, headers={"Retry-After": "12"},
-                                  json={"type": "x/app_maintenance", "detail": "maintenance"})
+            return httpx.Response(
+                503,
+                headers={"Retry-After": "12"},
+                json={"type": "x/app_maintenance", "detail": "maintenance"},
+            )
         return ok_task()
 
     async def go() -> Any:
@@ -160,8 +170,10 @@ def test_full_fetch_only_when_status_changes() -> None:
         if req.url.path.endswith("/status"):
             return httpx.Response(200, json={"data": {"id": "t1", "status": next(seq)}})
         full.append(1)
-        return ok_task(10 if len(full) == 4 else [2, 7, 9][len(full) - 1],
-                       output={"video": {"url": "https://cdn.test/v.mp4"}})
+        return ok_task(
+            10 if len(full) == 4 else [2, 7, 9][len(full) - 1],
+            output={"video": {"url": "https://cdn.test/v.mp4"}},
+        )
 
     async def go() -> Any:
         async with make(handler, t) as c:
@@ -174,8 +186,10 @@ def test_full_fetch_only_when_status_changes() -> None:
 def test_stream_merges_partials_skips_heartbeats_and_confirms_terminal() -> None:
     t, gets = FakeTime(), []
     lines = [
-        {"data": {"id": "t1", "status": "queued", "input": {"prompt": "x"}},
-         "fields": ["status", "input"]},
+        {
+            "data": {"id": "t1", "status": "queued", "input": {"prompt": "x"}},
+            "fields": ["status", "input"],
+        },
         {"type": "heartbeat"},
         {"data": {"id": "t1", "status": 7, "logs": ["a"]}, "fields": ["status"]},
         {"type": "heartbeat"},

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from storyc.media import ffmpeg as media
 from storyc.base.hashing import digest_file
+from storyc.media import ffmpeg as media
 from storyc.provider import errors as E
 from storyc.provider import loopback
 from storyc.provider.client import ProviderClient
@@ -52,13 +52,17 @@ def blob(tmp_path: Path) -> Path:
 
 
 def marker_input(frame: Path) -> dict[str, Any]:
-    return {"prompt": "she turns", "duration": 5,
-            "image": {"$file": "assets/frame.png", "digest": digest_file(frame)[0]},
-            "reference_images": [{"$file": "assets/frame.png", "digest": digest_file(frame)[0]}]}
+    return {
+        "prompt": "she turns",
+        "duration": 5,
+        "image": {"$file": "assets/frame.png", "digest": digest_file(frame)[0]},
+        "reference_images": [{"$file": "assets/frame.png", "digest": digest_file(frame)[0]}],
+    }
 
 
 def test_upload_streams_without_auth_header_and_serves_the_bytes(blob: Path) -> None:
     with loopback.serve() as srv:
+
         async def go() -> tuple[str, bytes]:
             async with client(srv) as c:
                 uri = await c.upload(blob, digest=digest_file(blob)[0])
@@ -68,12 +72,19 @@ def test_upload_streams_without_auth_header_and_serves_the_bytes(blob: Path) -> 
 
         uri, data = run(go())
     assert uri.startswith(srv.url + "/files/") and data == blob.read_bytes()
-    assert srv.upload_puts == [{"file_id": srv.upload_puts[0]["file_id"], "size": len(data),
-                                "auth_header": False, "content_type": "image/png"}]
+    assert srv.upload_puts == [
+        {
+            "file_id": srv.upload_puts[0]["file_id"],
+            "size": len(data),
+            "auth_header": False,
+            "content_type": "image/png",
+        }
+    ]
 
 
 def test_same_digest_uploaded_once_within_a_build(frame: Path, tmp_path: Path) -> None:
     with loopback.serve() as srv:
+
         async def go() -> list[Any]:
             async with client(srv) as c:
                 d = digest_file(frame)[0]
@@ -87,7 +98,8 @@ def test_same_digest_uploaded_once_within_a_build(frame: Path, tmp_path: Path) -
 
 
 def test_registry_remembers_across_builds_and_reuploads_when_refused(
-        frame: Path, tmp_path: Path) -> None:
+    frame: Path, tmp_path: Path
+) -> None:
     reg_path = tmp_path / ".storyc" / "uploads.json"
     with loopback.serve(port=0) as srv:
         first = run(_build(srv, UploadRegistry(reg_path), frame, tmp_path))
@@ -108,8 +120,7 @@ def test_registry_remembers_across_builds_and_reuploads_when_refused(
     assert third.status == Status.COMPLETED and third.input["image"] != first.input["image"]
 
 
-async def _build(srv: loopback.LoopbackServer, reg: UploadRegistry, frame: Path,
-                 root: Path) -> Any:
+async def _build(srv: loopback.LoopbackServer, reg: UploadRegistry, frame: Path, root: Path) -> Any:
     async with client(srv, reg) as c:
         task = await submit_with_files(c, APP, marker_input(frame), root=root, scene="s1")
         return await c.follow(task.id, poll_interval=0.01)
@@ -119,6 +130,7 @@ def test_expired_entry_is_uploaded_again(blob: Path, tmp_path: Path) -> None:
     now = [1_000_000.0]
     reg = UploadRegistry(tmp_path / "u.json", max_age=3600, wall_clock=lambda: now[0])
     with loopback.serve() as srv:
+
         async def up() -> str:
             async with client(srv, reg) as c:
                 return await c.upload(blob, digest="sha256:f")
@@ -151,10 +163,18 @@ async def _up_missing(srv: loopback.LoopbackServer, path: Path) -> str:
         return await c.upload(path, digest="sha256:0")
 
 
-@pytest.mark.parametrize("fault", ["download:truncate:nth=1", "download:truncate:nth=1+2",
-                                   "download:500:nth=1", "download:drop:nth=1"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "download:truncate:nth=1",
+        "download:truncate:nth=1+2",
+        "download:500:nth=1",
+        "download:drop:nth=1",
+    ],
+)
 def test_download_survives_truncation_and_errors(fault: str, blob: Path) -> None:
     with loopback.serve() as srv:
+
         async def go() -> tuple[int, bytes]:
             async with client(srv) as c:
                 uri = await c.upload(blob, digest="sha256:x")
@@ -171,6 +191,7 @@ def test_download_survives_truncation_and_errors(fault: str, blob: Path) -> None
 
 def test_slow_download_completes(blob: Path) -> None:
     with loopback.serve(faults=["download:slow:seconds=0.01"]) as srv:
+
         async def go() -> bytes:
             async with client(srv) as c:
                 uri = await c.upload(blob, digest="sha256:y")
@@ -183,6 +204,7 @@ def test_slow_download_completes(blob: Path) -> None:
 
 def test_download_gives_up_when_always_truncated(blob: Path) -> None:
     with loopback.serve() as srv:
+
         async def go() -> None:
             async with client(srv) as c:
                 uri = await c.upload(blob, digest="sha256:z")

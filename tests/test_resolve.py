@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from storyc.media import ffmpeg as media
 from storyc.base.diagnostics import Diagnostics
 from storyc.base.hashing import DigestCache, digest_file
 from storyc.lang.loader import load
+from storyc.media import ffmpeg as media
 from storyc.resolve.model import LocalFile, Project, RemoteFile, SceneOutput
 from storyc.resolve.resolver import frontend, resolve
 from storyc.resolve.templating import Templates
@@ -27,8 +27,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def make(root: Path, files: dict[str, str], samples: dict[str, Path],
-         media_files: tuple[str, ...] = ()) -> Path:
+def make(
+    root: Path, files: dict[str, str], samples: dict[str, Path], media_files: tuple[str, ...] = ()
+) -> Path:
     for rel, text in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,7 @@ def ok(path: Path) -> Project:
 
 
 FILM = {
-    "main.story": '''
+    "main.story": """
 project "Film" { quality = "pro"  aspect = "16:9"  backend = "inference"  jobs = 3
                  base_url = "http://127.0.0.1:8765"  max_cost = 12.5 }
 include "lib/cast.story"
@@ -76,15 +77,21 @@ scene lanterns {
 scene rain { edit = alley  keep_sound = false  prompt = "rain on @alley" }
 scene chase { motion = arrival  prompt = "chase like @arrival"  duration = 10 }
 cut final = [arrival, lanterns, rain, chase]
-''',
-    "lib/cast.story": '''
+""",
+    "lib/cast.story": """
 image lantern "../assets/lantern.png"
 element mei { frontal = "mei.png"  refs = [lantern]  description = "a woman" }
 element robot { frontal = "robot.png" }
-''',
+""",
 }
-FILM_MEDIA = ("assets/market.jpg", "assets/alley.mp4", "assets/extra.png", "assets/lantern.png",
-              "lib/mei.png", "lib/robot.png")
+FILM_MEDIA = (
+    "assets/market.jpg",
+    "assets/alley.mp4",
+    "assets/extra.png",
+    "assets/lantern.png",
+    "lib/mei.png",
+    "lib/robot.png",
+)
 
 
 def test_a_whole_film_resolves(tmp_path: Path, samples: dict[str, Path]) -> None:
@@ -106,7 +113,7 @@ def test_a_whole_film_resolves(tmp_path: Path, samples: dict[str, Path]) -> None
     assert a.prompt == "@mei and @market and @lantern, neon bright night 35mm @mei"
     assert [m.name for m in a.mentions] == ["mei", "market", "lantern", "mei"]
     for m in a.mentions:
-        assert a.prompt[m.start:m.end] == "@" + m.name
+        assert a.prompt[m.start : m.end] == "@" + m.name
     # explicit refs first (inline path, then market), then mentioned-only images
     assert [i.name for i in a.images] == [None, "market", "lantern"]
     assert isinstance(a.images[0].source, LocalFile)
@@ -121,9 +128,13 @@ def test_a_whole_film_resolves(tmp_path: Path, samples: dict[str, Path]) -> None
     assert a.variables == {"mood": "bright", "time": "night"}
 
     lan = p.scenes["lanterns"]
-    assert lan.first_frame is not None and lan.first_frame.source == SceneOutput("arrival", "last_frame")
+    assert lan.first_frame is not None and lan.first_frame.source == SceneOutput(
+        "arrival", "last_frame"
+    )
     assert lan.first_frame.name == "arrival"
-    assert lan.end_frame is not None and lan.end_frame.source == SceneOutput("arrival", "first_frame")
+    assert lan.end_frame is not None and lan.end_frame.source == SceneOutput(
+        "arrival", "first_frame"
+    )
     assert lan.images[0].source == SceneOutput("arrival", "frame", 2.5)
     assert lan.images[1].source == RemoteFile("https://cdn.example.com/x.png", "image")
     assert [e.name for e in lan.elements] == ["robot", "mei"]
@@ -144,29 +155,45 @@ def test_a_whole_film_resolves(tmp_path: Path, samples: dict[str, Path]) -> None
 
 
 def test_mention_spans_point_into_the_source(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story": 'image m "m.png"\nscene s {\n  prompt = """\n    look at\n'
-                    '      @m now\n    """\n}\n'}, samples, ("m.png",))
+    make(
+        tmp_path,
+        {
+            "main.story": 'image m "m.png"\nscene s {\n  prompt = """\n    look at\n'
+            '      @m now\n    """\n}\n'
+        },
+        samples,
+        ("m.png",),
+    )
     project, _, sources = frontend(tmp_path)
     assert project is not None
     (m,) = project.scenes["s"].mentions
     assert (m.span.line, m.span.col) == (5, 7)
-    assert sources.texts["main.story"][m.span.start:m.span.end] == "@m"
+    assert sources.texts["main.story"][m.span.start : m.span.end] == "@m"
 
 
 def test_every_problem_is_reported_in_one_run(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story": '''
+    make(
+        tmp_path,
+        {
+            "main.story": """
 scene a { prompt = "{{ nope }}"  quality = "best"  takes = 0 }
 scene b { prompt = "@ghost"  start = "missing.png"  colour = 1 }
 scene c { start = a  prompt = "ok" }
-'''}, samples)
+"""
+        },
+        samples,
+    )
     project, diags, _ = frontend(tmp_path)
     assert project is not None  # resolution goes on after errors
     assert sorted(d.code for d in diags) == ["E102", "E105", "E106", "E111", "E121", "E123", "E130"]
 
 
 def test_syntax_errors_stop_resolution(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story": 'include "a.story"\nscene x { prompt = "@y" }',
-                    "a.story": "scene y {"}, samples)
+    make(
+        tmp_path,
+        {"main.story": 'include "a.story"\nscene x { prompt = "@y" }', "a.story": "scene y {"},
+        samples,
+    )
     loaded = load(tmp_path)
     diags = Diagnostics()
     assert resolve(loaded, diags) is None
@@ -185,42 +212,58 @@ def test_digest_cache_is_used(tmp_path: Path, samples: dict[str, Path]) -> None:
 
 
 def test_urls_and_base_url(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story": '''
+    make(
+        tmp_path,
+        {
+            "main.story": """
 project "U" { base_url = "https://api.example.com/" }
 image a "https://cdn.example.com/a.jpg"
 scene s { refs = [a]  prompt = "x" }
-'''}, samples)
+"""
+        },
+        samples,
+    )
     p = ok(tmp_path)
     assert p.assets["a"].source == RemoteFile("https://cdn.example.com/a.jpg", "image")
     assert p.settings["base_url"].value == "https://api.example.com"
 
 
 def test_unknown_target_is_reported(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story": 'scene s { prompt = "x"  target = "inference/video-o1@v9" }'},
-         samples)
+    make(
+        tmp_path,
+        {"main.story": 'scene s { prompt = "x"  target = "inference/video-o1@v9" }'},
+        samples,
+    )
     _, diags, _ = frontend(tmp_path)
     assert [d.code for d in diags] == ["E116"]
 
 
 def test_sandbox_blocks_unsafe_templates(tmp_path: Path, samples: dict[str, Path]) -> None:
-    make(tmp_path, {"main.story":
-                    'let s = "x"\nscene a { prompt = "{{ s.__class__.__mro__[1].__subclasses__() }}" }'},
-         samples)
+    make(
+        tmp_path,
+        {
+            "main.story": 'let s = "x"\nscene a { prompt = "{{ s.__class__.__mro__[1].__subclasses__() }}" }'
+        },
+        samples,
+    )
     _, diags, _ = frontend(tmp_path)
     assert [d.code for d in diags] == ["E122"]
 
 
-@pytest.mark.parametrize("source", [
-    "plain text with no template",
-    "a {{ s }} b {{n}} c {{ f }} {{ t }} {{ d.k }}",
-    "{{s}}{{s}}",
-    "x {{ missing }} y",
-    "{{ d.missing }}",
-    "{{ d.items }}",
-    "{% if t %}yes{% endif %} {{ s }}",
-    "{{ true }} {{ s }}",
-    "{{ l }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "plain text with no template",
+        "a {{ s }} b {{n}} c {{ f }} {{ t }} {{ d.k }}",
+        "{{s}}{{s}}",
+        "x {{ missing }} y",
+        "{{ d.missing }}",
+        "{{ d.items }}",
+        "{% if t %}yes{% endif %} {{ s }}",
+        "{{ true }} {{ s }}",
+        "{{ l }}",
+    ],
+)
 def test_template_fast_path_means_what_jinja_means(source: str) -> None:
     variables = {"s": "neon", "n": 3, "f": 2.5, "t": True, "d": {"k": "v"}, "l": ["a", 1]}
     fast = Templates().render(source, variables)
@@ -230,7 +273,9 @@ def test_template_fast_path_means_what_jinja_means(source: str) -> None:
     assert [p.code for p in fast.problems] == [p.code for p in slow.problems]
 
 
-@pytest.mark.parametrize("source", ["{{ 'x' * 1000000000 }}", "{{ [1] * 10**9 }}", "{{ 9 ** 999999 }}"])
+@pytest.mark.parametrize(
+    "source", ["{{ 'x' * 1000000000 }}", "{{ [1] * 10**9 }}", "{{ 9 ** 999999 }}"]
+)
 def test_templates_cannot_build_huge_values(source: str) -> None:
     out = Templates().render(source, {})
     assert out.text is None and [p.code for p in out.problems] == ["E122"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_build_support import STORY, STORY_TAKES, build, make_project
 
-from storyc.media import info as mediainfo
 from storyc.base.hashing import digest_file
-from storyc.state.lockfile import LockFile
+from storyc.media import info as mediainfo
 from storyc.provider import loopback
+from storyc.state.lockfile import LockFile
 from storyc.state.store import Store
 
 TRANSIENT = [
@@ -29,14 +29,14 @@ TRANSIENT = [
 EXTRA = 8
 SOAK_STORY = STORY + "".join(
     f'scene extra{i} {{ prompt = "Extra shot number {i}"  duration = 5  aspect = "1:1" }}\n'
-    for i in range(EXTRA))
+    for i in range(EXTRA)
+)
 TAKES = STORY_TAKES + EXTRA
 
 
 def test_soak_with_transient_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_project(tmp_path / "p", SOAK_STORY)
-    with loopback.serve(latency=0.05, fast_outputs=True, faults=list(TRANSIENT),
-                        seed=7) as server:
+    with loopback.serve(latency=0.05, fast_outputs=True, faults=list(TRANSIENT), seed=7) as server:
         for k, v in server.env.items():
             monkeypatch.setenv(k, v)
         codes = []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from storyc.base.hashing import digest_bytes
-from storyc.state.store import RenderRecord, Store, StoreError, object_name
 from storyc.state.gc import collect
+from storyc.state.store import RenderRecord, Store, StoreError, object_name
 
 
 def _files(root: Path) -> list[Path]:
@@ -98,9 +98,12 @@ def test_gc_keeps_referenced_and_recent(tmp_path: Path) -> None:
     frame = store.put_bytes(b"frame of locked")
     store.record_derived(locked, "last_frame", frame)
     now = time.time()
-    store.record_render(RenderRecord(digest_bytes(b"k1"), recent, "a", 1, "preview", None, None, 5.0, now))
-    store.record_render(RenderRecord(digest_bytes(b"k2"), old, "a", 1, "preview", None, None, 5.0,
-                                     now - 90 * 86400))
+    store.record_render(
+        RenderRecord(digest_bytes(b"k1"), recent, "a", 1, "preview", None, None, 5.0, now)
+    )
+    store.record_render(
+        RenderRecord(digest_bytes(b"k2"), old, "a", 1, "preview", None, None, 5.0, now - 90 * 86400)
+    )
     dry = collect(store, {locked}, keep_days=30, dry_run=True)
     assert sorted(d for d, _ in dry.objects) == sorted([old, stray]) and store.has(old)
     rep = collect(store, {locked}, keep_days=30)
@@ -127,7 +130,6 @@ def test_gc_treats_a_damaged_render_time_as_expired(tmp_path: Path) -> None:
     store = Store(tmp_path / ".storyc")
     out = store.put_bytes(b"render with a hand-edited time")
     key = digest_bytes(b"k3")
-    store.record_render(RenderRecord(key, out, "a", 1, "preview", None, None, 5.0,
-                                     "yesterday"))  # type: ignore[arg-type]
+    store.record_render(RenderRecord(key, out, "a", 1, "preview", None, None, 5.0, "yesterday"))  # type: ignore[arg-type]
     rep = collect(store, set(), keep_days=30)
     assert [d for d, _ in rep.objects] == [out] and store.lookup_render(key) is None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from storyc.media import ffmpeg as media
 from storyc.compiler import compile_project
+from storyc.media import ffmpeg as media
 
 BASE = """
 project "T" { aspect = "16:9" }
@@ -54,10 +54,13 @@ def test_missing_asset_blocks_exactly_the_scenes_that_use_it(tmp_path: Path, ima
 
 def test_error_inside_a_scene_blocks_only_that_scene(tmp_path: Path, images: Path) -> None:
     story = BASE.replace('image gone "missing.png"\n', "").replace(
-        'element ghost { frontal = "missing.png" }\n', "")
+        'element ghost { frontal = "missing.png" }\n', ""
+    )
     story = "\n".join(ln for ln in story.splitlines() if "gone" not in ln and "ghost" not in ln)
-    story = story.replace('scene free { prompt = "A quiet street at night" }',
-                          'scene free { prompt = "A quiet street at night"  quality = "ultra" }')
+    story = story.replace(
+        'scene free { prompt = "A quiet street at night" }',
+        'scene free { prompt = "A quiet street at night"  quality = "ultra" }',
+    )
     story += "\ncut final = [free, uses_mei]\n"
     comp = compile_project(_project(tmp_path, images, story))
     assert set(comp.broken) == {"free"}
@@ -65,16 +68,17 @@ def test_error_inside_a_scene_blocks_only_that_scene(tmp_path: Path, images: Pat
 
 
 def test_error_outside_scenes_blocks_every_scene(tmp_path: Path, images: Path) -> None:
-    story = ('project "T" { aspect = "16:9"  qualty = "std" }\n'
-             'scene a { prompt = "One" }\nscene b { prompt = "Two" }\n')
+    story = (
+        'project "T" { aspect = "16:9"  qualty = "std" }\n'
+        'scene a { prompt = "One" }\nscene b { prompt = "Two" }\n'
+    )
     comp = compile_project(_project(tmp_path, images, story))
     assert comp.requests == {}
     assert set(comp.broken) == {"a", "b"}
 
 
 def test_error_in_a_cut_blocks_nothing(tmp_path: Path, images: Path) -> None:
-    story = ('project "T" { aspect = "16:9" }\n'
-             'scene a { prompt = "One" }\ncut final = [a, nope]\n')
+    story = 'project "T" { aspect = "16:9" }\nscene a { prompt = "One" }\ncut final = [a, nope]\n'
     comp = compile_project(_project(tmp_path, images, story))
     assert comp.has_errors
     assert set(comp.requests) == {"a"}
@@ -82,7 +86,9 @@ def test_error_in_a_cut_blocks_nothing(tmp_path: Path, images: Path) -> None:
 
 def test_no_cascade_from_a_missing_input(tmp_path: Path, images: Path) -> None:
     """A missing start frame must not make the scene look like a text-to-video one."""
-    story = ('project "T" { aspect = "16:9" }\nimage hero "assets/hero.png"\n'
-             'scene extra { start = hero  prompt = "@hero smiles"  duration = 7 }\n')
+    story = (
+        'project "T" { aspect = "16:9" }\nimage hero "assets/hero.png"\n'
+        'scene extra { start = hero  prompt = "@hero smiles"  duration = 7 }\n'
+    )
     comp = compile_project(_project(tmp_path, images, story))
     assert [d.code for d in comp.diagnostics if d.severity != "note"] == ["E130"]

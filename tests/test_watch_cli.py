@@ -26,9 +26,14 @@ scene arrival {
 
 
 def storyc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "storyc", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "storyc", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_no_project_is_an_environment_error(tmp_path: Path) -> None:
@@ -39,12 +44,18 @@ def test_no_project_is_an_environment_error(tmp_path: Path) -> None:
 
 
 def test_paid_rendering_needs_a_key(tmp_path: Path) -> None:
-    (tmp_path / "main.story").write_text(STORY.replace('image market = "assets/market.png"\n',
-                                                       "").replace(" @market", ""), "utf-8")
+    (tmp_path / "main.story").write_text(
+        STORY.replace('image market = "assets/market.png"\n', "").replace(" @market", ""), "utf-8"
+    )
     env = {k: v for k, v in os.environ.items() if k != "INFERENCE_API_KEY"}
-    p = subprocess.Popen([sys.executable, "-m", "storyc", "watch", "--backend", "inference",
-                          "--max-cost", "2"], cwd=tmp_path, text=True, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "storyc", "watch", "--backend", "inference", "--max-cost", "2"],
+        cwd=tmp_path,
+        text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = p.communicate(timeout=WAIT)
     assert p.returncode == 3
     assert "INFERENCE_API_KEY" in err and "Traceback" not in err
@@ -78,6 +89,10 @@ def test_json_events_and_ctrl_c(tmp_path: Path) -> None:
         if p.poll() is None:
             p.kill()
     assert p.returncode == 0, "Ctrl-C between renders is a clean stop"
-    assert events[-1] == {**events[-1], "event": "stopped", "interrupted": True,
-                          "during_build": False}
+    assert events[-1] == {
+        **events[-1],
+        "event": "stopped",
+        "interrupted": True,
+        "during_build": False,
+    }
     assert p.stderr is not None and "Traceback" not in p.stderr.read()

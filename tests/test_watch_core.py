@@ -25,8 +25,7 @@ class Harness:
         self.q: queue.Queue[frozenset[Path]] = queue.Queue()
         self.next_set: list[Path] | None = None
         self.stop = threading.Event()
-        self.watcher = Watcher(root, self._on_change, debounce_ms=debounce_ms,
-                               stop_event=self.stop)
+        self.watcher = Watcher(root, self._on_change, debounce_ms=debounce_ms, stop_event=self.stop)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(watched,), daemon=True)
 
@@ -170,8 +169,7 @@ def test_save_made_before_the_watcher_started_is_delivered(tmp_path: Path) -> No
     time.sleep(0.01)
     story.write_text("b")  # after the caller read the file, before the watcher runs
     h = Harness(tmp_path, [story])
-    h.thread = threading.Thread(target=lambda: h.watcher.run([story], since_ns=since),
-                                daemon=True)
+    h.thread = threading.Thread(target=lambda: h.watcher.run([story], since_ns=since), daemon=True)
     h.thread.start()
     try:
         assert h.get() == {story}

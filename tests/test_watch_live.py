@@ -44,15 +44,29 @@ Event = dict[str, Any]
 
 
 class Live:
-    def __init__(self, root: Path, backend: str, *, max_cost: Decimal | None = None,
-                 yes: bool = False, debounce_ms: int = 60) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backend: str,
+        *,
+        max_cost: Decimal | None = None,
+        yes: bool = False,
+        debounce_ms: int = 60,
+    ) -> None:
         self.root = root
         self.q: queue.Queue[Event] = queue.Queue()
         self.log: list[Event] = []
-        self.wiring = make_wiring(root, backend=backend, target=None, jobs=2,
-                                  max_cost=max_cost, yes=yes)
-        self.session = WatchSession(self.wiring.root, self.wiring, self.q.put,
-                                    debounce_ms=debounce_ms, max_cost=max_cost, yes=yes)
+        self.wiring = make_wiring(
+            root, backend=backend, target=None, jobs=2, max_cost=max_cost, yes=yes
+        )
+        self.session = WatchSession(
+            self.wiring.root,
+            self.wiring,
+            self.q.put,
+            debounce_ms=debounce_ms,
+            max_cost=max_cost,
+            yes=yes,
+        )
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.result: list[object] = []
@@ -137,7 +151,7 @@ def test_edit_a_prompt_shows_the_plan_change(project: Path, live) -> None:
     plan = lv.next("plan")
     # Both still need rendering (nothing was rendered), the total is unchanged.
     assert plan["render"] == ["arrival", "stall"] and plan["delta"] == 0.0
-    save(project / "main.story", MAIN.replace('  duration = 5\n}\n', '  duration = 10\n}\n'))
+    save(project / "main.story", MAIN.replace("  duration = 5\n}\n", "  duration = 10\n}\n"))
     plan = lv.next("plan")
     assert plan["delta"] > 0, "a longer scene costs more"
     waits = [e for e in lv.log if e["event"] == "waiting"]
@@ -201,8 +215,7 @@ def test_burst_of_saves_is_one_recompile_parsing_one_file(project: Path, live) -
     assert lv.wiring.parses() == parses + 1, "only the saved file is parsed again"
 
 
-def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Path,
-                                                                     live) -> None:
+def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Path, live) -> None:
     (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
     lv = live("preview")
     built = lv.next("built")
@@ -227,14 +240,16 @@ def _prompts(server: object) -> list[str]:
 
 
 def test_paid_backend_renders_within_the_session_budget_only(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from storyc.provider import loopback
 
     with loopback.serve(latency=0.3) as server:
         for k, v in server.env.items():
             monkeypatch.setenv(k, v)
-        first = make_wiring(project, backend="inference", target=None, jobs=2, max_cost=None,
-                            yes=False)
+        first = make_wiring(
+            project, backend="inference", target=None, jobs=2, max_cost=None, yes=False
+        )
         budget = sum(c or 0 for c in first.plan(first.compile().comp).costs.values())
         lv = Live(project, "inference", max_cost=budget)  # exactly enough for the first build
         lv.thread.start()
@@ -256,7 +271,8 @@ def test_paid_backend_renders_within_the_session_budget_only(
 
 
 def test_edit_while_a_paid_render_runs_is_queued_not_resent(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from storyc.provider import loopback
 
     (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
@@ -286,9 +302,13 @@ def test_edit_while_a_paid_render_runs_is_queued_not_resent(
 def test_missing_asset_is_noticed_when_it_appears(project: Path, live) -> None:
     lv = live()
     lantern = project / "assets" / "props" / "lantern.png"
-    save(project / "main.story", MAIN.replace(
-        'image market = "assets/market.png"',
-        'image market = "assets/market.png"\nimage lantern = "assets/props/lantern.png"'))
+    save(
+        project / "main.story",
+        MAIN.replace(
+            'image market = "assets/market.png"',
+            'image market = "assets/market.png"\nimage lantern = "assets/props/lantern.png"',
+        ),
+    )
     diag = lv.next("diagnostics")
     assert diag["errors"] >= 1, "the story names an image that does not exist yet"
     lv.next("kept")

@@ -38,8 +38,7 @@ def test_incremental_plan_matches_full_plan(tmp_path: Path) -> None:
     (tmp_path / "assets").mkdir()
     media.make_test_image(tmp_path / "assets" / "market.png", 640, 480, seed=3)
     (tmp_path / "main.story").write_text(STORY, "utf-8")
-    w = make_wiring(tmp_path, backend="inference", target=None, jobs=1, max_cost=None,
-                    yes=False)
+    w = make_wiring(tmp_path, backend="inference", target=None, jobs=1, max_cost=None, yes=False)
     planner = w.pipeline._planner
     w.plan(w.compile().comp)
     assert planner.last_replanned == 3
@@ -70,8 +69,7 @@ def test_damaged_lock_file_refuses_the_build_without_sending(tmp_path: Path) -> 
     (tmp_path / "assets").mkdir()
     media.make_test_image(tmp_path / "assets" / "market.png", 640, 480, seed=3)
     (tmp_path / "main.story").write_text(STORY, "utf-8")
-    w = make_wiring(tmp_path, backend="preview", target=None, jobs=1, max_cost=None,
-                    yes=False)
+    w = make_wiring(tmp_path, backend="preview", target=None, jobs=1, max_cost=None, yes=False)
     comp = w.compile().comp
     (tmp_path / "storyc.lock").write_text("this is [not toml", "utf-8")
     # NotBuilt, not any exception: the session keeps the scenes eligible for the next save

@@ -39,8 +39,15 @@ class TinyPipeline:
                 continue
             name, _ = line.split(":", 1)
             scenes[name.strip()] = hashlib.sha256(line.encode()).hexdigest()
-        return Compiled(scenes, not diags, diags, "\n".join(d["message"] for d in diags),
-                        len(diags), 0, {self.root / "scenes.txt"})
+        return Compiled(
+            scenes,
+            not diags,
+            diags,
+            "\n".join(d["message"] for d in diags),
+            len(diags),
+            0,
+            {self.root / "scenes.txt"},
+        )
 
     def done(self) -> set[str]:
         path = self.root / "done.txt"
@@ -64,12 +71,14 @@ class TinyPipeline:
         return BuildReport(ok, [s for s in scenes if s in self.fail], spent)
 
     def wiring(self) -> Wiring:
-        return Wiring(self.root, self.compile, self.plan, self.build,
-                      "inference" if self.paid else "preview")
+        return Wiring(
+            self.root, self.compile, self.plan, self.build, "inference" if self.paid else "preview"
+        )
 
 
-def session(tmp_path: Path, *, paid: bool = False, **kw: Any) -> tuple[WatchSession, TinyPipeline,
-                                                                        list[dict[str, Any]]]:
+def session(
+    tmp_path: Path, *, paid: bool = False, **kw: Any
+) -> tuple[WatchSession, TinyPipeline, list[dict[str, Any]]]:
     (tmp_path / "scenes.txt").write_text("a: one\nb: two\n")
     pipe = TinyPipeline(tmp_path, paid=paid)
     events: list[dict[str, Any]] = []

@@ -91,8 +91,10 @@ class InferenceBackend:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.client = ProviderClient(
-                api_key=self.options.api_key, base_url=self.options.base_url,
-                uploads=UploadRegistry(self.options.root / ".storyc" / "uploads.json"))
+                api_key=self.options.api_key,
+                base_url=self.options.base_url,
+                uploads=UploadRegistry(self.options.root / ".storyc" / "uploads.json"),
+            )
         except E.ProviderError as exc:
             raise SetupError(str(exc)) from None
 
@@ -115,8 +117,9 @@ class InferenceBackend:
             if inp is None:
                 raise BackendError(f"scene {job.scene!r}: input {path} was not resolved")
             try:
-                uri = await self._c().upload(inp.path, digest=inp.digest,
-                                             content_type=_content_type(inp))
+                uri = await self._c().upload(
+                    inp.path, digest=inp.digest, content_type=_content_type(inp)
+                )
             except (E.MissingKey, E.AuthError) as exc:
                 raise SetupError(str(exc)) from None
             except E.ProviderError as exc:
@@ -144,8 +147,9 @@ class InferenceBackend:
                     continue
                 where = f" (field {exc.field})" if exc.field else ""
                 words = exc.detail or str(exc)  # the provider's own words, once
-                raise TaskFailed(f"the provider rejected the request{where}: {words}",
-                                 retryable=False) from None
+                raise TaskFailed(
+                    f"the provider rejected the request{where}: {words}", retryable=False
+                ) from None
             except (E.MissingKey, E.AuthError) as exc:
                 raise SetupError(str(exc)) from None
             except E.BalanceError as exc:
@@ -165,9 +169,12 @@ class InferenceBackend:
             on_status(task.status_name)
 
         try:
-            task = await client.follow(task_id, deadline=self.options.deadline,
-                                       poll_interval=self.options.poll_interval,
-                                       on_status=status)
+            task = await client.follow(
+                task_id,
+                deadline=self.options.deadline,
+                poll_interval=self.options.poll_interval,
+                on_status=status,
+            )
         except E.TaskRejected as exc:
             raise TaskFailed(str(exc), retryable=False, stop_all=True) from None
         except (E.TaskFailed, E.TaskCancelled) as exc:
@@ -183,8 +190,9 @@ class InferenceBackend:
         on_status("downloading")
         digest = await self._download(url)
         if digest is None:
-            raise BackendError(f"could not download the output of task {task_id}; "
-                               "the next build fetches it again")
+            raise BackendError(
+                f"could not download the output of task {task_id}; the next build fetches it again"
+            )
         seconds = _seconds(task.output)
         return Finished(digest=digest, task_id=task_id, url=url, billed=None, duration=seconds)
 

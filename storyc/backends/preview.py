@@ -19,8 +19,9 @@ import os
 import tempfile
 from typing import Any
 
-from storyc.media import ffmpeg as media, info as mediainfo
 from storyc.backends import BackendError, BackendOptions, Finished, Job, LocalInput, StatusCallback
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
 
 ASPECTS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
 DEFAULT_DURATION = 5.0
@@ -43,7 +44,8 @@ def preview_arguments(job: Job) -> dict[str, Any]:
     first = _one(job, "image")
     end = _one(job, "end_image")
     refs = [
-        job.inputs[p].path for p in sorted(job.inputs, key=_list_order)
+        job.inputs[p].path
+        for p in sorted(job.inputs, key=_list_order)
         if p.startswith("reference_images[")
     ]
     video = _one(job, "reference_video")
@@ -120,8 +122,9 @@ class PreviewBackend:
 
     async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished:
         digest = task_id.removeprefix("preview:")
-        return Finished(digest=digest, task_id=None, url=None, billed=None,
-                        duration=self._durations.get(digest))
+        return Finished(
+            digest=digest, task_id=None, url=None, billed=None, duration=self._durations.get(digest)
+        )
 
     async def refetch(self, url: str) -> str | None:
         return None  # previews have no URL; re-rendering one is free

@@ -92,18 +92,31 @@ class Diagnostics:
             self._seen.add(diag)
             self.items.append(diag)
 
-    def error(self, code: str, message: str, span: Span | None = None, *,
-              hint: str | None = None,
-              notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span | None = None,
+        *,
+        hint: str | None = None,
+        notes: tuple[tuple[str, Span | None], ...] = (),
+    ) -> None:
         self.add(Diagnostic(code, Severity.ERROR, message, span, hint, notes))
 
-    def warning(self, code: str, message: str, span: Span | None = None, *,
-                hint: str | None = None,
-                notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
+    def warning(
+        self,
+        code: str,
+        message: str,
+        span: Span | None = None,
+        *,
+        hint: str | None = None,
+        notes: tuple[tuple[str, Span | None], ...] = (),
+    ) -> None:
         self.add(Diagnostic(code, Severity.WARNING, message, span, hint, notes))
 
-    def note(self, code: str, message: str, span: Span | None = None, *,
-             hint: str | None = None) -> None:
+    def note(
+        self, code: str, message: str, span: Span | None = None, *, hint: str | None = None
+    ) -> None:
         self.add(Diagnostic(code, Severity.NOTE, message, span, hint))
 
     def extend(self, diags: Iterable[Diagnostic]) -> None:

@@ -132,7 +132,9 @@ class DigestCache:
                 self._dirty = True
         return dig
 
-    def digest_many(self, abs_paths: Iterable[str], *, workers: int | None = None) -> dict[str, str]:
+    def digest_many(
+        self, abs_paths: Iterable[str], *, workers: int | None = None
+    ) -> dict[str, str]:
         """Digests of many files; cache misses are hashed on `workers` threads."""
         out: dict[str, str] = {}
         misses: list[tuple[str, os.stat_result]] = []

@@ -54,13 +54,13 @@ def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
         out.append((scene.end_frame, "end frame"))
     out.extend((img, "reference image") for img in scene.images)
     if scene.video:
-        out.append((scene.video.input, "edited video" if scene.video.mode == "base"
-                    else "reference video"))
+        out.append(
+            (scene.video.input, "edited video" if scene.video.mode == "base" else "reference video")
+        )
     for use in scene.elements:
         element = project.elements.get(use.name)
         if element is not None:
-            out.extend((inp, f"element {element.name}") for inp in (element.frontal,
-                                                                    *element.refs))
+            out.extend((inp, f"element {element.name}") for inp in (element.frontal, *element.refs))
     return out
 
 
@@ -76,27 +76,39 @@ def build(project: Project, diags: Diagnostics | None = None) -> Graph:
             src = inp.source
             if isinstance(src, SceneOutput):
                 if src.scene not in project.scenes:
-                    diags.error("E241", f"scene `{scene.name}` uses the output of `{src.scene}`, "
-                                "which is not a scene", inp.span)
+                    diags.error(
+                        "E241",
+                        f"scene `{scene.name}` uses the output of `{src.scene}`, "
+                        "which is not a scene",
+                        inp.span,
+                    )
                     continue
                 edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
             elif inp.name and not role.startswith("element "):
                 leaf = (src.kind, inp.name)
                 if leaf not in mine:
                     mine.append(leaf)
-        mine.extend(("element", use.name) for use in scene.elements
-                    if ("element", use.name) not in mine)
+        mine.extend(
+            ("element", use.name) for use in scene.elements if ("element", use.name) not in mine
+        )
         leaves[scene.name] = mine
     order = _order(names, edges)
     # Kahn's order leaves out exactly the scenes in or behind a cycle: no need to look for
     # cycles when every scene made it.
     cycles = _cycles(names, edges) if len(order) < len(names) else []
     for cycle in cycles:
-        first = next(e for e in edges if e.dst == cycle[1 % len(cycle)] and e.src == cycle[0]
-                     ) if len(cycle) > 1 else next(e for e in edges if e.src == e.dst == cycle[0])
+        first = (
+            next(e for e in edges if e.dst == cycle[1 % len(cycle)] and e.src == cycle[0])
+            if len(cycle) > 1
+            else next(e for e in edges if e.src == e.dst == cycle[0])
+        )
         path = " → ".join([*cycle, cycle[0]])
-        diags.error("E240", f"dependency cycle: {path}", first.span,
-                    hint="a scene cannot start from its own output, directly or through others")
+        diags.error(
+            "E240",
+            f"dependency cycle: {path}",
+            first.span,
+            hint="a scene cannot start from its own output, directly or through others",
+        )
     return Graph(names, edges, order, cycles, leaves)
 
 
@@ -218,17 +230,25 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
     in_cut: set[str] = set()
     for cut in project.cuts.values():
         if not cut.scenes:
-            diags.warning("W242", f"cut `{cut.name}` is empty", cut.span,
-                          hint="list the scenes it plays, e.g. `cut final = [intro, outro]`")
+            diags.warning(
+                "W242",
+                f"cut `{cut.name}` is empty",
+                cut.span,
+                hint="list the scenes it plays, e.g. `cut final = [intro, outro]`",
+            )
         seen: dict[str, Span] = {}
         for name, span in cut.scenes:
             if name not in project.scenes:
                 diags.error("E244", f"cut `{cut.name}` names `{name}`, which is not a scene", span)
                 continue
             if name in seen:
-                diags.warning("W243", f"scene `{name}` appears more than once in cut "
-                              f"`{cut.name}`", span, notes=(("first here", seen[name]),),
-                              hint="fine for a reprise; otherwise remove the repeat")
+                diags.warning(
+                    "W243",
+                    f"scene `{name}` appears more than once in cut `{cut.name}`",
+                    span,
+                    notes=(("first here", seen[name]),),
+                    hint="fine for a reprise; otherwise remove the repeat",
+                )
             seen.setdefault(name, span)
             in_cut.add(name)
     if not project.cuts:
@@ -236,8 +256,14 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
     used = {e.src for e in graph.edges}
     for scene in project.scenes.values():
         if scene.name not in in_cut and scene.name not in used:
-            diags.add(Diagnostic("W245", Severity.NOTE, f"scene `{scene.name}` is in no cut "
-                                 "and no other scene uses it", scene.span))
+            diags.add(
+                Diagnostic(
+                    "W245",
+                    Severity.NOTE,
+                    f"scene `{scene.name}` is in no cut and no other scene uses it",
+                    scene.span,
+                )
+            )
 
 
 # -- renderers ----------------------------------------------------------------------------

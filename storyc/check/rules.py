@@ -90,14 +90,21 @@ def check_scene(scene: Scene, project: Project, diags: Diagnostics) -> None:
 
 def _check_frames(scene: Scene, mode: str, diags: Diagnostics) -> None:
     if scene.end_frame is not None and scene.first_frame is None:
-        diags.error("E201", f"scene `{scene.name}` has an end frame but no first frame",
-                    scene.end_frame.span,
-                    hint="add `start = ...` (the provider needs `image` whenever `end_image` is set)")
+        diags.error(
+            "E201",
+            f"scene `{scene.name}` has an end frame but no first frame",
+            scene.end_frame.span,
+            hint="add `start = ...` (the provider needs `image` whenever `end_image` is set)",
+        )
     if mode == EDIT:
         for inp, what in ((scene.first_frame, "first frame"), (scene.end_frame, "end frame")):
             if inp is not None:
-                diags.error("E207", f"base editing cannot be combined with a {what}", inp.span,
-                            hint="edit the video alone, or use it as a `video =` reference")
+                diags.error(
+                    "E207",
+                    f"base editing cannot be combined with a {what}",
+                    inp.span,
+                    hint="edit the video alone, or use it as a `video =` reference",
+                )
 
 
 def _check_kinds(scene: Scene, diags: Diagnostics) -> None:
@@ -113,8 +120,12 @@ def _check_kinds(scene: Scene, diags: Diagnostics) -> None:
         got = inp.source.kind
         if got != want:
             label = f"`{inp.name}`" if inp.name else "this input"
-            diags.error("E203", f"{label} is {'an' if got == 'image' else 'a'} {got}, "
-                        f"but {role} must be {'an' if want == 'image' else 'a'} {want}", inp.span)
+            diags.error(
+                "E203",
+                f"{label} is {'an' if got == 'image' else 'a'} {got}, "
+                f"but {role} must be {'an' if want == 'image' else 'a'} {want}",
+                inp.span,
+            )
 
 
 def _check_references(scene: Scene, project: Project, diags: Diagnostics) -> None:
@@ -122,15 +133,23 @@ def _check_references(scene: Scene, project: Project, diags: Diagnostics) -> Non
     limit = MAX_REFERENCES_WITH_VIDEO if scene.video is not None else MAX_REFERENCES
     if n_images + n_elements > limit:
         with_video = " with a reference video" if scene.video is not None else ""
-        diags.error("E202", f"scene `{scene.name}` uses {n_images} reference image(s) and "
-                    f"{n_elements} element(s); at most {limit} together{with_video}",
-                    scene.span, hint="drop some references, or split the shot into two scenes")
+        diags.error(
+            "E202",
+            f"scene `{scene.name}` uses {n_images} reference image(s) and "
+            f"{n_elements} element(s); at most {limit} together{with_video}",
+            scene.span,
+            hint="drop some references, or split the shot into two scenes",
+        )
     for use in scene.elements:
         element = project.elements.get(use.name)
         if element is not None and len(element.refs) > MAX_ELEMENT_REFS:
-            diags.error("E220", f"element `{element.name}` has {len(element.refs)} extra angles; "
-                        f"at most {MAX_ELEMENT_REFS}", element.span,
-                        hint="keep the frontal image and up to three more angles")
+            diags.error(
+                "E220",
+                f"element `{element.name}` has {len(element.refs)} extra angles; "
+                f"at most {MAX_ELEMENT_REFS}",
+                element.span,
+                hint="keep the frontal image and up to three more angles",
+            )
 
 
 def _check_duration(scene: Scene, mode: str, diags: Diagnostics) -> None:
@@ -139,44 +158,77 @@ def _check_duration(scene: Scene, mode: str, diags: Diagnostics) -> None:
         return
     if mode == EDIT:
         if dur.origin in ("scene", "style"):
-            diags.warning("W206", "duration is ignored when editing a video: the result is as "
-                          "long as the input video", dur.span,
-                          hint="remove `duration` from this scene")
+            diags.warning(
+                "W206",
+                "duration is ignored when editing a video: the result is as "
+                "long as the input video",
+                dur.span,
+                hint="remove `duration` from this scene",
+            )
         return
     value = dur.value
-    if isinstance(value, bool) or not isinstance(value, int) or not (
-            DURATION_MIN <= value <= DURATION_MAX):
-        diags.error("E204", f"duration must be a whole number of seconds from {DURATION_MIN} "
-                    f"to {DURATION_MAX}, not {value!r}", dur.span)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (DURATION_MIN <= value <= DURATION_MAX)
+    ):
+        diags.error(
+            "E204",
+            f"duration must be a whole number of seconds from {DURATION_MIN} "
+            f"to {DURATION_MAX}, not {value!r}",
+            dur.span,
+        )
         return
     if mode in (TEXT_TO_VIDEO, IMAGE_TO_VIDEO, START_END) and value not in STRICT_DURATIONS:
-        diags.error("E205", f"{'an' if mode[0] in 'aeiou' else 'a'} {mode} scene can last 5 or 10 seconds, not {value}", dur.span,
-                    hint="any length from 3 to 10 s needs reference images, elements or a "
-                    "reference video")
+        diags.error(
+            "E205",
+            f"{'an' if mode[0] in 'aeiou' else 'a'} {mode} scene can last 5 or 10 seconds, not {value}",
+            dur.span,
+            hint="any length from 3 to 10 s needs reference images, elements or a reference video",
+        )
 
 
 def _check_aspect(scene: Scene, mode: str, diags: Diagnostics) -> None:
     aspect = scene.aspect
     if needs_aspect(scene):
         if aspect is None:
-            diags.error("E208", f"scene `{scene.name}` needs an aspect ratio ({mode})",
-                        scene.span, hint='set `aspect = "16:9"` on the scene or the project')
+            diags.error(
+                "E208",
+                f"scene `{scene.name}` needs an aspect ratio ({mode})",
+                scene.span,
+                hint='set `aspect = "16:9"` on the scene or the project',
+            )
         elif aspect.origin not in ("scene",):
             notes = ((f"{aspect.value} was written here", aspect.span),) if aspect.span else ()
-            diags.add(Diagnostic("W210", Severity.NOTE,
-                                 f"aspect ratio {aspect.value} taken from {where_from(aspect)}",
-                                 scene.span, None, notes))
+            diags.add(
+                Diagnostic(
+                    "W210",
+                    Severity.NOTE,
+                    f"aspect ratio {aspect.value} taken from {where_from(aspect)}",
+                    scene.span,
+                    None,
+                    notes,
+                )
+            )
         return
     if aspect is not None and aspect.origin in ("scene", "style"):
         why = "the video being edited" if mode == EDIT else "the first frame"
-        diags.warning("W209", f"aspect ratio is ignored here: {why} decides the shape",
-                      aspect.span, hint="remove `aspect` from this scene")
+        diags.warning(
+            "W209",
+            f"aspect ratio is ignored here: {why} decides the shape",
+            aspect.span,
+            hint="remove `aspect` from this scene",
+        )
 
 
 def _check_prompt(scene: Scene, diags: Diagnostics) -> None:
     if not scene.prompt.strip():
-        diags.error("E212", f"scene `{scene.name}` has an empty prompt", scene.prompt_span,
-                    hint="the provider requires a prompt, even when editing")
+        diags.error(
+            "E212",
+            f"scene `{scene.name}` has an empty prompt",
+            scene.prompt_span,
+            hint="the provider requires a prompt, even when editing",
+        )
 
 
 def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
@@ -195,13 +247,20 @@ def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
             unmentioned.append((inp.name, inp.span, "reference video"))
     for name, span, role in unmentioned:
         if name is None:
-            diags.warning("W211", f"this {role} cannot be mentioned in the prompt: it has no "
-                          "name", span, hint="declare it as an asset and write `@name` in the "
-                          "prompt, so the model knows what it is for")
+            diags.warning(
+                "W211",
+                f"this {role} cannot be mentioned in the prompt: it has no name",
+                span,
+                hint="declare it as an asset and write `@name` in the "
+                "prompt, so the model knows what it is for",
+            )
         else:
-            diags.warning("W211", f"{role} `{name}` is never mentioned in the prompt of "
-                          f"`{scene.name}`", span,
-                          hint=f"say what it is for, e.g. \"... @{name} ...\"")
+            diags.warning(
+                "W211",
+                f"{role} `{name}` is never mentioned in the prompt of `{scene.name}`",
+                span,
+                hint=f'say what it is for, e.g. "... @{name} ..."',
+            )
 
 
 def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
@@ -213,8 +272,12 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
             if isinstance(inp.source, LocalFile):
                 yield inp.source, inp.span
     for scene in project.scenes.values():
-        inputs = [scene.first_frame, scene.end_frame, *scene.images,
-                  scene.video.input if scene.video else None]
+        inputs = [
+            scene.first_frame,
+            scene.end_frame,
+            *scene.images,
+            scene.video.input if scene.video else None,
+        ]
         for inp in inputs:
             if inp is not None and isinstance(inp.source, LocalFile):
                 yield inp.source, inp.span
@@ -231,8 +294,12 @@ def check_media(project: Project, diags: Diagnostics) -> None:
         # built without it.
         limit = MAX_BYTES[f.kind]
         if f.size > limit:
-            diags.error("E218", f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
-                        f"{limit // (1024 * 1024)} MB", span)
+            diags.error(
+                "E218",
+                f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
+                f"{limit // (1024 * 1024)} MB",
+                span,
+            )
         if f.kind == "image":
             _check_image(f, span, diags)
         else:
@@ -244,17 +311,28 @@ def _check_image(f: LocalFile, span: Span, diags: Diagnostics) -> None:
     if info is None:
         return
     if info.format not in IMAGE_FORMATS:
-        diags.error("E219", f"{f.path} is a {info.format.upper()} image; the provider takes "
-                    "JPEG or PNG", span, hint="convert it to PNG or JPEG")
+        diags.error(
+            "E219",
+            f"{f.path} is a {info.format.upper()} image; the provider takes JPEG or PNG",
+            span,
+            hint="convert it to PNG or JPEG",
+        )
     if info.width and info.height:
         w, h = info.width, info.height
         if min(w, h) < IMAGE_MIN_PX:
-            diags.error("E213", f"{f.path} is {w}×{h} px; images need at least "
-                        f"{IMAGE_MIN_PX} px on each side", span)
+            diags.error(
+                "E213",
+                f"{f.path} is {w}×{h} px; images need at least {IMAGE_MIN_PX} px on each side",
+                span,
+            )
         if max(w, h) / min(w, h) > IMAGE_MAX_RATIO:
-            diags.error("E214", f"{f.path} is {w}×{h} px, {max(w, h) / min(w, h):.2f}:1; the "
-                        "aspect ratio must lie between 1:2.5 and 2.5:1", span,
-                        hint="crop the image")
+            diags.error(
+                "E214",
+                f"{f.path} is {w}×{h} px, {max(w, h) / min(w, h):.2f}:1; the "
+                "aspect ratio must lie between 1:2.5 and 2.5:1",
+                span,
+                hint="crop the image",
+            )
 
 
 def _check_video(f: LocalFile, span: Span, diags: Diagnostics) -> None:
@@ -262,17 +340,34 @@ def _check_video(f: LocalFile, span: Span, diags: Diagnostics) -> None:
     if info is None:
         return
     if info.format not in VIDEO_FORMATS:
-        diags.error("E219", f"{f.path} is a {info.format.upper()} file; the provider takes "
-                    "MP4 or MOV videos", span)
+        diags.error(
+            "E219",
+            f"{f.path} is a {info.format.upper()} file; the provider takes MP4 or MOV videos",
+            span,
+        )
     if info.duration is not None and not (
-            DURATION_MIN - 0.05 <= info.duration <= DURATION_MAX + 0.05):
-        diags.error("E215", f"{f.path} lasts {info.duration:.2f} s; reference videos must "
-                    f"last {DURATION_MIN}–{DURATION_MAX} s", span, hint="trim the video")
+        DURATION_MIN - 0.05 <= info.duration <= DURATION_MAX + 0.05
+    ):
+        diags.error(
+            "E215",
+            f"{f.path} lasts {info.duration:.2f} s; reference videos must "
+            f"last {DURATION_MIN}–{DURATION_MAX} s",
+            span,
+            hint="trim the video",
+        )
     if info.width and info.height:
         w, h = info.width, info.height
         if not (min(w, h) >= VIDEO_MIN_PX and max(w, h) <= VIDEO_MAX_PX):
-            diags.error("E216", f"{f.path} is {w}×{h} px; width and height must lie between "
-                        f"{VIDEO_MIN_PX} and {VIDEO_MAX_PX} px", span)
+            diags.error(
+                "E216",
+                f"{f.path} is {w}×{h} px; width and height must lie between "
+                f"{VIDEO_MIN_PX} and {VIDEO_MAX_PX} px",
+                span,
+            )
     if info.fps is not None and not (VIDEO_MIN_FPS - 0.01 <= info.fps <= VIDEO_MAX_FPS + 0.01):
-        diags.error("E217", f"{f.path} runs at {info.fps:g} fps; reference videos need "
-                    f"{VIDEO_MIN_FPS:g}–{VIDEO_MAX_FPS:g} fps", span)
+        diags.error(
+            "E217",
+            f"{f.path} runs at {info.fps:g} fps; reference videos need "
+            f"{VIDEO_MIN_FPS:g}–{VIDEO_MAX_FPS:g} fps",
+            span,
+        )

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Diagnostic
+from storyc.lang import ast
 
 # Errors that are about the command line, not the story.
 _NOT_STORY = frozenset({"E246"})

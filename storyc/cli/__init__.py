@@ -44,10 +44,17 @@ COMMAND_MODULES = (
 # Which module registers each command, so a run imports only the one it needs: start-up
 # time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
 COMMANDS = {
-    "init": "storyc.cli.lang", "check": "storyc.cli.lang", "compile": "storyc.cli.lang",
-    "graph": "storyc.cli.lang", "plan": "storyc.cli.plan", "why": "storyc.cli.plan",
-    "gc": "storyc.cli.plan", "build": "storyc.cli.build", "pick": "storyc.cli.build",
-    "watch": "storyc.cli.watch", "provider": "storyc.cli.provider",
+    "init": "storyc.cli.lang",
+    "check": "storyc.cli.lang",
+    "compile": "storyc.cli.lang",
+    "graph": "storyc.cli.lang",
+    "plan": "storyc.cli.plan",
+    "why": "storyc.cli.plan",
+    "gc": "storyc.cli.plan",
+    "build": "storyc.cli.build",
+    "pick": "storyc.cli.build",
+    "watch": "storyc.cli.watch",
+    "provider": "storyc.cli.provider",
 }
 
 EPILOG = """\

@@ -57,40 +57,73 @@ def positive(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "build", help="render what changed (preview by default; no key needed)",
+        "build",
+        help="render what changed (preview by default; no key needed)",
         description="Render every scene whose request changed, in dependency order. "
-                    "Outputs land in the store and under renders/<scene>.mp4.",
+        "Outputs land in the store and under renders/<scene>.mp4.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  storyc build\n  storyc build --scene arrival --jobs 2\n"
-               "  storyc build --backend inference --max-cost 5 --yes\n")
+        "  storyc build --backend inference --max-cost 5 --yes\n",
+    )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry file")
-    p.add_argument("--backend", choices=("preview", "inference"),
-                   help="preview (free, local ffmpeg animatics; default) or inference (paid)")
+    p.add_argument(
+        "--backend",
+        choices=("preview", "inference"),
+        help="preview (free, local ffmpeg animatics; default) or inference (paid)",
+    )
     p.add_argument("--target", help="compile every scene for this target")
-    p.add_argument("--scene", action="append", dest="scenes", metavar="SCENE",
-                   help="build only this scene and what it uses (repeatable)")
+    p.add_argument(
+        "--scene",
+        action="append",
+        dest="scenes",
+        metavar="SCENE",
+        help="build only this scene and what it uses (repeatable)",
+    )
     p.add_argument("--jobs", "-j", type=positive, help="scenes in flight at once (default 4)")
-    p.add_argument("--max-cost", type=money, metavar="USD",
-                   help="stop submitting before the cost of this build would exceed USD "
-                        "(work in flight counts)")
-    p.add_argument("--yes", "-y", action="store_true",
-                   help="consent to the paid plan without asking (for CI)")
+    p.add_argument(
+        "--max-cost",
+        type=money,
+        metavar="USD",
+        help="stop submitting before the cost of this build would exceed USD "
+        "(work in flight counts)",
+    )
+    p.add_argument(
+        "--yes", "-y", action="store_true", help="consent to the paid plan without asking (for CI)"
+    )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    p.add_argument("--resubmit-unknown", action="store_true",
-                   help="send again requests whose earlier attempt has an unknown fate "
-                        "(may pay twice)")
-    p.add_argument("--base-url", help="provider base URL (default: INFERENCE_BASE_URL, "
-                                      "the project's base_url, or inference.sh)")
-    p.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for another build of this project to finish")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="re-submit a task the provider failed at most N times (default 2)")
+    p.add_argument(
+        "--resubmit-unknown",
+        action="store_true",
+        help="send again requests whose earlier attempt has an unknown fate (may pay twice)",
+    )
+    p.add_argument(
+        "--base-url",
+        help="provider base URL (default: INFERENCE_BASE_URL, "
+        "the project's base_url, or inference.sh)",
+    )
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for another build of this project to finish",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="re-submit a task the provider failed at most N times (default 2)",
+    )
     p.add_argument("--poll-interval", type=float, default=2.0, help=argparse.SUPPRESS)
     p.set_defaults(func=run_build)
 
-    q = sub.add_parser("pick", help="choose which take of a scene is used",
-                       description="Record in storyc.lock which take of SCENE is the one "
-                                   "used by renders/<scene>.mp4 and by the scenes that use it.")
+    q = sub.add_parser(
+        "pick",
+        help="choose which take of a scene is used",
+        description="Record in storyc.lock which take of SCENE is the one "
+        "used by renders/<scene>.mp4 and by the scenes that use it.",
+    )
     q.add_argument("scene")
     q.add_argument("take", type=positive)
     q.add_argument("path", nargs="?", default=".", help="project directory or entry file")
@@ -111,8 +144,8 @@ def run_build(args: argparse.Namespace) -> int:
 def run_pick(args: argparse.Namespace) -> int:
     from pathlib import Path  # not at the top: a fast no-op build never needs it
 
-    from storyc.build.session import find_root
     from storyc.build.effects import link_picked
+    from storyc.build.session import find_root
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.store import Store
 
@@ -128,24 +161,32 @@ def run_pick(args: argparse.Namespace) -> int:
     entry = lock.scenes.get(args.scene)
     if entry is None:
         known = ", ".join(sorted(lock.scenes)) or "none yet; run storyc build"
-        print(f"error: scene {args.scene!r} has no renders in storyc.lock (scenes: {known})",
-              file=sys.stderr)
+        print(
+            f"error: scene {args.scene!r} has no renders in storyc.lock (scenes: {known})",
+            file=sys.stderr,
+        )
         return ExitCode.FAILED
     take = entry.take(args.take)
     if take is None or not take.output:
         have = ", ".join(str(t.take) for t in entry.takes if t.output) or "none"
-        print(f"error: scene {args.scene!r} has no take {args.take} (takes: {have})",
-              file=sys.stderr)
+        print(
+            f"error: scene {args.scene!r} has no take {args.take} (takes: {have})", file=sys.stderr
+        )
         return ExitCode.FAILED
     store = Store.for_project(root)
     if not link_picked(root, store, args.scene, take.output):
-        print(f"error: the output of take {args.take} is not in the store; run storyc build "
-              "to fetch it again", file=sys.stderr)
+        print(
+            f"error: the output of take {args.take} is not in the store; run storyc build "
+            "to fetch it again",
+            file=sys.stderr,
+        )
         return ExitCode.FAILED
     if entry.picked != args.take:
         entry.picked = args.take
         lock.save(LockFile.path_for(root))
     store.save()
-    print(f"{args.scene}: take {args.take} picked (renders/{args.scene}.mp4); scenes that use "
-          f"{args.scene} will render again on the next build")
+    print(
+        f"{args.scene}: take {args.take} picked (renders/{args.scene}.mp4); scenes that use "
+        f"{args.scene} will render again on the next build"
+    )
     return ExitCode.OK

@@ -20,11 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc.check import graph as graph_mod
 from storyc import targets
+from storyc.base.diagnostics import Severity, dumps_json, render_all
+from storyc.check import graph as graph_mod
 from storyc.cli import ExitCode, project_digests
 from storyc.compiler import Compilation, compile_project
-from storyc.base.diagnostics import Severity, dumps_json, render_all
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -57,36 +57,60 @@ examples:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("init", help="start a new project", epilog=INIT_EPILOG,
-                       formatter_class=FMT, description="Create main.story and a .gitignore.")
+    p = sub.add_parser(
+        "init",
+        help="start a new project",
+        epilog=INIT_EPILOG,
+        formatter_class=FMT,
+        description="Create main.story and a .gitignore.",
+    )
     p.add_argument("dir", nargs="?", default=".", metavar="DIR")
     p.add_argument("--name", help="project name (default: from the directory name)")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("check", help="validate the project", epilog=CHECK_EPILOG,
-                       formatter_class=FMT,
-                       description="Load, resolve, check the model's rules and lower every "
-                       "scene; report every problem.")
+    p = sub.add_parser(
+        "check",
+        help="validate the project",
+        epilog=CHECK_EPILOG,
+        formatter_class=FMT,
+        description="Load, resolve, check the model's rules and lower every "
+        "scene; report every problem.",
+    )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--notes", action="store_true",
-                   help="also show notes (where inherited values came from, how a target "
-                   "lowered the scene); `compile` always shows them")
+    p.add_argument(
+        "--notes",
+        action="store_true",
+        help="also show notes (where inherited values came from, how a target "
+        "lowered the scene); `compile` always shows them",
+    )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("compile", help="show each scene's resolved prompt and request",
-                       epilog=COMPILE_EPILOG, formatter_class=FMT,
-                       description="Show, for each scene in dependency order, the resolved "
-                       "prompt, the exact input object and the lowering notes.")
+    p = sub.add_parser(
+        "compile",
+        help="show each scene's resolved prompt and request",
+        epilog=COMPILE_EPILOG,
+        formatter_class=FMT,
+        description="Show, for each scene in dependency order, the resolved "
+        "prompt, the exact input object and the lowering notes.",
+    )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
-    p.add_argument("--target", metavar="T", help="override every scene's target "
-                   f"(known: {', '.join(targets.names())})")
+    p.add_argument(
+        "--target",
+        metavar="T",
+        help=f"override every scene's target (known: {', '.join(targets.names())})",
+    )
     p.add_argument("--scene", action="append", metavar="S", help="only this scene (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("graph", help="show the scene dependency graph", epilog=GRAPH_EPILOG,
-                       formatter_class=FMT, description="Which scene starts from which.")
+    p = sub.add_parser(
+        "graph",
+        help="show the scene dependency graph",
+        epilog=GRAPH_EPILOG,
+        formatter_class=FMT,
+        description="Which scene starts from which.",
+    )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--format", choices=tuple(graph_mod.RENDERERS), default="text")
     p.add_argument("--assets", action="store_true", help="also show assets and elements")
@@ -135,6 +159,7 @@ def _compile(path: str, **options: Any) -> Compilation:
 
 # -- commands -----------------------------------------------------------------------------
 
+
 def cmd_check(args: argparse.Namespace) -> int:
     comp = _compile(args.path)
     if args.format == "json":
@@ -147,17 +172,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     if comp.found and not comp.has_errors and comp.project is not None:
         n = len(comp.project.scenes)
         hidden = sum(1 for d in comp.diagnostics if d.severity is Severity.NOTE)
-        more = f" ({hidden} note{'' if hidden == 1 else 's'}: --notes)" if hidden and \
-            not args.notes else ""
-        print(f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
-              f"{len(comp.requests)} ready to render{more}")
+        more = (
+            f" ({hidden} note{'' if hidden == 1 else 's'}: --notes)"
+            if hidden and not args.notes
+            else ""
+        )
+        print(
+            f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
+            f"{len(comp.requests)} ready to render{more}"
+        )
     return _status(comp)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     if args.target is not None and args.target not in targets.names():
-        print(f"storyc compile: unknown target {args.target!r} "
-              f"(known: {', '.join(targets.names())})", file=sys.stderr)
+        print(
+            f"storyc compile: unknown target {args.target!r} (known: {', '.join(targets.names())})",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     comp = _compile(args.path, target=args.target, scenes=args.scene)
     if args.json:
@@ -168,16 +200,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for name in comp.order:
         req = comp.requests.get(name)
         if req is None:
-            why = (f"it uses the output of `{comp.blocked[name]}`, which cannot be built"
-                   if name in comp.blocked else "see the errors above")
+            why = (
+                f"it uses the output of `{comp.blocked[name]}`, which cannot be built"
+                if name in comp.blocked
+                else "see the errors above"
+            )
             blocks.append(f"── {name}: not compiled ({why})")
             continue
         dur = "length of the input video" if req.duration is None else f"{req.duration} s"
-        lines = [f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
-                 f"{f' · {req.takes} takes' if req.takes != 1 else ''}]",
-                 "prompt:", *(f"  {ln}" for ln in req.prompt.splitlines() or [""]),
-                 "input:", *(f"  {ln}" for ln in json.dumps(
-                     req.input, indent=2, ensure_ascii=False).splitlines())]
+        lines = [
+            f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
+            f"{f' · {req.takes} takes' if req.takes != 1 else ''}]",
+            "prompt:",
+            *(f"  {ln}" for ln in req.prompt.splitlines() or [""]),
+            "input:",
+            *(f"  {ln}" for ln in json.dumps(req.input, indent=2, ensure_ascii=False).splitlines()),
+        ]
         if req.notes:
             lines.append("notes:")
             lines.extend(f"  - {n}" for n in req.notes)
@@ -204,7 +242,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 # -- init ---------------------------------------------------------------------------------
 
-INIT_STORY = '''\
+INIT_STORY = """\
 # {name}: a storyc project. `storyc check` validates it, `storyc compile` shows
 # what each scene will send, `storyc build` renders it (a local preview, no key needed).
 
@@ -226,7 +264,7 @@ scene closer {{
 }}
 
 cut final = [opening, closer]
-'''
+"""
 GITIGNORE_LINES = (".storyc/", "renders/")
 
 
@@ -238,11 +276,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
-    name = args.name or (root.resolve().name.replace("-", " ").replace("_", " ").title()
-                         or "My Film")
+    name = args.name or (
+        root.resolve().name.replace("-", " ").replace("_", " ").title() or "My Film"
+    )
     if '"' in name or "\\" in name or "\n" in name:
-        print("storyc init: the project name may not contain quotes, backslashes or "
-              "line breaks", file=sys.stderr)
+        print(
+            "storyc init: the project name may not contain quotes, backslashes or line breaks",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     if root.exists() and not root.is_dir():
         print(f"storyc init: {root} exists and is not a directory", file=sys.stderr)
@@ -259,7 +300,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if missing:
         # An existing .gitignore keeps every line; storyc's entries are appended.
         _write_atomic(ignore, "".join(f"{ln}\n" for ln in [*existing, *missing]))
-    print(f"created {story}" + (f" and {'updated' if existing else 'created'} {ignore}"
-                                if missing else ""))
+    print(
+        f"created {story}"
+        + (f" and {'updated' if existing else 'created'} {ignore}" if missing else "")
+    )
     print(f"next: storyc check {root} && storyc build {root}")
     return ExitCode.OK

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storyc.plan import pricing
 from storyc.cli import ExitCode, project_digests, project_root
-from storyc.state.lockfile import LockFile, LockFileError
+from storyc.plan import pricing
 from storyc.plan.planner import Plan, ScenePlan, explain, make_plan
-from storyc.state.store import Store
 from storyc.state.gc import collect
+from storyc.state.lockfile import LockFile, LockFileError
+from storyc.state.store import Store
 
 FMT = argparse.RawDescriptionHelpFormatter
 PLAN_EPILOG = """\
@@ -42,42 +42,66 @@ examples:
   storyc gc --dry-run                  list what would be removed
   storyc gc --keep-days 7              keep unreferenced renders for a week only
 """
-LABELS = {"up-to-date": "up to date", "render": "will render", "waiting": "waiting",
-          "blocked": "blocked"}
+LABELS = {
+    "up-to-date": "up to date",
+    "render": "will render",
+    "waiting": "waiting",
+    "blocked": "blocked",
+}
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("plan", help="what will render, why, and what it costs",
-                       formatter_class=FMT, epilog=PLAN_EPILOG,
-                       description="For each scene: up to date, will render, waiting on "
-                       "another scene, or blocked by an error; why; and the estimated cost.")
+    p = sub.add_parser(
+        "plan",
+        help="what will render, why, and what it costs",
+        formatter_class=FMT,
+        epilog=PLAN_EPILOG,
+        description="For each scene: up to date, will render, waiting on "
+        "another scene, or blocked by an error; why; and the estimated cost.",
+    )
     _common(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("why", help="why a scene will render: the field-level difference",
-                       formatter_class=FMT, epilog=WHY_EPILOG,
-                       description="Compare a scene with what storyc.lock recorded: a "
-                       "unified diff of the prompt, changed inputs, changed settings.")
+    p = sub.add_parser(
+        "why",
+        help="why a scene will render: the field-level difference",
+        formatter_class=FMT,
+        epilog=WHY_EPILOG,
+        description="Compare a scene with what storyc.lock recorded: a "
+        "unified diff of the prompt, changed inputs, changed settings.",
+    )
     p.add_argument("scene", metavar="SCENE")
     _common(p)
     p.set_defaults(func=cmd_why)
 
-    p = sub.add_parser("gc", help="remove stored outputs nothing references",
-                       formatter_class=FMT, epilog=GC_EPILOG,
-                       description="Keep what storyc.lock references and renders of the "
-                       "last --keep-days days; remove the rest of .storyc/objects.")
+    p = sub.add_parser(
+        "gc",
+        help="remove stored outputs nothing references",
+        formatter_class=FMT,
+        epilog=GC_EPILOG,
+        description="Keep what storyc.lock references and renders of the "
+        "last --keep-days days; remove the rest of .storyc/objects.",
+    )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
-    p.add_argument("--keep-days", type=float, default=30.0, metavar="N",
-                   help="keep renders younger than N days even if unreferenced (default 30)")
+    p.add_argument(
+        "--keep-days",
+        type=float,
+        default=30.0,
+        metavar="N",
+        help="keep renders younger than N days even if unreferenced (default 30)",
+    )
     p.set_defaults(func=cmd_gc)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
-    p.add_argument("--backend", choices=("preview", "inference"),
-                   help="price and key for this backend (default: the project's, else preview)")
+    p.add_argument(
+        "--backend",
+        choices=("preview", "inference"),
+        help="price and key for this backend (default: the project's, else preview)",
+    )
     p.add_argument("--target", metavar="T", help="override every scene's target")
 
 
@@ -91,8 +115,8 @@ def _load_lock(root: Path) -> LockFile | None:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
-    from storyc.compiler import compile_project
     from storyc.base.diagnostics import Severity, render_all
+    from storyc.compiler import compile_project
 
     root = project_root(args.path)
     if root is None:
@@ -139,8 +163,12 @@ def _takes(sp: ScenePlan) -> str:
     if sp.status == "blocked":
         return ""
     parts = []
-    for label, takes in (("render", sp.render), ("fetch", sp.fetch), ("follow", sp.follow),
-                         ("decide", sp.unknown)):
+    for label, takes in (
+        ("render", sp.render),
+        ("fetch", sp.fetch),
+        ("follow", sp.follow),
+        ("decide", sp.unknown),
+    ):
         if takes:
             parts.append(f"{label} {len(takes)}/{sp.takes}" if sp.takes > 1 else label)
     return ", ".join(parts)
@@ -182,8 +210,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
     else:
-        rows = [(n, LABELS[plan.scenes[n].status], _takes(plan.scenes[n]),
-                 _cost(plan.scenes[n]), _why_line(plan.scenes[n])) for n in plan.order]
+        rows = [
+            (
+                n,
+                LABELS[plan.scenes[n].status],
+                _takes(plan.scenes[n]),
+                _cost(plan.scenes[n]),
+                _why_line(plan.scenes[n]),
+            )
+            for n in plan.order
+        ]
         if sys.stdout.isatty():
             _rich_table(rows, _summary(plan))
         else:
@@ -205,8 +241,7 @@ def _rich_table(rows: list[tuple[str, ...]], summary: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    styles = {"up to date": "green", "will render": "yellow", "waiting": "cyan",
-              "blocked": "red"}
+    styles = {"up to date": "green", "will render": "yellow", "waiting": "cyan", "blocked": "red"}
     table = Table(show_edge=False, header_style="bold")
     for col in ("scene", "status", "takes", "cost", "why"):
         table.add_column(col, justify="right" if col == "cost" else "left")
@@ -240,8 +275,10 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     assert sp.request is not None
     changes = explain(entry, sp.request, backend, sp.upstream)
     if sp.status == "up-to-date" and changes and entry is not None:
-        out.append("  differs from storyc.lock, but an earlier render with exactly these "
-                   "inputs is in the store and is reused")
+        out.append(
+            "  differs from storyc.lock, but an earlier render with exactly these "
+            "inputs is in the store and is reused"
+        )
     for up in sp.waiting_on:
         out.append(f"  waits for scene {up} to render (its output is one of the inputs)")
     if not changes and sp.status == "up-to-date":
@@ -249,16 +286,24 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     for c in changes:
         if c.kind == "prompt":
             out.append("  prompt:")
-            diff = difflib.unified_diff(str(c.old).splitlines(), str(c.new).splitlines(),
-                                        "storyc.lock", "now", lineterm="", n=2)
+            diff = difflib.unified_diff(
+                str(c.old).splitlines(),
+                str(c.new).splitlines(),
+                "storyc.lock",
+                "now",
+                lineterm="",
+                n=2,
+            )
             out.extend("    " + line for line in diff)
         else:
             out.append(f"  {c.message}")
     extra = [c for c in sp.reasons if c.kind in ("missing", "key", "journal")]
     out.extend(f"  {c.message}" for c in extra)
     if sp.will_render:
-        out.append(f"  estimate: {pricing.format_estimate(sp.estimate)}"
-                   + (f" ({sp.estimate.reason})" if sp.estimate.reason else ""))
+        out.append(
+            f"  estimate: {pricing.format_estimate(sp.estimate)}"
+            + (f" ({sp.estimate.reason})" if sp.estimate.reason else "")
+        )
     return out
 
 
@@ -283,7 +328,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     verb = "would remove" if args.dry_run else "removed"
     for digest, size in report.objects:
         print(f"{verb} {digest[:19]}…  {size:,} bytes")
-    print(f"{verb} {len(report.objects)} objects ({report.bytes:,} bytes), "
-          f"{len(report.renders)} render records, {len(report.derived)} frame records, "
-          f"{len(report.temps)} temp files; kept {report.kept} objects")
+    print(
+        f"{verb} {len(report.objects)} objects ({report.bytes:,} bytes), "
+        f"{len(report.renders)} render records, {len(report.derived)} frame records, "
+        f"{len(report.temps)} temp files; kept {report.kept} objects"
+    )
     return ExitCode.OK

@@ -28,31 +28,66 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "serve",
         help="run a local provider speaking the inference.sh protocol",
         description="Run a provider on 127.0.0.1 that speaks inference.sh's task protocol "
-                    "and renders real preview MP4s. Point storyc (or the official SDK) at it "
-                    "with INFERENCE_BASE_URL.",
+        "and renders real preview MP4s. Point storyc (or the official SDK) at it "
+        "with INFERENCE_BASE_URL.",
         epilog="fault specs: ENDPOINT:KIND[:nth=3+5][:p=0.1][:retry_after=2][:seconds=1]"
-               "[:times=N]\n  e.g. --fault submit:drop:nth=3  --fault status:503:p=0.2",
+        "[:times=N]\n  e.g. --fault submit:drop:nth=3  --fault status:503:p=0.2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    serve.add_argument("--schema", choices=("v1", "v2"), default="v2",
-                       help="klingai/video-o1 input schema to validate against (default v2)")
-    serve.add_argument("--latency", type=float, default=5.0, metavar="S",
-                       help="seconds from submission to completion (default 5)")
-    serve.add_argument("--fail-rate", type=float, default=0.0, metavar="X",
-                       help="probability that a task fails (status 11)")
-    serve.add_argument("--reject-rate", type=float, default=0.0, metavar="X",
-                       help="probability that a task is rejected (status 13, no balance)")
-    serve.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                       help="inject a fault (repeatable; see below)")
+    serve.add_argument(
+        "--schema",
+        choices=("v1", "v2"),
+        default="v2",
+        help="klingai/video-o1 input schema to validate against (default v2)",
+    )
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds from submission to completion (default 5)",
+    )
+    serve.add_argument(
+        "--fail-rate",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="probability that a task fails (status 11)",
+    )
+    serve.add_argument(
+        "--reject-rate",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="probability that a task is rejected (status 13, no balance)",
+    )
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault (repeatable; see below)",
+    )
     serve.add_argument("--seed", type=int, default=0, help="seed for probabilistic faults")
     serve.add_argument("--key", default=DEFAULT_KEY, help="the API key the server expects")
-    serve.add_argument("--status-form", choices=("int", "string", "legacy"), default="int",
-                       help="how task status is written (default: current integers)")
-    serve.add_argument("--video-form", choices=("url", "object"), default="url",
-                       help="output video as a URL string or an {uri} object")
-    serve.add_argument("--fast-outputs", action="store_true",
-                       help="reuse one output per duration and aspect (benchmarks)")
+    serve.add_argument(
+        "--status-form",
+        choices=("int", "string", "legacy"),
+        default="int",
+        help="how task status is written (default: current integers)",
+    )
+    serve.add_argument(
+        "--video-form",
+        choices=("url", "object"),
+        default="url",
+        help="output video as a URL string or an {uri} object",
+    )
+    serve.add_argument(
+        "--fast-outputs",
+        action="store_true",
+        help="reuse one output per duration and aspect (benchmarks)",
+    )
     serve.set_defaults(func=run_serve)
     group.set_defaults(func=lambda args: (group.print_help(), ExitCode.USAGE)[1])
 
@@ -75,15 +110,23 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print("storyc provider serve: --port must be 0-65535 (0: a free port)", file=sys.stderr)
         return ExitCode.USAGE
-    options = Options(schema=args.schema, latency=args.latency, api_key=args.key,
-                      status_form=args.status_form, video_form=args.video_form,
-                      fast_outputs=args.fast_outputs, faults=plan)
+    options = Options(
+        schema=args.schema,
+        latency=args.latency,
+        api_key=args.key,
+        status_form=args.status_form,
+        video_form=args.video_form,
+        fast_outputs=args.fast_outputs,
+        faults=plan,
+    )
     scratch = Path(tempfile.mkdtemp(prefix="storyc-loopback-"))
     try:
         asyncio.run(_serve(options, scratch, args.port))
     except OSError as exc:
-        print(f"storyc provider serve: cannot listen on port {args.port}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"storyc provider serve: cannot listen on port {args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
         return ExitCode.ENVIRONMENT
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

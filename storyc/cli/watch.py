@@ -35,31 +35,54 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Watch every story file the project includes and every local file its scenes "
             "use. On each save: check again, show what changed in the plan and its cost, "
             "and render what changed — automatically with the free preview backend; with "
-            "a paid backend only within --max-cost for the session, or with --yes."),
+            "a paid backend only within --max-cost for the session, or with --yes."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
             "  storyc watch                      preview renders on every save\n"
             "  storyc watch --backend inference  show plans and costs, render nothing\n"
             "  storyc watch --backend inference --max-cost 5   spend at most $5 this session\n"
-            "  storyc watch --json               one JSON event per line, for tools\n"),
+            "  storyc watch --json               one JSON event per line, for tools\n"
+        ),
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry .story file")
-    p.add_argument("--backend", default=None, choices=("preview", "inference"),
-                   help="preview (free, local; default, or the project's `backend`) or "
-                        "inference (paid)")
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=("preview", "inference"),
+        help="preview (free, local; default, or the project's `backend`) or inference (paid)",
+    )
     p.add_argument("--target", default=None, help="override every scene's target")
-    p.add_argument("--max-cost", type=money, default=None, metavar="USD",
-                   help="session budget for a paid backend; renders beyond it wait")
-    p.add_argument("--yes", action="store_true",
-                   help="render on a paid backend without a budget (every change costs)")
-    p.add_argument("--jobs", "-j", type=positive, default=4,
-                   help="renders at the same time (default 4)")
-    p.add_argument("--base-url", default=None, metavar="URL",
-                   help="provider base URL (default: INFERENCE_BASE_URL, the project's "
-                        "base_url, or inference.sh)")
-    p.add_argument("--debounce", type=_debounce, default=80, metavar="MS",
-                   help="quiet time after the last save before checking (default 80)")
+    p.add_argument(
+        "--max-cost",
+        type=money,
+        default=None,
+        metavar="USD",
+        help="session budget for a paid backend; renders beyond it wait",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="render on a paid backend without a budget (every change costs)",
+    )
+    p.add_argument(
+        "--jobs", "-j", type=positive, default=4, help="renders at the same time (default 4)"
+    )
+    p.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="provider base URL (default: INFERENCE_BASE_URL, the project's "
+        "base_url, or inference.sh)",
+    )
+    p.add_argument(
+        "--debounce",
+        type=_debounce,
+        default=80,
+        metavar="MS",
+        help="quiet time after the last save before checking (default 80)",
+    )
     view = p.add_mutually_exclusive_group()
     view.add_argument("--json", action="store_true", help="one JSON event per line")
     view.add_argument("--plain", action="store_true", help="plain lines, even on a terminal")
@@ -74,13 +97,21 @@ def run(args: argparse.Namespace) -> int:
     emit = make_view("json" if args.json else "plain" if args.plain else "auto")
     path = Path(args.path)
     try:
-        wiring = make_wiring(path, backend=args.backend, target=args.target, jobs=args.jobs,
-                             max_cost=args.max_cost, yes=args.yes, base_url=args.base_url)
+        wiring = make_wiring(
+            path,
+            backend=args.backend,
+            target=args.target,
+            jobs=args.jobs,
+            max_cost=args.max_cost,
+            yes=args.yes,
+            base_url=args.base_url,
+        )
     except SetupFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
-    session = WatchSession(wiring.root, wiring, emit, max_cost=args.max_cost, yes=args.yes,
-                           debounce_ms=args.debounce)
+    session = WatchSession(
+        wiring.root, wiring, emit, max_cost=args.max_cost, yes=args.yes, debounce_ms=args.debounce
+    )
     stop = threading.Event()
     try:
         return session.run(stop)

@@ -17,15 +17,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from storyc.check import graph as graph_mod
 from storyc import targets
-from storyc.check import rules
 from storyc.base.diagnostics import Diagnostic, Diagnostics, SourceMap, to_json
 from storyc.base.hashing import DigestCache
+from storyc.check import graph as graph_mod
+from storyc.check import rules
+from storyc.check.taint import broken_scenes
 from storyc.lang.loader import ParseCache, load
 from storyc.resolve.model import Project, Scene
 from storyc.targets.request import Request
-from storyc.check.taint import broken_scenes
 
 
 @dataclass
@@ -82,12 +82,14 @@ class Compilation:
 
         scenes = [f"{one(name)}: {one(body)}" for name, body in doc["scenes"].items()]
         diags = [one(d) for d in doc["diagnostics"]]
-        return ("{\n"
-                f'  "project": {one(doc["project"])},\n'
-                f'  "order": {one(doc["order"])},\n'
-                f'  "scenes": {block(scenes, "{", "}")},\n'
-                f'  "diagnostics": {block(diags, "[", "]")}\n'
-                "}\n")
+        return (
+            "{\n"
+            f'  "project": {one(doc["project"])},\n'
+            f'  "order": {one(doc["order"])},\n'
+            f'  "scenes": {block(scenes, "{", "}")},\n'
+            f'  "diagnostics": {block(diags, "[", "]")}\n'
+            "}\n"
+        )
 
 
 def request_json(req: Request) -> dict[str, Any]:
@@ -105,9 +107,14 @@ def request_json(req: Request) -> dict[str, Any]:
     }
 
 
-def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
-                    scenes: list[str] | None = None, parse_cache: ParseCache | None = None,
-                    digests: DigestCache | None = None) -> Compilation:
+def compile_project(
+    path: str | os.PathLike[str],
+    *,
+    target: str | None = None,
+    scenes: list[str] | None = None,
+    parse_cache: ParseCache | None = None,
+    digests: DigestCache | None = None,
+) -> Compilation:
     """Compile the project at `path`. Never raises for a bad story: problems are diagnostics.
 
     `target` overrides every scene's target; `scenes` restricts checking and lowering to
@@ -122,15 +129,22 @@ def compile_project(path: str | os.PathLike[str], *, target: str | None = None,
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile(path, target=target, scenes=scenes, parse_cache=parse_cache,
-                        digests=digests)
+        return _compile(
+            path, target=target, scenes=scenes, parse_cache=parse_cache, digests=digests
+        )
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _compile(path: str | os.PathLike[str], *, target: str | None, scenes: list[str] | None,
-             parse_cache: ParseCache | None, digests: DigestCache | None) -> Compilation:
+def _compile(
+    path: str | os.PathLike[str],
+    *,
+    target: str | None,
+    scenes: list[str] | None,
+    parse_cache: ParseCache | None,
+    digests: DigestCache | None,
+) -> Compilation:
     from storyc.resolve.resolver import resolve  # the front end's stage; imported late on purpose
 
     loaded = load(path, cache=parse_cache)
@@ -173,14 +187,27 @@ def _compile(path: str | os.PathLike[str], *, target: str | None, scenes: list[s
     for name in order:
         if name not in requests:
             continue
-        bad = next((u for u in requests[name].upstream
-                    if u in chosen and (u not in requests or u in blocked)), None)
+        bad = next(
+            (
+                u
+                for u in requests[name].upstream
+                if u in chosen and (u not in requests or u in blocked)
+            ),
+            None,
+        )
         if bad is not None:
             blocked[name] = bad
-    return Compilation(project, {n: requests[n] for n in order
-                                 if n in requests and n not in blocked}, order,
-                       diags.sorted(), loaded.sources, graph, selected=wanted, blocked=blocked,
-                       broken={n: broken[n] for n in order if n in broken})
+    return Compilation(
+        project,
+        {n: requests[n] for n in order if n in requests and n not in blocked},
+        order,
+        diags.sorted(),
+        loaded.sources,
+        graph,
+        selected=wanted,
+        blocked=blocked,
+        broken={n: broken[n] for n in order if n in broken},
+    )
 
 
 def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:
@@ -194,14 +221,18 @@ def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]
     return out
 
 
-def _lower(scene: Scene, project: Project, override: str | None,
-           diags: Diagnostics) -> Request | None:
+def _lower(
+    scene: Scene, project: Project, override: str | None, diags: Diagnostics
+) -> Request | None:
     name = override or scene.target.value
     try:
         target = targets.get(name)
     except targets.UnknownTarget:
-        diags.error("E237", f"unknown target {name!r}",
-                    None if override else scene.target.span,
-                    hint="known targets: " + ", ".join(targets.names()))
+        diags.error(
+            "E237",
+            f"unknown target {name!r}",
+            None if override else scene.target.span,
+            hint="known targets: " + ", ".join(targets.names()),
+        )
         return None
     return target.lower(scene, project, diags)

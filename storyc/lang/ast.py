@@ -136,8 +136,17 @@ class CutDecl:
     items: ListV
 
 
-Decl = (Include | ProjectDecl | Let | AssetDecl | ElementDecl | StyleDecl | SceneDecl
-        | DefaultsDecl | CutDecl)
+Decl = (
+    Include
+    | ProjectDecl
+    | Let
+    | AssetDecl
+    | ElementDecl
+    | StyleDecl
+    | SceneDecl
+    | DefaultsDecl
+    | CutDecl
+)
 
 
 @dataclass(slots=True)

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Diagnostics, SourceMap
+from storyc.lang import ast
 from storyc.lang.parser import ParseResult, parse_text
 
 ENTRY_NAME = "main.story"
@@ -71,8 +71,11 @@ class Loaded:
     @property
     def complete(self) -> bool:
         """True when every file was found and parsed to the end."""
-        return self.entry is not None and all(f.tree.complete for f in self.files) and not any(
-            d.code in ("E010", "E012", "E013") for d in self.diagnostics)
+        return (
+            self.entry is not None
+            and all(f.tree.complete for f in self.files)
+            and not any(d.code in ("E010", "E012", "E013") for d in self.diagnostics)
+        )
 
     def declarations(self) -> Iterator[tuple[LoadedFile, ast.Decl]]:
         """Every declaration in order, with includes expanded where they are written."""
@@ -104,8 +107,11 @@ def find_entry(path: Path, diags: Diagnostics) -> Path | None:
     if path.is_file():
         return path
     if not path.exists():
-        diags.error("E010", f"no such file or directory: {shown}",
-                    hint="give a .story file or a directory containing main.story")
+        diags.error(
+            "E010",
+            f"no such file or directory: {shown}",
+            hint="give a .story file or a directory containing main.story",
+        )
         return None
     main = path / ENTRY_NAME
     if main.is_file():
@@ -120,13 +126,18 @@ def find_entry(path: Path, diags: Diagnostics) -> Path | None:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        diags.error("E011", f"no project in {shown}: no {ENTRY_NAME} and no .story file "
-                    "with a `project` block",
-                    hint="run `storyc init` here, or give the path of the entry .story file")
+        diags.error(
+            "E011",
+            f"no project in {shown}: no {ENTRY_NAME} and no .story file with a `project` block",
+            hint="run `storyc init` here, or give the path of the entry .story file",
+        )
     else:
         names = ", ".join(p.name for p in candidates)
-        diags.error("E011", f"several .story files in {shown} have a `project` block ({names})",
-                    hint=f"name the entry file {ENTRY_NAME}, or give its path")
+        diags.error(
+            "E011",
+            f"several .story files in {shown} have a `project` block ({names})",
+            hint=f"name the entry file {ENTRY_NAME}, or give its path",
+        )
     return None
 
 
@@ -150,24 +161,34 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
         try:
             raw = Path(abs_path).read_bytes()
         except IsADirectoryError:
-            diags.error("E012", f"cannot include `{via.path.value if via else label}`: "
-                        f"{label} is a directory", where, hint="include a .story file")
+            diags.error(
+                "E012",
+                f"cannot include `{via.path.value if via else label}`: {label} is a directory",
+                where,
+                hint="include a .story file",
+            )
             return None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             if via is None:
                 diags.error("E010", f"cannot read {label}: {reason}")
             else:
-                diags.error("E012", f"included file not found: `{via.path.value}` "
-                            f"(resolved to {label})",
-                            where,
-                            hint="paths in `include` are relative to the file that includes them")
+                diags.error(
+                    "E012",
+                    f"included file not found: `{via.path.value}` (resolved to {label})",
+                    where,
+                    hint="paths in `include` are relative to the file that includes them",
+                )
             return None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            diags.error("E010", f"{label} is not UTF-8 text (bad byte at offset {exc.start})",
-                        where, hint="save the file as UTF-8")
+            diags.error(
+                "E010",
+                f"{label} is not UTF-8 text (bad byte at offset {exc.start})",
+                where,
+                hint="save the file as UTF-8",
+            )
             return None
         text = text.removeprefix("\ufeff")
         sources.add(label, text)
@@ -186,8 +207,12 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
                 if target in loaded:
                     lf.includes[i] = loaded[target].label
                 elif len(stack) >= _MAX_INCLUDE_DEPTH:
-                    diags.error("E013", f"includes nested more than {_MAX_INCLUDE_DEPTH} deep",
-                                item.span, hint="flatten the chain of includes")
+                    diags.error(
+                        "E013",
+                        f"includes nested more than {_MAX_INCLUDE_DEPTH} deep",
+                        item.span,
+                        hint="flatten the chain of includes",
+                    )
                 else:
                     child = visit(target, item)
                     if child is not None:
@@ -199,19 +224,27 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
     return Loaded(root, files[0].label if files else None, files, sources, diags)
 
 
-def _include_target(item: ast.Include, base: Path, root: Path,
-                    diags: Diagnostics, stack: list[str]) -> str | None:
+def _include_target(
+    item: ast.Include, base: Path, root: Path, diags: Diagnostics, stack: list[str]
+) -> str | None:
     written = item.path.value
     if not written.strip():
-        diags.error("E012", "empty include path", item.path.span,
-                    hint='write the path of a .story file, e.g. include "cast.story"')
+        diags.error(
+            "E012",
+            "empty include path",
+            item.path.span,
+            hint='write the path of a .story file, e.g. include "cast.story"',
+        )
         return None
     target = os.path.normpath(base / written)
     if target in stack:
-        chain = stack[stack.index(target):] + [target]
+        chain = stack[stack.index(target) :] + [target]
         names = " -> ".join(label_for(p, root) for p in chain)
-        diags.error("E013", f"include cycle: {names}", item.span,
-                    hint="move what both files need into a third file that both include")
+        diags.error(
+            "E013",
+            f"include cycle: {names}",
+            item.span,
+            hint="move what both files need into a third file that both include",
+        )
         return None
     return target
-

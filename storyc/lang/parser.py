@@ -23,8 +23,8 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Diagnostic, Severity, Span
+from storyc.lang import ast
 from storyc.lang.syntax_errors import KEYWORDS, Unexpected, char_error, explain
 
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
@@ -42,8 +42,15 @@ class ParseResult:
 
 
 def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1,
-                tok.start_pos or 0, tok.end_pos or 0)
+    return Span(
+        file,
+        tok.line or 1,
+        tok.column or 1,
+        tok.end_line or 1,
+        tok.end_column or 1,
+        tok.start_pos or 0,
+        tok.end_pos or 0,
+    )
 
 
 def _join(a: Span, b: Span) -> Span:
@@ -124,8 +131,9 @@ class _ToAst(Transformer[Token, Any]):
         arg = c[2] if len(c) > 2 else None
         end = arg.span if arg is not None else attr_span
         if arg is not None:  # include the closing parenthesis
-            end = Span(end.file, end.line, end.col, end.end_line, end.end_col + 1,
-                       end.start, end.end + 1)
+            end = Span(
+                end.file, end.line, end.col, end.end_line, end.end_col + 1, end.start, end.end + 1
+            )
         return ast.Ref(str(c[0]), _join(name_span, end), name_span, str(c[1]), attr_span, arg)
 
     def list(self, c: list[Any]) -> ast.ListV:
@@ -141,7 +149,9 @@ class _ToAst(Transformer[Token, Any]):
 
     def block(self, c: list[Any]) -> ast.Block:
         settings = [s for s in c if isinstance(s, ast.Setting)]
-        span = _join(settings[0].span, settings[-1].span) if settings else Span(self.file, 1, 1, 1, 1)
+        span = (
+            _join(settings[0].span, settings[-1].span) if settings else Span(self.file, 1, 1, 1, 1)
+        )
         return ast.Block(settings, span)
 
     def body(self, c: list[Any]) -> list[ast.Setting]:
@@ -226,11 +236,36 @@ _TOKEN = re.compile(
     r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<PUNCT>[=:,;{}.()\[\]])"
 )
-_PUNCT = {"=": "EQUAL", ":": "COLON", ",": "COMMA", ";": "SEMICOLON", "{": "LBRACE",
-          "}": "RBRACE", ".": "DOT", "(": "LPAR", ")": "RPAR", "[": "LSQB", "]": "RSQB"}
+_PUNCT = {
+    "=": "EQUAL",
+    ":": "COLON",
+    ",": "COMMA",
+    ";": "SEMICOLON",
+    "{": "LBRACE",
+    "}": "RBRACE",
+    ".": "DOT",
+    "(": "LPAR",
+    ")": "RPAR",
+    "[": "LSQB",
+    "]": "RSQB",
+}
 _KEYWORD_TYPES = {k: k.upper() for k in KEYWORDS}
-_WANTS_NAME = {"SCENE", "STYLE", "ELEMENT", "IMAGE", "VIDEO", "LET", "CUT", "PROJECT", "COLON",
-               "EQUAL", "DOT", "COMMA", "LSQB", "LPAR"}
+_WANTS_NAME = {
+    "SCENE",
+    "STYLE",
+    "ELEMENT",
+    "IMAGE",
+    "VIDEO",
+    "LET",
+    "CUT",
+    "PROJECT",
+    "COLON",
+    "EQUAL",
+    "DOT",
+    "COMMA",
+    "LSQB",
+    "LPAR",
+}
 _new_token = Token._future_new if hasattr(Token, "_future_new") else Token
 
 
@@ -304,8 +339,14 @@ class StoryLexer(Lexer):
 def _parser() -> tuple[Lark, _ToAst]:
     grammar = _grammar_text()
     transformer = _ToAst()
-    lark = Lark(grammar, parser="lalr", lexer=StoryLexer, transformer=transformer,
-                propagate_positions=False, maybe_placeholders=True)
+    lark = Lark(
+        grammar,
+        parser="lalr",
+        lexer=StoryLexer,
+        transformer=transformer,
+        propagate_positions=False,
+        maybe_placeholders=True,
+    )
     return lark, transformer
 
 
@@ -317,8 +358,13 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
         items = lark.parse(text)
     except TooDeep as exc:
         span = Span.from_offsets(file, text, exc.pos, exc.pos + 1)
-        diag = Diagnostic("E003", Severity.ERROR, f"lists and blocks nested more than "
-                          f"{MAX_NESTING} deep", span, hint="split deeply nested lists or blocks")
+        diag = Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"lists and blocks nested more than {MAX_NESTING} deep",
+            span,
+            hint="split deeply nested lists or blocks",
+        )
         return ParseResult(_salvage(text, file), [diag])
     except LexError as exc:
         diag = char_error(text, file, exc.pos)
@@ -326,16 +372,26 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
     except UnexpectedToken as exc:
         tok = exc.token
         at_end = tok.type == "$END"
-        found = Unexpected(tok.type, "" if at_end else str(tok), tok.start_pos or 0,
-                           None if at_end else _tok_span(file, tok), frozenset(exc.expected))
+        found = Unexpected(
+            tok.type,
+            "" if at_end else str(tok),
+            tok.start_pos or 0,
+            None if at_end else _tok_span(file, tok),
+            frozenset(exc.expected),
+        )
         return ParseResult(_salvage(text, file), [explain(found, text, file)])
     except UnexpectedInput as exc:  # not raised with this lexer; kept as a safety net
         diag = char_error(text, file, getattr(exc, "pos_in_stream", 0) or 0)
         return ParseResult(_salvage(text, file), [diag])
     except RecursionError:
         span = Span.from_offsets(file, text, 0, 0)
-        diag = Diagnostic("E003", Severity.ERROR, "the file is nested too deeply to read", span,
-                          hint="split deeply nested lists or blocks")
+        diag = Diagnostic(
+            "E003",
+            Severity.ERROR,
+            "the file is nested too deeply to read",
+            span,
+            hint="split deeply nested lists or blocks",
+        )
         return ParseResult(ast.File(file, [], complete=False), [diag])
     return ParseResult(ast.File(file, items))
 

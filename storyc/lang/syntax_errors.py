@@ -14,8 +14,18 @@ from dataclasses import dataclass
 
 from storyc.base.diagnostics import Diagnostic, Severity, Span
 
-KEYWORDS = ("include", "project", "let", "image", "video", "element", "style", "defaults",
-            "scene", "cut")
+KEYWORDS = (
+    "include",
+    "project",
+    "let",
+    "image",
+    "video",
+    "element",
+    "style",
+    "defaults",
+    "scene",
+    "cut",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +38,22 @@ class Unexpected:
 
 
 _TOKEN_WORDS = {
-    "LBRACE": "`{`", "RBRACE": "`}`", "EQUAL": "`=`", "LSQB": "`[`", "RSQB": "`]`",
-    "COMMA": "`,`", "DOT": "`.`", "LPAR": "`(`", "RPAR": "`)`", "COLON": "`:`",
-    "NAME": "a name", "STRING": "a string", "LONG_STRING": "a string", "NUMBER": "a number",
-    "$END": "the end of the file", "_SEP": "`,`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "EQUAL": "`=`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "DOT": "`.`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COLON": "`:`",
+    "NAME": "a name",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "NUMBER": "a number",
+    "$END": "the end of the file",
+    "_SEP": "`,`",
 }
 _VALUE_TOKENS = {"STRING", "LONG_STRING", "NUMBER", "LSQB", "LBRACE", "NAME"}
 _DECL_TOKENS = {k.upper() for k in KEYWORDS}  # as the lexer types them
@@ -76,24 +98,44 @@ def _missing_brace(text: str, file: str, at: int, before: str) -> Diagnostic | N
     else:
         msg = f"missing `}}` before {before}: the block `{head} {{` is not closed"
         span = Span.from_offsets(file, text, at, at + 1)
-    return Diagnostic("E004", Severity.ERROR, msg, span,
-                      hint="add `}` after the last setting of that block",
-                      notes=(("the block opens here", where),) if span != where else ())
+    return Diagnostic(
+        "E004",
+        Severity.ERROR,
+        msg,
+        span,
+        hint="add `}` after the last setting of that block",
+        notes=(("the block opens here", where),) if span != where else (),
+    )
 
 
 def char_error(text: str, file: str, pos: int) -> Diagnostic:
     span = Span.from_offsets(file, text, pos, pos + 1)
-    ch = text[pos:pos + 1]
+    ch = text[pos : pos + 1]
     if text.startswith('"""', pos):
-        return Diagnostic("E002", Severity.ERROR, 'unterminated long string: `"""` is never closed',
-                          span, hint='close the string with `"""`')
+        return Diagnostic(
+            "E002",
+            Severity.ERROR,
+            'unterminated long string: `"""` is never closed',
+            span,
+            hint='close the string with `"""`',
+        )
     if ch == '"':
-        return Diagnostic("E002", Severity.ERROR, "unterminated string", span,
-                          hint='close the string with `"` on the same line; use """...""" for '
-                               "text over several lines")
+        return Diagnostic(
+            "E002",
+            Severity.ERROR,
+            "unterminated string",
+            span,
+            hint='close the string with `"` on the same line; use """...""" for '
+            "text over several lines",
+        )
     shown = ch if ch.isprintable() and not ch.isspace() else repr(ch)
-    return Diagnostic("E001", Severity.ERROR, f"unexpected character `{shown}`", span,
-                      hint="names use letters, digits and `_`; text goes in double quotes")
+    return Diagnostic(
+        "E001",
+        Severity.ERROR,
+        f"unexpected character `{shown}`",
+        span,
+        hint="names use letters, digits and `_`; text goes in double quotes",
+    )
 
 
 def explain(tok: Unexpected, text: str, file: str) -> Diagnostic:
@@ -109,61 +151,106 @@ def explain(tok: Unexpected, text: str, file: str) -> Diagnostic:
     prev_word = prev.group(1) if prev else ""
 
     # Inside a block, end of file or a declaration keyword almost always means a lost `}`.
-    if tok.type == "$END" or (prev_word in KEYWORDS and "EQUAL" in expected
-                              and tok.type in ("NAME", "STRING", "LBRACE")):
+    if tok.type == "$END" or (
+        prev_word in KEYWORDS and "EQUAL" in expected and tok.type in ("NAME", "STRING", "LBRACE")
+    ):
         before = "the end of the file" if tok.type == "$END" else f"`{prev_word}`"
         at = prev.start(1) if tok.type != "$END" and prev else pos
         diag = _missing_brace(text, file, at, before)
         if diag is not None:
             return diag
     line_start = text.rfind("\n", 0, pos) + 1
-    unquoted = (_UNQUOTED.search(text, max(line_start, pos - 400), pos)
-                if tok.type == "NAME" else None)
+    unquoted = (
+        _UNQUOTED.search(text, max(line_start, pos - 400), pos) if tok.type == "NAME" else None
+    )
     if unquoted is not None:
         start = unquoted.start(2)
         end = text.find("\n", start)
         end = len(text) if end < 0 else end
         value = re.split(r"[}#,;]|//", text[start:end])[0].strip()
-        return Diagnostic("E003", Severity.ERROR,
-                          f"unquoted text after `{unquoted.group(1)} =`",
-                          Span.from_offsets(file, text, start, start + len(value)),
-                          hint=f'text goes in double quotes: {unquoted.group(1)} = "{value}"')
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"unquoted text after `{unquoted.group(1)} =`",
+            Span.from_offsets(file, text, start, start + len(value)),
+            hint=f'text goes in double quotes: {unquoted.group(1)} = "{value}"',
+        )
     if "RSQB" in expected and "COMMA" not in expected:
-        return Diagnostic("E003", Severity.ERROR,
-                          f"expected another list item or `]`, found {found}", span,
-                          hint="close the list with `]`")
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"expected another list item or `]`, found {found}",
+            span,
+            hint="close the list with `]`",
+        )
     if expected & _DECL_TOKENS and not expected & {"EQUAL", "RBRACE"}:
         if tok.type == "RBRACE":
-            return Diagnostic("E003", Severity.ERROR, "unmatched `}`", span,
-                              hint="remove it, or check the `{` of the block above")
+            return Diagnostic(
+                "E003",
+                Severity.ERROR,
+                "unmatched `}`",
+                span,
+                hint="remove it, or check the `{` of the block above",
+            )
         hint = "a file is a list of declarations: " + ", ".join(KEYWORDS)
         close = difflib.get_close_matches(tok.text, KEYWORDS, n=1) if tok.type == "NAME" else []
         if close:
             hint = f"did you mean `{close[0]}`?"
-        return Diagnostic("E003", Severity.ERROR,
-                          f"expected a declaration (`scene`, `image`, `element`, ...), found {found}",
-                          span, hint=hint)
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"expected a declaration (`scene`, `image`, `element`, ...), found {found}",
+            span,
+            hint=hint,
+        )
     if expected <= {"EQUAL", "LBRACE"} and "EQUAL" in expected:
-        return Diagnostic("E003", Severity.ERROR,
-                          f"expected `=` after `{prev_word}`, found {found}", span,
-                          hint=f"write `{prev_word} = <value>`; text goes in double quotes")
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"expected `=` after `{prev_word}`, found {found}",
+            span,
+            hint=f"write `{prev_word} = <value>`; text goes in double quotes",
+        )
     if expected & _VALUE_TOKENS and "EQUAL" not in expected and "RBRACE" not in expected:
         if tok.type == "$END":
-            return Diagnostic("E005", Severity.ERROR, "unexpected end of file: a value is missing",
-                              span, hint="finish the last setting")
-        return Diagnostic("E003", Severity.ERROR,
-                          f"expected a value (a \"string\", a number, a name or a [list]), found {found}",
-                          span, hint='text must be in double quotes, e.g. prompt = "..."')
+            return Diagnostic(
+                "E005",
+                Severity.ERROR,
+                "unexpected end of file: a value is missing",
+                span,
+                hint="finish the last setting",
+            )
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f'expected a value (a "string", a number, a name or a [list]), found {found}',
+            span,
+            hint='text must be in double quotes, e.g. prompt = "..."',
+        )
     if "RSQB" in expected and "COMMA" in expected:
-        return Diagnostic("E003", Severity.ERROR, f"expected `,` or `]` in a list, found {found}",
-                          span, hint="separate list items with commas and close the list with `]`")
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"expected `,` or `]` in a list, found {found}",
+            span,
+            hint="separate list items with commas and close the list with `]`",
+        )
     if "RBRACE" in expected and "NAME" in expected:
-        return Diagnostic("E003", Severity.ERROR,
-                          f"expected a setting (`name = value`) or `}}`, found {found}", span,
-                          hint="each setting is a name, `=` and a value")
+        return Diagnostic(
+            "E003",
+            Severity.ERROR,
+            f"expected a setting (`name = value`) or `}}`, found {found}",
+            span,
+            hint="each setting is a name, `=` and a value",
+        )
     if tok.type == "$END":
-        return Diagnostic("E005", Severity.ERROR, "unexpected end of file", span,
-                          hint="the last declaration is incomplete")
+        return Diagnostic(
+            "E005",
+            Severity.ERROR,
+            "unexpected end of file",
+            span,
+            hint="the last declaration is incomplete",
+        )
     wanted = sorted({_TOKEN_WORDS.get(t, t.lower()) for t in expected})
     want = " or ".join(wanted[:4]) if wanted else "something else"
     return Diagnostic("E003", Severity.ERROR, f"expected {want}, found {found}", span)

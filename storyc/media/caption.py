@@ -23,22 +23,101 @@ from storyc.media.info import orientation
 # Printable ASCII 0x20..0x7E, five columns per glyph, bit 0 = top row (the classic 5x7
 # LCD font). Characters outside this range are drawn as "?".
 _FONT = bytes.fromhex(
-    "0000000000" "00005f0000" "0007000700" "147f147f14" "242a7f2a12" "2313086462"
-    "3649552250" "0005030000" "001c224100" "0041221c00" "14083e0814" "08083e0808"
-    "0050300000" "0808080808" "0060600000" "2010080402" "3e5149453e" "00427f4000"
-    "4261514946" "2141454b31" "1814127f10" "2745454539" "3c4a494930" "0171090503"
-    "3649494936" "064949291e" "0036360000" "0056360000" "0814224100" "1414141414"
-    "0041221408" "0201510906" "324979413e" "7e1111117e" "7f49494936" "3e41414122"
-    "7f4141221c" "7f49494941" "7f09090101" "3e41415132" "7f0808087f" "00417f4100"
-    "2040413f01" "7f08142241" "7f40404040" "7f0204027f" "7f0408107f" "3e4141413e"
-    "7f09090906" "3e4151215e" "7f09192946" "4649494931" "01017f0101" "3f4040403f"
-    "1f2040201f" "7f2018207f" "6314081463" "0304780403" "6151494543" "007f414100"
-    "0204081020" "0041417f00" "0402010204" "4040404040" "0001020400" "2054545478"
-    "7f48444438" "3844444420" "384444487f" "3854545418" "087e090102" "0c5252523e"
-    "7f08040478" "00447d4000" "2040443d00" "007f102844" "00417f4000" "7c04180478"
-    "7c08040478" "3844444438" "7c14141408" "081414187c" "7c08040408" "4854545420"
-    "043f444020" "3c4040207c" "1c2040201c" "3c4030403c" "4428102844" "0c5050503c"
-    "4464544c44" "0008364100" "00007f0000" "0041360800" "0201020402"
+    "0000000000"
+    "00005f0000"
+    "0007000700"
+    "147f147f14"
+    "242a7f2a12"
+    "2313086462"
+    "3649552250"
+    "0005030000"
+    "001c224100"
+    "0041221c00"
+    "14083e0814"
+    "08083e0808"
+    "0050300000"
+    "0808080808"
+    "0060600000"
+    "2010080402"
+    "3e5149453e"
+    "00427f4000"
+    "4261514946"
+    "2141454b31"
+    "1814127f10"
+    "2745454539"
+    "3c4a494930"
+    "0171090503"
+    "3649494936"
+    "064949291e"
+    "0036360000"
+    "0056360000"
+    "0814224100"
+    "1414141414"
+    "0041221408"
+    "0201510906"
+    "324979413e"
+    "7e1111117e"
+    "7f49494936"
+    "3e41414122"
+    "7f4141221c"
+    "7f49494941"
+    "7f09090101"
+    "3e41415132"
+    "7f0808087f"
+    "00417f4100"
+    "2040413f01"
+    "7f08142241"
+    "7f40404040"
+    "7f0204027f"
+    "7f0408107f"
+    "3e4141413e"
+    "7f09090906"
+    "3e4151215e"
+    "7f09192946"
+    "4649494931"
+    "01017f0101"
+    "3f4040403f"
+    "1f2040201f"
+    "7f2018207f"
+    "6314081463"
+    "0304780403"
+    "6151494543"
+    "007f414100"
+    "0204081020"
+    "0041417f00"
+    "0402010204"
+    "4040404040"
+    "0001020400"
+    "2054545478"
+    "7f48444438"
+    "3844444420"
+    "384444487f"
+    "3854545418"
+    "087e090102"
+    "0c5252523e"
+    "7f08040478"
+    "00447d4000"
+    "2040443d00"
+    "007f102844"
+    "00417f4000"
+    "7c04180478"
+    "7c08040478"
+    "3844444438"
+    "7c14141408"
+    "081414187c"
+    "7c08040408"
+    "4854545420"
+    "043f444020"
+    "3c4040207c"
+    "1c2040201c"
+    "3c4030403c"
+    "4428102844"
+    "0c5050503c"
+    "4464544c44"
+    "0008364100"
+    "00007f0000"
+    "0041360800"
+    "0201020402"
 )
 _GLYPH_W, _GLYPH_H = 5, 7
 _CELL_W, _CELL_H = 6, 9  # one column and two rows of spacing
@@ -49,14 +128,25 @@ def _glyph(ch: str) -> bytes:
     if not 0x20 <= code <= 0x7E:
         code = ord("?")
     i = (code - 0x20) * _GLYPH_W
-    return _FONT[i:i + _GLYPH_W]
+    return _FONT[i : i + _GLYPH_W]
 
 
 def _ascii(text: str) -> str:
     # Common typography to its ASCII look-alike; anything else becomes "?" in _glyph.
-    table = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
-                           "\u2013": "-", "\u2014": "-", "\u2026": "...", "\n": " ",
-                           "\t": " ", "\u00a0": " "})
+    table = str.maketrans(
+        {
+            "\u2018": "'",
+            "\u2019": "'",
+            "\u201c": '"',
+            "\u201d": '"',
+            "\u2013": "-",
+            "\u2014": "-",
+            "\u2026": "...",
+            "\n": " ",
+            "\t": " ",
+            "\u00a0": " ",
+        }
+    )
     return " ".join(text.translate(table).split())
 
 
@@ -66,7 +156,7 @@ def wrap(text: str, columns: int, max_lines: int) -> list[str]:
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         last = lines[-1]
-        lines[-1] = (last[:columns - 3].rstrip() if len(last) > columns - 3 else last) + "..."
+        lines[-1] = (last[: columns - 3].rstrip() if len(last) > columns - 3 else last) + "..."
     return lines
 
 
@@ -84,7 +174,7 @@ class _Canvas:
         row = bytes(rgba) * (x1 - x0)
         for y in range(y0, y1):
             start = (y * self.w + x0) * 4
-            self.px[start:start + len(row)] = row
+            self.px[start : start + len(row)] = row
 
     def text(self, x: int, y: int, s: str, scale: int, rgba: tuple[int, int, int, int]) -> None:
         for n, ch in enumerate(s):
@@ -98,16 +188,21 @@ class _Canvas:
                         self.fill(px, py, px + scale, py + scale, rgba)
 
     def png(self) -> bytes:
-        raw = b"".join(b"\x00" + bytes(self.px[y * self.w * 4:(y + 1) * self.w * 4])
-                       for y in range(self.h))
+        raw = b"".join(
+            b"\x00" + bytes(self.px[y * self.w * 4 : (y + 1) * self.w * 4]) for y in range(self.h)
+        )
 
         def chunk(kind: bytes, data: bytes) -> bytes:
             body = kind + data
             return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
         ihdr = struct.pack(">IIBBBBB", self.w, self.h, 8, 6, 0, 0, 0)  # 8-bit RGBA
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b"")
+        )
 
 
 def text_width(s: str, scale: int) -> int:
@@ -132,14 +227,15 @@ def overlay_png(width: int, height: int, caption: str, *, tag: str = "PREVIEW") 
             canvas.text(x, y, line, scale, (255, 255, 255, 255))
     if tag:
         tw = text_width(tag, scale)
-        canvas.fill(margin, margin, margin + tw + 4 * scale, margin + 11 * scale,
-                    (200, 30, 40, 190))
+        canvas.fill(
+            margin, margin, margin + tw + 4 * scale, margin + 11 * scale, (200, 30, 40, 190)
+        )
         canvas.text(margin + 2 * scale, margin + 2 * scale, tag, scale, (255, 255, 255, 255))
     return canvas.png()
 
 
 def frame_size(aspect: str, short: int) -> tuple[int, int]:
-    """"16:9" at 360 → (640, 360); "9:16" → (360, 640). `short` is the short side."""
+    """ "16:9" at 360 → (640, 360); "9:16" → (360, 640). `short` is the short side."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*", aspect)
     if m is None or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
         raise ValueError(f"aspect {aspect!r} is not like '16:9'")
@@ -163,8 +259,15 @@ def background_colours(caption: str) -> tuple[str, str]:
 
 
 # EXIF orientation → the filters that show the picture upright (ffmpeg ignores EXIF).
-_UPRIGHT = {2: "hflip,", 3: "hflip,vflip,", 4: "vflip,", 5: "transpose=0,", 6: "transpose=1,",
-            7: "transpose=3,", 8: "transpose=2,"}
+_UPRIGHT = {
+    2: "hflip,",
+    3: "hflip,vflip,",
+    4: "vflip,",
+    5: "transpose=0,",
+    6: "transpose=1,",
+    7: "transpose=3,",
+    8: "transpose=2,",
+}
 
 
 def upright(image: str) -> str:

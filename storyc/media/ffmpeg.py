@@ -58,8 +58,12 @@ def _one_line(text: str) -> str:
 
 def _ffmpeg(args: Sequence[str], timeout: float) -> tuple[int, str]:
     """Run ffmpeg; return (exit code, stderr). Killed on timeout or interruption."""
-    proc = subprocess.Popen([ffmpeg_exe(), *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [ffmpeg_exe(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         # A runaway filter graph must fail on its own, not swap a shared machine to death.
         # (prlimit after the start, not preexec_fn: callers run us from threads.)
@@ -76,8 +80,9 @@ def _ffmpeg(args: Sequence[str], timeout: float) -> tuple[int, str]:
 def _run(args: Sequence[str], what: str, *, timeout: float = 300.0) -> str:
     """Run ffmpeg with `args`; return its stderr. Raise MediaError on failure."""
     try:
-        code, err = _ffmpeg(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
-                            timeout)
+        code, err = _ffmpeg(
+            ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], timeout
+        )
     except subprocess.TimeoutExpired:
         raise MediaError(f"{what}: ffmpeg took longer than {timeout:.0f} s") from None
     except OSError as e:
@@ -122,8 +127,9 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 _GRADIENT_TYPES = ("linear", "radial", "circular", "spiral", "square")
 
 
-def _pattern(seed: int, width: int, height: int, rate: int = 1, duration: float = 1.0,
-             *, still: bool = True) -> str:
+def _pattern(
+    seed: int, width: int, height: int, rate: int = 1, duration: float = 1.0, *, still: bool = True
+) -> str:
     """A lavfi source that looks like something, chosen and tinted by `seed`.
 
     Six looks (seed % 6): gradients of several shapes, the testsrc2 chart with a hue turn,
@@ -138,11 +144,14 @@ def _pattern(seed: int, width: int, height: int, rate: int = 1, duration: float 
     if kind == 2 and still:
         return f"mandelbrot=s={size}:r={rate}:maxiter=300:start_scale={1 + seed % 3}"
     if kind == 3:
-        return (f"cellauto=s={size}:r={rate}:rule={(30 + 16 * seed) % 256}:seed={seed},"
-                f"colorchannelmixer=rr={0.4 + seed % 5 / 10}:bb={0.9 - seed % 4 / 10}")
+        return (
+            f"cellauto=s={size}:r={rate}:rule={(30 + 16 * seed) % 256}:seed={seed},"
+            f"colorchannelmixer=rr={0.4 + seed % 5 / 10}:bb={0.9 - seed % 4 / 10}"
+        )
     shape = _GRADIENT_TYPES[(seed // 6 + kind) % len(_GRADIENT_TYPES)]
-    return (f"gradients={timing}:c0={c[0]}:c1={c[1]}:c2={c[2]}:n=3:type={shape}"
-            f":speed=0.02:seed={seed}")
+    return (
+        f"gradients={timing}:c0={c[0]}:c1={c[1]}:c2={c[2]}:n=3:type={shape}:speed=0.02:seed={seed}"
+    )
 
 
 def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) -> None:
@@ -158,8 +167,10 @@ def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) ->
     # Sources like mandelbrot never end; palettegen waits for the end, so cut to one frame.
     src = f"{_pattern(seed, width, height)},trim=end_frame=1"
     if suffix in (".png", ".gif"):
-        graph = (f"{src},format=rgb24,split[a][b];[a]palettegen=max_colors=48:stats_mode=full[p];"
-                 "[b][p]paletteuse=dither=none")
+        graph = (
+            f"{src},format=rgb24,split[a][b];[a]palettegen=max_colors=48:stats_mode=full[p];"
+            "[b][p]paletteuse=dither=none"
+        )
     else:
         # 4:2:0 halves odd sizes; keep full chroma then, so the size is exactly as asked.
         chroma = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
@@ -167,14 +178,33 @@ def make_test_image(path: StrPath, width: int, height: int, *, seed: int = 0) ->
     codec = {".jpg": ["-q:v", "4"], ".jpeg": ["-q:v", "4"], ".webp": ["-quality", "70"]}
     _write_with(
         path,
-        lambda tmp: ["-f", "lavfi", "-i", graph, "-frames:v", "1", *codec.get(suffix, []),
-                     *_EXACT_OUT, "-update", "1", tmp],
+        lambda tmp: [
+            "-f",
+            "lavfi",
+            "-i",
+            graph,
+            "-frames:v",
+            "1",
+            *codec.get(suffix, []),
+            *_EXACT_OUT,
+            "-update",
+            "1",
+            tmp,
+        ],
         f"cannot make image {Path(path).name}",
     )
 
 
-def make_test_video(path: StrPath, *, width: int, height: int, duration: float, fps: int = 24,
-                    audio: bool = False, seed: int = 0) -> None:
+def make_test_video(
+    path: StrPath,
+    *,
+    width: int,
+    height: int,
+    duration: float,
+    fps: int = 24,
+    audio: bool = False,
+    seed: int = 0,
+) -> None:
     """Write a deterministic h264/yuv420p MP4 (with a sine tone when `audio`)."""
     if width < 2 or height < 2 or duration <= 0 or fps <= 0:
         raise MediaError(f"cannot make a {width}x{height} video of {duration} s at {fps} fps")
@@ -189,8 +219,21 @@ def make_test_video(path: StrPath, *, width: int, height: int, duration: float, 
         tone = ["-c:a", "aac", "-b:a", "32k", "-ac", "1"]
     _write_with(
         path,
-        lambda tmp: [*inputs, "-t", f"{duration}", *_X264, "-preset", "veryfast", "-crf", "36",
-                     "-g", str(fps * 2), *tone, *_EXACT_OUT, tmp],
+        lambda tmp: [
+            *inputs,
+            "-t",
+            f"{duration}",
+            *_X264,
+            "-preset",
+            "veryfast",
+            "-crf",
+            "36",
+            "-g",
+            str(fps * 2),
+            *tone,
+            *_EXACT_OUT,
+            tmp,
+        ],
         f"cannot make video {Path(path).name}",
     )
 
@@ -228,22 +271,30 @@ def probe_video(path: StrPath) -> MediaInfo:
     else:
         fmt = demuxer.split(",")[0]
     dur = _DURATION.search(text)
-    duration = (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
-                if dur else None)
-    stream = text[video.start():]
+    duration = (
+        int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None
+    )
+    stream = text[video.start() :]
     video_line = stream.splitlines()[0]
     fps_m = _FPS.search(video_line)
     # A display matrix turning the picture a quarter means it is shown h x w.
     turn = _ROTATION.search(stream.split("Stream #", 2)[1] if "Stream #" in stream else "")
     if turn and round(abs(float(turn.group(1)))) % 180 == 90:
         width, height = height, width
-    return MediaInfo(kind="video", format=fmt, width=width, height=height, duration=duration,
-                     fps=float(fps_m.group(1)) if fps_m else None,
-                     has_audio=re.search(r"Stream #\d+:\d+.*?: Audio: ", text) is not None)
+    return MediaInfo(
+        kind="video",
+        format=fmt,
+        width=width,
+        height=height,
+        duration=duration,
+        fps=float(fps_m.group(1)) if fps_m else None,
+        has_audio=re.search(r"Stream #\d+:\d+.*?: Audio: ", text) is not None,
+    )
 
 
-def extract_frame(video: StrPath, out_png: StrPath, *,
-                  at: Literal["first", "last"] | float) -> None:
+def extract_frame(
+    video: StrPath, out_png: StrPath, *, at: Literal["first", "last"] | float
+) -> None:
     """Write one frame of `video` as PNG at the video's own resolution.
 
     "last" is the real last frame: decode the final half second and keep the last frame.
@@ -262,14 +313,28 @@ def extract_frame(video: StrPath, out_png: StrPath, *,
         raise MediaError(f"{what}: 'at' must be 'first', 'last' or seconds >= 0")
     _write_with(
         out_png,
-        lambda tmp: [*seek, "-i", str(src), "-map", "0:v:0", "-fps_mode", "passthrough",
-                     "-an", *count, "-update", "1", *_EXACT_OUT, tmp],
+        lambda tmp: [
+            *seek,
+            "-i",
+            str(src),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-an",
+            *count,
+            "-update",
+            "1",
+            *_EXACT_OUT,
+            tmp,
+        ],
         what,
     )
 
 
-def _check_inputs(images: Sequence[str | None],
-                  videos: Sequence[str | None]) -> dict[str, MediaInfo]:
+def _check_inputs(
+    images: Sequence[str | None], videos: Sequence[str | None]
+) -> dict[str, MediaInfo]:
     """Each input's header facts. Names the bad input in the error: ffmpeg's does not."""
     infos: dict[str, MediaInfo] = {}
     for kind, paths in (("image", images), ("video", videos)):
@@ -280,17 +345,29 @@ def _check_inputs(images: Sequence[str | None],
                 raise MediaError(f"cannot render a preview: input {Path(p).name} does not exist")
             info = probe(p)
             if info is None or info.kind != kind:
-                raise MediaError(f"cannot render a preview: {Path(p).name} is not "
-                                 f"{'an image' if kind == 'image' else 'a video'} storyc reads")
+                raise MediaError(
+                    f"cannot render a preview: {Path(p).name} is not "
+                    f"{'an image' if kind == 'image' else 'a video'} storyc reads"
+                )
             infos[p] = info
     return infos
 
 
-def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: str,
-                   first_frame: str | None = None, end_frame: str | None = None,
-                   reference_images: Sequence[str] = (), base_video: str | None = None,
-                   keep_sound: bool = False, style_video: str | None = None,
-                   height: int = 360, fps: int = 24) -> None:
+def render_preview(
+    out_mp4: StrPath,
+    *,
+    duration: float,
+    aspect: str,
+    caption: str,
+    first_frame: str | None = None,
+    end_frame: str | None = None,
+    reference_images: Sequence[str] = (),
+    base_video: str | None = None,
+    keep_sound: bool = False,
+    style_video: str | None = None,
+    height: int = 360,
+    fps: int = 24,
+) -> None:
     """Render the animatic that stands in for the model: an MP4 of exactly `duration` s.
 
     Base layer, first match wins: `base_video` (scaled and cropped, played at its own pace,
@@ -311,8 +388,9 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         raise MediaError(f"cannot render a preview: {e}") from None
     frames = max(1, round(duration * fps))
     secs = frames / fps
-    cover = (f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
-             f"crop={w}:{h},setsar=1")
+    cover = (
+        f"scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,crop={w}:{h},setsar=1"
+    )
     norm = f"fps={fps},format=yuv420p,settb=AVTB"
     inputs: list[str] = []
     graph: list[str] = []
@@ -329,7 +407,8 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
             f"[{i}:v]{upright(path)}scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
             f"crop={2 * w}:{2 * h},setsar=1,"
             f"zoompan=z='{z}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2':d={frames}:s={w}x{h}"
-            f":fps={fps},{norm}[{label}]")
+            f":fps={fps},{norm}[{label}]"
+        )
 
     audio: list[str] = []
     if base_video is not None:
@@ -342,8 +421,10 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         kenburns(first_frame, "bg", True)
     else:
         c0, c1 = background_colours(caption)
-        graph.append(f"gradients=s={w}x{h}:r={fps}:d={secs + 1}:c0={c0}:c1={c1}:n=2:speed=0.01"
-                     f":seed=1,{norm}[grad]")
+        graph.append(
+            f"gradients=s={w}x{h}:r={fps}:d={secs + 1}:c0={c0}:c1={c1}:n=2:speed=0.01"
+            f":seed=1,{norm}[grad]"
+        )
         last = "grad"
         if refs:
             shown = refs[:6]
@@ -351,10 +432,12 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
             thumbs = []
             for n, ref in enumerate(shown):
                 i = add("-i", ref)
-                graph.append(f"[{i}:v]{upright(ref)}scale={box}:{box}"
-                             ":force_original_aspect_ratio=decrease,"
-                             f"pad={box + 8}:{box + 8}:(ow-iw)/2:(oh-ih)/2:color=0x101010,"
-                             f"setsar=1,format=yuv420p[t{n}]")
+                graph.append(
+                    f"[{i}:v]{upright(ref)}scale={box}:{box}"
+                    ":force_original_aspect_ratio=decrease,"
+                    f"pad={box + 8}:{box + 8}:(ow-iw)/2:(oh-ih)/2:color=0x101010,"
+                    f"setsar=1,format=yuv420p[t{n}]"
+                )
                 thumbs.append(f"[t{n}]")
             strip = "strip" if len(thumbs) > 1 else "t0"
             if len(thumbs) > 1:
@@ -367,16 +450,20 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
     if end_frame is not None:
         kenburns(end_frame, "end", False)
         fade = max(1 / fps, secs / 3)
-        graph.append(f"[bg]trim=end_frame={frames}[bgt];[end]trim=end_frame={frames}[endt];"
-                     f"[bgt][endt]xfade=transition=fade:duration={fade:.6f}"
-                     f":offset={secs / 3:.6f}[xf]")
+        graph.append(
+            f"[bg]trim=end_frame={frames}[bgt];[end]trim=end_frame={frames}[endt];"
+            f"[bgt][endt]xfade=transition=fade:duration={fade:.6f}"
+            f":offset={secs / 3:.6f}[xf]"
+        )
         last = "xf"
     if style_video is not None:
         i = add("-i", style_video)
         pw, ph = (w // 4) - (w // 4) % 2, (h // 4) - (h // 4) % 2
-        graph.append(f"[{i}:v]scale={pw}:{ph}:force_original_aspect_ratio=increase,"
-                     f"crop={pw}:{ph},setsar=1,{norm},"
-                     f"tpad=stop_mode=clone:stop_duration={secs}[pip]")
+        graph.append(
+            f"[{i}:v]scale={pw}:{ph}:force_original_aspect_ratio=increase,"
+            f"crop={pw}:{ph},setsar=1,{norm},"
+            f"tpad=stop_mode=clone:stop_duration={secs}[pip]"
+        )
         graph.append(f"[{last}][pip]overlay=x=W-w-8:y=8:eof_action=repeat[st]")
         last = "st"
 
@@ -384,13 +471,33 @@ def render_preview(out_mp4: StrPath, *, duration: float, aspect: str, caption: s
         cap = Path(tmpdir) / "caption.png"
         cap.write_bytes(overlay_png(w, h, caption))
         i = add("-i", str(cap))
-        graph.append(f"[{i}:v]format=rgba[cap];[{last}][cap]overlay=eof_action=repeat,"
-                     f"format=yuv420p[vout]")
+        graph.append(
+            f"[{i}:v]format=rgba[cap];[{last}][cap]overlay=eof_action=repeat,format=yuv420p[vout]"
+        )
         _write_with(
             out_mp4,
-            lambda tmp: ["-filter_threads", "1", "-filter_complex_threads", "1", *inputs,
-                         "-filter_complex", ";".join(graph), "-map", "[vout]", *audio,
-                         "-frames:v", str(frames), "-r", str(fps), *_X264,
-                         "-preset", "ultrafast", "-crf", "28", *_EXACT_OUT, tmp],
+            lambda tmp: [
+                "-filter_threads",
+                "1",
+                "-filter_complex_threads",
+                "1",
+                *inputs,
+                "-filter_complex",
+                ";".join(graph),
+                "-map",
+                "[vout]",
+                *audio,
+                "-frames:v",
+                str(frames),
+                "-r",
+                str(fps),
+                *_X264,
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "28",
+                *_EXACT_OUT,
+                tmp,
+            ],
             f"cannot render preview {Path(out_mp4).name}",
         )

@@ -194,7 +194,7 @@ def _isobmff(f: BinaryIO) -> MediaInfo | None:
         if size < header or pos + size > file_size:
             return None  # truncated or corrupt
         if kind == b"ftyp":
-            brand = hdr[header:header + 4]
+            brand = hdr[header : header + 4]
         elif kind == b"moov":
             if size > _MAX_MOOV:
                 return None
@@ -225,9 +225,15 @@ def _moov(moov: bytes, fmt: str) -> MediaInfo | None:
     w, h, fps, tdur = video
     if not duration:
         duration = tdur
-    return MediaInfo(kind="video", format=fmt, width=w, height=h,
-                     duration=round(duration, 6) if duration is not None else None,
-                     fps=fps, has_audio=has_audio)
+    return MediaInfo(
+        kind="video",
+        format=fmt,
+        width=w,
+        height=h,
+        duration=round(duration, 6) if duration is not None else None,
+        fps=fps,
+        has_audio=has_audio,
+    )
 
 
 def _time(data: bytes, s: int) -> float | None:
@@ -258,7 +264,7 @@ def _trak(data: bytes, s: int, e: int) -> tuple[bytes, int, int, float | None, f
         if a == 0 and d == 0 and b != 0 and c != 0:  # a quarter turn: shown as h x w
             w, h = h, w
     if (cs := found.get(b"hdlr")) is not None:
-        handler = data[cs + 8:cs + 12]
+        handler = data[cs + 8 : cs + 12]
     if (cs := found.get(b"mdhd")) is not None:
         timescale = struct.unpack_from(">I", data, cs + (20 if data[cs] == 1 else 12))[0]
         tdur = _time(data, cs)

@@ -50,7 +50,10 @@ def _replace(value: Any, upstream: Mapping[str, str]) -> Any:
             scene = value[SCENE_MARKER]
             if scene not in upstream:
                 raise UpstreamUnknown(scene)
-            out: dict[str, Any] = {"upstream": upstream[scene], "output": value.get("output", "video")}
+            out: dict[str, Any] = {
+                "upstream": upstream[scene],
+                "output": value.get("output", "video"),
+            }
             if value.get("at") is not None:
                 out["at"] = value["at"]
             return out
@@ -77,16 +80,12 @@ def key_material(
     }
 
 
-def request_key(
-    request: Request, *, backend: str, take: int, upstream: Mapping[str, str]
-) -> str:
+def request_key(request: Request, *, backend: str, take: int, upstream: Mapping[str, str]) -> str:
     material = key_material(request, backend=backend, take=take, upstream=upstream)
     return digest_bytes(canonical_json(material))
 
 
-def scene_keys(
-    request: Request, *, backend: str, upstream: Mapping[str, str]
-) -> dict[int, str]:
+def scene_keys(request: Request, *, backend: str, upstream: Mapping[str, str]) -> dict[int, str]:
     """Keys of every take of the scene, 1-based."""
     return {
         t: request_key(request, backend=backend, take=t, upstream=upstream)

@@ -21,10 +21,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from storyc.plan import keys, pricing
-from storyc.state.lockfile import LockFile, SceneEntry
 from storyc.resolve.model import LocalFile
-from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
+from storyc.state.lockfile import LockFile, SceneEntry
 from storyc.state.store import Store
+from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
 
 if TYPE_CHECKING:
     from storyc.compiler import Compilation
@@ -112,12 +112,16 @@ def _scene_json(s: ScenePlan) -> dict[str, Any]:
     return {
         "status": s.status,
         "takes": s.takes,
-        "render": list(s.render), "fetch": list(s.fetch), "reuse": list(s.reuse),
-        "follow": list(s.follow), "unknown": list(s.unknown),
+        "render": list(s.render),
+        "fetch": list(s.fetch),
+        "reuse": list(s.reuse),
+        "follow": list(s.follow),
+        "unknown": list(s.unknown),
         "keys": {str(t): k for t, k in sorted(s.keys.items())},
         "reasons": [{"kind": c.kind, "field": c.field, "message": c.message} for c in s.reasons],
         # only what will render has a cost; null with kind "unknown" means unknown
-        "estimate": None if s.estimate.amount is None or not s.will_render
+        "estimate": None
+        if s.estimate.amount is None or not s.will_render
         else str(s.estimate.amount),
         "estimate_kind": s.estimate.kind if s.will_render else None,
         "waiting_on": list(s.waiting_on),
@@ -138,29 +142,41 @@ class PlanDiff:
 def diff_plans(old: Plan | None, new: Plan) -> PlanDiff:
     before = {n: s.status for n, s in old.scenes.items()} if old else {}
     after = {n: s.status for n, s in new.scenes.items()}
-    changes = {n: (before.get(n), after.get(n)) for n in sorted(set(before) | set(after))
-               if before.get(n) != after.get(n)}
+    changes = {
+        n: (before.get(n), after.get(n))
+        for n in sorted(set(before) | set(after))
+        if before.get(n) != after.get(n)
+    }
     rendering_before = {n for n, s in (old.scenes.items() if old else ()) if s.will_render}
     rendering_after = {n for n, s in new.scenes.items() if s.will_render}
     old_total = old.total_estimate if old else Decimal(0)
-    delta = None if old_total is None or new.total_estimate is None else new.total_estimate - old_total
-    return PlanDiff([n for n in new.order if n in rendering_after - rendering_before],
-                    sorted(rendering_before - rendering_after), changes, delta)
+    delta = (
+        None if old_total is None or new.total_estimate is None else new.total_estimate - old_total
+    )
+    return PlanDiff(
+        [n for n in new.order if n in rendering_after - rendering_before],
+        sorted(rendering_before - rendering_after),
+        changes,
+        delta,
+    )
 
 
 # -- explaining a change against the lock file -------------------------------
 
 
-def explain(entry: SceneEntry | None, request: Request, backend: str,
-            upstream: dict[str, str]) -> list[Change]:
+def explain(
+    entry: SceneEntry | None, request: Request, backend: str, upstream: dict[str, str]
+) -> list[Change]:
     """Field-level differences between what the lock file recorded and the request now."""
     if entry is None:
         return [Change("new", "", message="not in the lock file (never built)")]
     out: list[Change] = []
-    for name, old, new in (("backend", entry.backend, backend),
-                           ("target", entry.target, request.target),
-                           ("schema", entry.schema, request.schema),
-                           ("app", entry.app, request.app)):
+    for name, old, new in (
+        ("backend", entry.backend, backend),
+        ("target", entry.target, request.target),
+        ("schema", entry.schema, request.schema),
+        ("app", entry.app, request.app),
+    ):
         if old != new:
             out.append(Change(name, name, old, new, f"{name}: {old} → {new}"))
     now = keys.key_inputs(request, upstream)
@@ -174,19 +190,32 @@ def explain(entry: SceneEntry | None, request: Request, backend: str,
     for name in sorted(set(entry.settings) | set(now["settings"])):
         old, new = entry.settings.get(name), now["settings"].get(name)
         if old != new:
-            out.append(Change("setting", name, old, new,
-                              f"{name}: {_show(old)} → {_show(new)}"))
+            out.append(Change("setting", name, old, new, f"{name}: {_show(old)} → {_show(new)}"))
     locked_takes = {t.take for t in entry.takes}
     added = [t for t in range(1, request.takes + 1) if t not in locked_takes]
     if added and locked_takes:
-        out.append(Change("takes", "takes", len(locked_takes), request.takes,
-                          f"takes added: {', '.join(map(str, added))}"))
+        out.append(
+            Change(
+                "takes",
+                "takes",
+                len(locked_takes),
+                request.takes,
+                f"takes added: {', '.join(map(str, added))}",
+            )
+        )
     return out
 
 
 def _show(v: Any) -> str:
-    return "(unset)" if v is None else repr(v) if isinstance(v, str) else str(v).lower() \
-        if isinstance(v, bool) else str(v)
+    return (
+        "(unset)"
+        if v is None
+        else repr(v)
+        if isinstance(v, str)
+        else str(v).lower()
+        if isinstance(v, bool)
+        else str(v)
+    )
 
 
 def _short(d: Any) -> str:
@@ -213,8 +242,12 @@ def _input_change(path: str, old: dict[str, Any] | None, new: dict[str, Any] | N
         if old["digest"] == new["digest"]:
             return ""  # renamed, same bytes: the key does not change
         return f"{path}: {_describe(old)} → {_describe(new)}"
-    if "scene" in new and old.get("scene") == new["scene"] and \
-            old.get("output") == new.get("output") and old.get("at") == new.get("at"):
+    if (
+        "scene" in new
+        and old.get("scene") == new["scene"]
+        and old.get("output") == new.get("output")
+        and old.get("at") == new.get("at")
+    ):
         if "upstream" not in new:
             return f"{path}: scene {new['scene']} renders first"
         return f"{path}: the output of scene {new['scene']} changed"
@@ -247,8 +280,9 @@ def _base_duration(comp: Compilation, req: Request, plans: dict[str, ScenePlan])
     return None
 
 
-def make_plan(comp: Compilation, *, lock: LockFile, store: Store, backend: str,
-              journal: Journal | None = None) -> Plan:
+def make_plan(
+    comp: Compilation, *, lock: LockFile, store: Store, backend: str, journal: Journal | None = None
+) -> Plan:
     names = list(comp.order)
     wanted: Iterable[str] = comp.selected or (comp.project.scenes if comp.project else ())
     names += [n for n in wanted if n not in names]
@@ -262,13 +296,23 @@ def make_plan(comp: Compilation, *, lock: LockFile, store: Store, backend: str,
     return Plan(backend, plans, names)
 
 
-def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock: LockFile,
-                store: Store, backend: str, journal: Journal | None) -> ScenePlan:
+def _plan_scene(
+    comp: Compilation,
+    name: str,
+    plans: dict[str, ScenePlan],
+    lock: LockFile,
+    store: Store,
+    backend: str,
+    journal: Journal | None,
+) -> ScenePlan:
     req = comp.requests.get(name)
     if req is None:
         up = comp.blocked.get(name)
-        why = (f"uses scene {up}, which cannot be built" if up is not None
-               else "the scene has errors (see `storyc check`)")
+        why = (
+            f"uses scene {up}, which cannot be built"
+            if up is not None
+            else "the scene has errors (see `storyc check`)"
+        )
         return ScenePlan(name, "blocked", blocked=why)
     entry = lock.scenes.get(name)
     n_takes = max(1, req.takes)
@@ -291,10 +335,14 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
             sp.upstream[up] = up_plan.output
     base = _base_duration(comp, req, plans)
     if waiting:
-        sp.status, sp.waiting_on, sp.render = "waiting", tuple(waiting), tuple(range(1, n_takes + 1))
-        sp.reasons = [Change("upstream", up, message=f"waits for scene {up} to render")
-                      for up in waiting] + [c for c in explain(entry, req, backend, sp.upstream)
-                                            if c.kind not in ("upstream",)]
+        sp.status, sp.waiting_on, sp.render = (
+            "waiting",
+            tuple(waiting),
+            tuple(range(1, n_takes + 1)),
+        )
+        sp.reasons = [
+            Change("upstream", up, message=f"waits for scene {up} to render") for up in waiting
+        ] + [c for c in explain(entry, req, backend, sp.upstream) if c.kind not in ("upstream",)]
         sp.estimate = pricing.estimate(req, backend=backend, takes=n_takes, base_duration=base)
         return sp
     sp.keys = keys.scene_keys(req, backend=backend, upstream=sp.upstream)
@@ -306,8 +354,10 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
         locked = locked if locked is not None and locked.key == key else None
         if rec is not None and store.has(rec.output):
             reuse.append(take)
-            outputs[take] = (rec.output, locked.duration if locked and locked.duration
-                             else rec.duration)
+            outputs[take] = (
+                rec.output,
+                locked.duration if locked and locked.duration else rec.duration,
+            )
             continue
         if locked is not None and locked.url and locked.url.startswith(("http://", "https://")):
             fetch.append(take)
@@ -338,14 +388,30 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
         if entry is not None and not sp.reasons and (render or unknown or follow):
             sp.reasons = [_missing_reason(entry, sp, render + unknown + follow)]
         for t in follow:
-            sp.reasons.append(Change("journal", f"take {t}", message=f"take {t} was already sent; "
-                                     "it is followed, not sent again"))
+            sp.reasons.append(
+                Change(
+                    "journal",
+                    f"take {t}",
+                    message=f"take {t} was already sent; it is followed, not sent again",
+                )
+            )
         for t in unknown:
-            sp.reasons.append(Change("journal", f"take {t}", message=f"take {t}: an earlier "
-                                     "attempt's fate is unknown; needs your decision"))
+            sp.reasons.append(
+                Change(
+                    "journal",
+                    f"take {t}",
+                    message=f"take {t}: an earlier attempt's fate is unknown; needs your decision",
+                )
+            )
         for t in fetch:
-            sp.reasons.append(Change("missing", f"take {t}", message=f"take {t}: output not in "
-                                     "the store; fetched again from its recorded URL"))
+            sp.reasons.append(
+                Change(
+                    "missing",
+                    f"take {t}",
+                    message=f"take {t}: output not in "
+                    "the store; fetched again from its recorded URL",
+                )
+            )
     sp.estimate = pricing.estimate(req, backend=backend, takes=len(render), base_duration=base)
     return sp
 
@@ -353,10 +419,17 @@ def _plan_scene(comp: Compilation, name: str, plans: dict[str, ScenePlan], lock:
 def _missing_reason(entry: SceneEntry, sp: ScenePlan, takes: list[int]) -> Change:
     locked = {t.take: t.key for t in entry.takes}
     if all(locked.get(t) == sp.keys[t] for t in takes):
-        return Change("missing", "output", message="output missing from the store, "
-                      "and no URL to fetch it again")
-    return Change("key", "key", message="the key changed although no recorded field did "
-                  "(a new storyc version, or a lock file edited by hand)")
+        return Change(
+            "missing",
+            "output",
+            message="output missing from the store, and no URL to fetch it again",
+        )
+    return Change(
+        "key",
+        "key",
+        message="the key changed although no recorded field did "
+        "(a new storyc version, or a lock file edited by hand)",
+    )
 
 
 def _blocked(sp: ScenePlan, why: str) -> ScenePlan:

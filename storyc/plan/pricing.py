@@ -72,17 +72,23 @@ def estimate(
     """Cost of `takes` takes (default: all of the request's takes)."""
     n = request.takes if takes is None else takes
     if backend in FREE_BACKENDS:
-        return Estimate("free", Decimal(0), n, output_seconds(request, base_duration),
-                        Decimal(0), "preview renders are free")
+        return Estimate(
+            "free",
+            Decimal(0),
+            n,
+            output_seconds(request, base_duration),
+            Decimal(0),
+            "preview renders are free",
+        )
     rate = price_per_second(request.quality, request.has_video_input)
     if rate is None:
         return Estimate("unknown", None, n, reason=f"no price for quality {request.quality!r}")
     seconds = output_seconds(request, base_duration)
     if seconds is None:
-        return Estimate("unknown", None, n, None, rate,
-                        "the length of the video to edit is not known yet")
-    return Estimate("known", rate * seconds * n, n, seconds, rate,
-                    f"{n} × {seconds} s × ${rate}/s")
+        return Estimate(
+            "unknown", None, n, None, rate, "the length of the video to edit is not known yet"
+        )
+    return Estimate("known", rate * seconds * n, n, seconds, rate, f"{n} × {seconds} s × ${rate}/s")
 
 
 def total(estimates: list[Estimate]) -> tuple[Decimal, int]:

@@ -54,8 +54,9 @@ Retry = Literal["read", "submit"]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-def resolve_base_url(flag: str | None = None, setting: str | None = None,
-                     env: dict[str, str] | None = None) -> str:
+def resolve_base_url(
+    flag: str | None = None, setting: str | None = None, env: dict[str, str] | None = None
+) -> str:
     """Base URL precedence: command-line flag, then INFERENCE_BASE_URL, then `base_url` setting."""
     env_value = (env if env is not None else os.environ).get(BASE_URL_ENV)
     return (flag or env_value or setting or DEFAULT_BASE_URL).rstrip("/")
@@ -133,8 +134,9 @@ class ProviderClient:
         self.http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             follow_redirects=False,
         )
 
@@ -165,7 +167,7 @@ class ProviderClient:
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return retry_after
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
         return ceiling * (0.5 + 0.5 * self.rng())  # jitter: spread retries of many tasks
 
     async def pause(self, delay: float, deadline_at: float | None, what: str) -> None:
@@ -173,8 +175,9 @@ class ProviderClient:
             raise E.DeadlineExceeded(f"{what}: the task deadline passed while waiting to retry")
         await self.sleep(delay)
 
-    async def send(self, method: str, url: str, body: Any,
-                   what: str) -> tuple[httpx.Response | None, E.ProviderError | None, bool]:
+    async def send(
+        self, method: str, url: str, body: Any, what: str
+    ) -> tuple[httpx.Response | None, E.ProviderError | None, bool]:
         """(response, None, True) or (None, translated error, whether it may have been sent).
 
         The error is returned, not raised, so that nothing raised later is chained to
@@ -188,17 +191,33 @@ class ProviderClient:
             return None, E.translate_transport(exc, what=what, url=url), True
         return resp, None, True
 
-    async def call(self, method: str, path: str, *, what: str, retry: Retry = "read",
-                   body: Any = None, scene: str | None = None,
-                   deadline_at: float | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        retry: Retry = "read",
+        body: Any = None,
+        scene: str | None = None,
+        deadline_at: float | None = None,
+    ) -> Any:
         """One API call with the retry policy; returns the unwrapped `data` (None for 204)."""
         url = f"{self.base_url}{path}"
         limit = self.max_submit_retries if retry == "submit" else self.max_read_retries
         attempt = 0
         while True:
             try:
-                return await self.attempt(method, url, body, what=what, retry=retry,
-                                          scene=scene, attempt=attempt, last=attempt >= limit)
+                return await self.attempt(
+                    method,
+                    url,
+                    body,
+                    what=what,
+                    retry=retry,
+                    scene=scene,
+                    attempt=attempt,
+                    last=attempt >= limit,
+                )
             except _Again as again:
                 why, delay = again.why, again.delay
             # Outside the handler: an error raised while pausing has no httpx context.
@@ -206,21 +225,38 @@ class ProviderClient:
             await self.pause(delay, deadline_at, what)
             attempt += 1
 
-    async def attempt(self, method: str, url: str, body: Any, *, what: str, retry: Retry,
-                      scene: str | None, attempt: int, last: bool) -> Any:
+    async def attempt(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        *,
+        what: str,
+        retry: Retry,
+        scene: str | None,
+        attempt: int,
+        last: bool,
+    ) -> Any:
         """One request: the unwrapped answer, a translated error, or `_Again` to retry."""
         resp, err, sent = await self.send(method, url, body, what)
         if err is not None:
             if retry == "submit" and sent:
-                raise self.redact(E.SubmitOutcomeUnknown(
-                    f"{err.message} after the request was sent: the provider may have "
-                    "accepted it, and submitting again could pay twice", scene=scene))
+                raise self.redact(
+                    E.SubmitOutcomeUnknown(
+                        f"{err.message} after the request was sent: the provider may have "
+                        "accepted it, and submitting again could pay twice",
+                        scene=scene,
+                    )
+                )
             if not last:
                 raise _Again(err.message, self.backoff(attempt))
             if retry == "submit":
-                raise self.redact(E.SubmitNotReceived(
-                    f"{err.message}; the request was not sent, so it is safe to submit again",
-                    scene=scene))
+                raise self.redact(
+                    E.SubmitNotReceived(
+                        f"{err.message}; the request was not sent, so it is safe to submit again",
+                        scene=scene,
+                    )
+                )
             raise self.redact(err)
         assert resp is not None
         status = resp.status_code
@@ -238,35 +274,64 @@ class ProviderClient:
             if payload is not None:
                 return payload
             if retry == "submit":
-                raise self.redact(E.SubmitOutcomeUnknown(
-                    f"{what}: the provider answered {status} without a readable task; it "
-                    "may have accepted the request", http_status=status, scene=scene))
+                raise self.redact(
+                    E.SubmitOutcomeUnknown(
+                        f"{what}: the provider answered {status} without a readable task; it "
+                        "may have accepted the request",
+                        http_status=status,
+                        scene=scene,
+                    )
+                )
             if not last:
                 raise _Again(f"HTTP {status} with an unreadable answer", self.backoff(attempt))
-            raise self.redact(E.ServiceUnavailable(f"{what}: unreadable answer",
-                                                   http_status=status))
+            raise self.redact(
+                E.ServiceUnavailable(f"{what}: unreadable answer", http_status=status)
+            )
         retry_after = parse_retry_after(resp.headers.get("retry-after"))
         transient = status in (429, 503) or (status >= 500 and retry == "read")
         patient = retry_after is None or retry_after <= self.max_retry_after
         if transient and patient and not last:
             raise _Again(f"HTTP {status}", self.backoff(attempt, retry_after))
         if retry == "submit" and status in (429, 503):
-            base = E.from_http(status, payload, text, what=what, scene=scene,
-                               retry_after=retry_after)
-            raise self.redact(E.SubmitNotReceived(
-                f"{base.message} (not accepted; safe to submit again later)",
-                http_status=status, detail=base.detail, scene=scene))
+            base = E.from_http(
+                status, payload, text, what=what, scene=scene, retry_after=retry_after
+            )
+            raise self.redact(
+                E.SubmitNotReceived(
+                    f"{base.message} (not accepted; safe to submit again later)",
+                    http_status=status,
+                    detail=base.detail,
+                    scene=scene,
+                )
+            )
         if retry == "submit" and status >= 500:
             base = E.from_http(status, payload, text, what=what, scene=scene)
-            raise self.redact(E.SubmitOutcomeUnknown(
-                f"{base.message}; the provider may have created the task anyway, and "
-                "submitting again could pay twice", http_status=status,
-                detail=base.detail, scene=scene))
-        raise self.redact(self.http_error(status, payload, text, what=what, scene=scene,
-                                          retry_after=retry_after, body=body))
+            raise self.redact(
+                E.SubmitOutcomeUnknown(
+                    f"{base.message}; the provider may have created the task anyway, and "
+                    "submitting again could pay twice",
+                    http_status=status,
+                    detail=base.detail,
+                    scene=scene,
+                )
+            )
+        raise self.redact(
+            self.http_error(
+                status, payload, text, what=what, scene=scene, retry_after=retry_after, body=body
+            )
+        )
 
-    def http_error(self, status: int, payload: Any, text: str, *, what: str,
-                   scene: str | None, retry_after: float | None, body: Any) -> E.ProviderError:
+    def http_error(
+        self,
+        status: int,
+        payload: Any,
+        text: str,
+        *,
+        what: str,
+        scene: str | None,
+        retry_after: float | None,
+        body: Any,
+    ) -> E.ProviderError:
         _, detail = E.problem_detail(payload, text)
         field = None
         stale: tuple[str, ...] = ()
@@ -279,8 +344,16 @@ class ProviderClient:
                         break
             known = self.uploads.known_uris(self.base_url)
             stale = tuple(sorted(u for u in known if u in detail))
-        return E.from_http(status, payload, text, what=what, scene=scene,
-                           retry_after=retry_after, field=field, stale_uris=stale)
+        return E.from_http(
+            status,
+            payload,
+            text,
+            what=what,
+            scene=scene,
+            retry_after=retry_after,
+            field=field,
+            stale_uris=stale,
+        )
 
     # ---- tasks ----------------------------------------------------------------------
 
@@ -289,29 +362,42 @@ class ProviderClient:
             raise E.ProviderError("the provider answered without a task")
         return Task.from_json(data, legacy=self.legacy_status)
 
-    async def submit(self, app: str, input: dict[str, Any], *, scene: str | None = None,
-                     webhook: str | None = None) -> Task:
+    async def submit(
+        self,
+        app: str,
+        input: dict[str, Any],
+        *,
+        scene: str | None = None,
+        webhook: str | None = None,
+    ) -> Task:
         """POST /apps/run. Raises `SubmitNotReceived` / `SubmitOutcomeUnknown` on lost answers."""
         body: dict[str, Any] = {"app": app, "input": input}
         if webhook:
             body["webhook"] = webhook
         what = f"submitting scene {scene!r}" if scene else "submitting the task"
-        data = await self.call("POST", "/apps/run", what=what, retry="submit", body=body,
-                               scene=scene)
+        data = await self.call(
+            "POST", "/apps/run", what=what, retry="submit", body=body, scene=scene
+        )
         try:
             return self.task(data)
         except E.ProviderError:
-            raise E.SubmitOutcomeUnknown(f"{what}: the answer had no task id; the provider "
-                                         "may have accepted it", scene=scene) from None
+            raise E.SubmitOutcomeUnknown(
+                f"{what}: the answer had no task id; the provider may have accepted it", scene=scene
+            ) from None
 
     async def get_task(self, task_id: str, *, deadline_at: float | None = None) -> Task:
-        data = await self.call("GET", f"/tasks/{task_id}", what=f"reading task {task_id}",
-                               deadline_at=deadline_at)
+        data = await self.call(
+            "GET", f"/tasks/{task_id}", what=f"reading task {task_id}", deadline_at=deadline_at
+        )
         return self.task(data)
 
     async def get_status(self, task_id: str, *, deadline_at: float | None = None) -> Status:
-        data = await self.call("GET", f"/tasks/{task_id}/status",
-                               what=f"polling task {task_id}", deadline_at=deadline_at)
+        data = await self.call(
+            "GET",
+            f"/tasks/{task_id}/status",
+            what=f"polling task {task_id}",
+            deadline_at=deadline_at,
+        )
         value = data.get("status") if isinstance(data, dict) else None
         return parse_status(value, legacy=self.legacy_status)
 
@@ -323,23 +409,36 @@ class ProviderClient:
             return False
         return True
 
-    async def follow(self, task_id: str, *, deadline: float = DEFAULT_DEADLINE,
-                     poll_interval: float = 2.0, stream: bool = False,
-                     on_status: Callable[[Task], Any] | None = None,
-                     check: bool = True) -> Task:
+    async def follow(
+        self,
+        task_id: str,
+        *,
+        deadline: float = DEFAULT_DEADLINE,
+        poll_interval: float = 2.0,
+        stream: bool = False,
+        on_status: Callable[[Task], Any] | None = None,
+        check: bool = True,
+    ) -> Task:
         """Wait until the task is terminal; return it (raising for failure when `check`)."""
         from storyc.provider.follow import follow_task
 
-        task = await follow_task(self, task_id, deadline=deadline, poll_interval=poll_interval,
-                                 stream=stream, on_status=on_status)
+        task = await follow_task(
+            self,
+            task_id,
+            deadline=deadline,
+            poll_interval=poll_interval,
+            stream=stream,
+            on_status=on_status,
+        )
         if check:
             raise_for_task(task)
         return task
 
     # ---- files (see storyc.provider.transfer) ---------------------------------------
 
-    async def upload(self, path: str | os.PathLike[str], *, digest: str,
-                     content_type: str | None = None) -> str:
+    async def upload(
+        self, path: str | os.PathLike[str], *, digest: str, content_type: str | None = None
+    ) -> str:
         from storyc.provider.transfer import upload
 
         return await upload(self, path, digest=digest, content_type=content_type)
@@ -364,10 +463,18 @@ def raise_for_task(task: Task) -> None:
         return
     why = f": {task.error}" if task.error else ""
     if task.status == Status.FAILED:
-        raise E.TaskFailed(f"task {task.id} failed on the provider{why}", task=task,
-                           detail=task.error, task_id=task.id)
+        raise E.TaskFailed(
+            f"task {task.id} failed on the provider{why}",
+            task=task,
+            detail=task.error,
+            task_id=task.id,
+        )
     if task.status == Status.CANCELLED:
         raise E.TaskCancelled(f"task {task.id} was cancelled", task=task, task_id=task.id)
-    raise E.TaskRejected(f"task {task.id} was rejected before running (balance or plan "
-                         f"limit){why}; stop submitting, top up or change plan", task=task,
-                         detail=task.error, task_id=task.id)
+    raise E.TaskRejected(
+        f"task {task.id} was rejected before running (balance or plan "
+        f"limit){why}; stop submitting, top up or change plan",
+        task=task,
+        detail=task.error,
+        task_id=task.id,
+    )

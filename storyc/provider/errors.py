@@ -77,8 +77,9 @@ class AuthError(ProviderError):
 
 
 class InvalidRequest(ProviderError):
-    def __init__(self, message: str, *, field: str | None = None,
-                 stale_uris: tuple[str, ...] = (), **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, stale_uris: tuple[str, ...] = (), **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
         self.field = field
         self.stale_uris = stale_uris
@@ -180,42 +181,63 @@ def problem_detail(body: Any, text: str = "") -> tuple[str | None, str | None]:
     return None, text[:300] if text else None
 
 
-def from_http(status: int, body: Any, text: str, *, what: str, scene: str | None = None,
-              retry_after: float | None = None, field: str | None = None,
-              stale_uris: tuple[str, ...] = ()) -> ProviderError:
+def from_http(
+    status: int,
+    body: Any,
+    text: str,
+    *,
+    what: str,
+    scene: str | None = None,
+    retry_after: float | None = None,
+    field: str | None = None,
+    stale_uris: tuple[str, ...] = (),
+) -> ProviderError:
     """The error for an HTTP answer that retries did not (or must not) fix."""
     code, detail = problem_detail(body, text)
     said = f": {detail}" if detail else ""
     where = f" (scene {scene!r}{', field ' + repr(field) if field else ''})" if scene else ""
     kw: dict[str, Any] = {"http_status": status, "detail": detail, "scene": scene}
     if status in (400, 422):
-        return InvalidRequest(f"the provider refused {what}{where}{said}", field=field,
-                              stale_uris=stale_uris, **kw)
+        return InvalidRequest(
+            f"the provider refused {what}{where}{said}", field=field, stale_uris=stale_uris, **kw
+        )
     if status in (401, 403):
-        return AuthError(f"the provider did not accept the API key (HTTP {status}) for {what}; "
-                         "check INFERENCE_API_KEY", **kw)
+        return AuthError(
+            f"the provider did not accept the API key (HTTP {status}) for {what}; "
+            "check INFERENCE_API_KEY",
+            **kw,
+        )
     if status == 402:
-        return BalanceError(f"the provider refused {what} for balance or plan reasons "
-                            f"({code or 'payment_required'}){said}; top up or change plan, "
-                            "then build again", **kw)
+        return BalanceError(
+            f"the provider refused {what} for balance or plan reasons "
+            f"({code or 'payment_required'}){said}; top up or change plan, "
+            "then build again",
+            **kw,
+        )
     if status == 404:
         return NotFound(f"{what}: not found on the provider{said}", **kw)
     if status == 409:
         return Conflict(f"{what}: {detail or 'conflict'}", **kw)
     if status == 429:
-        return RateLimited(f"the provider is still rate-limiting {what}{said}; try again later",
-                           retry_after=retry_after, **kw)
+        return RateLimited(
+            f"the provider is still rate-limiting {what}{said}; try again later",
+            retry_after=retry_after,
+            **kw,
+        )
     if status >= 500:
-        return ServiceUnavailable(f"the provider failed {what} (HTTP {status}){said}; "
-                                  "try again later", **kw)
+        return ServiceUnavailable(
+            f"the provider failed {what} (HTTP {status}){said}; try again later", **kw
+        )
     return ProviderError(f"unexpected HTTP {status} for {what}{said}", **kw)
 
 
 def translate_transport(exc: BaseException, *, what: str, url: str) -> ProviderError:
     """The one place a foreign transport exception becomes ours (without the request)."""
     kind = type(exc).__name__
-    return TransportError(f"could not reach the provider for {what} at {safe_url(url)} "
-                          f"({kind}); check the network or INFERENCE_BASE_URL")
+    return TransportError(
+        f"could not reach the provider for {what} at {safe_url(url)} "
+        f"({kind}); check the network or INFERENCE_BASE_URL"
+    )
 
 
 def redact(text: str, secret: str | None) -> str:

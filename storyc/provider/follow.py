@@ -30,9 +30,15 @@ if TYPE_CHECKING:
 _MAX_STREAM_BREAKS = 5
 
 
-async def follow_task(client: ProviderClient, task_id: str, *, deadline: float,
-                      poll_interval: float, stream: bool,
-                      on_status: Callable[[Task], Any] | None) -> Task:
+async def follow_task(
+    client: ProviderClient,
+    task_id: str,
+    *,
+    deadline: float,
+    poll_interval: float,
+    stream: bool,
+    on_status: Callable[[Task], Any] | None,
+) -> Task:
     deadline_at = client.clock() + deadline
     task = await client.get_task(task_id, deadline_at=deadline_at)
     if on_status is not None:
@@ -55,16 +61,25 @@ async def follow_task(client: ProviderClient, task_id: str, *, deadline: float,
 def _deadline(task: Task, deadline: float) -> E.DeadlineExceeded:
     return E.DeadlineExceeded(
         f"task {task.id} was still {task.status_name} after {deadline:g} s; it may still "
-        "finish on the provider (follow it again, or cancel it)", task_id=task.id)
+        "finish on the provider (follow it again, or cancel it)",
+        task_id=task.id,
+    )
 
 
-async def _follow_stream(client: ProviderClient, task: Task, deadline: float,
-                         deadline_at: float,
-                         on_status: Callable[[Task], Any] | None) -> Task:
+async def _follow_stream(
+    client: ProviderClient,
+    task: Task,
+    deadline: float,
+    deadline_at: float,
+    on_status: Callable[[Task], Any] | None,
+) -> Task:
     """Stream until terminal; returns early (non-terminal) to let polling take over."""
     url = f"{client.base_url}/tasks/{task.id}/stream"
-    headers = {**client.auth_headers(), "Accept": "application/x-ndjson",
-               "Cache-Control": "no-cache"}
+    headers = {
+        **client.auth_headers(),
+        "Accept": "application/x-ndjson",
+        "Cache-Control": "no-cache",
+    }
     timeout = httpx.Timeout(client.stream_idle_timeout, connect=10.0)
     breaks = 0
     while not task.terminal and breaks <= _MAX_STREAM_BREAKS:
@@ -114,6 +129,7 @@ def _apply_line(client: ProviderClient, task: Task, line: str) -> bool:
         return False
     if isinstance(event.get("data"), dict):
         fields = event.get("fields")
-        return task.merge(event["data"], fields if isinstance(fields, list) else None,
-                          legacy=client.legacy_status)
+        return task.merge(
+            event["data"], fields if isinstance(fields, list) else None, legacy=client.legacy_status
+        )
     return task.merge(event, legacy=client.legacy_status)

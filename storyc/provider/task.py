@@ -105,11 +105,13 @@ class Task:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, legacy: bool = False) -> Task:
-        return cls(str(data.get("id", "")), parse_status(data.get("status"), legacy=legacy),
-                   dict(data))
+        return cls(
+            str(data.get("id", "")), parse_status(data.get("status"), legacy=legacy), dict(data)
+        )
 
-    def merge(self, partial: dict[str, Any], fields: list[str] | None = None,
-              *, legacy: bool = False) -> bool:
+    def merge(
+        self, partial: dict[str, Any], fields: list[str] | None = None, *, legacy: bool = False
+    ) -> bool:
         """Merge a partial update (only `fields` if given). True when the status changed."""
         keys = fields if fields else list(partial)
         for key in keys:

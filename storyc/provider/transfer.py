@@ -46,8 +46,13 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield block
 
 
-async def upload(client: ProviderClient, path: str | os.PathLike[str], *, digest: str,
-                 content_type: str | None = None) -> str:
+async def upload(
+    client: ProviderClient,
+    path: str | os.PathLike[str],
+    *,
+    digest: str,
+    content_type: str | None = None,
+) -> str:
     """The provider URI for this file's content, uploading it only if needed."""
     known = client.uploads.get(client.base_url, digest)
     if known is not None:
@@ -69,16 +74,18 @@ async def upload(client: ProviderClient, path: str | os.PathLike[str], *, digest
     return uri
 
 
-async def _upload_once(client: ProviderClient, path: Path, digest: str,
-                       content_type: str | None) -> str:
+async def _upload_once(
+    client: ProviderClient, path: Path, digest: str, content_type: str | None
+) -> str:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise E.UploadError(f"cannot read {path.name}: {exc.strerror}") from None
     ctype = content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     spec = {"uri": "", "filename": path.name, "content_type": ctype, "size": size}
-    data = await client.call("POST", "/files", what=f"registering upload of {path.name}",
-                             body={"files": [spec]})
+    data = await client.call(
+        "POST", "/files", what=f"registering upload of {path.name}", body={"files": [spec]}
+    )
     entry = data[0] if isinstance(data, list) and data else None
     if not isinstance(entry, dict) or not entry.get("upload_url") or not entry.get("uri"):
         raise E.UploadError(f"the provider gave no upload URL for {path.name}")
@@ -92,13 +99,15 @@ async def _upload_once(client: ProviderClient, path: Path, digest: str,
                 break
             err: E.ProviderError = E.UploadError(
                 f"uploading {path.name} failed (HTTP {resp.status_code})",
-                http_status=resp.status_code)
+                http_status=resp.status_code,
+            )
             transient = resp.status_code in (408, 429) or resp.status_code >= 500
         except OSError as exc:
             raise E.UploadError(f"cannot read {path.name}: {exc.strerror}") from None
         except httpx.HTTPError as exc:
-            err = E.UploadError(E.translate_transport(exc, what=f"uploading {path.name}",
-                                                      url=upload_url).message)
+            err = E.UploadError(
+                E.translate_transport(exc, what=f"uploading {path.name}", url=upload_url).message
+            )
             transient = True
         if not transient or attempt >= client.max_read_retries:
             raise client.redact(err) from None
@@ -123,8 +132,9 @@ async def upload_markers(client: ProviderClient, value: Any, root: Path) -> Any:
     return value
 
 
-async def submit_with_files(client: ProviderClient, app: str, input: dict[str, Any], *,
-                            root: Path, scene: str | None = None) -> Task:
+async def submit_with_files(
+    client: ProviderClient, app: str, input: dict[str, Any], *, root: Path, scene: str | None = None
+) -> Task:
     """Upload the input's files, submit; re-upload once if the provider rejects a known URI.
 
     A 400 means the task was not created, so submitting again after re-uploading the
@@ -170,8 +180,11 @@ async def download(client: ProviderClient, url: str, dest: BinaryIO) -> int:
                 elif resp.status_code in (429,) or resp.status_code >= 500:
                     raise _Transient(resp.status_code)
                 else:
-                    raise client.redact(E.DownloadError(
-                        f"{what} failed (HTTP {resp.status_code})", http_status=resp.status_code))
+                    raise client.redact(
+                        E.DownloadError(
+                            f"{what} failed (HTTP {resp.status_code})", http_status=resp.status_code
+                        )
+                    )
                 length = resp.headers.get("content-length")
                 total = written + int(length) if length and length.isdigit() else None
                 async for block in resp.aiter_raw(CHUNK):
@@ -182,8 +195,11 @@ async def download(client: ProviderClient, url: str, dest: BinaryIO) -> int:
         except (_Transient, httpx.HTTPError):
             pass
         if attempt >= client.max_read_retries:
-            raise client.redact(E.DownloadError(
-                f"{what} stayed incomplete after {attempt + 1} attempts ({written} bytes)"))
+            raise client.redact(
+                E.DownloadError(
+                    f"{what} stayed incomplete after {attempt + 1} attempts ({written} bytes)"
+                )
+            )
         await client.pause(client.backoff(attempt), None, what)
         attempt += 1
 

@@ -38,9 +38,13 @@ class UploadRegistry:
 
     VERSION = 1
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 max_age: float = DEFAULT_MAX_AGE,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        max_age: float = DEFAULT_MAX_AGE,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.max_age = max_age
         self._now = wall_clock
@@ -86,7 +90,8 @@ class UploadRegistry:
 
     def remember(self, base_url: str, digest: str, uri: str, size: int) -> None:
         self._entries.setdefault(base_url.rstrip("/"), {})[digest] = UploadEntry(
-            uri, size, self._now())
+            uri, size, self._now()
+        )
         self.save()
 
     def forget_uri(self, base_url: str, uri: str) -> bool:
@@ -108,8 +113,10 @@ class UploadRegistry:
         data = {
             "version": self.VERSION,
             "hosts": {
-                base: {d: {"uri": e.uri, "size": e.size, "uploaded_at": e.uploaded_at}
-                       for d, e in sorted(entries.items())}
+                base: {
+                    d: {"uri": e.uri, "size": e.size, "uploaded_at": e.uploaded_at}
+                    for d, e in sorted(entries.items())
+                }
                 for base, entries in sorted(self._entries.items())
             },
         }

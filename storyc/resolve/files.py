@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from storyc.media import info as mediainfo
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
-from storyc.resolve.model import LocalFile, MediaKind, RemoteFile
 from storyc.check.rules import MAX_BYTES
+from storyc.media import info as mediainfo
+from storyc.resolve.model import LocalFile, MediaKind, RemoteFile
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image": (".jpg", ".jpeg", ".png"),
@@ -56,12 +56,17 @@ class FileResolver:
         self._memo: dict[tuple[str, str, str], _Checked] = {}
         self._probe = getattr(mediainfo, "probe", None)
 
-    def source(self, written: str, base_dir: Path, kind: MediaKind, span: Span,
-               diags: Diagnostics) -> LocalFile | RemoteFile | None:
+    def source(
+        self, written: str, base_dir: Path, kind: MediaKind, span: Span, diags: Diagnostics
+    ) -> LocalFile | RemoteFile | None:
         text = written.strip()
         if not text:
-            diags.error("E130", f"empty path where {_a(kind)} {kind} is expected", span,
-                        hint='write a path relative to this file, e.g. "assets/shot.png"')
+            diags.error(
+                "E130",
+                f"empty path where {_a(kind)} {kind} is expected",
+                span,
+                hint='write a path relative to this file, e.g. "assets/shot.png"',
+            )
             return None
         if _SCHEME.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
             return self._url(text, kind, span, diags)
@@ -75,24 +80,36 @@ class FileResolver:
             diags.add(replace(p, span=span))
         return checked.file
 
-    def _url(self, url: str, kind: MediaKind, span: Span,
-             diags: Diagnostics) -> RemoteFile | None:
+    def _url(self, url: str, kind: MediaKind, span: Span, diags: Diagnostics) -> RemoteFile | None:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme == "http":
-            diags.error("E135", f"plain http:// URL: {url}", span,
-                        hint="the provider fetches media over https:// only; use the https:// "
-                             "address or a local file")
+            diags.error(
+                "E135",
+                f"plain http:// URL: {url}",
+                span,
+                hint="the provider fetches media over https:// only; use the https:// "
+                "address or a local file",
+            )
             return None
         if scheme != "https" or not parts.hostname:
-            diags.error("E136", f"unsupported URL: {url}", span,
-                        hint="media is a local path (relative to this file) or an https:// URL")
+            diags.error(
+                "E136",
+                f"unsupported URL: {url}",
+                span,
+                hint="media is a local path (relative to this file) or an https:// URL",
+            )
             return None
         suffix = Path(parts.path).suffix.lower()
         other = "video" if kind == "image" else "image"
         if suffix in EXTENSIONS[other]:
-            diags.error("E131", f"{url} looks like {_a(other)} {other} ({suffix}), but "
-                        f"{_a(kind)} {kind} is expected here", span, hint=_kind_hint(kind))
+            diags.error(
+                "E131",
+                f"{url} looks like {_a(other)} {other} ({suffix}), but "
+                f"{_a(kind)} {kind} is expected here",
+                span,
+                hint=_kind_hint(kind),
+            )
             return None
         return RemoteFile(url, kind)
 
@@ -102,25 +119,39 @@ class FileResolver:
         suffix = Path(abs_path).suffix.lower()
         other: MediaKind = "video" if kind == "image" else "image"
         if suffix in EXTENSIONS[other]:
-            return _refused("E131", f"{shown} is {_a(other)} {other} file, but {_a(kind)} "
-                            f"{kind} is expected here", _kind_hint(kind))
+            return _refused(
+                "E131",
+                f"{shown} is {_a(other)} {other} file, but {_a(kind)} {kind} is expected here",
+                _kind_hint(kind),
+            )
         if suffix not in EXTENSIONS[kind]:
             allowed = ", ".join(EXTENSIONS[kind])
             what = f"`{suffix}`" if suffix else "no extension"
-            return _refused("E133", f"unsupported {kind} format for {shown}: {what}",
-                            f"the model takes {kind}s as {allowed}; convert the file")
+            return _refused(
+                "E133",
+                f"unsupported {kind} format for {shown}: {what}",
+                f"the model takes {kind}s as {allowed}; convert the file",
+            )
         try:
             st = os.stat(abs_path)
         except OSError:
-            return _refused("E130", f"file not found: `{written}` (resolved to {label})",
-                            "paths are relative to the .story file that names them")
+            return _refused(
+                "E130",
+                f"file not found: `{written}` (resolved to {label})",
+                "paths are relative to the .story file that names them",
+            )
         if not stat.S_ISREG(st.st_mode):
-            return _refused("E137", f"{shown} is not a regular file",
-                            "name a media file, not a directory")
+            return _refused(
+                "E137", f"{shown} is not a regular file", "name a media file, not a directory"
+            )
         limit = MAX_BYTES[kind]
         if st.st_size > limit:
-            return _refused("E134", f"{shown} is {st.st_size:,} bytes; {kind}s may be at most "
-                            f"{_mb(limit)} ({limit:,} bytes)", "compress or shrink the file")
+            return _refused(
+                "E134",
+                f"{shown} is {st.st_size:,} bytes; {kind}s may be at most "
+                f"{_mb(limit)} ({limit:,} bytes)",
+                "compress or shrink the file",
+            )
         problems: list[Diagnostic] = []
         info = None
         if self._probe is not None:
@@ -129,18 +160,26 @@ class FileResolver:
             except Exception:  # a header reader must never stop a check
                 info = None
             if info is None:
-                problems.append(Diagnostic(
-                    "W130", Severity.WARNING, f"cannot read the header of {shown}: not a valid "
-                    f"{suffix[1:]} file?", None, "check that the file is not damaged or mis-named"))
+                problems.append(
+                    Diagnostic(
+                        "W130",
+                        Severity.WARNING,
+                        f"cannot read the header of {shown}: not a valid {suffix[1:]} file?",
+                        None,
+                        "check that the file is not damaged or mis-named",
+                    )
+                )
             elif info.kind != kind:
-                return _refused("E132", f"{shown} is named like {_a(kind)} {kind} but holds "
-                                f"{_a(info.kind)} {info.kind} ({info.format})",
-                                "rename or replace the file")
+                return _refused(
+                    "E132",
+                    f"{shown} is named like {_a(kind)} {kind} but holds "
+                    f"{_a(info.kind)} {info.kind} ({info.format})",
+                    "rename or replace the file",
+                )
         try:
             digest = self.digests.digest(abs_path, st)
         except OSError as exc:
-            return _refused("E137", f"cannot read {shown}: "
-                            f"{exc.strerror or type(exc).__name__}")
+            return _refused("E137", f"cannot read {shown}: {exc.strerror or type(exc).__name__}")
         return _Checked(LocalFile(label, abs_path, kind, st.st_size, digest, info), tuple(problems))
 
 

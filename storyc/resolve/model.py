@@ -195,4 +195,6 @@ class Project:
     elements: dict[str, Element]
     scenes: dict[str, Scene]  # declaration order
     cuts: dict[str, Cut]
-    settings: dict[str, Setting[object]] = field(default_factory=dict)  # other project settings (backend, base_url, ...)
+    settings: dict[str, Setting[object]] = field(
+        default_factory=dict
+    )  # other project settings (backend, base_url, ...)

@@ -14,14 +14,14 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Any
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Span
-from storyc.resolve.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
+from storyc.lang import ast
 from storyc.lang.parser import long_layout
+from storyc.resolve.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
 from storyc.resolve.scene import LineIndex
+from storyc.resolve.templating import Problem
 from storyc.resolve.values import VIDEO_SLOT, describe
 from storyc.targets import DEFAULT_TARGET
-from storyc.resolve.templating import Problem
 
 if TYPE_CHECKING:
     from storyc.lang.loader import LoadedFile
@@ -34,7 +34,7 @@ def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
     if not node.long:
         return node.content_start + offset if node.content_start >= 0 else None
     base = node.span.start + 3
-    skip, lines, cut = long_layout(text[base:node.span.end - 3])
+    skip, lines, cut = long_layout(text[base : node.span.end - 3])
     base += skip
     value = node.value
     li = value.count("\n", 0, offset)
@@ -58,7 +58,7 @@ def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, index: LineI
     if p.line is not None and node.long:
         lines = node.value.split("\n")
         if 1 <= p.line <= len(lines):
-            start = sum(len(ln) + 1 for ln in lines[:p.line - 1])
+            start = sum(len(ln) + 1 for ln in lines[: p.line - 1])
             a = source_offset(node, text, start)
             b = source_offset(node, text, start + len(lines[p.line - 1]))
             if a is not None and b is not None and b > a:
@@ -66,9 +66,14 @@ def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, index: LineI
     return node.span
 
 
-def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
-                eff: dict[str, tuple[ast.Setting, Layer]], video_layer: Layer | None,
-                variables: dict[str, Any]) -> Scene:
+def build_scene(
+    sr: SceneResolver,
+    decl: ast.SceneDecl,
+    f: LoadedFile,
+    eff: dict[str, tuple[ast.Setting, Layer]],
+    video_layer: Layer | None,
+    variables: dict[str, Any],
+) -> Scene:
     r = sr.r
     diags = sr.diags
     name = decl.name
@@ -82,8 +87,12 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     if hit is None:
         # A misspelt `prompt` is already an E102 with "did you mean"; say it once.
         if not any(_close_to(s.name, "prompt") for s in decl.settings):
-            diags.error("E115", f"scene `{name}` has no prompt", decl.name_span,
-                        hint='add prompt = "what happens in the shot" (or inherit one from a style)')
+            diags.error(
+                "E115",
+                f"scene `{name}` has no prompt",
+                decl.name_span,
+                hint='add prompt = "what happens in the shot" (or inherit one from a style)',
+            )
     else:
         s = hit[0]
         prompt_span = s.value.span
@@ -91,9 +100,12 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
             node = s.value
             source = node.value
         else:
-            diags.error("E104", f"`prompt` must be a string in double quotes, found "
-                        f"{describe(s.value)}", s.value.span,
-                        hint='for example: prompt = "@mei walks through the market"')
+            diags.error(
+                "E104",
+                f"`prompt` must be a string in double quotes, found {describe(s.value)}",
+                s.value.span,
+                hint='for example: prompt = "@mei walks through the market"',
+            )
     context = {**sr.variables, **variables}
     rendered, problems = sr.render_prompt(source, context)
     file_text = texts.get(prompt_span.file, "")
@@ -102,8 +114,12 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
         if line_index is None:
             line_index = sr.line_index(prompt_span.file, file_text)
         detail = f": {p.detail}" if p.detail else ""
-        diags.error(p.code, f"{p.message} in the prompt of scene `{name}`{detail}",
-                    _problem_span(p, node, prompt_span, line_index), hint=p.hint)
+        diags.error(
+            p.code,
+            f"{p.message} in the prompt of scene `{name}`{detail}",
+            _problem_span(p, node, prompt_span, line_index),
+            hint=p.hint,
+        )
     prompt = rendered if rendered is not None else source
 
     # inputs ----------------------------------------------------------------------
@@ -131,18 +147,25 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
         keys = [k for k in VIDEO_SLOT if k in video_layer.settings]
         if len(keys) > 1:
             second = video_layer.settings[keys[1]]
-            diags.error("E114", f"scene `{name}` has more than one reference video "
-                        f"(`{keys[0]}` and `{keys[1]}`)", second.name_span,
-                        hint="`video`/`motion` borrow style or motion; `edit` changes the video "
-                             "itself: keep one")
+            diags.error(
+                "E114",
+                f"scene `{name}` has more than one reference video (`{keys[0]}` and `{keys[1]}`)",
+                second.name_span,
+                hint="`video`/`motion` borrow style or motion; `edit` changes the video "
+                "itself: keep one",
+            )
         s = video_layer.settings[keys[0]]
         inp = sr.video_input(s.value, video_layer.file, keys[0])
         if inp is not None:
             mode = "base" if keys[0] == "edit" else "feature"
             video = VideoInput(inp, mode, keep_sound, s.span)  # type: ignore[arg-type]
     if video is None and keep_sound is not None and keep_sound.origin == "scene":
-        diags.warning("W102", f"`keep_sound` has no effect: scene `{name}` has no video input",
-                      keep_sound.span, hint="use it with `edit = ...` (or `video = ...`)")
+        diags.warning(
+            "W102",
+            f"`keep_sound` has no effect: scene `{name}` has no video input",
+            keep_sound.span,
+            hint="use it with `edit = ...` (or `video = ...`)",
+        )
 
     # mentions --------------------------------------------------------------------
     mentions: list[Mention] = []
@@ -160,15 +183,15 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
         counts[mname] = k + 1
         if line_index is None:
             line_index = sr.line_index(prompt_span.file, file_text)
-        mspan = _mention_span(node, line_index, prompt, source, m.start(), m.end(), mname, k,
-                              prompt_span)
+        mspan = _mention_span(
+            node, line_index, prompt, source, m.start(), m.end(), mname, k, prompt_span
+        )
         mentions.append(Mention(mname, m.start(), m.end(), mspan))
         if k:
             continue
         named = r.names.get(mname)
         if named is None:
-            r.unknown(mname, mspan, ("image", "video", "element", "scene"), "@name",
-                      code="E123")
+            r.unknown(mname, mspan, ("image", "video", "element", "scene"), "@name", code="E123")
             continue
         r.used.add(mname)
         if named.kind == "element":
@@ -185,15 +208,25 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
                 if named.kind == "video":
                     hint = f"add `video = {mname}` (style/motion) or `edit = {mname}` (edit it)"
                 else:
-                    hint = (f"use its output first: `start = {mname}.last_frame`, "
-                            f"`refs = [{mname}.last_frame]`, `video = {mname}` or "
-                            f"`edit = {mname}`")
-                diags.error("E124", f"@{mname} is {_word(named.kind)} that is not an input of "
-                            f"scene `{name}`", mspan, hint=hint)
+                    hint = (
+                        f"use its output first: `start = {mname}.last_frame`, "
+                        f"`refs = [{mname}.last_frame]`, `video = {mname}` or "
+                        f"`edit = {mname}`"
+                    )
+                diags.error(
+                    "E124",
+                    f"@{mname} is {_word(named.kind)} that is not an input of scene `{name}`",
+                    mspan,
+                    hint=hint,
+                )
         else:
-            diags.error("E125", f"@{mname} is {_word(named.kind)}; only assets, elements and "
-                        "scenes can be mentioned", mspan,
-                        hint=f"write the name without @, or mention what `{mname}` stands for")
+            diags.error(
+                "E125",
+                f"@{mname} is {_word(named.kind)}; only assets, elements and "
+                "scenes can be mentioned",
+                mspan,
+                hint=f"write the name without @, or mention what `{mname}` stands for",
+            )
 
     def get(key: str) -> Setting[Any] | None:
         return sr.setting(eff, key)
@@ -203,11 +236,24 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile,
     takes = get("takes") or Setting(1, None, "builtin")
     target = get("target") or Setting(DEFAULT_TARGET, None, "builtin")
     return Scene(
-        name=name, span=decl.name_span, prompt=prompt, prompt_span=prompt_span,
-        mentions=tuple(mentions), first_frame=first_frame, end_frame=end_frame,
-        images=tuple(images), elements=tuple(elements), video=video, quality=quality,
-        aspect=get("aspect"), duration=get("duration"), watermark=watermark, takes=takes,
-        target=target, variables=variables)
+        name=name,
+        span=decl.name_span,
+        prompt=prompt,
+        prompt_span=prompt_span,
+        mentions=tuple(mentions),
+        first_frame=first_frame,
+        end_frame=end_frame,
+        images=tuple(images),
+        elements=tuple(elements),
+        video=video,
+        quality=quality,
+        aspect=get("aspect"),
+        duration=get("duration"),
+        watermark=watermark,
+        takes=takes,
+        target=target,
+        variables=variables,
+    )
 
 
 def _ref_names(v: ast.Value) -> list[str]:
@@ -228,8 +274,17 @@ def _same(a: Input, b: Input) -> bool:
     return a.source == b.source
 
 
-def _mention_span(node: ast.Str | None, lines: LineIndex, prompt: str, source: str,
-                  start: int, end: int, name: str, k: int, fallback: Span) -> Span:
+def _mention_span(
+    node: ast.Str | None,
+    lines: LineIndex,
+    prompt: str,
+    source: str,
+    start: int,
+    end: int,
+    name: str,
+    k: int,
+    fallback: Span,
+) -> Span:
     text = lines.text
     if node is None:
         return fallback
@@ -253,4 +308,5 @@ def _mention_span(node: ast.Str | None, lines: LineIndex, prompt: str, source: s
 
 def _word(kind: str) -> str:
     from storyc.resolve.resolver import KIND_WORDS
+
     return KIND_WORDS[kind]

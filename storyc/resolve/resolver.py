@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyc import targets
-
-from storyc.lang import ast
 from storyc.base.diagnostics import Diagnostics, SourceMap, Span
 from storyc.base.hashing import DigestCache
+from storyc.lang import ast
 from storyc.lang.loader import Loaded, LoadedFile, ParseCache, load
-from storyc.resolve.model import Asset, Cut, Element, Origin, Project, Setting
 from storyc.resolve.files import FileResolver
+from storyc.resolve.model import Asset, Cut, Element, Origin, Project, Setting
 from storyc.resolve.scene import SceneResolver
 from storyc.resolve.values import (
     BACKENDS,
@@ -43,8 +42,14 @@ from storyc.resolve.values import (
 )
 from storyc.targets import DEFAULT_TARGET
 
-KIND_WORDS = {"image": "an image asset", "video": "a video asset", "element": "an element",
-              "style": "a style", "scene": "a scene", "cut": "a cut"}
+KIND_WORDS = {
+    "image": "an image asset",
+    "video": "a video asset",
+    "element": "an element",
+    "style": "a style",
+    "scene": "a scene",
+    "cut": "a cut",
+}
 
 
 @dataclass
@@ -72,8 +77,9 @@ def known_targets() -> list[str] | None:
         return None
 
 
-def resolve(loaded: Loaded, diags: Diagnostics, *,
-            digests: DigestCache | None = None) -> Project | None:
+def resolve(
+    loaded: Loaded, diags: Diagnostics, *, digests: DigestCache | None = None
+) -> Project | None:
     """Resolve a loaded story. None when it could not be loaded or parsed completely
     (syntax errors are already in `loaded.diagnostics`)."""
     if loaded.root is None or loaded.entry is None or not loaded.complete:
@@ -81,8 +87,12 @@ def resolve(loaded: Loaded, diags: Diagnostics, *,
     return _Resolver(loaded, diags, digests if digests is not None else DigestCache()).run()
 
 
-def frontend(path: str | os.PathLike[str], *, cache: ParseCache | None = None,
-             digests: DigestCache | None = None) -> tuple[Project | None, Diagnostics, SourceMap]:
+def frontend(
+    path: str | os.PathLike[str],
+    *,
+    cache: ParseCache | None = None,
+    digests: DigestCache | None = None,
+) -> tuple[Project | None, Diagnostics, SourceMap]:
     """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
     loaded = load(path, cache=cache)
     diags = Diagnostics()
@@ -116,11 +126,14 @@ class _Resolver:
         first = self.names.get(name)
         if first is not None:
             self.diags.error(
-                "E101", f"`{name}` is declared twice (first as {KIND_WORDS[first.kind]}, "
-                f"then as {KIND_WORDS[kind]})", span,
+                "E101",
+                f"`{name}` is declared twice (first as {KIND_WORDS[first.kind]}, "
+                f"then as {KIND_WORDS[kind]})",
+                span,
                 hint="assets, elements, styles, scenes and cuts share one set of names; "
-                     "rename one of them",
-                notes=((f"`{name}` is first declared here", first.span),))
+                "rename one of them",
+                notes=((f"`{name}` is first declared here", first.span),),
+            )
             return
         self.names[name] = Named(kind, decl, f, span)
 
@@ -131,9 +144,13 @@ class _Resolver:
             elif isinstance(item, ast.Let):
                 first = self.lets.get(item.name)
                 if first is not None:
-                    self.diags.error("E101", f"variable `{item.name}` is defined twice",
-                                     item.name_span, hint="remove or rename one of them",
-                                     notes=(("first defined here", first[0].name_span),))
+                    self.diags.error(
+                        "E101",
+                        f"variable `{item.name}` is defined twice",
+                        item.name_span,
+                        hint="remove or rename one of them",
+                        notes=(("first defined here", first[0].name_span),),
+                    )
                 else:
                     self.lets[item.name] = (item, f)
             elif isinstance(item, ast.AssetDecl):
@@ -153,13 +170,21 @@ class _Resolver:
 
     def _collect_project(self, item: ast.ProjectDecl, f: LoadedFile) -> None:
         if f.label != self.loaded.entry:
-            self.diags.error("E014", f"a `project` block in an included file ({f.label})",
-                             item.span, hint=f"keep the one `project` block in the entry file "
-                             f"{self.loaded.entry}; included files hold shared declarations")
+            self.diags.error(
+                "E014",
+                f"a `project` block in an included file ({f.label})",
+                item.span,
+                hint=f"keep the one `project` block in the entry file "
+                f"{self.loaded.entry}; included files hold shared declarations",
+            )
         elif self.project_decl is not None:
-            self.diags.error("E014", "a second `project` block", item.span,
-                             hint="merge the settings into the first `project` block",
-                             notes=(("the first one is here", self.project_decl[0].span),))
+            self.diags.error(
+                "E014",
+                "a second `project` block",
+                item.span,
+                hint="merge the settings into the first `project` block",
+                notes=(("the first one is here", self.project_decl[0].span),),
+            )
         else:
             self.project_decl = (item, f)
 
@@ -174,8 +199,9 @@ class _Resolver:
         target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
         if self.project_decl is not None:
             decl, _ = self.project_decl
-            settings = check_settings(decl.settings, PROJECT_SETTINGS, "the project block",
-                                      self.diags)
+            settings = check_settings(
+                decl.settings, PROJECT_SETTINGS, "the project block", self.diags
+            )
             if decl.title is not None:
                 title = decl.title
             for key, s in settings.items():
@@ -206,10 +232,18 @@ class _Resolver:
         cuts = self._cuts()
         self._unused()
         return Project(
-            name=title, root=str(self.root), entry=self.loaded.entry or entry.label,
-            files=tuple(f.label for f in self.loaded.files), target=target,
-            variables=variables, assets=assets, elements=elements, scenes=scenes, cuts=cuts,
-            settings=other)
+            name=title,
+            root=str(self.root),
+            entry=self.loaded.entry or entry.label,
+            files=tuple(f.label for f in self.loaded.files),
+            target=target,
+            variables=variables,
+            assets=assets,
+            elements=elements,
+            scenes=scenes,
+            cuts=cuts,
+            settings=other,
+        )
 
     def _variables(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -226,8 +260,9 @@ class _Resolver:
             if not isinstance(decl, ast.AssetDecl):
                 continue
             kind = "image" if decl.kind == "image" else "video"
-            src = self.files.source(decl.path.value, Path(named.file.abs_path).parent, kind,
-                                    decl.path.span, self.diags)
+            src = self.files.source(
+                decl.path.value, Path(named.file.abs_path).parent, kind, decl.path.span, self.diags
+            )
             if src is not None:
                 out[name] = Asset(name, kind, src, decl.name_span)
         self.assets_by_name = out
@@ -239,13 +274,17 @@ class _Resolver:
             decl = named.decl
             if not isinstance(decl, ast.ElementDecl):
                 continue
-            settings = check_settings(decl.settings, ELEMENT_SETTINGS, f"element `{name}`",
-                                      self.diags)
+            settings = check_settings(
+                decl.settings, ELEMENT_SETTINGS, f"element `{name}`", self.diags
+            )
             frontal_s = settings.get("frontal")
             if frontal_s is None:
-                self.diags.error("E115", f"element `{name}` has no `frontal` image",
-                                 decl.name_span,
-                                 hint='add frontal = "path/to/front.png" (or an image asset)')
+                self.diags.error(
+                    "E115",
+                    f"element `{name}` has no `frontal` image",
+                    decl.name_span,
+                    hint='add frontal = "path/to/front.png" (or an image asset)',
+                )
                 continue
             frontal = sr.image_input(frontal_s.value, named.file, "frontal", scenes_ok=False)
             refs = []
@@ -275,40 +314,54 @@ class _Resolver:
 
     def lookup_scene(self, v: ast.Value, where: str) -> str | None:
         if not isinstance(v, ast.Ref) or v.attr is not None:
-            self.diags.error("E104", f"{where} lists scenes by name, found {describe(v)}",
-                             v.span, hint="for example: cut final = [intro, chase, ending]")
+            self.diags.error(
+                "E104",
+                f"{where} lists scenes by name, found {describe(v)}",
+                v.span,
+                hint="for example: cut final = [intro, chase, ending]",
+            )
             return None
         named = self.names.get(v.name)
         if named is None:
             self.unknown(v.name, v.name_span, ("scene",))
             return None
         if named.kind != "scene":
-            self.diags.error("E111", f"`{v.name}` is {KIND_WORDS[named.kind]}, but {where} "
-                             "lists scenes", v.span,
-                             notes=((f"`{v.name}` is declared here", named.span),))
+            self.diags.error(
+                "E111",
+                f"`{v.name}` is {KIND_WORDS[named.kind]}, but {where} lists scenes",
+                v.span,
+                notes=((f"`{v.name}` is declared here", named.span),),
+            )
             return None
         return v.name
 
-    def unknown(self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name",
-                code: str = "E110") -> None:
+    def unknown(
+        self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name", code: str = "E110"
+    ) -> None:
         pool = [n for n, d in self.names.items() if d.kind in kinds]
         hint = did_you_mean(name, pool)
         if hint is None:
             hint = "nothing by that name is declared; check the spelling, or declare it"
             if kinds == ("element",):
-                hint = f"declare it: element {name} {{ frontal = \"{name}.png\" }}"
+                hint = f'declare it: element {name} {{ frontal = "{name}.png" }}'
             elif kinds == ("style",):
                 hint = f"declare it: style {name} {{ ... }}"
             if pool and len(pool) <= 8:
                 hint += " (declared: " + ", ".join(pool) + ")"
         if code == "E123" and re.fullmatch(r"(image|video|element)_?\d+", name):
-            hint = ("mention inputs by their names (@market, @mei); storyc numbers them "
-                    "for the provider itself")
+            hint = (
+                "mention inputs by their names (@market, @mei); storyc numbers them "
+                "for the provider itself"
+            )
         self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
 
     def _unused(self) -> None:
         for name, named in self.names.items():
             if named.kind in ("image", "video", "element", "style") and name not in self.used:
                 noun = KIND_WORDS[named.kind].split(" ", 1)[1]
-                self.diags.warning("W101", f"{noun} `{name}` is never used",
-                                   named.span, hint="use it in a scene, or remove it")
+                self.diags.warning(
+                    "W101",
+                    f"{noun} `{name}` is never used",
+                    named.span,
+                    hint="use it in a scene, or remove it",
+                )

@@ -13,8 +13,8 @@ from bisect import bisect_right
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Span
+from storyc.lang import ast
 from storyc.resolve.model import (
     ASPECTS,
     QUALITIES,
@@ -26,6 +26,7 @@ from storyc.resolve.model import (
     Setting,
     VideoInput,
 )
+from storyc.resolve.templating import Problem, Templates
 from storyc.resolve.values import (
     BACKENDS,
     SCENE_SETTINGS,
@@ -42,7 +43,6 @@ from storyc.resolve.values import (
     is_unset,
     to_python,
 )
-from storyc.resolve.templating import Problem, Templates
 
 if TYPE_CHECKING:
     from storyc.lang.loader import LoadedFile
@@ -64,8 +64,15 @@ class LineIndex:
         end = max(start, min(end, n))
         line = bisect_right(self.starts, start)
         end_line = bisect_right(self.starts, end)
-        return Span(self.file, line, start - self.starts[line - 1] + 1, end_line,
-                    end - self.starts[end_line - 1] + 1, start, end)
+        return Span(
+            self.file,
+            line,
+            start - self.starts[line - 1] + 1,
+            end_line,
+            end - self.starts[end_line - 1] + 1,
+            start,
+            end,
+        )
 
 
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
@@ -117,8 +124,9 @@ class SceneResolver:
         return None if is_unset(v) else v
 
     # inputs --------------------------------------------------------------------
-    def image_input(self, v: ast.Value, f: LoadedFile, slot: str, *,
-                    scenes_ok: bool = True) -> Input | None:
+    def image_input(
+        self, v: ast.Value, f: LoadedFile, slot: str, *, scenes_ok: bool = True
+    ) -> Input | None:
         key = id(v)
         if key in self._memo:
             hit = self._memo[key]
@@ -127,16 +135,19 @@ class SceneResolver:
         self._memo[key] = _BAD if result is None else result
         return result
 
-    def _image_input(self, v: ast.Value, f: LoadedFile, slot: str,
-                     scenes_ok: bool) -> Input | None:
+    def _image_input(self, v: ast.Value, f: LoadedFile, slot: str, scenes_ok: bool) -> Input | None:
         r = self.r
         if isinstance(v, ast.Str):
             src = r.files.source(v.value, Path(f.abs_path).parent, "image", v.span, self.diags)
             return Input(src, None, v.span) if src is not None else None
         frames = "`scene.last_frame`, " if scenes_ok else ""
         if not isinstance(v, ast.Ref) or (v.attr is None and v.name in ("true", "false")):
-            self.diags.error("E104", f"`{slot}` must be an image, found {describe(v)}", v.span,
-                             hint=f"an image asset's name, {frames}or a path in double quotes")
+            self.diags.error(
+                "E104",
+                f"`{slot}` must be an image, found {describe(v)}",
+                v.span,
+                hint=f"an image asset's name, {frames}or a path in double quotes",
+            )
             return None
         named = r.names.get(v.name)
         if named is None:
@@ -145,9 +156,12 @@ class SceneResolver:
         r.used.add(v.name)
         if named.kind == "image":
             if v.attr is not None:
-                self.diags.error("E112", f"`{v.name}` is an image asset; it has no "
-                                 f"`.{v.attr}`", v.attr_span or v.span,
-                                 hint=f"write just `{v.name}`")
+                self.diags.error(
+                    "E112",
+                    f"`{v.name}` is an image asset; it has no `.{v.attr}`",
+                    v.attr_span or v.span,
+                    hint=f"write just `{v.name}`",
+                )
                 return None
             asset = r.assets_by_name.get(v.name)
             return Input(asset.source, v.name, v.span) if asset is not None else None
@@ -162,34 +176,54 @@ class SceneResolver:
             what = f"list elements in `elements = [{v.name}]` or mention them as @{v.name}"
         else:
             what = f"`{slot}` needs an image"
-        self.diags.error("E111", f"`{v.name}` is {_kind_word(named.kind)}, not an image",
-                         v.span, hint=what, notes=((f"`{v.name}` is declared here", named.span),))
+        self.diags.error(
+            "E111",
+            f"`{v.name}` is {_kind_word(named.kind)}, not an image",
+            v.span,
+            hint=what,
+            notes=((f"`{v.name}` is declared here", named.span),),
+        )
         return None
 
     def _frame(self, v: ast.Ref) -> SceneOutput | None:
         if v.attr is None:
-            self.diags.error("E111", f"`{v.name}` is a scene (its output is a video), but an "
-                             "image is needed here", v.span,
-                             hint=f"use a frame of it: `{v.name}.last_frame`, "
-                                  f"`{v.name}.first_frame` or `{v.name}.frame(2.5)`")
+            self.diags.error(
+                "E111",
+                f"`{v.name}` is a scene (its output is a video), but an image is needed here",
+                v.span,
+                hint=f"use a frame of it: `{v.name}.last_frame`, "
+                f"`{v.name}.first_frame` or `{v.name}.frame(2.5)`",
+            )
             return None
         span = v.attr_span or v.span
         if v.attr not in FRAME_PARTS:
-            self.diags.error("E112", f"a scene has no `.{v.attr}`", span,
-                             hint="use `.last_frame`, `.first_frame` or `.frame(SECONDS)`")
+            self.diags.error(
+                "E112",
+                f"a scene has no `.{v.attr}`",
+                span,
+                hint="use `.last_frame`, `.first_frame` or `.frame(SECONDS)`",
+            )
             return None
         if v.attr == "frame":
             if v.arg is None:
-                self.diags.error("E112", "`.frame` needs a time in seconds", span,
-                                 hint=f"for example: {v.name}.frame(2.5)")
+                self.diags.error(
+                    "E112",
+                    "`.frame` needs a time in seconds",
+                    span,
+                    hint=f"for example: {v.name}.frame(2.5)",
+                )
                 return None
             if v.arg.value < 0:
                 self.diags.error("E106", "a frame time must be 0 seconds or more", v.arg.span)
                 return None
             return SceneOutput(v.name, "frame", float(v.arg.value))
         if v.arg is not None:
-            self.diags.error("E112", f"`.{v.attr}` takes no time", v.arg.span,
-                             hint=f"write `{v.name}.{v.attr}`, or `{v.name}.frame(SECONDS)`")
+            self.diags.error(
+                "E112",
+                f"`.{v.attr}` takes no time",
+                v.arg.span,
+                hint=f"write `{v.name}.{v.attr}`, or `{v.name}.frame(SECONDS)`",
+            )
             return None
         return SceneOutput(v.name, v.attr)  # type: ignore[arg-type]
 
@@ -208,8 +242,12 @@ class SceneResolver:
             src = r.files.source(v.value, Path(f.abs_path).parent, "video", v.span, self.diags)
             return Input(src, None, v.span) if src is not None else None
         if not isinstance(v, ast.Ref) or (v.attr is None and v.name in ("true", "false")):
-            self.diags.error("E104", f"`{slot}` must be a video, found {describe(v)}", v.span,
-                             hint="a video asset's name, a scene's name, or a path in quotes")
+            self.diags.error(
+                "E104",
+                f"`{slot}` must be a video, found {describe(v)}",
+                v.span,
+                hint="a video asset's name, a scene's name, or a path in quotes",
+            )
             return None
         named = r.names.get(v.name)
         if named is None:
@@ -217,18 +255,30 @@ class SceneResolver:
             return None
         r.used.add(v.name)
         if named.kind in ("video", "scene") and v.attr is not None:
-            self.diags.error("E112", f"`{slot}` takes a whole video; `.{v.attr}` is not allowed",
-                             v.attr_span or v.span, hint=f"write `{slot} = {v.name}`")
+            self.diags.error(
+                "E112",
+                f"`{slot}` takes a whole video; `.{v.attr}` is not allowed",
+                v.attr_span or v.span,
+                hint=f"write `{slot} = {v.name}`",
+            )
             return None
         if named.kind == "video":
             asset = r.assets_by_name.get(v.name)
             return Input(asset.source, v.name, v.span) if asset is not None else None
         if named.kind == "scene":
             return Input(SceneOutput(v.name, "video"), v.name, v.span)
-        hint = ("an image goes in `start =`, `end =` or `refs =`" if named.kind == "image"
-                else f"`{slot}` needs a video asset or a scene")
-        self.diags.error("E111", f"`{v.name}` is {_kind_word(named.kind)}, not a video", v.span,
-                         hint=hint, notes=((f"`{v.name}` is declared here", named.span),))
+        hint = (
+            "an image goes in `start =`, `end =` or `refs =`"
+            if named.kind == "image"
+            else f"`{slot}` needs a video asset or a scene"
+        )
+        self.diags.error(
+            "E111",
+            f"`{v.name}` is {_kind_word(named.kind)}, not a video",
+            v.span,
+            hint=hint,
+            notes=((f"`{v.name}` is declared here", named.span),),
+        )
         return None
 
     # layers --------------------------------------------------------------------
@@ -268,8 +318,12 @@ class SceneResolver:
             if isinstance(s.value, ast.Block):
                 self._memo[key] = to_python(s.value, self.diags, "a template variable")
             else:
-                self.diags.error("E104", f"`vars` must be a block, found {describe(s.value)}",
-                                 s.value.span, hint='for example: vars { mood = "tense" }')
+                self.diags.error(
+                    "E104",
+                    f"`vars` must be a block, found {describe(s.value)}",
+                    s.value.span,
+                    hint='for example: vars { mood = "tense" }',
+                )
                 self._memo[key] = {}
         return self._memo[key]  # type: ignore[no-any-return]
 
@@ -281,17 +335,25 @@ class SceneResolver:
         out: list[ElementUse] = []
         for v in items:
             if not isinstance(v, ast.Ref) or v.attr is not None:
-                self.diags.error("E104", f"`elements` lists elements by name, found "
-                                 f"{describe(v)}", v.span, hint="for example: elements = [mei]")
+                self.diags.error(
+                    "E104",
+                    f"`elements` lists elements by name, found {describe(v)}",
+                    v.span,
+                    hint="for example: elements = [mei]",
+                )
                 continue
             named = self.r.names.get(v.name)
             if named is None:
                 self.r.unknown(v.name, v.name_span, ("element",), "element")
                 continue
             if named.kind != "element":
-                self.diags.error("E111", f"`{v.name}` is {_kind_word(named.kind)}, not an element",
-                                 v.span, hint="images go in `refs =`; elements are declared "
-                                 "with `element NAME { frontal = ... }`")
+                self.diags.error(
+                    "E111",
+                    f"`{v.name}` is {_kind_word(named.kind)}, not an element",
+                    v.span,
+                    hint="images go in `refs =`; elements are declared "
+                    "with `element NAME { frontal = ... }`",
+                )
                 continue
             self.r.used.add(v.name)
             out.append(ElementUse(v.name, v.span))
@@ -303,6 +365,7 @@ class SceneResolver:
         if name in self._chains:
             return self._chains[name]
         from storyc.resolve.resolver import Layer
+
         self._chains[name] = None  # in progress: a cycle finds None and reports
         self._visiting.append(name)
         named = self.r.names[name]
@@ -315,10 +378,13 @@ class SceneResolver:
         chain: list[Layer] | None = [layer]
         if parent is not None:
             if parent in self._visiting:
-                cycle = self._visiting[self._visiting.index(parent):] + [parent]
-                self.diags.error("E113", "styles inherit from each other in a cycle: "
-                                 + " -> ".join(cycle), named.span,
-                                 hint="a style may inherit from another, but not from itself")
+                cycle = self._visiting[self._visiting.index(parent) :] + [parent]
+                self.diags.error(
+                    "E113",
+                    "styles inherit from each other in a cycle: " + " -> ".join(cycle),
+                    named.span,
+                    hint="a style may inherit from another, but not from itself",
+                )
                 chain = None
             else:
                 up = self._style_chain(parent)
@@ -330,12 +396,20 @@ class SceneResolver:
     def _parent(self, parent: ast.Ref | None, use: ast.Setting | None, who: str) -> str | None:
         if use is not None:
             if parent is not None:
-                self.diags.error("E103", f"{who} names its style twice (`: {parent.name}` and "
-                                 "`use =`)", use.name_span, hint="keep one of them")
+                self.diags.error(
+                    "E103",
+                    f"{who} names its style twice (`: {parent.name}` and `use =`)",
+                    use.name_span,
+                    hint="keep one of them",
+                )
             v = use.value
             if not isinstance(v, ast.Ref) or v.attr is not None:
-                self.diags.error("E104", f"`use` names a style, found {describe(v)}", v.span,
-                                 hint="for example: use = noir")
+                self.diags.error(
+                    "E104",
+                    f"`use` names a style, found {describe(v)}",
+                    v.span,
+                    hint="for example: use = noir",
+                )
                 return None
             parent = v
         if parent is None:
@@ -345,17 +419,22 @@ class SceneResolver:
             self.r.unknown(parent.name, parent.name_span, ("style",), "style")
             return None
         if named.kind != "style":
-            self.diags.error("E113", f"`{parent.name}` is {_kind_word(named.kind)}, not a style",
-                             parent.span, hint="inherit from a `style NAME { ... }` block",
-                             notes=((f"`{parent.name}` is declared here", named.span),))
+            self.diags.error(
+                "E113",
+                f"`{parent.name}` is {_kind_word(named.kind)}, not a style",
+                parent.span,
+                hint="inherit from a `style NAME { ... }` block",
+                notes=((f"`{parent.name}` is declared here", named.span),),
+            )
             return None
         self.r.used.add(parent.name)
         return parent.name
 
     # scenes --------------------------------------------------------------------
     def scene(self, decl: ast.SceneDecl, f: LoadedFile) -> Scene:
-        from storyc.resolve.resolver import Layer
         from storyc.resolve.prompt import build_scene
+        from storyc.resolve.resolver import Layer
+
         own = check_settings(decl.settings, SCENE_SETTINGS, f"scene `{decl.name}`", self.diags)
         parent = self._parent(decl.parent, own.get("use"), f"scene `{decl.name}`")
         chain = (self._style_chain(parent) or []) if parent else []
@@ -387,13 +466,16 @@ class SceneResolver:
             hit = self._lines[file] = LineIndex(file, text)
         return hit
 
-    def render_prompt(self, source: str, context: dict[str, Any]) -> tuple[str | None, list[Problem]]:
+    def render_prompt(
+        self, source: str, context: dict[str, Any]
+    ) -> tuple[str | None, list[Problem]]:
         out = self.templates.render(source, context)
         return out.text, out.problems
 
 
 def _kind_word(kind: str) -> str:
     from storyc.resolve.resolver import KIND_WORDS
+
     return KIND_WORDS[kind]
 
 

@@ -58,8 +58,13 @@ def _did_you_mean(name: str, known: Mapping[str, object]) -> str:
 
 
 def _undefined(name: str, offset: int | None, known: Mapping[str, object]) -> Problem:
-    return Problem("E121", f"undefined template variable `{name}`", offset, len(name),
-                   hint=_did_you_mean(name, known))
+    return Problem(
+        "E121",
+        f"undefined template variable `{name}`",
+        offset,
+        len(name),
+        hint=_did_you_mean(name, known),
+    )
 
 
 _MAX_REPEAT = 100_000  # characters or items a `*` may build in a prompt
@@ -75,8 +80,11 @@ class _PromptEnvironment(SandboxedEnvironment):
             raise SecurityError("exponent too large in a prompt template")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if (isinstance(seq, str | list | tuple) and isinstance(times, int)
-                        and len(seq) * times > _MAX_REPEAT):
+                if (
+                    isinstance(seq, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > _MAX_REPEAT
+                ):
                     raise SecurityError("repetition too large in a prompt template")
         return super().call_binop(context, operator, left, right)
 
@@ -85,8 +93,9 @@ class Templates:
     """Renders prompt templates; one instance caches compiled templates by source."""
 
     def __init__(self) -> None:
-        self.env = _PromptEnvironment(undefined=StrictUndefined, autoescape=False,
-                                      keep_trailing_newline=True)
+        self.env = _PromptEnvironment(
+            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
+        )
         self._compiled: dict[str, Template | Problem] = {}
         self._needs: dict[str, frozenset[str]] = {}
         self.jinja_renders = 0  # how many prompts needed the full engine (for benchmarks)
@@ -107,7 +116,7 @@ class Templates:
             name, key = m.group(1), m.group(2)
             if name in ("true", "false", "none", "True", "False", "None"):
                 return None  # Jinja literals, not variables
-            literal = source[pos:m.start()]
+            literal = source[pos : m.start()]
             if has_template_syntax(literal):
                 return None  # other template syntax is present: let Jinja handle all of it
             out.append(literal)
@@ -142,9 +151,14 @@ class Templates:
             self._needs[source] = frozenset(meta.find_undeclared_variables(parsed))
             result = self.env.from_string(parsed)  # the tree, not the text: parse once
         except TemplateSyntaxError as exc:
-            result = Problem("E120", "template syntax error", line=exc.lineno, detail=exc.message,
-                             hint="see the Jinja2 template syntax: {{ var }}, {% if %}...{% endif %}, "
-                                  "{% for x in xs %}...{% endfor %}")
+            result = Problem(
+                "E120",
+                "template syntax error",
+                line=exc.lineno,
+                detail=exc.message,
+                hint="see the Jinja2 template syntax: {{ var }}, {% if %}...{% endif %}, "
+                "{% for x in xs %}...{% endfor %}",
+            )
         except Exception as exc:  # the sandbox must never take the compiler down
             result = Problem("E120", "template cannot be compiled", line=1, detail=str(exc))
         self._compiled[source] = result
@@ -156,15 +170,28 @@ class Templates:
             return Rendered(None, [compiled])
         missing = sorted(self._needs.get(source, frozenset()) - set(variables))
         if missing:
-            return Rendered(None, [_undefined(n, _find_name(source, n), variables) for n in missing])
+            return Rendered(
+                None, [_undefined(n, _find_name(source, n), variables) for n in missing]
+            )
         self.jinja_renders += 1
         try:
             return Rendered(compiled.render(dict(variables)))
         except Exception as exc:  # UndefinedError, SecurityError, TypeError, ...
             offset, length = _find_attribute(source, str(exc))
-            return Rendered(None, [Problem(
-                "E122", "template error", offset, length, line=_error_line(exc),
-                hint="check the expression against the variables' values", detail=str(exc))])
+            return Rendered(
+                None,
+                [
+                    Problem(
+                        "E122",
+                        "template error",
+                        offset,
+                        length,
+                        line=_error_line(exc),
+                        hint="check the expression against the variables' values",
+                        detail=str(exc),
+                    )
+                ],
+            )
 
 
 def _find_name(source: str, name: str) -> int | None:

@@ -13,15 +13,30 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from storyc.lang import ast
 from storyc.base.diagnostics import Diagnostics
+from storyc.lang import ast
 
 BACKENDS = ("preview", "inference")
 
 # Settings a scene (and a style or `defaults`, which scenes inherit from) may have.
 SCENE_SETTINGS = (
-    "prompt", "start", "end", "refs", "elements", "video", "motion", "edit", "keep_sound",
-    "quality", "aspect", "duration", "watermark", "takes", "target", "vars", "use",
+    "prompt",
+    "start",
+    "end",
+    "refs",
+    "elements",
+    "video",
+    "motion",
+    "edit",
+    "keep_sound",
+    "quality",
+    "aspect",
+    "duration",
+    "watermark",
+    "takes",
+    "target",
+    "vars",
+    "use",
 )
 # Scene settings the project block may give defaults for.
 PROJECT_DEFAULTS = ("quality", "aspect", "duration", "watermark", "takes", "target", "keep_sound")
@@ -53,8 +68,9 @@ def did_you_mean(name: str, choices: Sequence[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
-def check_settings(settings: list[ast.Setting], allowed: Sequence[str], where: str,
-                   diags: Diagnostics) -> dict[str, ast.Setting]:
+def check_settings(
+    settings: list[ast.Setting], allowed: Sequence[str], where: str, diags: Diagnostics
+) -> dict[str, ast.Setting]:
     """Known settings of one block by name; unknown (E102) and repeated (E103) ones reported."""
     out: dict[str, ast.Setting] = {}
     for s in settings:
@@ -64,17 +80,25 @@ def check_settings(settings: list[ast.Setting], allowed: Sequence[str], where: s
             continue
         first = out.get(s.name)
         if first is not None:
-            diags.error("E103", f"`{s.name}` is set twice in {where}", s.name_span,
-                        hint="remove one of them",
-                        notes=(("first set here", first.name_span),))
+            diags.error(
+                "E103",
+                f"`{s.name}` is set twice in {where}",
+                s.name_span,
+                hint="remove one of them",
+                notes=(("first set here", first.name_span),),
+            )
             continue
         out[s.name] = s
     return out
 
 
 def _type_error(diags: Diagnostics, s: ast.Setting, wanted: str, example: str) -> Any:
-    diags.error("E104", f"`{s.name}` must be {wanted}, found {describe(s.value)}", s.value.span,
-                hint=f"for example: {s.name} = {example}")
+    diags.error(
+        "E104",
+        f"`{s.name}` must be {wanted}, found {describe(s.value)}",
+        s.value.span,
+        hint=f"for example: {s.name} = {example}",
+    )
     return _UNSET
 
 
@@ -91,8 +115,9 @@ def as_bool(s: ast.Setting, diags: Diagnostics) -> Any:
     return _type_error(diags, s, "true or false", "true")
 
 
-def as_int(s: ast.Setting, diags: Diagnostics, minimum: int | None = None,
-           what: str = "a whole number") -> Any:
+def as_int(
+    s: ast.Setting, diags: Diagnostics, minimum: int | None = None, what: str = "a whole number"
+) -> Any:
     v = s.value
     if not isinstance(v, ast.Num) or not isinstance(v.value, int):
         example = str(int(v.value)) if isinstance(v, ast.Num) else "5"
@@ -100,8 +125,12 @@ def as_int(s: ast.Setting, diags: Diagnostics, minimum: int | None = None,
             example = v.value.strip().rstrip("s").strip()
         return _type_error(diags, s, what, example)
     if minimum is not None and v.value < minimum:
-        diags.error("E106", f"`{s.name}` must be at least {minimum}, found {v.text}", v.span,
-                    hint=f"for example: {s.name} = {max(minimum, 1)}")
+        diags.error(
+            "E106",
+            f"`{s.name}` must be at least {minimum}, found {v.text}",
+            v.span,
+            hint=f"for example: {s.name} = {max(minimum, 1)}",
+        )
         return _UNSET
     return v.value
 
@@ -149,11 +178,19 @@ def as_base_url(s: ast.Setting, diags: Diagnostics) -> Any:
     if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
         return value.rstrip("/")
     if parts.scheme == "http":
-        diags.error("E135", f'`base_url` uses plain http: "{value}"', s.value.span,
-                    hint="use https://, or http://127.0.0.1:PORT for a local provider")
+        diags.error(
+            "E135",
+            f'`base_url` uses plain http: "{value}"',
+            s.value.span,
+            hint="use https://, or http://127.0.0.1:PORT for a local provider",
+        )
     else:
-        diags.error("E136", f'`base_url` is not an https:// URL: "{value}"', s.value.span,
-                    hint='for example: base_url = "https://api.inference.sh"')
+        diags.error(
+            "E136",
+            f'`base_url` is not an https:// URL: "{value}"',
+            s.value.span,
+            hint='for example: base_url = "https://api.inference.sh"',
+        )
     return _UNSET
 
 
@@ -164,9 +201,12 @@ def to_python(value: ast.Value, diags: Diagnostics, what: str) -> Any:
     if isinstance(value, ast.Ref):
         if value.attr is None and value.name in ("true", "false"):
             return value.name == "true"
-        diags.error("E104", f"{what} must be a string, number, boolean, list or block, found "
-                    f"{describe(value)}", value.span,
-                    hint='text goes in double quotes, e.g. "35mm film"')
+        diags.error(
+            "E104",
+            f"{what} must be a string, number, boolean, list or block, found {describe(value)}",
+            value.span,
+            hint='text goes in double quotes, e.g. "35mm film"',
+        )
         return _UNSET
     if isinstance(value, ast.ListV):
         items = [to_python(v, diags, what) for v in value.items]

@@ -29,8 +29,14 @@ class GcReport:
         return sum(size for _, size in self.objects)
 
 
-def collect(store: Store, referenced: set[str], *, keep_days: float = 30.0,
-            dry_run: bool = False, now: float | None = None) -> GcReport:
+def collect(
+    store: Store,
+    referenced: set[str],
+    *,
+    keep_days: float = 30.0,
+    dry_run: bool = False,
+    now: float | None = None,
+) -> GcReport:
     """Remove what nothing references.
 
     Kept: every object in `referenced` (the lock file's takes), the outputs of render

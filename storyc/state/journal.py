@@ -174,7 +174,9 @@ class Journal:
     def get(self, attempt_id: int) -> Attempt:
         return self._row(attempt_id)
 
-    def _move(self, attempt_id: int, allowed: tuple[str, ...], state: str, **fields: object) -> None:
+    def _move(
+        self, attempt_id: int, allowed: tuple[str, ...], state: str, **fields: object
+    ) -> None:
         cols = ", ".join(f"{k}=?" for k in fields)
         sets = f"state=?, updated_at=?{', ' + cols if cols else ''}"
         with self._tx() as db:
@@ -189,15 +191,35 @@ class Journal:
 
     # -- transitions -----------------------------------------------------------
 
-    def begin(self, key: str, scene: str, take: int, target: str, backend: str,
-              estimate: Decimal | None, *, body_digest: str | None = None) -> int:
+    def begin(
+        self,
+        key: str,
+        scene: str,
+        take: int,
+        target: str,
+        backend: str,
+        estimate: Decimal | None,
+        *,
+        body_digest: str | None = None,
+    ) -> int:
         now = time.time()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO attempts (key, scene, take, target, backend, state, owner, estimate,"
                 " body_digest, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (key, scene, take, target, backend, "planned", self.owner,
-                 None if estimate is None else str(estimate), body_digest, now, now),
+                (
+                    key,
+                    scene,
+                    take,
+                    target,
+                    backend,
+                    "planned",
+                    self.owner,
+                    None if estimate is None else str(estimate),
+                    body_digest,
+                    now,
+                    now,
+                ),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -209,10 +231,17 @@ class Journal:
     def mark_submitted(self, attempt_id: int, task_id: str) -> None:
         self._move(attempt_id, ("submitting", "unknown"), "submitted", task_id=task_id)
 
-    def mark_completed(self, attempt_id: int, output_digest: str, url: str | None,
-                       billed: Decimal | None) -> None:
-        self._move(attempt_id, ("submitted", "submitting", "unknown"), "completed",
-                   output=output_digest, url=url, billed=None if billed is None else str(billed))
+    def mark_completed(
+        self, attempt_id: int, output_digest: str, url: str | None, billed: Decimal | None
+    ) -> None:
+        self._move(
+            attempt_id,
+            ("submitted", "submitting", "unknown"),
+            "completed",
+            output=output_digest,
+            url=url,
+            billed=None if billed is None else str(billed),
+        )
 
     def mark_failed(self, attempt_id: int, error: str, *, certainly_not_sent: bool = False) -> None:
         """A failed attempt. Without a task id, a failure that may have come after the
@@ -221,8 +250,9 @@ class Journal:
         if att.state == "submitting" and not certainly_not_sent:
             self._move(attempt_id, ("submitting",), "unknown", error=error)
         else:
-            self._move(attempt_id, ("planned", "submitting", "submitted", "unknown"), "failed",
-                       error=error)
+            self._move(
+                attempt_id, ("planned", "submitting", "submitted", "unknown"), "failed", error=error
+            )
 
     def mark_cancelled(self, attempt_id: int, reason: str = "cancelled") -> None:
         self._move(attempt_id, ("planned", "submitting", "submitted"), "cancelled", error=reason)
@@ -244,8 +274,11 @@ class Journal:
                 if row["state"] == "submitting":
                     db.execute(
                         "UPDATE attempts SET state='unknown', updated_at=?, error=? WHERE id=?",
-                        (now, "the process stopped after sending, before a task id came back",
-                         row["id"]),
+                        (
+                            now,
+                            "the process stopped after sending, before a task id came back",
+                            row["id"],
+                        ),
                     )
                     changed.append(row["id"])
                 else:
@@ -288,8 +321,9 @@ class Journal:
         recorded as `cancelled`. "task:<id>": the user found the task; follow it.
         """
         if decision.startswith("task:") and len(decision) > 5:
-            self._move(attempt_id, ("unknown",), "submitted", task_id=decision[5:],
-                       decision=decision)
+            self._move(
+                attempt_id, ("unknown",), "submitted", task_id=decision[5:], decision=decision
+            )
         elif decision == "resend":
             self._move(attempt_id, ("unknown",), "failed", decision=decision)
         elif decision == "forget":
@@ -315,10 +349,22 @@ class Journal:
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     return Attempt(
-        id=row["id"], key=row["key"], scene=row["scene"], take=row["take"],
-        target=row["target"], backend=row["backend"], state=row["state"], owner=row["owner"],
-        task_id=row["task_id"], estimate=_dec(row["estimate"]), billed=_dec(row["billed"]),
-        output=row["output"], url=row["url"], error=row["error"],
-        body_digest=row["body_digest"], decision=row["decision"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        key=row["key"],
+        scene=row["scene"],
+        take=row["take"],
+        target=row["target"],
+        backend=row["backend"],
+        state=row["state"],
+        owner=row["owner"],
+        task_id=row["task_id"],
+        estimate=_dec(row["estimate"]),
+        billed=_dec(row["billed"]),
+        output=row["output"],
+        url=row["url"],
+        error=row["error"],
+        body_digest=row["body_digest"],
+        decision=row["decision"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

@@ -96,12 +96,14 @@ class LockFile:
             raise LockFileError(
                 "unresolved merge conflict marker; keep each side's [scenes.…] table "
                 "(or delete the conflicting scene's table: it is rebuilt or re-fetched)",
-                conflict)
+                conflict,
+            )
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            marker = next((i for i, line in enumerate(text.splitlines(), 1)
-                           if _CONFLICT.match(line)), None)
+            marker = next(
+                (i for i, line in enumerate(text.splitlines(), 1) if _CONFLICT.match(line)), None
+            )
             if marker is not None:  # half a conflict (the rest was edited away)
                 raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
             m = re.search(r"line (\d+)", str(exc))
@@ -204,9 +206,17 @@ def _scene(name: str, data: Any) -> SceneEntry:
         if output is not None and not is_digest(output):
             raise bad(f"take {t['take']}: `output` is not a digest")
         dur = t.get("duration")
-        takes.append(TakeEntry(t["take"], t["key"], output, _opt_str(t.get("task_id")),
-                               _opt_str(t.get("url")),
-                               float(dur) if isinstance(dur, int | float) else None, cost))
+        takes.append(
+            TakeEntry(
+                t["take"],
+                t["key"],
+                output,
+                _opt_str(t.get("task_id")),
+                _opt_str(t.get("url")),
+                float(dur) if isinstance(dur, int | float) else None,
+                cost,
+            )
+        )
     takes.sort(key=lambda t: t.take)
     return SceneEntry(name, **strs, inputs=inputs, settings=settings, takes=takes, picked=picked)
 
@@ -295,7 +305,9 @@ def _dump_scene(s: SceneEntry) -> str:
     lines.append(f"prompt = {_string(s.prompt)}")
     if s.settings:
         lines.append(f"[{head}.settings]")
-        lines += [f"{_key(k)} = {_value(v)}" for k, v in sorted(s.settings.items()) if v is not None]
+        lines += [
+            f"{_key(k)} = {_value(v)}" for k, v in sorted(s.settings.items()) if v is not None
+        ]
     if s.inputs:
         lines.append(f"[{head}.inputs]")
         lines += [f"{_key(k)} = {_value(v)}" for k, v in sorted(s.inputs.items())]

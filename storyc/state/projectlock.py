@@ -24,8 +24,9 @@ class ProjectLocked(Exception):
 
 
 class ProjectLock:
-    def __init__(self, root: str | os.PathLike[str], *, wait: float | None = None,
-                 poll: float = 0.1) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, wait: float | None = None, poll: float = 0.1
+    ) -> None:
         """`wait`: seconds to wait for the other build (None or 0: refuse at once)."""
         self.path = Path(root) / ".storyc" / LOCK_NAME
         self.wait = wait or 0.0
@@ -52,7 +53,8 @@ class ProjectLock:
                     os.close(fd)
                     raise ProjectLocked(
                         f"another storyc build is running in this project{self._holder()}; "
-                        "wait for it to finish, or use --wait SECONDS") from None
+                        "wait for it to finish, or use --wait SECONDS"
+                    ) from None
                 time.sleep(self.poll)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -68,6 +70,7 @@ class ProjectLock:
         self.acquire()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

@@ -48,7 +48,7 @@ class StoreError(Exception):
 def _hex(digest: str) -> str:
     if not is_digest(digest):
         raise ValueError(f"not a sha256 digest: {digest!r}")
-    return digest[len(DIGEST_PREFIX):]
+    return digest[len(DIGEST_PREFIX) :]
 
 
 def object_name(digest: str) -> str:
@@ -332,8 +332,9 @@ class Store:
     def record_derived(self, source: str, what: str, result: str) -> None:
         """Remember that `what` of object `source` (e.g. "last_frame", "frame@2.5") is `result`."""
         data = {"source": source, "what": what, "result": result}
-        atomic_write(Path(self._record_path("derived", self._derived_id(source, what))),
-                     canonical_json(data))
+        atomic_write(
+            Path(self._record_path("derived", self._derived_id(source, what))), canonical_json(data)
+        )
 
     def lookup_derived(self, source: str, what: str) -> str | None:
         """The derived object's digest, only if that object is present and sound."""
@@ -358,8 +359,9 @@ class Store:
         """Remember that the file with `digest` was uploaded to the provider as `uri`."""
         table = self.uploads()
         table[digest] = {"uri": uri, "expires": expires, "at": time.time()}
-        atomic_write(self.root / "uploads.json",
-                     json.dumps(table, sort_keys=True, indent=0).encode())
+        atomic_write(
+            self.root / "uploads.json", json.dumps(table, sort_keys=True, indent=0).encode()
+        )
 
     def uploads(self) -> dict[str, dict[str, Any]]:
         raw = self._read_record(self.root / "uploads.json")

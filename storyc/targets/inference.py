@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from storyc.check import rules
 from storyc.base.diagnostics import Diagnostics, Span
+from storyc.check import rules
 from storyc.resolve.model import Input, LocalFile, Project, RemoteFile, Scene, SceneOutput, Source
-from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
 from storyc.targets import Target
+from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
 
 APP = "klingai/video-o1"
 MAX_PROMPT = 2500
@@ -53,8 +53,9 @@ class InputBase(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     image: FileRef | None = None
     end_image: FileRef | None = None
-    reference_images: list[FileRef] | None = Field(default=None, min_length=1,
-                                                   max_length=rules.MAX_REFERENCES)
+    reference_images: list[FileRef] | None = Field(
+        default=None, min_length=1, max_length=rules.MAX_REFERENCES
+    )
     reference_video: FileRef | None = None
     reference_video_type: Literal["feature", "base"] | None = None
 
@@ -146,11 +147,17 @@ class InferenceTarget(Target):
                 upstream.setdefault(v[SCENE_MARKER], None)
         video = scene.video
         return Request(
-            scene=scene.name, target=self.name, schema=self.schema, app=self.app, body=body,
-            takes=int(scene.takes.value), upstream=tuple(upstream),
+            scene=scene.name,
+            target=self.name,
+            schema=self.schema,
+            app=self.app,
+            body=body,
+            takes=int(scene.takes.value),
+            upstream=tuple(upstream),
             quality=scene.quality.value,
             duration=body_input.get("duration") if low.mode != rules.EDIT else None,
-            has_video_input=video is not None, mode=low.mode,
+            has_video_input=video is not None,
+            mode=low.mode,
             base_video=marker(video.input.source) if video and video.mode == "base" else None,
             notes=tuple(low.notes),
         )
@@ -178,11 +185,17 @@ class InferenceTarget(Target):
             for ref in element.refs:
                 add(ref, _names(ref), element.name)
             lowered.append(element.name)
-            diags.note("W232", f"element `{element.name}` is sent as {1 + len(element.refs)} "
-                       f"reference image(s): {self.name} has no elements field", use.span)
+            diags.note(
+                "W232",
+                f"element `{element.name}` is sent as {1 + len(element.refs)} "
+                f"reference image(s): {self.name} has no elements field",
+                use.span,
+            )
         if lowered:
-            low.notes.append("elements sent as reference images (frontal, then other angles): "
-                             + ", ".join(lowered))
+            low.notes.append(
+                "elements sent as reference images (frontal, then other angles): "
+                + ", ".join(lowered)
+            )
 
     def _placeholders(self, low: Lowering) -> dict[str, str | None]:
         """Name → placeholder; None for a name that has no placeholder on this target."""
@@ -200,15 +213,15 @@ class InferenceTarget(Target):
         frames = [scene.first_frame, scene.end_frame]
         for i, inp in enumerate(f for f in frames if f is not None):
             for n in _names(inp):
-                table.setdefault(n, self.image_placeholder(i + 1) if self.frames_numbered
-                                 else None)
+                table.setdefault(n, self.image_placeholder(i + 1) if self.frames_numbered else None)
         return table
 
     def _substitute(self, low: Lowering, diags: Diagnostics) -> str:
         scene = low.scene
         table = self._placeholders(low)
-        frame_names = {n: "the first frame" for n in _names(scene.first_frame)} \
-            if scene.first_frame else {}
+        frame_names = (
+            {n: "the first frame" for n in _names(scene.first_frame)} if scene.first_frame else {}
+        )
         if scene.end_frame:
             for n in _names(scene.end_frame):
                 frame_names.setdefault(n, "the end frame")
@@ -217,27 +230,33 @@ class InferenceTarget(Target):
         for m in sorted(scene.mentions, key=lambda m: m.start):
             if m.start < pos or m.end > len(scene.prompt):
                 continue
-            out.append(scene.prompt[pos:m.start])
+            out.append(scene.prompt[pos : m.start])
             pos = m.end
             if m.name in table and table[m.name] is not None:
                 out.append(str(table[m.name]))
             elif m.name in table:
                 phrase = frame_names.get(m.name, "the first frame")
                 out.append(phrase)
-                diags.warning("W234", f"`@{m.name}` is {phrase}, which has no placeholder on "
-                              f"{self.name}; sent as \"{phrase}\"", m.span,
-                              hint="describe the frame in words, or use the v1 target")
-                low.notes.append(f"@{m.name} → \"{phrase}\" (frames have no placeholder)")
+                diags.warning(
+                    "W234",
+                    f"`@{m.name}` is {phrase}, which has no placeholder on "
+                    f'{self.name}; sent as "{phrase}"',
+                    m.span,
+                    hint="describe the frame in words, or use the v1 target",
+                )
+                low.notes.append(f'@{m.name} → "{phrase}" (frames have no placeholder)')
             else:
-                out.append(scene.prompt[m.start:m.end])
-                diags.warning("W235", f"`@{m.name}` is not an input of scene `{scene.name}`; "
-                              "sent as written", m.span,
-                              hint="mention only the scene's images, elements and video")
+                out.append(scene.prompt[m.start : m.end])
+                diags.warning(
+                    "W235",
+                    f"`@{m.name}` is not an input of scene `{scene.name}`; sent as written",
+                    m.span,
+                    hint="mention only the scene's images, elements and video",
+                )
         out.append(scene.prompt[pos:])
         return "".join(out)
 
-    def _build_input(self, low: Lowering, project: Project,
-                     diags: Diagnostics) -> dict[str, Any]:
+    def _build_input(self, low: Lowering, project: Project, diags: Diagnostics) -> dict[str, Any]:
         scene = low.scene
         inp: dict[str, Any] = {"prompt": low.prompt}
         if scene.first_frame is not None:
@@ -254,12 +273,15 @@ class InferenceTarget(Target):
         if rules.needs_aspect(scene) and scene.aspect is not None:
             inp["aspect_ratio"] = scene.aspect.value
             if scene.aspect.origin != "scene":
-                low.notes.append(f"aspect_ratio {scene.aspect.value} taken from "
-                                 f"{rules.where_from(scene.aspect)}")
+                low.notes.append(
+                    f"aspect_ratio {scene.aspect.value} taken from {rules.where_from(scene.aspect)}"
+                )
         elif scene.aspect is not None:
-            low.notes.append("aspect_ratio not sent: "
-                             + ("the edited video" if low.mode == rules.EDIT
-                                else "the first frame") + " decides the shape")
+            low.notes.append(
+                "aspect_ratio not sent: "
+                + ("the edited video" if low.mode == rules.EDIT else "the first frame")
+                + " decides the shape"
+            )
         if low.mode == rules.EDIT:
             if scene.duration is not None:
                 low.notes.append("duration not sent: editing keeps the input video's length")
@@ -275,17 +297,24 @@ class InferenceTarget(Target):
     def _check_limits(self, low: Lowering, inp: dict[str, Any], diags: Diagnostics) -> None:
         scene = low.scene
         if len(low.prompt) > MAX_PROMPT:
-            diags.error("E230", f"the prompt of `{scene.name}` is {len(low.prompt)} characters "
-                        f"on {self.name}; at most {MAX_PROMPT}", scene.prompt_span,
-                        hint="the limit counts the prompt after templating and placeholders")
+            diags.error(
+                "E230",
+                f"the prompt of `{scene.name}` is {len(low.prompt)} characters "
+                f"on {self.name}; at most {MAX_PROMPT}",
+                scene.prompt_span,
+                hint="the limit counts the prompt after templating and placeholders",
+            )
         refs = inp.get("reference_images") or []
         limit = rules.MAX_REFERENCES_WITH_VIDEO if scene.video else rules.MAX_REFERENCES
         from_elements = sum(1 for r in low.refs if r.element)
         if len(refs) > limit and from_elements:
-            diags.error("E231", f"`{scene.name}` sends {len(refs)} reference images on "
-                        f"{self.name} ({from_elements} of them from elements); at most {limit}",
-                        scene.span, hint="give elements fewer extra angles, or use fewer "
-                        "references in this scene")
+            diags.error(
+                "E231",
+                f"`{scene.name}` sends {len(refs)} reference images on "
+                f"{self.name} ({from_elements} of them from elements); at most {limit}",
+                scene.span,
+                hint="give elements fewer extra angles, or use fewer references in this scene",
+            )
 
     def _validate(self, scene: Scene, inp: dict[str, Any], diags: Diagnostics) -> None:
         """The final payload must validate against the pydantic model of its schema."""
@@ -295,8 +324,12 @@ class InferenceTarget(Target):
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
                 name = str(err["loc"][0]) if err["loc"] else ""
-                diags.error("E236", f"`{scene.name}` does not fit the {self.schema} schema at "
-                            f"`{loc}`: {err['msg']}", _field_span(scene, name))
+                diags.error(
+                    "E236",
+                    f"`{scene.name}` does not fit the {self.schema} schema at "
+                    f"`{loc}`: {err['msg']}",
+                    _field_span(scene, name),
+                )
 
 
 def _field_span(scene: Scene, name: str) -> Span:
@@ -307,8 +340,9 @@ def _field_span(scene: Scene, name: str) -> Span:
         "end_image": scene.end_frame.span if scene.end_frame else None,
         "reference_video": scene.video.span if scene.video else None,
         "reference_video_type": scene.video.span if scene.video else None,
-        "keep_original_sound": (scene.video.keep_sound.span
-                                if scene.video and scene.video.keep_sound else None),
+        "keep_original_sound": (
+            scene.video.keep_sound.span if scene.video and scene.video.keep_sound else None
+        ),
         "resolution": scene.quality.span,
         "mode": scene.quality.span,
         "aspect_ratio": scene.aspect.span if scene.aspect else None,

@@ -46,9 +46,12 @@ class InferenceV2(InferenceTarget):
     def extra_fields(self, low: Lowering, project: Project, diags: Diagnostics) -> dict[str, Any]:
         video = low.scene.video
         if video is not None and video.keep_sound is not None:
-            diags.warning("W233", f"keep_sound is not supported by {self.name} and is dropped",
-                          video.keep_sound.span,
-                          hint='use target "inference/video-o1@v1" to control the sound')
+            diags.warning(
+                "W233",
+                f"keep_sound is not supported by {self.name} and is dropped",
+                video.keep_sound.span,
+                hint='use target "inference/video-o1@v1" to control the sound',
+            )
             low.notes.append("keep_sound dropped: the v2 schema has no keep_original_sound")
         return {}
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from storyc.plan import keys
 from storyc.compiler import Compilation
+from storyc.plan import keys
 from storyc.plan.planner import Plan
 from storyc.targets.request import Request
 from storyc.watch.session import PlanView
@@ -60,8 +60,11 @@ class IncrementalPlanner:
         self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
 
     def plan(self, comp: Compilation, state: object) -> PlanView:
-        if state != self.state or comp.order != self.order or set(comp.requests) != set(
-                self.requests):
+        if (
+            state != self.state
+            or comp.order != self.order
+            or set(comp.requests) != set(self.requests)
+        ):
             self.entries = {}
             plan = self.make(comp)
             self._take(comp, plan, plan.order)
@@ -78,8 +81,11 @@ class IncrementalPlanner:
                 context = _closure(affected, up)
                 order = [n for n in comp.order if n in context]
                 sub = dataclasses.replace(
-                    comp, order=order, selected=order,
-                    requests={n: r for n, r in comp.requests.items() if n in context})
+                    comp,
+                    order=order,
+                    selected=order,
+                    requests={n: r for n, r in comp.requests.items() if n in context},
+                )
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
             else:
                 self.last_replanned = 0
@@ -96,13 +102,17 @@ class IncrementalPlanner:
                 self.entries.pop(name, None)
                 continue
             req = comp.requests.get(name)
-            key = (None if sp.status == "waiting" or not sp.keys
-                   else "|".join(sp.keys[t] for t in sorted(sp.keys)))
+            key = (
+                None
+                if sp.status == "waiting" or not sp.keys
+                else "|".join(sp.keys[t] for t in sorted(sp.keys))
+            )
             body = ""
             if req is not None and sp.will_render and key is None:
                 body = keys.canonical_json(req.body).decode()  # stands in for the key
-            self.entries[name] = _Entry(sp.will_render, key, sp.estimate.amount,
-                                        tuple(req.upstream) if req else (), body)
+            self.entries[name] = _Entry(
+                sp.will_render, key, sp.estimate.amount, tuple(req.upstream) if req else (), body
+            )
 
     def _view(self, comp: Compilation) -> PlanView:
         view = PlanView({}, {}, self.paid)

@@ -35,8 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storyc.watch.watcher import Watcher
 from storyc.watch.view import Emit
+from storyc.watch.watcher import Watcher
 
 
 @dataclass
@@ -124,8 +124,16 @@ def _uses(scene: str, plan: PlanView) -> set[str]:
 
 
 class WatchSession:
-    def __init__(self, root: Path, wiring: Wiring, emit: Emit, *, max_cost: Decimal | None = None,
-                 yes: bool = False, debounce_ms: int = 80) -> None:
+    def __init__(
+        self,
+        root: Path,
+        wiring: Wiring,
+        emit: Emit,
+        *,
+        max_cost: Decimal | None = None,
+        yes: bool = False,
+        debounce_ms: int = 80,
+    ) -> None:
         self.root = Path(root).resolve()
         self.wiring = wiring
         self.emit_fn = emit
@@ -179,8 +187,13 @@ class WatchSession:
                 self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
                 return self.watched
             self.refreshes += 1
-            self.emit("diagnostics", errors=c.errors, warnings=c.warnings,
-                      items=c.diagnostics, text=c.text)
+            self.emit(
+                "diagnostics",
+                errors=c.errors,
+                warnings=c.warnings,
+                items=c.diagnostics,
+                text=c.text,
+            )
             # A broken story may name fewer files than it did: keep watching the old ones
             # too, so fixing any of them is noticed.
             self.watched = set(c.files) if c.ok else set(c.files) | self.watched
@@ -203,11 +216,20 @@ class WatchSession:
         now = list(plan.render)
         cost = plan.cost()
         delta = cost - (old.cost() if old is not None else Decimal(0))
-        self.emit("plan", render=now, new=[s for s in now if s not in before],
-                  done=sorted(before - set(now)), rendering=list(self.rendering),
-                  cost=float(cost), delta=float(delta), currency="USD", free=not plan.paid,
-                  unknown=[s for s in now if plan.paid and plan.costs.get(s) is None],
-                  ms=round(ms, 1), parses=self.wiring.parses())
+        self.emit(
+            "plan",
+            render=now,
+            new=[s for s in now if s not in before],
+            done=sorted(before - set(now)),
+            rendering=list(self.rendering),
+            cost=float(cost),
+            delta=float(delta),
+            currency="USD",
+            free=not plan.paid,
+            unknown=[s for s in now if plan.paid and plan.costs.get(s) is None],
+            ms=round(ms, 1),
+            parses=self.wiring.parses(),
+        )
         self.last_plan = plan
 
     # -- the builder (calling thread) --------------------------------------------
@@ -234,8 +256,9 @@ class WatchSession:
         if held:
             marker = ("failed", ",".join(memo[s] for s in held))
             if marker != self._last_held:
-                self.emit("waiting", reason="failed", cost=float(plan.cost(held)), left=0.0,
-                          scenes=held)
+                self.emit(
+                    "waiting", reason="failed", cost=float(plan.cost(held)), left=0.0, scenes=held
+                )
                 self._last_held = marker
         if not todo:
             return None
@@ -251,8 +274,9 @@ class WatchSession:
                 marker = (reason, ",".join(memo[s] for s in todo))
                 if marker != self._last_wait:  # say it once per state, not on every wake
                     left = (self.max_cost - self.spent) if self.max_cost is not None else Decimal(0)
-                    self.emit("waiting", reason=reason, cost=float(cost), left=float(left),
-                              scenes=todo)
+                    self.emit(
+                        "waiting", reason=reason, cost=float(cost), left=float(left), scenes=todo
+                    )
                     self._last_wait = marker
                 return None
         self.attempted.update(memo[s] for s in todo)
@@ -271,8 +295,14 @@ class WatchSession:
             self.rendering = []
         if plan.paid:
             self.spent += report.spent
-        self.emit("built", rendered=report.rendered, failed=report.failed,
-                  spent=float(self.spent), interrupted=report.interrupted, free=not plan.paid)
+        self.emit(
+            "built",
+            rendered=report.rendered,
+            failed=report.failed,
+            spent=float(self.spent),
+            interrupted=report.interrupted,
+            free=not plan.paid,
+        )
         if report.interrupted:  # Ctrl-C during the build: the session ends with it
             self.interrupted = True
             self.stop.set()
@@ -289,18 +319,33 @@ class WatchSession:
 
     # -- the whole session -------------------------------------------------------
 
-    def run(self, stop: threading.Event | None = None, *, ready: threading.Event | None = None,
-            force_polling: bool | None = None) -> int:
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        ready: threading.Event | None = None,
+        force_polling: bool | None = None,
+    ) -> int:
         """Watch until `stop` is set. Returns 0, 130 after a build interrupted by Ctrl-C,
         3 when the watcher fails; Ctrl-C while idle propagates as KeyboardInterrupt."""
         if stop is not None:
             self.stop = stop
         since_ns = time.time_ns()  # a save during the first check is not lost
         watched = self.refresh()
-        self.emit("watching", project=self.root.name, files=len(watched),
-                  backend=self.wiring.backend, budget=self._budget_text())
-        watcher = Watcher(self.root, self.refresh, debounce_ms=self.debounce_ms,
-                          stop_event=self.stop, force_polling=force_polling)
+        self.emit(
+            "watching",
+            project=self.root.name,
+            files=len(watched),
+            backend=self.wiring.backend,
+            budget=self._budget_text(),
+        )
+        watcher = Watcher(
+            self.root,
+            self.refresh,
+            debounce_ms=self.debounce_ms,
+            stop_event=self.stop,
+            force_polling=force_polling,
+        )
         self.watcher = watcher
         failure: list[BaseException] = []
 

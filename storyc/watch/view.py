@@ -50,8 +50,10 @@ def describe(ev: Event) -> str | None:
     kind = ev["event"]
     if kind == "watching":
         budget = ev.get("budget") or "renders automatically"
-        return (f"watching {ev['files']} file(s) of {ev['project']} "
-                f"(backend {ev['backend']}: {budget}); Ctrl-C to stop")
+        return (
+            f"watching {ev['files']} file(s) of {ev['project']} "
+            f"(backend {ev['backend']}: {budget}); Ctrl-C to stop"
+        )
     if kind == "change":
         return "── changed: " + _names(ev["files"])
     if kind == "diagnostics":
@@ -65,8 +67,7 @@ def describe(ev: Event) -> str | None:
             head = "plan: everything is up to date"
         else:
             price = "free" if ev.get("free") else f"{_money(ev['cost'])} estimated"
-            head = (f"plan: {len(ev['render'])} scene(s) to render ({price}): "
-                    f"{_names(ev['render'])}")
+            head = f"plan: {len(ev['render'])} scene(s) to render ({price}): {_names(ev['render'])}"
         extra = []
         if ev["new"]:
             extra.append(f"now needs rendering: {_names(ev['new'])}")
@@ -79,13 +80,19 @@ def describe(ev: Event) -> str | None:
         return head + "\n  " + "; ".join(extra)
     if kind == "waiting":
         if ev["reason"] == "failed":
-            return (f"not rendering {_names(ev['scenes'])}: a scene it uses failed to render "
-                    "in this session; change that scene (or run storyc build) to try again")
+            return (
+                f"not rendering {_names(ev['scenes'])}: a scene it uses failed to render "
+                "in this session; change that scene (or run storyc build) to try again"
+            )
         if ev["reason"] == "budget":
-            return (f"not rendering: {_money(ev['cost'])} needed, "
-                    f"{_money(ev['left'])} left of the session budget (--max-cost)")
-        return (f"not rendering: {_money(ev['cost'])} on a paid backend; "
-                "restart with --yes or --max-cost AMOUNT to render while watching")
+            return (
+                f"not rendering: {_money(ev['cost'])} needed, "
+                f"{_money(ev['left'])} left of the session budget (--max-cost)"
+            )
+        return (
+            f"not rendering: {_money(ev['cost'])} on a paid backend; "
+            "restart with --yes or --max-cost AMOUNT to render while watching"
+        )
     if kind == "build":
         price = "free" if ev.get("free") else f"{_money(ev['cost'])} estimated"
         return f"rendering {_names(ev['scenes'])} ({price})"
@@ -104,8 +111,10 @@ def describe(ev: Event) -> str | None:
         return f"error: {ev['message']}"
     if kind == "stopped":
         if ev.get("during_build"):
-            return ("stopped during a render: nothing new was sent; requests already sent "
-                    "are recorded and re-attached by the next build")
+            return (
+                "stopped during a render: nothing new was sent; requests already sent "
+                "are recorded and re-attached by the next build"
+            )
         return "stopped"
     return None
 
@@ -143,8 +152,15 @@ class JsonView(_Lines):
 class RichView:
     """A terminal: each change redraws the screen, so old diagnostics disappear."""
 
-    STYLES = {"kept": "yellow", "waiting": "yellow", "error": "bold red", "build": "cyan",
-              "built": "green", "change": "dim", "watching": "bold"}
+    STYLES = {
+        "kept": "yellow",
+        "waiting": "yellow",
+        "error": "bold red",
+        "build": "cyan",
+        "built": "green",
+        "change": "dim",
+        "watching": "bold",
+    }
 
     def __init__(self, console: Any = None) -> None:
         from rich.console import Console

@@ -66,9 +66,16 @@ class Watcher:
     by the notifier and delivered afterwards.
     """
 
-    def __init__(self, root: Path, on_change: OnChange, *, debounce_ms: int = 80,
-                 max_wait_ms: int = 1500, stop_event: threading.Event | None = None,
-                 force_polling: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_change: OnChange,
+        *,
+        debounce_ms: int = 80,
+        max_wait_ms: int = 1500,
+        stop_event: threading.Event | None = None,
+        force_polling: bool | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.on_change = on_change
         self.debounce_ms = max(10, int(debounce_ms))
@@ -89,8 +96,9 @@ class Watcher:
     def is_ignored(self, path: Path) -> bool:
         return any(path == p or p in path.parents for p in self._ignored)
 
-    def set_watched(self, paths: Iterable[Path], *, keep_snapshot: bool = False,
-                    new_unknown: bool = False) -> None:
+    def set_watched(
+        self, paths: Iterable[Path], *, keep_snapshot: bool = False, new_unknown: bool = False
+    ) -> None:
         """Replace the watched set. With `keep_snapshot`, files already known keep their
         old stat, so `changed_since_snapshot` still reports saves made meanwhile. With
         `new_unknown`, files new to the set count as changed at the next notifier start:
@@ -102,7 +110,8 @@ class Watcher:
         old = self._snapshot if keep_snapshot else {}
         self._snapshot = {
             p: old[p] if p in old else UNKNOWN if new_unknown and p not in before else stat_sig(p)
-            for p in self.watched}
+            for p in self.watched
+        }
         dirs: set[Path] = set()
         missing_parents: set[Path] = set()
         for p in self.watched:
@@ -171,10 +180,18 @@ class Watcher:
                 if self._dirs != dirs:
                     return
             return
-        gen = watch(*sorted(dirs), watch_filter=self._filter, debounce=self.max_wait_ms,
-                    step=step, stop_event=self.stop_event, rust_timeout=quiet,
-                    yield_on_timeout=True, recursive=False, force_polling=self.force_polling,
-                    raise_interrupt=True)
+        gen = watch(
+            *sorted(dirs),
+            watch_filter=self._filter,
+            debounce=self.max_wait_ms,
+            step=step,
+            stop_event=self.stop_event,
+            rust_timeout=quiet,
+            yield_on_timeout=True,
+            recursive=False,
+            force_polling=self.force_polling,
+            raise_interrupt=True,
+        )
         try:
             self.ready.set()
             started = False

@@ -31,29 +31,27 @@ from pathlib import Path
 from typing import Any
 
 from storyc import backends
-
-from storyc.plan import pricing
 from storyc.backends import BackendOptions, SetupError
+from storyc.base.diagnostics import Severity, render_all, to_json
+from storyc.base.hashing import DigestCache
+from storyc.build.effects import ProjectIO
+from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
+from storyc.build.progress import Reporter
 from storyc.build.session import KEY_ENV, execute
 from storyc.compiler import Compilation, compile_project
-from storyc.base.diagnostics import Severity, render_all, to_json
-from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
-from storyc.build.effects import ProjectIO
-from storyc.base.hashing import DigestCache
-from storyc.state.journal import Journal, JournalError
 from storyc.lang.loader import ParseCache
-from storyc.state.lockfile import LockFile, LockFileError
-from storyc.resolve.model import Input, LocalFile, Project
+from storyc.plan import pricing
 from storyc.plan.planner import Plan, make_plan
-from storyc.build.progress import Reporter
+from storyc.resolve.model import Input, LocalFile, Project
+from storyc.state.journal import Journal, JournalError
+from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.state.store import Store
-from storyc.watch.watcher import StatSig, stat_sig
 from storyc.watch.replan import IncrementalPlanner
 from storyc.watch.session import BuildReport, Compiled, NotBuilt, PlanView, Wiring
+from storyc.watch.watcher import StatSig, stat_sig
 
-_QUOTED_PATH = re.compile(
-    r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
+_QUOTED_PATH = re.compile(r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
 
 
 def _inputs(project: Project) -> list[Input]:
@@ -81,8 +79,9 @@ def _mentioned(root: Path, label: str, text: str) -> set[Path]:
     return out
 
 
-def dependencies(comp: Compilation, root: Path,
-                 memo: dict[str, tuple[str, set[Path]]] | None = None) -> set[Path]:
+def dependencies(
+    comp: Compilation, root: Path, memo: dict[str, tuple[str, set[Path]]] | None = None
+) -> set[Path]:
     """Absolute paths of every file the compilation read or may read once it exists.
     `memo` (label -> (text, paths)) spares re-scanning files whose text is unchanged."""
     files: set[Path] = set()
@@ -106,23 +105,26 @@ def dependencies(comp: Compilation, root: Path,
 class Compiler:
     """Compiles the same project again and again, re-using parses and digests."""
 
-    def __init__(self, path: Path, *, target: str | None = None,
-                 digests: DigestCache | None = None) -> None:
+    def __init__(
+        self, path: Path, *, target: str | None = None, digests: DigestCache | None = None
+    ) -> None:
         self.path = Path(path).resolve()
         self.root = self.path if self.path.is_dir() else self.path.parent
         self.target = target
         self.parse_cache = ParseCache()
         self._mentions: dict[str, tuple[str, set[Path]]] = {}
-        self.digests = digests if digests is not None else DigestCache(
-            self.root / ".storyc" / "digests.json")
+        self.digests = (
+            digests if digests is not None else DigestCache(self.root / ".storyc" / "digests.json")
+        )
 
     @property
     def parses(self) -> int:
         return self.parse_cache.parses
 
     def __call__(self) -> Compiled:
-        comp = compile_project(self.path, target=self.target, parse_cache=self.parse_cache,
-                               digests=self.digests)
+        comp = compile_project(
+            self.path, target=self.target, parse_cache=self.parse_cache, digests=self.digests
+        )
         if comp.project is not None and Path(comp.project.root) != self.root:
             self.root = Path(comp.project.root)
             self._mentions.clear()  # labels are relative to the root
@@ -176,8 +178,15 @@ class Pipeline:
     """Plan and build for one project and backend; the store and lock file are re-read
     only when they change on disk."""
 
-    def __init__(self, compiler: Compiler, backend: str, *, jobs: int, api_key: str | None,
-                 base_url: str | None) -> None:
+    def __init__(
+        self,
+        compiler: Compiler,
+        backend: str,
+        *,
+        jobs: int,
+        api_key: str | None,
+        base_url: str | None,
+    ) -> None:
         self.compiler = compiler
         self.backend = backend
         self.paid = backend not in pricing.FREE_BACKENDS
@@ -233,16 +242,36 @@ class Pipeline:
                 journal = Journal(root / ".storyc" / "journal.sqlite")
                 journal.recover()
             # Its own digest cache: the watcher thread's compile uses the other one.
-            io = ProjectIO(root, store, journal, lock,
-                           DigestCache(root / ".storyc" / "digests.json"), backend=self.backend)
-            options = BuildOptions(backend=self.backend, jobs=self.jobs,
-                                   max_cost=self.budget_left(), scenes=tuple(scenes))
-            bopts = BackendOptions(root=root, store=store, base_url=self.base_url,
-                                   api_key=self._api_key)
+            io = ProjectIO(
+                root,
+                store,
+                journal,
+                lock,
+                DigestCache(root / ".storyc" / "digests.json"),
+                backend=self.backend,
+            )
+            options = BuildOptions(
+                backend=self.backend,
+                jobs=self.jobs,
+                max_cost=self.budget_left(),
+                scenes=tuple(scenes),
+            )
+            bopts = BackendOptions(
+                root=root, store=store, base_url=self.base_url, api_key=self._api_key
+            )
             # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in
             # the journal.
-            result = asyncio.run(execute(comp, io, options, bopts, _Events(self.emit),
-                                         Executor.stop, signals=(signal.SIGINT,)))
+            result = asyncio.run(
+                execute(
+                    comp,
+                    io,
+                    options,
+                    bopts,
+                    _Events(self.emit),
+                    Executor.stop,
+                    signals=(signal.SIGINT,),
+                )
+            )
             store.save()
         except (LockFileError, JournalError, SetupError) as exc:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
@@ -255,20 +284,30 @@ class Pipeline:
             guard.release()
         done = [n for n, s in result.scenes.items() if s.state == DONE]
         bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
-        return BuildReport(done, bad, result.committed if self.paid else Decimal(0),
-                           interrupted=result.interrupted)
+        return BuildReport(
+            done, bad, result.committed if self.paid else Decimal(0), interrupted=result.interrupted
+        )
 
 
 class BuildRefused(NotBuilt):
     """Nothing was started: another build holds the project, or it cannot be set up."""
 
 
-def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: int,
-                max_cost: Decimal | None, yes: bool, base_url: str | None = None) -> Wiring:
+def make_wiring(
+    path: Path,
+    *,
+    backend: str | None,
+    target: str | None,
+    jobs: int,
+    max_cost: Decimal | None,
+    yes: bool,
+    base_url: str | None = None,
+) -> Wiring:
     """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
     compiler = Compiler(Path(path), target=target)
-    first = compile_project(compiler.path, target=target, parse_cache=compiler.parse_cache,
-                            digests=compiler.digests)
+    first = compile_project(
+        compiler.path, target=target, parse_cache=compiler.parse_cache, digests=compiler.digests
+    )
     if not first.found:
         raise SetupFailed(f"no storyc project at {path} (run `storyc init` to start one)")
     project = first.project
@@ -279,10 +318,24 @@ def make_wiring(path: Path, *, backend: str | None, target: str | None, jobs: in
     if name not in pricing.FREE_BACKENDS and (yes or max_cost is not None):
         api_key = os.environ.get(KEY_ENV, "")
         if not api_key:
-            raise SetupFailed(f"the {name} backend needs an API key to render: set {KEY_ENV} "
-                              "(or watch without --yes/--max-cost to see plans and costs only)")
+            raise SetupFailed(
+                f"the {name} backend needs an API key to render: set {KEY_ENV} "
+                "(or watch without --yes/--max-cost to see plans and costs only)"
+            )
     base_url = base_url or _setting(project, "base_url")
-    pipe = Pipeline(compiler, name, jobs=max(1, jobs), api_key=api_key,
-                    base_url=str(base_url) if base_url else None)
-    return Wiring(root=compiler.root, compile=compiler, plan=pipe.plan, build=pipe.build,
-                  backend=name, parses=lambda: compiler.parses, pipeline=pipe)
+    pipe = Pipeline(
+        compiler,
+        name,
+        jobs=max(1, jobs),
+        api_key=api_key,
+        base_url=str(base_url) if base_url else None,
+    )
+    return Wiring(
+        root=compiler.root,
+        compile=compiler,
+        plan=pipe.plan,
+        build=pipe.build,
+        backend=name,
+        parses=lambda: compiler.parses,
+        pipeline=pipe,
+    )

@@ -28,8 +28,20 @@ import random
 from dataclasses import dataclass, field
 
 ENDPOINTS = ("submit", "task", "status", "stream", "cancel", "files", "upload", "download")
-KINDS = ("429", "500", "503", "402", "401", "drop", "drop_early", "delay", "truncate", "slow",
-         "fail", "reject")
+KINDS = (
+    "429",
+    "500",
+    "503",
+    "402",
+    "401",
+    "drop",
+    "drop_early",
+    "delay",
+    "truncate",
+    "slow",
+    "fail",
+    "reject",
+)
 
 
 class FaultSpecError(ValueError):
@@ -48,7 +60,9 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
-            raise FaultSpecError(f"unknown endpoint {self.endpoint!r}; one of {', '.join(ENDPOINTS)}")
+            raise FaultSpecError(
+                f"unknown endpoint {self.endpoint!r}; one of {', '.join(ENDPOINTS)}"
+            )
         if self.kind not in KINDS:
             raise FaultSpecError(f"unknown fault {self.kind!r}; one of {', '.join(KINDS)}")
         if not 0.0 <= self.p <= 1.0:

@@ -80,8 +80,12 @@ class Response:
     close: bool = False
 
     @staticmethod
-    def json(data: Any, status: int = 200, content_type: str = "application/json",
-             headers: dict[str, str] | None = None) -> Response:
+    def json(
+        data: Any,
+        status: int = 200,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         body = json.dumps(data, separators=(",", ":")).encode()
         return Response(status, body, {"Content-Type": content_type, **(headers or {})})
 
@@ -99,8 +103,9 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
     return head
 
 
-async def serve_connection(handler: Handler, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
+async def serve_connection(
+    handler: Handler, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         while True:
             head = await _read_head(reader)
@@ -119,8 +124,9 @@ async def serve_connection(handler: Handler, reader: asyncio.StreamReader,
             chunked = "chunked" in headers.get("transfer-encoding", "").lower()
             length = None if chunked else int(headers.get("content-length", "0") or 0)
             parts = urlsplit(target)
-            req = Request(method.upper(), unquote(parts.path), parse_qs(parts.query), headers,
-                          reader, length)
+            req = Request(
+                method.upper(), unquote(parts.path), parse_qs(parts.query), headers, reader, length
+            )
             try:
                 resp = await handler(req)
             except Drop:
@@ -130,13 +136,24 @@ async def serve_connection(handler: Handler, reader: asyncio.StreamReader,
             except (ConnectionError, asyncio.IncompleteReadError):
                 raise
             except Exception as exc:  # a bug in a handler answers 500, it does not hang up
-                resp = Response.json({"type": "about:blank", "title": "Internal Server Error",
-                                      "status": 500, "detail": type(exc).__name__}, 500,
-                                     "application/problem+json")
+                resp = Response.json(
+                    {
+                        "type": "about:blank",
+                        "title": "Internal Server Error",
+                        "status": 500,
+                        "detail": type(exc).__name__,
+                    },
+                    500,
+                    "application/problem+json",
+                )
             async for _ in req.iter_body():  # drain what the handler did not read
                 pass
-            keep = (version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-                    and not resp.close and resp.truncate_at is None)
+            keep = (
+                version == "HTTP/1.1"
+                and headers.get("connection", "").lower() != "close"
+                and not resp.close
+                and resp.truncate_at is None
+            )
             await _write_response(writer, resp, keep)
             if not keep:
                 return
@@ -169,7 +186,7 @@ async def _write_response(writer: asyncio.StreamWriter, resp: Response, keep: bo
         body = resp.body if resp.truncate_at is None else resp.body[: resp.truncate_at]
         if resp.chunk_delay > 0:
             for i in range(0, len(body), 1 << 16):
-                writer.write(body[i: i + (1 << 16)])
+                writer.write(body[i : i + (1 << 16)])
                 await writer.drain()
                 await asyncio.sleep(resp.chunk_delay)
         else:
@@ -198,8 +215,9 @@ class HttpServer:
             finally:
                 self._conns.discard(task)
 
-        self._server = await asyncio.start_server(on_conn, "127.0.0.1", self.port,
-                                                  limit=MAX_HEADER_BYTES, backlog=256)
+        self._server = await asyncio.start_server(
+            on_conn, "127.0.0.1", self.port, limit=MAX_HEADER_BYTES, backlog=256
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 

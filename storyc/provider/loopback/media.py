@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyc.media import ffmpeg as media, info as mediainfo
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
 
 OUTPUT_HEIGHT = 180  # small outputs: the loopback stands in for the model, fast is what matters
 _RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
@@ -71,7 +72,7 @@ class MediaShelf:
         prefix = f"{base_url}/files/"
         if not uri.startswith(prefix):
             return None
-        entry = self.files.get(uri[len(prefix):].split("/", 1)[0])
+        entry = self.files.get(uri[len(prefix) :].split("/", 1)[0])
         return entry.path if entry is not None and entry.complete else None
 
     def output_path(self, name: str) -> Path | None:
@@ -82,8 +83,9 @@ class MediaShelf:
 
     async def render(self, args: dict[str, Any]) -> str:
         """Render (or reuse) the output for `args`; returns its file name under outputs/."""
-        keyed = ({"duration": args["duration"], "aspect": args["aspect"]} if self.fast_outputs
-                 else args)
+        keyed = (
+            {"duration": args["duration"], "aspect": args["aspect"]} if self.fast_outputs else args
+        )
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
         name = f"{key[:32]}.mp4"
         pending = self._renders.get(key)
@@ -122,8 +124,12 @@ class MediaShelf:
             duration = (info.duration if info is not None else None) or duration
             aspect = nearest_aspect(info) or aspect
         refs = [self.local_path_of(r, base_url) for r in model.reference_images or []]
-        args: dict[str, Any] = {"duration": duration, "aspect": aspect, "caption": model.prompt,
-                                "height": OUTPUT_HEIGHT}
+        args: dict[str, Any] = {
+            "duration": duration,
+            "aspect": aspect,
+            "caption": model.prompt,
+            "height": OUTPUT_HEIGHT,
+        }
         if first is not None:
             args["first_frame"] = str(first)
         if end is not None:
@@ -142,4 +148,3 @@ class MediaShelf:
 
         uri = file_uri(ref) if ref is not None else None
         return self.local_path(uri, base_url) if uri else None
-

@@ -28,8 +28,8 @@ from typing import Any
 from storyc.provider.loopback.faults import Fault, FaultPlan
 from storyc.provider.loopback.http import HttpServer, Request, Response
 from storyc.provider.loopback.media import MediaShelf
-from storyc.provider.loopback.tasks import TaskBook, problem
 from storyc.provider.loopback.schema import APP, validate_input
+from storyc.provider.loopback.tasks import TaskBook, problem
 
 DEFAULT_KEY = "inf_loopback_key"
 _TASK = re.compile(r"^/tasks/([\w-]+)(/status|/stream|/cancel)?$")
@@ -65,12 +65,15 @@ class LoopbackProvider:
         path = req.path.rstrip("/") or "/"
         if req.method == "PUT" and path.startswith("/uploads/"):
             return await self.book.fault_or("upload", req, lambda f: self.put_file(req, path, f))
-        if req.method == "GET" and (path.startswith("/files/")
-                                              or path.startswith("/outputs/")):
+        if req.method == "GET" and (path.startswith("/files/") or path.startswith("/outputs/")):
             return await self.book.fault_or("download", req, lambda f: self.get_file(req, path, f))
         if req.headers.get("authorization") != f"Bearer {self.options.api_key}":
-            return problem(401, "unauthorized", "Unauthorized",
-                           "missing or invalid API key (Authorization: Bearer <key>)")
+            return problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "missing or invalid API key (Authorization: Bearer <key>)",
+            )
         if req.method == "POST" and path == "/apps/run":
             return await self.book.fault_or("submit", req, lambda f: self.book.submit(req, f))
         if req.method == "POST" and path == "/files":
@@ -81,14 +84,13 @@ class LoopbackProvider:
             if req.method == "GET" and tail == "":
                 return await self.book.fault_or("task", req, lambda f: self.book.get(task_id))
             if req.method == "GET" and tail == "/status":
-                return await self.book.fault_or("status", req,
-                                                lambda f: self.book.status(task_id))
+                return await self.book.fault_or("status", req, lambda f: self.book.status(task_id))
             if req.method == "GET" and tail == "/stream":
-                return await self.book.fault_or("stream", req,
-                                                lambda f: self.book.stream(req, task_id))
+                return await self.book.fault_or(
+                    "stream", req, lambda f: self.book.stream(req, task_id)
+                )
             if req.method == "POST" and tail == "/cancel":
-                return await self.book.fault_or("cancel", req,
-                                                lambda f: self.book.cancel(task_id))
+                return await self.book.fault_or("cancel", req, lambda f: self.book.cancel(task_id))
         return problem(404, "not_found", "Not Found", f"no route for {req.method} {path}")
 
     def validate(self, data: Any) -> tuple[Any, str | None]:
@@ -117,12 +119,16 @@ class LoopbackProvider:
             name = str(spec.get("filename") or "file")
             ctype = str(spec.get("content_type") or "application/octet-stream")
             entry = self.shelf.new_file(fid, name, ctype, int(spec.get("size") or 0))
-            out.append({
-                "id": fid,
-                "uri": f"{self.base_url}/files/{fid}/{entry.filename}",
-                "upload_url": f"{self.base_url}/uploads/{fid}?signature={uuid.uuid4().hex}",
-                "filename": entry.filename, "content_type": ctype, "size": entry.declared_size,
-            })
+            out.append(
+                {
+                    "id": fid,
+                    "uri": f"{self.base_url}/files/{fid}/{entry.filename}",
+                    "upload_url": f"{self.base_url}/uploads/{fid}?signature={uuid.uuid4().hex}",
+                    "filename": entry.filename,
+                    "content_type": ctype,
+                    "size": entry.declared_size,
+                }
+            )
         return Response.json({"data": out, "messages": []})
 
     async def put_file(self, req: Request, path: str, fault: Fault | None) -> Response:
@@ -135,20 +141,30 @@ class LoopbackProvider:
                 f.write(block)
                 size += len(block)
         entry.complete = True
-        self.upload_puts.append({"file_id": entry.id, "size": size,
-                                 "auth_header": "authorization" in req.headers,
-                                 "content_type": req.headers.get("content-type")})
+        self.upload_puts.append(
+            {
+                "file_id": entry.id,
+                "size": size,
+                "auth_header": "authorization" in req.headers,
+                "content_type": req.headers.get("content-type"),
+            }
+        )
         return Response(200)
 
     async def get_file(self, req: Request, path: str, fault: Fault | None) -> Response:
         parts = path.split("/")
-        local = (self.shelf.local_path(f"{self.base_url}{path}", self.base_url)
-                 if parts[1] == "files" else self.shelf.output_path(parts[-1]))
+        local = (
+            self.shelf.local_path(f"{self.base_url}{path}", self.base_url)
+            if parts[1] == "files"
+            else self.shelf.output_path(parts[-1])
+        )
         if local is None:
             return problem(404, "not_found", "Not Found", "no such file (expired?)")
         data = await asyncio.to_thread(local.read_bytes)
-        headers = {"Content-Type": "video/mp4" if local.suffix == ".mp4"
-                   else "application/octet-stream", "Accept-Ranges": "bytes"}
+        headers = {
+            "Content-Type": "video/mp4" if local.suffix == ".mp4" else "application/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
         status = 200
         m = re.fullmatch(r"bytes=(\d+)-", req.headers.get("range", ""))
         if m and int(m.group(1)) < len(data):
@@ -193,8 +209,9 @@ class LoopbackServer:
         return {"INFERENCE_BASE_URL": self.url, "INFERENCE_API_KEY": self.api_key}
 
 
-async def start(options: Options, scratch: Path, port: int = 0) -> tuple[HttpServer,
-                                                                        LoopbackProvider]:
+async def start(
+    options: Options, scratch: Path, port: int = 0
+) -> tuple[HttpServer, LoopbackProvider]:
     provider = LoopbackProvider(options, scratch)
     server = HttpServer(provider.handle, port)
     bound = await server.start()
@@ -203,8 +220,9 @@ async def start(options: Options, scratch: Path, port: int = 0) -> tuple[HttpSer
 
 
 @contextlib.contextmanager
-def serve(*, port: int = 0, faults: list[Fault | str] | None = None, seed: int = 0,
-          **opts: Any) -> Iterator[LoopbackServer]:
+def serve(
+    *, port: int = 0, faults: list[Fault | str] | None = None, seed: int = 0, **opts: Any
+) -> Iterator[LoopbackServer]:
     """Run a loopback provider in a background thread for the duration of the block."""
     plan = FaultPlan(seed=seed)
     for f in faults or []:
@@ -228,8 +246,9 @@ def serve(*, port: int = 0, faults: list[Fault | str] | None = None, seed: int =
         await box["provider"].book.shutdown()
         await box["server"].stop()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),),
-                              name="storyc-loopback", daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(main(),), name="storyc-loopback", daemon=True
+    )
     thread.start()
     ready.wait()
     try:
@@ -245,5 +264,4 @@ def serve(*, port: int = 0, faults: list[Fault | str] | None = None, seed: int =
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-__all__ = ["APP", "DEFAULT_KEY", "LoopbackProvider", "LoopbackServer", "Options", "serve",
-           "start"]
+__all__ = ["APP", "DEFAULT_KEY", "LoopbackProvider", "LoopbackServer", "Options", "serve", "start"]

@@ -27,14 +27,24 @@ from storyc.provider.task import TERMINAL, Status
 if TYPE_CHECKING:
     from storyc.provider.loopback.server import LoopbackProvider
 
-_LEGACY = {Status.RUNNING: 7, Status.UPLOADING: 8, Status.COMPLETED: 9, Status.FAILED: 10,
-           Status.CANCELLED: 11}
+_LEGACY = {
+    Status.RUNNING: 7,
+    Status.UPLOADING: 8,
+    Status.COMPLETED: 9,
+    Status.FAILED: 10,
+    Status.CANCELLED: 11,
+}
 
 
-def problem(status: int, code: str, title: str, detail: str,
-            headers: dict[str, str] | None = None) -> Response:
-    body = {"type": f"https://inference.sh/errors/{code}", "title": title, "status": status,
-            "detail": detail}
+def problem(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = {
+        "type": f"https://inference.sh/errors/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     return Response.json(body, status, "application/problem+json", headers)
 
 
@@ -79,19 +89,23 @@ class TaskBook:
         if status in TERMINAL:
             self._records[task_id]["outcome"] = status.name.lower()
 
-    async def fault_or(self, endpoint: str, req: Request,
-                       make: Callable[[Fault | None], Awaitable[Response]]) -> Response:
+    async def fault_or(
+        self, endpoint: str, req: Request, make: Callable[[Fault | None], Awaitable[Response]]
+    ) -> Response:
         fault = self.p.options.faults.pick(endpoint)
         kind = fault.kind if fault is not None else None
         if fault is not None and kind in ("429", "503"):
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            headers = (
+                {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            )
             code = "rate_limited" if kind == "429" else "app_maintenance"
             return problem(int(kind), code, "Try again later", f"injected {kind}", headers)
         if kind == "500":
             return problem(500, "internal_error", "Internal Server Error", "injected failure")
         if kind == "402":
-            return problem(402, "payment_required", "Payment Required",
-                           "insufficient balance for this run")
+            return problem(
+                402, "payment_required", "Payment Required", "insufficient balance for this run"
+            )
         if kind == "401":
             return problem(401, "unauthorized", "Unauthorized", "invalid API key")
         if kind == "drop_early" or (kind == "drop" and endpoint != "submit"):
@@ -113,9 +127,18 @@ class TaskBook:
             return problem(400, "validation_error", "Validation Error", detail or "invalid input")
         task_id = uuid.uuid4().hex[:20]
         stamp = _now()
-        self.tasks[task_id] = {"id": task_id, "app": app, "input": body["input"], "output": None,
-                               "error": None, "created_at": stamp, "updated_at": stamp,
-                               "session_id": None, "logs": [], "events": []}
+        self.tasks[task_id] = {
+            "id": task_id,
+            "app": app,
+            "input": body["input"],
+            "output": None,
+            "error": None,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "session_id": None,
+            "logs": [],
+            "events": [],
+        }
         self.state[task_id] = Status.QUEUED
         record = {"task_id": task_id, "app": app, "input": body["input"], "outcome": None}
         self.submissions.append(record)
@@ -148,8 +171,16 @@ class TaskBook:
             await asyncio.sleep(0.2 * lat)
             url = f"{self.p.base_url}/outputs/{name}"
             video: Any = url if self.p.options.video_form == "url" else {"uri": url}
-            meta = {"outputs": [{"type": "video", "seconds": float(model.duration), "fps": 24,
-                                 "resolution": getattr(model, "resolution", "1080p")}]}
+            meta = {
+                "outputs": [
+                    {
+                        "type": "video",
+                        "seconds": float(model.duration),
+                        "fps": 24,
+                        "resolution": getattr(model, "resolution", "1080p"),
+                    }
+                ]
+            }
             self.set(task_id, Status.COMPLETED, output={"video": video, "output_meta": meta})
         except asyncio.CancelledError:
             raise
@@ -171,8 +202,9 @@ class TaskBook:
         if task_id not in self.tasks:
             return problem(404, "not_found", "Not Found", f"task {task_id} not found")
         if self.state[task_id] in TERMINAL:
-            return problem(409, "invalid_transition", "Conflict",
-                           f"task {task_id} already finished")
+            return problem(
+                409, "invalid_transition", "Conflict", f"task {task_id} already finished"
+            )
         runner = self._runners.get(task_id)
         if runner is not None:
             runner.cancel()
@@ -188,11 +220,15 @@ class TaskBook:
         self._watchers.setdefault(task_id, []).append(queue)
         first = {"data": self.view(task_id), "fields": list(self.tasks[task_id]) + ["status"]}
         ctype = "text/event-stream" if sse else "application/x-ndjson"
-        return Response(200, headers={"Content-Type": ctype, "Cache-Control": "no-cache"},
-                        stream=self._events(task_id, queue, first, sse))
+        return Response(
+            200,
+            headers={"Content-Type": ctype, "Cache-Control": "no-cache"},
+            stream=self._events(task_id, queue, first, sse),
+        )
 
-    async def _events(self, task_id: str, queue: asyncio.Queue[dict[str, Any]],
-                      first: dict[str, Any], sse: bool) -> AsyncIterator[bytes]:
+    async def _events(
+        self, task_id: str, queue: asyncio.Queue[dict[str, Any]], first: dict[str, Any], sse: bool
+    ) -> AsyncIterator[bytes]:
         def line(event: dict[str, Any]) -> bytes:
             text = json.dumps(event, separators=(",", ":"))
             return f"data: {text}\n\n".encode() if sse else (text + "\n").encode()
