@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from storyc.base.diagnostics import render_all
+from storyc.compiler import frontend_diagnostics
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
-from storyc.resolve.resolver import frontend_diagnostics
 
 CASES = Path(__file__).resolve().parent / "cases" / "diag"
 MEDIA = re.compile(r"[\"']([^\"'\s]+\.(?:png|jpe?g|mp4|mov))[\"']", re.I)

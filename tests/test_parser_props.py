@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storyc.base.diagnostics import Span
+from storyc.compiler import frontend
 from storyc.lang.parser import parse_text
-from storyc.resolve.resolver import frontend
 
 NAMES = st.sampled_from(["a", "b", "mei", "market", "arrival", "video", "scene", "x_1", "true"])
 SETTING_NAMES = st.sampled_from(

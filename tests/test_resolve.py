@@ -10,10 +10,11 @@ import pytest
 
 from storyc.base.diagnostics import Diagnostics
 from storyc.base.hashing import DigestCache, digest_file
+from storyc.compiler import frontend
 from storyc.lang.loader import load
 from storyc.media import ffmpeg as media
 from storyc.resolve.model import LocalFile, Project, RemoteFile, SceneOutput
-from storyc.resolve.resolver import frontend, resolve
+from storyc.resolve.resolver import resolve
 from storyc.resolve.templating import Templates
 
 

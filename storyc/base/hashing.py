@@ -29,12 +29,23 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from storyc.base.fsio import atomic_write, sig_of
 
 DIGEST_PREFIX = "sha256:"
 _CHUNK = 1 << 20
 # Linux file timestamps come from a coarse clock (one jiffy, at most 10 ms); anything
 # modified less than this long before we hashed it may change again unseen.
 RACY_NS = 50_000_000
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON spelling that digests are taken of: sorted keys, no spaces, UTF-8,
+    no NaN or infinity (they are not JSON)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def digest_bytes(data: bytes) -> str:
@@ -67,18 +78,14 @@ def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return DIGEST_PREFIX + h.hexdigest(), n
 
 
-def _sig(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 class DigestCache:
     """Stat-keyed digest cache; persistent when given a file path. Thread-safe."""
 
-    VERSION = 1
+    VERSION = 2  # 2: entries carry ctime too (storyc.base.fsio.sig_of)
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
-        self._entries: dict[str, tuple[int, int, int, str]] = {}
+        self._entries: dict[str, tuple[int, int, int, int, str]] = {}
         self._dirty = False
         self._lock = threading.Lock()
         self.bytes_read = 0
@@ -92,17 +99,17 @@ class DigestCache:
             raw = json.loads(self.path.read_text("utf-8"))
             if raw.get("version") != self.VERSION:
                 return
-            for p, (size, mtime, ino, dig) in raw["entries"].items():
+            for p, (size, mtime, ino, ctime, dig) in raw["entries"].items():
                 if is_digest(dig):
-                    self._entries[p] = (int(size), int(mtime), int(ino), str(dig))
+                    self._entries[p] = (int(size), int(mtime), int(ino), int(ctime), str(dig))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self._entries = {}  # a corrupt cache is a miss, never an error
 
     def cached(self, abs_path: str, st: os.stat_result) -> str | None:
         """The remembered digest if the file's stat still matches, else None."""
         hit = self._entries.get(abs_path)
-        if hit is not None and hit[:3] == _sig(st):
-            return hit[3]
+        if hit is not None and hit[:4] == sig_of(st):
+            return hit[4]
         return None
 
     def digest(self, abs_path: str, st: os.stat_result | None = None) -> str:
@@ -121,14 +128,14 @@ class DigestCache:
             with self._lock:
                 self.bytes_read += n
                 self.files_hashed += 1
-            if _sig(after) == _sig(st):
+            if sig_of(after) == sig_of(st):
                 stable = True
                 break
             st = after  # changed while we read it: read the new version
         # A file still changing is hashed as it was read, and not remembered.
         if stable and time.time_ns() - st.st_mtime_ns >= RACY_NS:
             with self._lock:
-                self._entries[abs_path] = (*_sig(st), dig)
+                self._entries[abs_path] = (*sig_of(st), dig)
                 self._dirty = True
         return dig
 
@@ -164,17 +171,11 @@ class DigestCache:
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with self._lock:
             data = {
                 "version": self.VERSION,
                 "entries": {k: list(v) for k, v in sorted(self._entries.items())},
             }
             self._dirty = False
-        try:
-            tmp.write_text(json.dumps(data, separators=(",", ":")), "utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
+        # only a speed-up: no fsync (a lost cache costs a re-hash, never a wrong digest)
+        atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode(), durable=False)

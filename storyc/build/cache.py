@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
+from storyc.base.fsio import atomic_write
 
 from storyc.build import fastpath as build_fastpath
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
@@ -179,12 +180,9 @@ class BuildCache:
         if not self.dirty:
             return
         self.data["format"] = (FORMAT, __version__)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                pickle.dump(self.data, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
+            blob = pickle.dumps(self.data, protocol=pickle.HIGHEST_PROTOCOL)
+            atomic_write(self.path, blob, durable=False)
         except (OSError, pickle.PicklingError, TypeError, AttributeError):
-            tmp.unlink(missing_ok=True)  # a cache we cannot write is only slower
+            pass  # a cache we cannot write is only slower
         self.dirty = False

@@ -35,6 +35,7 @@ import os
 import sys
 
 from storyc import __version__
+from storyc.base.fsio import atomic_write, stat_sig
 
 RECORD_NAME = "noop.marshal"
 FORMAT = 1
@@ -73,11 +74,8 @@ def discovery(arg: str) -> tuple[str, ...]:
 def stat_of(path: str) -> Stat | None:
     """What says a file or folder changed (ctime too: no tool can set it back); None if
     it is gone. Also the build cache's signature of its inputs."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    sig = stat_sig(path)
+    return None if sig is None else (path, *sig)
 
 
 def code_paths() -> list[str]:
@@ -119,16 +117,9 @@ def record(root: str, args: argparse.Namespace, paths: list[str], report: Record
         return False
     data = {"options": options(args), "discovery": discovery(os.path.realpath(args.path)),
             "stats": stats, **report}
-    target = record_path(root)
-    tmp = f"{target}.{os.getpid()}.tmp"
     try:
-        blob = marshal.dumps(data)
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, target)
+        atomic_write(record_path(root), marshal.dumps(data), durable=False)
     except (OSError, ValueError):
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         return False
     return True
 

@@ -15,22 +15,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
-from storyc.resolve.model import Input, LocalFile, Project, Scene, Setting
-
-MAX_REFERENCES = 7
-MAX_REFERENCES_WITH_VIDEO = 4
-DURATION_MIN, DURATION_MAX = 3, 10
-STRICT_DURATIONS = (5, 10)
-MAX_ELEMENT_REFS = 3
-IMAGE_MIN_PX = 300
-IMAGE_MAX_RATIO = 2.5
-IMAGE_FORMATS = ("png", "jpeg")
-IMAGE_MAX_BYTES = 10 * 1024 * 1024
-VIDEO_MIN_PX, VIDEO_MAX_PX = 720, 2160
-VIDEO_MIN_FPS, VIDEO_MAX_FPS = 24.0, 60.0
-VIDEO_FORMATS = ("mp4", "mov")
-VIDEO_MAX_BYTES = 200 * 1024 * 1024
-MAX_BYTES = {"image": IMAGE_MAX_BYTES, "video": VIDEO_MAX_BYTES}
+from storyc.resolve.model import (
+    DURATION_MAX,
+    DURATION_MIN,
+    IMAGE_FORMATS,
+    IMAGE_MAX_RATIO,
+    IMAGE_MIN_PX,
+    MAX_BYTES,
+    MAX_ELEMENT_REFS,
+    MAX_REFERENCES,
+    MAX_REFERENCES_WITH_VIDEO,
+    STRICT_DURATIONS,
+    VIDEO_FORMATS,
+    VIDEO_MAX_FPS,
+    VIDEO_MAX_PX,
+    VIDEO_MIN_FPS,
+    VIDEO_MIN_PX,
+    Input,
+    LocalFile,
+    Project,
+    Scene,
+    Setting,
+)
 
 TEXT_TO_VIDEO = "text-to-video"
 IMAGE_TO_VIDEO = "image-to-video"

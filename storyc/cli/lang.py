@@ -22,6 +22,7 @@ from typing import Any
 
 from storyc import targets
 from storyc.base.diagnostics import Severity, dumps_json, render_all
+from storyc.base.fsio import atomic_write_text
 from storyc.check import graph as graph_mod
 from storyc.cli import ExitCode, project_digests
 from storyc.compiler import Compilation, compile_project
@@ -268,12 +269,6 @@ cut final = [opening, closer]
 GITIGNORE_LINES = (".storyc/", "renders/")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     name = args.name or (
@@ -293,13 +288,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"storyc init: {story} already exists; not overwriting it", file=sys.stderr)
         return ExitCode.FAILED
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(story, INIT_STORY.format(name=name))
+    atomic_write_text(story, INIT_STORY.format(name=name))
     ignore = root / ".gitignore"
     existing = ignore.read_text("utf-8").splitlines() if ignore.exists() else []
     missing = [ln for ln in GITIGNORE_LINES if ln not in existing]
     if missing:
         # An existing .gitignore keeps every line; storyc's entries are appended.
-        _write_atomic(ignore, "".join(f"{ln}\n" for ln in [*existing, *missing]))
+        atomic_write_text(ignore, "".join(f"{ln}\n" for ln in [*existing, *missing]))
     print(
         f"created {story}"
         + (f" and {'updated' if existing else 'created'} {ignore}" if missing else "")

@@ -137,6 +137,36 @@ def compile_project(
             gc.enable()
 
 
+def known_targets() -> list[str] | None:
+    """Registered target names, or None (accept any) when the registry cannot load."""
+    try:
+        return targets.names() or None
+    except Exception:  # a broken target module must not hide the story's own problems
+        return None
+
+
+def frontend(
+    path: str | os.PathLike[str],
+    *,
+    cache: ParseCache | None = None,
+    digests: DigestCache | None = None,
+) -> tuple[Project | None, Diagnostics, SourceMap]:
+    """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
+    from storyc.resolve.resolver import resolve
+
+    loaded = load(path, cache=cache)
+    diags = Diagnostics()
+    diags.extend(loaded.diagnostics)
+    project = resolve(loaded, diags, digests=digests, targets=known_targets())
+    return project, diags, loaded.sources
+
+
+def frontend_diagnostics(path: str | os.PathLike[str]) -> tuple[Diagnostics, SourceMap]:
+    """Every diagnostic of load + resolve (what the golden tests and `check` compare)."""
+    _, diags, sources = frontend(path)
+    return diags, sources
+
+
 def _compile(
     path: str | os.PathLike[str],
     *,
@@ -152,7 +182,12 @@ def _compile(
     diags.extend(loaded.diagnostics)
     if loaded.entry is None:
         return Compilation(None, {}, [], diags.sorted(), loaded.sources, found=False)
-    project = resolve(loaded, diags, digests=digests if digests is not None else DigestCache())
+    project = resolve(
+        loaded,
+        diags,
+        digests=digests if digests is not None else DigestCache(),
+        targets=known_targets(),
+    )
     if project is None:
         return Compilation(None, {}, [], diags.sorted(), loaded.sources)
 

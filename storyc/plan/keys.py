@@ -17,11 +17,10 @@ animatic can never stand in for a paid render.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from storyc.base.hashing import digest_bytes
+from storyc.base.hashing import canonical_json, digest_bytes
 from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
 # Bump when the meaning of the material changes; every key changes with it.
@@ -34,12 +33,6 @@ class UpstreamUnknown(LookupError):
     def __init__(self, scene: str) -> None:
         super().__init__(f"the output of scene {scene!r} is not known yet")
         self.scene = scene
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def _replace(value: Any, upstream: Mapping[str, str]) -> Any:

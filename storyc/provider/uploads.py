@@ -3,7 +3,7 @@
 Stage: execute (provider edge). In: (base URL, digest) pairs and the URIs the
 provider returned. Out: remembered URIs, so a file is uploaded once within a build
 and across builds. I/O: reads and writes one small JSON file (atomically, through
-`storyc.state.store.atomic_write`) at a path the caller chooses, e.g. `.storyc/uploads.json`.
+`storyc.base.fsio.atomic_write`) at a path the caller chooses, e.g. `.storyc/uploads.json`.
 
 Entries are per base URL: a URI from the loopback provider means nothing to the real
 service. An entry older than `max_age` seconds counts as expired (the provider cleans
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyc.state.store import atomic_write
+from storyc.base.fsio import atomic_write
 
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0  # hosted inputs outlive a week of builds; cheap to redo
 

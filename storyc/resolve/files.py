@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
-from storyc.check.rules import MAX_BYTES
 from storyc.media import info as mediainfo
-from storyc.resolve.model import LocalFile, MediaKind, RemoteFile
+from storyc.resolve.model import MAX_BYTES, LocalFile, MediaKind, RemoteFile
 
 EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image": (".jpg", ".jpeg", ".png"),

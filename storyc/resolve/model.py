@@ -17,6 +17,27 @@ from typing import Generic, Literal, TypeVar
 from storyc.base.diagnostics import Span
 from storyc.media.info import MediaInfo
 
+# A scene that names no target is lowered for this one (the registry in storyc.targets
+# knows it by this name).
+DEFAULT_TARGET = "inference/video-o1"
+
+# Kling Video O1's limits (provider-facts §2), checked by storyc.check.rules and, for
+# file sizes, by the resolver before a file is read.
+MAX_REFERENCES = 7
+MAX_REFERENCES_WITH_VIDEO = 4
+DURATION_MIN, DURATION_MAX = 3, 10
+STRICT_DURATIONS = (5, 10)
+MAX_ELEMENT_REFS = 3
+IMAGE_MIN_PX = 300
+IMAGE_MAX_RATIO = 2.5
+IMAGE_FORMATS = ("png", "jpeg")
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+VIDEO_MIN_PX, VIDEO_MAX_PX = 720, 2160
+VIDEO_MIN_FPS, VIDEO_MAX_FPS = 24.0, 60.0
+VIDEO_FORMATS = ("mp4", "mov")
+VIDEO_MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = {"image": IMAGE_MAX_BYTES, "video": VIDEO_MAX_BYTES}
+
 MediaKind = Literal["image", "video"]
 Quality = Literal["std", "pro"]
 Aspect = Literal["16:9", "9:16", "1:1"]

@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Any
 from storyc.base.diagnostics import Span
 from storyc.lang import ast
 from storyc.lang.parser import long_layout
-from storyc.resolve.model import ElementUse, Input, Mention, Scene, Setting, VideoInput
-from storyc.resolve.scene import LineIndex
+from storyc.resolve.context import KIND_WORDS, Layer, LineIndex
+from storyc.resolve.model import (
+    DEFAULT_TARGET,
+    ElementUse,
+    Input,
+    Mention,
+    Scene,
+    Setting,
+    VideoInput,
+)
 from storyc.resolve.templating import Problem
 from storyc.resolve.values import VIDEO_SLOT, describe
-from storyc.targets import DEFAULT_TARGET
 
 if TYPE_CHECKING:
     from storyc.lang.loader import LoadedFile
-    from storyc.resolve.resolver import Layer
     from storyc.resolve.scene import SceneResolver
 
 
@@ -307,6 +313,4 @@ def _mention_span(
 
 
 def _word(kind: str) -> str:
-    from storyc.resolve.resolver import KIND_WORDS
-
     return KIND_WORDS[kind]

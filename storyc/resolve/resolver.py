@@ -10,23 +10,24 @@ E1xx/W1xx and resolution goes on so one run shows them all. I/O: through
 Settings of a scene come from layers, later winning: the project block, `defaults`,
 the style chain (root first), the scene itself; `Setting.origin` says which. `vars`
 merge across layers; `video`, `motion` and `edit` are one slot.
-`frontend_diagnostics` (load + resolve) is what the golden tests and `check` run.
+`storyc.compiler.frontend` (load + resolve, with the registry's target names) is what the golden
+tests run.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-from storyc import targets
-from storyc.base.diagnostics import Diagnostics, SourceMap, Span
+from storyc.base.diagnostics import Diagnostics, Span
 from storyc.base.hashing import DigestCache
 from storyc.lang import ast
-from storyc.lang.loader import Loaded, LoadedFile, ParseCache, load
+from storyc.lang.loader import Loaded, LoadedFile
+from storyc.resolve.context import KIND_WORDS, Layer, Named
 from storyc.resolve.files import FileResolver
-from storyc.resolve.model import Asset, Cut, Element, Origin, Project, Setting
+from storyc.resolve.model import DEFAULT_TARGET, Asset, Cut, Element, Project, Setting
+from storyc.resolve.prompt import build_scene
 from storyc.resolve.scene import SceneResolver
 from storyc.resolve.values import (
     BACKENDS,
@@ -40,74 +41,32 @@ from storyc.resolve.values import (
     is_unset,
     to_python,
 )
-from storyc.targets import DEFAULT_TARGET
-
-KIND_WORDS = {
-    "image": "an image asset",
-    "video": "a video asset",
-    "element": "an element",
-    "style": "a style",
-    "scene": "a scene",
-    "cut": "a cut",
-}
-
-
-@dataclass
-class Named:
-    """One declaration in the shared namespace of assets, elements, styles, scenes, cuts."""
-
-    kind: str  # "image", "video", "element", "style", "scene", "cut"
-    decl: ast.Decl
-    file: LoadedFile
-    span: Span
-
-
-@dataclass
-class Layer:
-    origin: Origin
-    settings: dict[str, ast.Setting]
-    file: LoadedFile
-
-
-def known_targets() -> list[str] | None:
-    """Registered target names, or None (accept any) when the registry cannot load."""
-    try:
-        return targets.names() or None
-    except Exception:  # a broken target module must not hide the story's own problems
-        return None
 
 
 def resolve(
-    loaded: Loaded, diags: Diagnostics, *, digests: DigestCache | None = None
+    loaded: Loaded,
+    diags: Diagnostics,
+    *,
+    digests: DigestCache | None = None,
+    targets: Sequence[str] | None = None,
 ) -> Project | None:
     """Resolve a loaded story. None when it could not be loaded or parsed completely
-    (syntax errors are already in `loaded.diagnostics`)."""
+    (syntax errors are already in `loaded.diagnostics`). `targets` are the target names
+    a `target = "..."` may use (the compiler passes the registry's; None accepts any)."""
     if loaded.root is None or loaded.entry is None or not loaded.complete:
         return None
-    return _Resolver(loaded, diags, digests if digests is not None else DigestCache()).run()
-
-
-def frontend(
-    path: str | os.PathLike[str],
-    *,
-    cache: ParseCache | None = None,
-    digests: DigestCache | None = None,
-) -> tuple[Project | None, Diagnostics, SourceMap]:
-    """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
-    loaded = load(path, cache=cache)
-    diags = Diagnostics()
-    diags.extend(loaded.diagnostics)
-    project = resolve(loaded, diags, digests=digests)
-    return project, diags, loaded.sources
-
-
-def frontend_diagnostics(path: str | os.PathLike[str]) -> tuple[Diagnostics, SourceMap]:
-    _, diags, sources = frontend(path)
-    return diags, sources
+    cache = digests if digests is not None else DigestCache()
+    return _Resolver(loaded, diags, cache, targets).run()
 
 
 class _Resolver:
-    def __init__(self, loaded: Loaded, diags: Diagnostics, digests: DigestCache) -> None:
+    def __init__(
+        self,
+        loaded: Loaded,
+        diags: Diagnostics,
+        digests: DigestCache,
+        targets: Sequence[str] | None,
+    ) -> None:
         assert loaded.root is not None and loaded.entry is not None
         self.loaded = loaded
         self.diags = diags
@@ -118,7 +77,7 @@ class _Resolver:
         self.project_decl: tuple[ast.ProjectDecl, LoadedFile] | None = None
         self.defaults: list[Layer] = []
         self.used: set[str] = set()
-        self.targets = known_targets()
+        self.targets = targets
         self.assets_by_name: dict[str, Asset] = {}
 
     # collection --------------------------------------------------------------
@@ -228,7 +187,8 @@ class _Resolver:
         for name, named in self.names.items():
             if named.kind == "scene":
                 assert isinstance(named.decl, ast.SceneDecl)
-                scenes[name] = sr.scene(named.decl, named.file)
+                eff, video_layer, scene_vars = sr.layers(named.decl, named.file)
+                scenes[name] = build_scene(sr, named.decl, named.file, eff, video_layer, scene_vars)
         cuts = self._cuts()
         self._unused()
         return Project(

@@ -8,13 +8,12 @@ diagnostics. No I/O of its own (files go through `storyc.resolve.files`).
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storyc.base.diagnostics import Span
 from storyc.lang import ast
+from storyc.resolve.context import KIND_WORDS, Layer, LineIndex
 from storyc.resolve.model import (
     ASPECTS,
     QUALITIES,
@@ -46,33 +45,7 @@ from storyc.resolve.values import (
 
 if TYPE_CHECKING:
     from storyc.lang.loader import LoadedFile
-    from storyc.resolve.resolver import Layer, _Resolver
-
-
-class LineIndex:
-    """Offsets to spans in one file, by binary search (`Span.from_offsets` scans the
-    whole text for every call, which is quadratic over a file of many scenes)."""
-
-    def __init__(self, file: str, text: str) -> None:
-        self.file = file
-        self.text = text
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def span(self, start: int, end: int) -> Span:
-        n = len(self.text)
-        start = max(0, min(start, n))
-        end = max(start, min(end, n))
-        line = bisect_right(self.starts, start)
-        end_line = bisect_right(self.starts, end)
-        return Span(
-            self.file,
-            line,
-            start - self.starts[line - 1] + 1,
-            end_line,
-            end - self.starts[end_line - 1] + 1,
-            start,
-            end,
-        )
+    from storyc.resolve.context import Context
 
 
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
@@ -80,7 +53,7 @@ _BAD: Any = object()
 
 
 class SceneResolver:
-    def __init__(self, r: _Resolver) -> None:
+    def __init__(self, r: Context) -> None:
         self.r = r
         self.diags = r.diags
         self.templates = Templates()
@@ -364,8 +337,6 @@ class SceneResolver:
         """Layers of style `name`, root first; None when it (or an ancestor) is broken."""
         if name in self._chains:
             return self._chains[name]
-        from storyc.resolve.resolver import Layer
-
         self._chains[name] = None  # in progress: a cycle finds None and reports
         self._visiting.append(name)
         named = self.r.names[name]
@@ -431,10 +402,11 @@ class SceneResolver:
         return parent.name
 
     # scenes --------------------------------------------------------------------
-    def scene(self, decl: ast.SceneDecl, f: LoadedFile) -> Scene:
-        from storyc.resolve.prompt import build_scene
-        from storyc.resolve.resolver import Layer
-
+    def layers(
+        self, decl: ast.SceneDecl, f: LoadedFile
+    ) -> tuple[dict[str, tuple[ast.Setting, Layer]], Layer | None, dict[str, Any]]:
+        """A scene's effective settings (each with the layer it came from), the layer
+        that set its video slot, and its merged `vars`; `prompt.build_scene` takes these."""
         own = check_settings(decl.settings, SCENE_SETTINGS, f"scene `{decl.name}`", self.diags)
         parent = self._parent(decl.parent, own.get("use"), f"scene `{decl.name}`")
         chain = (self._style_chain(parent) or []) if parent else []
@@ -450,7 +422,7 @@ class SceneResolver:
                     variables.update(self._vars(s))
                 elif k not in VIDEO_SLOT:
                     eff[k] = (s, layer)
-        return build_scene(self, decl, f, eff, video_layer, variables)
+        return eff, video_layer, variables
 
     def setting(self, eff: dict[str, tuple[ast.Setting, Layer]], key: str) -> Setting[Any] | None:
         hit = eff.get(key)
@@ -474,8 +446,6 @@ class SceneResolver:
 
 
 def _kind_word(kind: str) -> str:
-    from storyc.resolve.resolver import KIND_WORDS
-
     return KIND_WORDS[kind]
 
 

@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from storyc.base.fsio import atomic_write
 from storyc.base.hashing import is_digest
 
 LOCK_NAME = "storyc.lock"
@@ -130,7 +131,6 @@ class LockFile:
         return "".join(parts)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        from storyc.state.store import atomic_write  # the one atomic writer
 
         atomic_write(Path(path), self.dumps().encode("utf-8"))
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storyc.base.hashing import DIGEST_PREFIX, digest_bytes, digest_file, is_digest
-from storyc.plan.keys import canonical_json
+from storyc.base.fsio import atomic_write, fsync_dir, sig_of
+from storyc.base.hashing import DIGEST_PREFIX, canonical_json, digest_bytes, digest_file, is_digest
 
 STORE_DIR = ".storyc"
 
@@ -55,41 +55,6 @@ def object_name(digest: str) -> str:
     """Where the object `digest` lives relative to `objects/`: "ab/cd…" (the layout)."""
     h = _hex(digest)
     return f"{h[:2]}/{h[2:]}"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory + fsync + replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _sig(st: os.stat_result) -> tuple[int, ...]:
-    # ctime too: no tool can set it back, so an object rewritten in place and given its
-    # old mtime is still hashed again.
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +143,7 @@ class Store:
             self._verified = {}  # a lost index only costs re-hashing
 
     def _remember(self, digest: str, st: os.stat_result) -> None:
-        self._verified[digest] = _sig(st)
+        self._verified[digest] = sig_of(st)
         self._verified_dirty = True
 
     def save(self) -> None:
@@ -202,7 +167,7 @@ class Store:
             st = os.stat(path)
         except OSError:
             return None
-        if self._verified.get(digest) == _sig(st):
+        if self._verified.get(digest) == sig_of(st):
             return path
         try:
             actual, n = digest_file(path)
@@ -223,7 +188,7 @@ class Store:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)  # objects are immutable; discourage edits in place
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         self._remember(digest, final.stat())
         return final
 

@@ -16,10 +16,8 @@ import importlib
 from abc import ABC, abstractmethod
 
 from storyc.base.diagnostics import Diagnostics
-from storyc.resolve.model import Project, Scene
+from storyc.resolve.model import DEFAULT_TARGET, Project, Scene
 from storyc.targets.request import Request
-
-DEFAULT_TARGET = "inference/video-o1"
 
 
 class Target(ABC):

@@ -33,20 +33,14 @@ from pathlib import Path
 
 from watchfiles import Change, watch
 
+from storyc.base.fsio import Sig, stat_sig
+
 OnChange = Callable[[frozenset[Path]], Iterable[Path] | None]
-StatSig = tuple[int, int, int] | None  # (size, mtime_ns, inode), None when missing
-UNKNOWN: StatSig = (-1, -1, -1)  # never equal to a real stat
+StatSig = Sig | None  # storyc.base.fsio.stat_sig; None when missing
+UNKNOWN: StatSig = (-1, -1, -1, -1)  # never equal to a real stat
 
 # Paths under the project root that storyc itself writes.
 OWN_OUTPUTS = (".storyc", "renders", "storyc.lock")
-
-
-def stat_sig(path: Path) -> StatSig:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def existing_ancestor(path: Path) -> Path:

@@ -1,0 +1,82 @@
+"""Files written whole or not at all, and what says a file changed: the one place for both.
+
+Stage: foundation (used by every store, cache and record: the content store, the digest
+cache, render and upload records, the lock file, the build caches, the watcher). In:
+paths and bytes. Out: files replaced atomically; stat signatures. I/O: yes, small and
+local: open, write, fsync, rename, stat.
+
+`atomic_write` writes a temp file beside the target (same directory, so the rename is
+atomic), optionally fsyncs it and the directory, then `os.replace`s it into place: a
+crash leaves the old file or the new one, never half of one. The temp file is created
+with mode 0o666 and the process umask, like any other file the user makes (a lock file
+in git must not come out 0600). Only `os` is imported: the build's no-op fast path
+uses this module before anything heavier is loaded.
+
+A stat signature is (size, mtime_ns, inode, ctime_ns). ctime is in it because no tool
+can set it back: a file rewritten in place and given its old mtime still differs.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from itertools import count
+
+Sig = tuple[int, int, int, int]
+
+_serial = count()
+
+
+def sig_of(st: os.stat_result) -> Sig:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def stat_sig(path: str | os.PathLike[str]) -> Sig | None:
+    """The signature of `path` (following links), or None when it cannot be stat'ed."""
+    try:
+        return sig_of(os.stat(path))
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return None
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename in `path` durable (best effort: some filesystems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically; parents are created. `durable` fsyncs the
+    file and its directory (records and the lock file); caches that are only a speed-up
+    pass False. On any error the temp file is removed and the old file is untouched."""
+    target = os.fspath(path)
+    folder = os.path.dirname(target) or "."
+    os.makedirs(folder, exist_ok=True)
+    # ".tmp-" is the prefix the store's sweeps know as an interrupted write
+    tmp = os.path.join(folder, f".tmp-{os.path.basename(target)}.{os.getpid()}.{next(_serial)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
+    atomic_write(path, text.encode("utf-8"), durable=durable)
