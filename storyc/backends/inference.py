@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from storyc.backends import (
+from storyc.backends.protocol import (
     BackendError,
     BackendOptions,
     Finished,

@@ -19,7 +19,14 @@ import os
 import tempfile
 from typing import Any
 
-from storyc.backends import BackendError, BackendOptions, Finished, Job, LocalInput, StatusCallback
+from storyc.backends.protocol import (
+    BackendError,
+    BackendOptions,
+    Finished,
+    Job,
+    LocalInput,
+    StatusCallback,
+)
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 

@@ -1,7 +1,7 @@
 """One `storyc build` from start to finish: compile, lock, plan, consent, execute, report.
 
 Stage: execute (the session around the executor). In: the parsed command line and the
-environment. Out: an exit code (`storyc.cli.ExitCode`); progress through
+environment. Out: an exit code (`storyc.base.exits.ExitCode`); progress through
 `storyc.build.progress`. I/O: compiles the project, holds `.storyc/build.lock`, opens the
 store, journal and lock file, asks for consent on a terminal, runs the executor.
 
@@ -33,7 +33,7 @@ from storyc.build import fastpath as build_fastpath
 from storyc.plan import pricing
 from storyc.backends import BackendOptions, SetupError, create
 from storyc.build.cache import BuildCache, BuildInput
-from storyc.cli import ExitCode
+from storyc.base.exits import ExitCode
 from storyc.base.diagnostics import render_all
 from storyc.build.executor import (
     FAILED,

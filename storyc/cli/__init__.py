@@ -1,6 +1,6 @@
 """The `storyc` command line: one argparse parser, one module per group of commands.
 
-Stage: the outermost edge. Each module in `COMMAND_MODULES` exposes
+Stage: the outermost edge. In: argv and the environment. Out: an exit code. Each module in `COMMAND_MODULES` exposes
 `register(subparsers) -> None`, adding its commands with `set_defaults(func=...)`;
 `func(args) -> int` returns the exit code. Exit codes are documented in
 docs/cli.md and listed in `ExitCode`.
@@ -14,23 +14,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyc import __version__
+from storyc.base.exits import ExitCode
 
 if TYPE_CHECKING:
     from storyc.base.hashing import DigestCache
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    FAILED = 1  # the story has errors, or a scene failed to render
-    USAGE = 2  # bad command line
-    ENVIRONMENT = 3  # missing/bad key, provider unreachable, project locked, no project
-    NEEDS_DECISION = 4  # consent refused, budget exceeded, attempts of unknown fate
-    INTERRUPTED = 130  # Ctrl-C
 
 
 # Order is the order of `storyc --help`.

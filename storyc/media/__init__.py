@@ -1,1 +1,11 @@
-"""TODO"""
+"""Media: what images and videos are, and the one place ffmpeg runs.
+
+Stage: a library under several stages. Modules:
+
+    info      header facts (kind, size, duration, fps, audio) in pure Python; used by the resolver
+    ffmpeg    probing, frame extraction, preview animatics, test media (imageio-ffmpeg's binary)
+    caption   the preview's caption overlays (bitmap glyphs, no system fonts)
+
+In: paths and numbers. Out: `MediaInfo`, files written atomically. I/O: `info` reads
+headers; `ffmpeg` starts processes; the resolver may import only `info`.
+"""

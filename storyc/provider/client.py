@@ -29,7 +29,7 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -40,7 +40,10 @@ if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 from storyc.provider import errors as E
+from storyc.provider.api import Retry
+from storyc.provider.follow import follow_task
 from storyc.provider.task import TERMINAL, Status, Task, parse_status
+from storyc.provider.transfer import download, upload
 from storyc.provider.uploads import UploadRegistry
 
 log = logging.getLogger("storyc.provider")
@@ -50,7 +53,6 @@ KEY_ENV = "INFERENCE_API_KEY"
 BASE_URL_ENV = "INFERENCE_BASE_URL"
 DEFAULT_DEADLINE = 1800.0
 
-Retry = Literal["read", "submit"]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
@@ -420,8 +422,6 @@ class ProviderClient:
         check: bool = True,
     ) -> Task:
         """Wait until the task is terminal; return it (raising for failure when `check`)."""
-        from storyc.provider.follow import follow_task
-
         task = await follow_task(
             self,
             task_id,
@@ -439,13 +439,9 @@ class ProviderClient:
     async def upload(
         self, path: str | os.PathLike[str], *, digest: str, content_type: str | None = None
     ) -> str:
-        from storyc.provider.transfer import upload
-
         return await upload(self, path, digest=digest, content_type=content_type)
 
     async def download(self, url: str, dest: Any) -> int:
-        from storyc.provider.transfer import download
-
         return await download(self, url, dest)
 
 

@@ -1,6 +1,6 @@
 """Following a task to its end: cheap status polls, or the NDJSON stream.
 
-Stage: execute (provider edge). In: a `ProviderClient` and a task id. Out: the task
+Stage: execute (provider edge). In: a client (`storyc.provider.api.ProviderAPI`) and a task id. Out: the task
 in a terminal state (completed, failed, cancelled, rejected), or `DeadlineExceeded`.
 I/O: HTTP through the client; time through the client's injected clock and sleep.
 
@@ -25,13 +25,13 @@ from storyc.provider import errors as E
 from storyc.provider.task import Task
 
 if TYPE_CHECKING:
-    from storyc.provider.client import ProviderClient
+    from storyc.provider.api import ProviderAPI
 
 _MAX_STREAM_BREAKS = 5
 
 
 async def follow_task(
-    client: ProviderClient,
+    client: ProviderAPI,
     task_id: str,
     *,
     deadline: float,
@@ -67,7 +67,7 @@ def _deadline(task: Task, deadline: float) -> E.DeadlineExceeded:
 
 
 async def _follow_stream(
-    client: ProviderClient,
+    client: ProviderAPI,
     task: Task,
     deadline: float,
     deadline_at: float,
@@ -115,7 +115,7 @@ async def _follow_stream(
     return task
 
 
-def _apply_line(client: ProviderClient, task: Task, line: str) -> bool:
+def _apply_line(client: ProviderAPI, task: Task, line: str) -> bool:
     line = line.strip()
     if not line or line.startswith(":"):
         return False

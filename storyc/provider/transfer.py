@@ -32,7 +32,7 @@ from storyc.provider.task import Task
 from storyc.targets.request import FILE_MARKER
 
 if TYPE_CHECKING:
-    from storyc.provider.client import ProviderClient
+    from storyc.provider.api import ProviderAPI
 
 CHUNK = 1 << 20
 
@@ -47,7 +47,7 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def upload(
-    client: ProviderClient,
+    client: ProviderAPI,
     path: str | os.PathLike[str],
     *,
     digest: str,
@@ -75,7 +75,7 @@ async def upload(
 
 
 async def _upload_once(
-    client: ProviderClient, path: Path, digest: str, content_type: str | None
+    client: ProviderAPI, path: Path, digest: str, content_type: str | None
 ) -> str:
     try:
         size = path.stat().st_size
@@ -117,7 +117,7 @@ async def _upload_once(
     return uri
 
 
-async def upload_markers(client: ProviderClient, value: Any, root: Path) -> Any:
+async def upload_markers(client: ProviderAPI, value: Any, root: Path) -> Any:
     """A copy of `value` with every `{"$file": path, "digest": d}` replaced by its URI."""
     if isinstance(value, dict):
         if FILE_MARKER in value:
@@ -133,7 +133,7 @@ async def upload_markers(client: ProviderClient, value: Any, root: Path) -> Any:
 
 
 async def submit_with_files(
-    client: ProviderClient, app: str, input: dict[str, Any], *, root: Path, scene: str | None = None
+    client: ProviderAPI, app: str, input: dict[str, Any], *, root: Path, scene: str | None = None
 ) -> Task:
     """Upload the input's files, submit; re-upload once if the provider rejects a known URI.
 
@@ -157,7 +157,7 @@ def _same_origin(a: str, b: str) -> bool:
     return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
 
 
-async def download(client: ProviderClient, url: str, dest: BinaryIO) -> int:
+async def download(client: ProviderAPI, url: str, dest: BinaryIO) -> int:
     """Stream `url` into `dest` (seekable). Returns the byte count; resumes after truncation."""
     headers = client.auth_headers() if _same_origin(url, client.base_url) else {}
     start = dest.tell()

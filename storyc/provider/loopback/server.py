@@ -21,7 +21,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,9 @@ from storyc.provider.loopback.faults import Fault, FaultPlan
 from storyc.provider.loopback.http import HttpServer, Request, Response
 from storyc.provider.loopback.media import MediaShelf
 from storyc.provider.loopback.schema import APP, validate_input
-from storyc.provider.loopback.tasks import TaskBook, problem
+from storyc.provider.loopback.tasks import DEFAULT_KEY, Options, TaskBook, problem
 
-DEFAULT_KEY = "inf_loopback_key"
 _TASK = re.compile(r"^/tasks/([\w-]+)(/status|/stream|/cancel)?$")
-
-
-@dataclass
-class Options:
-    schema: str = "v2"
-    latency: float = 0.0  # seconds from submission to completion
-    api_key: str = DEFAULT_KEY
-    status_form: str = "int"  # "int" (current numbering), "string", or "legacy" ints
-    video_form: str = "url"  # output `video` as a URL string, or an {"uri": ...} "object"
-    fast_outputs: bool = False  # cache outputs by duration and aspect only
-    heartbeat: float = 0.5  # seconds between stream heartbeats
-    faults: FaultPlan = field(default_factory=FaultPlan)
 
 
 class LoopbackProvider:

@@ -16,16 +16,42 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from storyc.provider.loopback.faults import Fault
+from storyc.provider.loopback.faults import Fault, FaultPlan
 from storyc.provider.loopback.http import Drop, Request, Response
 from storyc.provider.loopback.schema import APP
 from storyc.provider.task import TERMINAL, Status
 
 if TYPE_CHECKING:
-    from storyc.provider.loopback.server import LoopbackProvider
+    from storyc.provider.loopback.media import MediaShelf
+
+DEFAULT_KEY = "inf_loopback_key"
+
+
+@dataclass
+class Options:
+    schema: str = "v2"
+    latency: float = 0.0  # seconds from submission to completion
+    api_key: str = DEFAULT_KEY
+    status_form: str = "int"  # "int" (current numbering), "string", or "legacy" ints
+    video_form: str = "url"  # output `video` as a URL string, or an {"uri": ...} "object"
+    fast_outputs: bool = False  # cache outputs by duration and aspect only
+    heartbeat: float = 0.5  # seconds between stream heartbeats
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+class Host(Protocol):
+    """What the task book needs of the provider that owns it (`server.LoopbackProvider`)."""
+
+    base_url: str
+    options: Options
+    shelf: MediaShelf
+
+    def validate(self, data: Any) -> tuple[Any, str | None]: ...
+
 
 _LEGACY = {
     Status.RUNNING: 7,
@@ -57,7 +83,7 @@ def _now() -> str:
 
 
 class TaskBook:
-    def __init__(self, provider: LoopbackProvider) -> None:
+    def __init__(self, provider: Host) -> None:
         self.p = provider
         self.tasks: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Status] = {}
