@@ -37,10 +37,14 @@ LAYERS = [
     "compiler",  # the façade over lang → resolve → check → targets
     "state",  # what is on disk: store, journal, lock file, project lock
     "plan",  # keys, prices, the planner
+    "remote",  # the team store on S3-compatible object storage
     "provider",  # the inference.sh client and the loopback provider
     "backends",  # preview (ffmpeg) and inference (the provider)
+    "film",  # cuts assembled into one video; export for editors
     "build",  # the executor and the build session
+    "review",  # the storyboard and review page
     "watch",  # re-check and re-build on save
+    "editor",  # the formatter and the language server
     "cli",  # the command line
     "__main__",
 ]

@@ -16,7 +16,6 @@ within the same timestamp, so such a compilation is not cached.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from dataclasses import dataclass
@@ -24,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
-from storyc.base.fsio import atomic_write
-
-from storyc.build import fastpath as build_fastpath
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
+from storyc.base.fsio import atomic_write
+from storyc.build import fastpath as build_fastpath
 from storyc.targets.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.pickle"
@@ -66,11 +64,23 @@ class BuildInput:
         if project is None:
             return cls(comp.found, False, {}, [], (), {}, shown, sources)
         settings = {k: getattr(v, "value", v) for k, v in (project.settings or {}).items()}
-        assets = tuple(a.source.abs_path for a in project.assets.values()
-                       if getattr(a.source, "abs_path", None))
-        return cls(comp.found, True, dict(comp.requests), list(comp.order),
-                   tuple(project.scenes), settings, shown, sources,
-                   tuple(str(Path(project.root) / f) for f in project.files), assets)
+        assets = tuple(
+            a.source.abs_path
+            for a in project.assets.values()
+            if getattr(a.source, "abs_path", None)
+        )
+        return cls(
+            comp.found,
+            True,
+            dict(comp.requests),
+            list(comp.order),
+            tuple(project.scenes),
+            settings,
+            shown,
+            sources,
+            tuple(str(Path(project.root) / f) for f in project.files),
+            assets,
+        )
 
 
 def _stat_sig(paths: list[str]) -> Sig | None:
@@ -119,7 +129,8 @@ class BuildCache:
             return None
         if _stat_sig(entry["paths"]) != entry["sig"]:
             return None
-        return entry["input"]
+        found: BuildInput = entry["input"]
+        return found
 
     def store_compilation(self, arg: str, target: str | None, bi: BuildInput) -> None:
         if not bi.ok or bi.has_errors:
@@ -133,20 +144,25 @@ class BuildCache:
         newest = max(s[2] for s in sig) / 1e9
         if time.time() - newest < RACY_S:
             return  # could still change unseen within the same timestamp
-        self.data["compile"] = {"arg": (arg, target, self._discovery(arg)), "paths": paths,
-                                "sig": sig, "input": bi}
+        self.data["compile"] = {
+            "arg": (arg, target, self._discovery(arg)),
+            "paths": paths,
+            "sig": sig,
+            "input": bi,
+        }
         self.data["keys"] = {}  # keys belong to one compilation
         self.dirty = True
 
     def holds(self, bi: BuildInput) -> bool:
         """Whether `bi` is the compilation this cache keeps (keys may then be kept too)."""
         entry = self.data.get("compile")
-        return bool(entry) and entry["input"] is bi
+        return entry is not None and entry["input"] is bi
 
     @property
     def keys(self) -> dict[Any, str]:
         """(scene, take, backend, upstream) -> key, for the cached compilation's requests."""
-        return self.data.setdefault("keys", {})
+        known: dict[Any, str] = self.data.setdefault("keys", {})
+        return known
 
     # -- the lock file ------------------------------------------------------------------
     def lockfile(self, path: Path) -> Any | None:
@@ -167,7 +183,8 @@ class BuildCache:
     # -- finished renders ---------------------------------------------------------------
     @property
     def renders(self) -> dict[str, str]:
-        return self.data.setdefault("renders", {})
+        renders: dict[str, str] = self.data.setdefault("renders", {})
+        return renders
 
     def remember_render(self, key: str, digest: str) -> None:
         if self.renders.get(key) != digest:

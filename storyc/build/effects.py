@@ -22,16 +22,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storyc.media import ffmpeg as media, info as mediainfo
-
-from storyc.plan import keys
 from storyc.backends import BackendError, Finished, Job, LocalInput
+from storyc.base.hashing import DigestCache, canonical_json, digest_bytes
 from storyc.build.cache import BuildCache
-from storyc.base.hashing import DigestCache, digest_bytes
+from storyc.media import ffmpeg as media
+from storyc.media import info as mediainfo
+from storyc.plan import keys
 from storyc.state.journal import Journal
 from storyc.state.lockfile import LockFile, SceneEntry, TakeEntry
-from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 from storyc.state.store import RenderRecord, Store, object_name
+from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
 RENDERS_DIR = "renders"
 LOCK_SAVE_INTERVAL = 0.5  # seconds between lock file writes during a build
@@ -45,9 +45,18 @@ def _frame_what(marker: Mapping[str, Any]) -> str:
 
 
 class ProjectIO:
-    def __init__(self, root: Path, store: Store, journal: Journal | None, lock: LockFile,
-                 digests: DigestCache, *, backend: str, target: str | None = None,
-                 cache: BuildCache | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        store: Store,
+        journal: Journal | None,
+        lock: LockFile,
+        digests: DigestCache,
+        *,
+        backend: str,
+        target: str | None = None,
+        cache: BuildCache | None = None,
+    ) -> None:
         self.root = root
         self.store = store
         self.journal = journal
@@ -59,7 +68,7 @@ class ProjectIO:
         self._lock_dirty = False
         self._lock_saved = 0.0
         self.cache = cache
-        self._keys: dict[tuple[str, int, tuple[tuple[str, str], ...]], str] = {}
+        self._keys: dict[tuple[str, int, str, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
         self._renders_dir = False
         # set by the session when both the compilation and the lock file come from the cache
@@ -74,7 +83,8 @@ class ProjectIO:
         found = self._keys.get(memo)
         if found is None:
             found = self._keys[memo] = keys.request_key(
-                request, backend=self.backend, take=take, upstream=upstream)
+                request, backend=self.backend, take=take, upstream=upstream
+            )
         return found
 
     def use_known_keys(self, known: dict[Any, str]) -> None:
@@ -97,16 +107,26 @@ class ProjectIO:
         self._found[key] = digest
         return digest
 
-    def remember(self, key: str, digest: str, job: Job | None = None,
-                 fin: Finished | None = None) -> None:
+    def remember(
+        self, key: str, digest: str, job: Job | None = None, fin: Finished | None = None
+    ) -> None:
         scene, take = (job.scene, job.take) if job else ("", 0)
         self._found[key] = digest
         if self.cache is not None:
             self.cache.remember_render(key, digest)
-        self.store.record_render(RenderRecord(
-            key=key, output=digest, scene=scene, take=take, backend=self.backend,
-            task_id=fin.task_id if fin else None, url=fin.url if fin else None,
-            duration=fin.duration if fin else None, created=_now()))
+        self.store.record_render(
+            RenderRecord(
+                key=key,
+                output=digest,
+                scene=scene,
+                take=take,
+                backend=self.backend,
+                task_id=fin.task_id if fin else None,
+                url=fin.url if fin else None,
+                duration=fin.duration if fin else None,
+                created=_now(),
+            )
+        )
 
     def object_path(self, digest: str) -> Path:
         path = self.store.get(digest)
@@ -119,8 +139,9 @@ class ProjectIO:
         info = mediainfo.probe(path) if path else None
         return info.duration if info else None
 
-    def base_duration(self, marker: Mapping[str, Any],
-                      durations: Mapping[str, float | None]) -> float | None:
+    def base_duration(
+        self, marker: Mapping[str, Any], durations: Mapping[str, float | None]
+    ) -> float | None:
         if FILE_MARKER in marker:
             info = mediainfo.probe(self.root / str(marker[FILE_MARKER]))
             return info.duration if info else None
@@ -159,9 +180,16 @@ class ProjectIO:
         return self.journal
 
     def journal_begin(self, job: Job, estimate: Decimal | None) -> int:
-        body = keys.canonical_json(job.request.body)
-        return self._j().begin(job.key, job.scene, job.take, job.request.target, self.backend,
-                               estimate, body_digest=digest_bytes(body))
+        body = canonical_json(job.request.body)
+        return self._j().begin(
+            job.key,
+            job.scene,
+            job.take,
+            job.request.target,
+            self.backend,
+            estimate,
+            body_digest=digest_bytes(body),
+        )
 
     def journal_submitting(self, attempt: int) -> None:
         self._j().mark_submitting(attempt)
@@ -183,9 +211,18 @@ class ProjectIO:
     def journal_attempts(self, key: str) -> list[dict[str, Any]]:
         if self.journal is None:
             return []
-        return [{"id": a.id, "state": a.state, "task_id": a.task_id, "url": a.url,
-                 "output": a.output, "estimate": a.estimate, "billed": a.billed}
-                for a in self.journal.attempts(key)]
+        return [
+            {
+                "id": a.id,
+                "state": a.state,
+                "task_id": a.task_id,
+                "url": a.url,
+                "output": a.output,
+                "estimate": a.estimate,
+                "billed": a.billed,
+            }
+            for a in self.journal.attempts(key)
+        ]
 
     def journal_resolve_unknown(self, attempt: int) -> None:
         self._j().resolve_unknown(attempt, "resend")
@@ -212,26 +249,51 @@ class ProjectIO:
         picked = entry.picked if entry else 1
         return picked if 1 <= picked <= takes else 1
 
-    def record_scene(self, scene: str, request: Request, upstream: dict[str, str],
-                     takes: Mapping[int, Any], picked: int) -> None:
+    def record_scene(
+        self,
+        scene: str,
+        request: Request,
+        upstream: dict[str, str],
+        takes: Mapping[int, Any],
+        picked: int,
+    ) -> None:
         old = self.lock.scenes.get(scene)
-        if (self.lock_is_current and old is not None and old.picked == picked
-                and old.backend == self.backend
-                and [(t.take, t.key, t.output) for t in old.takes]
-                == [(n, t.key, t.digest) for n, t in sorted(takes.items())]):
+        if (
+            self.lock_is_current
+            and old is not None
+            and old.picked == picked
+            and old.backend == self.backend
+            and [(t.take, t.key, t.output) for t in old.takes]
+            == [(n, t.key, t.digest) for n, t in sorted(takes.items())]
+        ):
             # the lock file is the one the last build wrote from this same compilation:
             # an entry with the same keys and outputs is already exactly right
             self.link_renders(scene, takes, picked)
             return
         material = keys.key_inputs(request, upstream)
         entry = SceneEntry(
-            name=scene, backend=self.backend, target=request.target, schema=request.schema,
-            app=request.app, prompt=material["prompt"], inputs=material["inputs"],
-            settings=material["settings"], picked=picked,
-            takes=[TakeEntry(take=n, key=t.key, output=t.digest, task_id=t.task_id, url=t.url,
-                             duration=t.duration,
-                             cost=Decimal(0) if not self.paid else t.cost)
-                   for n, t in sorted(takes.items())])
+            name=scene,
+            backend=self.backend,
+            target=request.target,
+            schema=request.schema,
+            app=request.app,
+            prompt=material["prompt"],
+            inputs=material["inputs"],
+            settings=material["settings"],
+            picked=picked,
+            takes=[
+                TakeEntry(
+                    take=n,
+                    key=t.key,
+                    output=t.digest,
+                    task_id=t.task_id,
+                    url=t.url,
+                    duration=t.duration,
+                    cost=Decimal(0) if not self.paid else t.cost,
+                )
+                for n, t in sorted(takes.items())
+            ],
+        )
         if self.lock.scenes.get(scene) != entry:
             self.lock.scenes[scene] = entry
             self._lock_dirty = True
@@ -305,8 +367,9 @@ def _link(rel: str, name: str) -> None:
     os.replace(tmp, name)
 
 
-async def resolve_inputs(io: ProjectIO, request: Request,
-                         picked: Mapping[str, str]) -> dict[str, LocalInput]:
+async def resolve_inputs(
+    io: ProjectIO, request: Request, picked: Mapping[str, str]
+) -> dict[str, LocalInput]:
     """Every marker of the request as a local file: assets (checked against the digest
     the compiler saw) and upstream outputs or their frames (from the store)."""
     out: dict[str, LocalInput] = {}

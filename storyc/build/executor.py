@@ -27,7 +27,6 @@ import dataclasses
 from decimal import Decimal
 from typing import Any
 
-from storyc.plan import pricing
 from storyc.backends import (
     Backend,
     BackendError,
@@ -54,6 +53,7 @@ from storyc.build.outcome import (
     upstream_closure,
 )
 from storyc.build.progress import Reporter
+from storyc.plan import pricing
 from storyc.targets.request import Request
 
 
@@ -66,8 +66,15 @@ class _Stop(Exception):
 
 
 class Executor:
-    def __init__(self, requests: dict[str, Request], order: list[str], backend: Backend,
-                 io: ProjectIO, options: BuildOptions, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        requests: dict[str, Request],
+        order: list[str],
+        backend: Backend,
+        io: ProjectIO,
+        options: BuildOptions,
+        reporter: Reporter,
+    ) -> None:
         self.requests = requests
         self.order = [s for s in order if s in requests]
         self.backend = backend
@@ -137,8 +144,9 @@ class Executor:
         out.picked = self.io.picked_take(scene, len(out.takes))
         self._durations[scene] = out.takes[out.picked].duration
         self.io.record_scene(scene, req, upstream, out.takes, out.picked)
-        self.report.scene(scene, out.state,
-                          detail=", ".join(sorted({t.how for t in out.takes.values()})))
+        self.report.scene(
+            scene, out.state, detail=", ".join(sorted({t.how for t in out.takes.values()}))
+        )
         self._picked[scene].set_result(out.takes[out.picked].digest)
 
     async def _scene(self, scene: str) -> None:
@@ -189,8 +197,9 @@ class Executor:
             fut.set_result(None)
 
     # -- one take -----------------------------------------------------------------------
-    async def _take(self, scene: str, req: Request, take: int,
-                    upstream: dict[str, str]) -> TakeOutcome:
+    async def _take(
+        self, scene: str, req: Request, take: int, upstream: dict[str, str]
+    ) -> TakeOutcome:
         key = self.io.key(req, take, upstream)
         outcome = TakeOutcome(take, key)
         label = scene if req.takes <= 1 else f"{scene}#{take}"
@@ -250,8 +259,12 @@ class Executor:
                     self.report.scene(label, "fetching", detail="a finished task's output")
                     digest = await self.backend.refetch(att["url"])
                 if digest is not None and digest == att["output"]:
-                    fin = Finished(digest, att["task_id"], att["url"],
-                                   att["billed"] if att["billed"] is not None else att["estimate"])
+                    fin = Finished(
+                        digest,
+                        att["task_id"],
+                        att["url"],
+                        att["billed"] if att["billed"] is not None else att["estimate"],
+                    )
                     return self._finish(job, outcome, fin, how="recovered")
             if att["state"] == "submitted" and att["task_id"]:
                 self.report.scene(label, "re-attaching", detail=f"task {att['task_id']}")
@@ -268,9 +281,12 @@ class Executor:
         unknown = [a for a in self.io.journal_attempts(job.key) if a["state"] == "unknown"]
         if unknown:
             if not self.options.resubmit_unknown:
-                raise _Stop(UNKNOWN, "an earlier submission of this request may have reached "
-                            "the provider (its fate is unknown); check the provider's dashboard, "
-                            "then re-run with --resubmit-unknown to send it again")
+                raise _Stop(
+                    UNKNOWN,
+                    "an earlier submission of this request may have reached "
+                    "the provider (its fate is unknown); check the provider's dashboard, "
+                    "then re-run with --resubmit-unknown to send it again",
+                )
             for a in unknown:
                 self.io.journal_resolve_unknown(a["id"])
         return None
@@ -293,11 +309,15 @@ class Executor:
         if estimate.amount is None:
             raise _Stop(OVER_BUDGET, f"cost unknown ({estimate.reason}); a budget needs a price")
         if self.result.committed + estimate.amount > cap:
-            raise _Stop(OVER_BUDGET, f"not submitted: ${self.result.committed + estimate.amount:.2f} "
-                        f"would exceed --max-cost ${cap:.2f}")
+            raise _Stop(
+                OVER_BUDGET,
+                f"not submitted: ${self.result.committed + estimate.amount:.2f} "
+                f"would exceed --max-cost ${cap:.2f}",
+            )
 
-    async def _submit(self, label: str, job: Job, outcome: TakeOutcome,
-                      upstream: dict[str, str]) -> TakeOutcome:
+    async def _submit(
+        self, label: str, job: Job, outcome: TakeOutcome, upstream: dict[str, str]
+    ) -> TakeOutcome:
         estimate = self._estimate(job)
         self._check_budget(estimate)
         if self._sem.locked():
@@ -328,8 +348,11 @@ class Executor:
             except MaybeSent as exc:
                 if attempt is not None:
                     self.io.journal_unknown(attempt, str(exc))
-                raise _Stop(UNKNOWN, f"{exc}; the provider may have received it, so it is not "
-                            "sent again without --resubmit-unknown") from None
+                raise _Stop(
+                    UNKNOWN,
+                    f"{exc}; the provider may have received it, so it is not "
+                    "sent again without --resubmit-unknown",
+                ) from None
             except TaskFailed as exc:
                 # Raised by submit only when the provider answered with a refusal (400,
                 # 402, another 4xx): it created no task, so this attempt certainly cost
@@ -366,12 +389,12 @@ class Executor:
                 out[up] = fut.result()  # type: ignore[assignment]
         return out
 
-    async def _follow(self, label: str, job: Job, task_id: str,
-                      attempt: Any = None) -> Finished:
+    async def _follow(self, label: str, job: Job, task_id: str, attempt: Any = None) -> Finished:
         if self.backend.paid:
             self.report.scene(label, "submitted", detail=f"task {task_id}")
         follow = asyncio.create_task(
-            self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}")))
+            self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}"))
+        )
         stop = asyncio.create_task(self._stop.wait())
         try:
             done, _ = await asyncio.wait({follow, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -380,8 +403,12 @@ class Executor:
         if follow not in done:
             follow.cancel()
             await asyncio.gather(follow, return_exceptions=True)
-            raise _Stop(STOPPED, f"interrupted; task {task_id} stays recorded and is "
-                        "re-attached by the next build" if self.backend.paid else "interrupted")
+            raise _Stop(
+                STOPPED,
+                f"interrupted; task {task_id} stays recorded and is re-attached by the next build"
+                if self.backend.paid
+                else "interrupted",
+            )
         try:
             return follow.result()
         except TaskFailed as exc:
@@ -399,6 +426,18 @@ class Executor:
         return outcome
 
 
-__all__ = ["BLOCKED", "DONE", "FAILED", "OVER_BUDGET", "REUSED", "STOPPED", "UNKNOWN",
-           "BuildOptions", "BuildResult", "Executor", "SceneOutcome", "SetupError",
-           "TakeOutcome"]
+__all__ = [
+    "BLOCKED",
+    "DONE",
+    "FAILED",
+    "OVER_BUDGET",
+    "REUSED",
+    "STOPPED",
+    "UNKNOWN",
+    "BuildOptions",
+    "BuildResult",
+    "Executor",
+    "SceneOutcome",
+    "SetupError",
+    "TakeOutcome",
+]

@@ -33,6 +33,7 @@ import contextlib
 import marshal
 import os
 import sys
+from typing import Any
 
 from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
@@ -46,14 +47,23 @@ BASE_URL_ENV = "INFERENCE_BASE_URL"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Stat = tuple[str, int, int, int, int]
-Record = dict  # str -> the marshal-able values described in `record`
+Record = dict[str, Any]  # str -> the marshal-able values described in `record`
 
 
 def options(args: argparse.Namespace) -> tuple[object, ...]:
     """What on the command line and in the environment decides a build's result."""
-    return (FORMAT, __version__, sys.version, os.path.realpath(args.path), args.target,
-            tuple(args.scenes) if args.scenes else None, args.backend, args.base_url,
-            bool(args.resubmit_unknown), os.environ.get(BASE_URL_ENV, ""))
+    return (
+        FORMAT,
+        __version__,
+        sys.version,
+        os.path.realpath(args.path),
+        args.target,
+        tuple(args.scenes) if args.scenes else None,
+        args.backend,
+        args.base_url,
+        bool(args.resubmit_unknown),
+        os.environ.get(BASE_URL_ENV, ""),
+    )
 
 
 def _root(path: str) -> str | None:
@@ -99,8 +109,9 @@ def forget(root: str) -> None:
         os.unlink(record_path(root))
 
 
-def record(root: str, args: argparse.Namespace, paths: list[str], report: Record,
-           started: float) -> bool:
+def record(
+    root: str, args: argparse.Namespace, paths: list[str], report: Record, started: float
+) -> bool:
     """Remember this clean state; False when it cannot be trusted (changed during the
     build or racy, or a file is missing). `started`: `time.time()` before the build read
     anything."""
@@ -115,8 +126,12 @@ def record(root: str, args: argparse.Namespace, paths: list[str], report: Record
     newest = max((max(s[2], s[4]) for s in stats), default=0) / 1e9
     if newest > started - RACY_S:
         return False
-    data = {"options": options(args), "discovery": discovery(os.path.realpath(args.path)),
-            "stats": stats, **report}
+    data = {
+        "options": options(args),
+        "discovery": discovery(os.path.realpath(args.path)),
+        "stats": stats,
+        **report,
+    }
     try:
         atomic_write(record_path(root), marshal.dumps(data), durable=False)
     except (OSError, ValueError):
@@ -144,8 +159,12 @@ def load(args: argparse.Namespace) -> Record | None:
             return None  # the normal path explains that a key is needed
         for p, size, mtime, ino, ctime in data["stats"]:
             st = os.stat(p)
-            if (st.st_size != size or st.st_mtime_ns != mtime or st.st_ino != ino
-                    or st.st_ctime_ns != ctime):
+            if (
+                st.st_size != size
+                or st.st_mtime_ns != mtime
+                or st.st_ino != ino
+                or st.st_ctime_ns != ctime
+            ):
                 return None
     except (OSError, KeyError, TypeError, ValueError):
         return None

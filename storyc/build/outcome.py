@@ -77,8 +77,7 @@ class BuildResult:
         return all(s.state in (DONE, REUSED) for s in self.scenes.values())
 
 
-def upstream_closure(requests: Mapping[str, Request],
-                     scenes: Iterable[str] | None) -> set[str]:
+def upstream_closure(requests: Mapping[str, Request], scenes: Iterable[str] | None) -> set[str]:
     """The scenes asked for plus every scene they use, directly or not (None: all)."""
     if not scenes:
         return set(requests)

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-FINAL_STATES = frozenset({"done", "reused", "failed", "blocked", "unknown", "over-budget",
-                          "stopped"})
+FINAL_STATES = frozenset(
+    {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
+)
 
 
 QUIET_STATES = frozenset({"reused", "waiting"})  # plain lines skip these; the summary counts
@@ -29,8 +30,9 @@ QUIET_STATES = frozenset({"reused", "waiting"})  # plain lines skip these; the s
 class Reporter:
     """Plain lines: `[  1.2s] arrival: rendering`. Base class of the other views."""
 
-    def __init__(self, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         self.t0 = clock()
@@ -71,8 +73,16 @@ class JsonReporter(Reporter):
     _pending: list[str] | None = None
 
     def _scene(self, scene: str, state: str, detail: str) -> None:
-        self._emit({"event": "scene", "scene": scene, "state": state, "detail": detail,
-                    "elapsed": round(self.elapsed(scene), 3)}, urgent=state not in QUIET_STATES)
+        self._emit(
+            {
+                "event": "scene",
+                "scene": scene,
+                "state": state,
+                "detail": detail,
+                "elapsed": round(self.elapsed(scene), 3),
+            },
+            urgent=state not in QUIET_STATES,
+        )
 
     def note(self, text: str) -> None:
         self._emit({"event": "note", "text": text})
@@ -103,15 +113,21 @@ class JsonReporter(Reporter):
 class LiveReporter(Reporter):
     """A rich live table on a terminal: one row per scene, its state and elapsed time."""
 
-    def __init__(self, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(stream, clock)
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(file=self.stream)
-        self.live = Live(self._table(), console=self.console, refresh_per_second=4,
-                         transient=False, get_renderable=self._table)
+        self.live = Live(
+            self._table(),
+            console=self.console,
+            refresh_per_second=4,
+            transient=False,
+            get_renderable=self._table,
+        )
         self.live.start()
 
     def _table(self) -> Any:
@@ -123,8 +139,15 @@ class LiveReporter(Reporter):
         table.add_column("state")
         table.add_column("time", justify="right")
         table.add_column("")
-        colours = {"done": "green", "reused": "dim", "failed": "red", "unknown": "yellow",
-                   "over-budget": "yellow", "blocked": "red", "stopped": "yellow"}
+        colours = {
+            "done": "green",
+            "reused": "dim",
+            "failed": "red",
+            "unknown": "yellow",
+            "over-budget": "yellow",
+            "blocked": "red",
+            "stopped": "yellow",
+        }
         for scene, (state, detail) in list(self.states.items())[-40:]:
             t = f"{self.elapsed(scene):.1f}s" if state not in FINAL_STATES else ""
             colour = colours.get(state, "cyan")

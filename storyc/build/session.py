@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from storyc import backends
-
-from storyc.build import fastpath as build_fastpath
-
-from storyc.plan import pricing
 from storyc.backends import BackendOptions, SetupError, create
-from storyc.build.cache import BuildCache, BuildInput
-from storyc.base.exits import ExitCode
 from storyc.base.diagnostics import render_all
+from storyc.base.exits import ExitCode
+from storyc.base.hashing import DigestCache
+from storyc.build import fastpath as build_fastpath
+from storyc.build.cache import BuildCache, BuildInput
+from storyc.build.effects import ProjectIO
 from storyc.build.executor import (
     FAILED,
     OVER_BUDGET,
@@ -43,10 +42,9 @@ from storyc.build.executor import (
     BuildResult,
     Executor,
 )
-from storyc.build.effects import ProjectIO
 from storyc.build.outcome import upstream_closure
-from storyc.base.hashing import DigestCache
 from storyc.build.progress import Reporter, make_reporter
+from storyc.plan import pricing
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.targets.request import Request
 
@@ -62,9 +60,15 @@ def find_root(path: Path) -> Path | None:
     return None
 
 
-async def execute(comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions,
-                  report: Reporter, on_signal: Callable[[Executor], None],
-                  signals: tuple[signal.Signals, ...]) -> BuildResult:
+async def execute(
+    comp: Any,
+    io: ProjectIO,
+    options: BuildOptions,
+    bopts: BackendOptions,
+    report: Reporter,
+    on_signal: Callable[[Executor], None],
+    signals: tuple[signal.Signals, ...],
+) -> BuildResult:
     """Open the backend, run the executor over `comp.requests` and close the backend
     (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
     called on each of `signals` — only on the main thread, the only one that may set them."""
@@ -95,8 +99,13 @@ class QuickPlan:
     costs: dict[str, Decimal | None] = field(default_factory=dict)  # scene -> estimate
 
 
-def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
-               backend: str, wanted: set[str] | None = None) -> QuickPlan:
+def quick_plan(
+    requests: dict[str, Request],
+    order: list[str],
+    io: ProjectIO,
+    backend: str,
+    wanted: set[str] | None = None,
+) -> QuickPlan:
     picked: dict[str, str | None] = {}
     render: dict[str, int] = {}
     total = Decimal(0)
@@ -114,9 +123,13 @@ def quick_plan(requests: dict[str, Request], order: list[str], io: ProjectIO,
             missing = list(range(1, n_takes + 1))  # waiting: its keys are not known yet
             picked[scene] = None
         else:
-            ks = {t: io.key(req, t, {k: v for k, v in upstream.items() if v})
-                  for t in range(1, n_takes + 1)}
-            found = {t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()}
+            ks = {
+                t: io.key(req, t, {k: v for k, v in upstream.items() if v})
+                for t in range(1, n_takes + 1)
+            }
+            found = {
+                t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()
+            }
             missing = [t for t, d in found.items() if not d]
             p = io.picked_take(scene, n_takes)
             picked[scene] = found[p] if found.get(p) and found[p] != "url" else None
@@ -185,7 +198,8 @@ class BuildSession:
             from storyc.compiler import compile_project  # only when the cache cannot answer
 
             comp = BuildInput.of(
-                compile_project(Path(args.path), target=args.target, digests=digests))
+                compile_project(Path(args.path), target=args.target, digests=digests)
+            )
             cache.store_compilation(arg, args.target, comp)
         if not comp.found or not comp.ok and not comp.diagnostics:
             self.error(f"error: no storyc project at {args.path}")
@@ -199,24 +213,26 @@ class BuildSession:
         if args.scenes:
             bad = [s for s in args.scenes if s not in comp.scenes]
             if bad:
-                self.error(f"error: no scene named {bad[0]!r} "
-                           f"(scenes: {', '.join(comp.scenes)})")
+                self.error(f"error: no scene named {bad[0]!r} (scenes: {', '.join(comp.scenes)})")
                 return ExitCode.USAGE
         project = comp
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
         if backend_name not in backends.names():
-            self.error(f"error: unknown backend {backend_name!r} "
-                       f"({' or '.join(backends.names())})")
+            self.error(f"error: unknown backend {backend_name!r} ({' or '.join(backends.names())})")
             return ExitCode.USAGE
         jobs = args.jobs or _int(_setting(project, "jobs")) or 4
-        max_cost = args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
+        max_cost = (
+            args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
+        )
         api_key = None
         if backend_name not in pricing.FREE_BACKENDS:
             api_key = os.environ.get(KEY_ENV, "")
             if not api_key:
-                self.error(f"error: the {backend_name} backend needs an API key: set {KEY_ENV} "
-                         "(or build with --backend preview, which is free)")
+                self.error(
+                    f"error: the {backend_name} backend needs an API key: set {KEY_ENV} "
+                    "(or build with --backend preview, which is free)"
+                )
                 return ExitCode.ENVIRONMENT
         try:
             lock_guard = ProjectLock(root, wait=args.wait)
@@ -233,8 +249,7 @@ class BuildSession:
             cache.save(keys_seen=len(cache.keys))
             if code == ExitCode.OK:
                 # no record only means that the next no-op build takes the normal path
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError,
-                                         AttributeError):
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
                     self._record_clean(root, comp, backend_name)
             lock_guard.release()
 
@@ -254,17 +269,28 @@ class BuildSession:
         """After a build that found everything selected up to date, remember the state for
         `storyc.build.fastpath` (a later identical build then skips all of this)."""
         result = self._result
-        if (result is None or self._lock is None or self._store is None or self._journal_warned
-                or result.submitted or result.interrupted or result.setup_error
-                or self._plan_event is None or self._summary_event is None):
+        if (
+            result is None
+            or self._lock is None
+            or self._store is None
+            or self._journal_warned
+            or result.submitted
+            or result.interrupted
+            or result.setup_error
+            or self._plan_event is None
+            or self._summary_event is None
+        ):
             return
         states = self.report.states
-        if set(states) != set(result.scenes) or any(
-                st != ("reused", "reused") for st in states.values()) or any(
-                s.state != "reused" for s in result.scenes.values()):
+        if (
+            set(states) != set(result.scenes)
+            or any(st != ("reused", "reused") for st in states.values())
+            or any(s.state != "reused" for s in result.scenes.values())
+        ):
             return
         entry = self.cache.data.get("compile")  # holds code + input paths when cached
-        paths = list(entry["paths"]) if self.cache.holds(comp) else self.cache._inputs(comp)
+        held = entry is not None and self.cache.holds(comp)
+        paths = list(entry["paths"]) if held and entry else self.cache._inputs(comp)
         paths += build_fastpath.code_paths()
         lock_path = self._lock.path_for(root)
         renders = str(root / "renders")
@@ -297,20 +323,49 @@ class BuildSession:
 
         # exactly what JsonReporter writes on a no-op build, but for the summary's facts
         # about the work this build did and the next one will not do
-        summary = {**self._summary_event, "bytes_read": 0, "bytes_verified": 0,
-                   "cached_compilation": True, "fast_path": True}
-        json_lines = "".join([
-            json.dumps({"event": "plan", **self._plan_event}, sort_keys=True) + "\n",
-            *(f'{{"detail": "reused", "elapsed": 0.0, "event": "scene", '
-              f'"scene": {json.dumps(s)}, "state": "reused"}}\n' for s in states),
-            json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n"])
-        self.recorded_clean = build_fastpath.record(str(root), self.args, paths, {
-            "backend": backend, "diagnostics": self.diag_text,
-            "plan_lines": self._plan_lines or [], "scenes": list(states), "json": json_lines,
-            "build_line": self._build_line}, self.started)
+        summary = {
+            **self._summary_event,
+            "bytes_read": 0,
+            "bytes_verified": 0,
+            "cached_compilation": True,
+            "fast_path": True,
+        }
+        json_lines = "".join(
+            [
+                json.dumps({"event": "plan", **self._plan_event}, sort_keys=True) + "\n",
+                *(
+                    f'{{"detail": "reused", "elapsed": 0.0, "event": "scene", '
+                    f'"scene": {json.dumps(s)}, "state": "reused"}}\n'
+                    for s in states
+                ),
+                json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n",
+            ]
+        )
+        self.recorded_clean = build_fastpath.record(
+            str(root),
+            self.args,
+            paths,
+            {
+                "backend": backend,
+                "diagnostics": self.diag_text,
+                "plan_lines": self._plan_lines or [],
+                "scenes": list(states),
+                "json": json_lines,
+                "build_line": self._build_line,
+            },
+            self.started,
+        )
 
-    def _locked(self, root: Path, comp: Any, digests: DigestCache, backend_name: str,
-                jobs: int, max_cost: Decimal | None, api_key: str | None) -> int:
+    def _locked(
+        self,
+        root: Path,
+        comp: Any,
+        digests: DigestCache,
+        backend_name: str,
+        jobs: int,
+        max_cost: Decimal | None,
+        api_key: str | None,
+    ) -> int:
         from storyc.state.journal import Journal, JournalError
         from storyc.state.lockfile import LockFile, LockFileError
         from storyc.state.store import Store
@@ -336,28 +391,40 @@ class BuildSession:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
         try:
-            io = ProjectIO(root, store, journal, lock, digests, backend=backend_name,
-                           cache=self.cache)
+            io = ProjectIO(
+                root, store, journal, lock, digests, backend=backend_name, cache=self.cache
+            )
             if self.cache.holds(comp):
                 io.use_known_keys(self.cache.keys)  # same requests: same keys
                 io.lock_is_current = lock_cached and self.cached_compilation
             if journal is not None:
                 for att in journal.recover() + [a for a in journal.unknown()]:
                     self._journal_warned = True
-                    self.error(f"warning: an earlier submission of scene {att.scene!r} (take "
-                             f"{att.take}) may have reached the provider: its fate is unknown")
+                    self.error(
+                        f"warning: an earlier submission of scene {att.scene!r} (take "
+                        f"{att.take}) may have reached the provider: its fate is unknown"
+                    )
             wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
             plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
             self._show_plan(plan, backend_name)
             if paid and plan.render and not self._consent(plan, max_cost):
                 return ExitCode.NEEDS_DECISION
-            options = BuildOptions(backend=backend_name, jobs=jobs, max_cost=max_cost,
-                                   resubmit_unknown=args.resubmit_unknown,
-                                   retries=max(0, args.retries),
-                                   scenes=tuple(args.scenes) if args.scenes else None)
+            options = BuildOptions(
+                backend=backend_name,
+                jobs=jobs,
+                max_cost=max_cost,
+                resubmit_unknown=args.resubmit_unknown,
+                retries=max(0, args.retries),
+                scenes=tuple(args.scenes) if args.scenes else None,
+            )
             base_url = args.base_url or _setting(comp, "base_url")
-            bopts = BackendOptions(root=root, store=store, base_url=base_url, api_key=api_key,
-                                   poll_interval=args.poll_interval)
+            bopts = BackendOptions(
+                root=root,
+                store=store,
+                base_url=base_url,
+                api_key=api_key,
+                poll_interval=args.poll_interval,
+            )
             try:
                 result = asyncio.run(self._execute(comp, io, options, bopts))
             except SetupError as exc:
@@ -370,16 +437,26 @@ class BuildSession:
             if journal is not None:
                 journal.close()
 
-    async def _execute(self, comp: Any, io: ProjectIO, options: BuildOptions,
-                       bopts: BackendOptions) -> BuildResult:
-        return await execute(comp, io, options, bopts, self.report, self._interrupt,
-                             signals=(signal.SIGINT, signal.SIGTERM))
+    async def _execute(
+        self, comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions
+    ) -> BuildResult:
+        return await execute(
+            comp,
+            io,
+            options,
+            bopts,
+            self.report,
+            self._interrupt,
+            signals=(signal.SIGINT, signal.SIGTERM),
+        )
 
     def _interrupt(self, executor: Executor) -> None:
         if executor.result.interrupted:
             return
-        self.say("interrupted: no new submissions; tasks already sent stay recorded and are "
-                 "re-attached by the next build")
+        self.say(
+            "interrupted: no new submissions; tasks already sent stay recorded and are "
+            "re-attached by the next build"
+        )
         executor.stop()
 
     def _show_plan(self, plan: QuickPlan, backend: str) -> None:
@@ -387,9 +464,14 @@ class BuildSession:
         cost = "free" if backend == "preview" else pricing.format_usd(plan.estimate)
         if plan.unknown and backend != "preview":
             cost += f" + {plan.unknown} scene(s) of unknown cost"
-        self._plan_event = dict(backend=backend, render=plan.render, takes=takes,
-                                up_to_date=plan.up_to_date, estimate=str(plan.estimate),
-                                unknown=plan.unknown)
+        self._plan_event = dict(
+            backend=backend,
+            render=plan.render,
+            takes=takes,
+            up_to_date=plan.up_to_date,
+            estimate=str(plan.estimate),
+            unknown=plan.unknown,
+        )
         self.report.event("plan", **self._plan_event)
         # kept in both modes: the fast path may answer a later build in the other one
         lines: list[str] = []
@@ -398,8 +480,10 @@ class BuildSession:
                 amount = plan.costs.get(scene)
                 price = pricing.format_usd(amount) if amount is not None else "unknown"
                 lines.append(f"  {scene}: {n} take(s), {price}")
-        lines.append(f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
-                     f"{backend} ({cost}); {plan.up_to_date} up to date")
+        lines.append(
+            f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
+            f"{backend} ({cost}); {plan.up_to_date} up to date"
+        )
         self._plan_lines = lines
         if not self.args.json:
             for line in lines:
@@ -409,13 +493,17 @@ class BuildSession:
         if self.args.yes:
             return True
         if not sys.stdin.isatty():
-            self.error("error: this build sends paid requests; re-run with --yes to agree to the "
-                     "plan above (or use --backend preview)")
+            self.error(
+                "error: this build sends paid requests; re-run with --yes to agree to the "
+                "plan above (or use --backend preview)"
+            )
             return False
         cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
         try:
-            answer = input(f"Render {sum(plan.render.values())} take(s) for about "
-                           f"{pricing.format_usd(plan.estimate)}{cap}? [y/N] ")
+            answer = input(
+                f"Render {sum(plan.render.values())} take(s) for about "
+                f"{pricing.format_usd(plan.estimate)}{cap}? [y/N] "
+            )
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):
@@ -424,20 +512,33 @@ class BuildSession:
         return True
 
     def _summary(self, result: BuildResult, comp: Any) -> int:
-        counts = {s: result.count(s) for s in ("done", "reused", FAILED, "blocked", UNKNOWN,
-                                               OVER_BUDGET, "stopped")}
-        self._summary_event = dict(submitted=result.submitted, reused=result.reused,
-                                   committed=str(result.committed),
-                                   interrupted=result.interrupted, scenes=counts)
-        self.report.event("summary", **self._summary_event, bytes_read=self.bytes_read(),
-                          bytes_verified=self.store_bytes_verified,
-                          cached_compilation=self.cached_compilation, fast_path=False)
+        counts = {
+            s: result.count(s)
+            for s in ("done", "reused", FAILED, "blocked", UNKNOWN, OVER_BUDGET, "stopped")
+        }
+        self._summary_event = dict(
+            submitted=result.submitted,
+            reused=result.reused,
+            committed=str(result.committed),
+            interrupted=result.interrupted,
+            scenes=counts,
+        )
+        self.report.event(
+            "summary",
+            **self._summary_event,
+            bytes_read=self.bytes_read(),
+            bytes_verified=self.store_bytes_verified,
+            cached_compilation=self.cached_compilation,
+            fast_path=False,
+        )
         for s in result.scenes.values():
             if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")
         parts = [f"{n} {k}" for k, n in counts.items() if n]
         verb = "submitted" if self.paid else "rendered"
-        self._build_line = f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}"
+        self._build_line = (
+            f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}"
+        )
         if not self.args.json:
             self.say(self._build_line)
         if result.interrupted:
@@ -445,8 +546,9 @@ class BuildSession:
         if result.setup_error:
             self.error(f"error: {result.setup_error}")
             return ExitCode.ENVIRONMENT
-        if any(s.failed for s in result.scenes.values()) or \
-                any(d.is_error for d in comp.diagnostics):
+        if any(s.failed for s in result.scenes.values()) or any(
+            d.is_error for d in comp.diagnostics
+        ):
             return ExitCode.FAILED
         if counts[UNKNOWN] or counts[OVER_BUDGET]:
             return ExitCode.NEEDS_DECISION

@@ -13,6 +13,7 @@ they depend on how each target lowers the scene.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.resolve.model import (
@@ -72,7 +73,7 @@ def needs_aspect(scene: Scene) -> bool:
     return mode_of(scene) in (TEXT_TO_VIDEO, REFERENCE) and scene.first_frame is None
 
 
-def where_from(setting: Setting[object]) -> str:
+def where_from(setting: Setting[Any]) -> str:
     return ORIGIN_WORDS.get(setting.origin, setting.origin)
 
 
@@ -284,9 +285,9 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
             *scene.images,
             scene.video.input if scene.video else None,
         ]
-        for inp in inputs:
-            if inp is not None and isinstance(inp.source, LocalFile):
-                yield inp.source, inp.span
+        for maybe in inputs:
+            if maybe is not None and isinstance(maybe.source, LocalFile):
+                yield maybe.source, maybe.span
 
 
 def check_media(project: Project, diags: Diagnostics) -> None:

@@ -119,8 +119,8 @@ def broken_scenes(trees: Iterable[ast.File], diagnostics: Iterable[Diagnostic]) 
         if not diag.is_error or diag.code in _NOT_STORY:
             continue
         where = f"{diag.span}: {diag.code}" if diag.span else diag.code
-        decls = regions.get(diag.span.file) if diag.span else None
-        owner = _owner(decls, diag.span.start) if decls and diag.span else None
+        found = regions.get(diag.span.file) if diag.span else None
+        owner = _owner(found, diag.span.start) if found and diag.span else None
         if isinstance(owner, ast.SceneDecl):
             bad_scenes.setdefault(owner.name, f"the scene has an error ({where})")
         elif isinstance(owner, ast.AssetDecl | ast.ElementDecl | ast.StyleDecl):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from storyc.cli import ExitCode
+from storyc.base.exits import ExitCode
 
 TYPE_CHECKING = False  # not typing's: importing typing costs 2 ms of a no-op build
 if TYPE_CHECKING:

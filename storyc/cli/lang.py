@@ -22,9 +22,10 @@ from typing import Any
 
 from storyc import targets
 from storyc.base.diagnostics import Severity, dumps_json, render_all
+from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
 from storyc.check import graph as graph_mod
-from storyc.cli import ExitCode, project_digests
+from storyc.cli import project_digests
 from storyc.compiler import Compilation, compile_project
 
 FMT = argparse.RawDescriptionHelpFormatter

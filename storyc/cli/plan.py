@@ -13,12 +13,14 @@ import argparse
 import difflib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from storyc.cli import ExitCode, project_digests, project_root
+from storyc.base.exits import ExitCode
+from storyc.cli import project_digests, project_root
 from storyc.plan import pricing
-from storyc.plan.planner import Plan, ScenePlan, explain, make_plan
+from storyc.plan.planner import Plan, ScenePlan, Status, explain, make_plan
 from storyc.state.gc import collect
 from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.store import Store
@@ -42,7 +44,7 @@ examples:
   storyc gc --dry-run                  list what would be removed
   storyc gc --keep-days 7              keep unreferenced renders for a week only
 """
-LABELS = {
+LABELS: dict[Status, str] = {
     "up-to-date": "up to date",
     "render": "will render",
     "waiting": "waiting",
@@ -227,7 +229,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 
-def _plain_table(rows: list[tuple[str, ...]], summary: str) -> None:
+def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
     head = ("scene", "status", "takes", "cost", "why")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     for r in [head, *rows]:
@@ -236,7 +238,7 @@ def _plain_table(rows: list[tuple[str, ...]], summary: str) -> None:
     print(summary)
 
 
-def _rich_table(rows: list[tuple[str, ...]], summary: str) -> None:
+def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

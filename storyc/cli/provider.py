@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from storyc.cli import ExitCode
+from storyc.base.exits import ExitCode
 from storyc.provider.loopback.faults import FaultPlan, FaultSpecError, parse_fault
 from storyc.provider.loopback.server import DEFAULT_KEY, Options, start
 
@@ -89,7 +89,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="reuse one output per duration and aspect (benchmarks)",
     )
     serve.set_defaults(func=run_serve)
-    group.set_defaults(func=lambda args: (group.print_help(), ExitCode.USAGE)[1])
+
+    def _usage(args: argparse.Namespace) -> int:
+        group.print_help()
+        return ExitCode.USAGE
+
+    group.set_defaults(func=_usage)
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
-from storyc.cli import ExitCode
+from storyc.base.exits import ExitCode
 from storyc.cli.build import money, positive
 
 

@@ -12,12 +12,13 @@ type leaves this module. A syntax error stops that file.
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput, UnexpectedToken
@@ -136,36 +137,36 @@ class _ToAst(Transformer[Token, Any]):
             )
         return ast.Ref(str(c[0]), _join(name_span, end), name_span, str(c[1]), attr_span, arg)
 
-    def list(self, c: list[Any]) -> ast.ListV:
+    def list(self, c: builtins.list[Any]) -> ast.ListV:
         items = [v for v in c if v is not None]
         # An empty list gets its position from the parent (see _place_empty).
         span = _join(items[0].span, items[-1].span) if items else Span(self.file, 1, 1, 1, 1)
         return ast.ListV(items, span)
 
-    def setting(self, c: list[Any]) -> ast.Setting:
+    def setting(self, c: builtins.list[Any]) -> ast.Setting:
         name_span = self._span(c[0])
         value = _place_empty(c[1], name_span)
         return ast.Setting(str(c[0]), name_span, value, _join(name_span, value.span))
 
-    def block(self, c: list[Any]) -> ast.Block:
+    def block(self, c: builtins.list[Any]) -> ast.Block:
         settings = [s for s in c if isinstance(s, ast.Setting)]
         span = (
             _join(settings[0].span, settings[-1].span) if settings else Span(self.file, 1, 1, 1, 1)
         )
         return ast.Block(settings, span)
 
-    def body(self, c: list[Any]) -> list[ast.Setting]:
+    def body(self, c: builtins.list[Any]) -> builtins.list[ast.Setting]:
         return [s for s in c if isinstance(s, ast.Setting)]
 
-    def parent(self, c: list[Token]) -> ast.Ref:
+    def parent(self, c: builtins.list[Token]) -> ast.Ref:
         span = self._span(c[0])
         return ast.Ref(str(c[0]), span, span)
 
     # declarations ------------------------------------------------------------
-    def include(self, c: list[Any]) -> ast.Include:
+    def include(self, c: builtins.list[Any]) -> ast.Include:
         return ast.Include(c[1], _join(self._span(c[0]), c[1].span))
 
-    def project(self, c: list[Any]) -> ast.ProjectDecl:
+    def project(self, c: builtins.list[Any]) -> ast.ProjectDecl:
         kw, *rest = c
         title: str | None = None
         title_span: Span | None = None
@@ -177,39 +178,39 @@ class _ToAst(Transformer[Token, Any]):
                 title, title_span = str(t), self._span(t)
         return ast.ProjectDecl(title, title_span, rest[-1], self._span(kw))
 
-    def let(self, c: list[Any]) -> ast.Let:
+    def let(self, c: builtins.list[Any]) -> ast.Let:
         c = c[1:]
         name_span = self._span(c[0])
         return ast.Let(str(c[0]), name_span, _place_empty(c[1], name_span))
 
-    def asset(self, c: list[Any]) -> ast.AssetDecl:
+    def asset(self, c: builtins.list[Any]) -> ast.AssetDecl:
         return ast.AssetDecl(str(c[0]), str(c[1]), self._span(c[1]), c[2])
 
-    def element(self, c: list[Any]) -> ast.ElementDecl:
+    def element(self, c: builtins.list[Any]) -> ast.ElementDecl:
         c = c[1:]
         return ast.ElementDecl(str(c[0]), self._span(c[0]), c[1])
 
-    def style(self, c: list[Any]) -> ast.StyleDecl:
+    def style(self, c: builtins.list[Any]) -> ast.StyleDecl:
         c = c[1:]
         parent = c[1] if len(c) == 3 else None
         return ast.StyleDecl(str(c[0]), self._span(c[0]), parent, c[-1])
 
-    def scene(self, c: list[Any]) -> ast.SceneDecl:
+    def scene(self, c: builtins.list[Any]) -> ast.SceneDecl:
         c = c[1:]
         parent = c[1] if len(c) == 3 else None
         return ast.SceneDecl(str(c[0]), self._span(c[0]), parent, c[-1])
 
-    def defaults(self, c: list[Any]) -> ast.DefaultsDecl:
+    def defaults(self, c: builtins.list[Any]) -> ast.DefaultsDecl:
         return ast.DefaultsDecl(c[1], self._span(c[0]))
 
-    def cut(self, c: list[Any]) -> ast.CutDecl:
+    def cut(self, c: builtins.list[Any]) -> ast.CutDecl:
         c = c[1:]
         items: ast.ListV = c[1]
         name_span = self._span(c[0])
         _place_empty(items, name_span)
         return ast.CutDecl(str(c[0]), name_span, items)
 
-    def start(self, c: list[Any]) -> list[ast.Decl]:
+    def start(self, c: builtins.list[Any]) -> builtins.list[ast.Decl]:
         return list(c)
 
 
@@ -310,7 +311,7 @@ class StoryLexer(Lexer):
             m = token(text, pos)
             if m is None:
                 raise LexError(pos)
-            kind = m.lastgroup
+            kind = m.lastgroup or ""
             value = m.group()
             end = m.end()
             if kind == "PUNCT":
@@ -355,7 +356,7 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
     lark, transformer = _parser()
     transformer.file = file
     try:
-        items = lark.parse(text)
+        items = cast(list[ast.Decl], lark.parse(text))  # the transformer ran inline
     except TooDeep as exc:
         span = Span.from_offsets(file, text, exc.pos, exc.pos + 1)
         diag = Diagnostic(

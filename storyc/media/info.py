@@ -257,22 +257,22 @@ def _trak(data: bytes, s: int, e: int) -> tuple[bytes, int, int, float | None, f
                 stack.append((cs, ce))
             elif kind in (b"tkhd", b"hdlr", b"mdhd", b"stts"):
                 found.setdefault(kind, cs)
-    if (cs := found.get(b"tkhd")) is not None:
-        off = cs + (88 if data[cs] == 1 else 76)
+    if (at := found.get(b"tkhd")) is not None:
+        off = at + (88 if data[at] == 1 else 76)
         w, h = (v >> 16 for v in struct.unpack_from(">II", data, off))
         a, b, _u, c, d = struct.unpack_from(">iiiii", data, off - 36)
         if a == 0 and d == 0 and b != 0 and c != 0:  # a quarter turn: shown as h x w
             w, h = h, w
-    if (cs := found.get(b"hdlr")) is not None:
-        handler = data[cs + 8 : cs + 12]
-    if (cs := found.get(b"mdhd")) is not None:
-        timescale = struct.unpack_from(">I", data, cs + (20 if data[cs] == 1 else 12))[0]
-        tdur = _time(data, cs)
-    if (cs := found.get(b"stts")) is not None and timescale:
-        count = struct.unpack_from(">I", data, cs + 4)[0]
+    if (at := found.get(b"hdlr")) is not None:
+        handler = data[at + 8 : at + 12]
+    if (at := found.get(b"mdhd")) is not None:
+        timescale = struct.unpack_from(">I", data, at + (20 if data[at] == 1 else 12))[0]
+        tdur = _time(data, at)
+    if (at := found.get(b"stts")) is not None and timescale:
+        count = struct.unpack_from(">I", data, at + 4)[0]
         frames = ticks = 0
         for i in range(min(count, 1_000_000)):
-            n, delta = struct.unpack_from(">II", data, cs + 8 + 8 * i)
+            n, delta = struct.unpack_from(">II", data, at + 8 + 8 * i)
             frames, ticks = frames + n, ticks + n * delta
         if ticks:
             fps = round(frames * timescale / ticks, 3)

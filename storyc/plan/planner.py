@@ -135,7 +135,7 @@ class PlanDiff:
 
     newly_rendering: list[str]
     no_longer_rendering: list[str]
-    status_changes: dict[str, tuple[str | None, str | None]]
+    status_changes: dict[str, tuple[Status | None, Status | None]]
     cost_delta: Decimal | None  # None when either total is unknown
 
 
@@ -188,9 +188,11 @@ def explain(
             kind = "upstream" if "scene" in (now["inputs"].get(path) or {}) else "input"
             out.append(Change(kind, path, entry.inputs.get(path), now["inputs"].get(path), msg))
     for name in sorted(set(entry.settings) | set(now["settings"])):
-        old, new = entry.settings.get(name), now["settings"].get(name)
-        if old != new:
-            out.append(Change("setting", name, old, new, f"{name}: {_show(old)} → {_show(new)}"))
+        was, value = entry.settings.get(name), now["settings"].get(name)
+        if was != value:
+            out.append(
+                Change("setting", name, was, value, f"{name}: {_show(was)} → {_show(value)}")
+            )
     locked_takes = {t.take for t in entry.takes}
     added = [t for t in range(1, request.takes + 1) if t not in locked_takes]
     if added and locked_takes:
@@ -322,9 +324,9 @@ def _plan_scene(
         up_plan = plans.get(up)
         if up_plan is None:  # not part of this plan (`--scene`): use what is recorded
             ue = lock.scenes.get(up)
-            t = ue.picked_take() if ue else None
-            if t is not None and t.output and store.has(t.output):
-                sp.upstream[up] = t.output
+            pt = ue.picked_take() if ue else None
+            if pt is not None and pt.output and store.has(pt.output):
+                sp.upstream[up] = pt.output
             else:
                 return _blocked(sp, f"uses scene {up}, which has no output yet")
         elif up_plan.status == "blocked":

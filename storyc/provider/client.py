@@ -170,7 +170,7 @@ class ProviderClient:
         if retry_after is not None:
             return retry_after
         ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
-        return ceiling * (0.5 + 0.5 * self.rng())  # jitter: spread retries of many tasks
+        return float(ceiling * (0.5 + 0.5 * self.rng()))  # jitter: spread retries of many tasks
 
     async def pause(self, delay: float, deadline_at: float | None, what: str) -> None:
         if deadline_at is not None and self.clock() + delay > deadline_at:

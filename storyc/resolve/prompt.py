@@ -161,10 +161,10 @@ def build_scene(
                 "itself: keep one",
             )
         s = video_layer.settings[keys[0]]
-        inp = sr.video_input(s.value, video_layer.file, keys[0])
-        if inp is not None:
+        vinp = sr.video_input(s.value, video_layer.file, keys[0])
+        if vinp is not None:
             mode = "base" if keys[0] == "edit" else "feature"
-            video = VideoInput(inp, mode, keep_sound, s.span)  # type: ignore[arg-type]
+            video = VideoInput(vinp, mode, keep_sound, s.span)  # type: ignore[arg-type]
     if video is None and keep_sound is not None and keep_sound.origin == "scene":
         diags.warning(
             "W102",

@@ -26,7 +26,7 @@ from storyc.lang import ast
 from storyc.lang.loader import Loaded, LoadedFile
 from storyc.resolve.context import KIND_WORDS, Layer, Named
 from storyc.resolve.files import FileResolver
-from storyc.resolve.model import DEFAULT_TARGET, Asset, Cut, Element, Project, Setting
+from storyc.resolve.model import DEFAULT_TARGET, Asset, Cut, Element, MediaKind, Project, Setting
 from storyc.resolve.prompt import build_scene
 from storyc.resolve.scene import SceneResolver
 from storyc.resolve.values import (
@@ -219,7 +219,7 @@ class _Resolver:
             decl = named.decl
             if not isinstance(decl, ast.AssetDecl):
                 continue
-            kind = "image" if decl.kind == "image" else "video"
+            kind: MediaKind = "image" if decl.kind == "image" else "video"
             src = self.files.source(
                 decl.path.value, Path(named.file.abs_path).parent, kind, decl.path.span, self.diags
             )

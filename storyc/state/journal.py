@@ -339,7 +339,7 @@ class Journal:
             est = _dec(row["estimate"]) or Decimal(0)
             if row["state"] == "completed":
                 completed += 1
-                billed += _dec(row["billed"]) if row["billed"] is not None else est
+                billed += _dec(row["billed"]) or est
             elif row["state"] in ("submitting", "submitted"):
                 in_flight += est
             elif row["state"] == "unknown":

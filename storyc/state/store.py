@@ -72,9 +72,28 @@ class RenderRecord:
 
 def _render_record(raw: dict[str, Any] | None) -> RenderRecord | None:
     """A render record from its JSON, or None when damaged (a damaged record is a miss)."""
-    if raw is None or not is_digest(raw.get("output")):
+    if raw is None or not is_digest(raw.get("output")) or not is_digest(raw.get("key")):
         return None
-    return RenderRecord(**{k: raw.get(k) for k in RenderRecord.__slots__})
+    scene, take, backend = raw.get("scene"), raw.get("take"), raw.get("backend")
+    task_id, url, duration, created = (
+        raw.get(k) for k in ("task_id", "url", "duration", "created")
+    )
+    number = (int, float)
+    if (
+        not isinstance(scene, str)
+        or not isinstance(backend, str)
+        or isinstance(take, bool)
+        or not isinstance(take, int)
+        or not (task_id is None or isinstance(task_id, str))
+        or not (url is None or isinstance(url, str))
+        or not (duration is None or (isinstance(duration, number) and duration >= 0))
+        or isinstance(created, bool)
+        or not isinstance(created, number)
+    ):
+        return None
+    return RenderRecord(
+        raw["key"], raw["output"], scene, take, backend, task_id, url, duration, float(created)
+    )
 
 
 class ObjectWriter:
@@ -307,9 +326,9 @@ class Store:
         if raw is None or raw.get("source") != source or raw.get("what") != what:
             return None
         result = raw.get("result")
-        if not is_digest(result) or not self.has(result):
+        if not isinstance(result, str) or not is_digest(result) or not self.has(result):
             return None
-        return str(result)
+        return result
 
     def iter_derived(self) -> Iterator[tuple[Path, dict[str, Any] | None]]:
         base = self.root / "derived"

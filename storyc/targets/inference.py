@@ -18,7 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from storyc.base.diagnostics import Diagnostics, Span
 from storyc.check import rules
-from storyc.resolve.model import Input, LocalFile, Project, RemoteFile, Scene, SceneOutput, Source
+from storyc.resolve.model import (
+    MAX_REFERENCES,
+    MAX_REFERENCES_WITH_VIDEO,
+    Input,
+    LocalFile,
+    Project,
+    RemoteFile,
+    Scene,
+    SceneOutput,
+    Source,
+)
 from storyc.targets import Target
 from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
 
@@ -54,7 +64,7 @@ class InputBase(BaseModel):
     image: FileRef | None = None
     end_image: FileRef | None = None
     reference_images: list[FileRef] | None = Field(
-        default=None, min_length=1, max_length=rules.MAX_REFERENCES
+        default=None, min_length=1, max_length=MAX_REFERENCES
     )
     reference_video: FileRef | None = None
     reference_video_type: Literal["feature", "base"] | None = None
@@ -305,7 +315,7 @@ class InferenceTarget(Target):
                 hint="the limit counts the prompt after templating and placeholders",
             )
         refs = inp.get("reference_images") or []
-        limit = rules.MAX_REFERENCES_WITH_VIDEO if scene.video else rules.MAX_REFERENCES
+        limit = MAX_REFERENCES_WITH_VIDEO if scene.video else MAX_REFERENCES
         from_elements = sum(1 for r in low.refs if r.element)
         if len(refs) > limit and from_elements:
             diags.error(

@@ -64,7 +64,8 @@ class Request:
 
     @property
     def input(self) -> dict[str, Any]:
-        return self.body["input"]
+        inp: dict[str, Any] = self.body["input"]
+        return inp
 
     @property
     def prompt(self) -> str:

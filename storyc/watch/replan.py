@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from storyc.base.hashing import canonical_json
 from storyc.compiler import Compilation
-from storyc.plan import keys
 from storyc.plan.planner import Plan
 from storyc.targets.request import Request
 from storyc.watch.session import PlanView
@@ -109,7 +109,7 @@ class IncrementalPlanner:
             )
             body = ""
             if req is not None and sp.will_render and key is None:
-                body = keys.canonical_json(req.body).decode()  # stands in for the key
+                body = canonical_json(req.body).decode()  # stands in for the key
             self.entries[name] = _Entry(
                 sp.will_render, key, sp.estimate.amount, tuple(req.upstream) if req else (), body
             )

@@ -249,7 +249,8 @@ class WatchSession:
         tried = {s for s in plan.render if _identity(s, plan, memo) in self.attempted}
         # A scene that uses one whose render was tried and did not land would make the
         # executor send that one again (it builds what a scene uses): leave both be.
-        todo, held = [], []
+        todo: list[Any] = []
+        held: list[Any] = []
         for s in plan.render:
             if s not in tried:
                 (held if _uses(s, plan) & tried else todo).append(s)

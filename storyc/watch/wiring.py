@@ -33,6 +33,7 @@ from typing import Any
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError
 from storyc.base.diagnostics import Severity, render_all, to_json
+from storyc.base.fsio import stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.build.effects import ProjectIO
 from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
@@ -49,7 +50,7 @@ from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.state.store import Store
 from storyc.watch.replan import IncrementalPlanner
 from storyc.watch.session import BuildReport, Compiled, NotBuilt, PlanView, Wiring
-from storyc.watch.watcher import StatSig, stat_sig
+from storyc.watch.watcher import StatSig
 
 _QUOTED_PATH = re.compile(r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
 
