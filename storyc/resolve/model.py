@@ -179,6 +179,7 @@ class Scene:
     takes: Setting[int]
     target: Setting[str]
     variables: dict[str, object] = field(default_factory=dict)
+    app: Setting[str] | None = None  # the provider app, maybe pinned (`ns/name@version`)
 
     def upstream(self) -> tuple[str, ...]:
         """Names of scenes whose output this scene uses, in first-use order."""
