@@ -72,6 +72,7 @@ def run(
     return subprocess.run(
         [sys.executable, "-m", "storyc", *args],
         env=_env(server, **extra),
+        cwd=tempfile.gettempdir(),  # `-m` puts the working folder first on sys.path
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -84,6 +85,7 @@ def start(
     return subprocess.Popen(
         [sys.executable, "-m", "storyc", *args],
         env=_env(server, **extra),
+        cwd=tempfile.gettempdir(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -232,14 +234,7 @@ def f3_unknown(tmp: Path) -> dict[str, Any]:
             n = len(server.submissions)
             # the way out the tree offers: adopt when it can, else --resubmit-unknown
             if _has_command("adopt"):
-                for r in rows:
-                    if r["state"] != "unknown":
-                        continue
-                    match = _find_task(server, r)
-                    if match is not None:
-                        run(server, "adopt", r["scene"], match, str(root))
-                    else:
-                        run(server, "forget", r["scene"], str(root))
+                _resolve(server, root)
                 p = run(server, *paid(root))
             else:
                 p = run(server, *paid(root, "--resubmit-unknown"))
@@ -275,10 +270,31 @@ def _find_task(server: loopback.LoopbackServer, row: dict[str, Any]) -> str | No
     if not request:
         return None
     want = json.loads(request)["input"]
+    claimed = {r.get("task_id") for r in _ROWS if r.get("task_id")}
     for sub in server.submissions:
-        if sub["input"] == want:
+        if sub["input"] == want and sub["task_id"] not in claimed:
             return str(sub["task_id"])
     return None
+
+
+_ROWS: list[dict[str, Any]] = []  # the journal being resolved (see _resolve)
+
+
+def _resolve(server: loopback.LoopbackServer, root: Path) -> int:
+    """Resolve every attempt of unknown fate as a user with the dashboard open would."""
+    _ROWS[:] = journal_rows(root)
+    decided = 0
+    for r in list(_ROWS):
+        if r["state"] != "unknown":
+            continue
+        decided += 1
+        task = _find_task(server, r)
+        if task is not None:
+            r["task_id"] = task
+            run(server, "adopt", r["scene"], task, str(root))
+        else:
+            run(server, "forget", r["scene"], str(root))
+    return decided
 
 
 def f4_jobs(tmp: Path) -> dict[str, Any]:
@@ -298,6 +314,13 @@ def f5_previews(tmp: Path) -> dict[str, Any]:
         paid_outputs = _paid_outputs(root)
         run(None, "build", str(root), "--json")  # a preview build
         out["paid lock entries with URL+digest after a preview build (of 3)"] = _paid_with_url(root)
+        after_preview = tmp / "f5-gc"
+        shutil.copytree(root, after_preview, symlinks=True)
+        run(None, "gc", str(after_preview), "--keep-days", "0")
+        kept = after_preview / ".storyc" / "objects"
+        out["paid clips `storyc gc --keep-days 0` deletes after it (of 3)"] = sum(
+            1 for d in paid_outputs.values() if not (kept / d[7:9] / d[9:]).exists()
+        )
         out["renders/<scene>.mp4 showing the paid clip after it (of 3)"] = sum(
             1
             for s, d in paid_outputs.items()
@@ -320,11 +343,6 @@ def f5_previews(tmp: Path) -> dict[str, Any]:
             out["clone: scenes `plan` would pay for"] = "?"
         run(server, *paid(clone))
         out["clone: tasks paid by its build"] = len(server.submissions) - n
-    run(None, "gc", str(root), "--keep-days", "0")
-    store = root / ".storyc" / "objects"
-    out["paid clips deleted by `storyc gc --keep-days 0` (of 3)"] = sum(
-        1 for d in paid_outputs.values() if not (store / d[7:9] / d[9:]).exists()
-    )
     return out
 
 
@@ -480,22 +498,12 @@ def k_cycles(tmp: Path, cycles: int) -> dict[str, Any]:
             if c % 5 == 4:  # now and then: a plain run, resolving unknown fates as a user would
                 p = run(server, *paid(root))
                 if p.returncode == 4 and hook:
-                    for r in journal_rows(root):
-                        if r["state"] == "unknown":
-                            decided += 1
-                            task = _find_task(server, r)
-                            args = ("adopt", r["scene"], task) if task else ("forget", r["scene"])
-                            run(server, *args, str(root))
+                    decided += _resolve(server, root)
         for _ in range(4):
             p = run(server, *paid(root))
             if p.returncode == 0 or not hook:
                 break
-            for r in journal_rows(root):
-                if r["state"] == "unknown":
-                    decided += 1
-                    task = _find_task(server, r)
-                    args = ("adopt", r["scene"], task) if task else ("forget", r["scene"])
-                    run(server, *args, str(root))
+            decided += _resolve(server, root)
         return {
             f"kill-and-rerun cycles (killed {killed})": cycles,
             "duplicate paid submissions": duplicates(server),
@@ -530,7 +538,15 @@ def main() -> None:
     args = ap.parse_args()
     TREE = args.tree.resolve()
     wanted = [w.strip() for w in args.only.split(",") if w.strip()] or [*MEASURES, "K"]
-    print(f"tree: {TREE}")
+    probe = run(None, "--version")
+    where = subprocess.run(
+        [sys.executable, "-c", "import storyc; print(storyc.__file__)"],
+        env=_env(None),
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"tree: {TREE} ({probe.stdout.strip()} from {where})")
     rows: list[tuple[str, str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-money-") as tmp:
         for name in wanted:

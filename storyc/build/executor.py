@@ -463,8 +463,12 @@ class Executor:
                 self.report.scene(label, "submitting" if paid else "rendering")
 
             try:
+                if paid:
+                    self.report.scene(label, "preparing", detail="hashing inputs, frames")
                 inputs = await self._unless_stopped(self._inputs(job))
                 job = Job(job.scene, job.take, job.key, job.request, inputs)
+                if paid and inputs:
+                    self.report.scene(label, "uploading", detail=f"{len(inputs)} input(s)")
                 prepared = await self._unless_stopped(self._prepare(job))
                 task_id = await self.backend.submit(
                     job, prepared, may_send=self._may_send, on_send=on_send

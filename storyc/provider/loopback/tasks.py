@@ -211,7 +211,8 @@ class TaskBook:
                 self.set(task_id, Status.FAILED, error="end_image requires image")
                 return
             started = asyncio.get_running_loop().time()
-            name = await self.p.shelf.render(self.p.shelf.render_args(model, self.p.base_url))
+            args = self.p.shelf.render_args(model, self.p.base_url)
+            name = await self.p.shelf.render(args)
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, 0.6 * lat - elapsed))
             if outcome == "fail":
@@ -225,7 +226,8 @@ class TaskBook:
                 "outputs": [
                     {
                         "type": "video",
-                        "seconds": float(model.duration),
+                        # a base edit is as long as its video, like upstream (not `duration`)
+                        "seconds": float(args["duration"]),
                         "fps": 24,
                         "resolution": getattr(model, "resolution", "1080p"),
                     }
