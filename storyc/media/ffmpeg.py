@@ -609,3 +609,70 @@ def _write_preview(
         for tmp in tmps:
             if tmp.exists():
                 tmp.unlink()
+
+
+# -- thumbnails (the storyboard page) -------------------------------------------------
+
+THUMB_WIDTH = 320
+
+
+def video_thumbnails(
+    video: StrPath, outs: tuple[StrPath, StrPath, StrPath], *, width: int = THUMB_WIDTH
+) -> None:
+    """Write the first, middle and last frames of `video` as JPEGs `width` pixels wide, in
+    one ffmpeg run (one decode of the clip). The middle is the frame at half the length
+    the header gives; the last is the real last frame (the final half second decoded)."""
+    src = Path(video)
+    what = f"cannot make thumbnails of {src.name}"
+    if not src.is_file():
+        raise MediaError(f"{what}: no such file")
+    info = probe(str(src))
+    middle = (info.duration or 0.0) / 2 if info is not None else 0.0
+    scale = f"scale={width}:-2:flags=bicubic,setsar=1"
+    targets = [Path(o) for o in outs]
+    for t in targets:
+        if not t.parent.is_dir():
+            raise MediaError(f"{what}: folder {t.parent} does not exist")
+    tmps = [_tmp_for(t) for t in targets]
+    jpeg = ["-frames:v", "1", "-q:v", "5", "-update", "1", *_EXACT_OUT]
+    try:
+        _run(
+            [
+                *("-i", str(src), "-ss", f"{middle:.6f}", "-i", str(src)),
+                *("-sseof", "-0.5", "-i", str(src)),
+                "-filter_complex",
+                f"[0:v]{scale}[a];[1:v]{scale}[b];[2:v]{scale},reverse[c]",
+                *("-map", "[a]", *jpeg, str(tmps[0])),
+                *("-map", "[b]", *jpeg, str(tmps[1])),
+                *("-map", "[c]", *jpeg, str(tmps[2])),
+            ],
+            what,
+        )
+        for tmp in tmps:
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise MediaError(f"{what}: ffmpeg produced no output")
+        for tmp, target in zip(tmps, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def image_thumbnail(image: StrPath, out: StrPath, *, width: int = THUMB_WIDTH) -> None:
+    """Write `image` (or a video's first frame) as a JPEG at most `width` pixels wide,
+    turned upright by its EXIF orientation."""
+    src = Path(image)
+    what = f"cannot make a thumbnail of {src.name}"
+    if not src.is_file():
+        raise MediaError(f"{what}: no such file")
+    turn = upright(str(src)) if src.suffix.lower() in (".jpg", ".jpeg") else ""
+    _write_with(
+        out,
+        lambda tmp: [
+            *("-i", str(src), "-map", "0:v:0"),
+            *("-vf", f"{turn}scale='min({width},iw)':-2:flags=bicubic,setsar=1,format=yuvj420p"),
+            *("-frames:v", "1", "-q:v", "5", "-update", "1", *_EXACT_OUT, tmp),
+        ],
+        what,
+    )
