@@ -35,7 +35,7 @@ background:var(--bg);z-index:2}
 header h1{font-size:1.25rem;margin:0 0 4px}
 .summary{color:var(--muted);font-size:.9rem}
 .tools{display:flex;gap:8px;flex-wrap:wrap;align-items:center;margin-top:8px}
-.tools input{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
+.tools input[type=search]{font:inherit;padding:4px 8px;border:1px solid var(--line);border-radius:6px;
 background:var(--card);color:var(--fg);min-width:12em}
 nav a{margin-right:10px}
 main{padding:8px 16px 40px}
