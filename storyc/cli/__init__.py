@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
     "storyc.cli.journal",  # journal, adopt, forget
+    "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.provider",  # provider (loopback server)
 )
@@ -48,6 +49,7 @@ COMMANDS = {
     "journal": "storyc.cli.journal",
     "adopt": "storyc.cli.journal",
     "forget": "storyc.cli.journal",
+    "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "provider": "storyc.cli.provider",
 }
@@ -60,6 +62,7 @@ examples:
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
   storyc journal               what paid renders cost, per day and in total
+  storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
 """
 

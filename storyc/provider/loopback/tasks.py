@@ -204,6 +204,8 @@ class TaskBook:
         if outcome == "reject":
             self.set(task_id, Status.REJECTED, error="insufficient balance")
             return
+        # before the first await: looks follow the order the tasks arrived in
+        look = self.p.shelf.look(self.p.shelf.render_args(model, self.p.base_url))
         try:
             await asyncio.sleep(0.2 * lat)
             self.set(task_id, Status.RUNNING)
@@ -211,8 +213,7 @@ class TaskBook:
                 self.set(task_id, Status.FAILED, error="end_image requires image")
                 return
             started = asyncio.get_running_loop().time()
-            args = self.p.shelf.render_args(model, self.p.base_url)
-            name = await self.p.shelf.render(args)
+            name = await self.p.shelf.render(look)
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, 0.6 * lat - elapsed))
             if outcome == "fail":
@@ -227,7 +228,7 @@ class TaskBook:
                     {
                         "type": "video",
                         # a base edit is as long as its video, like upstream (not `duration`)
-                        "seconds": float(args["duration"]),
+                        "seconds": float(look["duration"]),
                         "fps": 24,
                         "resolution": getattr(model, "resolution", "1080p"),
                     }
