@@ -62,10 +62,7 @@ def _inputs(project: Project) -> list[Input]:
         out.append(el.frontal)
         out.extend(el.refs)
     for sc in project.scenes.values():
-        out.extend(i for i in (sc.first_frame, sc.end_frame) if i is not None)
-        out.extend(sc.images)
-        if sc.video is not None:
-            out.append(sc.video.input)
+        out.extend(use.input for use in sc.inputs())
     return out
 
 
