@@ -6,6 +6,9 @@ Stage: a script. In: this checkout. Out: one line per mutant (KILLED or SURVIVED
 test, the seconds it took) and the kill rate. I/O: copies the checkout (without .git
 and .venv) to a temporary folder, edits one file there per mutant, runs pytest there.
 
+First, as a control, the same tests run on the unmutated copy and must all pass (a test
+that fails for another reason would "kill" every mutant).
+
 Usage: python bench/mutants_money.py [--only NAME,...]
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 
-_ALIVE = '''
+_ALIVE = """
 
 def _alive(owner: str) -> bool:  # the mutant: liveness judged by the pid
     try:
@@ -31,7 +34,7 @@ def _alive(owner: str) -> bool:  # the mutant: liveness judged by the pid
     except PermissionError:
         return True
     return True
-'''
+"""
 
 # name: (file, text, replacement, appended to the file, test that must fail)
 MUTANTS: dict[str, tuple[str, str, str, str, str]] = {
@@ -54,7 +57,7 @@ MUTANTS: dict[str, tuple[str, str, str, str, str]] = {
         "            except NotSent as exc:\n                self._give_back(reserved)",
         "            except NotSent as exc:\n                pass",
         "",
-        "tests/test_money_budget.py::test_reservation_comes_back_when_the_send_never_left",
+        "tests/test_money_budget.py::test_reservation_comes_back_when_the_send_created_nothing",
     ),
     "a balance refusal does not halt the build": (
         "storyc/build/executor.py",
@@ -118,6 +121,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         copy = Path(tmp) / "tree"
         shutil.copytree(HERE, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__"))
+        tests = sorted(
+            {m[4] for n, m in MUTANTS.items() if not wanted or any(w in n for w in wanted)}
+        )
+        control = _pytest(copy, tmp, tests)
+        print(f"control (no mutant): {'all pass' if control.returncode == 0 else 'FAILED'}")
+        if control.returncode != 0:
+            print(control.stdout[-3000:])
+            return 2
         for name, (rel, old, new, extra, test) in MUTANTS.items():
             if wanted and not any(w in name for w in wanted):
                 continue
@@ -129,14 +140,7 @@ def main() -> int:
             path.write_text(original.replace(old, new) + extra, "utf-8")
             t0 = time.monotonic()
             try:
-                p = subprocess.run(
-                    [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
-                    cwd=copy,
-                    env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp},
-                    capture_output=True,
-                    text=True,
-                    timeout=900,
-                )
+                p = _pytest(copy, tmp, [test])
             finally:
                 path.write_text(original, "utf-8")
             total += 1
@@ -146,6 +150,17 @@ def main() -> int:
             print(f"{verdict}  {name}  by {test}  ({time.monotonic() - t0:.0f} s)", flush=True)
     print(f"killed {killed} of {total}")
     return 0 if killed == total else 1
+
+
+def _pytest(copy: Path, tmp: str, tests: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+        cwd=copy,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(copy), "HOME": tmp},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 if __name__ == "__main__":

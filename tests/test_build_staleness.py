@@ -44,7 +44,7 @@ def test_a_file_rewritten_with_its_old_size_and_time_is_seen(tmp_path: Path) -> 
     _settled(root)
     story = root / "main.story"
     st = story.stat()
-    text = story.read_text("utf-8").replace("market\"  duration", "marked\"  duration")
+    text = story.read_text("utf-8").replace('market"  duration', 'marked"  duration')
     story.write_text(text, "utf-8")  # same size; then the old mtime put back
     os.utime(story, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert story.stat().st_size == st.st_size and story.stat().st_mtime_ns == st.st_mtime_ns
@@ -62,7 +62,9 @@ def _frame_request(at: float) -> Request:
 
 def test_the_frame_time_is_part_of_the_key(tmp_path: Path) -> None:
     up = {"a": "sha256:" + "a" * 64}
-    keys = {request_key(_frame_request(t), backend="inference", take=1, upstream=up) for t in (2.5, 3.0)}
+    keys = {
+        request_key(_frame_request(t), backend="inference", take=1, upstream=up) for t in (2.5, 3.0)
+    }
     assert len(keys) == 2
     story = (
         'project "Frames" { quality = "std"  aspect = "16:9" }\n'

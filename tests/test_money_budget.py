@@ -75,11 +75,11 @@ def test_unknown_cost_never_fits_a_budget() -> None:
     assert Budget(None).reserve(None) == 0  # no cap: nothing to hold it against
 
 
-def test_reservation_comes_back_when_the_send_never_left(
+def test_reservation_comes_back_when_the_send_created_nothing(
     tmp_path: Path, server: loopback.LoopbackServer
 ) -> None:
-    # The first take is refused with 429 until the client gives up: it never reached
-    # the provider, so its reservation is given back and the second take fits the cap.
+    # The first take is turned away with 429 until the client gives up: no task was
+    # created, so its reservation is given back and the second take fits the cap.
     root = make_project(tmp_path / "p", HEAD + _scenes(2))
     server.add_fault("submit:429:nth=1+2+3+4+5+6:retry_after=0")
     code, events, err = build(root, *PAID, "--max-cost", "0.42", "--jobs", "1", "--retries", "0")
@@ -87,7 +87,8 @@ def test_reservation_comes_back_when_the_send_never_left(
     assert states == {"s0": "failed", "s1": "done"}, err
     assert len(server.submissions) == 1 and code == 1
     with Journal(root / ".storyc" / "journal.sqlite") as j:
-        assert [a.state for a in j.all()] == ["not_sent", "completed"]
+        assert [a.state for a in j.all()] == ["failed", "completed"]
+        assert j.all()[0].task_id is None and not j.all()[0].may_have_cost
 
 
 @pytest.mark.parametrize("fault", ["submit:402:nth=1", "submit:reject:nth=1"])

@@ -154,7 +154,7 @@ class InferenceBackend:
         except E.BalanceError as exc:
             raise TaskFailed(str(exc), retryable=False, stop_all=True) from None
         except (E.SubmitNotReceived, E.RateLimited, E.ServiceUnavailable) as exc:
-            raise NotSent(str(exc)) from None
+            raise NotSent(str(exc), answered=exc.http_status is not None) from None
         except E.UploadError as exc:  # the re-upload of an expired input: nothing sent
             raise NotSent(f"uploading the inputs: {exc}") from None
         except E.ProviderError as exc:

@@ -51,7 +51,13 @@ class BackendError(Exception):
 
 
 class NotSent(BackendError):
-    """The submission certainly did not reach the provider: nothing was paid."""
+    """The submission created nothing: nothing was paid. `answered`: it reached the
+    provider, which turned it away (429, 503) without creating a task; otherwise no
+    byte of it left the machine (connection refused, a stop asked for before sending)."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class MaybeSent(BackendError):

@@ -481,7 +481,9 @@ class Executor:
                 raise _Stop(STOPPED, "not sent: the build was interrupted") from None
             except NotSent as exc:
                 self._give_back(reserved)
-                if attempt is not None:
+                if attempt is not None and exc.answered:  # turned away, nothing created
+                    self.io.journal_failed(attempt, str(exc), refused=True)
+                elif attempt is not None:
                     self.io.journal_not_sent(attempt, str(exc))
                 if self._stop.is_set():
                     raise _Stop(STOPPED, "not sent: the build was interrupted") from None
