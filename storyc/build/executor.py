@@ -317,12 +317,8 @@ class Executor:
                     f"take {d.take}: could not fetch its recorded URL: {exc}"
                 ) from None
             self.io.mark_unfetchable(d.key, d.url, str(exc))
-            est = pricing.estimate(
-                sp.request,  # type: ignore[arg-type]
-                backend=self.backend.name,
-                takes=1,
-                base_duration=self._base_duration(sp.request),  # type: ignore[arg-type]
-            )
+            assert sp.request is not None
+            est = self.planner.price(sp.request, self._base_duration(sp.request))
             raise _Stop(
                 EXPIRED,
                 f"take {d.take}: {exc}; the next build renders it again "
@@ -353,7 +349,9 @@ class Executor:
             except TaskFailed as exc:
                 # known to have failed: sending it again is allowed (and reserved)
                 self.report.scene(label, "retrying", detail=str(exc))
-                render = TakePlan(d.take, "render", d.key)
+                assert sp.request is not None
+                price = self.planner.price(sp.request, self._base_duration(sp.request))
+                render = TakePlan(d.take, "render", d.key, price=price)
             else:
                 self.result.reattached += 1
                 est = self.io.attempt_estimate(d.attempt)
@@ -387,13 +385,7 @@ class Executor:
             raise _Stop(FAILED, f"not submitted: {self.result.halted}")
         if self._stop.is_set():
             raise _Stop(STOPPED, "not started: the build was interrupted")
-        assert sp.request is not None
-        est = pricing.estimate(
-            sp.request,
-            backend=self.backend.name,
-            takes=1,
-            base_duration=self._base_duration(sp.request),
-        )
+        est = d.price  # the planner's price of this take
         try:
             reserved = self.budget.reserve(est.amount, reason=est.reason)
         except OverBudget as exc:

@@ -86,6 +86,7 @@ class TakePlan:
     cost: Decimal | None = None
     indexed: bool = True
     resend: tuple[int, ...] = ()
+    price: pricing.Estimate = pricing.FREE  # render: what sending this take costs
 
 
 @dataclass
@@ -468,7 +469,8 @@ class Planner:
         entry = self.sources.entries.get(name)
         sp = ScenePlan(name, "waiting", takes=n, request=req, upstream=upstream)
         sp.waiting_on = tuple(waiting)
-        sp.decisions = {t: TakePlan(t, "render") for t in range(1, n + 1)}
+        price = self.price(req, base)
+        sp.decisions = {t: TakePlan(t, "render", price=price) for t in range(1, n + 1)}
         sp.render = tuple(sp.decisions)
         sp.picked = _picked(entry, n)
         sp.reasons = [
@@ -487,10 +489,12 @@ class Planner:
         entry = self.sources.entries.get(name)
         n = max(1, req.takes)
         sp = ScenePlan(name, "up-to-date", takes=n, request=req, upstream=dict(upstream))
+        price = self.price(req, base_duration)
         for t in range(1, n + 1):
             key = self.sources.key(req, t, upstream)
             sp.keys[t] = key
-            sp.decisions[t] = self._take(t, key, entry)
+            d = self._take(t, key, entry)
+            sp.decisions[t] = replace(d, price=price) if d.action == "render" else d
         by: dict[str, list[int]] = {a: [] for a in ACTIONS}
         for t, d in sp.decisions.items():
             by[d.action].append(t)
@@ -511,6 +515,11 @@ class Planner:
             req, backend=self.backend, takes=len(by["render"]), base_duration=base_duration
         )
         return sp
+
+    def price(self, req: Request, base_duration: float | None = None) -> pricing.Estimate:
+        """What sending one take of `req` costs (`base_duration`: the length of the video
+        a base edit edits, when known)."""
+        return pricing.estimate(req, backend=self.backend, takes=1, base_duration=base_duration)
 
     def _take(self, take: int, key: str, entry: SceneEntry | None) -> TakePlan:
         src = self.sources
