@@ -640,14 +640,17 @@ def _reused(
     entry's own facts, else the render record's, else the journal's (so a paid clip
     never loses its URL or task id because another record was lost)."""
     d = TakePlan(take, "reuse", key, output=output, indexed=indexed)
+    free = src.backend in pricing.FREE_BACKENDS
     if locked is not None and locked.output == output:
         d = replace(
             d,
             task_id=locked.task_id,
             url=locked.url,
             duration=locked.duration,
-            cost=locked.cost,
+            cost=Decimal(0) if free else locked.cost,
         )
+        if free or (d.url is not None and d.task_id is not None and d.cost is not None):
+            return d  # the lock knows it all (a no-op build reads nothing else)
     if d.url is None or d.task_id is None or d.duration is None:
         rec = src.record(key)
         if rec is not None and rec.output == output:
