@@ -175,7 +175,8 @@ class Executor:
             elif not self._settled(sp):  # the no-op path stays synchronous
                 self._tasks.append(asyncio.create_task(self._scene(s), name=s))
         try:
-            await asyncio.gather(*self._tasks)
+            # a scene's own errors end in its outcome; a third Ctrl-C cancels the scenes
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             for t in self._tasks:
                 if not t.done():
