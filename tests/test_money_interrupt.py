@@ -155,3 +155,45 @@ def test_second_interrupt_stops_following_and_the_journal_is_exact(tmp_path: Pat
         # the tasks still run on the provider; the journal holds them, to re-attach
         assert _check_journal(root, server) == ["submitted"] * len(server.submissions)
         assert 1 <= len(server.submissions) <= 2
+
+
+def test_third_interrupt_cancels_a_send_in_progress_and_says_its_fate_is_unknown(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path)
+    with loopback.serve(
+        latency=0.2, fast_outputs=True, faults=["submit:delay:seconds=5"]
+    ) as server:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "storyc",
+                "build",
+                str(root),
+                "--backend",
+                "inference",
+                "--yes",
+                "--json",
+                "--jobs",
+                "1",
+            ],  # fmt: skip
+            env={**os.environ, **server.env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        sent = 0
+        for line in proc.stdout:
+            event = json.loads(line)
+            if event.get("state") == "submitting" or "interrupted" in event.get("text", ""):
+                sent += 1
+                if sent <= 3:  # once on the send, then after each message
+                    proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        with Journal(root / ".storyc" / "journal.sqlite") as j:
+            states = sorted(a.state for a in j.all())
+        # the request in the provider's hands: neither sent again nor called "not sent"
+        assert states == ["unknown"]
