@@ -313,3 +313,25 @@ def test_malformed_key_stops_before_the_build(
         assert code == 3 and "the API key cannot be used" in err
         assert key.strip() not in err and not server.arrivals
         assert not (root / ".storyc" / "journal.sqlite").exists()
+
+
+def test_adopt_compares_what_was_sent_files_by_uri() -> None:
+    from storyc.cli.journal import _difference
+    from storyc.provider.task import Task
+
+    sent = {
+        "app": "klingai/video-o1",
+        "input": {"prompt": "p", "image": "https://h/files/1/a.png", "duration": 5},
+    }
+
+    def task(inp: dict[str, Any], **raw: Any) -> Task:
+        return Task.from_json({"id": "t", "status": 7, "input": inp, **raw})
+
+    # the provider shows the file as an object and fills in a default: the same request
+    same = {"prompt": "p", "image": {"uri": "https://h/files/1/a.png"}, "duration": 5,
+            "resolution": "1080p"}  # fmt: skip
+    assert _difference(sent, task(same)) is None
+    assert "its image" in str(_difference(sent, task({**same, "image": "https://h/files/2/b.png"})))
+    assert "its prompt" in str(_difference(sent, task({**same, "prompt": "q"})))
+    assert "its duration" in str(_difference(sent, task({**same, "duration": 10})))
+    assert "app" in str(_difference(sent, task(same, app="klingai/video-o1@x")))

@@ -376,16 +376,28 @@ async def _get_task(key: str, base_url: str | None, task_id: str) -> Any:
 
 def _difference(sent: dict[str, Any], task: Any) -> str | None:
     """How the task differs from the request storyc sent (None: it is that request).
-    Files are compared by the URI they were uploaded as."""
+    Every field storyc sent must be there, equal; files are compared by the URI they were
+    uploaded as (the provider may show a file as a string or as `{"uri": ...}`). Fields
+    only the task has are defaults the provider filled in."""
     have = task.input if isinstance(task.input, dict) else None
     if have is None:
         return "the provider shows no input for it"
     want = sent.get("input", {})
-    for name in sorted(set(want) | set(have)):
-        if want.get(name) != have.get(name):
+    for name in sorted(want):
+        if not _same(want[name], have.get(name)):
             shown = json.dumps(have.get(name), ensure_ascii=False)[:60]
-            return f"its {name} is {shown}, storyc sent {json.dumps(want.get(name))[:60]}"
+            return f"its {name} is {shown}, storyc sent {json.dumps(want[name])[:60]}"
     app = task.raw.get("app")
     if isinstance(app, str) and app != sent.get("app"):
         return f"it ran app {app}, storyc sent {sent.get('app')}"
     return None
+
+
+def _same(want: Any, have: Any) -> bool:
+    if isinstance(want, str) and isinstance(have, dict):
+        return want in (have.get("uri"), have.get("url"))
+    if isinstance(want, list) and isinstance(have, list):
+        return len(want) == len(have) and all(_same(w, h) for w, h in zip(want, have, strict=True))
+    if isinstance(want, dict) and isinstance(have, dict):
+        return all(_same(v, have.get(k)) for k, v in want.items())
+    return bool(want == have)
