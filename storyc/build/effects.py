@@ -80,8 +80,8 @@ class ProjectIO:
         self.cache = cache
         self._keys: dict[tuple[str, int, str, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
-        self._renders_dir = False
-        self._previews_dir = False
+        self._renders_dir = ""  # the folders of readable names, once made
+        self._previews_dir = ""
         # set by the session when both the compilation and the lock file come from the cache
         self.lock_is_current = False
         self._objects_rel = ""
@@ -335,22 +335,22 @@ class ProjectIO:
 
     # -- readable names ---------------------------------------------------------------
     def _dir(self, preview: bool) -> str:
-        out = self.root / RENDERS_DIR
         if not self._renders_dir:
+            out = self.root / RENDERS_DIR
             out.mkdir(exist_ok=True)
-            self._renders_dir = True
+            self._renders_dir = str(out)
             # renders/ and .storyc/objects/ are fixed relative to each other and to the
             # store: a plain string is enough (a no-op build links 10,000 names)
             self._objects_rel = os.path.relpath(self.store.objects, out)
         if not preview:
-            return str(out)
+            return self._renders_dir
         if not self._previews_dir:
-            (out / PREVIEWS_DIR).mkdir(exist_ok=True)
-            self._previews_dir = True
-        return f"{out}/{PREVIEWS_DIR}"
+            os.makedirs(f"{self._renders_dir}/{PREVIEWS_DIR}", exist_ok=True)
+            self._previews_dir = f"{self._renders_dir}/{PREVIEWS_DIR}"
+        return self._previews_dir
 
     def _link_all(self, folder: str, scene: str, outputs: Mapping[int, str], picked: int) -> None:
-        rel = self._objects_rel if not folder.endswith(PREVIEWS_DIR) else f"../{self._objects_rel}"
+        rel = self._objects_rel if folder == self._renders_dir else f"../{self._objects_rel}"
         names = {f"{scene}.mp4": outputs[picked]}
         if len(outputs) > 1:
             names.update({f"{scene}.take{n}.mp4": d for n, d in outputs.items()})

@@ -53,7 +53,6 @@ from storyc.build.outcome import (
 from storyc.build.progress import Reporter, make_reporter
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, Planner
-from storyc.provider.errors import key_problem
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 
 KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
@@ -206,6 +205,8 @@ class BuildSession:
                     "(or build with --backend preview, which is free)"
                 )
                 return ExitCode.ENVIRONMENT
+            from storyc.provider.errors import key_problem  # only a paid build needs it
+
             problem = key_problem(api_key, KEY_ENV)
             if problem is not None:  # found now, not as an error while sending
                 self.error(f"error: the API key cannot be used: {problem}")

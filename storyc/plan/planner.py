@@ -489,18 +489,28 @@ class Planner:
         entry = self.sources.entries.get(name)
         n = max(1, req.takes)
         sp = ScenePlan(name, "up-to-date", takes=n, request=req, upstream=dict(upstream))
-        price = self.price(req, base_duration)
+        price: pricing.Estimate | None = None  # priced only when a take renders
         for t in range(1, n + 1):
             key = self.sources.key(req, t, upstream)
             sp.keys[t] = key
             d = self._take(t, key, entry)
-            sp.decisions[t] = replace(d, price=price) if d.action == "render" else d
+            if d.action == "render":
+                price = price or self.price(req, base_duration)
+                d = replace(d, price=price)
+            sp.decisions[t] = d
+        sp.picked = _picked(entry, n)
+        if all(d.action == "reuse" for d in sp.decisions.values()):  # the no-op case
+            sp.reuse = tuple(sp.decisions)
+            picked = sp.decisions[sp.picked]
+            sp.output, sp.duration = picked.output, picked.duration
+            if sp.duration is None:
+                sp.duration = float(req.duration) if req.duration is not None else base_duration
+            return sp
         by: dict[str, list[int]] = {a: [] for a in ACTIONS}
         for t, d in sp.decisions.items():
             by[d.action].append(t)
         sp.render, sp.fetch, sp.reuse = tuple(by["render"]), tuple(by["fetch"]), tuple(by["reuse"])
         sp.follow, sp.unknown = tuple(by["follow"]), tuple(by["decide"])
-        sp.picked = _picked(entry, n)
         pending = by["render"] or by["follow"] or by["decide"]
         if pending:
             sp.status = "render"
@@ -511,9 +521,10 @@ class Planner:
             sp.duration = float(req.duration) if req.duration is not None else base_duration
         if pending or by["fetch"]:
             sp.reasons = self._reasons(sp, entry, req)
-        sp.estimate = pricing.estimate(
-            req, backend=self.backend, takes=len(by["render"]), base_duration=base_duration
-        )
+        if pending:  # what an up-to-date scene would cost is never shown or summed
+            sp.estimate = pricing.estimate(
+                req, backend=self.backend, takes=len(by["render"]), base_duration=base_duration
+            )
         return sp
 
     def price(self, req: Request, base_duration: float | None = None) -> pricing.Estimate:
@@ -639,18 +650,23 @@ def _reused(
     """A reuse decision with what the lock file should record about the take: the lock
     entry's own facts, else the render record's, else the journal's (so a paid clip
     never loses its URL or task id because another record was lost)."""
-    d = TakePlan(take, "reuse", key, output=output, indexed=indexed)
     free = src.backend in pricing.FREE_BACKENDS
     if locked is not None and locked.output == output:
-        d = replace(
-            d,
+        d = TakePlan(
+            take,
+            "reuse",
+            key,
+            output=output,
             task_id=locked.task_id,
             url=locked.url,
             duration=locked.duration,
             cost=Decimal(0) if free else locked.cost,
+            indexed=indexed,
         )
         if free or (d.url is not None and d.task_id is not None and d.cost is not None):
             return d  # the lock knows it all (a no-op build reads nothing else)
+    else:
+        d = TakePlan(take, "reuse", key, output=output, indexed=indexed)
     if d.url is None or d.task_id is None or d.duration is None:
         rec = src.record(key)
         if rec is not None and rec.output == output:
