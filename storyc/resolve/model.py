@@ -227,6 +227,7 @@ class Cut:
     scenes: tuple[tuple[str, Span], ...]
     span: Span
     clips: tuple[CutClip, ...] = ()  # the same scenes, with trims and transitions
+    extent: Span | None = None  # the whole declaration, name to `]` (errors inside it)
 
 
 @dataclass(slots=True)

@@ -303,7 +303,12 @@ class _Resolver:
         if isinstance(last, ast.CutTransition) and last is not lonely:
             self._lonely_transition(last, "after it")
         scenes = tuple((c.scene, c.span) for c in clips)
-        return Cut(decl.name, scenes, decl.name_span, tuple(clips))
+        d = decl.span
+        extent = Span(
+            d.file, decl.name_span.line, decl.name_span.col, d.end_line, d.end_col,
+            decl.name_span.start, d.end,
+        )  # fmt: skip
+        return Cut(decl.name, scenes, decl.name_span, tuple(clips), extent)
 
     def _lonely_transition(self, item: ast.CutTransition, where: str) -> None:
         self.diags.error(
