@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
     "storyc.cli.watch",  # watch
+    "storyc.cli.film",  # export
     "storyc.cli.provider",  # provider (loopback server)
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
@@ -45,6 +46,7 @@ COMMANDS = {
     "build": "storyc.cli.build",
     "pick": "storyc.cli.build",
     "watch": "storyc.cli.watch",
+    "export": "storyc.cli.film",
     "provider": "storyc.cli.provider",
 }
 

@@ -212,7 +212,8 @@ def normalise(
     at `fps`, with its sound (or silence when `sound` is false) as PCM of exactly the same
     length; or, with `src` None, a slate showing the text `slate`. A clip shorter than asked
     holds its last picture. `keyframes`: frame numbers that must start a GOP (where a
-    crossfade will cut). Output: MOV (H.264 + PCM), written atomically."""
+    crossfade will cut). Output: MOV (H.264 + PCM), or MP4 (H.264 + AAC) when `out` ends
+    in `.mp4` (for people, not for joining), written atomically."""
     if frames < 1 or width < 2 or height < 2 or fps <= 0:
         raise MediaError(f"cannot normalise to {frames} frames of {width}x{height} at {fps} fps")
     name = Path(src).name if src is not None else "a slate"
@@ -225,6 +226,9 @@ def normalise(
     )
     hold = f"format=yuv420p,tpad=stop_mode=clone:stop=-1,trim=end_frame={frames}"
     silence = f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT},atrim=end_sample={samples}[a]"
+    container = ["-c:a", "pcm_s16le", "-f", "mov"]
+    if str(out).endswith(".mp4"):
+        container = ["-c:a", "aac", "-b:a", "192k", "-f", "mp4", "-movflags", "+faststart"]
     with tempfile.TemporaryDirectory(prefix="storyc-film-") as tmpdir:
         if src is None:
             card = Path(tmpdir) / "slate.png"
@@ -264,10 +268,7 @@ def normalise(
                 str(frames),
                 *NORMAL_X264,
                 *_keyframe_expr(keyframes),
-                "-c:a",
-                "pcm_s16le",
-                "-f",
-                "mov",
+                *container,
                 *_EXACT,
                 tmp,
             ],
