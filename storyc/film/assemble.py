@@ -346,14 +346,14 @@ def _copyable(
 def frame_settings(
     spec: CutSpec, clips: Sequence[ClipSource], facts: Mapping[str, edit.ClipFacts]
 ) -> tuple[int, int, Fraction]:
-    """The normalised frame: the cut's aspect at the tallest clip's height (even, at most
-    2160), at the frame rate most clips have (the higher on a tie; 24 without clips)."""
+    """The normalised frame: the cut's aspect, just big enough to show the biggest clip
+    at its own size (even, at most 2160 high), at the frame rate most clips have (the
+    higher on a tie; 24 without clips)."""
     real = [facts[c.digest].video for c in clips if c.digest is not None]
     rates = Counter(Fraction(v.fps) for v in real)
     fps = max(rates, key=lambda r: (rates[r], r)) if rates else DEFAULT_FPS
     ratio = RATIOS.get(spec.aspect, RATIOS["16:9"])
-    # the height that shows the tallest clip whole in this frame
-    height = max((min(v.height, round(v.width / ratio)) for v in real), default=SLATE_HEIGHT)
+    height = max((max(v.height, round(v.width / ratio)) for v in real), default=SLATE_HEIGHT)
     height = max(2, min(MAX_HEIGHT, height - height % 2))
     width = round(height * ratio)
     return width - width % 2, height, fps
