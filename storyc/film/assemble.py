@@ -114,19 +114,33 @@ class Assembler:
 
     def facts(self, digest: str) -> edit.ClipFacts:
         """A stored video's facts, read once and kept in the store."""
+        return self.facts_of([digest])[digest]
+
+    def facts_of(self, digests: Sequence[str]) -> dict[str, edit.ClipFacts]:
+        """Facts of stored videos: those kept in the store, the others read in one go."""
         what = "film/facts/1"
-        kept = self.store.lookup_derived(digest, what)
-        if kept is not None:
-            try:
-                facts = edit.ClipFacts.from_json(json.loads(Path(self._path(kept)).read_bytes()))
-            except (OSError, ValueError):
-                facts = None
-            if facts is not None:
-                return facts
-        facts = edit.clip_facts(self._path(digest))
-        blob = self.store.put_bytes(canonical_json(facts.to_json()))
-        self.store.record_derived(digest, what, blob)
-        return facts
+        found: dict[str, edit.ClipFacts] = {}
+        for digest in dict.fromkeys(digests):
+            kept = self.store.lookup_derived(digest, what)
+            if kept is not None:
+                try:
+                    raw = json.loads(Path(self._path(kept)).read_bytes())
+                    facts = edit.ClipFacts.from_json(raw)
+                except (OSError, ValueError):
+                    facts = None
+                if facts is not None:
+                    found[digest] = facts
+        todo = [d for d in dict.fromkeys(digests) if d not in found]
+        if todo:
+            chunks = [todo[i :: self.jobs] for i in range(min(self.jobs, len(todo)))]
+            with ThreadPoolExecutor(len(chunks)) as pool:
+                read = pool.map(lambda c: edit.clips_facts([self._path(d) for d in c]), chunks)
+                for chunk, facts_list in zip(chunks, read, strict=True):
+                    for digest, facts in zip(chunk, facts_list, strict=True):
+                        blob = self.store.put_bytes(canonical_json(facts.to_json()))
+                        self.store.record_derived(digest, what, blob)
+                        found[digest] = facts
+        return found
 
     def link(self, name: str, digest: str) -> str:
         out = self.root / RENDERS_DIR
@@ -182,9 +196,7 @@ class Assembler:
         return outcome
 
     def _facts_of(self, clips: Sequence[ClipSource]) -> dict[str, edit.ClipFacts]:
-        digests = sorted({c.digest for c in clips if c.digest is not None})
-        with ThreadPoolExecutor(self.jobs) as pool:
-            return dict(zip(digests, pool.map(self.facts, digests), strict=True))
+        return self.facts_of([c.digest for c in clips if c.digest is not None])
 
     def _make(
         self, spec: CutSpec, clips: Sequence[ClipSource]

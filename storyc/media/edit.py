@@ -121,22 +121,40 @@ class ClipFacts:
             return None
 
 
-_STREAM_ID = re.compile(r"Stream #0:\d+(?:\[0x([0-9a-fA-F]+)\])?.*?: Video:")
+_STREAM_ID = re.compile(r"Stream #(\d+):\d+(?:\[0x([0-9a-fA-F]+)\])?.*?: Video:")
+# inputs per ffmpeg run when reading facts: a process start costs more than reading a
+# clip's packets, but one process over very many inputs interleaves them slowly (measured:
+# 100 clips took 4.2 s one by one, 2.6 s eight at a time, 4.9 s 25 at a time)
+_BATCH = 8
 
 
 def clip_facts(path: StrPath) -> ClipFacts:
     """A clip's first video and audio stream, from one pass over its packets (no decoding)."""
-    p = Path(path)
-    what = f"cannot read {p.name}"
-    out, err = ffmpeg.run_output(
-        ["-i", str(p), "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-f", "framemd5", "-"],
-        what,
-        loglevel="info",
+    return clips_facts([path])[0]
+
+
+def clips_facts(paths: Sequence[StrPath]) -> list[ClipFacts]:
+    """`clip_facts` of many clips, read by one ffmpeg run per batch of them."""
+    out: list[ClipFacts] = []
+    for i in range(0, len(paths), _BATCH):
+        out += _facts_batch([Path(p) for p in paths[i : i + _BATCH]])
+    return out
+
+
+def _facts_batch(paths: Sequence[Path]) -> list[ClipFacts]:
+    what = f"cannot read {paths[0].name}" if len(paths) == 1 else "cannot read the clips"
+    args: list[str] = []
+    for p in paths:
+        args += ["-i", str(p)]
+    for k in range(len(paths)):
+        args += ["-map", f"{k}:v:0", "-map", f"{k}:a:0?"]
+    stdout, err = ffmpeg.run_output(
+        [*args, "-c", "copy", "-f", "framemd5", "-"], what, loglevel="info"
     )
     head: dict[tuple[str, int], str] = {}
     extradata: dict[int, str] = {}
-    packets: dict[int, list[tuple[int, int]]] = {0: [], 1: []}
-    for line in out.decode("utf-8", "replace").splitlines():
+    packets: dict[int, list[tuple[int, int]]] = {}
+    for line in stdout.decode("utf-8", "replace").splitlines():
         if line.startswith("#extradata"):
             idx, _, md5 = (x.strip() for x in line[len("#extradata") :].split(","))
             extradata[int(idx)] = md5
@@ -148,39 +166,55 @@ def clip_facts(path: StrPath) -> ClipFacts:
         elif line.strip():
             cols = [c.strip() for c in line.split(",")]
             packets.setdefault(int(cols[0]), []).append((int(cols[2]), int(cols[3])))
-    if head.get(("media_type", 0)) != "video" or not packets[0]:
-        raise MediaError(f"{what}: no video stream")
-    tb = Fraction(head[("tb", 0)])
-    vp = packets[0]
-    first = min(pts for pts, _ in vp)
-    end = max(pts + dur for pts, dur in vp)
-    durations = sorted(d for _, d in vp if d > 0)
-    step = durations[len(durations) // 2] if durations else 0
-    if step <= 0:
-        raise MediaError(f"{what}: the video has no frame rate")
-    fps = 1 / (step * tb)
-    width, height = (int(x) for x in head[("dimensions", 0)].split("x"))
-    sid = _STREAM_ID.search(err)
-    video = VideoFacts(
-        codec=head[("codec_id", 0)],
-        width=width,
-        height=height,
-        timebase=str(tb),
-        fps=f"{fps.numerator}/{fps.denominator}",
-        frames=len(vp),
-        duration=str((end - first) * tb),
-        extradata=extradata.get(0, ""),
-        stream_id=int(sid.group(1), 16) if sid and sid.group(1) else None,
-    )
-    audio = None
-    if head.get(("media_type", 1)) == "audio":
-        audio = AudioFacts(
-            codec=head.get(("codec_id", 1), ""),
-            rate=int(head.get(("sample_rate", 1), "0") or 0),
-            layout=head.get(("channel_layout_name", 1), ""),
-            extradata=extradata.get(1, ""),
+    ids: dict[int, int] = {}
+    for m in _STREAM_ID.finditer(err):
+        if m.group(2):
+            ids.setdefault(int(m.group(1)), int(m.group(2), 16))
+    # output streams in map order: each clip's video, then its sound if it has one
+    streams = sorted({i for _, i in head})
+    groups: list[tuple[int, int | None]] = []
+    for i in streams:
+        kind = head.get(("media_type", i))
+        if kind == "video":
+            groups.append((i, None))
+        elif kind == "audio" and groups and groups[-1][1] is None:
+            groups[-1] = (groups[-1][0], i)
+    if len(groups) != len(paths):
+        raise MediaError(f"{what}: a clip has no video stream")
+    facts = []
+    for k, (v, a) in enumerate(groups):
+        name = paths[k].name
+        vp = packets.get(v, [])
+        durations = sorted(d for _, d in vp if d > 0)
+        step = durations[len(durations) // 2] if durations else 0
+        if step <= 0:
+            raise MediaError(f"cannot read {name}: the video has no frame rate")
+        tb = Fraction(head[("tb", v)])
+        fps = 1 / (step * tb)
+        first = min(pts for pts, _ in vp)
+        end = max(pts + dur for pts, dur in vp)
+        width, height = (int(x) for x in head[("dimensions", v)].split("x"))
+        video = VideoFacts(
+            codec=head[("codec_id", v)],
+            width=width,
+            height=height,
+            timebase=str(tb),
+            fps=f"{fps.numerator}/{fps.denominator}",
+            frames=len(vp),
+            duration=str((end - first) * tb),
+            extradata=extradata.get(v, ""),
+            stream_id=ids.get(k),
         )
-    return ClipFacts(video, audio)
+        audio = None
+        if a is not None:
+            audio = AudioFacts(
+                codec=head.get(("codec_id", a), ""),
+                rate=int(head.get(("sample_rate", a), "0") or 0),
+                layout=head.get(("channel_layout_name", a), ""),
+                extradata=extradata.get(a, ""),
+            )
+        facts.append(ClipFacts(video, audio))
+    return facts
 
 
 def samples_for(frames: int, fps: Fraction, rate: int = AUDIO_RATE) -> int:
