@@ -239,3 +239,21 @@ def test_facts_of_a_clip(clips: dict[str, Path]) -> None:
     assert edit.clip_facts(clips["silent"]).audio is None
     assert edit.ClipFacts.from_json(f.to_json()) == f
     assert edit.ClipFacts.from_json({"video": {"codec": 1}}) is None
+
+
+def test_a_long_cut_makes_its_sound_in_groups_still_sample_exact(
+    tmp_path: Path, clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(edit, "_SOUND_INPUTS", 2)  # as a cut of hundreds of clips would
+    asm, dg = _store(tmp_path, clips)
+    spec = _spec("long", clip("a"), clip("b"), clip("c"), clip("a"), clip("b"))
+    out = asm.assemble(spec, _sources(dg, "a", "b", "c"))
+    assert out.method == "stream copy"
+    video = tmp_path / out.path
+    frames = 48 + 36 + 60 + 48 + 36
+    counts = edit.decode_counts(video)
+    assert (counts.frames, counts.samples) == (frames, frames * 2000)
+    starts = [0, 48, 84, 144, 192]
+    assert _flash_frames(video) == starts
+    beeps = _beep_starts(video, 1 / 200)
+    assert [round(b * FPS) for b in beeps] == starts

@@ -207,3 +207,11 @@ def test_export_writes_real_files_in_cut_order_and_a_timeline_that_matches(
     assert edit.decode_counts(dest / "final.mp4").frames == frames(built, "final")
     code, _, err = run("export", "nope", str(built), "--to", str(dest))
     assert code == 2 and "no cut named 'nope'" in err
+
+
+def test_gc_keeps_the_cut_its_name_points_at(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    assert build(root, "--cut", "short")[0] == 0
+    code, _, err = run("gc", str(root), "--keep-days", "0")
+    assert code == 0, err
+    assert (root / "renders" / "short.mp4").resolve().is_file()

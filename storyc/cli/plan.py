@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -373,6 +374,22 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     return out
 
 
+def _linked(root: Path) -> set[str]:
+    """Objects that names under renders/ point at: the assembled cuts (which the lock file
+    does not list) stay as long as their names do."""
+    out = set()
+    folder = root / "renders"
+    for p in folder.glob("*.mp4") if folder.is_dir() else ():
+        try:
+            target = Path(os.readlink(p))
+        except OSError:
+            continue
+        digest = f"sha256:{target.parent.name}{target.name}"
+        if target.parent.parent.name == "objects" and len(digest) == 71:
+            out.add(digest)
+    return out
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -384,6 +401,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if lock is None:
         return ExitCode.FAILED
     referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    referenced |= _linked(root)
     store = Store.for_project(root)
     try:
         with ProjectLock(root):

@@ -435,6 +435,34 @@ def _sound_graph(sounds: Sequence[Sound], inputs: dict[str, int], rate: int, lay
     return ";".join(parts)
 
 
+# Sound inputs per ffmpeg run: every input is a demuxer and a decoder thread, and ffmpeg
+# runs under an address-space cap (storyc.media.ffmpeg): a long cut's sound is made in
+# groups, split where clips simply cut (never inside a crossfade), as exact PCM.
+_SOUND_INPUTS = 40
+
+
+def _groups(sounds: Sequence[Sound]) -> list[list[Sound]]:
+    groups: list[list[Sound]] = [[]]
+    for s in sounds:
+        if len(groups[-1]) >= _SOUND_INPUTS and not s.overlap:
+            groups.append([])
+        groups[-1].append(s)
+    return groups
+
+
+def _sound_args(
+    sounds: Sequence[Sound], first_input: int, rate: int, layout: str
+) -> tuple[list[str], str]:
+    """Input arguments and the filter graph (ending in `[aout]`) for one group."""
+    inputs: dict[str, int] = {}
+    args: list[str] = []
+    for s in sounds:
+        if s.path is not None and s.path not in inputs:
+            inputs[s.path] = first_input + len(inputs)
+            args += ["-i", s.path]
+    return args, _sound_graph(sounds, inputs, rate, layout)
+
+
 def join(
     out: StrPath,
     pieces: Sequence[Piece],
@@ -450,28 +478,35 @@ def join(
     atomically, fast start."""
     if not pieces:
         raise MediaError("cannot join an empty cut")
+    name = Path(out).name
     with tempfile.TemporaryDirectory(prefix="storyc-film-") as tmpdir:
         listing = Path(tmpdir) / "cut.ffconcat"
         listing.write_text(_concat_list(pieces, fps, stream_id), "utf-8")
-        inputs: dict[str, int] = {}
         args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
         audio: list[str] = ["-an"]
         if sounds:
-            for s in sounds:
-                if s.path is not None and s.path not in inputs:
-                    inputs[s.path] = len(inputs) + 1
-                    args += ["-i", s.path]
             channels = 1 if layout == "mono" else 2
-            audio = [
-                "-filter_complex",
-                _sound_graph(sounds, inputs, rate, layout),
-                "-map",
-                "[aout]",
-                "-c:a",
-                "aac",
-                "-b:a",
-                f"{96 * channels}k",
-            ]
+            encode = ["-c:a", "aac", "-b:a", f"{96 * channels}k"]
+            groups = _groups(sounds)
+            if len(groups) == 1:
+                more, graph = _sound_args(groups[0], 1, rate, layout)
+                args += more
+                audio = ["-filter_complex", graph, "-map", "[aout]", *encode]
+            else:
+                parts = Path(tmpdir) / "sound.ffconcat"
+                names = []
+                for i, group in enumerate(groups):
+                    wav = Path(tmpdir) / f"sound{i}.wav"
+                    more, graph = _sound_args(group, 0, rate, layout)
+                    ffmpeg.run(
+                        [*more, "-filter_complex", graph, "-map", "[aout]",
+                         "-c:a", "pcm_f32le", str(wav)],
+                        f"cannot assemble {name}",
+                    )  # fmt: skip
+                    names.append(f"file {_quote(str(wav))}")
+                parts.write_text("ffconcat version 1.0\n" + "\n".join(names) + "\n")
+                args += ["-f", "concat", "-safe", "0", "-i", str(parts)]
+                audio = ["-map", "1:a:0", *encode]
         ffmpeg.write_atomically(
             out,
             lambda tmp: [
@@ -490,7 +525,7 @@ def join(
                 *_EXACT,
                 tmp,
             ],
-            f"cannot assemble {Path(out).name}",
+            f"cannot assemble {name}",
         )
 
 
