@@ -241,6 +241,18 @@ def test_facts_of_a_clip(clips: dict[str, Path]) -> None:
     assert edit.ClipFacts.from_json({"video": {"codec": 1}}) is None
 
 
+def test_facts_from_the_headers_are_what_ffmpeg_reads_from_the_packets(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    for path in clips.values():
+        assert edit._from_headers(path) == edit._facts_batch([path])[0], path.name
+    # a file the header reader does not take whole (PCM in MOV) is read by ffmpeg instead
+    mov = tmp_path / "n.mov"
+    edit.normalise(clips["a"], mov, frames=24, width=320, height=180, fps=Fraction(FPS))
+    assert edit._from_headers(mov) is None
+    assert edit.clip_facts(mov).video.frames == 24
+
+
 def test_a_long_cut_makes_its_sound_in_groups_still_sample_exact(
     tmp_path: Path, clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
