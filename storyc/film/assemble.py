@@ -38,7 +38,7 @@ from storyc.state.store import RenderRecord, Store
 
 # The assembly settings: bump when anything that changes the output bytes changes
 # (encoders, their settings, the sound format, the timeline rules).
-FILM_VERSION = 1
+FILM_VERSION = 2
 RENDERS_DIR = "renders"
 DEFAULT_FPS = Fraction(24)
 SLATE_HEIGHT = 360
@@ -229,15 +229,16 @@ class Assembler:
         frames = sum(p.frames for p in pieces)
 
         def write(tmp: str) -> None:
-            edit.join(
-                tmp,
-                pieces,
-                sounds or None,
-                fps=fps,
-                stream_id=first.video.stream_id,
-                rate=audio.rate if audio else edit.AUDIO_RATE,
-                layout=audio.layout if audio and audio.layout else edit.AUDIO_LAYOUT,
-            )
+            sound = None
+            if sounds and audio is not None:
+                sound = f"{tmp}.sound.m4a"
+                rate, layout = audio.rate, audio.layout or edit.AUDIO_LAYOUT
+                edit.encode_sound(sound, sounds, rate=rate, layout=layout)
+            try:
+                edit.join(tmp, pieces, sound, fps=fps, stream_id=first.video.stream_id)
+            finally:
+                if sound is not None:
+                    Path(sound).unlink(missing_ok=True)
 
         return self._put(write, ".mp4"), float(elapsed), frames
 
@@ -274,7 +275,6 @@ class Assembler:
                     )
 
                 return self._derived(source, what, slate, ".mov")
-            f = facts[c.digest]
             src = self._path(c.digest)
 
             def make(tmp: str) -> None:
@@ -286,14 +286,33 @@ class Assembler:
                     height=height,
                     fps=fps,
                     start=float(p.start),
-                    sound=f.audio is not None,
                     keyframes=keyframes,
+                    audio=False,
                 )
 
             return self._derived(c.digest, what, make, ".mov")
 
-        with ThreadPoolExecutor(self.jobs) as pool:
-            normals = list(pool.map(normal, range(len(placed))))
+        # the sound, made from the clips themselves while their pictures are normalised
+        sounds = [
+            edit.Sound(
+                self._path(c.digest) if c.digest and facts[c.digest].audio else None,
+                edit.samples_for(p.frames, fps),
+                edit.samples_for(p.fade, fps),
+                float(p.start),
+            )
+            for c, p in zip(clips, placed, strict=True)
+        ]
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        sound = str(self.tmp / f"film-{os.getpid()}-{os.urandom(4).hex()}.m4a")
+        with ThreadPoolExecutor(1) as side:
+            made = side.submit(edit.encode_sound, sound, sounds)
+            try:
+                with ThreadPoolExecutor(self.jobs) as pool:
+                    normals = list(pool.map(normal, range(len(placed))))
+                made.result()
+            except BaseException:
+                Path(sound).unlink(missing_ok=True)
+                raise
 
         def fade(i: int) -> str | None:
             p = placed[i]
@@ -311,7 +330,6 @@ class Assembler:
             fades = list(pool.map(fade, range(len(placed))))
 
         pieces: list[edit.Piece] = []
-        sounds: list[edit.Sound] = []
         for i, p in enumerate(placed):
             path = self._path(normals[i])
             x = fades[i]
@@ -320,18 +338,19 @@ class Assembler:
             body = p.frames - p.fade - fade_out[i]
             if body > 0:
                 pieces.append(edit.Piece(path, body, p.fade, body == p.frames))
-            sounds.append(
-                edit.Sound(path, edit.samples_for(p.frames, fps), edit.samples_for(p.fade, fps))
-            )
         frames = total_frames(placed)
-        stream_id = self.facts(normals[0]).video.stream_id
 
         def write(tmp: str) -> None:
-            edit.join(tmp, pieces, sounds, fps=fps, stream_id=stream_id)
+            stream_id = self.facts(normals[0]).video.stream_id
+            edit.join(tmp, pieces, sound, fps=fps, stream_id=stream_id)
 
         clamped = [p.scene for p in placed if p.clamped]
+        try:
+            digest = self._put(write, ".mp4")
+        finally:
+            Path(sound).unlink(missing_ok=True)
         return (
-            self._put(write, ".mp4"),
+            digest,
             float(Fraction(frames) / fps),
             frames,
             "normalised",

@@ -274,13 +274,15 @@ def normalise(
     sound: bool = True,
     slate: str | None = None,
     keyframes: Sequence[int] = (),
+    audio: bool = True,
 ) -> None:
     """Write exactly `frames` pictures of `src` from `start` s, fitted into `width`x`height`
     at `fps`, with its sound (or silence when `sound` is false) as PCM of exactly the same
     length; or, with `src` None, a slate showing the text `slate`. A clip shorter than asked
     holds its last picture. `keyframes`: frame numbers that must start a GOP (where a
     crossfade will cut). Output: MOV (H.264 + PCM), or MP4 (H.264 + AAC) when `out` ends
-    in `.mp4` (for people, not for joining), written atomically."""
+    in `.mp4` (for people, not for joining), written atomically; with `audio` false, the
+    pictures only (a cut makes its sound in one piece: `encode_sound`)."""
     if frames < 1 or width < 2 or height < 2 or fps <= 0:
         raise MediaError(f"cannot normalise to {frames} frames of {width}x{height} at {fps} fps")
     name = Path(src).name if src is not None else "a slate"
@@ -323,16 +325,14 @@ def normalise(
                 *_ONE_FILTER_THREAD,
                 *inputs,
                 "-filter_complex",
-                ";".join(graph),
+                ";".join(graph if audio else graph[:1]),
                 "-map",
                 "[v]",
-                "-map",
-                "[a]",
+                *(["-map", "[a]", *container] if audio else ["-an", "-f", "mov"]),
                 "-frames:v",
                 str(frames),
                 *NORMAL_X264,
                 *_keyframe_expr(keyframes),
-                *container,
                 *_EXACT,
                 tmp,
             ],
@@ -394,12 +394,13 @@ class Piece:
 @dataclass(frozen=True)
 class Sound:
     """One clip's part of the cut's sound: `samples` samples of the first audio stream of
-    `path` (silence when None, or when the file has none), joined to the one before by a
+    `path` from `start` s (silence when `path` is None), joined to the one before by a
     crossfade of `overlap` samples (0: a cut)."""
 
     path: str | None
     samples: int
     overlap: int = 0
+    start: float = 0.0  # seconds of `path` skipped first (the clip's in point)
 
 
 def _quote(path: str) -> str:
@@ -433,7 +434,8 @@ def _sound_graph(sounds: Sequence[Sound], inputs: dict[str, int], rate: int, lay
         if s.path is None:
             parts.append(f"anullsrc=r={rate}:cl={layout},{tail}")
         else:
-            parts.append(f"[{inputs[s.path]}:a:0]{fmt},{tail}")
+            trim = f"atrim=start={s.start:.6f},asetpts=PTS-STARTPTS," if s.start else ""
+            parts.append(f"[{inputs[s.path]}:a:0]{trim}{fmt},{tail}")
         labels.append(f"[s{i}]")
     current = labels[0]
     run: list[str] = [current]
@@ -490,66 +492,70 @@ def _sound_args(
     return args, _sound_graph(sounds, inputs, rate, layout)
 
 
-def join(
+def encode_sound(
     out: StrPath,
-    pieces: Sequence[Piece],
-    sounds: Sequence[Sound] | None,
+    sounds: Sequence[Sound],
     *,
-    fps: Fraction,
-    stream_id: int | None,
     rate: int = AUDIO_RATE,
     layout: str = AUDIO_LAYOUT,
 ) -> None:
+    """The cut's whole sound, sample-exact, encoded once as AAC (M4A, atomically)."""
+    if not sounds:
+        raise MediaError("cannot make the sound of an empty cut")
+    name = Path(out).name
+    channels = 1 if layout == "mono" else 2
+    encode = ["-c:a", "aac", "-b:a", f"{96 * channels}k", "-f", "mp4"]
+    groups = _groups(sounds)
+    with tempfile.TemporaryDirectory(prefix="storyc-film-") as tmpdir:
+        if len(groups) == 1:
+            args, graph = _sound_args(groups[0], 0, rate, layout)
+            args += ["-filter_complex", graph, "-map", "[aout]"]
+        else:
+            names = []
+            for i, group in enumerate(groups):
+                wav = Path(tmpdir) / f"sound{i}.wav"
+                more, graph = _sound_args(group, 0, rate, layout)
+                ffmpeg.run(
+                    [*more, "-filter_complex", graph, "-map", "[aout]",
+                     "-c:a", "pcm_f32le", str(wav)],
+                    f"cannot make {name}",
+                )  # fmt: skip
+                names.append(f"file {_quote(str(wav))}")
+            parts = Path(tmpdir) / "sound.ffconcat"
+            parts.write_text("ffconcat version 1.0\n" + "\n".join(names) + "\n")
+            args = ["-f", "concat", "-safe", "0", "-i", str(parts), "-map", "0:a:0"]
+        ffmpeg.write_atomically(
+            out,
+            lambda tmp: [*_ONE_FILTER_THREAD, *args, *encode, *_EXACT, tmp],
+            f"cannot make {name}",
+        )
+
+
+def join(
+    out: StrPath,
+    pieces: Sequence[Piece],
+    sound: StrPath | None,
+    *,
+    fps: Fraction,
+    stream_id: int | None,
+) -> None:
     """Write the cut: the pictures of `pieces` copied in order (every piece must share
-    codec parameters), and `sounds` (None: no sound track) encoded once as AAC. MP4,
-    atomically, fast start."""
+    codec parameters) and the sound made by `encode_sound` (None: no sound track), copied
+    too. MP4, atomically, fast start."""
     if not pieces:
         raise MediaError("cannot join an empty cut")
-    name = Path(out).name
     with tempfile.TemporaryDirectory(prefix="storyc-film-") as tmpdir:
         listing = Path(tmpdir) / "cut.ffconcat"
         listing.write_text(_concat_list(pieces, fps, stream_id), "utf-8")
         args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
-        audio: list[str] = ["-an"]
-        if sounds:
-            channels = 1 if layout == "mono" else 2
-            encode = ["-c:a", "aac", "-b:a", f"{96 * channels}k"]
-            groups = _groups(sounds)
-            if len(groups) == 1:
-                more, graph = _sound_args(groups[0], 1, rate, layout)
-                args += more
-                audio = ["-filter_complex", graph, "-map", "[aout]", *encode]
-            else:
-                parts = Path(tmpdir) / "sound.ffconcat"
-                names = []
-                for i, group in enumerate(groups):
-                    wav = Path(tmpdir) / f"sound{i}.wav"
-                    more, graph = _sound_args(group, 0, rate, layout)
-                    ffmpeg.run(
-                        [*more, "-filter_complex", graph, "-map", "[aout]",
-                         "-c:a", "pcm_f32le", str(wav)],
-                        f"cannot assemble {name}",
-                    )  # fmt: skip
-                    names.append(f"file {_quote(str(wav))}")
-                parts.write_text("ffconcat version 1.0\n" + "\n".join(names) + "\n")
-                args += ["-f", "concat", "-safe", "0", "-i", str(parts)]
-                audio = ["-map", "1:a:0", *encode]
+        if sound is not None:
+            args += ["-i", str(sound), "-map", "0:v:0", "-map", "1:a:0"]
+        else:
+            args += ["-map", "0:v:0"]
         ffmpeg.write_atomically(
             out,
-            lambda tmp: [
-                *_ONE_FILTER_THREAD,
-                *args,
-                "-map",
-                "0:v:0",
-                *audio,
-                "-c:v",
-                "copy",
-                "-movflags",
-                "+faststart",
-                *_EXACT,
-                tmp,
-            ],
-            f"cannot assemble {name}",
+            lambda tmp: [*args, "-c", "copy", "-movflags", "+faststart", *_EXACT, tmp],
+            f"cannot assemble {Path(out).name}",
         )
 
 
