@@ -259,8 +259,8 @@ class Assembler:
             keyframes = sorted({p.fade, p.frames - fade_out[i]} - {0, p.frames})
             what = f"film/normal/{FILM_VERSION}/{size}/{p.start}/{p.frames}/{keyframes}"
             if c.digest is None:
-                text = f"{c.scene}: {c.why}"
-                source = digest_bytes(canonical_json(["slate", text]))
+                text = (c.scene, c.why)
+                source = digest_bytes(canonical_json(["slate", *text]))
 
                 def slate(tmp: str) -> None:
                     edit.normalise(

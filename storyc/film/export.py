@@ -124,7 +124,7 @@ def export_cut(
                 width=width,
                 height=height,
                 fps=fps,
-                slate=f"{src.scene}: {src.why}",
+                slate=(src.scene, src.why),
             )
             rate = fps
         result.files.append(name)

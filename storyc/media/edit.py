@@ -32,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from storyc.media import ffmpeg, mp4
-from storyc.media.caption import overlay_png
+from storyc.media.caption import (
+    BADGE,
+    GLYPH_H,
+    LINE_H,
+    MUTED,
+    WHITE,
+    Canvas,
+    scale_for,
+    text_width,
+    wrap,
+)
 from storyc.media.ffmpeg import MediaError, StrPath
 
 AUDIO_RATE = 48000
@@ -250,6 +260,25 @@ def _facts_batch(paths: Sequence[Path]) -> list[ClipFacts]:
     return facts
 
 
+def slate_png(width: int, height: int, scene: str, why: str) -> bytes:
+    """A transparent card: the scene's name large in the middle, why it has no video
+    below, and a "NOT RENDERED" badge at the top left, like the preview's own tag."""
+    canvas = Canvas(width, height)
+    small = scale_for(width, height)
+    big = 2 * small
+    y = height // 2 - GLYPH_H * big
+    canvas.text((width - text_width(scene, big)) // 2, y, scene, big, WHITE, shadow=True)
+    y += GLYPH_H * big + LINE_H * small
+    for line in wrap(why, width * 9 // 10, small)[:3]:
+        canvas.text((width - text_width(line, small)) // 2, y, line, small, MUTED)
+        y += LINE_H * small
+    pad = 3 * small
+    badge = "NOT RENDERED"
+    canvas.fill(0, 0, text_width(badge, small) + 2 * pad, GLYPH_H * small + 2 * pad, BADGE)
+    canvas.text(pad, pad, badge, small, WHITE)
+    return canvas.png()
+
+
 def samples_for(frames: int, fps: Fraction, rate: int = AUDIO_RATE) -> int:
     """Samples of sound that last exactly as long as `frames` pictures (rounded once)."""
     return round(Fraction(frames) / fps * rate)
@@ -272,13 +301,13 @@ def normalise(
     fps: Fraction,
     start: float = 0.0,
     sound: bool = True,
-    slate: str | None = None,
+    slate: tuple[str, str] | None = None,
     keyframes: Sequence[int] = (),
     audio: bool = True,
 ) -> None:
     """Write exactly `frames` pictures of `src` from `start` s, fitted into `width`x`height`
     at `fps`, with its sound (or silence when `sound` is false) as PCM of exactly the same
-    length; or, with `src` None, a slate showing the text `slate`. A clip shorter than asked
+    length; or, with `src` None, a slate naming `slate` = (scene, why it has no video). A clip shorter than asked
     holds its last picture. `keyframes`: frame numbers that must start a GOP (where a
     crossfade will cut). Output: MOV (H.264 + PCM), or MP4 (H.264 + AAC) when `out` ends
     in `.mp4` (for people, not for joining), written atomically; with `audio` false, the
@@ -301,7 +330,7 @@ def normalise(
     with tempfile.TemporaryDirectory(prefix="storyc-film-") as tmpdir:
         if src is None:
             card = Path(tmpdir) / "slate.png"
-            card.write_bytes(overlay_png(width, height, slate or "", tag="NOT RENDERED"))
+            card.write_bytes(slate_png(width, height, *(slate or ("", ""))))
             inputs = ["-f", "lavfi", "-i", f"color=c={SLATE_COLOUR}:s={width}x{height}:r={rate}"]
             inputs += ["-i", str(card)]
             graph = [
