@@ -215,3 +215,24 @@ def test_gc_keeps_the_cut_its_name_points_at(tmp_path: Path) -> None:
     code, _, err = run("gc", str(root), "--keep-days", "0")
     assert code == 0, err
     assert (root / "renders" / "short.mp4").resolve().is_file()
+
+
+def test_picking_another_take_reassembles_only_the_cuts_that_use_it(tmp_path: Path) -> None:
+    story = STORY.replace("duration = 5 }\nscene c", "duration = 5  takes = 2 }\nscene c", 1)
+    story = story.replace(
+        "cut final = [a, b { in = 1, out = 4 }, crossfade(0.5), c]", "cut final = [b, c]"
+    )
+    assert "takes = 2" in story
+    root = make_project(tmp_path / "p", story)  # b has two takes and is only in `final`
+    code, events, err = build(root)
+    assert code == 0, err
+    before = (root / "renders" / "final.mp4").resolve()
+    code, _, err = run("pick", "b", "2", str(root))
+    assert code == 0, err
+    code, events, _ = build(root)
+    assert code == 0
+    assert {n: e["state"] for n, e in cuts(events).items()} == {
+        "final": "assembled",
+        "short": "up to date",
+    }
+    assert (root / "renders" / "final.mp4").resolve() != before
