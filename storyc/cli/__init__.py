@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "storyc.cli.journal",  # journal, adopt, forget
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
+    "storyc.cli.film",  # export
     "storyc.cli.provider",  # provider (loopback server)
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
@@ -51,6 +52,7 @@ COMMANDS = {
     "forget": "storyc.cli.journal",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
+    "export": "storyc.cli.film",
     "provider": "storyc.cli.provider",
 }
 
