@@ -476,7 +476,7 @@ def f10_planners(tmp: Path) -> dict[str, Any]:
 
 
 def k_cycles(tmp: Path, cycles: int) -> dict[str, Any]:
-    story = HEAD + "".join(text_scene(f"k{i}", f"Kill and rerun shot {i}") for i in range(8))
+    story = HEAD + "".join(text_scene(f"k{i}", f"Kill and rerun shot {i}") for i in range(4))
     story += 'scene chained { start = k0.last_frame  prompt = "After the first"  duration = 5 }\n'
     root = make_project(tmp / "k", story)
     hook = _has_command("adopt")  # the tree with the fault hook also has adopt/forget
@@ -485,31 +485,31 @@ def k_cycles(tmp: Path, cycles: int) -> dict[str, Any]:
     killed = decided = 0
     with loopback.serve(latency=0.3, fast_outputs=True) as server:
         for c in range(cycles):
-            extra: dict[str, str] = {}
-            if hook and c % 2 == 0:
-                extra["STORYC_TEST_FAULT"] = f"{points[(c // 2) % len(points)]}:kill@{1 + c % 3}"
-                proc = start(server, *paid(root, "--jobs", "2"), **extra)
-            else:
+            # new work in every cycle, so that every kill lands inside a build
+            with open(root / "main.story", "a", encoding="utf-8") as f:
+                f.write(text_scene(f"n{c}", f"New work for cycle {c}"))
+            if hook:  # a named recovery window, in turn
+                fault = f"{points[c % len(points)]}:kill"
+                proc = start(server, *paid(root, "--jobs", "2"), STORYC_TEST_FAULT=fault)
+            else:  # no hook in that tree: SIGKILL at spread moments
                 proc = start(server, *paid(root, "--jobs", "2"))
-                time.sleep(0.4 + 0.07 * (c % 9))
+                time.sleep(0.8 + 0.1 * (c % 9))
                 proc.kill()
             proc.communicate(timeout=120)
             killed += proc.returncode == -signal.SIGKILL
-            if c % 5 == 4:  # now and then: a plain run, resolving unknown fates as a user would
-                p = run(server, *paid(root))
-                if p.returncode == 4 and hook:
-                    decided += _resolve(server, root)
+            if c % 5 == 4 and hook:  # now and then, resolve unknown fates as a user would
+                decided += _resolve(server, root)
         for _ in range(4):
             p = run(server, *paid(root))
             if p.returncode == 0 or not hook:
                 break
             decided += _resolve(server, root)
         return {
-            f"kill-and-rerun cycles (killed {killed})": cycles,
+            f"kill-and-rerun cycles (killed mid-build: {killed})": cycles,
             "duplicate paid submissions": duplicates(server),
             "unknown fates resolved by adopt/forget": decided,
             "final build exit": p.returncode,
-            "tasks on the provider": len(server.submissions),
+            f"tasks on the provider (scenes: {5 + cycles})": len(server.submissions),
         }
 
 
