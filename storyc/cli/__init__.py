@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "storyc.cli.build",  # build, pick
     "storyc.cli.watch",  # watch
     "storyc.cli.provider",  # provider (loopback server)
+    "storyc.cli.editor",  # fmt, lsp
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
 # time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
@@ -46,6 +47,8 @@ COMMANDS = {
     "pick": "storyc.cli.build",
     "watch": "storyc.cli.watch",
     "provider": "storyc.cli.provider",
+    "fmt": "storyc.cli.editor",
+    "lsp": "storyc.cli.editor",
 }
 
 EPILOG = """\
@@ -56,6 +59,7 @@ examples:
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
   storyc watch                 re-check and re-render on every save
+  storyc fmt                   format every .story file here (comments kept)
 """
 
 

@@ -229,7 +229,11 @@ def _grammar_text() -> str:
 # contextual the same way: a keyword is a keyword only where a declaration can start
 # (outside any `{ }`/`[ ]`, and not right after a word that wants a name).
 
-_TRIVIA = re.compile(r"(?:[ \t\r\n\f\ufeff]+|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/)+")
+# The pieces of the lexical grammar, shared with `storyc.lang.tokens` (the formatter's and
+# the editor's token stream, which keeps what the parser skips).
+WHITESPACE = r"[ \t\r\n\f\ufeff]+"
+COMMENT = r"#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/"
+_TRIVIA = re.compile(rf"(?:{WHITESPACE}|{COMMENT})+")
 _TOKEN = re.compile(
     r'(?P<LONG_STRING>"""[\s\S]*?""")'
     r'|(?P<STRING>"(?!"")(?:[^"\\\n]|\\[^\n])*")'

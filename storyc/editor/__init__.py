@@ -1,0 +1,13 @@
+"""Editor tooling: the formatter (`storyc fmt`) and the language server (`storyc lsp`).
+
+Stage: editor, after watch and before the command line. Modules:
+
+    fmt     one canonical layout, from the token stream (every comment kept in place)
+    index   what a project declares and where each name is used (definitions, references)
+    lsp     the language server over stdio (pygls): diagnostics, hover, definitions,
+            references, completion, rename, symbols, formatting, quick fixes
+
+In: story text (from disk or an editor's unsaved buffers). Out: formatted text, LSP
+messages. I/O: `fmt` is pure (the command line writes files); the language server reads
+the project through the compiler and the build state, and talks over stdin/stdout.
+"""

@@ -1,0 +1,116 @@
+"""The token stream of a .story file with nothing dropped: code tokens, comments, line breaks.
+
+Stage: beside the parser, for tools that must keep what the parser skips (the formatter,
+the language server). In: the text of one file. Out: a list of `Tok` covering every code
+token and comment in order, each knowing how many line breaks precede it. Pure; no I/O.
+
+It shares the parser's lexical definitions (`storyc.lang.parser`: the token patterns, the
+punctuation and keyword tables, the contextual keyword rule, the nesting limit) rather
+than restating them, and types every code token exactly as the parser's lexer does
+(a test holds the two to that). Unlike the parser's lexer it never stops: a character
+that starts no token, or an unterminated string, becomes an `ERROR` token, so an editor
+still sees the rest of a half-typed file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from storyc.lang.parser import (
+    _KEYWORD_TYPES,
+    _PUNCT,
+    _TOKEN,
+    _WANTS_NAME,
+    COMMENT,
+    MAX_NESTING,
+    WHITESPACE,
+)
+
+# Whitespace, a comment, a token (the parser's own groups), or else one bad character
+# (an unterminated string swallows the rest of its line, as an editor shows it).
+_SCAN = re.compile(
+    rf"(?P<_WS>{WHITESPACE})|(?P<COMMENT>{COMMENT})|{_TOKEN.pattern}"
+    r'|(?P<ERROR>"[^\n]*|[\s\S])'
+)
+OPENERS = frozenset(("LBRACE", "LSQB", "LPAR"))
+CLOSERS = frozenset(("RBRACE", "RSQB", "RPAR"))
+DECL_TYPES = frozenset(_KEYWORD_TYPES.values())
+
+
+@dataclass(slots=True)
+class Tok:
+    """One token: its type as the parser names it (`NAME`, `STRING`, `LBRACE`, `SCENE`,
+    ...), or `COMMENT` or `ERROR`; its text and offsets; `nl`, the number of line breaks
+    between the previous token (or the start of the file) and this one."""
+
+    kind: str
+    text: str
+    start: int
+    end: int
+    nl: int
+
+    @property
+    def is_line_comment(self) -> bool:
+        return self.kind == "COMMENT" and not self.text.startswith("/*")
+
+
+@dataclass(slots=True)
+class Stream:
+    tokens: list[Tok]
+    nl_at_end: int  # line breaks after the last token
+    too_deep: bool  # a `[`/`{` opened more than MAX_NESTING deep (a syntax error)
+    errors: bool  # some ERROR token
+
+
+def tokenize(text: str) -> Stream:
+    """Every token and comment of `text`, typed as the parser's lexer types them."""
+    out: list[Tok] = []
+    append = out.append
+    nl = 0
+    depth = 0
+    deepest = 0
+    prev = ""
+    errors = False
+    keyword = _KEYWORD_TYPES.get
+    punct = _PUNCT
+    wants = _WANTS_NAME
+    for m in _SCAN.finditer(text):
+        kind = m.lastgroup or ""
+        value = m.group()
+        if kind == "_WS":
+            nl += value.count("\n")
+            continue
+        if kind == "PUNCT":
+            kind = punct[value]
+            if kind == "LBRACE" or kind == "LSQB":
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+            elif (kind == "RBRACE" or kind == "RSQB") and depth:
+                depth -= 1
+        elif kind == "NAME":
+            if depth == 0 and prev not in wants:
+                kind = keyword(value, "NAME")
+        elif kind == "ERROR":
+            errors = True
+        append(Tok(kind, value, m.start(), m.end(), nl))
+        nl = 0
+        if kind != "COMMENT":  # comments are trivia to the contextual keyword rule too
+            prev = kind
+    return Stream(out, nl, deepest > MAX_NESTING, errors)
+
+
+def code(stream: Stream) -> list[Tok]:
+    """The tokens the parser sees (no comments)."""
+    return [t for t in stream.tokens if t.kind != "COMMENT"]
+
+
+def comments(stream: Stream) -> list[str]:
+    """Every comment's text, in order, without trailing whitespace."""
+    return [t.text.rstrip() for t in stream.tokens if t.kind == "COMMENT"]
+
+
+def line_starts(text: str) -> list[int]:
+    """Offsets where each line begins (for offset <-> line/column)."""
+    return [0, *(m.end() for m in re.finditer("\n", text))]
