@@ -74,9 +74,10 @@ def register(sub: Any) -> None:
 
 
 def _story_files(path: Path) -> Iterator[Path]:
-    """`.story` files under a directory, sorted, skipping hidden folders (.git, .storyc)."""
+    """`.story` files under a directory, sorted, skipping hidden folders (.git, .storyc)
+    and node_modules."""
     for dirpath, dirnames, filenames in os.walk(path):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "node_modules")
         for name in sorted(filenames):
             if name.endswith(".story"):
                 yield Path(dirpath) / name

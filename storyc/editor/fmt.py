@@ -89,6 +89,8 @@ class _Printer:
         for i in range(n - 1, -1, -1):
             nxt[i] = i if toks[i].kind != "COMMENT" else nxt[i + 1]
         self.next_code = nxt
+        # ahead[i]: the kind of the first code token at or after i ("$END" at the end)
+        self.ahead = [toks[j].kind if j < n else "$END" for j in nxt]
         self.match: dict[int, int] = {}
         stack: list[int] = []
         for i, t in enumerate(toks):
@@ -107,8 +109,7 @@ class _Printer:
 
     # -- reading ----------------------------------------------------------------------
     def peek(self) -> str:
-        j = self.next_code[self.i]
-        return self.toks[j].kind if j < len(self.toks) else "$END"
+        return self.ahead[self.i]
 
     def peek2(self) -> str:
         j = self.next_code[self.i]
@@ -163,22 +164,29 @@ class _Printer:
     ) -> Tok:
         """Write the next code token, which must be of `kind`, after the comments
         before it; `brk` says whether it starts a line, at `indent`."""
-        self._comments(indent if cindent is None else cindent)
-        if self.i >= len(self.toks):
-            raise _Reject
-        tok = self.toks[self.i]
-        if tok.kind != kind if isinstance(kind, str) else tok.kind not in kind:
+        toks = self.toks
+        tok = toks[self.i]  # an IndexError past the end is a rejection (see `layout`)
+        if tok.kind == "COMMENT":
+            self._comments(indent if cindent is None else cindent)
+            tok = toks[self.i]
+        k = tok.kind
+        if k != kind and (type(kind) is str or k not in kind):
             raise _Reject
         self.i += 1
         line = self.line
-        if line is None or self.broken or brk == _FORCE or (brk == _KEEP and tok.nl > 0):
+        if line is None or self.broken or brk == _FORCE or (brk == _KEEP and tok.nl):
             line = self._newline(indent, blank and tok.nl >= 2)
         text = tok.text
-        if tok.kind == "LONG_STRING":
+        if k == "LONG_STRING":
             text = self._long(tok, line)
-        self._add(line, text, space)
-        if "\n" in text:
-            line.multi = True
+            if "\n" in text:
+                line.multi = True
+        pieces = line.pieces
+        # No space inside `[`.
+        if pieces and space and not pieces[-1].endswith("["):
+            pieces.append(" " + text)
+        else:
+            pieces.append(text)
         self.broken = False
         self.fresh = False
         return tok

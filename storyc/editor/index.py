@@ -73,38 +73,59 @@ class Index:
                     yield use
 
 
-def build(loaded: Loaded) -> Index:
+@dataclass
+class _FilePart:
+    tree: ast.File
+    includes: dict[int, str]
+    symbols: list[Symbol]
+    uses: list[Use]
+    decls: list[tuple[ast.Decl, Span]]
+
+
+# What one file contributes, by label: reused while its tree (from the parse cache) and
+# its includes are the same, so an edit re-indexes only the file it changed.
+Memo = dict[str, _FilePart]
+
+
+def build(loaded: Loaded, memo: Memo | None = None) -> Index:
     index = Index()
     for f in loaded.files:
         index.texts[f.label] = f.text
-        extents = _extents(f.label, f.text)
-        decls: list[tuple[ast.Decl, Span]] = []
-        uses: list[Use] = []
-        for i, item in enumerate(f.tree.items):
-            extent = extents[i] if i < len(extents) else Span.point(f.label)
-            decls.append((item, extent))
-            _collect(item, f.label, f.text, uses)
-            if isinstance(item, ast.Include):
-                s = item.path.span
-                inner = Span.from_offsets(f.label, f.text, s.start + 1, max(s.start + 1, s.end - 1))
-                uses.append(
-                    Use(item.path.value, f.label, inner, "include", target=f.includes.get(i))
-                )
-                continue
-            sym = _symbol(item, f.label, extent)
-            if sym is not None and sym.name not in index.symbols:
-                index.symbols[sym.name] = sym
-        if not f.tree.complete:
-            # A syntax error stopped the parser: the names declared at the top level
-            # still count (for completion while the file is being typed).
-            for sym in _declared_names(f.label, f.text):
-                index.symbols.setdefault(sym.name, sym)
-        index.decls[f.label] = decls
-        index.uses[f.label] = uses
+        part = memo.get(f.label) if memo is not None else None
+        if part is None or part.tree is not f.tree or part.includes != f.includes:
+            part = _index_file(f.label, f.text, f.tree, f.includes)
+            if memo is not None:
+                memo[f.label] = part
+        for sym in part.symbols:
+            index.symbols.setdefault(sym.name, sym)
+        index.decls[f.label] = part.decls
+        index.uses[f.label] = list(part.uses)
     lets = {n for n, s in index.symbols.items() if s.kind == "let"}
     for f in loaded.files:
         index.uses[f.label].extend(_template_uses(f.tree, f.label, f.text, lets))
     return index
+
+
+def _index_file(label: str, text: str, tree: ast.File, includes: dict[int, str]) -> _FilePart:
+    extents = _extents(label, text)
+    part = _FilePart(tree, dict(includes), [], [], [])
+    for i, item in enumerate(tree.items):
+        extent = extents[i] if i < len(extents) else Span.point(label)
+        part.decls.append((item, extent))
+        _collect(item, label, text, part.uses)
+        if isinstance(item, ast.Include):
+            s = item.path.span
+            inner = Span.from_offsets(label, text, s.start + 1, max(s.start + 1, s.end - 1))
+            part.uses.append(Use(item.path.value, label, inner, "include", target=includes.get(i)))
+            continue
+        sym = _symbol(item, label, extent)
+        if sym is not None:
+            part.symbols.append(sym)
+    if not tree.complete:
+        # A syntax error stopped the parser: the names declared at the top level still
+        # count (for completion while the file is being typed).
+        part.symbols.extend(_declared_names(label, text))
+    return part
 
 
 def _extents(file: str, text: str) -> list[Span]:

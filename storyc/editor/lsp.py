@@ -74,6 +74,7 @@ COMPLETION_KINDS = {
     "let": lsp.CompletionItemKind.Variable,
 }
 FRAME_ATTRS = ("last_frame", "first_frame", "frame")
+MAX_ITEMS = 100  # completion items per answer
 SETTING_DOCS = {
     "prompt": "what happens in the shot (a Jinja2 template; `@name` mentions inputs)",
     "start": "the first frame: an image asset, a path/URL, or `scene.last_frame` / "
@@ -175,6 +176,7 @@ class ProjectState:
     comp: Compilation | None = None
     loaded: Loaded | None = None
     index: Index = field(default_factory=Index)
+    memo: index_mod.Memo = field(default_factory=dict)
     published: set[str] = field(default_factory=set)  # uris with diagnostics out
     stale: bool = True
     task: asyncio.Task[None] | None = None
@@ -247,7 +249,7 @@ class StoryServer(LanguageServer):
             state.entry, parse_cache=state.cache, digests=state.digests, overlays=overlays
         )
         state.loaded = load(state.entry, cache=state.cache, overlays=overlays)
-        state.index = index_mod.build(state.loaded)
+        state.index = index_mod.build(state.loaded, state.memo)
         state.plan = None
         for f in state.loaded.files:
             self.owner.setdefault(Path(os.path.normpath(f.abs_path)), state.entry)
@@ -271,12 +273,15 @@ class StoryServer(LanguageServer):
             by_file.setdefault(label, []).append(d)
         enc = self.encoding()
         out: set[str] = set()
+        open_docs = set(self.workspace.text_documents)
         for label, diags in by_file.items():
             uri = path_to_uri(state.path(label))
             text = comp.sources.texts.get(label, "")
             lines = Lines(text, enc)
             items = [self._diagnostic(d, lines, state, enc) for d in diags]
-            if items or uri in state.published:
+            # An open file hears after every check, clean or not; a closed one only
+            # when its diagnostics change to or from none.
+            if items or uri in state.published or uri in open_docs:
                 self.text_document_publish_diagnostics(
                     lsp.PublishDiagnosticsParams(uri=uri, diagnostics=items)
                 )
@@ -979,7 +984,14 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
             for v in WORD_VALUES.get(ctx.setting, ()):
                 items.append(_item(v, lsp.CompletionItemKind.Constant, ctx.setting, rng))
             names(REF_KINDS.get(ctx.setting, ()))
-    return lsp.CompletionList(is_incomplete=False, items=items)
+    # Only what matches what is typed, and not thousands of scenes at once: the editor
+    # asks again as the word grows (`is_incomplete`).
+    typed = text[ctx.prefix_start : offset].lstrip('"')
+    if typed:
+        items = [i for i in items if i.label.startswith(typed)]
+    items.sort(key=lambda i: i.label)
+    more = len(items) > MAX_ITEMS
+    return lsp.CompletionList(is_incomplete=more, items=items[:MAX_ITEMS])
 
 
 def serve() -> None:

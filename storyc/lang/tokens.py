@@ -27,12 +27,14 @@ from storyc.lang.parser import (
     WHITESPACE,
 )
 
-# Whitespace, a comment, a token (the parser's own groups), or else one bad character
-# (an unterminated string swallows the rest of its line, as an editor shows it).
+# Optional whitespace, then a comment, a token (the parser's own groups), or else one bad
+# character (an unterminated string swallows the rest of its line, as an editor shows
+# it), or the end: one match per token, whitespace included.
 _SCAN = re.compile(
-    rf"(?P<_WS>{WHITESPACE})|(?P<COMMENT>{COMMENT})|{_TOKEN.pattern}"
-    r'|(?P<ERROR>"[^\n]*|[\s\S])'
+    rf"(?:{WHITESPACE})?(?:(?P<COMMENT>{COMMENT})|{_TOKEN.pattern}"
+    r'|(?P<ERROR>"[^\n]*|[\s\S])|\Z)'
 )
+_GROUP_NAMES = {index: name for name, index in _SCAN.groupindex.items()}
 OPENERS = frozenset(("LBRACE", "LSQB", "LPAR"))
 CLOSERS = frozenset(("RBRACE", "RSQB", "RPAR"))
 DECL_TYPES = frozenset(_KEYWORD_TYPES.values())
@@ -75,12 +77,17 @@ def tokenize(text: str) -> Stream:
     keyword = _KEYWORD_TYPES.get
     punct = _PUNCT
     wants = _WANTS_NAME
+    count = text.count
+    names = _GROUP_NAMES
     for m in _SCAN.finditer(text):
-        kind = m.lastgroup or ""
-        value = m.group()
-        if kind == "_WS":
-            nl += value.count("\n")
-            continue
+        group = m.lastindex
+        if group is None:  # the end (trailing whitespace)
+            nl = count("\n", m.start())
+            break
+        kind = names[group]
+        start, end = m.span(group)
+        value = text[start:end]
+        nl = count("\n", m.start(), start) if start != m.start() else 0
         if kind == "PUNCT":
             kind = punct[value]
             if kind == "LBRACE" or kind == "LSQB":
@@ -94,10 +101,10 @@ def tokenize(text: str) -> Stream:
                 kind = keyword(value, "NAME")
         elif kind == "ERROR":
             errors = True
-        append(Tok(kind, value, m.start(), m.end(), nl))
-        nl = 0
+        append(Tok(kind, value, start, end, nl))
         if kind != "COMMENT":  # comments are trivia to the contextual keyword rule too
             prev = kind
+        nl = 0
     return Stream(out, nl, deepest > MAX_NESTING, errors)
 
 
