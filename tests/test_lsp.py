@@ -298,3 +298,24 @@ async def test_outline_and_formatting(client: LanguageClient, project: Path):
         )
     )
     assert len(edits) == 1 and edits[0].new_text == MAIN
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_untitled_buffer_is_formatted_and_otherwise_left_alone(client: LanguageClient):
+    uri = "untitled:Untitled-1"
+    client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            lsp.TextDocumentItem(uri=uri, language_id="story", version=1, text="scene a{}\n")
+        )
+    )
+    doc = lsp.TextDocumentIdentifier(uri)
+    hover = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=doc, position=lsp.Position(0, 6))
+    )
+    assert hover is None
+    edits = await client.text_document_formatting_async(
+        lsp.DocumentFormattingParams(
+            text_document=doc, options=lsp.FormattingOptions(tab_size=2, insert_spaces=True)
+        )
+    )
+    assert [e.new_text for e in edits] == ["scene a {}\n"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -319,7 +320,10 @@ class StoryServer(LanguageServer):
             data={"hint": d.hint} if d.hint else None,
         )
 
-    def schedule(self, path: Path) -> None:
+    def schedule(self, uri: str) -> None:
+        if not uri.startswith("file:"):
+            return  # an untitled buffer belongs to no project (formatting still works)
+        path = uri_to_path(uri)
         if Path(os.path.normpath(path)) not in self.owner:
             self.project_for(path)  # finding its project compiled it, with this text
             return
@@ -341,6 +345,8 @@ class StoryServer(LanguageServer):
         return self.workspace.get_text_document(uri).source
 
     def where(self, uri: str, pos: lsp.Position) -> tuple[ProjectState, str, int, Lines]:
+        if not uri.startswith("file:"):
+            raise _NoProject
         path = uri_to_path(uri)
         state = self.fresh(self.project_for(path))
         text = self.doc_text(uri)
@@ -354,6 +360,23 @@ class StoryServer(LanguageServer):
         )
 
 
+class _NoProject(Exception):
+    """The document is not a file (an untitled buffer): nothing to look up."""
+
+
+def _answers(f: Any) -> Any:
+    """A request about a document outside any project answers None, not an error."""
+
+    @functools.wraps(f)
+    def wrapper(ls: StoryServer, params: Any) -> Any:
+        try:
+            return f(ls, params)
+        except _NoProject:
+            return None
+
+    return wrapper
+
+
 server = StoryServer()
 
 
@@ -362,23 +385,23 @@ server = StoryServer()
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: StoryServer, params: lsp.DidOpenTextDocumentParams) -> None:
-    ls.schedule(uri_to_path(params.text_document.uri))
+    ls.schedule(params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: StoryServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    ls.schedule(uri_to_path(params.text_document.uri))
+    ls.schedule(params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: StoryServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    ls.schedule(uri_to_path(params.text_document.uri))
+    ls.schedule(params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: StoryServer, params: lsp.DidCloseTextDocumentParams) -> None:
     # The file on disk stands for it again.
-    ls.schedule(uri_to_path(params.text_document.uri))
+    ls.schedule(params.text_document.uri)
 
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -547,6 +570,7 @@ def _symbol_hover(state: ProjectState, sym: Symbol) -> list[str]:
 
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+@_answers
 def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
     state, label, offset, lines = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
@@ -592,6 +616,7 @@ def _word_at(text: str, offset: int) -> tuple[str, int, int] | None:
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+@_answers
 def definition(ls: StoryServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
     state, label, offset, _ = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
@@ -614,6 +639,7 @@ def _occurrences(state: ProjectState, name: str, declaration: bool) -> list[Span
 
 
 @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+@_answers
 def references(ls: StoryServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
     state, label, offset, _ = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
@@ -624,6 +650,7 @@ def references(ls: StoryServer, params: lsp.ReferenceParams) -> list[lsp.Locatio
 
 
 @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
+@_answers
 def prepare_rename(ls: StoryServer, params: lsp.PrepareRenameParams) -> lsp.Range | None:
     state, label, offset, lines = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
@@ -635,6 +662,7 @@ def prepare_rename(ls: StoryServer, params: lsp.PrepareRenameParams) -> lsp.Rang
 
 
 @server.feature(lsp.TEXT_DOCUMENT_RENAME, lsp.RenameOptions(prepare_provider=True))
+@_answers
 def rename(ls: StoryServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
     state, label, offset, _ = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
@@ -680,9 +708,12 @@ def _decl_name(item: ast.Decl) -> tuple[str, str, Span] | None:
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+@_answers
 def document_symbols(
     ls: StoryServer, params: lsp.DocumentSymbolParams
 ) -> list[lsp.DocumentSymbol] | None:
+    if not params.text_document.uri.startswith("file:"):
+        raise _NoProject
     path = uri_to_path(params.text_document.uri)
     state = ls.fresh(ls.project_for(path))
     label = state.label(path)
@@ -946,8 +977,8 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
     lines = Lines(text, ls.encoding())
     offset = lines.offset(params.position)
     ctx = _context(text, offset)
-    state = ls.project_for(uri_to_path(uri))  # the last compile's names are good enough
-    symbols = state.index.symbols
+    # The last compile's names are good enough (no compile per keystroke here).
+    symbols = ls.project_for(uri_to_path(uri)).index.symbols if uri.startswith("file:") else {}
     rng = lsp.Range(lines.position(ctx.prefix_start), lines.position(offset))
     items: list[lsp.CompletionItem] = []
 
