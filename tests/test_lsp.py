@@ -319,3 +319,28 @@ async def test_an_untitled_buffer_is_formatted_and_otherwise_left_alone(client: 
         )
     )
     assert [e.new_text for e in edits] == ["scene a {}\n"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_hover_reads_the_build_state(client: LanguageClient, project: Path):
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, "-m", "storyc", "build", str(project), "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    client.workspace_did_change_watched_files(
+        lsp.DidChangeWatchedFilesParams(
+            changes=[
+                lsp.FileEvent(uri=_uri(project, "storyc.lock"), type=lsp.FileChangeType.Changed)
+            ]
+        )
+    )
+    main = _doc(project, "main.story")
+    h = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=main, position=_pos(MAIN, "lanterns {", 2))
+    )
+    assert "build (preview): up to date" in h.contents.value

@@ -181,7 +181,10 @@ class ProjectState:
     published: set[str] = field(default_factory=set)  # uris with diagnostics out
     stale: bool = True
     task: asyncio.Task[None] | None = None
-    plan: Any = None  # the build plan, made on the first hover after a compile
+    # scene → its build plan, made for a hover and kept until the next check; the lock
+    # file and store it was made from
+    plans: dict[str, Any] = field(default_factory=dict)
+    build_state: Any = None
 
     def label(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()
@@ -251,7 +254,8 @@ class StoryServer(LanguageServer):
         )
         state.loaded = load(state.entry, cache=state.cache, overlays=overlays)
         state.index = index_mod.build(state.loaded, state.memo)
-        state.plan = None
+        state.plans = {}
+        state.build_state = None
         for f in state.loaded.files:
             self.owner.setdefault(Path(os.path.normpath(f.abs_path)), state.entry)
         self.publish(state)
@@ -445,26 +449,44 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _plan_of(state: ProjectState) -> Any:
-    """The build plan (what is up to date, what will render), or an error string."""
-    if state.plan is not None:
-        return state.plan
+def _scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
+    """(backend, the scene's plan) — up to date, will render and why, waiting, blocked —
+    or (backend, why it cannot be told). Only the scene and the scenes it uses are
+    planned (a scene's plan depends on nothing else); plans last until the next check."""
     comp = state.comp
     if comp is None or comp.project is None:
-        return None
+        return "preview", "unknown (the project does not compile)"
+    setting = comp.project.settings.get("backend")
+    backend = str(getattr(setting, "value", None) or "preview")
+    hit = state.plans.get(name)
+    if hit is not None:
+        return backend, hit
+    import dataclasses
+
     from storyc.plan.planner import make_plan
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.store import Store
 
-    setting = comp.project.settings.get("backend")
-    backend = str(getattr(setting, "value", None) or "preview")
+    closure: set[str] = set()
+    todo = [name]
+    while todo:
+        n = todo.pop()
+        if n not in closure:
+            closure.add(n)
+            req = comp.requests.get(n)
+            todo.extend(req.upstream if req is not None else ())
+    order = [n for n in comp.order if n in closure]
+    order += sorted(closure - set(order))
     try:
-        lock = LockFile.load(LockFile.path_for(state.root))
-        store = Store.for_project(state.root)
-        state.plan = make_plan(comp, lock=lock, store=store, backend=backend)
+        if state.build_state is None:
+            lock = LockFile.load(LockFile.path_for(state.root))
+            state.build_state = (lock, Store.for_project(state.root))
+        lock, store = state.build_state
+        sub = dataclasses.replace(comp, order=order, selected=order)
+        state.plans.update(make_plan(sub, lock=lock, store=store, backend=backend).scenes)
     except (LockFileError, OSError) as exc:
-        state.plan = f"unknown ({exc})"
-    return state.plan
+        return backend, f"unknown ({exc})"
+    return backend, state.plans.get(name, "unknown")
 
 
 def _scene_hover(state: ProjectState, name: str) -> list[str]:
@@ -488,11 +510,10 @@ def _scene_hover(state: ProjectState, name: str) -> list[str]:
     out.append(f"{req.mode} · `{req.target}` ({req.schema}) · {req.quality} · {dur}{takes}")
     paid = pricing.estimate(req, backend="inference")
     out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
-    plan = _plan_of(state)
-    if isinstance(plan, str):
-        out.append(f"build: {plan}")
-    elif plan is not None and name in plan.scenes:
-        sp = plan.scenes[name]
+    backend, sp = _scene_plan(state, name)
+    if isinstance(sp, str):
+        out.append(f"build: {sp}")
+    else:
         words = {
             "up-to-date": "up to date",
             "render": "will render",
@@ -501,7 +522,7 @@ def _scene_hover(state: ProjectState, name: str) -> list[str]:
         }
         why = "; ".join(c.message for c in sp.reasons[:2])
         out.append(
-            f"build ({plan.backend}): {words.get(sp.status, sp.status)}"
+            f"build ({backend}): {words.get(sp.status, sp.status)}"
             + (f" — {why}" if why and sp.status != "up-to-date" else "")
         )
     out += ["", "**prompt as sent**", "```text", req.prompt, "```"]
@@ -957,17 +978,6 @@ def _code_context(code: list[Tok], text: str, offset: int) -> _Context:
     return _Context("none")
 
 
-def _item(
-    label: str, kind: lsp.CompletionItemKind, detail: str, rng: lsp.Range, insert: str | None = None
-) -> lsp.CompletionItem:
-    return lsp.CompletionItem(
-        label=label,
-        kind=kind,
-        detail=detail,
-        text_edit=lsp.TextEdit(rng, insert if insert is not None else label),
-    )
-
-
 @server.feature(
     lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["@", ".", '"', "{"])
 )
@@ -980,49 +990,51 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
     # The last compile's names are good enough (no compile per keystroke here).
     symbols = ls.project_for(uri_to_path(uri)).index.symbols if uri.startswith("file:") else {}
     rng = lsp.Range(lines.position(ctx.prefix_start), lines.position(offset))
-    items: list[lsp.CompletionItem] = []
+    typed = text[ctx.prefix_start : offset].lstrip('"')
+    # (label, kind, detail, text to insert): items are made only for what is shown.
+    found: list[tuple[str, lsp.CompletionItemKind, str, str]] = []
 
     def names(kinds: tuple[str, ...]) -> None:
         for sym in symbols.values():
-            if sym.kind in kinds:
-                items.append(_item(sym.name, COMPLETION_KINDS[sym.kind], sym.kind, rng))
+            if sym.kind in kinds and sym.name.startswith(typed):
+                found.append((sym.name, COMPLETION_KINDS[sym.kind], sym.kind, sym.name))
+
+    def words(words: tuple[str, ...], kind: lsp.CompletionItemKind, detail: str) -> None:
+        found.extend((w, kind, SETTING_DOCS.get(w, detail), w) for w in words)
 
     if ctx.where == "mention":
         names(("image", "video", "element", "scene"))
     elif ctx.where == "template":
         names(("let",))
     elif ctx.where == "top":
-        for kw in KEYWORDS:
-            items.append(_item(kw, lsp.CompletionItemKind.Keyword, "declaration", rng))
+        words(KEYWORDS, lsp.CompletionItemKind.Keyword, "declaration")
     elif ctx.where == "setting":
-        for s in _block_settings(ctx.block):
-            items.append(_item(s, lsp.CompletionItemKind.Property, SETTING_DOCS.get(s, ""), rng))
+        words(_block_settings(ctx.block), lsp.CompletionItemKind.Property, "")
     elif ctx.where == "parent":
         names(("style",))
     elif ctx.where == "attr":
-        if symbols.get(ctx.owner, None) is not None and symbols[ctx.owner].kind == "scene":
+        owner = symbols.get(ctx.owner)
+        if owner is not None and owner.kind == "scene":
             for a in FRAME_ATTRS:
                 insert = "frame(" if a == "frame" else a
-                items.append(
-                    _item(a, lsp.CompletionItemKind.Field, "a frame of the scene", rng, insert)
-                )
+                found.append((a, lsp.CompletionItemKind.Field, "a frame of the scene", insert))
     elif ctx.where == "value":
-        values = _string_values(ctx.setting)
-        for v in values:
+        for v in _string_values(ctx.setting):
             insert = v if ctx.in_string else f'"{v}"'
-            items.append(_item(v, lsp.CompletionItemKind.EnumMember, ctx.setting, rng, insert))
+            found.append((v, lsp.CompletionItemKind.EnumMember, ctx.setting, insert))
         if not ctx.in_string:
-            for v in WORD_VALUES.get(ctx.setting, ()):
-                items.append(_item(v, lsp.CompletionItemKind.Constant, ctx.setting, rng))
+            words(WORD_VALUES.get(ctx.setting, ()), lsp.CompletionItemKind.Constant, ctx.setting)
             names(REF_KINDS.get(ctx.setting, ()))
     # Only what matches what is typed, and not thousands of scenes at once: the editor
     # asks again as the word grows (`is_incomplete`).
-    typed = text[ctx.prefix_start : offset].lstrip('"')
-    if typed:
-        items = [i for i in items if i.label.startswith(typed)]
-    items.sort(key=lambda i: i.label)
-    more = len(items) > MAX_ITEMS
-    return lsp.CompletionList(is_incomplete=more, items=items[:MAX_ITEMS])
+    found = sorted(f for f in found if f[0].startswith(typed))
+    items = [
+        lsp.CompletionItem(
+            label=label, kind=kind, detail=detail, text_edit=lsp.TextEdit(rng, insert)
+        )
+        for label, kind, detail, insert in found[:MAX_ITEMS]
+    ]
+    return lsp.CompletionList(is_incomplete=len(found) > MAX_ITEMS, items=items)
 
 
 def serve() -> None:
