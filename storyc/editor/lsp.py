@@ -75,7 +75,7 @@ COMPLETION_KINDS = {
     "let": lsp.CompletionItemKind.Variable,
 }
 FRAME_ATTRS = ("last_frame", "first_frame", "frame")
-MAX_ITEMS = 100  # completion items per answer
+MAX_ITEMS = 50  # completion items per answer (the editor asks again as the word grows)
 SETTING_DOCS = {
     "prompt": "what happens in the shot (a Jinja2 template; `@name` mentions inputs)",
     "start": "the first frame: an image asset, a path/URL, or `scene.last_frame` / "
