@@ -215,6 +215,14 @@ async def test_definition_and_references(client: LanguageClient, project: Path):
             context=lsp.ReferenceContext(include_declaration=True),
         )
     )
+    (inc,) = await client.text_document_references_async(
+        lsp.ReferenceParams(
+            text_document=main,
+            position=_pos(MAIN, "cast.story", 2),
+            context=lsp.ReferenceContext(include_declaration=True),
+        )
+    )
+    assert inc.uri == main.uri and inc.range.start == _pos(MAIN, "cast.story")
     lines = sorted(r.range.start.line for r in refs)
     assert lines == sorted(
         [_pos(MAIN, "arrival {").line, _pos(MAIN, "arrival.last").line, _pos(MAIN, "[arrival").line]

@@ -664,8 +664,17 @@ def _occurrences(state: ProjectState, name: str, declaration: bool) -> list[Span
 def references(ls: StoryServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
     state, label, offset, _ = ls.where(params.text_document.uri, params.position)
     hit = state.index.at(label, offset)
-    if hit is None or (isinstance(hit, Use) and hit.kind == "include"):
+    if hit is None:
         return None
+    if isinstance(hit, Use) and hit.kind == "include":
+        # every `include` of the same file, in any file of the project
+        spans = [
+            u.span
+            for uses in state.index.uses.values()
+            for u in uses
+            if u.kind == "include" and u.target is not None and u.target == hit.target
+        ]
+        return [ls.location(state, s) for s in spans]
     spans = _occurrences(state, hit.name, params.context.include_declaration)
     return [ls.location(state, s) for s in spans]
 
