@@ -387,25 +387,19 @@ server = StoryServer()
 # -- documents -----------------------------------------------------------------------------
 
 
-@server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
-def did_open(ls: StoryServer, params: lsp.DidOpenTextDocumentParams) -> None:
+def document_changed(ls: StoryServer, params: Any) -> None:
+    """Opened, edited, saved or closed (the file on disk then stands for it again): the
+    project is checked again."""
     ls.schedule(params.text_document.uri)
 
 
-@server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-def did_change(ls: StoryServer, params: lsp.DidChangeTextDocumentParams) -> None:
-    ls.schedule(params.text_document.uri)
-
-
-@server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-def did_save(ls: StoryServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    ls.schedule(params.text_document.uri)
-
-
-@server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
-def did_close(ls: StoryServer, params: lsp.DidCloseTextDocumentParams) -> None:
-    # The file on disk stands for it again.
-    ls.schedule(params.text_document.uri)
+for _method in (
+    lsp.TEXT_DOCUMENT_DID_OPEN,
+    lsp.TEXT_DOCUMENT_DID_CHANGE,
+    lsp.TEXT_DOCUMENT_DID_SAVE,
+    lsp.TEXT_DOCUMENT_DID_CLOSE,
+):
+    server.feature(_method)(document_changed)
 
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
