@@ -267,12 +267,9 @@ class _Printer:
             self.put("NAME", _NEVER, cont)
             self.put("EQUAL", _NEVER, cont)
             self._candidate(line, kind)
-            if kind == "LET":
-                self.value(_KEEP, cont)
-            else:
-                if self.peek() != "LSQB":
-                    raise _Reject
-                self.value(_KEEP, cont)
+            if kind == "CUT" and self.peek() != "LSQB":
+                raise _Reject
+            self.value(self._after_equal(), cont)
             self._settle(line)
         elif kind in ("IMAGE", "VIDEO"):
             self.put("NAME", _NEVER, cont)
@@ -289,6 +286,11 @@ class _Printer:
                 self.put("COLON", _NEVER, cont)
                 self.put("NAME", _NEVER, cont)
             self.body()
+
+    def _after_equal(self) -> int:
+        """A list or block opens on the line of its `=`; a string or a name may follow
+        on the next line (a long prompt often does)."""
+        return _NEVER if self.peek() in ("LSQB", "LBRACE") else _KEEP
 
     def _candidate(self, line: _Line, group: object) -> None:
         """`line` may align its last piece (just written) with its neighbours' when the
@@ -391,7 +393,7 @@ class _Printer:
         self.put("EQUAL", _NEVER, self.indent + STEP)
         if head:
             self._candidate(line, group)
-        self.value(_KEEP, self.indent + STEP)
+        self.value(self._after_equal(), self.indent + STEP)
         self._settle(line)
 
     def value(self, brk: int, indent: int, blank: bool = False) -> None:
