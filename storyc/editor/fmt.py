@@ -15,8 +15,8 @@ the parser skips is lost, and it changes only what carries no meaning:
   the end of a line goes; a list laid over several lines ends every item with `,`,
   one on a single line has no trailing comma;
 - a list or block that breaks after its opening bracket (or before its closing one)
-  puts both brackets on lines of their own; a `{`, `=`, `,` or `.` never starts a line;
-  every declaration starts one;
+  puts both brackets on lines of their own; `=`, `,`, `.` and the bracket that opens
+  a body or a setting's value never start a line; every declaration starts one;
 - `\"\"\"...\"\"\"` on one line becomes `"..."` when that means the same; the lines of a
   long string move with the line they belong to when its value stays the same.
 
