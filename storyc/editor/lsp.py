@@ -502,9 +502,14 @@ def _scene_hover(state: ProjectState, name: str) -> list[str]:
     dur = "length of the edited video" if req.duration is None else f"{req.duration} s"
     takes = f" · {req.takes} takes" if req.takes != 1 else ""
     out.append(f"{req.mode} · `{req.target}` ({req.schema}) · {req.quality} · {dur}{takes}")
-    paid = pricing.estimate(req, backend="inference")
-    out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
     backend, sp = _scene_plan(state, name)
+    # The paid price, whatever the project's backend (a preview is free); an edit is
+    # priced by the length of the video it edits, as the planner prices it.
+    from storyc.plan.planner import _base_duration
+
+    base = _base_duration(comp, req, state.plans)
+    paid = pricing.estimate(req, backend="inference", base_duration=base)
+    out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
     if isinstance(sp, str):
         out.append(f"build: {sp}")
     else:
