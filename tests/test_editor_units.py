@@ -8,7 +8,9 @@ from pathlib import Path
 from lsprotocol import types as lsp
 
 from storyc.editor import index as index_mod
-from storyc.editor.lsp import Lines, _context, _lowered_mentions
+from storyc.editor.complete import context as _context
+from storyc.editor.lsp import _lowered_mentions
+from storyc.editor.positions import Lines
 from storyc.lang.loader import load
 
 

@@ -16,7 +16,6 @@ while a compile runs are folded into one next compile.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import functools
 import os
@@ -24,31 +23,24 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
-from storyc import __version__, targets
+from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
 from storyc.compiler import Compilation, compile_project
+from storyc.editor import complete
 from storyc.editor import index as index_mod
 from storyc.editor.fmt import format_text
 from storyc.editor.index import Index, Symbol, Use
+from storyc.editor.positions import Lines, path_to_uri, uri_to_path
 from storyc.lang import ast
 from storyc.lang.loader import ENTRY_NAME, Loaded, ParseCache, find_entry, load
-from storyc.lang.syntax_errors import KEYWORDS
-from storyc.lang.tokens import DECL_TYPES, Tok, line_starts, tokenize
 from storyc.plan import pricing
-from storyc.resolve.model import ASPECTS, QUALITIES, LocalFile, Project, RemoteFile
-from storyc.resolve.values import (
-    BACKENDS,
-    ELEMENT_SETTINGS,
-    PROJECT_SETTINGS,
-    SCENE_SETTINGS,
-)
+from storyc.resolve.model import LocalFile, Project, RemoteFile
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
@@ -73,96 +65,12 @@ COMPLETION_KINDS = {
     "scene": lsp.CompletionItemKind.Event,
     "cut": lsp.CompletionItemKind.Module,
     "let": lsp.CompletionItemKind.Variable,
+    "keyword": lsp.CompletionItemKind.Keyword,
+    "setting": lsp.CompletionItemKind.Property,
+    "frame": lsp.CompletionItemKind.Field,
+    "value": lsp.CompletionItemKind.EnumMember,
+    "constant": lsp.CompletionItemKind.Constant,
 }
-FRAME_ATTRS = ("last_frame", "first_frame", "frame")
-MAX_ITEMS = 50  # completion items per answer (the editor asks again as the word grows)
-SETTING_DOCS = {
-    "prompt": "what happens in the shot (a Jinja2 template; `@name` mentions inputs)",
-    "start": "the first frame: an image asset, a path/URL, or `scene.last_frame` / "
-    "`.first_frame` / `.frame(SECONDS)`",
-    "end": "the end frame (needs `start`)",
-    "refs": "reference images",
-    "elements": "characters in the shot (mentioned ones are added)",
-    "video": "a feature reference video: borrow its style",
-    "motion": "a feature reference video: borrow its camera motion",
-    "edit": "a base video: edit this video itself",
-    "keep_sound": "keep the edited video's sound (v1 schema)",
-    "quality": '`"std"` or `"pro"`',
-    "aspect": '`"16:9"`, `"9:16"` or `"1:1"`',
-    "duration": "whole seconds (3 to 10)",
-    "watermark": "`true` / `false`",
-    "takes": "how many takes to render (≥ 1)",
-    "target": "which provider schema the scene compiles for",
-    "vars": "scene variables for the prompt template",
-    "use": "the style this scene inherits from",
-    "backend": '`"preview"` (free, local) or `"inference"` (paid)',
-    "base_url": "the provider's address",
-    "max_cost": "budget for one build (USD)",
-    "jobs": "how many renders run at once",
-    "frontal": "the element's frontal image",
-    "description": "what the element is, in words",
-}
-
-
-# -- positions -------------------------------------------------------------------------------
-
-
-class Lines:
-    """Converts between character offsets / 1-based spans and LSP positions in the
-    negotiated encoding (UTF-16 unless the client chose otherwise)."""
-
-    def __init__(self, text: str, encoding: str = "utf-16") -> None:
-        self.text = text
-        self.starts = line_starts(text)
-        self.encoding = encoding
-
-    def _line(self, n: int) -> str:
-        if n >= len(self.starts):
-            return ""
-        end = self.starts[n + 1] - 1 if n + 1 < len(self.starts) else len(self.text)
-        return self.text[self.starts[n] : end]
-
-    def _units(self, s: str) -> int:
-        if s.isascii() or self.encoding == "utf-32":
-            return len(s)
-        if self.encoding == "utf-8":
-            return len(s.encode("utf-8"))
-        return len(s.encode("utf-16-le")) // 2
-
-    def position(self, offset: int) -> lsp.Position:
-        offset = max(0, min(offset, len(self.text)))
-        n = bisect.bisect_right(self.starts, offset) - 1
-        return lsp.Position(n, self._units(self.text[self.starts[n] : offset]))
-
-    def at(self, line: int, col: int) -> lsp.Position:
-        """A 1-based line and character column (as in a `Span`)."""
-        text = self._line(line - 1)
-        return lsp.Position(max(0, line - 1), self._units(text[: max(0, col - 1)]))
-
-    def range(self, span: Span) -> lsp.Range:
-        return lsp.Range(self.at(span.line, span.col), self.at(span.end_line, span.end_col))
-
-    def offset(self, pos: lsp.Position) -> int:
-        if pos.line >= len(self.starts):
-            return len(self.text)
-        start = self.starts[pos.line]
-        line = self._line(pos.line)
-        if line.isascii() or self.encoding == "utf-32":
-            return start + min(pos.character, len(line))
-        units = 0
-        for i, ch in enumerate(line):
-            if units >= pos.character:
-                return start + i
-            units += self._units(ch)
-        return start + len(line)
-
-
-def uri_to_path(uri: str) -> Path:
-    return Path(unquote(urlparse(uri).path))
-
-
-def path_to_uri(path: Path) -> str:
-    return path.as_uri()
 
 
 # -- projects -------------------------------------------------------------------------------
@@ -611,8 +519,8 @@ def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
                 text = _mention_hover(state, hit) + [""] + text
     else:
         word = _word_at(lines.text, offset)
-        if word is not None and word[0] in SETTING_DOCS:
-            text = [f"**{word[0]}**: {SETTING_DOCS[word[0]]}"]
+        if word is not None and word[0] in complete.SETTING_DOCS:
+            text = [f"**{word[0]}**: {complete.SETTING_DOCS[word[0]]}"]
             span = Span.from_offsets(label, lines.text, word[1], word[2])
     if not text or span is None:
         return None
@@ -827,165 +735,6 @@ def code_actions(ls: StoryServer, params: lsp.CodeActionParams) -> list[lsp.Code
     return out
 
 
-# -- completion ----------------------------------------------------------------------------
-
-REF_KINDS = {
-    "start": ("image", "scene"),
-    "end": ("image", "scene"),
-    "refs": ("image", "scene"),
-    "frontal": ("image",),
-    "elements": ("element",),
-    "video": ("video", "scene"),
-    "motion": ("video", "scene"),
-    "edit": ("video", "scene"),
-    "use": ("style",),
-    "cut": ("scene",),
-}
-WORD_VALUES: dict[str, tuple[str, ...]] = {
-    "watermark": ("true", "false"),
-    "keep_sound": ("true", "false"),
-}
-
-
-def _string_values(setting: str) -> tuple[str, ...]:
-    if setting == "quality":
-        return QUALITIES
-    if setting == "aspect":
-        return ASPECTS
-    if setting == "backend":
-        return BACKENDS
-    if setting == "target":
-        try:
-            return tuple(targets.names())
-        except Exception:
-            return ()
-    return ()
-
-
-def _block_settings(kind: str) -> tuple[str, ...]:
-    if kind == "PROJECT":
-        return tuple(s for s in PROJECT_SETTINGS if s != "name")
-    if kind == "ELEMENT":
-        return ELEMENT_SETTINGS
-    if kind == "DEFAULTS":
-        return tuple(s for s in SCENE_SETTINGS if s not in ("prompt", "use"))
-    if kind in ("SCENE", "STYLE"):
-        return SCENE_SETTINGS
-    return ()
-
-
-@dataclass
-class _Context:
-    where: str  # "top", "setting", "value", "attr", "mention", "template", "parent", "none"
-    block: str = ""  # the declaration keyword of the enclosing body
-    setting: str = ""
-    prefix_start: int = 0
-    in_string: bool = False
-    owner: str = ""  # for "attr": the name before the dot
-
-
-def _context(text: str, offset: int) -> _Context:
-    toks = tokenize(text).tokens
-    i = bisect.bisect_left([t.end for t in toks], offset)
-    cur = toks[i] if i < len(toks) else None
-    # inside a string (or a string being typed)?
-    if (
-        cur is not None
-        and cur.start < offset
-        and (cur.kind in ("STRING", "LONG_STRING") or (cur.kind == "ERROR" and cur.text[:1] == '"'))
-    ):
-        before = text[cur.start : offset]
-        ctx = _code_context([t for t in toks[:i] if t.kind != "COMMENT"], text, cur.start)
-        m = re.search(r"(?<![\w@.])@([A-Za-z0-9_]*)\Z", before)
-        if m is not None:
-            return _Context("mention", prefix_start=offset - len(m.group(1)))
-        if before.rfind("{{") > before.rfind("}}") or before.rfind("{%") > before.rfind("%}"):
-            w = re.search(r"[A-Za-z_][A-Za-z0-9_]*\Z", before)
-            return _Context("template", prefix_start=offset - (len(w.group()) if w else 0))
-        if ctx.where == "value":
-            q = before.rfind('"') + 1
-            return _Context("value", ctx.block, ctx.setting, cur.start + q, in_string=True)
-        return _Context("none")
-    code = [t for t in toks[: i + 1] if t.kind != "COMMENT" and t.end <= offset]
-    if cur is not None and cur.kind == "COMMENT" and cur.start < offset:
-        return _Context("none")
-    prefix_start = offset
-    if code and code[-1].end == offset and (code[-1].kind == "NAME" or code[-1].kind in DECL_TYPES):
-        prefix_start = code[-1].start
-        code = code[:-1]
-    ctx = _code_context(code, text, offset)
-    ctx.prefix_start = prefix_start
-    return ctx
-
-
-def _code_context(code: list[Tok], text: str, offset: int) -> _Context:
-    stack: list[tuple[str, str]] = []  # (bracket, declaration keyword or setting name)
-    decl = ""
-    setting = ""
-    for n, t in enumerate(code):
-        k = t.kind
-        if not stack and k in DECL_TYPES:
-            decl, setting = k, ""
-        elif k == "EQUAL":
-            prev = code[n - 1] if n else None
-            setting = (
-                decl.lower()
-                if not stack and decl in ("LET", "CUT")
-                else (prev.text if prev else "")
-            )
-        elif k == "LBRACE":
-            owner = decl if not stack else setting
-            stack.append(("{", owner))
-            setting = ""
-        elif k == "LSQB":
-            stack.append(("[", setting))
-        elif k in ("RBRACE", "RSQB") and stack:
-            # a `}` also closes a `[` left open inside it (the file is being typed)
-            want = "{" if k == "RBRACE" else "["
-            while stack:
-                opener, owner = stack.pop()
-                if opener == want or want == "[":
-                    break
-            setting = owner if stack and stack[-1][0] == "[" else setting
-    prev = code[-1] if code else None
-    if prev is not None and prev.kind == "DOT":
-        owner = code[-2].text if len(code) > 1 else ""
-        return _Context("attr", owner=owner)
-    if prev is not None and prev.kind == "COLON" and not stack:
-        return _Context("parent")
-    if stack and stack[-1][0] == "[":
-        if prev is not None and prev.kind in ("LSQB", "COMMA"):
-            return _Context("value", setting=stack[-1][1])
-        return _Context("none")
-    if prev is not None and prev.kind == "EQUAL":
-        return _Context("value", decl, setting)
-    if not stack:
-        if prev is None or prev.kind in (
-            "RBRACE",
-            "STRING",
-            "LONG_STRING",
-            "RSQB",
-            "NUMBER",
-            "NAME",
-            "RPAR",
-        ):
-            if prev is not None and prev.kind == "NAME" and prev.end == offset:
-                return _Context("none")
-            return _Context("top")
-        return _Context("none")
-    owner = stack[-1][1]
-    if prev is not None and (
-        prev.kind in ("LBRACE", "COMMA", "SEMICOLON")
-        or (
-            prev.kind in ("STRING", "LONG_STRING", "NUMBER", "NAME", "RPAR", "RSQB", "RBRACE")
-            and "\n" in text[prev.end : offset]
-        )
-    ):
-        block = owner if owner in DECL_TYPES else ""
-        return _Context("setting", block)
-    return _Context("none")
-
-
 @server.feature(
     lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["@", ".", '"', "{"])
 )
@@ -994,55 +743,20 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
     text = ls.doc_text(uri)
     lines = Lines(text, ls.encoding())
     offset = lines.offset(params.position)
-    ctx = _context(text, offset)
     # The last compile's names are good enough (no compile per keystroke here).
     symbols = ls.project_for(uri_to_path(uri)).index.symbols if uri.startswith("file:") else {}
-    rng = lsp.Range(lines.position(ctx.prefix_start), lines.position(offset))
-    typed = text[ctx.prefix_start : offset].lstrip('"')
-    # (label, kind, detail, text to insert): items are made only for what is shown.
-    found: list[tuple[str, lsp.CompletionItemKind, str, str]] = []
-
-    def names(kinds: tuple[str, ...]) -> None:
-        for sym in symbols.values():
-            if sym.kind in kinds and sym.name.startswith(typed):
-                found.append((sym.name, COMPLETION_KINDS[sym.kind], sym.kind, sym.name))
-
-    def words(words: tuple[str, ...], kind: lsp.CompletionItemKind, detail: str) -> None:
-        found.extend((w, kind, SETTING_DOCS.get(w, detail), w) for w in words)
-
-    if ctx.where == "mention":
-        names(("image", "video", "element", "scene"))
-    elif ctx.where == "template":
-        names(("let",))
-    elif ctx.where == "top":
-        words(KEYWORDS, lsp.CompletionItemKind.Keyword, "declaration")
-    elif ctx.where == "setting":
-        words(_block_settings(ctx.block), lsp.CompletionItemKind.Property, "")
-    elif ctx.where == "parent":
-        names(("style",))
-    elif ctx.where == "attr":
-        owner = symbols.get(ctx.owner)
-        if owner is not None and owner.kind == "scene":
-            for a in FRAME_ATTRS:
-                insert = "frame(" if a == "frame" else a
-                found.append((a, lsp.CompletionItemKind.Field, "a frame of the scene", insert))
-    elif ctx.where == "value":
-        for v in _string_values(ctx.setting):
-            insert = v if ctx.in_string else f'"{v}"'
-            found.append((v, lsp.CompletionItemKind.EnumMember, ctx.setting, insert))
-        if not ctx.in_string:
-            words(WORD_VALUES.get(ctx.setting, ()), lsp.CompletionItemKind.Constant, ctx.setting)
-            names(REF_KINDS.get(ctx.setting, ()))
-    # Only what matches what is typed, and not thousands of scenes at once: the editor
-    # asks again as the word grows (`is_incomplete`).
-    found = sorted(f for f in found if f[0].startswith(typed))
+    start, found, more = complete.candidates(text, offset, symbols)
+    rng = lsp.Range(lines.position(start), lines.position(offset))
     items = [
         lsp.CompletionItem(
-            label=label, kind=kind, detail=detail, text_edit=lsp.TextEdit(rng, insert)
+            label=label,
+            kind=COMPLETION_KINDS.get(kind, lsp.CompletionItemKind.Text),
+            detail=detail,
+            text_edit=lsp.TextEdit(rng, insert),
         )
-        for label, kind, detail, insert in found[:MAX_ITEMS]
+        for label, kind, detail, insert in found
     ]
-    return lsp.CompletionList(is_incomplete=len(found) > MAX_ITEMS, items=items)
+    return lsp.CompletionList(is_incomplete=more, items=items)
 
 
 def serve() -> None:
