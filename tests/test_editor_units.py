@@ -9,7 +9,7 @@ from lsprotocol import types as lsp
 
 from storyc.editor import index as index_mod
 from storyc.editor.complete import context as _context
-from storyc.editor.lsp import _lowered_mentions
+from storyc.editor.hover import lowered_mentions as _lowered_mentions
 from storyc.editor.positions import Lines
 from storyc.lang.loader import load
 

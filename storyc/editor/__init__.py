@@ -6,6 +6,8 @@ Stage: editor, after watch and before the command line. Modules:
     index      what a project declares and where each name is used (definitions, references)
     complete   what may be written at a place (from the token stream of a half-typed file)
     positions  offsets and spans to LSP positions in the negotiated encoding
+    project    one project as the server holds it (caches, the last check)
+    hover      what the server shows over a name (prompt as sent, cost, build state, ...)
     lsp        the language server over stdio (pygls): diagnostics, hover, definitions,
                references, completion, rename, symbols, formatting, quick fixes
 

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,16 @@ from pygls.lsp.server import LanguageServer
 from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
-from storyc.compiler import Compilation, compile_project
+from storyc.compiler import compile_project
 from storyc.editor import complete
+from storyc.editor import hover as hover_mod
 from storyc.editor import index as index_mod
 from storyc.editor.fmt import format_text
-from storyc.editor.index import Index, Symbol, Use
+from storyc.editor.index import Symbol, Use
 from storyc.editor.positions import Lines, path_to_uri, uri_to_path
+from storyc.editor.project import ProjectState
 from storyc.lang import ast
-from storyc.lang.loader import ENTRY_NAME, Loaded, ParseCache, find_entry, load
-from storyc.plan import pricing
-from storyc.resolve.model import LocalFile, Project, RemoteFile
+from storyc.lang.loader import ENTRY_NAME, find_entry, load
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
@@ -74,31 +73,6 @@ COMPLETION_KINDS = {
 
 
 # -- projects -------------------------------------------------------------------------------
-
-
-@dataclass
-class ProjectState:
-    entry: Path
-    root: Path
-    cache: ParseCache = field(default_factory=ParseCache)
-    digests: DigestCache = field(default_factory=DigestCache)
-    comp: Compilation | None = None
-    loaded: Loaded | None = None
-    index: Index = field(default_factory=Index)
-    memo: index_mod.Memo = field(default_factory=dict)
-    published: set[str] = field(default_factory=set)  # uris with diagnostics out
-    stale: bool = True
-    task: asyncio.Task[None] | None = None
-    # scene → its build plan, made for a hover and kept until the next check; the lock
-    # file and store it was made from
-    plans: dict[str, Any] = field(default_factory=dict)
-    build_state: Any = None
-
-    def label(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.root)).as_posix()
-
-    def path(self, label: str) -> Path:
-        return Path(os.path.normpath(self.root / label))
 
 
 class StoryServer(LanguageServer):
@@ -320,183 +294,6 @@ def did_change_watched_files(ls: StoryServer, params: lsp.DidChangeWatchedFilesP
 # -- hover ---------------------------------------------------------------------------------
 
 
-def _asset_text(project: Project | None, name: str) -> list[str]:
-    asset = project.assets.get(name) if project else None
-    if asset is None:
-        return []
-    src = asset.source
-    if isinstance(src, RemoteFile):
-        return [f"`{src.url}` (fetched by the provider)"]
-    assert isinstance(src, LocalFile)
-    parts = [f"`{src.path}`", _size(src.size)]
-    info = src.media
-    if info is not None:
-        parts.append(info.format)
-        if info.width and info.height:
-            parts.append(f"{info.width}×{info.height}")
-        if info.duration is not None:
-            parts.append(f"{info.duration:g} s")
-        if info.fps:
-            parts.append(f"{info.fps:g} fps")
-        if info.has_audio is not None:
-            parts.append("with sound" if info.has_audio else "no sound")
-    return [" · ".join(parts)]
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-def _scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
-    """(backend, the scene's plan) — up to date, will render and why, waiting, blocked —
-    or (backend, why it cannot be told). Only the scene and the scenes it uses are
-    planned (a scene's plan depends on nothing else); plans last until the next check."""
-    comp = state.comp
-    if comp is None or comp.project is None:
-        return "preview", "unknown (the project does not compile)"
-    setting = comp.project.settings.get("backend")
-    backend = str(getattr(setting, "value", None) or "preview")
-    hit = state.plans.get(name)
-    if hit is not None:
-        return backend, hit
-    import dataclasses
-
-    from storyc.plan.planner import make_plan
-    from storyc.state.lockfile import LockFile, LockFileError
-    from storyc.state.store import Store
-
-    closure: set[str] = set()
-    todo = [name]
-    while todo:
-        n = todo.pop()
-        if n not in closure:
-            closure.add(n)
-            req = comp.requests.get(n)
-            todo.extend(req.upstream if req is not None else ())
-    order = [n for n in comp.order if n in closure]
-    order += sorted(closure - set(order))
-    try:
-        if state.build_state is None:
-            lock = LockFile.load(LockFile.path_for(state.root))
-            state.build_state = (lock, Store.for_project(state.root))
-        lock, store = state.build_state
-        sub = dataclasses.replace(comp, order=order, selected=order)
-        state.plans.update(make_plan(sub, lock=lock, store=store, backend=backend).scenes)
-    except (LockFileError, OSError) as exc:
-        return backend, f"unknown ({exc})"
-    return backend, state.plans.get(name, "unknown")
-
-
-def _scene_hover(state: ProjectState, name: str) -> list[str]:
-    comp = state.comp
-    if comp is None or comp.project is None or name not in comp.project.scenes:
-        return []
-    scene = comp.project.scenes[name]
-    req = comp.requests.get(name)
-    out = []
-    if req is None:
-        why = comp.broken.get(name) or (
-            f"it uses scene `{comp.blocked[name]}`, which cannot be built"
-            if name in comp.blocked
-            else "see its errors"
-        )
-        out.append(f"not compiled: {why}")
-        out += ["", "**prompt as written**", "```text", scene.prompt, "```"]
-        return out
-    dur = "length of the edited video" if req.duration is None else f"{req.duration} s"
-    takes = f" · {req.takes} takes" if req.takes != 1 else ""
-    out.append(f"{req.mode} · `{req.target}` ({req.schema}) · {req.quality} · {dur}{takes}")
-    backend, sp = _scene_plan(state, name)
-    # The paid price, whatever the project's backend (a preview is free); an edit is
-    # priced by the length of the video it edits, as the planner prices it.
-    from storyc.plan.planner import _base_duration
-
-    base = _base_duration(comp, req, state.plans)
-    paid = pricing.estimate(req, backend="inference", base_duration=base)
-    out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
-    if isinstance(sp, str):
-        out.append(f"build: {sp}")
-    else:
-        words = {
-            "up-to-date": "up to date",
-            "render": "will render",
-            "waiting": "will render after " + ", ".join(sp.waiting_on),
-            "blocked": f"blocked: {sp.blocked}",
-        }
-        why = "; ".join(c.message for c in sp.reasons[:2])
-        out.append(
-            f"build ({backend}): {words.get(sp.status, sp.status)}"
-            + (f" — {why}" if why and sp.status != "up-to-date" else "")
-        )
-    out += ["", "**prompt as sent**", "```text", req.prompt, "```"]
-    return out
-
-
-def _mention_hover(state: ProjectState, use: Use) -> list[str]:
-    comp = state.comp
-    if comp is None or comp.project is None or use.scene is None:
-        return []
-    scene = comp.project.scenes.get(use.scene)
-    req = comp.requests.get(use.scene)
-    if scene is None or req is None:
-        return []
-    sent = _lowered_mentions(scene.prompt, [(m.start, m.end) for m in scene.mentions], req.prompt)
-    for m, text in zip(scene.mentions, sent, strict=False):
-        if m.name == use.name and text is not None:
-            return [f"in scene `{use.scene}`, `@{use.name}` is sent as `{text}` (`{req.target}`)"]
-    return []
-
-
-def _lowered_mentions(prompt: str, spans: list[tuple[int, int]], sent: str) -> list[str | None]:
-    """What each mention of `prompt` became in the lowered prompt `sent`: the text
-    between the same literal pieces (None where that cannot be told)."""
-    spans = sorted(spans)
-    out: list[str | None] = []
-    pos_in, pos_out = 0, 0
-    for i, (a, b) in enumerate(spans):
-        literal = prompt[pos_in:a]
-        if not sent.startswith(literal, pos_out):
-            return out + [None] * (len(spans) - i)
-        pos_out += len(literal)
-        nxt = prompt[b : spans[i + 1][0]] if i + 1 < len(spans) else prompt[b:]
-        if i + 1 == len(spans):
-            end = len(sent) - len(nxt) if sent.endswith(nxt) else -1
-        else:
-            end = sent.find(nxt, pos_out) if nxt else -1
-        if end < pos_out:
-            return out + [None] * (len(spans) - i)
-        out.append(sent[pos_out:end])
-        pos_in, pos_out = b, end
-    return out
-
-
-def _symbol_hover(state: ProjectState, sym: Symbol) -> list[str]:
-    project = state.comp.project if state.comp else None
-    head = f"**{sym.kind}** `{sym.name}`" + (
-        f" — {sym.span.file}:{sym.span.line}" if sym.kind != "let" else ""
-    )
-    lines = [head]
-    if sym.kind in ("image", "video"):
-        lines += _asset_text(project, sym.name)
-    elif sym.kind == "scene":
-        lines += _scene_hover(state, sym.name)
-    elif sym.kind == "element" and project and sym.name in project.elements:
-        el = project.elements[sym.name]
-        if el.description:
-            lines.append(el.description)
-        lines.append(f"{1 + len(el.refs)} image(s): frontal and {len(el.refs)} more")
-    elif sym.kind == "let" and project and sym.name in project.variables:
-        lines.append(f"`{project.variables[sym.name]!r}`")
-    elif sym.kind == "cut" and project and sym.name in project.cuts:
-        cut = project.cuts[sym.name]
-        lines.append(" → ".join(n for n, _ in cut.scenes) or "(empty)")
-    return lines
-
-
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
 @_answers
 def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
@@ -505,7 +302,7 @@ def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
     text: list[str] = []
     span: Span | None = None
     if isinstance(hit, Symbol):
-        text, span = _symbol_hover(state, hit), hit.span
+        text, span = hover_mod.symbol_hover(state, hit), hit.span
     elif isinstance(hit, Use):
         span = hit.span
         if hit.kind == "include":
@@ -514,11 +311,11 @@ def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
             sym = state.index.symbols.get(hit.name)
             if sym is None:
                 return None
-            text = _symbol_hover(state, sym)
+            text = hover_mod.symbol_hover(state, sym)
             if hit.kind == "mention":
-                text = _mention_hover(state, hit) + [""] + text
+                text = hover_mod.mention_hover(state, hit) + [""] + text
     else:
-        word = _word_at(lines.text, offset)
+        word = hover_mod.word_at(lines.text, offset)
         if word is not None and word[0] in complete.SETTING_DOCS:
             text = [f"**{word[0]}**: {complete.SETTING_DOCS[word[0]]}"]
             span = Span.from_offsets(label, lines.text, word[1], word[2])
@@ -528,16 +325,6 @@ def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
         contents=lsp.MarkupContent(lsp.MarkupKind.Markdown, "\n".join(text)),
         range=lines.range(span) if span.file == label else None,
     )
-
-
-def _word_at(text: str, offset: int) -> tuple[str, int, int] | None:
-    a = offset
-    while a > 0 and (text[a - 1].isalnum() or text[a - 1] == "_"):
-        a -= 1
-    b = offset
-    while b < len(text) and (text[b].isalnum() or text[b] == "_"):
-        b += 1
-    return (text[a:b], a, b) if b > a else None
 
 
 # -- definitions, references, rename -------------------------------------------------------
