@@ -376,22 +376,30 @@ def references(ls: StoryServer, params: lsp.ReferenceParams) -> list[lsp.Locatio
 @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
 @_answers
 def prepare_rename(ls: StoryServer, params: lsp.PrepareRenameParams) -> lsp.Range | None:
-    state, label, offset, lines = ls.where(params.text_document.uri, params.position)
+    found = _declared_at(ls, params.text_document.uri, params.position)
+    return found[2].range(found[1].span) if found is not None else None
+
+
+def _declared_at(
+    ls: StoryServer, uri: str, pos: lsp.Position
+) -> tuple[ProjectState, Symbol | Use, Lines] | None:
+    """The declared name (its declaration or a use of it) at `pos`, if any."""
+    state, label, offset, lines = ls.where(uri, pos)
     hit = state.index.at(label, offset)
-    if hit is None or (isinstance(hit, Use) and hit.kind == "include"):
+    if hit is None or hit.name not in state.index.symbols:
         return None
-    if hit.name not in state.index.symbols:
+    if isinstance(hit, Use) and hit.kind == "include":
         return None
-    return lines.range(hit.span)
+    return state, hit, lines
 
 
 @server.feature(lsp.TEXT_DOCUMENT_RENAME, lsp.RenameOptions(prepare_provider=True))
 @_answers
 def rename(ls: StoryServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
-    state, label, offset, _ = ls.where(params.text_document.uri, params.position)
-    hit = state.index.at(label, offset)
-    if hit is None or (isinstance(hit, Use) and hit.kind == "include"):
+    found = _declared_at(ls, params.text_document.uri, params.position)
+    if found is None:
         return None
+    state, hit, _ = found
     new = params.new_name
     if not NAME_RE.match(new) or new in ("true", "false"):
         raise JsonRpcInvalidParams(
