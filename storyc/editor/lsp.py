@@ -129,8 +129,22 @@ class StoryServer(LanguageServer):
 
     # -- compiling and diagnostics ---------------------------------------------------------
     def refresh(self, state: ProjectState) -> None:
-        overlays = self.overlays()
+        """Check the project again and publish its diagnostics. A bug in storyc is
+        logged to the editor, never a reason for the server to stop."""
         state.stale = False
+        try:
+            self._refresh(state)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self.window_log_message(
+                lsp.LogMessageParams(
+                    type=lsp.MessageType.Error,
+                    message=f"storyc: internal error while checking: {type(exc).__name__}: {first}",
+                )
+            )
+
+    def _refresh(self, state: ProjectState) -> None:
+        overlays = self.overlays()
         state.comp = compile_project(
             state.entry, parse_cache=state.cache, digests=state.digests, overlays=overlays
         )
