@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 from storyc.base.diagnostics import Diagnostic, Span
 from storyc.lang import ast
-from storyc.lang.parser import dedent_long, parse_text
+from storyc.lang.lexicon import dedent_long
 from storyc.lang.tokens import DECL_TYPES, Stream, Tok, comments, tokenize
 
 STEP = 2  # spaces per level
@@ -480,6 +480,8 @@ def format_text(text: str, file: str = "<story>") -> Formatted:
     diagnostic. Never raises for bad input."""
     out = layout(text)
     if out is None:
+        from storyc.lang.parser import parse_text  # only a file that does not lay out
+
         result = parse_text(text, file)
         if result.diagnostics:
             return Formatted(text, None, list(result.diagnostics))
@@ -513,6 +515,8 @@ def shape(node: object) -> object:
 def verify(before: str, after: str) -> str | None:
     """Why `after` is not a faithful layout of `before`, or None when it is: both parse,
     to the same tree (positions and quoting aside), with the same comments."""
+    from storyc.lang.parser import parse_text
+
     a, b = parse_text(before), parse_text(after)
     if not a.ok or not b.ok:
         return "the formatted text does not parse" if a.ok else "the input does not parse"

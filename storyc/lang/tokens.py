@@ -4,9 +4,9 @@ Stage: beside the parser, for tools that must keep what the parser skips (the fo
 the language server). In: the text of one file. Out: a list of `Tok` covering every code
 token and comment in order, each knowing how many line breaks precede it. Pure; no I/O.
 
-It shares the parser's lexical definitions (`storyc.lang.parser`: the token patterns, the
-punctuation and keyword tables, the contextual keyword rule, the nesting limit) rather
-than restating them, and types every code token exactly as the parser's lexer does
+It shares the parser's lexical definitions (`storyc.lang.lexicon`: the token patterns,
+the punctuation and keyword tables, the contextual keyword rule, the nesting limit)
+rather than restating them, and types every code token exactly as the parser's lexer does
 (a test holds the two to that). Unlike the parser's lexer it never stops: a character
 that starts no token, or an unterminated string, becomes an `ERROR` token, so an editor
 still sees the rest of a half-typed file.
@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from storyc.lang.parser import (
-    _KEYWORD_TYPES,
-    _PUNCT,
-    _TOKEN,
-    _WANTS_NAME,
+from storyc.lang.lexicon import (
     COMMENT,
+    KEYWORD_TYPES,
     MAX_NESTING,
+    PUNCT,
+    TOKEN,
+    WANTS_NAME,
     WHITESPACE,
 )
 
@@ -31,13 +31,13 @@ from storyc.lang.parser import (
 # character (an unterminated string swallows the rest of its line, as an editor shows
 # it), or the end: one match per token, whitespace included.
 _SCAN = re.compile(
-    rf"(?:{WHITESPACE})?(?:(?P<COMMENT>{COMMENT})|{_TOKEN.pattern}"
+    rf"(?:{WHITESPACE})?(?:(?P<COMMENT>{COMMENT})|{TOKEN.pattern}"
     r'|(?P<ERROR>"[^\n]*|[\s\S])|\Z)'
 )
 _GROUP_NAMES = {index: name for name, index in _SCAN.groupindex.items()}
 OPENERS = frozenset(("LBRACE", "LSQB", "LPAR"))
 CLOSERS = frozenset(("RBRACE", "RSQB", "RPAR"))
-DECL_TYPES = frozenset(_KEYWORD_TYPES.values())
+DECL_TYPES = frozenset(KEYWORD_TYPES.values())
 
 
 @dataclass(slots=True)
@@ -74,9 +74,9 @@ def tokenize(text: str) -> Stream:
     deepest = 0
     prev = ""
     errors = False
-    keyword = _KEYWORD_TYPES.get
-    punct = _PUNCT
-    wants = _WANTS_NAME
+    keyword = KEYWORD_TYPES.get
+    punct = PUNCT
+    wants = WANTS_NAME
     count = text.count
     names = _GROUP_NAMES
     for m in _SCAN.finditer(text):
