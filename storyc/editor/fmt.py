@@ -84,21 +84,19 @@ class _Printer:
         self.text = text
         self.toks = toks = stream.tokens
         n = len(toks)
-        # next_code[i]: index of the first code token at or after i (n at the end)
-        nxt = [n] * (n + 1)
-        for i in range(n - 1, -1, -1):
-            nxt[i] = i if toks[i].kind != "COMMENT" else nxt[i + 1]
+        kinds = [t.kind for t in toks]
+        # next_code[i]: index of the first code token at or after i (n at the end);
+        # ahead[i]: its kind ("$END" at the end). Most files have few comments.
+        if "COMMENT" in kinds:
+            nxt = [n] * (n + 1)
+            for i in range(n - 1, -1, -1):
+                nxt[i] = i if kinds[i] != "COMMENT" else nxt[i + 1]
+            self.ahead = [kinds[j] if j < n else "$END" for j in nxt]
+        else:
+            nxt = list(range(n + 1))
+            self.ahead = [*kinds, "$END"]
         self.next_code = nxt
-        # ahead[i]: the kind of the first code token at or after i ("$END" at the end)
-        self.ahead = [toks[j].kind if j < n else "$END" for j in nxt]
-        self.match: dict[int, int] = {}
-        stack: list[int] = []
-        for i, t in enumerate(toks):
-            k = t.kind
-            if k == "LBRACE" or k == "LSQB":
-                stack.append(i)
-            elif (k == "RBRACE" or k == "RSQB") and stack:
-                self.match[stack.pop()] = i
+        self.kinds = kinds
         self.i = 0
         self.lines: list[_Line] = []
         self.line: _Line | None = None
@@ -311,9 +309,7 @@ class _Printer:
         """Whether the bracket at `open_i` is laid over several lines; None when it is
         empty with nothing inside."""
         toks = self.toks
-        close = self.match.get(open_i)
-        if close is None:
-            raise _Reject
+        close = self._match(open_i)
         first = self.next_code[open_i + 1]
         if first == close:
             if close == open_i + 1:
@@ -328,6 +324,20 @@ class _Printer:
         while toks[j].kind == "COMMENT":
             j -= 1
         return any(t.nl or t.is_line_comment for t in toks[j + 1 : close + 1])
+
+    def _match(self, open_i: int) -> int:
+        """The index of the bracket that closes the one at `open_i`."""
+        kinds = self.kinds
+        depth = 0
+        for j in range(open_i, len(kinds)):
+            k = kinds[j]
+            if k == "LBRACE" or k == "LSQB":
+                depth += 1
+            elif k == "RBRACE" or k == "RSQB":
+                depth -= 1
+                if depth == 0:
+                    return j
+        raise _Reject
 
     def _open(self, kind: str, brk: int, indent: int, blank: bool) -> tuple[bool | None, int]:
         open_i = self.next_code[self.i]
