@@ -29,6 +29,7 @@ comments: `storyc fmt` refuses to write a file whose meaning would change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 
 from storyc.base.diagnostics import Diagnostic, Span
@@ -265,9 +266,12 @@ class _Printer:
             self.put("NAME", _NEVER, cont)
             self.put("EQUAL", _NEVER, cont)
             self._candidate(line, kind)
-            if kind == "CUT" and self.peek() != "LSQB":
-                raise _Reject
-            self.value(self._after_equal(), cont)
+            if kind == "CUT":
+                if self.peek() != "LSQB":
+                    raise _Reject
+                self.list(_NEVER, cont, False, self.cut_item)
+            else:
+                self.value(self._after_equal(), cont)
             self._settle(line)
         elif kind in ("IMAGE", "VIDEO"):
             self.put("NAME", _NEVER, cont)
@@ -427,7 +431,28 @@ class _Printer:
         else:
             raise _Reject
 
-    def list(self, brk: int, indent: int, blank: bool) -> None:
+    def cut_item(self, brk: int, indent: int, blank: bool = False) -> None:
+        """A cut's entry: a scene, maybe trimmed (`arrival { in = 1 }`), or a
+        transition (`crossfade(0.5)`)."""
+        if self.peek() == "NAME" and self.peek2() == "LPAR":
+            self.put("NAME", brk, indent, blank=blank)
+            cont = indent + STEP
+            self.put("LPAR", _NEVER, cont, space=False)
+            self.put("NUMBER", _NEVER, cont, space=False)
+            self.put("RPAR", _NEVER, cont, space=False)
+            return
+        self.value(brk, indent, blank)
+        if self.peek() == "LBRACE":
+            self.body(_NEVER, indent + STEP)
+
+    def list(
+        self,
+        brk: int,
+        indent: int,
+        blank: bool,
+        item: Callable[[int, int, bool], None] | None = None,
+    ) -> None:
+        item = item or self.value
         ml, saved = self._open("LSQB", brk, indent, blank)
         first = True
         last: tuple[_Line, int] | None = None
@@ -441,7 +466,7 @@ class _Printer:
                 assert last is not None
                 last[0].pieces.insert(last[1], ",")
                 self.drop("COMMA", self.indent)
-            self.value(_FORCE if ml and first else _KEEP, self.indent, not first)
+            item(_FORCE if ml and first else _KEEP, self.indent, not first)
             first = False
             last = self.mark()
         if ml and last is not None:

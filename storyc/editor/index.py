@@ -191,7 +191,9 @@ def _collect(item: ast.Decl, file: str, text: str, out: list[Use]) -> None:
     if isinstance(item, ast.Let):
         _values(item.value, file, text, out, scene)
     elif isinstance(item, ast.CutDecl):
-        _values(item.items, file, text, out, scene)
+        for entry in item.items:
+            if isinstance(entry, ast.CutEntry):
+                _values(entry.value, file, text, out, scene)
     elif isinstance(item, ast.AssetDecl):
         pass
     for s in settings_of(item):

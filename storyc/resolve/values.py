@@ -43,6 +43,8 @@ PROJECT_DEFAULTS = ("quality", "aspect", "duration", "watermark", "takes", "targ
 PROJECT_SETTINGS = ("name",) + PROJECT_DEFAULTS + ("backend", "base_url", "max_cost", "jobs")
 ELEMENT_SETTINGS = ("frontal", "refs", "description")
 VIDEO_SLOT = ("video", "motion", "edit")
+# A cut entry's trim: `arrival { in = 1, out = 4.5 }` (seconds of the scene's video).
+CUT_ENTRY_SETTINGS = ("in", "out")
 
 _UNSET: Any = object()
 
