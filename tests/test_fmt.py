@@ -251,3 +251,15 @@ def test_cli_leaves_a_file_with_a_syntax_error_untouched(tmp_path: Path) -> None
     assert (tmp_path / "other.story").read_text("utf-8") == NEAT  # the others still are
     r = _storyc("fmt", "no/such/file.story", cwd=tmp_path)
     assert r.returncode == 3 and "no such file" in r.stderr
+
+
+def test_cut_entries_with_trims_and_transitions() -> None:
+    text = "cut film=[dawn,crossfade( 0.5 ),nets{in=2 out=7.5}  // the middle\n,gulls {out=4}\n]\n"
+    out = _fmt(text)
+    assert out == (
+        "cut film = [\n"
+        "  dawn, crossfade(0.5), nets { in = 2, out = 7.5 }, // the middle\n"
+        "  gulls { out = 4 },\n"
+        "]\n"
+    )
+    assert verify(text, out) is None and _fmt(out) == out
