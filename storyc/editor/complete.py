@@ -46,6 +46,8 @@ SETTING_DOCS = {
     "jobs": "how many renders run at once",
     "frontal": "the element's frontal image",
     "description": "what the element is, in words",
+    "in": "where the scene starts playing in the cut (seconds into its video; default 0)",
+    "out": "where the scene stops playing in the cut (seconds; default: its end)",
 }
 
 REF_KINDS = {
@@ -90,6 +92,8 @@ def block_settings(kind: str) -> tuple[str, ...]:
         return tuple(s for s in SCENE_SETTINGS if s not in ("prompt", "use"))
     if kind in ("SCENE", "STYLE"):
         return SCENE_SETTINGS
+    if kind == "TRIM":  # a cut entry's block: `arrival { in = 1, out = 4.5 }`
+        return ("in", "out")
     return ()
 
 
@@ -200,7 +204,7 @@ def code_context(code: list[Tok], text: str, offset: int) -> Context:
             and "\n" in text[prev.end : offset]
         )
     ):
-        block = owner if owner in DECL_TYPES else ""
+        block = owner if owner in DECL_TYPES else "TRIM" if owner == "cut" else ""
         return Context("setting", block)
     return Context("none")
 
