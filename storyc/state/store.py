@@ -235,6 +235,21 @@ class Store:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def incoming(self, name: str) -> Path:
+        """A temp path for a download that is kept between attempts (resumed later): in
+        the store's own directory, so `adopt` is a rename; `.tmp-` so gc removes it once
+        it is old."""
+        incoming = self.objects / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        return incoming / f".tmp-{name}"
+
+    def adopt(self, tmp: Path, digest: str) -> Path:
+        """Publish a file written elsewhere whose bytes the caller has hashed to `digest`
+        (e.g. a resumed download): fsynced, then renamed into place."""
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return self._publish(tmp, digest)
+
     def put_bytes(self, data: bytes) -> str:
         with self.writer() as w:
             w.write(data)
