@@ -90,8 +90,11 @@ class ObjectClient:
         self.config = config
         self._exc = bexc
         timeout = _timeout()
-        session = boto3.session.Session(profile_name=config.profile)
-        signed = session.get_credentials() is not None
+        try:
+            session = boto3.session.Session(profile_name=config.profile)
+            signed = session.get_credentials() is not None
+        except bexc.BotoCoreError as exc:  # an unknown profile, a broken config file
+            raise RemoteError(f"AWS configuration: {exc}") from None
         self.anonymous = not signed
         self._client: Any = session.client(
             "s3",

@@ -28,13 +28,13 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from storyc.remote import client as c
 from storyc.remote.claims import ClaimBook
-from storyc.remote.config import RemoteConfig
+from storyc.remote.config import RemoteConfig, RemoteConfigError, choose
 from storyc.remote.layout import (
     RENDERS,
     Record,
@@ -157,6 +157,11 @@ class TeamStore:
             # records may be on the next page, but one output is enough)
             i = max(i + 1, bisect.bisect_right(need, last))
         return found
+
+    def unask(self, key: str) -> None:
+        """Forget the answer about `key`, so that the next look-up asks the store again."""
+        with self._lock:
+            self._index.pop(key, None)
 
     def forget(self, key: str) -> None:
         with self._lock:
@@ -312,3 +317,25 @@ class TeamStore:
                 return
         self.stats.requests += 1
         self.stats.bytes_up += size
+
+
+def open_team(
+    setting: str | None,
+    store: Store,
+    *,
+    flag: str | None = None,
+    disabled: bool = False,
+    env: Mapping[str, str] | None = None,
+    warn: Warn | None = None,
+) -> TeamStore | None:
+    """The project's team store for this run, or None when none is configured.
+
+    Raises `RemoteConfigError` for a remote that cannot be used at all (a bad URL from
+    the flag or the environment, an unknown AWS profile)."""
+    config = choose(setting, os.environ if env is None else env, flag=flag, disabled=disabled)
+    if config is None:
+        return None
+    try:
+        return TeamStore(config, store, warn=warn)
+    except c.RemoteError as exc:
+        raise RemoteConfigError(str(exc)) from None
