@@ -164,7 +164,7 @@ class TeamLink:
             if rec is not None:
                 return self._from_record(rec)
             task_id = found.task_id
-            if found.alive:
+            if found.alive and found.state != "unknown":
                 if task_id and task_id not in unfollowable:
                     self.note(label, "following", f"task {task_id}, sent by another machine")
                     try:
