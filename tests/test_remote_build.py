@@ -97,6 +97,14 @@ def _check_videos(root: Path, outputs: dict[tuple[str, int], str | None]) -> Non
 
 
 def test_two_machines_at_once_pay_once_and_a_third_pays_nothing(
+    tmp_path: Path, bucket: Bucket
+) -> None:
+    # tasks long enough that both machines are building while the first ones run
+    with loopback.serve(latency=3.0, fast_outputs=True) as provider:
+        _two_machines_and_a_third(tmp_path, bucket, provider)
+
+
+def _two_machines_and_a_third(
     tmp_path: Path, bucket: Bucket, provider: loopback.LoopbackServer
 ) -> None:
     env = _env(bucket, provider)
@@ -111,6 +119,9 @@ def test_two_machines_at_once_pay_once_and_a_third_pays_nothing(
     sums = [summary(parse_events(out)) for out, _ in results]
     assert sums[0]["submitted"] + sums[1]["submitted"] == STORY_TAKES
     assert sum(s["team"]["followed"] + s["team"]["pulled"] for s in sums) == STORY_TAKES
+    # they overlapped: one of them followed the other's tasks or waited for its claims
+    states = {e.get("state") for out, _ in results for e in parse_events(out)}
+    assert states & {"following", "waiting"}, states
     assert _outputs(a) == _outputs(b)
     _check_videos(b, _outputs(b))
     assert not bucket.keys("claims/")  # every claim released once its render was pushed
