@@ -319,3 +319,22 @@ def test_a_dead_holder_is_seen_as_dead(bucket: Bucket) -> None:
     assert me.read(k2).alive  # type: ignore[union-attr]
     time.sleep(1.6)  # S3 times are whole seconds
     assert not me.read(k2).alive  # type: ignore[union-attr]
+
+
+def test_the_remote_setting_is_checked_in_the_story(tmp_path: Path) -> None:
+    from storyc.compiler import compile_project
+
+    def codes(remote: str) -> list[str]:
+        (tmp_path / "main.story").write_text(
+            f'project "T" {{ aspect = "16:9"  remote = "{remote}" }}\n'
+            'scene a { prompt = "x"  duration = 5 }\n'
+        )
+        comp = compile_project(tmp_path / "main.story")
+        return [d.code for d in comp.diagnostics if d.code.startswith("E3")]
+
+    assert codes("s3://team-films/night-market?endpoint=https://r2.example.com") == []
+    assert codes("https://team-films/x") == ["E340"]
+    assert codes("s3://AKIAXYZ:hunter2@team-films/x") == ["E341"]
+    assert codes("s3://team-films/x?secret_key=abc") == ["E341"]
+    assert codes("https://AKIAXYZ:hunter2@team-films/x") == ["E341"]  # never echoed by E340
+    assert codes("s3://team-films/x?endpoint=https://keys.example.com") == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from storyc.base.diagnostics import Diagnostics
 from storyc.lang import ast
@@ -218,22 +218,23 @@ def as_remote(s: ast.Setting, diags: Diagnostics) -> Any:
         user = parts.username
     except ValueError:
         parts, user = None, None
-    if parts is None or parts.scheme != "s3" or not parts.netloc:
-        diags.error(
-            "E340",
-            f'`remote` is not an s3:// URL: "{value}"',
-            s.value.span,
-            hint='for example: remote = "s3://my-team-bucket/my-film"',
-        )
-        return _UNSET
-    query = parts.query.lower()
-    if user is not None or any(w in query for w in _REMOTE_SECRETS):
+    # credentials first: the E340 message quotes the value, this one never does
+    names = [k.lower() for k, _ in parse_qsl(parts.query)] if parts is not None else []
+    if user is not None or any(w in k for k in names for w in _REMOTE_SECRETS):
         diags.error(
             "E341",
             "`remote` holds a credential: credentials never go in a story",
             s.value.span,
             hint="remove it; storyc reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(or AWS_PROFILE) from the environment",
+        )
+        return _UNSET
+    if parts is None or parts.scheme != "s3" or not parts.netloc:
+        diags.error(
+            "E340",
+            f'`remote` is not an s3:// URL: "{value}"',
+            s.value.span,
+            hint='for example: remote = "s3://my-team-bucket/my-film"',
         )
         return _UNSET
     return value
