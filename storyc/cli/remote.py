@@ -150,12 +150,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
             scene, take, key = item
             label = scene if plan.scenes[scene].takes <= 1 else f"{scene}#{take}"
             try:
-                rec = team.pull(key)
+                team.pull(key, scene=scene, take=take, backend=backend)
             except (Miss, RemoteError) as exc:
                 failed.append(label)
                 print(f"error: {label}: not pulled: {exc}", file=sys.stderr)
                 return
-            _say(args, f"pulled {label} ({rec.size:,} bytes)")
+            _say(args, f"pulled {label}")
 
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             list(pool.map(one, wanted))

@@ -52,6 +52,10 @@ class Truncated(RemoteError):
     """A download that ended before its length: resume it."""
 
 
+class BeyondEnd(RemoteError):
+    """A ranged read that starts at or after the end of the object (416)."""
+
+
 class NoBucket(RemoteError):
     """The bucket does not exist."""
 
@@ -121,6 +125,8 @@ class ObjectClient:
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 416 or code == "InvalidRange":
+                return BeyondEnd(f"{where}: nothing after that byte")
             if status == 412 or code == "PreconditionFailed":
                 return Conflict(f"{where}: written by someone else first")
             if status == 404 or code in ("NoSuchKey", "404", "NotFound"):

@@ -74,7 +74,7 @@ class Record:
 
     key: str
     output: str
-    size: int  # bytes of the output object
+    size: int  # bytes of the output object (-1: not known, the digest alone decides)
     scene: str
     take: int
     backend: str
