@@ -53,7 +53,7 @@ from storyc.build.outcome import (
     upstream_closure,
 )
 from storyc.build.progress import Reporter
-from storyc.build.team import TeamLink, TeamUnknown
+from storyc.build.team import TeamLink, TeamStopped, TeamUnknown
 from storyc.plan import pricing
 from storyc.targets.request import Request
 
@@ -239,6 +239,8 @@ class Executor:
             attached = await self._reattach(label, job, outcome)
             if attached is not None:
                 await self._push(label, job, attached)
+                if self.team is not None:
+                    await self.team.clear_stale(key, attached.task_id)
                 return attached
 
         failures = 0
@@ -261,14 +263,22 @@ class Executor:
             return await self._submit(label, job, outcome, upstream)
         try:
             got = await self.team.acquire(
-                job, label, lambda task_id: self._follow(label, job, task_id)
+                job,
+                label,
+                lambda task_id: self._follow(label, job, task_id),
+                self._stop.is_set,
             )
         except TeamUnknown as exc:
             raise _Stop(UNKNOWN, str(exc)) from None
+        except TeamStopped as exc:
+            raise _Stop(STOPPED, str(exc)) from None
         claimed = got.claimed
         try:
             if got.finished is not None:  # pulled, followed or adopted: nothing sent
-                done = self._finish(job, outcome, got.finished, how=got.how)
+                fin = got.finished
+                if fin.billed is None:  # what its payer was charged, as the lock says there
+                    fin = dataclasses.replace(fin, billed=self._estimate(job).amount)
+                done = self._finish(job, outcome, fin, how=got.how)
             else:
                 done = await self._submit(label, job, outcome, upstream, claimed)
             if got.how in ("", "adopted"):

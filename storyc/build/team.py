@@ -48,6 +48,10 @@ class TeamUnknown(BackendError):
     """Another machine's claim may have reached the provider: the user decides."""
 
 
+class TeamStopped(BackendError):
+    """The build was interrupted while this take waited for another machine."""
+
+
 class TeamPullFailed(BackendError):
     """The team store has this render but it could not be downloaded (not paid for again)."""
 
@@ -142,11 +146,16 @@ class TeamLink:
     def claims_possible(self) -> bool:
         return self.team.usable and not self.team.read_only
 
-    async def acquire(self, job: Job, label: str, follow: Follow) -> Acquired:
-        """Claim `job.key` before paying for it, or obtain its output another way."""
+    async def acquire(
+        self, job: Job, label: str, follow: Follow, stopped: Callable[[], bool]
+    ) -> Acquired:
+        """Claim `job.key` before paying for it, or obtain its output another way.
+        `stopped()` says the build was interrupted: waiting ends (`TeamStopped`)."""
         unfollowable: set[str] = set()  # tasks that failed, or this key cannot see
         waiting_said = False
         while True:
+            if stopped():
+                raise TeamStopped("not started: the build was interrupted")
             if not self.claims_possible:
                 return Acquired()
             try:
@@ -285,6 +294,18 @@ class TeamLink:
         elif state == "submitting":
             await self._update(claimed, state="unknown")
         claimed.lost = True
+
+    async def clear_stale(self, key: str, task_id: str | None) -> None:
+        """After re-attaching to a task this machine sent before it died: its old claim
+        (same task, a holder that is gone) is removed once the render is pushed."""
+        if not task_id or not self.claims_possible:
+            return
+        try:
+            found = await asyncio.to_thread(self.team.claims.read, key)
+            if found is not None and not found.alive and found.task_id == task_id:
+                await asyncio.to_thread(self.team.claims.forget, found)
+        except RemoteError as exc:
+            self.team.mark_down(exc)
 
     async def _release(self, claimed: Claimed) -> None:
         try:
