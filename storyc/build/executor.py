@@ -408,6 +408,8 @@ class Executor:
                 self.report.scene(label, "submitting" if self.backend.paid else "rendering")
                 task_id = await self.backend.submit(job, prepared)
             except NotSent as exc:
+                if claimed is not None:
+                    claimed.not_sent = True
                 self.result.committed -= amount
                 if attempt is not None:
                     self.io.journal_failed(attempt, str(exc), not_sent=True)

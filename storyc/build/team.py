@@ -64,6 +64,7 @@ class Claimed:
     lock: asyncio.Lock
     beat: asyncio.Task[None] | None = None
     lost: bool = False
+    not_sent: bool = False  # the executor knows the request never left (NotSent)
 
     @property
     def state(self) -> str:
@@ -109,6 +110,15 @@ class TeamLink:
             await asyncio.to_thread(self.team.lookup_many, list(keys))
         except RemoteError as exc:
             self.team.mark_down(exc)
+
+    async def lookup_new(self, keys: Iterable[str]) -> bool:
+        """Ask about the keys the team store was not asked about yet; whether there were
+        any (then a decision made without their answer should be made again)."""
+        new = [k for k in keys if not self.team.asked(k)]
+        if new and self.team.usable:
+            await self.lookup(new)
+            return True
+        return False
 
     def has(self, key: str) -> bool:
         return self.team.usable and self.team.known(key) is not None
@@ -288,7 +298,7 @@ class TeamLink:
             claimed.beat.cancel()
             await asyncio.gather(claimed.beat, return_exceptions=True)
         state = claimed.state
-        refused = isinstance(exc, TaskFailed | NotSent | SetupError)
+        refused = isinstance(exc, TaskFailed | NotSent | SetupError) or claimed.not_sent
         if exc is None or state == "claimed" or refused:
             await self._release(claimed)
         elif state == "submitting":
