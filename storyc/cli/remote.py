@@ -207,7 +207,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     if team is None:
         return _no_team(args)
     records: dict[str, Record] = {}
-    for entry in lock.scenes.values():
+    # previews may have a table of their own beside the paid renders
+    tables = [lock.scenes, getattr(lock, "previews", {})]
+    for entry in [e for table in tables for e in table.values()]:
         for t in entry.takes:
             if t.output and (entry.backend != "preview" or args.previews):
                 path = store.get(t.output)
