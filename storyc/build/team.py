@@ -256,7 +256,7 @@ class TeamLink:
 
     async def _heartbeat(self, claimed: Claimed) -> None:
         interval = self.team.claims.heartbeat
-        while not claimed.lost:
+        while not claimed.lost and self.team.usable:
             await asyncio.sleep(interval)
             await self._update(claimed)
 

@@ -138,7 +138,9 @@ def _load_lock(root: Path) -> LockFile | None:
         return None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
+    """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
+    an exit code after saying why there is none (also for `storyc pull`)."""
     from storyc.base.diagnostics import Severity, render_all
     from storyc.compiler import compile_project
 
@@ -158,6 +160,14 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
+    return root, digests, comp, lock
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+    got = compiled(args)
+    if isinstance(got, int):
+        return got
+    root, digests, comp, lock = got
     settings = getattr(comp.project, "settings", None) or {}
     setting = settings.get("backend")
     backend = args.backend or getattr(setting, "value", setting) or "preview"

@@ -22,7 +22,7 @@ from typing import Any
 
 from storyc.base.exits import ExitCode
 from storyc.cli import add_remote_flags, project_digests, project_root
-from storyc.cli.plan import FMT, _load_lock, open_team_store
+from storyc.cli.plan import FMT, _load_lock, compiled, open_team_store
 
 PULL_EPILOG = """\
 examples:
@@ -95,31 +95,30 @@ def _no_team(args: argparse.Namespace) -> int:
     return ExitCode.USAGE
 
 
+def _lock_project(root: Path) -> Any:
+    """The project's build lock, held; an exit code after saying who holds it."""
+    from storyc.state.projectlock import ProjectLock, ProjectLocked
+
+    guard = ProjectLock(root)
+    try:
+        guard.acquire()
+    except ProjectLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    return guard
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
-    from storyc.base.diagnostics import Severity, render_all
-    from storyc.compiler import compile_project
     from storyc.plan.planner import make_plan
     from storyc.remote.client import RemoteError
     from storyc.remote.planning import plan_with_remote
     from storyc.remote.team import Miss
-    from storyc.state.projectlock import ProjectLock, ProjectLocked
     from storyc.state.store import Store
 
-    root = project_root(args.path)
-    if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
-        return ExitCode.ENVIRONMENT
-    digests = project_digests(root)
-    comp = compile_project(Path(args.path), target=args.target, digests=digests)
-    if not comp.found:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
-        return ExitCode.ENVIRONMENT
-    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
-    if shown:
-        print(render_all(shown, comp.sources), file=sys.stderr)
-    lock = _load_lock(root)
-    if lock is None:
-        return ExitCode.FAILED
+    got = compiled(args)
+    if isinstance(got, int):
+        return got
+    root, digests, comp, lock = got
     settings = getattr(comp.project, "settings", None) or {}
     setting = settings.get("backend")
     backend = args.backend or getattr(setting, "value", setting) or "preview"
@@ -129,12 +128,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return team
     if team is None:
         return _no_team(args)
-    try:
-        guard = ProjectLock(root)
-        guard.acquire()
-    except ProjectLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.ENVIRONMENT
+    guard = _lock_project(root)
+    if isinstance(guard, int):
+        return guard
     try:
         plan = plan_with_remote(
             lambda remote: make_plan(comp, lock=lock, store=store, backend=backend, remote=remote),
@@ -185,7 +181,6 @@ def cmd_push(args: argparse.Namespace) -> int:
     from storyc.remote.client import RemoteError
     from storyc.remote.layout import Record
     from storyc.remote.team import Miss
-    from storyc.state.projectlock import ProjectLock, ProjectLocked
     from storyc.state.store import Store
 
     root = project_root(args.path)
@@ -245,12 +240,9 @@ def cmd_push(args: argparse.Namespace) -> int:
                     task_id=rec.task_id,
                     duration=rec.duration,
                 )
-    try:
-        guard = ProjectLock(root)
-        guard.acquire()
-    except ProjectLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ExitCode.ENVIRONMENT
+    guard = _lock_project(root)
+    if isinstance(guard, int):
+        return guard
     failed: list[str] = []
     try:
         try:

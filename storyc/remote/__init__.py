@@ -8,5 +8,6 @@ through boto3 (`storyc.remote.client`, the only module that imports it), and the
 store.
 
 Modules: `config` (the remote URL), `client` (boto3, errors mapped), `layout` (names and
-records), `claims` (one payer per request), `team` (look-up, pull, push).
+records), `claims` (one payer per request), `team` (look-up, pull, push), `planning` (the
+plan made in waves of batched look-ups).
 """

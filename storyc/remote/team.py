@@ -126,6 +126,7 @@ class TeamStore:
     def lookup_many(self, keys: Iterable[str]) -> dict[str, str]:
         """Which of `keys` the team store has: key → output digest. Batched listings;
         keys asked before are answered from memory. Raises `RemoteError`."""
+        keys = list(keys)
         need = sorted({hex_of(k) for k in keys if k not in self._index})
         if need:
             found = self._scan(need)
