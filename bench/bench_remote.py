@@ -149,10 +149,13 @@ def listing_alone(endpoint: str, bucket: str) -> float:
     return time.perf_counter() - t
 
 
+CPU: dict[str, list[float]] = {"alone": [], "pull": []}
+
+
 def client_alone(endpoint: str, bucket: str, outputs: list[str], dest: Path, jobs: int) -> float:
     """boto3 alone: make a client (as any command must), download every object to a file."""
     dest.mkdir()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     cl = boto(endpoint)
 
     def one(digest: str) -> None:
@@ -164,6 +167,7 @@ def client_alone(endpoint: str, bucket: str, outputs: list[str], dest: Path, job
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, outputs))
+    CPU["alone"].append(time.process_time() - c)
     return time.perf_counter() - t
 
 
@@ -171,11 +175,38 @@ def storyc_pull(root: Path, jobs: int) -> float:
     from storyc.cli import main
 
     shutil.rmtree(root / ".storyc", ignore_errors=True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         code = main(["pull", str(root), "--backend", "inference", "--json", "--jobs", str(jobs)])
     elapsed = time.perf_counter() - t
+    CPU["pull"].append(time.process_time() - c)
     assert code == 0, code
+    return elapsed
+
+
+def transfers_only(root: Path, jobs: int) -> float:
+    """storyc's download path alone (`TeamStore.pull` per take, verified into a fresh
+    store), its look-up done beforehand and not timed: what the pull adds per byte."""
+    from storyc.compiler import compile_project
+    from storyc.plan.planner import make_plan
+    from storyc.remote.config import parse_remote
+    from storyc.remote.team import TeamStore
+    from storyc.state.lockfile import LockFile
+    from storyc.state.store import Store
+
+    comp = compile_project(root / "main.story")
+    dest = root / ".storyc-transfers"
+    shutil.rmtree(dest, ignore_errors=True)
+    store = Store(dest)
+    plan = make_plan(comp, lock=LockFile(), store=store, backend="inference")
+    team = TeamStore(parse_remote(comp.project.settings["remote"].value), store)  # type: ignore[union-attr]
+    keys = [(n, plan.scenes[n].keys[1]) for n in plan.order]
+    team.lookup_many(k for _, k in keys)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(lambda nk: team.pull(nk[1], scene=nk[0], backend="inference"), keys))
+    elapsed = time.perf_counter() - t
+    shutil.rmtree(dest, ignore_errors=True)
     return elapsed
 
 
@@ -242,18 +273,27 @@ def main() -> None:
                 f"seeded {len(outputs)} outputs ({total / 1e6:.1f} MB) and {args.extra} other "
                 f"records in {time.perf_counter() - t:.1f} s"
             )
-            alone, pulls = [], []
+            alone, pulls, moves = [], [], []
             for i in range(args.repeat):
                 alone.append(client_alone(endpoint, bucket, outputs, tmp / f"alone{i}", args.jobs))
                 pulls.append(storyc_pull(root, args.jobs))
+                moves.append(transfers_only(root, args.jobs))
+                shutil.rmtree(tmp / f"alone{i}")
             for how, pick in (("median", statistics.median), ("best", min)):
-                a, p = pick(alone), pick(pulls)
+                a, p, m = pick(alone), pick(pulls), pick(moves)
                 print(
                     f"(a) {args.scenes} scenes pulled into an empty .storyc/ ({how} of "
                     f"{args.repeat}, interleaved): storyc pull {p:.2f} s ({total / p / 1e6:.0f} "
                     f"MB/s), boto3 alone {a:.2f} s ({total / a / 1e6:.0f} MB/s); ratio "
-                    f"{p / a:.2f}x (target <= 1.2x)"
+                    f"{p / a:.2f}x (target <= 1.2x); storyc's transfers alone (look-up, "
+                    f"compile and plan excluded) {m:.2f} s, {m / a:.2f}x"
                 )
+            print(
+                f"    CPU time in this process (median): storyc pull "
+                f"{statistics.median(CPU['pull']):.2f} s, boto3 alone "
+                f"{statistics.median(CPU['alone']):.2f} s (load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            )
             for extra in (0, args.extra):
                 if extra:
                     add_unrelated(root, extra)
