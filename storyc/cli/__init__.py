@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "storyc.cli.build",  # build, pick
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
+    "storyc.cli.film",  # export
     "storyc.cli.remote",  # pull, push (the team store)
     "storyc.cli.provider",  # provider (loopback server)
 )
@@ -48,6 +49,7 @@ COMMANDS = {
     "pick": "storyc.cli.build",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
+    "export": "storyc.cli.film",
     "pull": "storyc.cli.remote",
     "push": "storyc.cli.remote",
     "provider": "storyc.cli.provider",
