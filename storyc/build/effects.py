@@ -33,7 +33,7 @@ from storyc.build.outcome import TakeOutcome
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 from storyc.plan import keys
-from storyc.plan.planner import ScenePlan, Sources
+from storyc.plan.planner import RemoteLookup, ScenePlan, Sources
 from storyc.state.journal import Journal
 from storyc.state.lockfile import PREVIEW, LockFile, SceneEntry, TakeEntry
 from storyc.state.store import RenderRecord, Store, object_name
@@ -88,9 +88,17 @@ class ProjectIO:
         self._paid_current: dict[str, str | None] = {}  # preview builds: current paid clips
 
     # -- what the planner reads ---------------------------------------------------------
-    def sources(self, *, live_build: bool = False, resubmit_unknown: bool = False) -> Sources:
-        """The planner's view of this project, with this build's key cache and key index."""
+    def sources(
+        self,
+        *,
+        live_build: bool = False,
+        resubmit_unknown: bool = False,
+        remote: RemoteLookup | None = None,
+    ) -> Sources:
+        """The planner's view of this project, with this build's key cache and key index
+        (and, with `remote`, what the team store holds)."""
         return Sources(
+            remote=remote,
             lock=self.lock,
             store=self.store,
             backend=self.backend,

@@ -9,15 +9,17 @@ The planner decides, the executor obeys. Each take arrives with one decision
 (`TakePlan.action`), carried out by one method of the dispatch table `_OBTAIN`:
 
     reuse   record what is known (and enter it in the key index if it was missing)
+    pull    download it from the team store (`storyc.build.team`), verified
     fetch   download the recorded URL, keep it only if it is the recorded digest
     follow  follow the journal's task id (re-attach), never send again
     decide  stop: an earlier attempt's fate is unknown (storyc adopt / storyc forget)
-    render  send it: within the budget, within `--jobs`, intent journaled first
+    render  send it: within the budget, within `--jobs`, intent journaled first (with a
+            team store: under a claim, so that one machine pays; pushed after)
 
 A scene whose keys could not be known when the plan was made (it uses the output of a
 scene that renders first) is decided by the same planner once those outputs exist.
-(A new way to obtain an output — e.g. pulling it from a team store — is a new action in
-the planner and one more entry in `_OBTAIN`.)
+(A new way to obtain an output is a new action in the planner and one more entry in
+`_OBTAIN`, as `pull` was for the team store.)
 
 Money, on every path:
 - a take's estimate is reserved (`storyc.build.budget`) in the same synchronous step as
@@ -37,6 +39,7 @@ A failed scene fails its dependents, not its neighbours.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -70,6 +73,7 @@ from storyc.build.outcome import (
     TakeOutcome,
 )
 from storyc.build.progress import Reporter
+from storyc.build.team import TeamLink, TeamStopped, TeamUnknown
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, Planner, ScenePlan, TakePlan
 from storyc.targets.request import SCENE_MARKER, Request
@@ -109,7 +113,9 @@ class Executor:
         io: ProjectIO,
         options: BuildOptions,
         reporter: Reporter,
+        team: TeamLink | None = None,
     ) -> None:
+        self.team = team  # the team store: pull before paying, claim, push after
         self.plan = plan
         self.planner = planner
         self.order = [s for s in plan.order if s in plan.scenes]
@@ -128,6 +134,7 @@ class Executor:
         self._refused: str | None = None  # no request may leave any more (balance, key)
         self._OBTAIN: dict[str, Callable[[ScenePlan, TakePlan], Awaitable[TakeOutcome]]] = {
             "reuse": self._reuse_take,
+            "pull": self._pull,
             "fetch": self._fetch,
             "follow": self._follow_attempt,
             "decide": self._decide,
@@ -243,7 +250,10 @@ class Executor:
                 upstream[up] = digest
             if sp.status == "waiting" or upstream != sp.upstream:
                 # its upstream outputs exist now: the planner decides it, as for any scene
-                sp = self.planner.decide(scene, upstream, self._base_duration(req))
+                base = self._base_duration(req)
+                sp = self.planner.decide(scene, upstream, base)
+                if self.team is not None and await self.team.lookup_new(sp.keys.values()):
+                    sp = self.planner.decide(scene, upstream, base)  # with the team's answer
             takes = await asyncio.gather(
                 *(self._OBTAIN[d.action](sp, d) for d in sp.decisions.values()),
                 return_exceptions=True,
@@ -306,6 +316,17 @@ class Executor:
     async def _reuse_take(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
         return self._reused(sp, d)
 
+    async def _pull(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        """The team store has it: downloaded and verified, paid for by whoever rendered it.
+        One it has but cannot deliver fails the take (`TeamPullFailed`), unpaid."""
+        assert self.team is not None and d.key is not None and sp.request is not None
+        rec = await self.team.pull(d.key, self._label(sp, d.take))
+        if rec is None:  # a damaged copy (reported, W341): as if the team had none
+            price = self.planner.price(sp.request, self._base_duration(sp.request))
+            return await self._render(sp, dataclasses.replace(d, action="render", price=price))
+        fin = Finished(rec.output, rec.task_id, None, rec.cost_decimal, rec.duration)
+        return self._finished(sp, d, self._job(sp, d), fin, None, d.price.amount, how="pulled")
+
     async def _fetch(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
         assert d.key is not None and d.url is not None and d.output is not None
         label = self._label(sp, d.take)
@@ -343,6 +364,7 @@ class Executor:
         label = self._label(sp, d.take)
         job = self._job(sp, d)
         self.report.scene(label, "re-attaching", detail=f"task {d.task_id}")
+        done: TakeOutcome | None = None
         self.slots.take_running()
         try:
             try:
@@ -356,9 +378,14 @@ class Executor:
             else:
                 self.result.reattached += 1
                 est = self.io.attempt_estimate(d.attempt)
-                return self._finished(sp, d, job, fin, d.attempt, est, how="reattached")
+                done = self._finished(sp, d, job, fin, d.attempt, est, how="reattached")
         finally:
             await self.slots.release()
+        if done is not None:
+            await self._push(label, job, done)
+            if self.team is not None:  # its claim, left by the build that died: gone
+                await self.team.clear_stale(done.key, done.task_id)
+            return done
         return await self._render(sp, render)
 
     async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
@@ -368,7 +395,7 @@ class Executor:
         failures = 0
         while True:
             try:
-                return await self._submit(sp, d)
+                return await self._claim_and_submit(sp, d)
             except TaskFailed as exc:
                 failures += 1
                 if exc.stop_all:
@@ -376,6 +403,46 @@ class Executor:
                 if not exc.retryable or failures > self.options.retries or exc.stop_all:
                     raise
                 self.report.scene(label, "retrying", detail=f"{exc} (attempt {failures + 1})")
+
+    async def _claim_and_submit(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        """`_submit`, under a claim in the team store when there is one: another machine
+        sending the same request is followed instead, a render it pushed meanwhile is
+        pulled, and what this machine renders is pushed (storyc.build.team)."""
+        if self.team is None or not self.backend.paid:
+            return await self._submit(sp, d)
+        label, job = self._label(sp, d.take), self._job(sp, d)
+        try:
+            got = await self.team.acquire(
+                job, label, lambda task_id: self._follow(label, job, task_id), self._stop.is_set
+            )
+        except TeamUnknown as exc:
+            raise _Stop(UNKNOWN, str(exc)) from None
+        except TeamStopped as exc:
+            raise _Stop(STOPPED, str(exc)) from None
+        claimed = got.claimed
+        try:
+            if got.finished is not None:  # pulled, followed or adopted: nothing sent
+                done = self._finished(sp, d, job, got.finished, None, d.price.amount, how=got.how)
+            else:
+                done = await self._submit(sp, d, claimed)
+            if got.how in ("", "adopted"):
+                await self._push(label, job, done)
+        except BaseException as exc:
+            await self.team.settle(claimed, exc)
+            raise
+        await self.team.settle(claimed, None)
+        return done
+
+    async def _push(self, label: str, job: Job, done: TakeOutcome) -> None:
+        if self.team is None or not self.backend.paid or done.digest is None:
+            return
+        path = self.io.store.get(done.digest)
+        if path is None:
+            return
+        fin = Finished(done.digest, done.task_id, None, done.cost, done.duration)
+        await self.team.push(
+            self.team.record(job, self.backend.name, fin, path.stat().st_size), label
+        )
 
     # -- sending ------------------------------------------------------------------------
     def _decide_to_send(self, sp: ScenePlan, d: TakePlan) -> tuple[Decimal, Decimal | None]:
@@ -430,7 +497,7 @@ class Executor:
         await self._pause("upload")
         return await self.backend.prepare(job)
 
-    async def _submit(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+    async def _submit(self, sp: ScenePlan, d: TakePlan, claimed: Any = None) -> TakeOutcome:
         label = self._label(sp, d.take)
         job = self._job(sp, d)
         paid = self.backend.paid
@@ -463,16 +530,22 @@ class Executor:
                 if paid and inputs:
                     self.report.scene(label, "uploading", detail=f"{len(inputs)} input(s)")
                 prepared = await self._unless_stopped(self._prepare(job))
+                if self.team is not None:  # the claim says so before the request leaves
+                    await self.team.submitting(claimed)
                 task_id = await self.backend.submit(
                     job, prepared, may_send=self._may_send, on_send=on_send
                 )
                 faults.reach("after-send")
             except _Interrupted:
+                if claimed is not None:
+                    claimed.not_sent = True
                 self._give_back(reserved)
                 if attempt is not None:
                     self.io.journal_not_sent(attempt, "interrupted before sending")
                 raise _Stop(STOPPED, "not sent: the build was interrupted") from None
             except NotSent as exc:
+                if claimed is not None:
+                    claimed.not_sent = True
                 self._give_back(reserved)
                 if attempt is not None and exc.answered:  # turned away, nothing created
                     self.io.journal_failed(attempt, str(exc), refused=True)
@@ -515,6 +588,8 @@ class Executor:
             if attempt is not None:
                 self.io.journal_submitted(attempt, task_id)
                 faults.reach("after-task-id")
+            if self.team is not None:
+                await self.team.submitted(claimed, task_id)
             try:
                 fin = await self._follow(label, job, task_id, attempt)
             except TaskFailed:
@@ -581,7 +656,7 @@ class Executor:
         assert d.key is not None
         faults.reach("after-download")
         billed = fin.billed
-        if billed is not None:
+        if billed is not None and how == "rendered":  # what this build paid, as reported
             self.result.billed = (self.result.billed or Decimal(0)) + billed
         cost = billed if billed is not None else (estimate if self.backend.paid else None)
         if attempt is not None:

@@ -51,8 +51,9 @@ from storyc.build.outcome import (
     upstream_closure,
 )
 from storyc.build.progress import Reporter, make_reporter
+from storyc.build.team import TeamLink
 from storyc.plan import pricing
-from storyc.plan.planner import Plan, Planner
+from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 
 KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
@@ -76,6 +77,7 @@ async def execute(
     report: Reporter,
     on_signal: Callable[[Executor], None],
     signals: tuple[signal.Signals, ...],
+    team: TeamLink | None = None,
 ) -> BuildResult:
     """Open the backend, carry out `plan` and close the backend (`storyc build` and
     `storyc watch` both build through this). `on_signal(executor)` is called on each of
@@ -83,7 +85,7 @@ async def execute(
     backend = create(options.backend, bopts)
     await backend.open()
     io.base_url = getattr(backend, "base_url", None)
-    executor = Executor(plan, planner, backend, io, options, report)
+    executor = Executor(plan, planner, backend, io, options, report, team)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is not threading.main_thread():
         signals = ()
@@ -417,13 +419,32 @@ class BuildSession:
                         f"(`storyc adopt {att.scene} TASK_ID{take}` or "
                         f"`storyc forget {att.scene}{take}`)"
                     )
-            planner = Planner(
-                comp.requests,
-                comp.order,
-                io.sources(resubmit_unknown=bool(args.resubmit_unknown)),
-            )
             wanted = upstream_closure(comp.requests, self.scenes) if self.scenes else None
-            plan = planner.plan(wanted)
+            team = self._team_store(comp, store)
+            if isinstance(team, int):
+                return team
+            planners: list[Planner] = []
+
+            def make(remote: RemoteLookup | None) -> Plan:
+                sources = io.sources(resubmit_unknown=bool(args.resubmit_unknown), remote=remote)
+                planners.append(Planner(comp.requests, comp.order, sources))
+                return planners[-1].plan(wanted)
+
+            if team is None:
+                plan = make(None)
+            else:  # what the team store has is pulled, not paid: asked in batches
+                from storyc.remote.planning import plan_with_remote
+
+                plan = plan_with_remote(make, team)
+                self.team = TeamLink(
+                    team,
+                    note=lambda label, state, detail: self.report.scene(
+                        label, state, detail=detail
+                    ),
+                    poll=args.poll_interval,
+                    resubmit_unknown=args.resubmit_unknown,
+                )
+            planner = planners[-1]  # the one that made the plan decides what is left
             self._show_plan(plan, backend_name)
             if any(sp.unknown or sp.follow for sp in plan.scenes.values()):
                 self._journal_warned = True
@@ -511,7 +532,26 @@ class BuildSession:
             self.report,
             self._interrupt,
             signals=(signal.SIGINT, signal.SIGTERM),
+            team=self.team,
         )
+
+    team: TeamLink | None = None
+
+    def _team_store(self, comp: Any, store: Any) -> Any:
+        """The team store (storyc.remote) for this build, None without one, or an exit
+        code after saying why a configured one cannot be used."""
+        flag, off = getattr(self.args, "remote", None), getattr(self.args, "no_remote", False)
+        setting = _setting(comp, "remote")
+        if not (flag or off or setting or os.environ.get("STORYC_REMOTE")):
+            return None  # the common case imports nothing more
+        from storyc.remote.config import RemoteConfigError
+        from storyc.remote.team import open_team
+
+        try:
+            return open_team(setting, store, flag=flag, disabled=off, warn=self.error)
+        except RemoteConfigError as exc:
+            self.error(f"error: the team store: {exc}")
+            return ExitCode.USAGE
 
     def _interrupt(self, executor: Executor) -> None:
         first = not executor.result.interrupted
@@ -633,6 +673,11 @@ class BuildSession:
             interrupted=result.interrupted,
             scenes=counts,
         )
+        if self.team is not None:
+            t = self.team
+            self._summary_event["team"] = dict(
+                pulled=t.pulled, pushed=t.pushed, followed=t.followed, down=t.team.down is not None
+            )
         self.report.event(
             "summary",
             **self._summary_event,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,11 +141,23 @@ def find_entry(path: Path, diags: Diagnostics) -> Path | None:
     return None
 
 
-def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Loaded:
-    """Read and parse the project at `path`. Never raises for bad input."""
+def load(
+    path: str | os.PathLike[str],
+    *,
+    cache: ParseCache | None = None,
+    overlays: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Read and parse the project at `path`. Never raises for bad input.
+
+    `overlays` maps absolute, normalised file paths to text that stands for what is on
+    disk (an editor's unsaved buffers)."""
     diags = Diagnostics()
     sources = SourceMap()
-    entry = find_entry(Path(path), diags)
+    given = Path(path)
+    if overlays and os.path.normpath(os.path.abspath(given)) in overlays:
+        entry: Path | None = given  # a new file, not saved yet
+    else:
+        entry = find_entry(given, diags)
     if entry is None:
         return Loaded(None, None, [], sources, diags)
     entry = entry.resolve()
@@ -158,8 +170,9 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
     def visit(abs_path: str, via: ast.Include | None) -> LoadedFile | None:
         label = label_for(abs_path, root)
         where = via.path.span if via is not None else None
+        overlay = overlays.get(abs_path) if overlays else None
         try:
-            raw = Path(abs_path).read_bytes()
+            raw = overlay.encode("utf-8") if overlay is not None else Path(abs_path).read_bytes()
         except IsADirectoryError:
             diags.error(
                 "E012",

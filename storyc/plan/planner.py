@@ -14,6 +14,7 @@ this order:
 
     reuse   the key's output is in the store (found by the key index, or by a
             completed attempt in the journal, or by the lock file's digest)
+    pull    the team store has it (`storyc.remote`): downloaded and verified, free
     fetch   not in the store, but a recorded URL gives it (the digest is known and the
             URL is not known to be dead): downloaded and verified, free
     follow  the journal has an attempt with a task id: followed, never sent again
@@ -31,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from storyc.plan import keys, pricing
 from storyc.resolve.model import LocalFile
@@ -45,8 +46,16 @@ if TYPE_CHECKING:
 
 Status = Literal["up-to-date", "render", "blocked", "waiting"]
 STATUSES: tuple[Status, ...] = ("up-to-date", "render", "waiting", "blocked")
-Action = Literal["reuse", "fetch", "follow", "decide", "render"]
-ACTIONS: tuple[Action, ...] = ("reuse", "fetch", "follow", "decide", "render")
+Action = Literal["reuse", "pull", "fetch", "follow", "decide", "render"]
+ACTIONS: tuple[Action, ...] = ("reuse", "pull", "fetch", "follow", "decide", "render")
+
+
+class RemoteLookup(Protocol):
+    """What the planner asks the team store (`storyc.remote.planning.RemoteView`)."""
+
+    def output(self, key: str) -> str | None:
+        """The output digest the team store holds for `key`, or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class ScenePlan:
     takes: int = 1
     render: tuple[int, ...] = ()  # takes that will be rendered (sent, if paid)
     fetch: tuple[int, ...] = ()  # takes fetched again from their recorded URL
+    pull: tuple[int, ...] = ()  # takes the team store has: pulled, not paid
     reuse: tuple[int, ...] = ()  # takes whose output is in the store
     follow: tuple[int, ...] = ()  # takes already sent (in the journal): followed, not resent
     unknown: tuple[int, ...] = ()  # takes with an attempt of unknown fate
@@ -164,6 +174,7 @@ def _scene_json(s: ScenePlan) -> dict[str, Any]:
         "takes": s.takes,
         "render": list(s.render),
         "fetch": list(s.fetch),
+        "pull": list(s.pull),
         "reuse": list(s.reuse),
         "follow": list(s.follow),
         "unknown": list(s.unknown),
@@ -318,7 +329,8 @@ class Sources:
     are computed and the store's render records read. `file_duration(path)` gives the
     length of a local video (for pricing base edits). `live_build`: another build holds
     the project now, so an attempt being sent is in progress rather than of unknown
-    fate. `resubmit_unknown`: the user's `--resubmit-unknown`.
+    fate. `resubmit_unknown`: the user's `--resubmit-unknown`. `remote`: what the team
+    store holds (asked in batches by `storyc.remote.planning`).
     """
 
     def __init__(
@@ -333,7 +345,9 @@ class Sources:
         file_duration: Callable[[str], float | None] | None = None,
         live_build: bool = False,
         resubmit_unknown: bool = False,
+        remote: RemoteLookup | None = None,
     ) -> None:
+        self.remote = remote  # the team store, when there is one
         self.lock = lock
         self.store = store
         self.backend = backend
@@ -510,7 +524,7 @@ class Planner:
         for t, d in sp.decisions.items():
             by[d.action].append(t)
         sp.render, sp.fetch, sp.reuse = tuple(by["render"]), tuple(by["fetch"]), tuple(by["reuse"])
-        sp.follow, sp.unknown = tuple(by["follow"]), tuple(by["decide"])
+        sp.follow, sp.unknown, sp.pull = tuple(by["follow"]), tuple(by["decide"]), tuple(by["pull"])
         pending = by["render"] or by["follow"] or by["decide"]
         if pending:
             sp.status = "render"
@@ -519,7 +533,7 @@ class Planner:
             sp.output, sp.duration = picked.output, picked.duration
         if sp.duration is None:
             sp.duration = float(req.duration) if req.duration is not None else base_duration
-        if pending or by["fetch"]:
+        if pending or by["fetch"] or by["pull"]:
             sp.reasons = self._reasons(sp, entry, req)
         if pending:  # what an up-to-date scene would cost is never shown or summed
             sp.estimate = pricing.estimate(
@@ -550,6 +564,15 @@ class Planner:
             return _reused(take, key, done.output, locked, src, indexed=False, attempt=done)
         if locked is not None and locked.output and src.has(locked.output):
             return _reused(take, key, locked.output, locked, src, indexed=False)
+        team = src.remote.output(key) if src.remote is not None else None
+        if team is not None:  # the team store has it: pulled, not paid
+            return TakePlan(
+                take,
+                "pull",
+                key,
+                output=team,
+                duration=locked.duration if locked is not None else None,
+            )
         rec = src.record(key)
         for url, out in (
             (locked.url, locked.output) if locked else (None, None),
@@ -603,6 +626,12 @@ class Planner:
                     f"take {t}",
                     message=f"take {t}: an earlier attempt's fate is unknown; needs your "
                     f"decision (storyc adopt or storyc forget)",
+                )
+            )
+        for t in sp.pull:
+            reasons.append(
+                Change(
+                    "remote", f"take {t}", message=f"take {t}: in the team store; pulled, not paid"
                 )
             )
         for t in sp.fetch:
@@ -752,6 +781,7 @@ def make_plan(
     backend: str,
     journal: Journal | None = None,
     live_build: bool = False,
+    remote: RemoteLookup | None = None,
 ) -> Plan:
     sources = Sources(
         lock=lock,
@@ -760,5 +790,22 @@ def make_plan(
         journal=journal,
         file_duration=_file_durations(comp),
         live_build=live_build,
+        remote=remote,
     )
     return planner_for(comp, sources).plan()
+
+
+def base_duration(comp: Compilation, req: Request, plans: Mapping[str, ScenePlan]) -> float | None:
+    """The length of the video a base edit edits, as the planner prices it: the planned
+    length of the upstream scene, or the header of the local video."""
+    sources = Sources(
+        lock=LockFile(), store=_NO_STORE, backend="preview", file_duration=_file_durations(comp)
+    )
+    return Planner(comp.requests, comp.order, sources)._base_duration(req, plans)
+
+
+class _NoStore:
+    """For `base_duration`, which reads no store."""
+
+
+_NO_STORE: Any = _NoStore()
