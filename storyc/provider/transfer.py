@@ -188,8 +188,7 @@ async def submit_prepared(
     and submit once more. `on_send(body)` is told the exact input before each POST (the
     journal keeps it, to recognise the task later)."""
     ready = prepared if prepared is not None else await upload_inputs(client, input, files)
-    if on_send is not None:
-        on_send(ready)
+    _about_to_send(ready, scene, may_send, on_send)
     try:
         return await client.submit(app, ready, scene=scene, may_send=may_send)
     except E.InvalidRequest as exc:
@@ -198,9 +197,22 @@ async def submit_prepared(
         for uri in exc.stale_uris:
             client.uploads.forget_uri(client.base_url, uri)
     ready = await upload_inputs(client, input, files)
+    _about_to_send(ready, scene, may_send, on_send)
+    return await client.submit(app, ready, scene=scene, may_send=may_send)
+
+
+def _about_to_send(
+    ready: dict[str, Any],
+    scene: str | None,
+    may_send: Callable[[], bool] | None,
+    on_send: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Asked and told right before the POST, with nothing awaited until it starts: a stop
+    already requested sends nothing, and `on_send` hears only of requests that leave."""
+    if may_send is not None and not may_send():
+        raise E.SubmitNotReceived("not sent (the build was stopped before it left)", scene=scene)
     if on_send is not None:
         on_send(ready)
-    return await client.submit(app, ready, scene=scene, may_send=may_send)
 
 
 async def submit_with_files(
