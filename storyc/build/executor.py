@@ -201,8 +201,8 @@ class Executor:
 
     def _settled(self, sp: ScenePlan) -> bool:
         """Finish a scene at once when every take is reused (nothing to wait for)."""
-        if sp.status != "up-to-date" or sp.fetch:
-            return False
+        if sp.status != "up-to-date" or any(d.action != "reuse" for d in sp.decisions.values()):
+            return False  # something to fetch or pull first
         for up in sp.upstream:
             fut = self._picked.get(up)
             if fut is not None and (not fut.done() or fut.result() != sp.upstream[up]):

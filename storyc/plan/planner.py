@@ -125,10 +125,6 @@ class ScenePlan:
     def will_render(self) -> bool:
         return self.status in ("render", "waiting")
 
-    @property
-    def settled(self) -> bool:
-        """Every take's output is in the store: nothing to fetch, follow or send."""
-        return self.status == "up-to-date" and not self.fetch and self.output is not None
 
 
 @dataclass
