@@ -279,15 +279,9 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
             if isinstance(inp.source, LocalFile):
                 yield inp.source, inp.span
     for scene in project.scenes.values():
-        inputs = [
-            scene.first_frame,
-            scene.end_frame,
-            *scene.images,
-            scene.video.input if scene.video else None,
-        ]
-        for maybe in inputs:
-            if maybe is not None and isinstance(maybe.source, LocalFile):
-                yield maybe.source, maybe.span
+        for use in scene.inputs():  # elements' images were listed above, once each
+            if isinstance(use.input.source, LocalFile):
+                yield use.input.source, use.input.span
 
 
 def check_media(project: Project, diags: Diagnostics) -> None:
