@@ -126,7 +126,6 @@ class ScenePlan:
         return self.status in ("render", "waiting")
 
 
-
 @dataclass
 class Plan:
     backend: str
