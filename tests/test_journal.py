@@ -86,7 +86,7 @@ os.kill(os.getpid(), 9)
 
 def test_recover_after_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(db)], capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(db)], capture_output=True, timeout=60)
     assert proc.returncode == -9
     with Journal(db) as j:
         # Another process (a `storyc plan`) reading meanwhile must see the committed states.
@@ -132,13 +132,14 @@ def test_recover_does_not_trust_a_living_pid(tmp_path: Path) -> None:
             [sys.executable, "-c", ZOMBIE_OWNER, str(db), str(sleeper.pid)],
             check=True,
             capture_output=True,
+            timeout=60,
         )
         with Journal(db) as j:
             assert [x.key for x in j.recover()] == ["k1"]
             assert j.attempts("k1")[0].state == "unknown"
     finally:
         sleeper.kill()
-        sleeper.wait()
+        sleeper.wait(30)
 
 
 def test_adopt_and_forget(tmp_path: Path) -> None:

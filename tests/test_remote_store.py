@@ -300,7 +300,7 @@ def test_a_dead_holder_is_seen_as_dead(bucket: Bucket) -> None:
     k = _key(2)
     # same machine: a process that has exited
     p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
+    p.wait(60)
     gone = Owner(me.owner.host, p.pid, "1", "x")
     held = ClaimBook(cl, gone).claim(k, "a", 1)
     assert isinstance(held, Held)

@@ -45,11 +45,42 @@ def _project(tmp_path: Path, images: Path, story: str) -> Path:
 
 def test_missing_asset_blocks_exactly_the_scenes_that_use_it(tmp_path: Path, images: Path) -> None:
     comp = compile_project(_project(tmp_path, images, BASE))
-    assert any(d.code == "E130" or d.is_error for d in comp.diagnostics)
+    errors = [(d.code, d.span.line, d.span.col) for d in comp.diagnostics if d.is_error and d.span]
+    # the two missing files, each at its path: `gone`'s (line 4), `ghost`'s frontal (line 6)
+    assert errors == [("E130", 4, 12), ("E130", 6, 27)]
+    assert len([d for d in comp.diagnostics if d.is_error]) == 2
     assert set(comp.requests) == {"free", "uses_mei"}
     assert set(comp.broken) == {"uses_gone", "mentions_gone", "uses_ghost"}
     assert "gone" in comp.broken["uses_gone"]
     assert comp.blocked == {"after_gone": "uses_gone"}
+
+
+def test_elements_and_styles_carry_the_taint(tmp_path: Path, images: Path) -> None:
+    """A scene whose style (or its style's parent) names a broken element, or whose style
+    itself has an error, is blocked: lowering it would send a different, paid video."""
+    story = (
+        'project "T" { aspect = "16:9" }\n'
+        'element ghost { frontal = "missing.png" }\n'
+        'element echo { frontal = "mei.png"  description = "like @ghost" }\n'
+        'style haunted { vars { who = "@ghost" } }\n'
+        "style haunted_wide : haunted { takes = 2 }\n"
+        'style loud { quality = "ultra" }\n'
+        'scene via_chain : haunted_wide { prompt = "{{ who }} appears" }\n'
+        'scene via_use { use = haunted  prompt = "A quiet hall" }\n'
+        'scene via_element { prompt = "@echo waves" }\n'
+        'scene via_bad_style { use = loud  prompt = "A loud hall" }\n'
+        'scene clean { prompt = "An empty hall" }\n'
+    )
+    comp = compile_project(_project(tmp_path, images, story))
+    errors = [(d.code, d.span.line) for d in comp.diagnostics if d.is_error and d.span]
+    assert errors == [("E130", 2), ("E105", 6)]
+    assert set(comp.requests) == {"clean"}
+    assert comp.broken == {
+        "via_chain": "`ghost` has an error (main.story:2:27: E130)",
+        "via_use": "`ghost` has an error (main.story:2:27: E130)",
+        "via_element": "`ghost` has an error (main.story:2:27: E130)",
+        "via_bad_style": "`loud` has an error (main.story:6:24: E105)",
+    }
 
 
 def test_error_inside_a_scene_blocks_only_that_scene(tmp_path: Path, images: Path) -> None:
@@ -73,15 +104,21 @@ def test_error_outside_scenes_blocks_every_scene(tmp_path: Path, images: Path) -
         'scene a { prompt = "One" }\nscene b { prompt = "Two" }\n'
     )
     comp = compile_project(_project(tmp_path, images, story))
+    assert [(d.code, d.span.line, d.span.col) for d in comp.diagnostics if d.is_error] == [
+        ("E102", 1, 32)
+    ]
     assert comp.requests == {}
-    assert set(comp.broken) == {"a", "b"}
+    why = "the story has an error outside any scene (main.story:1:32: E102)"
+    assert comp.broken == {"a": why, "b": why}
 
 
 def test_error_in_a_cut_blocks_nothing(tmp_path: Path, images: Path) -> None:
     story = 'project "T" { aspect = "16:9" }\nscene a { prompt = "One" }\ncut final = [a, nope]\n'
     comp = compile_project(_project(tmp_path, images, story))
-    assert comp.has_errors
-    assert set(comp.requests) == {"a"}
+    assert [(d.code, d.span.line, d.span.col) for d in comp.diagnostics if d.is_error] == [
+        ("E110", 3, 17)
+    ]
+    assert set(comp.requests) == {"a"} and comp.broken == {}
 
 
 def test_no_cascade_from_a_missing_input(tmp_path: Path, images: Path) -> None:

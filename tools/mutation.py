@@ -18,6 +18,7 @@ Usage:
     python tools/mutation.py                 # every module (hours on 2 cores)
     python tools/mutation.py keys journal    # some modules
     python tools/mutation.py --list          # the modules, their files and tests
+    python tools/mutation.py keys --survivors  # the survivors again, after new tests
     python tools/mutation.py keys --rerun    # run every mutant again, not only new ones
     python tools/mutation.py keys --report   # the last results, nothing run
 Exit code: 0 when every module reaches --goal (default 90 %) counting equivalents as killed.
@@ -147,6 +148,9 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print the modules and their tests")
     ap.add_argument("--report", action="store_true", help="report the last results; run nothing")
     ap.add_argument("--rerun", action="store_true", help="run every mutant again")
+    ap.add_argument(
+        "--survivors", action="store_true", help="run the survivors again (after new tests)"
+    )
     ap.add_argument("--max-children", type=int, default=2, help="mutants run at once (2)")
     ap.add_argument("--goal", type=float, default=90.0, help="kill rate wanted, in %% (90)")
     args = ap.parse_args()
@@ -167,7 +171,7 @@ def main() -> int:
         if not args.report:
             t0 = time.monotonic()
             prepare(work, MODULES[name])
-            code = run_mutmut(work, args.max_children, rerun=args.rerun)
+            code = run_mutmut(work, args.max_children, rerun=args.rerun, again=args.survivors)
             print(f"[{name}] mutmut exited {code} after {time.monotonic() - t0:.0f} s", flush=True)
         tally = results(work)
         if tally is None:
@@ -232,7 +236,7 @@ def sync(src: Path, dst: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def run_mutmut(work: Path, max_children: int, *, rerun: bool) -> int:
+def run_mutmut(work: Path, max_children: int, *, rerun: bool, again: bool) -> int:
     mutmut = Path(sys.executable).with_name("mutmut")
     if not mutmut.exists():
         sys.exit("mutmut is not installed: pip install -e '.[mutation]'")
@@ -246,8 +250,10 @@ def run_mutmut(work: Path, max_children: int, *, rerun: bool) -> int:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     names: list[str] = []
-    if rerun and (tally := results(work)) is not None:
-        names = tally.killed + tally.timeout + tally.survived + tally.no_tests + tally.other
+    if (rerun or again) and (tally := results(work)) is not None:
+        names = tally.survived + tally.no_tests
+        if rerun:
+            names += tally.killed + tally.timeout + tally.other
     cmd = [str(mutmut), "run", "--max-children", str(max_children), *names]
     return subprocess.run(cmd, cwd=work, env=env, check=False).returncode
 
