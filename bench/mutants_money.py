@@ -177,11 +177,7 @@ def main() -> int:
     killed = total = 0
     with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
         copy = Path(tmp) / "tree"
-        shutil.copytree(
-            HERE,
-            copy,
-            ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "build", ".hypothesis"),
-        )
+        shutil.copytree(HERE, copy, ignore=_ignore)
         tests = sorted(
             {m[4] for n, m in MUTANTS.items() if not wanted or any(w in n for w in wanted)}
         )
@@ -211,6 +207,13 @@ def main() -> int:
             print(f"{verdict}  {name}  by {test}  ({time.monotonic() - t0:.0f} s)", flush=True)
     print(f"killed {killed} of {total}")
     return 0 if killed == total else 1
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    skipped = {".git", ".venv", "__pycache__", ".hypothesis"}
+    if Path(folder) == HERE:
+        skipped.add("build")  # tools/mutation.py's work folders, not the storyc.build package
+    return skipped & set(names)
 
 
 def _pytest(copy: Path, tmp: str, tests: list[str]) -> subprocess.CompletedProcess[str]:
