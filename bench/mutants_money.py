@@ -55,8 +55,10 @@ MUTANTS: dict[str, tuple[str, str, str, str, str]] = {
     ),
     "no refund after a send known not to have left": (
         "storyc/build/executor.py",
-        "            except NotSent as exc:\n                self._give_back(reserved)",
-        "            except NotSent as exc:\n                pass",
+        "                    claimed.not_sent = True\n                self._give_back(reserved)\n"
+        "                if attempt is not None and exc.answered:",
+        "                    claimed.not_sent = True\n"
+        "                if attempt is not None and exc.answered:",
         "",
         "tests/test_money_budget.py::test_reservation_comes_back_when_the_send_created_nothing",
     ),

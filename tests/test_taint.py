@@ -129,3 +129,50 @@ def test_no_cascade_from_a_missing_input(tmp_path: Path, images: Path) -> None:
     )
     comp = compile_project(_project(tmp_path, images, story))
     assert [d.code for d in comp.diagnostics if d.severity != "note"] == ["E130"]
+
+
+def test_warnings_and_command_line_errors_block_nothing(tmp_path: Path, images: Path) -> None:
+    story = (
+        'project "T" { aspect = "16:9" }\n'
+        'scene a { prompt = "One"  keep_sound = true }\n'  # W102, inside the scene
+        'scene b { prompt = "Two" }\n'
+    )
+    comp = compile_project(_project(tmp_path, images, story), scenes=["a", "b", "nope"])
+    found = [(d.code, d.span.line if d.span else None) for d in comp.diagnostics]
+    assert ("W102", 2) in found and ("E246", None) in found
+    assert set(comp.requests) == {"a", "b"} and comp.broken == {}
+
+
+def test_every_error_is_traced_whatever_comes_before_it(tmp_path: Path, images: Path) -> None:
+    """An error in a cut, a scene already blocked, a style that names a style declared after
+    it: none of them stops the tracing of the errors and scenes that follow."""
+    story = (
+        'project "T" { aspect = "16:9" }\n'
+        'element ghost { frontal = "missing.png" }\n'
+        "style outer : inner { takes = 2 }\n"  # names `inner`, declared below
+        'style inner { vars { who = "@ghost" } }\n'
+        "cut first = [nope]\n"
+        'scene early { prompt = "One"  quality = "ultra" }\n'
+        'scene late : outer { prompt = "Two" }\n'
+        'scene fine { prompt = "Three" }\n'
+    )
+    comp = compile_project(_project(tmp_path, images, story))
+    errors = [(d.code, d.span.line) for d in comp.diagnostics if d.is_error and d.span]
+    assert errors == [("E130", 2), ("E110", 5), ("E105", 6)]
+    assert comp.broken == {
+        "early": "the scene has an error (main.story:6:41: E105)",
+        "late": "`ghost` has an error (main.story:2:27: E130)",
+    }
+    assert set(comp.requests) == {"fine"}
+
+
+def test_an_error_at_the_first_character_of_a_declaration_is_its_own() -> None:
+    from storyc.check.taint import _owner
+    from storyc.lang.parser import parse_text
+
+    tree = parse_text('scene a { prompt = "x" }\nscene b { prompt = "y" }\n', "main.story").file
+    a, b = tree.items
+    decls = [(a.name_span.start, a), (b.name_span.start, b)]
+    assert _owner(decls, b.name_span.start) is b
+    assert _owner(decls, b.name_span.start - 1) is a
+    assert _owner(decls, 0) is None  # before every declaration (the `scene` keyword)
