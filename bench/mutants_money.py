@@ -194,7 +194,9 @@ def main() -> int:
             path = copy / rel
             original = path.read_text("utf-8")
             if original.count(old) != 1:
-                print(f"SKIPPED   {name}: the code to mutate is not there exactly once")
+                # the code moved on: the mutant must be written again, so this run fails
+                print(f"STALE     {name}: the code to mutate is not there exactly once")
+                total += 1
                 continue
             path.write_text(original.replace(old, new) + extra, "utf-8")
             t0 = time.monotonic()

@@ -158,3 +158,61 @@ def test_any_settings_round_trip(values: dict[str, object]) -> None:
     s = scene("a")
     s.settings = values
     assert LockFile.loads(LockFile({"a": s}).dumps()).scenes["a"].settings == values
+
+
+def preview(name: str, prompt: str = "Mei walks.") -> SceneEntry:
+    e = scene(name, prompt)
+    e.backend, e.takes = "preview", [TakeEntry(1, D[9], D[10], cost=Decimal(0))]
+    return e
+
+
+def test_previews_live_beside_paid_renders() -> None:
+    lock = LockFile({"a": scene("a")}, {"a": preview("a", "Mei runs.")})
+    assert lock.table("preview") is lock.previews and lock.table("inference") is lock.scenes
+    text = lock.dumps()
+    assert text.index("[scenes.a]") < text.index("[previews.a]")
+    assert LockFile.loads(text) == lock
+    # a preview entry kept with the paid ones (as locks did before previews had tables of
+    # their own) is read, and written, as a preview
+    legacy = LockFile({"b": preview("b")}).dumps()
+    assert "[previews.b]" in legacy and "[scenes.b]" not in legacy
+    old = legacy.replace("[previews.b", "[scenes.b")
+    assert LockFile.loads(old) == LockFile(previews={"b": preview("b")})
+
+
+def test_errors_name_the_header_of_the_table_they_are_in() -> None:
+    good = LockFile({"a": scene("a")}, {"p": preview("p")}).dumps()
+    for table, name, backend in (("scenes", "a", "inference"), ("previews", "p", "preview")):
+        head = f"[{table}.{name}]"
+        text = good.replace(
+            f'{head}\nbackend = "{backend}"', f"{head}  # edited by hand\nbackend = 3", 1
+        )
+        with pytest.raises(LockFileError) as exc:
+            LockFile.loads(text)
+        line = text.splitlines().index(f"{head}  # edited by hand") + 1
+        assert str(exc.value) == f"storyc.lock:{line}: scene {name!r}: `backend` must be a string"
+    # an error that is about no line says so without a number
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads("version = 99\n")
+    assert str(exc.value) == "storyc.lock: written by another storyc (lock version 99)"
+    assert exc.value.line is None
+
+
+def test_picked_take_falls_back_to_the_first() -> None:
+    e = scene("a")
+    e.takes = [TakeEntry(2, D[2]), TakeEntry(3, D[3])]
+    e.picked = 3
+    assert e.picked_take() == e.takes[1] and e.take(3) == e.takes[1]
+    e.picked = 7  # a take no longer in the lock: the first one stands in
+    assert e.take(7) is None and e.picked_take() == e.takes[0]
+    e.takes = []
+    assert e.picked_take() is None
+
+
+def test_an_unreadable_lock_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    p = tmp_path / "storyc.lock"
+    p.write_bytes(b"version = 1\n\xff\xfe\n")
+    with pytest.raises(LockFileError, match=r"^storyc.lock: cannot read: .*utf-8"):
+        LockFile.load(p)
+    LockFile({"a": scene("a", "Mei says «hello» 雨")}).save(p)
+    assert p.read_bytes().decode("utf-8") == LockFile.load(p).dumps()
