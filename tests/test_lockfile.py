@@ -7,10 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import GoldenCheck
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storyc.state.lockfile import LockFile, LockFileError, SceneEntry, TakeEntry
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 D = ["sha256:" + c * 64 for c in "0123456789abcdef"]
 
@@ -216,3 +219,23 @@ def test_an_unreadable_lock_is_an_error_not_a_traceback(tmp_path: Path) -> None:
         LockFile.load(p)
     LockFile({"a": scene("a", "Mei says «hello» 雨")}).save(p)
     assert p.read_bytes().decode("utf-8") == LockFile.load(p).dumps()
+
+
+def test_the_written_form_is_pinned(golden: GoldenCheck) -> None:
+    """The lock is committed: a change to how it is written shows in every project's diff,
+    so the exact text is a golden file (tabs kept in multi-line prompts and escaped in
+    one-line strings, quotes escaped only where TOML needs it, None settings left out)."""
+    e = scene("a", 'She says "hi"\n\tthen leaves \\ "')
+    e.settings = {"aspect_ratio": "16:9", "note": "tab\there", "duration": 5, "ratio": 0.5}
+    e.settings |= {"watermark": False, "none": None}
+    e.takes = e.takes[:1]
+    lock = LockFile({"a": e}, {"b": preview("b", "one line")})
+    text = lock.dumps()
+    golden(GOLDEN / "lockfile" / "pinned.lock", text)
+    e.settings.pop("none")
+    assert LockFile.loads(text) == lock
+
+
+def test_fields_of_the_wrong_type_are_dropped_not_kept() -> None:
+    text = LockFile({"a": scene("a")}).dumps().replace('task_id = "task-1"', "task_id = 5")
+    assert LockFile.loads(text).scenes["a"].takes[0].task_id is None

@@ -114,7 +114,7 @@ MODULES: dict[str, Module] = {
             "storyc/targets/inference.py",
             "storyc/targets/inference_v2.py",
         ),
-        ("tests/test_targets.py", "tests/test_payload_golden.py", "tests/test_build_inference.py"),
+        ("tests/test_targets.py", "tests/test_payload_golden.py"),
     ),
     "rules": Module(
         ("storyc/check/rules.py",),
