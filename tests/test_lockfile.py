@@ -236,6 +236,8 @@ def test_the_written_form_is_pinned(golden: GoldenCheck) -> None:
     odd = scene("c", 'He said ""hush"" and "go"\nthen ""')
     odd.settings = {"big": float("inf"), "small": float("-inf"), "odd": float("nan")}
     odd.settings |= {"where": Path("x/y"), "list": [1, None, "two"], "empty": {}}
+    odd.settings |= {"price": Decimal("0.5"), "new\nline": "cr\r"}
+    odd.takes[0].url = "https://cdn.test/a.mp4?x=\r\n"
     golden(GOLDEN / "lockfile" / "pinned.lock", text + "\n" + LockFile({"c": odd}).dumps())
     e.settings.pop("none")
     assert LockFile.loads(text) == lock
@@ -245,3 +247,76 @@ def test_the_written_form_is_pinned(golden: GoldenCheck) -> None:
 def test_fields_of_the_wrong_type_are_dropped_not_kept() -> None:
     text = LockFile({"a": scene("a")}).dumps().replace('task_id = "task-1"', "task_id = 5")
     assert LockFile.loads(text).scenes["a"].takes[0].task_id is None
+
+
+def test_a_conflict_inside_a_multi_line_prompt_is_still_a_conflict() -> None:
+    """TOML would read these markers as a prompt's text; the lock refuses them instead."""
+    base = LockFile({"a": scene("a", "one\ntwo\n")}).dumps()
+    for middle in ("=======", "||||||| base\nzero\n======="):
+        text = base.replace("one\n", f"<<<<<<< HEAD\none\n{middle}\nuno\n>>>>>>> theirs\n", 1)
+        with pytest.raises(LockFileError) as exc:
+            LockFile.loads(text)
+        assert exc.value.line == text.splitlines().index("<<<<<<< HEAD") + 1
+        assert exc.value.detail == (
+            "unresolved merge conflict marker; keep each side's [scenes.…] table "
+            "(or delete the conflicting scene's table: it is rebuilt or re-fetched)"
+        )
+    # a half conflict (the rest edited away) breaks the TOML: named all the same
+    half = base.replace("[scenes.a]", "<<<<<<< HEAD\n[scenes.a]", 1)
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads(half)
+    assert exc.value.line == 4 and exc.value.detail == "merge conflict marker; resolve the conflict"
+    # marker-like lines that do not make a conflict, in order, are a prompt's text
+    text = "<<<<<<< a\n||||||| b\n>>>>>>> c\n"
+    assert LockFile.loads(LockFile({"a": scene("a", text)}).dumps()).scenes["a"].prompt == text
+
+
+BAD = f'key = "sha256:{"0" * 64}"'
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ("scenes = 3", "`scenes` must be a table"),
+        ("[scenes]\na = 3", "scene 'a': must be a table"),
+        ("[scenes.a]\ninputs = 3", "scene 'a': `inputs` must be a table of tables"),
+        ("[scenes.a]\ninputs = {x = 1}", "scene 'a': `inputs` must be a table of tables"),
+        ("[scenes.a]\nsettings = 3", "scene 'a': `settings` must be a table"),
+        ("[scenes.a]\npicked = 0", "scene 'a': `picked` must be a take number"),
+        (
+            "[scenes.a]\ntakes = 3",
+            "scene 'a': `takes` must be an array of tables ([[scenes.<name>.takes]])",
+        ),
+        (
+            "[[scenes.a.takes]]\ntake = 1",
+            "scene 'a': each take needs `take` (a number) and `key` (a digest)",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 2\n{BAD}\ncost = "a lot"',
+            "scene 'a': take 2: `cost` is not a number",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 3\n{BAD}\noutput = "clip.mp4"',
+            "scene 'a': take 3: `output` is not a digest",
+        ),
+    ],
+)
+def test_each_refusal_says_what_is_wrong(body: str, message: str) -> None:
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads(f"version = 1\n{body}\n")
+    assert exc.value.detail == message
+
+
+def test_what_a_lock_may_leave_out() -> None:
+    # no version line: this version; a scene with no fields: empty strings, take 1 picked
+    lock = LockFile.loads("[scenes.a]\n")
+    a = lock.scenes["a"]
+    assert (a.backend, a.target, a.schema, a.app, a.prompt) == ("", "", "", "", "")
+    assert a.picked == 1 and a.takes == [] and a.inputs == {} and a.settings == {}
+    # an entry under [previews.…] is a preview whatever backend it names
+    lock = LockFile.loads('[previews.p]\nbackend = "inference"\n')
+    assert set(lock.previews) == {"p"} and not lock.scenes
+    # TOML that breaks at the very end has no line to name
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads("version =")
+    assert exc.value.line is None and exc.value.detail.startswith("not valid TOML: ")
