@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -349,4 +350,74 @@ def test_spent_counts_each_state_once(tmp_path: Path) -> None:
             completed=2,
             attempts=len(STATES) + 2,
             failed=1,
+        )
+
+
+def test_an_attempt_reads_back_whole(tmp_path: Path) -> None:
+    # the journal's folder is made when missing (a fresh checkout has no .storyc/)
+    with Journal(tmp_path / "new" / ".storyc" / "j.sqlite") as j:
+        assert re.fullmatch(r"\d+:[0-9a-f]{12}", j.owner)
+        a = j.begin(
+            K, "intro", 2, "inference/video-o1", "inference", Decimal("0.56"),
+            body_digest="sha256:" + "b" * 64, base_url="http://provider.test",
+        )  # fmt: skip
+        att = j.get(a)
+        assert (att.key, att.scene, att.take, att.target, att.backend) == (
+            K,
+            "intro",
+            2,
+            "inference/video-o1",
+            "inference",
+        )
+        assert (att.state, att.owner, att.estimate) == ("planned", j.owner, Decimal("0.56"))
+        assert att.body_digest == "sha256:" + "b" * 64 and att.base_url == "http://provider.test"
+        assert att.created_at == att.updated_at and att.created_at > 0
+        assert (att.task_id, att.billed, att.output, att.url, att.error, att.decision) == (
+            (None,) * 6
+        )
+
+
+def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "j.sqlite"
+    bad.write_bytes(b"this is not a database, just text that is long enough" * 40)
+    with pytest.raises(JournalError) as exc:
+        Journal(bad)
+    assert str(exc.value).startswith("cannot open the journal j.sqlite: ")
+
+
+def test_recover_goes_past_its_own_attempts(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite"
+    with Journal(db) as mine, Journal(db) as gone:
+        own = _in_state(mine, "submitting")  # first in the table: this build's own
+        sending = _in_state(gone, "submitting")
+        planned = _in_state(gone, "planned")
+        assert [x.id for x in mine.recover()] == [sending]
+        assert mine.get(own).state == "submitting"
+        assert (mine.get(sending).state, mine.get(sending).error) == (
+            "unknown",
+            "the build stopped while sending, before a task id came back",
+        )
+        assert (mine.get(planned).state, mine.get(planned).error) == (
+            "not_sent",
+            "the build stopped before sending",
+        )
+
+
+def test_the_shortest_task_id_is_adopted(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = _in_state(j, "unknown")
+        j.resolve_unknown(a, "task:x")
+        assert j.get(a).task_id == "x"
+
+
+def test_spent_adds_up_several_of_each(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        for state in ("unknown", "unknown", "failed", "failed", "completed", "completed"):
+            _in_state(j, state)
+        s = j.spent()
+        assert (s.unknown, s.failed, s.completed, s.billed) == (
+            Decimal("0.50"),
+            2,
+            2,
+            Decimal("0.50"),
         )
