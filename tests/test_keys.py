@@ -197,13 +197,13 @@ def test_nested_media_fields_are_inputs_not_settings() -> None:
     as a setting (the field is named by what comes before the first `.` or `[`)."""
     inp = {
         "prompt": "x",
-        "video": {"clip": {"$file": "a.mp4", "digest": D1}, "trim": {"start": 1}},
+        "video": {"clip": {"src": {"$file": "a.mp4", "digest": D1}}, "trim": {"start": 1}},
         "frames": [[{"$file": "f.png", "digest": D2}]],
         "duration": 5,
     }
     ki = key_inputs(req(inp), {})
     assert ki["inputs"] == {
-        "video.clip": {"path": "a.mp4", "digest": D1},
+        "video.clip.src": {"path": "a.mp4", "digest": D1},
         "frames[0][0]": {"path": "f.png", "digest": D2},
     }
     assert ki["settings"] == {"duration": 5}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from storyc.base.diagnostics import Diagnostic, Severity, Span
 from storyc.compiler import compile_project
 from storyc.media import ffmpeg as media
 
@@ -176,3 +177,37 @@ def test_an_error_at_the_first_character_of_a_declaration_is_its_own() -> None:
     assert _owner(decls, b.name_span.start) is b
     assert _owner(decls, b.name_span.start - 1) is a
     assert _owner(decls, 0) is None  # before every declaration (the `scene` keyword)
+
+
+def _diag(code: str, span: Span | None, severity: Severity = Severity.ERROR) -> Diagnostic:
+    return Diagnostic(code, severity, "x", span)
+
+
+def test_broken_scenes_reads_diagnostics_in_the_order_given() -> None:
+    """The tracing itself, on diagnostics made by hand: in any order, with or without a
+    location, in a file it has no tree for."""
+    from storyc.check.taint import broken_scenes
+    from storyc.lang.parser import parse_text
+
+    text = 'scene a { prompt = "x" }\nscene b { prompt = "y" }\ncut c = [a]\n'
+    tree = parse_text(text, "main.story").file
+    a, b, c = tree.items
+
+    def at(decl: object, file: str = "main.story") -> Span:
+        start = decl.name_span.start + 1  # type: ignore[attr-defined]
+        return Span(file, 1, 1, 1, 2, start, start + 1)
+
+    warn_then_error = [_diag("W102", at(a), Severity.WARNING), _diag("E105", at(b))]
+    assert broken_scenes([tree], warn_then_error) == {
+        "b": f"the scene has an error ({at(b)}: E105)"
+    }
+    cut_then_scene = [_diag("E110", at(c)), _diag("E105", at(b))]
+    assert set(broken_scenes([tree], cut_then_scene)) == {"b"}
+    # nowhere to put it: every scene is blocked, and the reason has no location to show
+    assert broken_scenes([tree], [_diag("E100", None)]) == {
+        "a": "the story has an error outside any scene (E100)",
+        "b": "the story has an error outside any scene (E100)",
+    }
+    # located in a file the trees do not cover: blocks everything too, never raises
+    elsewhere = _diag("E100", at(a, "gone.story"))
+    assert set(broken_scenes([tree], [elsewhere])) == {"a", "b"}
