@@ -181,6 +181,9 @@ def test_previews_live_beside_paid_renders() -> None:
     assert "[previews.b]" in legacy and "[scenes.b]" not in legacy
     old = legacy.replace("[previews.b", "[scenes.b")
     assert LockFile.loads(old) == LockFile(previews={"b": preview("b")})
+    # the previews table wins over a stray preview among the paid ones, written once
+    both = LockFile({"b": preview("b", "stray")}, {"b": preview("b")}).dumps()
+    assert both.count("[previews.b]") == 1 and "stray" not in both
 
 
 def test_errors_name_the_header_of_the_table_they_are_in() -> None:
@@ -266,9 +269,19 @@ def test_a_conflict_inside_a_multi_line_prompt_is_still_a_conflict() -> None:
     with pytest.raises(LockFileError) as exc:
         LockFile.loads(half)
     assert exc.value.line == 4 and exc.value.detail == "merge conflict marker; resolve the conflict"
-    # marker-like lines that do not make a conflict, in order, are a prompt's text
-    text = "<<<<<<< a\n||||||| b\n>>>>>>> c\n"
-    assert LockFile.loads(LockFile({"a": scene("a", text)}).dumps()).scenes["a"].prompt == text
+    # marker-like lines that do not make a whole conflict, in order, are a prompt's text
+    for text in (
+        "<<<<<<< a\n||||||| b\n>>>>>>> c\n",  # no =======
+        "<<<<<<< a\nx\n=======\ny\n",  # no >>>>>>>
+        "=======\n=======\n>>>>>>> c\n",  # no <<<<<<<
+    ):
+        back = LockFile.loads(LockFile({"a": scene("a", text)}).dumps())
+        assert back.scenes["a"].prompt == text
+    # a second <<<<<<< inside a conflict does not move the line named
+    text = base.replace("one\n", "<<<<<<< a\n<<<<<<< b\n=======\n>>>>>>> c\n", 1)
+    with pytest.raises(LockFileError) as exc:
+        LockFile.loads(text)
+    assert exc.value.line == text.splitlines().index("<<<<<<< a") + 1
 
 
 BAD = f'key = "sha256:{"0" * 64}"'
