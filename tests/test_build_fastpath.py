@@ -180,3 +180,48 @@ def test_paid_build_with_unknown_attempt_is_not_fast(
             assert summary(events)["fast_path"] is False
             assert "fate is unknown" in err
             time.sleep(RACY_S + 0.05)  # settled, and still never recorded
+
+
+def test_every_option_that_decides_a_build_is_in_its_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path answers only a build asked in exactly the same way: each option that
+    can change the result changes `options`; the same ones give the same signature."""
+    import argparse
+
+    from storyc.build.fastpath import options
+
+    def ns(**kw: object) -> argparse.Namespace:
+        base: dict[str, object] = dict(
+            path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
+            base_url=None, resubmit_unknown=False,
+        )  # fmt: skip
+        return argparse.Namespace(**{**base, **kw})
+
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    plain = options(ns())
+    assert options(ns()) == plain and options(ns(cuts=[])) == plain
+    for change in (
+        dict(target="inference/video-o1-v1"),
+        dict(scenes=["arrival"]),
+        dict(cuts=["final"]),
+        dict(backend="inference"),
+        dict(base_url="http://127.0.0.1:9"),
+        dict(resubmit_unknown=True),
+        dict(path=str(tmp_path / "elsewhere")),
+    ):
+        assert options(ns(**change)) != plain, change
+    monkeypatch.setenv("INFERENCE_BASE_URL", "http://127.0.0.1:9")
+    assert options(ns()) != plain
+
+
+def test_discovery_lists_the_story_files_of_a_folder(tmp_path: Path) -> None:
+    from storyc.build.fastpath import discovery
+
+    for name in ("b.story", "a.story", "notes.txt", "c.story.bak"):
+        (tmp_path / name).write_text("", "utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.story").write_text("", "utf-8")
+    assert discovery(str(tmp_path)) == ("a.story", "b.story")
+    assert discovery(str(tmp_path / "a.story")) == ()  # a file: no folder to discover
+    assert discovery(str(tmp_path / "missing")) == ()
