@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from storyc import targets
 from storyc.base.diagnostics import Severity, dumps_json, render_all
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
+from storyc.base.terminal import styled
 from storyc.check import graph as graph_mod
 from storyc.cli import project_digests
 from storyc.compiler import Compilation, compile_project
@@ -126,7 +126,7 @@ _HEAD = re.compile(r"\b(error|warning|note)(\[[EWN][0-9]{3}\])")
 
 
 def _colour_enabled(stream: Any) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+    return styled(stream)
 
 
 def colourize(text: str) -> str:

@@ -249,7 +249,9 @@ def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
         table.add_column(col, justify="right" if col == "cost" else "left")
     for r in rows:
         table.add_row(escape(r[0]), f"[{styles[r[1]]}]{r[1]}[/]", r[2], r[3], escape(r[4]))
-    console = Console()
+    from storyc.base.terminal import rich_options
+
+    console = Console(**rich_options())
     console.print(table)
     console.print(escape(summary), highlight=False)
 
