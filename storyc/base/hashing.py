@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.base.fsio import atomic_write, sig_of
+from storyc.base.reading import open_regular
 
 DIGEST_PREFIX = "sha256:"
 _CHUNK = 1 << 20
@@ -63,10 +64,12 @@ def is_digest(value: object) -> bool:
 
 
 def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Hash a whole file. Returns (digest, bytes read)."""
+    """Hash a whole regular file (a FIFO or a device is refused: `NotRegularFile`).
+    Returns (digest, bytes read)."""
     h = hashlib.sha256()
     n = 0
-    with open(path, "rb", buffering=0) as f:
+    fd, _ = open_regular(path)
+    with open(fd, "rb", buffering=0) as f:
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
         while True:

@@ -36,8 +36,13 @@ from storyc.resolve.model import (
     LocalFile,
     Project,
     Scene,
+    SceneOutput,
     Setting,
 )
+
+# A scene that does not say how long it is lasts this long: the provider's default, which
+# the targets send explicitly (storyc.targets.inference.DEFAULT_DURATION).
+DEFAULT_DURATION = 5
 
 TEXT_TO_VIDEO = "text-to-video"
 IMAGE_TO_VIDEO = "image-to-video"
@@ -84,19 +89,36 @@ def check(project: Project, diags: Diagnostics) -> None:
     check_media(project, diags)
 
 
+# What the generation mode depends on: when one of these could not be resolved (or the
+# scene may have a misspelt input, "?"), the mode of the scene as written is not known.
+MODE_INPUTS = frozenset({"start", "end", "refs", "elements", "video", "prompt", "?", "@"})
+
+
 def check_scene(scene: Scene, project: Project, diags: Diagnostics) -> None:
+    """Every rule for `scene`. A scene with errors (`Scene.unresolved`) is checked too, by
+    the rules its errors cannot affect: one run reports every independent problem, and
+    never a consequence of another error as if it were one."""
     mode = mode_of(scene)
-    _check_frames(scene, mode, diags)
+    unknown = scene.unresolved
+    certain = not (unknown & MODE_INPUTS)
+    _check_frames(scene, mode, diags, start_known="start" not in unknown)
     _check_kinds(scene, diags)
     _check_references(scene, project, diags)
-    _check_duration(scene, mode, diags)
-    _check_aspect(scene, mode, diags)
-    _check_prompt(scene, diags)
-    _check_mentions(scene, diags)
+    if certain or (mode == EDIT and "video" not in unknown):
+        _check_duration(scene, mode, diags)
+    if certain and "aspect" not in unknown:
+        _check_aspect(scene, mode, diags)
+    if "prompt" not in unknown:
+        _check_prompt(scene, diags)
+        if certain:
+            _check_mentions(scene, diags)
+    if "aspect" not in unknown:
+        _check_shape(scene, mode, diags)
+    _check_frame_times(scene, project, diags)
 
 
-def _check_frames(scene: Scene, mode: str, diags: Diagnostics) -> None:
-    if scene.end_frame is not None and scene.first_frame is None:
+def _check_frames(scene: Scene, mode: str, diags: Diagnostics, *, start_known: bool) -> None:
+    if scene.end_frame is not None and scene.first_frame is None and start_known:
         diags.error(
             "E201",
             f"scene `{scene.name}` has an end frame but no first frame",
@@ -144,7 +166,7 @@ def _check_references(scene: Scene, project: Project, diags: Diagnostics) -> Non
             "E202",
             f"scene `{scene.name}` uses {n_images} reference image(s) and "
             f"{n_elements} element(s); at most {limit} together{with_video}",
-            scene.span,
+            scene.refs_span or scene.span,
             hint="drop some references, or split the shot into two scenes",
         )
     for use in scene.elements:
@@ -225,6 +247,87 @@ def _check_aspect(scene: Scene, mode: str, diags: Diagnostics) -> None:
             f"aspect ratio is ignored here: {why} decides the shape",
             aspect.span,
             hint="remove `aspect` from this scene",
+        )
+
+
+_SHAPES = {"16:9": "landscape", "9:16": "portrait", "1:1": "square"}
+
+
+def _shape(w: int, h: int) -> str:
+    if w * 100 > h * 105:
+        return "landscape"
+    if h * 100 > w * 105:
+        return "portrait"
+    return "square"
+
+
+def _check_shape(scene: Scene, mode: str, diags: Diagnostics) -> None:
+    """A first frame (or an edited video) decides the video's shape; say so when it
+    disagrees with the aspect ratio the scene inherits (a 9:16 photo in a 16:9 film)."""
+    aspect = scene.aspect
+    if aspect is None or aspect.origin in ("scene", "style"):
+        return  # no ratio to disagree with, or W209 already says it is ignored
+    if mode == EDIT and scene.video is not None:
+        inp, what = scene.video.input, "the edited video"
+    elif scene.first_frame is not None and mode != EDIT:
+        inp, what = scene.first_frame, "the first frame"
+    else:
+        return
+    src = inp.source
+    info = src.media if isinstance(src, LocalFile) else None
+    if info is None or not info.width or not info.height:
+        return
+    shape = _shape(info.width, info.height)
+    wanted = _SHAPES.get(str(aspect.value))
+    if wanted is None or shape == wanted:
+        return
+    notes = ((f"{aspect.value} was written here", aspect.span),) if aspect.span else ()
+    diags.warning(
+        "W250",
+        f"{what} of `{scene.name}` is {info.width}×{info.height} ({shape}), but the aspect "
+        f"ratio is {aspect.value} ({wanted}, from {where_from(aspect)}): {what} decides "
+        f"the shape, so this scene will be {shape}",
+        inp.span,
+        hint=f"crop the image to {aspect.value}, or write the aspect this scene really has "
+        "on the scene",
+        notes=notes,
+    )
+
+
+def _upstream_length(scene: Scene) -> float | None:
+    """How long a scene's video will be, when it can be known before it renders."""
+    if mode_of(scene) == EDIT and scene.video is not None:
+        src = scene.video.input.source
+        info = src.media if isinstance(src, LocalFile) else None
+        return info.duration if info is not None else None
+    if scene.duration is not None:
+        return float(scene.duration.value)
+    return float(DEFAULT_DURATION)
+
+
+def _check_frame_times(scene: Scene, project: Project, diags: Diagnostics) -> None:
+    """`a.frame(T)` must fall inside `a`: past its end there is no frame to start from,
+    and the build would find out only after paying for `a`."""
+    inputs = [scene.first_frame, scene.end_frame, *scene.images]
+    for inp in inputs:
+        if inp is None or not isinstance(inp.source, SceneOutput):
+            continue
+        src = inp.source
+        if src.part != "frame" or src.at is None:
+            continue
+        upstream = project.scenes.get(src.scene)
+        if upstream is None or upstream.unresolved & {"duration", "video", "?"}:
+            continue  # how long it lasts is not known (its errors are reported)
+        length = _upstream_length(upstream)
+        if length is None or src.at < length:
+            continue
+        diags.error(
+            "E250",
+            f"`{src.scene}.frame({src.at:g})` is past the end of `{src.scene}`, which "
+            f"lasts {length:g} s",
+            inp.span,
+            hint=f"a frame time is from 0 to less than {length:g}; for the very end, "
+            f"write `{src.scene}.last_frame`",
         )
 
 

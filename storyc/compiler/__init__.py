@@ -198,40 +198,36 @@ def _compile(
 
     wanted = list(project.scenes) if scenes is None else _select(project, scenes, diags)
     chosen = set(wanted)
+    # The scenes the chosen ones use, all the way up: an error there blocks a chosen one.
+    needed = _with_upstream(project, chosen)
     ordered = set(graph.order)
     requests: dict[str, Request] = {}
     for scene in project.scenes.values():
-        if scene.name not in chosen:
-            continue
-        if scene.name in broken:
-            # Its model is incomplete (an input that failed to resolve is left out), so
-            # the rules would report consequences of the first error, not the story's
-            # problems: "text-to-video must last 5 or 10 s" for a scene whose start
-            # frame is merely missing. Its own errors are already reported.
+        if scene.name not in needed:
             continue
         local = Diagnostics()
+        # A scene with errors is checked too, by the rules its errors cannot affect
+        # (`Scene.unresolved`), so one run shows every independent problem; it is never
+        # lowered: its model is incomplete (an input that failed to resolve is left out).
         rules.check_scene(scene, project, local)
-        request = _lower(scene, project, target, local)
-        diags.extend(local)
+        request = None if scene.name in broken else _lower(scene, project, target, local)
+        if scene.name in chosen:
+            diags.extend(local)
+        else:  # only what keeps a chosen scene from building
+            diags.extend(d for d in local if d.is_error)
         if request is not None and not local.has_errors and scene.name in ordered:
             requests[scene.name] = request
     order = [n for n in graph.order if n in chosen]
-    # A scene that uses the output of a selected scene with errors cannot be built either;
-    # `order` is topological, so one pass carries that downstream.
+    # A scene that uses the output of a scene with errors cannot be built either; the
+    # graph's order is topological, so one pass carries that downstream.
     blocked: dict[str, str] = {}
-    for name in order:
-        if name not in requests:
+    for name in graph.order:
+        if name not in needed or name not in requests:
             continue
-        bad = next(
-            (
-                u
-                for u in requests[name].upstream
-                if u in chosen and (u not in requests or u in blocked)
-            ),
-            None,
-        )
+        bad = next((u for u in requests[name].upstream if u not in requests or u in blocked), None)
         if bad is not None:
             blocked[name] = bad
+    blocked = {n: blocked[n] for n in order if n in blocked}
     return Compilation(
         project,
         {n: requests[n] for n in order if n in requests and n not in blocked},
@@ -243,6 +239,20 @@ def _compile(
         blocked=blocked,
         broken={n: broken[n] for n in order if n in broken},
     )
+
+
+def _with_upstream(project: Project, chosen: set[str]) -> set[str]:
+    out = set(chosen)
+    todo = list(chosen)
+    while todo:
+        scene = project.scenes.get(todo.pop())
+        if scene is None:
+            continue
+        for u in scene.upstream():
+            if u not in out:
+                out.add(u)
+                todo.append(u)
+    return out
 
 
 def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:

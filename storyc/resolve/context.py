@@ -46,6 +46,9 @@ class Layer:
     origin: Origin
     settings: dict[str, ast.Setting]
     file: LoadedFile
+    # The block had a setting storyc does not know (E102): perhaps a misspelt input, so
+    # what the scenes that inherit it are is not certain.
+    unknown: bool = False
 
 
 class LineIndex:

@@ -37,6 +37,10 @@ VIDEO_MIN_FPS, VIDEO_MAX_FPS = 24.0, 60.0
 VIDEO_FORMATS = ("mp4", "mov")
 VIDEO_MAX_BYTES = 200 * 1024 * 1024
 MAX_BYTES = {"image": IMAGE_MAX_BYTES, "video": VIDEO_MAX_BYTES}
+# storyc's own limits on what a story asks for: takes of one scene (each is a paid render)
+# and renders at once.
+MAX_TAKES = 20
+MAX_JOBS = 64
 
 MediaKind = Literal["image", "video"]
 Quality = Literal["std", "pro"]
@@ -179,6 +183,13 @@ class Scene:
     takes: Setting[int]
     target: Setting[str]
     variables: dict[str, object] = field(default_factory=dict)
+    # What the story wrote for this scene but the resolver could not use (each is already
+    # reported): setting names ("start", "refs", "prompt", "aspect", ...), "?" for an
+    # unknown setting in the scene or a layer it inherits (perhaps a misspelt input), "@"
+    # for a mention of nothing. Rules that depend on them are not checked (see
+    # `storyc.check.rules.check_scene`), so an error is never reported as another.
+    unresolved: frozenset[str] = frozenset()
+    refs_span: Span | None = None  # the `refs = [...]` list, when written
 
     def upstream(self) -> tuple[str, ...]:
         """Names of scenes whose output this scene uses, in first-use order."""

@@ -71,7 +71,7 @@ class _Resolver:
         self.loaded = loaded
         self.diags = diags
         self.root = loaded.root
-        self.files = FileResolver(loaded.root, digests)
+        self.files = FileResolver(loaded.root, digests, loaded.allowed or None)
         self.names: dict[str, Named] = {}
         self.lets: dict[str, tuple[ast.Let, LoadedFile]] = {}
         self.project_decl: tuple[ast.ProjectDecl, LoadedFile] | None = None
@@ -125,7 +125,8 @@ class _Resolver:
             elif isinstance(item, ast.DefaultsDecl):
                 allowed = tuple(s for s in SCENE_SETTINGS if s not in ("use", "prompt"))
                 settings = check_settings(item.settings, allowed, "the defaults block", self.diags)
-                self.defaults.append(Layer("defaults", settings, f))
+                unknown = any(s.name not in allowed for s in item.settings)
+                self.defaults.append(Layer("defaults", settings, f, unknown))
 
     def _collect_project(self, item: ast.ProjectDecl, f: LoadedFile) -> None:
         if f.label != self.loaded.entry:
@@ -156,16 +157,21 @@ class _Resolver:
         other: dict[str, Setting[object]] = {}
         sr = SceneResolver(self)
         target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
+        project_unknown = False
         if self.project_decl is not None:
             decl, _ = self.project_decl
             settings = check_settings(
                 decl.settings, PROJECT_SETTINGS, "the project block", self.diags
             )
+            project_unknown = any(s.name not in PROJECT_SETTINGS for s in decl.settings)
             if decl.title is not None:
                 title = decl.title
             for key, s in settings.items():
                 if key in PROJECT_DEFAULTS:
                     project_layer[key] = s
+                    continue
+                if key == "shared_folders":
+                    self._shared_folders(s)
                     continue
                 value = sr.scalar(s)
                 if value is None:
@@ -182,13 +188,15 @@ class _Resolver:
         variables = self._variables()
         assets = self._assets()
         elements = self._elements(sr)
-        sr.prepare(Layer("project", project_layer, entry), self.defaults, variables)
+        sr.prepare(
+            Layer("project", project_layer, entry, project_unknown), self.defaults, variables
+        )
         scenes = {}
         for name, named in self.names.items():
             if named.kind == "scene":
                 assert isinstance(named.decl, ast.SceneDecl)
-                eff, video_layer, scene_vars = sr.layers(named.decl, named.file)
-                scenes[name] = build_scene(sr, named.decl, named.file, eff, video_layer, scene_vars)
+                layered = sr.layers(named.decl, named.file)
+                scenes[name] = build_scene(sr, named.decl, named.file, layered)
         cuts = self._cuts()
         self._unused()
         return Project(
@@ -204,6 +212,35 @@ class _Resolver:
             cuts=cuts,
             settings=other,
         )
+
+    def _shared_folders(self, s: ast.Setting) -> None:
+        """Check `shared_folders` (the loader already uses the well-formed ones)."""
+        values = s.value.items if isinstance(s.value, ast.ListV) else [s.value]
+        for v in values:
+            if not isinstance(v, ast.Str) or not v.value.strip() or "\0" in v.value:
+                self.diags.error(
+                    "E141",
+                    f"`shared_folders` lists folders as paths in quotes, found {describe(v)}",
+                    v.span,
+                    hint='for example: shared_folders = ["../brand-assets"]',
+                )
+                continue
+            real = Path(self.root, v.value.strip()).resolve()
+            if not real.is_dir():
+                self.diags.error(
+                    "E141",
+                    f'shared folder "{v.value}" is not a folder'
+                    + ("" if real.exists() else " (it does not exist)"),
+                    v.span,
+                    hint="paths in `shared_folders` are relative to the entry file's folder",
+                )
+            elif real == Path(real.anchor):
+                self.diags.error(
+                    "E141",
+                    f'shared folder "{v.value}" is the root of the file system',
+                    v.span,
+                    hint="list the folder that holds the shared assets, not the whole disk",
+                )
 
     def _variables(self) -> dict[str, object]:
         out: dict[str, object] = {}

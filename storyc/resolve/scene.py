@@ -8,6 +8,7 @@ diagnostics. No I/O of its own (files go through `storyc.resolve.files`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,10 @@ from storyc.lang import ast
 from storyc.resolve.context import KIND_WORDS, Layer, LineIndex
 from storyc.resolve.model import (
     ASPECTS,
+    DURATION_MAX,
+    DURATION_MIN,
+    MAX_JOBS,
+    MAX_TAKES,
     QUALITIES,
     ElementUse,
     Input,
@@ -52,6 +57,16 @@ FRAME_PARTS = ("first_frame", "last_frame", "frame")
 _BAD: Any = object()
 
 
+@dataclass
+class Layered:
+    """What `SceneResolver.layers` found for one scene."""
+
+    eff: dict[str, tuple[ast.Setting, Layer]]  # setting name -> (setting, layer it came from)
+    video_layer: Layer | None  # the layer that set the video slot
+    variables: dict[str, Any]  # merged `vars`
+    uncertain: bool  # a layer has an unknown setting, or its style chain is broken
+
+
 class SceneResolver:
     def __init__(self, r: Context) -> None:
         self.r = r
@@ -80,9 +95,20 @@ class SceneResolver:
         elif n == "backend":
             v = as_enum(s, d, BACKENDS)
         elif n == "duration":
-            v = as_int(s, d, 1, "a whole number of seconds")
-        elif n in ("takes", "jobs"):
-            v = as_int(s, d, 1)
+            v = as_int(
+                s,
+                d,
+                DURATION_MIN,
+                "a whole number of seconds",
+                DURATION_MAX,
+                code="E204",
+                why=f"a scene lasts {DURATION_MIN} to {DURATION_MAX} s; 5 or 10 without references",
+                suggest=5,
+            )
+        elif n == "takes":
+            v = as_int(s, d, 1, maximum=MAX_TAKES, why="each take is a separate render")
+        elif n == "jobs":
+            v = as_int(s, d, 1, maximum=MAX_JOBS)
         elif n in ("watermark", "keep_sound"):
             v = as_bool(s, d)
         elif n == "target":
@@ -343,7 +369,12 @@ class SceneResolver:
         decl = named.decl
         assert isinstance(decl, ast.StyleDecl)
         settings = check_settings(decl.settings, SCENE_SETTINGS, f"style `{name}`", self.diags)
-        layer = Layer("style", {k: v for k, v in settings.items() if k != "use"}, named.file)
+        layer = Layer(
+            "style",
+            {k: v for k, v in settings.items() if k != "use"},
+            named.file,
+            any(s.name not in SCENE_SETTINGS for s in decl.settings),
+        )
         self._check_layer(layer)
         parent = self._parent(decl.parent, settings.get("use"), f"style `{name}`")
         chain: list[Layer] | None = [layer]
@@ -402,15 +433,19 @@ class SceneResolver:
         return parent.name
 
     # scenes --------------------------------------------------------------------
-    def layers(
-        self, decl: ast.SceneDecl, f: LoadedFile
-    ) -> tuple[dict[str, tuple[ast.Setting, Layer]], Layer | None, dict[str, Any]]:
+    def layers(self, decl: ast.SceneDecl, f: LoadedFile) -> Layered:
         """A scene's effective settings (each with the layer it came from), the layer
-        that set its video slot, and its merged `vars`; `prompt.build_scene` takes these."""
+        that set its video slot, its merged `vars`, and whether any layer it inherits from
+        is uncertain (an unknown setting, a broken style chain); `prompt.build_scene`
+        takes these."""
         own = check_settings(decl.settings, SCENE_SETTINGS, f"scene `{decl.name}`", self.diags)
         parent = self._parent(decl.parent, own.get("use"), f"scene `{decl.name}`")
-        chain = (self._style_chain(parent) or []) if parent else []
-        layers = [*self.base, *chain, Layer("scene", own, f)]
+        chain = self._style_chain(parent) if parent else []
+        unknown = any(s.name not in SCENE_SETTINGS for s in decl.settings)
+        layers = [*self.base, *(chain or []), Layer("scene", own, f, unknown)]
+        uncertain = chain is None or any(layer.unknown for layer in layers)
+        if parent is None and (decl.parent is not None or "use" in own):
+            uncertain = True  # it names a style that is not one (reported)
         eff: dict[str, tuple[ast.Setting, Layer]] = {}
         video_layer: Layer | None = None
         variables: dict[str, Any] = {}
@@ -422,7 +457,7 @@ class SceneResolver:
                     variables.update(self._vars(s))
                 elif k not in VIDEO_SLOT:
                     eff[k] = (s, layer)
-        return eff, video_layer, variables
+        return Layered(eff, video_layer, variables, uncertain)
 
     def setting(self, eff: dict[str, tuple[ast.Setting, Layer]], key: str) -> Setting[Any] | None:
         hit = eff.get(key)
