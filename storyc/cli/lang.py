@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc import targets
-from storyc.base.diagnostics import Severity, dumps_json, render_all
+from storyc.base.diagnostics import Severity, dumps_json, json_safe, printable, render_all
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
 from storyc.base.terminal import styled
@@ -168,7 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         doc = json.loads(dumps_json(comp.diagnostics))
         doc["ok"] = comp.found and not comp.has_errors
         doc["scenes"] = len(comp.project.scenes) if comp.project else 0
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
         return _status(comp)
     report(comp, notes=args.notes)
     if comp.found and not comp.has_errors and comp.project is not None:
@@ -180,7 +180,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             else ""
         )
         print(
-            f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
+            f"ok: {printable(comp.project.name)}: {n} scene{'' if n == 1 else 's'}, "
             f"{len(comp.requests)} ready to render{more}"
         )
     return _status(comp)
@@ -195,7 +195,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     comp = _compile(args.path, target=args.target, scenes=args.scene)
     if args.json:
-        sys.stdout.write(comp.dumps_lines())
+        sys.stdout.write(json_safe(comp.dumps_lines()))
         return _status(comp)
     report(comp)
     blocks = []
@@ -214,13 +214,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
             f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
             f"{f' · {req.takes} takes' if req.takes != 1 else ''}]",
             "prompt:",
-            *(f"  {ln}" for ln in req.prompt.splitlines() or [""]),
+            *(f"  {printable(ln)}" for ln in req.prompt.splitlines() or [""]),
             "input:",
-            *(f"  {ln}" for ln in json.dumps(req.input, indent=2, ensure_ascii=False).splitlines()),
+            *(
+                f"  {ln}"
+                for ln in json_safe(
+                    json.dumps(req.input, indent=2, ensure_ascii=False)
+                ).splitlines()
+            ),
         ]
         if req.notes:
             lines.append("notes:")
-            lines.extend(f"  - {n}" for n in req.notes)
+            lines.extend(f"  - {printable(n)}" for n in req.notes)
         blocks.append("\n".join(lines))
     if blocks:
         print("\n\n".join(blocks))
@@ -234,7 +239,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         return _status(comp) or ExitCode.FAILED
     render = graph_mod.RENDERERS[args.format]
     if args.format == "dot":
-        name = comp.project.name if comp.project else "storyc"
+        name = printable(comp.project.name) if comp.project else "storyc"
         out = graph_mod.render_dot(comp.graph, assets=args.assets, title=name)
     else:
         out = render(comp.graph, assets=args.assets)

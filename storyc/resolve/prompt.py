@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyc.base.diagnostics import Span
 from storyc.lang import ast
-from storyc.lang.parser import long_layout
+from storyc.lang.parser import CONTROL, long_layout
 from storyc.resolve.context import KIND_WORDS, LineIndex
 from storyc.resolve.model import (
     DEFAULT_TARGET,
@@ -125,6 +125,18 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile, layered: 
             hint=p.hint,
         )
     prompt = rendered if rendered is not None else source
+    bad = CONTROL.search(prompt) if rendered is not None and rendered != source else None
+    if bad is not None:
+        # The source has none (the parser refuses them): a template made it, e.g. from a
+        # string escape. The provider would get it, and a terminal would obey it.
+        unresolved.add("prompt")
+        diags.error(
+            "E144",
+            f"the prompt of scene `{name}` contains the control character "
+            f"U+{ord(bad.group()):04X} once its template is rendered",
+            prompt_span,
+            hint="remove the escape that makes it (a prompt is plain text; line breaks are fine)",
+        )
 
     # inputs ----------------------------------------------------------------------
     def image(key: str) -> Input | None:
