@@ -81,10 +81,20 @@ def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return DIGEST_PREFIX + h.hexdigest(), n
 
 
-class DigestCache:
-    """Stat-keyed digest cache; persistent when given a file path. Thread-safe."""
+def _entries_sum(entries: Any) -> str:
+    """The checksum of a digest cache's entries (as stored: lists, sorted by path)."""
+    return digest_bytes(canonical_json(entries))
 
-    VERSION = 2  # 2: entries carry ctime too (storyc.base.fsio.sig_of)
+
+class DigestCache:
+    """Stat-keyed digest cache; persistent when given a file path. Thread-safe.
+
+    The file carries a checksum of its entries: a digest in it that changed by one flipped
+    hex digit would otherwise be trusted, change a scene's key (a paid render again) and
+    go into `storyc.lock` as the asset's digest. A file whose checksum does not match is
+    a miss as a whole (everything is hashed again, which costs time, never money)."""
+
+    VERSION = 3  # 2: entries carry ctime too (storyc.base.fsio.sig_of); 3: a checksum
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
@@ -102,10 +112,13 @@ class DigestCache:
             raw = json.loads(self.path.read_text("utf-8"))
             if raw.get("version") != self.VERSION:
                 return
-            for p, (size, mtime, ino, ctime, dig) in raw["entries"].items():
+            entries = raw["entries"]
+            if raw.get("sum") != _entries_sum(entries):
+                return
+            for p, (size, mtime, ino, ctime, dig) in entries.items():
                 if is_digest(dig):
                     self._entries[p] = (int(size), int(mtime), int(ino), int(ctime), str(dig))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             self._entries = {}  # a corrupt cache is a miss, never an error
 
     def cached(self, abs_path: str, st: os.stat_result) -> str | None:
@@ -175,10 +188,8 @@ class DigestCache:
         if self.path is None or not self._dirty:
             return
         with self._lock:
-            data = {
-                "version": self.VERSION,
-                "entries": {k: list(v) for k, v in sorted(self._entries.items())},
-            }
+            entries = {k: list(v) for k, v in sorted(self._entries.items())}
+            data = {"version": self.VERSION, "sum": _entries_sum(entries), "entries": entries}
             self._dirty = False
         # only a speed-up: no fsync (a lost cache costs a re-hash, never a wrong digest)
         atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode(), durable=False)

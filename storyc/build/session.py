@@ -234,6 +234,15 @@ class BuildSession:
                     "(or build with --backend preview, which is free)"
                 )
                 return ExitCode.ENVIRONMENT
+        for folder, role in ((".storyc", "its state"), ("renders", "links to the videos")):
+            # before anything is rendered (and paid for): a file in the way would make every
+            # finished render fail to be kept or linked
+            if (root / folder).exists() and not (root / folder).is_dir():
+                self.error(
+                    f"error: {folder} is a file, but storyc keeps {role} in a folder of "
+                    "that name: move or rename the file"
+                )
+                return ExitCode.ENVIRONMENT
         try:
             lock_guard = ProjectLock(root, wait=args.wait)
             lock_guard.acquire()

@@ -1,0 +1,188 @@
+"""Damaged state and a hostile environment: caches that lie, records that were edited,
+folders that are files, disks that refuse writes. Each is a miss or a one-line explanation,
+never a wrong link, a paid render again, code that runs, or "internal error".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_build_support import make_project
+
+from storyc.base.hashing import DigestCache, digest_bytes, digest_file
+from storyc.compiler import compile_project
+from storyc.lang.loader import ParseCache
+from storyc.resolve.model import LocalFile
+from storyc.state.journal import Journal
+from storyc.state.store import RenderRecord, Store
+
+STORY = """\
+project "State" { aspect = "16:9" }
+image market "assets/market.png"
+scene a { prompt = "A walk through @market"  duration = 5 }
+scene b { prompt = "The harbour at night"  duration = 5 }
+"""
+
+
+def _market_digest(root: Path, digests: DigestCache) -> str:
+    comp = compile_project(root, digests=digests, parse_cache=ParseCache())
+    assert comp.project is not None
+    src = comp.project.assets["market"].source
+    assert isinstance(src, LocalFile)
+    return src.digest
+
+
+def test_a_flipped_hex_digit_in_digests_json_is_a_miss(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    cache_file = root / ".storyc" / "digests.json"
+    real = digest_file(root / "assets" / "market.png")[0]
+    os.utime(root / "assets" / "market.png", (1e9, 1e9))  # old enough to be remembered
+    first = DigestCache(cache_file)
+    assert _market_digest(root, first) == real
+    first.save()
+    raw = json.loads(cache_file.read_text())
+    (path, entry), *_ = raw["entries"].items()
+    dig = entry[4]
+    flipped = dig[:-1] + ("0" if dig[-1] != "0" else "1")
+    raw["entries"][path][4] = flipped
+    cache_file.write_text(json.dumps(raw))
+    again = DigestCache(cache_file)
+    # the damaged file is not trusted: the asset is hashed again and the key stays the same
+    assert _market_digest(root, again) == real
+    assert again.files_hashed == 1
+
+
+def test_render_and_derived_records_that_were_edited_are_misses(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    out_a = store.put_bytes(b"video of a")
+    out_b = store.put_bytes(b"video of b")
+    key_a = digest_bytes(b"key a")
+    rec = RenderRecord(key_a, out_a, "a", 1, "preview", None, None, 5.0, 1.0)
+    store.record_render(rec)
+    assert store.lookup_render(key_a) == rec
+    path = Path(store._record_path("renders", key_a))
+    raw = json.loads(path.read_text())
+    raw["output"] = out_b  # link another scene's video
+    path.write_text(json.dumps(raw))
+    assert store.lookup_render(key_a) is None
+    path.write_text('{"key": "sha256:' + "0" * 64)  # cut short
+    assert store.lookup_render(key_a) is None
+
+    frame = store.put_bytes(b"a frame")
+    other = store.put_bytes(b"another frame")
+    store.record_derived(out_a, "last_frame", frame)
+    assert store.lookup_derived(out_a, "last_frame") == frame
+    dpath = Path(store._record_path("derived", store._derived_id(out_a, "last_frame")))
+    raw = json.loads(dpath.read_text())
+    raw["result"] = other
+    dpath.write_text(json.dumps(raw))
+    assert store.lookup_derived(out_a, "last_frame") is None
+
+
+def test_a_damaged_estimate_in_the_journal_is_an_unknown_cost(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as j:
+        j.spent()  # creates the schema
+    con = sqlite3.connect(path)
+    for estimate in ("not a number", "NaN", "Infinity", "1e999999"):
+        con.execute(
+            "INSERT INTO attempts (key, scene, take, target, backend, state, owner, estimate,"
+            " created_at, updated_at) VALUES ('k', 's', 1, 't', 'inference', 'completed',"
+            " 'o', ?, 0, 0)",
+            (estimate,),
+        )
+    con.commit()
+    con.close()
+    with Journal(path) as j:
+        spent = j.spent()
+        assert spent.attempts == 4 and spent.billed == 0
+        assert all(a.estimate is None for a in j.attempts("k"))
+
+
+def _storyc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "storyc", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "STORYC_NO_FASTPATH": "1"},
+    )
+
+
+@pytest.mark.parametrize("blocker", [".storyc", "renders"])
+def test_a_file_where_storyc_needs_a_folder_is_explained_in_one_line(
+    tmp_path: Path, blocker: str
+) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    (root / blocker).write_text("not a folder")
+    proc = _storyc("build", str(root))
+    assert proc.returncode == 3, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(("storyc: ", "error: ")) and blocker in line, proc.stderr
+    assert (root / blocker).read_text() == "not a folder"
+
+
+def test_a_full_disk_while_writing_is_explained_in_one_line(tmp_path: Path) -> None:
+    # RLIMIT_FSIZE = 0 makes every write fail (EFBIG), as a full disk does (ENOSPC): the
+    # first is the build lock's
+    root = make_project(tmp_path / "p", STORY)
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))\n"
+        "from storyc.cli import main\n"
+        "sys.exit(main(['build', sys.argv[1]]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "STORYC_NO_FASTPATH": "1"},
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("storyc: cannot ")
+    # nothing half-written under a real name: the lock file is whole or absent
+    lock = root / "storyc.lock"
+    if lock.exists():
+        from storyc.state.lockfile import LockFile
+
+        LockFile.load(lock)
+
+
+def _can_mount_read_only() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs user namespaces (unshare)")
+def test_a_read_only_project_is_explained_in_one_line(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    cmd = (
+        f'mount -o bind,ro "{root}" "{root}" && '
+        f'"{sys.executable}" -m storyc build "{root}"; echo "exit=$?" >&2'
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", cmd],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "STORYC_NO_FASTPATH": "1"},
+    )
+    assert "exit=3" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "read-only" in proc.stderr
