@@ -281,9 +281,14 @@ def render_text(graph: Graph, *, assets: bool = False) -> str:
     for e in graph.edges:
         by_src.setdefault(e.src, []).append(e)
 
+    in_cycle = {n for c in graph.cycles for n in c}
+
     def visit(name: str, prefix: str, label: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└─ " if last else "├─ ")
-        suffix = f"  ({label})" if label else ""
+        marks = [label] if label else []
+        if name in in_cycle and "in a cycle" not in marks:
+            marks.append("in a cycle")  # every scene of a cycle says so, wherever it shows
+        suffix = f"  ({', '.join(marks)})" if marks else ""
         if name in printed:
             lines.append(f"{prefix}{branch}{name}{suffix} (see above)")
             return
@@ -308,7 +313,6 @@ def render_text(graph: Graph, *, assets: bool = False) -> str:
     for name in graph.scenes:
         if name not in has_upstream:
             visit(name, "", "", True, True)
-    in_cycle = {n for c in graph.cycles for n in c}
     for name in graph.scenes:
         if name not in printed:
             visit(name, "", "in a cycle" if name in in_cycle else "after a cycle", True, True)
@@ -321,8 +325,10 @@ def _q(text: str) -> str:
 
 def render_dot(graph: Graph, *, assets: bool = False, title: str = "storyc") -> str:
     out = [f"digraph {_q(title)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    in_cycle = {n for c in graph.cycles for n in c}
     for name in graph.scenes:
-        out.append(f"  {_q(name)};")
+        mark = ' [color=red, xlabel="in a cycle"]' if name in in_cycle else ""
+        out.append(f"  {_q(name)}{mark};")
     if assets:
         for name in graph.scenes:
             for kind, leaf in graph.leaves.get(name, []):
@@ -355,6 +361,10 @@ def render_mermaid(graph: Graph, *, assets: bool = False) -> str:
                 out.append(f"  {leaf_ids[leaf]} -.-> {ids[name]}")
     for e in graph.edges:
         out.append(f"  {ids[e.src]} -->|{_mq(_edge_label(e))}| {ids[e.dst]}")
+    cycle = [ids[n] for n in graph.scenes if any(n in c for c in graph.cycles)]
+    if cycle:
+        out.append("  classDef cycle stroke:#d33,stroke-width:2px")
+        out.append(f"  class {','.join(cycle)} cycle")
     return "\n".join(_unique(out)) + "\n"
 
 

@@ -111,7 +111,7 @@ def check_scene(scene: Scene, project: Project, diags: Diagnostics) -> None:
     if "prompt" not in unknown:
         _check_prompt(scene, diags)
         if certain:
-            _check_mentions(scene, diags)
+            _check_mentions(scene, project, diags)
     if "aspect" not in unknown:
         _check_shape(scene, mode, diags)
     _check_frame_times(scene, project, diags)
@@ -341,7 +341,7 @@ def _check_prompt(scene: Scene, diags: Diagnostics) -> None:
         )
 
 
-def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
+def _check_mentions(scene: Scene, project: Project, diags: Diagnostics) -> None:
     mentioned = {m.name for m in scene.mentions}
     unmentioned: list[tuple[str | None, Span, str]] = []
     for img in scene.images:
@@ -365,11 +365,15 @@ def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
                 "prompt, so the model knows what it is for",
             )
         else:
+            described = role == "element" and bool(
+                getattr(project.elements.get(name), "description", None)
+            )
             diags.warning(
                 "W211",
                 f"{role} `{name}` is never mentioned in the prompt of `{scene.name}`",
                 span,
-                hint=f'say what it is for, e.g. "... @{name} ..."',
+                hint=f'say what it is for, e.g. "... @{name} ..."'
+                + ("; its description is sent only after a mention" if described else ""),
             )
 
 

@@ -32,7 +32,7 @@ examples:
   storyc plan --backend inference      priced for real renders
   storyc plan --json                   machine-readable
 
-exit codes: 0 ok · 1 the story has errors · 3 no project or unreadable lock file
+exit codes: 0 ok · 1 the story has errors, or storyc.lock cannot be read · 3 no project
 """
 WHY_EPILOG = """\
 examples:
