@@ -8,9 +8,13 @@ before a no-op build decides it has nothing to do.
 
 A folder holds a project when it has `main.story`, or else exactly one top-level `*.story`
 file with a `project` block. A folder without one (a subfolder of the project, such as
-`scenes/` or `assets/`) sends the search to its parent, up to the filesystem root, as git
-finds its repository from any folder inside it. A folder with several candidate entry
-files stops the search: that is a question for the user, not a reason to look elsewhere.
+`scenes/` or `assets/`) sends the search to its parent, as git finds its repository from
+any folder inside it. Above the folder asked about, only an unmistakable project counts
+(`main.story`, or one entry candidate beside storyc's own `storyc.lock` or `.storyc/`), so
+a stray story in a shared folder such as /tmp is never taken for the user's project; and the
+search ends at the root of a git repository (a folder holding `.git`) or of the file
+system. In the folder asked about, several candidate entry files are a question for the
+user, not a reason to look elsewhere.
 """
 
 from __future__ import annotations
@@ -74,19 +78,28 @@ def discover(path: str | os.PathLike[str]) -> Found:
         return Found(None, start)
     if not folder.is_dir():
         return Found(None, start)
+    hit = _entry_in(folder)
+    if isinstance(hit, Path):
+        # inside the folder asked about, keep the path as given (spans stay as typed)
+        return Found(start / hit.name, start)
+    if isinstance(hit, tuple):
+        return Found(None, folder, several=hit)
     here = folder
-    while True:
-        hit = _entry_in(here)
-        if isinstance(hit, Path):
-            # inside the folder asked about, keep the path as given (spans stay as typed)
-            if here == folder:
-                return Found(start / hit.name, start)
-            return Found(hit, here, walked=True)
-        if isinstance(hit, tuple):
-            return Found(None, here, several=hit, walked=here != folder)
-        if here.parent == here:
-            return Found(None, folder)
+    while not _exists(here / ".git") and here.parent != here:
         here = here.parent
+        hit = _entry_in(here)
+        if isinstance(hit, Path) and (
+            hit.name == ENTRY_NAME or _exists(here / "storyc.lock") or _exists(here / ".storyc")
+        ):
+            return Found(hit, here, walked=True)
+    return Found(None, folder)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def project_dir(path: str | os.PathLike[str]) -> str | None:
