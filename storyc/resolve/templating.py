@@ -637,7 +637,9 @@ class Templates:
 
 
 def _what(exc: BaseException) -> str:
-    return "memory" if isinstance(exc, MemoryError) else "nesting (calls within calls)"
+    if isinstance(exc, MemoryError):
+        return "memory (the limit on template memory)"
+    return "nesting of calls within calls (the limit on template nesting)"
 
 
 def _find_name(source: str, name: str) -> int | None:
