@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "storyc.cli.lang",  # init, check, compile, graph
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
+    "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.provider",  # provider (loopback server)
 )
@@ -45,6 +46,7 @@ COMMANDS = {
     "gc": "storyc.cli.plan",
     "build": "storyc.cli.build",
     "pick": "storyc.cli.build",
+    "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "provider": "storyc.cli.provider",
 }
@@ -56,6 +58,7 @@ examples:
   storyc compile --scene intro show what the scene `intro` will send
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
+  storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
 """
 

@@ -170,6 +170,7 @@ class InferenceTarget(Target):
             mode=low.mode,
             base_video=marker(video.input.source) if video and video.mode == "base" else None,
             notes=tuple(low.notes),
+            prompt_as_written=scene.prompt,
         )
 
     def _collect_refs(self, low: Lowering, project: Project, diags: Diagnostics) -> None:

@@ -61,6 +61,9 @@ class Request:
     mode: str  # "text-to-video", "image-to-video", "start-end-frame", "reference", "edit"
     base_video: dict[str, Any] | None = None  # the marker of the edited video (base mode)
     notes: tuple[str, ...] = field(default=())  # lowering notes shown by `compile`
+    # The prompt as the writer wrote it (templated, `@names` not yet placeholders): what a
+    # preview's caption shows. Never sent; part of a preview's key only (storyc.plan.keys).
+    prompt_as_written: str = ""
 
     @property
     def input(self) -> dict[str, Any]:

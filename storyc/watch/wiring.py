@@ -303,6 +303,7 @@ def make_wiring(
     max_cost: Decimal | None,
     yes: bool,
     base_url: str | None = None,
+    board: bool = False,
 ) -> Wiring:
     """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
     compiler = Compiler(Path(path), target=target)
@@ -331,6 +332,12 @@ def make_wiring(
         api_key=api_key,
         base_url=str(base_url) if base_url else None,
     )
+
+    def write_board(comp: Compilation) -> Path:
+        from storyc.review.make import make_board
+
+        return make_board(compiler.root, comp, backend=name, target=target).path
+
     return Wiring(
         root=compiler.root,
         compile=compiler,
@@ -339,4 +346,5 @@ def make_wiring(
         backend=name,
         parses=lambda: compiler.parses,
         pipeline=pipe,
+        board=write_board if board else None,
     )
