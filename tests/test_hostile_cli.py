@@ -162,3 +162,19 @@ def test_graph_marks_every_scene_of_a_cycle(tmp_path: Path) -> None:
     assert "in a cycle" not in lines["d"]
     dot = _main("graph", str(tmp_path), "--format", "dot")[1]
     assert dot.count('xlabel="in a cycle"') == 3
+
+
+def test_a_lock_file_with_escapes_is_shown_escaped(tmp_path: Path) -> None:
+    # storyc.lock is committed: text anyone can send in a pull request
+    (tmp_path / "main.story").write_text('scene a { prompt = "x" duration = 5 aspect = "1:1" }\n')
+    assert _main("build", str(tmp_path))[0] == 0
+    lock = tmp_path / "storyc.lock"
+    lock.write_text(lock.read_text().replace('prompt = "x"', 'prompt = "x\\u001b]0;owned\\u0007"'))
+    (tmp_path / "main.story").write_text('scene a { prompt = "y" duration = 5 aspect = "1:1" }\n')
+    for args in (["why", "a"], ["plan"], ["plan", "--json"]):
+        code, out, err = _main(*args, str(tmp_path))
+        _no_control(out + err)
+    lock.write_text('version = 1\n[scenes.a]\nprompt = "\x1b[2J\n')
+    code, out, err = _main("plan", str(tmp_path))
+    assert code == 1
+    _no_control(out + err)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.cli import project_digests, project_root
 from storyc.plan import pricing
@@ -112,7 +113,7 @@ def _load_lock(root: Path) -> LockFile | None:
     try:
         return LockFile.load(LockFile.path_for(root))
     except LockFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)  # a lock file is text from anyone
         return None
 
 
@@ -210,7 +211,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return prepared
     comp, plan, _ = prepared
     if args.json:
-        print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps(plan.to_json(), indent=2, ensure_ascii=False)))
     else:
         rows = [
             (
@@ -234,8 +235,8 @@ def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     for r in [head, *rows]:
         cells = [r[i].ljust(widths[i]) for i in range(4)]
-        print("  ".join([*cells, r[4]]).rstrip())
-    print(summary)
+        print(printable("  ".join([*cells, r[4]]).rstrip()))
+    print(printable(summary))
 
 
 def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
@@ -266,7 +267,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         known = ", ".join(plan.order) or "none"
         print(f"error: no scene named {args.scene!r} (scenes: {known})", file=sys.stderr)
         return ExitCode.USAGE
-    print("\n".join(why_lines(sp, lock, plan.backend)))
+    print(printable("\n".join(why_lines(sp, lock, plan.backend))))
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 
