@@ -188,3 +188,19 @@ def test_a_nul_byte_in_paths_is_a_located_error(tmp_path: Path) -> None:
     assert not comp.requests
     assert all(d.span is not None for d in comp.diagnostics if d.is_error)
     assert "E001" in [d.code for d in comp.diagnostics]
+
+
+def test_names_too_long_for_the_file_system_are_located_errors(tmp_path: Path) -> None:
+    # found by the long fuzz run: a shared folder of 3,000 characters crashed the resolver
+    long = "w" * 3000
+    root = tmp_path / "film"
+    root.mkdir()
+    (root / "main.story").write_text(
+        f'project "L" {{ shared_folders = ["{long}"] }}\n'
+        f'scene a {{ start = "{long}.png" prompt = "x" duration = 5 }}\n'
+    )
+    assert "E141" in _errors(root)
+    (root / "main.story").write_text(f'project "L" {{ aspect = "1:1" }}\n{_scene(long + ".png")}')
+    assert "E130" in _errors(root)
+    (root / "main.story").write_text(f'include "{long}.story"\n')
+    assert "E012" in _errors(root)

@@ -16,6 +16,7 @@ tests run.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,12 +226,16 @@ class _Resolver:
                     hint='for example: shared_folders = ["../brand-assets"]',
                 )
                 continue
-            real = Path(self.root, v.value.strip()).resolve()
-            if not real.is_dir():
+            real = Path(os.path.realpath(Path(self.root, v.value.strip())))
+            try:
+                is_dir, exists = real.is_dir(), real.exists()
+            except OSError:  # a name too long for the file system, and the like
+                is_dir = exists = False
+            if not is_dir:
                 self.diags.error(
                     "E141",
                     f'shared folder "{v.value}" is not a folder'
-                    + ("" if real.exists() else " (it does not exist)"),
+                    + ("" if exists else " (it does not exist)"),
                     v.span,
                     hint="paths in `shared_folders` are relative to the entry file's folder",
                 )
