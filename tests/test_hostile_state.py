@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_build_support import make_project
+from test_build_support import build, make_project
 
 from storyc.base.hashing import DigestCache, digest_bytes, digest_file
 from storyc.compiler import compile_project
@@ -106,14 +107,19 @@ def test_a_damaged_estimate_in_the_journal_is_an_unknown_cost(tmp_path: Path) ->
         assert all(a.estimate is None for a in j.attempts("k"))
 
 
-def _storyc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _storyc(
+    *args: str, cwd: Path | None = None, fast: bool = False
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if not fast:
+        env["STORYC_NO_FASTPATH"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "storyc", *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
-        env={**os.environ, "STORYC_NO_FASTPATH": "1"},
+        env=env,
     )
 
 
@@ -186,3 +192,78 @@ def test_a_read_only_project_is_explained_in_one_line(tmp_path: Path) -> None:
     assert "exit=3" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert "read-only" in proc.stderr
+
+
+class _Plant:
+    """Unpickling this writes a file: what a planted cache would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_no_cache_under_dot_storyc_can_run_code(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    code, _, err = build(root)
+    assert code == 0, err
+    marker = tmp_path / "pwned"
+    state = root / ".storyc"
+    planted = pickle.dumps({"format": None, "x": _Plant(marker)})
+    for name in (
+        "build-cache.pickle",
+        "noop.marshal",
+        "noop.json",
+        "digests.json",
+        "verified.json",
+    ):
+        (state / name).write_bytes(planted)
+    for rec in (state / "renders").rglob("*"):
+        if rec.is_file():
+            rec.write_bytes(planted)
+    proc = _storyc("build", str(root), fast=True)
+    assert not marker.exists(), "a file under .storyc/ ran code"
+    assert proc.returncode == 0, proc.stderr
+    assert "internal error" not in proc.stderr
+
+
+def test_no_module_loads_state_with_a_code_running_loader() -> None:
+    # pickle, marshal and eval-like loaders may run or build code from bytes: nothing in
+    # storyc may use them to read what is under .storyc/ (or anywhere else). An unpickler
+    # is allowed only with `find_class` overridden to a list of plain data types.
+    src = Path(__file__).resolve().parents[1] / "storyc"
+    bad = []
+    needles = ("pickle.load(", "pickle.loads(", "marshal.load", "yaml.load(", "shelve.")
+    for py in src.rglob("*.py"):
+        text = py.read_text("utf-8")
+        for needle in (*needles, "eval(", "exec("):
+            if needle in text:
+                bad.append(f"{py.relative_to(src.parent)}: {needle}")
+        if "Unpickler" in text and "def find_class" not in text:
+            bad.append(f"{py.relative_to(src.parent)}: an unrestricted Unpickler")
+    assert not bad, bad
+
+
+def test_caches_of_the_wrong_shape_are_misses(tmp_path: Path) -> None:
+    from storyc import __version__
+    from storyc.build import cache as build_cache
+
+    root = make_project(tmp_path / "p", STORY)
+    code, _, err = build(root)
+    assert code == 0, err
+    state = root / ".storyc"
+    fmt = (build_cache.FORMAT, __version__)
+    shapes = [
+        {"format": fmt, "compile": {"arg": 5}, "lock": {"sig": 1}, "keys": 3, "renders": []},
+        {"format": fmt, "compile": {"arg": (), "paths": ["x"], "sig": (), "input": "x"}},
+        {"format": fmt, "renders": {"sha256:" + "0" * 64: "sha256:" + "1" * 64}},
+        ["not", "a", "dict"],
+    ]
+    for shape in shapes:
+        (state / build_cache.CACHE_NAME).write_bytes(pickle.dumps(shape))
+        (state / "noop.json").write_text(json.dumps({"stats": 5, "options": shape}))
+        for fast in (False, True):
+            proc = _storyc("build", str(root), fast=fast)
+            assert proc.returncode == 0, proc.stderr
+            assert "internal error" not in proc.stderr

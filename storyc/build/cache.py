@@ -25,6 +25,7 @@ from typing import Any
 from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.base.fsio import atomic_write
+from storyc.base.hashing import is_digest
 from storyc.build import fastpath as build_fastpath
 from storyc.targets.request import FILE_MARKER, Request, iter_markers
 
@@ -83,6 +84,79 @@ class BuildInput:
         )
 
 
+# What the cache file may hold besides plain containers, strings and numbers. Unpickling
+# anything else is refused: a planted pickle could otherwise run code (`os.system` in a
+# `__reduce__`). None of these runs code when made (dataclasses, an enum, Decimal).
+# Interim: the incremental compiler's plain-JSON state replaces this file (issue 12).
+_ALLOWED = frozenset(
+    {
+        ("decimal", "Decimal"),
+        ("storyc.base.diagnostics", "Diagnostic"),
+        ("storyc.base.diagnostics", "Severity"),
+        ("storyc.base.diagnostics", "SourceMap"),
+        ("storyc.base.diagnostics", "Span"),
+        ("storyc.build.cache", "BuildInput"),
+        ("storyc.state.lockfile", "LockFile"),
+        ("storyc.state.lockfile", "SceneEntry"),
+        ("storyc.state.lockfile", "TakeEntry"),
+        ("storyc.targets.request", "Request"),
+    }
+)
+
+
+class _DataOnly(pickle.Unpickler):
+    """An unpickler that makes only the types in `_ALLOWED`, never calls anything else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not build-cache data")
+        return super().find_class(module, name)
+
+
+def _checked(raw: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a loaded cache that have the shape this module writes; the rest is
+    dropped (a miss). Finished renders are never taken from this file: a planted entry
+    would link another scene's video; the store's render records (checked) answer instead."""
+    out: dict[str, Any] = {"format": raw["format"]}
+    entry = raw.get("compile")
+    if (
+        isinstance(entry, dict)
+        and isinstance(entry.get("arg"), tuple)
+        and isinstance(entry.get("paths"), list)
+        and all(isinstance(p, str) for p in entry["paths"])
+        and isinstance(entry.get("sig"), tuple)
+        and _sound_input(entry.get("input"))
+    ):
+        out["compile"] = entry
+        keys = raw.get("keys")
+        if isinstance(keys, dict) and all(is_digest(v) for v in keys.values()):
+            out["keys"] = keys
+    lock = raw.get("lock")
+    if isinstance(lock, dict) and isinstance(lock.get("sig"), tuple) and "lock" in lock:
+        from storyc.state.lockfile import LockFile
+
+        if isinstance(lock["lock"], LockFile):
+            out["lock"] = lock
+    return out
+
+
+def _sound_input(bi: Any) -> bool:
+    return (
+        isinstance(bi, BuildInput)
+        and isinstance(bi.requests, dict)
+        and all(isinstance(k, str) and isinstance(v, Request) for k, v in bi.requests.items())
+        and isinstance(bi.order, list)
+        and all(isinstance(n, str) for n in bi.order)
+        and isinstance(bi.scenes, tuple)
+        and isinstance(bi.settings, dict)
+        and isinstance(bi.diagnostics, list)
+        and all(isinstance(d, Diagnostic) for d in bi.diagnostics)
+        and isinstance(bi.sources, SourceMap)
+        and isinstance(bi.sources.texts, dict)
+        and all(isinstance(f, str) for f in (*bi.files, *bi.assets))
+    )
+
+
 def _stat_sig(paths: list[str]) -> Sig | None:
     out = []
     for p in paths:
@@ -102,10 +176,10 @@ class BuildCache:
         self._keys_loaded = 0
         try:
             with open(self.path, "rb") as f:
-                raw = pickle.load(f)
+                raw = _DataOnly(f).load()
             if isinstance(raw, dict) and raw.get("format") == (FORMAT, __version__):
-                self.data = raw
-                self._keys_loaded = len(raw.get("keys", {}))
+                self.data = _checked(raw)
+                self._keys_loaded = len(self.data.get("keys", {}))
         except Exception:  # noqa: BLE001 - any unreadable cache is simply a miss
             self.data = {}
 

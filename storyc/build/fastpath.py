@@ -1,7 +1,7 @@
 """The no-op fast path of `storyc build`: answer "nothing to do" from a signature of stats.
 
 Stage: execute (before the compiler and the executor are even imported). In: the
-parsed command line, the environment and `.storyc/noop.marshal`, the "clean state"
+parsed command line, the environment and `.storyc/noop.json`, the "clean state"
 that the last build recorded when it ended with every selected scene reused and
 nothing failed, unknown or in flight. Out: the same report that build printed (the
 same JSON events, with `fast_path: true` in the summary) and exit code 0 — or None,
@@ -21,8 +21,8 @@ the same timestamp unseen: such a state is not recorded.
 Every normal build forgets the record first, so a build in progress (or one that
 stopped half-way) never leaves a stale "clean" behind.
 
-Only modules the command line has already loaded are imported here (not even json or
-typing; the JSON lines are written at record time; no compiler, pydantic, lark, jinja2,
+Only light modules are imported here (json for the record, which is plain data so that
+nothing read back from `.storyc/` can run code; not typing; the JSON lines are written at record time; no compiler, pydantic, lark, jinja2,
 httpx or asyncio): start-up is most of a no-op build.
 """
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import marshal
+import json
 import os
 import sys
 from typing import Any
@@ -38,8 +38,8 @@ from typing import Any
 from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
 
-RECORD_NAME = "noop.marshal"
-FORMAT = 1
+RECORD_NAME = "noop.json"  # plain data: nothing read back from .storyc/ can run code
+FORMAT = 2  # 2: JSON (1 was marshal, which can build code objects from planted bytes)
 RACY_S = 1.0
 DISABLE_ENV = "STORYC_NO_FASTPATH"  # set to anything to always take the normal path
 KEY_ENV = "INFERENCE_API_KEY"
@@ -47,7 +47,7 @@ BASE_URL_ENV = "INFERENCE_BASE_URL"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Stat = tuple[str, int, int, int, int]
-Record = dict[str, Any]  # str -> the marshal-able values described in `record`
+Record = dict[str, Any]  # str -> the JSON values described in `record`
 
 
 def options(args: argparse.Namespace) -> tuple[object, ...]:
@@ -133,10 +133,15 @@ def record(
         **report,
     }
     try:
-        atomic_write(record_path(root), marshal.dumps(data), durable=False)
-    except (OSError, ValueError):
+        atomic_write(record_path(root), json.dumps(data).encode(), durable=False)
+    except (OSError, ValueError, TypeError):
         return False
     return True
+
+
+def _plain(value: object) -> object:
+    """`value` as it reads back from JSON (tuples become lists), for comparisons."""
+    return json.loads(json.dumps(value))
 
 
 def load(args: argparse.Namespace) -> Record | None:
@@ -149,11 +154,13 @@ def load(args: argparse.Namespace) -> Record | None:
         return None
     try:
         with open(record_path(root), "rb") as f:
-            data = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+            data = json.loads(f.read())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not _sound(data):
         return None
     try:
-        if data["options"] != options(args) or data["discovery"] != discovery(arg):
+        if data["options"] != _plain(options(args)) or data["discovery"] != _plain(discovery(arg)):
             return None
         if data["backend"] != "preview" and not os.environ.get(KEY_ENV):
             return None  # the normal path explains that a key is needed
@@ -169,6 +176,29 @@ def load(args: argparse.Namespace) -> Record | None:
     except (OSError, KeyError, TypeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _sound(data: Any) -> bool:
+    """The record has the shape `record` writes (a damaged or planted one is a miss)."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("stats"), list)
+        and all(
+            isinstance(s, list)
+            and len(s) == 5
+            and isinstance(s[0], str)
+            and all(isinstance(n, int) for n in s[1:])
+            for s in data["stats"]
+        )
+        and isinstance(data.get("diagnostics"), str)
+        and isinstance(data.get("json"), str)
+        and isinstance(data.get("build_line"), str)
+        and isinstance(data.get("backend"), str)
+        and isinstance(data.get("plan_lines"), list)
+        and all(isinstance(x, str) for x in data["plan_lines"])
+        and isinstance(data.get("scenes"), list)
+        and all(isinstance(x, str) for x in data["scenes"])
+    )
 
 
 def try_fast(args: argparse.Namespace) -> int | None:
