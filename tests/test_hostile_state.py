@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_build_support import build, make_project
 
 from storyc.base.hashing import DigestCache, digest_bytes, digest_file
@@ -267,3 +269,68 @@ def test_caches_of_the_wrong_shape_are_misses(tmp_path: Path) -> None:
             proc = _storyc("build", str(root), fast=fast)
             assert proc.returncode == 0, proc.stderr
             assert "internal error" not in proc.stderr
+
+
+# -- damaged state, generated -----------------------------------------------------------
+
+DAMAGES = ("truncate", "flip", "garbage", "empty-json", "wrong-json", "delete", "folder")
+
+
+def _damage(path: Path, how: str, where: int) -> None:
+    data = path.read_bytes() if path.is_file() else b""
+    if how == "truncate":
+        path.write_bytes(data[: where % (len(data) + 1)])
+    elif how == "flip" and data:
+        i = where % len(data)
+        path.write_bytes(data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1 :])
+    elif how == "garbage":
+        path.write_bytes(bytes((where * 7 + i) % 256 for i in range(64)))
+    elif how == "empty-json":
+        path.write_text("{}")
+    elif how == "wrong-json":
+        path.write_text('{"version": 3, "sum": 1, "entries": [1], "key": 5, "output": null}')
+    elif how == "delete":
+        path.unlink()
+    elif how == "folder":
+        path.unlink()
+        path.mkdir()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("built") / "p", STORY)
+    code, _, err = build(root)
+    assert code == 0, err
+    return root
+
+
+@settings(
+    max_examples=int(os.environ.get("STORYC_DAMAGE_EXAMPLES", "12")), deadline=None, database=None
+)
+@given(data=st.data())
+def test_damaged_state_is_a_miss_never_a_crash_or_a_wrong_video(
+    data: st.DataObject, built: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = tmp_path_factory.mktemp("damaged") / "p"
+    shutil.copytree(built, root, symlinks=True)
+    files = sorted(
+        p for p in (root / ".storyc").rglob("*") if p.is_file() and p.name != "build.lock"
+    )
+    victim = data.draw(st.sampled_from(files), label="file")
+    how = data.draw(st.sampled_from(DAMAGES), label="damage")
+    _damage(victim, how, data.draw(st.integers(0, 10_000), label="where"))
+    code, _, err = build(root)
+    assert code in (0, 1, 3), err
+    assert "internal error" not in err and "Traceback" not in err, err
+    # every scene's video is the one its lock entry names, and that object is whole
+    from storyc.state.lockfile import LockFile
+
+    lock = LockFile.load(root / "storyc.lock")
+    store = Store(root / ".storyc")
+    for name, entry in lock.scenes.items():
+        take = entry.take(entry.picked)
+        assert take is not None and take.output is not None
+        link = root / "renders" / f"{name}.mp4"
+        if code == 0:
+            assert store.get(take.output) is not None
+            assert digest_file(link.resolve())[0] == take.output
