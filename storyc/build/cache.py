@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.base.fsio import atomic_write
 from storyc.base.hashing import is_digest
 from storyc.build import fastpath as build_fastpath
+from storyc.film.spec import CutSpec, cut_specs
 from storyc.targets.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.pickle"
-FORMAT = 2
+FORMAT = 3
 RACY_S = 1.0
 
 Sig = tuple[tuple[str, int, int, int, int], ...]
@@ -51,6 +52,8 @@ class BuildInput:
     sources: SourceMap  # texts of the files those diagnostics point into
     files: tuple[str, ...] = ()  # absolute paths of the story files
     assets: tuple[str, ...] = ()  # absolute paths of local assets
+    cuts: dict[str, CutSpec] = field(default_factory=dict)  # what `build` assembles after
+    broken: dict[str, str] = field(default_factory=dict)  # scene -> why it has no request
 
     @property
     def has_errors(self) -> bool:
@@ -81,6 +84,11 @@ class BuildInput:
             sources,
             tuple(str(Path(project.root) / f) for f in project.files),
             assets,
+            cut_specs(project, comp.diagnostics),
+            {
+                **{n: f"blocked by {u}" for n, u in getattr(comp, "blocked", {}).items()},
+                **getattr(comp, "broken", {}),
+            },
         )
 
 

@@ -39,7 +39,7 @@ from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
 
 RECORD_NAME = "noop.json"  # plain data: nothing read back from .storyc/ can run code
-FORMAT = 2  # 2: JSON (1 was marshal, which can build code objects from planted bytes)
+FORMAT = 3  # 3: JSON (1 and 2 were marshal, which can build code objects from planted bytes)
 RACY_S = 1.0
 DISABLE_ENV = "STORYC_NO_FASTPATH"  # set to anything to always take the normal path
 KEY_ENV = "INFERENCE_API_KEY"
@@ -59,6 +59,7 @@ def options(args: argparse.Namespace) -> tuple[object, ...]:
         os.path.realpath(args.path),
         args.target,
         tuple(args.scenes) if args.scenes else None,
+        tuple(getattr(args, "cuts", None) or ()),
         args.backend,
         args.base_url,
         bool(args.resubmit_unknown),

@@ -215,6 +215,14 @@ class BuildSession:
             if bad:
                 self.error(f"error: no scene named {bad[0]!r} (scenes: {', '.join(comp.scenes)})")
                 return ExitCode.USAGE
+        self.scenes = list(args.scenes or [])
+        for name in getattr(args, "cuts", None) or ():
+            # `--cut NAME`: that cut, and the scenes it plays (with what they use)
+            if name not in comp.cuts:
+                known = ", ".join(comp.cuts) or "none"
+                self.error(f"error: no cut named {name!r} (cuts: {known})")
+                return ExitCode.USAGE
+            self.scenes += [s for s in comp.cuts[name].scenes if s not in self.scenes]
         project = comp
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
@@ -273,6 +281,9 @@ class BuildSession:
     _summary_event: dict[str, Any] | None = None
     _build_line = ""
     recorded_clean = False
+    _cuts: list[Any] = []  # the film stage's outcomes (replaced, never mutated)
+    _cut_log: list[tuple[str, dict[str, Any]]] = []  # what the cuts said (for the fast path)
+    scenes: list[str] = []  # --scene and --cut (replaced, never mutated)
 
     def _record_clean(self, root: Path, comp: Any, backend: str) -> None:
         """After a build that found everything selected up to date, remember the state for
@@ -319,6 +330,13 @@ class BuildSession:
         first = next(iter(states), None)
         if first is not None and not os.path.islink(f"{renders}/{first}.mp4"):
             return
+        # cuts: all up to date (nothing assembled, nothing failed, no stand-in to warn
+        # about again), their outputs kept
+        if any(
+            c.state != "up to date" or not c.digest or c.stand_ins or c.clamped for c in self._cuts
+        ):
+            return
+        outputs.update(c.digest for c in self._cuts)
         # the store's layout (objects/ab/cd…), as strings: 10,000 Paths cost 0.1 s
         if not all(d.startswith("sha256:") for d in outputs):
             return
@@ -347,6 +365,10 @@ class BuildSession:
                     f'"scene": {json.dumps(s)}, "state": "reused"}}\n'
                     for s in states
                 ),
+                *(
+                    json.dumps({"event": name, **data}, sort_keys=True, default=str) + "\n"
+                    for name, data in self._cut_log
+                ),
                 json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n",
             ]
         )
@@ -360,7 +382,9 @@ class BuildSession:
                 "plan_lines": self._plan_lines or [],
                 "scenes": list(states),
                 "json": json_lines,
-                "build_line": self._build_line,
+                "build_line": "\n".join(
+                    [*(d["text"] for n, d in self._cut_log if n == "note"), self._build_line]
+                ),
             },
             self.started,
         )
@@ -413,7 +437,7 @@ class BuildSession:
                         f"warning: an earlier submission of scene {att.scene!r} (take "
                         f"{att.take}) may have reached the provider: its fate is unknown"
                     )
-            wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
+            wanted = upstream_closure(comp.requests, self.scenes) if self.scenes else None
             plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
             self._show_plan(plan, backend_name)
             if paid and plan.render and not self._consent(plan, max_cost):
@@ -424,7 +448,7 @@ class BuildSession:
                 max_cost=max_cost,
                 resubmit_unknown=args.resubmit_unknown,
                 retries=max(0, args.retries),
-                scenes=tuple(args.scenes) if args.scenes else None,
+                scenes=tuple(self.scenes) if self.scenes else None,
             )
             base_url = args.base_url or _setting(comp, "base_url")
             bopts = BackendOptions(
@@ -439,12 +463,47 @@ class BuildSession:
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
+            if not (result.interrupted or result.setup_error):
+                self._assemble_cuts(root, store, lock, comp, result, backend_name, jobs)
             self.store_bytes_verified = store.bytes_verified
             self._result = result
             return self._summary(result, comp)
         finally:
             if journal is not None:
                 journal.close()
+
+    def _assemble_cuts(
+        self, root: Path, store: Any, lock: Any, comp: Any, result: BuildResult, backend: str,
+        jobs: int,
+    ) -> None:  # fmt: skip
+        """The seam to the film stage: every cut (or those of `--cut`) after the scenes."""
+        from storyc.film.cuts import build_cuts
+
+        self._cut_log = []
+        self._cuts = build_cuts(
+            root,
+            store,
+            lock,
+            cuts=comp.cuts,
+            requests=comp.requests,
+            order=comp.order,
+            outcomes=result.scenes,
+            backend=backend,
+            names=getattr(self.args, "cuts", None),
+            broken=comp.broken,
+            jobs=min(jobs, os.cpu_count() or 1),
+            say=self._cut_note,
+            warn=self.error,
+            event=self._cut_event,
+        )
+
+    def _cut_note(self, text: str) -> None:
+        self._cut_log.append(("note", {"text": text}))
+        self.say(text)
+
+    def _cut_event(self, name: str, **data: Any) -> None:
+        self._cut_log.append((name, data))
+        self.report.event(name, **data)
 
     async def _execute(
         self, comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions
@@ -555,8 +614,10 @@ class BuildSession:
         if result.setup_error:
             self.error(f"error: {result.setup_error}")
             return ExitCode.ENVIRONMENT
-        if any(s.failed for s in result.scenes.values()) or any(
-            d.is_error for d in comp.diagnostics
+        if (
+            any(s.failed for s in result.scenes.values())
+            or any(d.is_error for d in comp.diagnostics)
+            or any(c.state == "failed" for c in self._cuts)
         ):
             return ExitCode.FAILED
         if counts[UNKNOWN] or counts[OVER_BUDGET]:

@@ -15,7 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
-from storyc.resolve.model import Input, Project, Scene, SceneOutput
+from storyc.resolve.model import (
+    DEFAULT_DURATION,
+    Cut,
+    Input,
+    LocalFile,
+    Project,
+    Scene,
+    SceneOutput,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +233,14 @@ def _scc(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
     return comps
 
 
-def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
-    """Cuts: not empty, no unknown scenes, repeats warned; scenes no cut can reach noted."""
+def check_cuts(
+    project: Project, graph: Graph, diags: Diagnostics, broken: Iterable[str] = ()
+) -> None:
+    """Cuts: not empty, no unknown scenes, repeats warned, trims and transitions inside
+    the scenes' lengths; scenes no cut can reach noted. The lengths of `broken` scenes
+    (see storyc.check.taint) are not known, so their trims are not checked."""
     in_cut: set[str] = set()
+    unknown = frozenset(broken)
     for cut in project.cuts.values():
         if not cut.scenes:
             diags.warning(
@@ -236,6 +249,7 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
                 cut.span,
                 hint="list the scenes it plays, e.g. `cut final = [intro, outro]`",
             )
+        _check_trims(project, cut, diags, unknown)
         seen: dict[str, Span] = {}
         for name, span in cut.scenes:
             if name not in project.scenes:
@@ -264,6 +278,76 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
                     scene.span,
                 )
             )
+
+
+def scene_length(project: Project, name: str, _seen: frozenset[str] = frozenset()) -> float | None:
+    """How long a scene's video will be, as far as the story tells: its `duration` (the
+    provider's default when unset), or for an edit the length of the edited video (an
+    asset's header, or the upstream scene's length). None when it cannot be known."""
+    scene = project.scenes.get(name)
+    if scene is None or name in _seen:
+        return None
+    if scene.video is not None and scene.video.mode == "base":
+        src = scene.video.input.source
+        if isinstance(src, LocalFile):
+            return src.media.duration if src.media is not None else None
+        if isinstance(src, SceneOutput) and src.part == "video":
+            return scene_length(project, src.scene, _seen | {name})
+        return None
+    return float(scene.duration.value if scene.duration is not None else DEFAULT_DURATION)
+
+
+# Headers and renders round a length to the container's time base: allow that much.
+_SLACK = 0.05
+
+
+def _check_trims(project: Project, cut: Cut, diags: Diagnostics, unknown: frozenset[str]) -> None:
+    """In and out points inside each scene's length (E264); crossfades no longer than
+    what they join (E265)."""
+    lengths: list[float | None] = []
+    for clip in cut.clips:
+        length = None if clip.scene in unknown else scene_length(project, clip.scene)
+        start = clip.start.value if clip.start is not None else 0.0
+        end = clip.end.value if clip.end is not None else length
+        if length is not None:
+            for point, word in ((clip.start, "in"), (clip.end, "out")):
+                if point is not None and point.value > length + _SLACK:
+                    diags.error(
+                        "E264",
+                        f"`{word} = {point.value:g}` is past the end of scene `{clip.scene}`, "
+                        f"which lasts {length:g} s",
+                        point.span,
+                        hint=f"in and out points are seconds from 0 to {length:g}",
+                    )
+                    end = None
+            if clip.end is None and start >= length:
+                end = None
+        lengths.append(None if end is None else max(0.0, end - start))
+    # A clip gives the length of each crossfade it takes part in: into it and out of it.
+    n = len(cut.clips)
+    for i, clip in enumerate(cut.clips):
+        fade_in = clip.transition.length if clip.transition is not None and i > 0 else 0.0
+        nxt = cut.clips[i + 1].transition if i + 1 < n else None
+        fade_out = nxt.length if nxt is not None else 0.0
+        length = lengths[i]
+        if length is None or fade_in + fade_out <= length + 1e-9:
+            continue
+        blame = nxt if nxt is not None and fade_out > length else clip.transition
+        if blame is None:
+            blame = nxt
+        assert blame is not None
+        shared = fade_in > 0 and fade_out > 0
+        diags.error(
+            "E265",
+            f"scene `{clip.scene}` plays {length:g} s, too short for "
+            + (
+                f"a {fade_in:g} s and a {fade_out:g} s crossfade"
+                if shared
+                else f"a {blame.length:g} s {blame.kind}"
+            ),
+            blame.span,
+            hint="shorten the transition, or trim the scene less",
+        )
 
 
 # -- renderers ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "storyc.cli.build",  # build, pick
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
+    "storyc.cli.film",  # export
     "storyc.cli.provider",  # provider (loopback server)
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
@@ -48,6 +49,7 @@ COMMANDS = {
     "pick": "storyc.cli.build",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
+    "export": "storyc.cli.film",
     "provider": "storyc.cli.provider",
 }
 

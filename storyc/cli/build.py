@@ -59,10 +59,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build",
         help="render what changed (preview by default; no key needed)",
-        description="Render every scene whose request changed, in dependency order. "
-        "Outputs land in the store and under renders/<scene>.mp4.",
+        description="Render every scene whose request changed, in dependency order, then "
+        "assemble every cut. Outputs land in the store and under renders/<scene>.mp4 and "
+        "renders/<cut>.mp4.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  storyc build\n  storyc build --scene arrival --jobs 2\n"
+        "  storyc build --cut trailer\n"
         "  storyc build --backend inference --max-cost 5 --yes\n",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry file")
@@ -78,6 +80,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         dest="scenes",
         metavar="SCENE",
         help="build only this scene and what it uses (repeatable)",
+    )
+    p.add_argument(
+        "--cut",
+        action="append",
+        dest="cuts",
+        metavar="CUT",
+        help="build only this cut and the scenes it plays (repeatable; default: every cut)",
     )
     p.add_argument("--jobs", "-j", type=positive, help="scenes in flight at once (default 4)")
     p.add_argument(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,8 +211,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if isinstance(prepared, int):
         return prepared
     comp, plan, _ = prepared
+    cuts = cut_plans(comp, plan)
     if args.json:
-        print(json_safe(json.dumps(plan.to_json(), indent=2, ensure_ascii=False)))
+        doc = {**plan.to_json(), "cuts": cuts}
+        print(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
     else:
         rows = [
             (
@@ -227,7 +230,70 @@ def cmd_plan(args: argparse.Namespace) -> int:
             _rich_table(rows, _summary(plan))
         else:
             _plain_table(rows, _summary(plan))
+        for line in cut_lines(cuts):
+            print(line)
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
+
+
+def cut_plans(comp: Any, plan: Plan) -> dict[str, Any]:
+    """Each cut: its entries in order, its running time (the renders' lengths where they
+    exist, else the story's), and its scenes that have no render for this backend yet."""
+    from storyc.film.spec import cut_specs
+
+    if comp.project is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in cut_specs(comp.project, comp.diagnostics).items():
+        total: float | None = 0.0
+        entries = []
+        missing: dict[str, str] = {}
+        for clip in spec.clips:
+            sp = plan.scenes.get(clip.scene)
+            length = sp.duration if sp is not None and sp.duration else clip.length
+            end = clip.end if clip.end is not None else length
+            if end is None or total is None:
+                total = None
+            else:
+                total += end - (clip.start or 0.0) - clip.fade
+            entries.append(
+                {"scene": clip.scene, "in": clip.start, "out": clip.end, "crossfade": clip.fade}
+            )
+            if sp is None:
+                missing[clip.scene] = "has errors"
+            elif sp.status != "up-to-date":
+                missing[clip.scene] = LABELS[sp.status]
+        out[name] = {
+            "entries": entries,
+            "running_time": None if total is None else round(total, 3),
+            "missing": missing,
+            "errors": list(spec.errors),
+        }
+    return out
+
+
+def cut_lines(cuts: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, c in cuts.items():
+        entries = []
+        for e in c["entries"]:
+            if e["crossfade"]:
+                entries.append(f"crossfade({e['crossfade']:g})")
+            trim = ""
+            if e["in"] is not None or e["out"] is not None:
+                a = f"{e['in']:g}" if e["in"] is not None else "0"
+                b = f"{e['out']:g}" if e["out"] is not None else "end"
+                trim = f" [{a}-{b} s]"
+            entries.append(e["scene"] + trim)
+        secs = c["running_time"]
+        head = f"cut {name}: {len(c['entries'])} scenes, " + (
+            f"{secs:g} s" if secs is not None else "running time unknown"
+        )
+        if c["errors"]:
+            head += f"; has errors ({', '.join(c['errors'][:2])})"
+        if c["missing"]:
+            head += "; missing: " + ", ".join(f"{s} ({why})" for s, why in c["missing"].items())
+        lines += [head, "  " + ", ".join(entries)]
+    return lines
 
 
 def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
@@ -312,6 +378,22 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     return out
 
 
+def _linked(root: Path) -> set[str]:
+    """Objects that names under renders/ point at: the assembled cuts (which the lock file
+    does not list) stay as long as their names do."""
+    out = set()
+    folder = root / "renders"
+    for p in folder.glob("*.mp4") if folder.is_dir() else ():
+        try:
+            target = Path(os.readlink(p))
+        except OSError:
+            continue
+        digest = f"sha256:{target.parent.name}{target.name}"
+        if target.parent.parent.name == "objects" and len(digest) == 71:
+            out.add(digest)
+    return out
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -323,6 +405,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if lock is None:
         return ExitCode.FAILED
     referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    referenced |= _linked(root)
     store = Store.for_project(root)
     try:
         with ProjectLock(root):

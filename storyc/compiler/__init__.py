@@ -193,7 +193,7 @@ def _compile(
 
     broken = broken_scenes((f.tree for f in loaded.files), diags)
     graph = graph_mod.build(project, diags)
-    graph_mod.check_cuts(project, graph, diags)
+    graph_mod.check_cuts(project, graph, diags, broken)
     rules.check_media(project, diags)
 
     wanted = list(project.scenes) if scenes is None else _select(project, scenes, diags)

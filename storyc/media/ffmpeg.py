@@ -676,3 +676,51 @@ def image_thumbnail(image: StrPath, out: StrPath, *, width: int = THUMB_WIDTH) -
         ],
         what,
     )
+
+
+# -- a public runner (for storyc.media.edit: cuts assembled into one video) ---------------
+
+
+def run(args: Sequence[str], what: str, *, timeout: float = 600.0) -> str:
+    """Run ffmpeg with `args`; return its stderr. `MediaError(what: ...)` on failure."""
+    return _run(args, what, timeout=timeout)
+
+
+def write_atomically(out: StrPath, args_for: Callable[[str], list[str]], what: str) -> None:
+    """Run ffmpeg writing to a temp file beside `out` (`args_for(tmp)` gives the
+    arguments), then move it into place: `out` is whole or absent, never half-written."""
+    _write_with(out, args_for, what)
+
+
+def run_output(
+    args: Sequence[str], what: str, *, timeout: float = 300.0, loglevel: str = "error"
+) -> tuple[bytes, str]:
+    """Run ffmpeg; return (stdout, stderr). For outputs written to stdout (`-f framemd5 -`,
+    raw samples with `-f s16le -`); `loglevel="info"` also gives the input's description on
+    stderr. `MediaError` on failure."""
+    try:
+        proc = subprocess.Popen(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", loglevel, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as e:
+        raise MediaError(f"{what}: cannot start ffmpeg: {e.strerror or e}") from None
+    try:
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+        out, err_bytes = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise MediaError(f"{what}: ffmpeg took longer than {timeout:.0f} s") from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    err = err_bytes.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = _one_line(err)
+        raise MediaError(f"{what}: {last}" if last else f"{what}: ffmpeg exited {proc.returncode}")
+    return out, err

@@ -53,6 +53,8 @@ PROJECT_SETTINGS = (
 )
 ELEMENT_SETTINGS = ("frontal", "refs", "description")
 VIDEO_SLOT = ("video", "motion", "edit")
+# A cut entry's trim: `arrival { in = 1, out = 4.5 }` (seconds of the scene's video).
+CUT_ENTRY_SETTINGS = ("in", "out")
 
 _UNSET: Any = object()
 

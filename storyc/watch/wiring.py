@@ -273,6 +273,8 @@ class Pipeline:
                     signals=(signal.SIGINT,),
                 )
             )
+            if not result.interrupted:
+                self._assemble_cuts(comp, store, lock, result)
             store.save()
         except (LockFileError, JournalError, SetupError) as exc:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
@@ -287,6 +289,28 @@ class Pipeline:
         bad = [n for n, s in result.scenes.items() if s.state not in (DONE, REUSED, STOPPED)]
         return BuildReport(
             done, bad, result.committed if self.paid else Decimal(0), interrupted=result.interrupted
+        )
+
+    def _assemble_cuts(self, comp: Compilation, store: Store, lock: LockFile, result: Any) -> None:
+        """As `storyc build` does after the scenes: every cut whose clips changed (the
+        film stage; its lines are watch notes)."""
+        if comp.project is None or not comp.project.cuts:
+            return
+        from storyc.film.cuts import build_cuts
+        from storyc.film.spec import cut_specs
+
+        build_cuts(
+            self.root,
+            store,
+            lock,
+            cuts=cut_specs(comp.project, comp.diagnostics),
+            requests=comp.requests,
+            order=comp.order,
+            outcomes=result.scenes,
+            backend=self.backend,
+            broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
+            jobs=min(self.jobs, os.cpu_count() or 1),
+            say=lambda text: self.emit("note", {"text": text}),
         )
 
 
