@@ -347,8 +347,44 @@ class Input:
     files: dict[str, str]
 
 
+def structure(rng: random.Random) -> dict[str, str]:
+    """Stories whose shape is the hostile part: long or deep chains of styles, scenes and
+    includes (declared in either order, sometimes closed into a cycle), huge cuts."""
+    n = rng.choice((10, 70, 500, 3000))
+    kind = rng.randrange(4)
+    head = 'project "Shape" { aspect = "16:9" }\n'
+    order = list(range(n))
+    if rng.random() < 0.5:
+        order.reverse()
+    if kind == 0:  # styles, each inheriting from the next
+        body = "".join(f"style s{i} : s{i + 1} {{ takes = 1 }}\n" for i in order)
+        end = f'style s{n} {{ quality = "std" }}\n' if rng.random() < 0.8 else ""
+        return {"main.story": head + body + end + 'scene a : s0 { prompt = "x" }\n'}
+    if kind == 1:  # scenes, each starting from the previous one's last frame
+        first = f"c{n - 1}.last_frame" if rng.random() < 0.3 else '"a.png"'
+        body = "".join(
+            f"scene c{i} {{ start = {f'c{i - 1}.last_frame' if i else first} "
+            f'prompt = "shot {i}" duration = 5 }}\n'
+            for i in order
+        )
+        return {"main.story": head + body}
+    if kind == 2:  # includes, each including the next
+        m = min(n, 80)
+        files = {"main.story": head + 'include "i0.story"\n'}
+        for i in range(m):
+            nxt = f'include "i{i + 1}.story"\n' if i + 1 < m else 'include "i0.story"\n'
+            files[f"i{i}.story"] = nxt + f'scene k{i} {{ prompt = "x" duration = 5 }}\n'
+        return files
+    scenes = "".join(f'scene c{i} {{ prompt = "x" duration = 5 }}\n' for i in range(50))
+    cut = ", ".join(f"c{rng.randrange(60)}" for _ in range(n))
+    return {"main.story": head + scenes + f"cut all = [{cut}]\n"}
+
+
 def make_input(rng: random.Random, corpus: list[Seed]) -> Input:
-    """A mutated story from the corpus (most of the time) or a grammar-shaped one."""
+    """A mutated story from the corpus (most of the time), a grammar-shaped one, or one
+    whose shape is hostile."""
+    if rng.random() < 0.04:
+        return Input("grammar", structure(rng))
     if rng.random() < 0.75:
         seed = rng.choice(corpus)
         files = dict(seed.files)

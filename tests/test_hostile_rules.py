@@ -158,3 +158,33 @@ def test_an_element_description_is_sent_not_dropped(tmp_path: Path) -> None:
         assert prompt.count("(a woman in a yellow raincoat)") == 1, prompt
         assert prompt.index("(a woman") < prompt.index("waves")
         assert any("description" in n for n in req.notes)
+
+
+@pytest.mark.timeout(120)
+def test_a_deep_style_chain_is_a_located_error_not_a_crash(tmp_path: Path) -> None:
+    # declared child first, each style inheriting from the next: the resolver used to
+    # follow it by recursion into Python's limit ("internal error: RecursionError")
+    n = 3000
+    styles = "".join(f"style s{i} : s{i + 1} {{ takes = 1 }}\n" for i in range(n))
+    root = _project(
+        tmp_path,
+        'project "P" { aspect = "16:9" }\n'
+        + styles
+        + f'style s{n} {{ quality = "std" }}\n'
+        + 'scene a : s0 { prompt = "x" duration = 5 }\n'
+        + 'scene b : s2000 { prompt = "y" duration = 5 }\n',
+    )
+    comp = compile_project(root)
+    assert "E145" in [d.code for d in comp.diagnostics]
+    assert comp.requests == {}  # neither scene is sent without its styles
+
+
+def test_did_you_mean_is_bounded(tmp_path: Path) -> None:
+    # each suggestion compares with every declared name: thousands of unknown names over
+    # thousands of scenes used to take minutes; after 200 the hints stop suggesting
+    scenes = "".join(f'scene shot{i} {{ prompt = "x" duration = 5 }}\n' for i in range(300))
+    cut = ", ".join(f"shto{i}" for i in range(300))
+    root = _project(tmp_path, 'project "P" { aspect = "16:9" }\n' + scenes + f"cut c = [{cut}]\n")
+    hints = [d.hint or "" for d in compile_project(root).diagnostics if d.code == "E110"]
+    assert len(hints) == 300
+    assert sum("did you mean" in h for h in hints) == 200

@@ -56,6 +56,8 @@ from storyc.resolve.values import (
     to_python,
 )
 
+MAX_SUGGESTIONS = 200  # distinct unknown names given a "did you mean" in one run
+
 
 def resolve(
     loaded: Loaded,
@@ -93,6 +95,9 @@ class _Resolver:
         self.used: set[str] = set()
         self.targets = targets
         self.assets_by_name: dict[str, Asset] = {}
+        self._pools: dict[tuple[str, ...], list[str]] = {}
+        self._hints: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self._suggested = 0
 
     # collection --------------------------------------------------------------
     def _declare(self, kind: str, name: str, span: Span, decl: ast.Decl, f: LoadedFile) -> None:
@@ -424,8 +429,19 @@ class _Resolver:
     def unknown(
         self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name", code: str = "E110"
     ) -> None:
-        pool = [n for n, d in self.names.items() if d.kind in kinds]
-        hint = did_you_mean(name, pool)
+        pool = self._pools.get(kinds)
+        if pool is None:
+            pool = self._pools[kinds] = [n for n, d in self.names.items() if d.kind in kinds]
+        key = (name, kinds)
+        if key in self._hints:
+            hint = self._hints[key]
+        elif self._suggested < MAX_SUGGESTIONS:
+            # "did you mean" compares with every declared name: a story of thousands of
+            # unknown names over thousands of declared ones would take minutes
+            self._suggested += 1
+            hint = self._hints[key] = did_you_mean(name, pool)
+        else:
+            hint = None
         if hint is None:
             hint = "nothing by that name is declared; check the spelling, or declare it"
             if kinds == ("element",):

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
+MAX_STYLE_DEPTH = 64  # styles a style may inherit through
 _BAD: Any = object()
 
 
@@ -386,6 +387,17 @@ class SceneResolver:
                     "styles inherit from each other in a cycle: " + " -> ".join(cycle),
                     named.span,
                     hint="a style may inherit from another, but not from itself",
+                )
+                chain = None
+            elif len(self._visiting) >= MAX_STYLE_DEPTH:
+                # a chain this deep is not a style sheet; and following it further would
+                # meet Python's recursion limit
+                self.diags.error(
+                    "E145",
+                    f"styles inherit from each other more than {MAX_STYLE_DEPTH} deep "
+                    f"(`{self._visiting[0]}` -> ... -> `{name}` -> `{parent}`)",
+                    named.span,
+                    hint="flatten the chain: a style may gather the settings of its parents",
                 )
                 chain = None
             else:

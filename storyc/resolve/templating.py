@@ -73,7 +73,21 @@ def has_template_syntax(source: str) -> bool:
     return "{{" in source or "{%" in source or "{#" in source
 
 
+class _Suggestions(threading.local):
+    """How many "did you mean" searches this thread may still make (each compares with
+    every variable: thousands of undefined names over thousands of variables would take
+    minutes). `Templates` resets it."""
+
+    left = 200
+
+
+_suggestions = _Suggestions()
+
+
 def _did_you_mean(name: str, known: Mapping[str, object]) -> str:
+    if _suggestions.left <= 0:
+        return "define it with `let NAME = ...` or in the scene's `vars { ... }`"
+    _suggestions.left -= 1
     close = difflib.get_close_matches(name, list(known), n=1)
     if close:
         return f"did you mean `{close[0]}`?"
@@ -470,6 +484,7 @@ class Templates:
         self._needs: dict[str, frozenset[str]] = {}
         self.jinja_renders = 0  # how many prompts needed the full engine (for benchmarks)
         self.seconds = 0.0  # CPU time spent rendering, against MAX_TOTAL_SECONDS
+        _suggestions.left = 200
 
     def render(self, source: str, variables: Mapping[str, object]) -> Rendered:
         if not has_template_syntax(source):
