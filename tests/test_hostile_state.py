@@ -334,3 +334,22 @@ def test_damaged_state_is_a_miss_never_a_crash_or_a_wrong_video(
         if code == 0:
             assert store.get(take.output) is not None
             assert digest_file(link.resolve())[0] == take.output
+
+
+def test_files_storyc_writes_follow_the_umask(tmp_path: Path) -> None:
+    # storyc.lock is committed and shared: it used to come out 0600 (the atomic writer's
+    # temp file mode), unreadable to the rest of a team and to CI users
+    old = os.umask(0o022)
+    try:
+        root = make_project(tmp_path / "p", STORY)
+        code, _, err = build(root)
+        assert code == 0, err
+        for path in (root / "storyc.lock", root / ".storyc" / "digests.json"):
+            assert path.stat().st_mode & 0o777 == 0o644, path
+        os.umask(0o002)
+        (root / "main.story").write_text(STORY.replace("at night", "at dawn"))
+        code, _, err = build(root)
+        assert code == 0, err
+        assert (root / "storyc.lock").stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
