@@ -44,7 +44,9 @@ from storyc.build.executor import (
 )
 from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter, make_reporter
+from storyc.build.team import TeamLink
 from storyc.plan import pricing
+from storyc.plan.planner import RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.targets.request import Request
 
@@ -68,13 +70,14 @@ async def execute(
     report: Reporter,
     on_signal: Callable[[Executor], None],
     signals: tuple[signal.Signals, ...],
+    team: TeamLink | None = None,
 ) -> BuildResult:
     """Open the backend, run the executor over `comp.requests` and close the backend
     (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
     called on each of `signals` — only on the main thread, the only one that may set them."""
     backend = create(options.backend, bopts)
     await backend.open()
-    executor = Executor(comp.requests, comp.order, backend, io, options, report)
+    executor = Executor(comp.requests, comp.order, backend, io, options, report, team)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is not threading.main_thread():
         signals = ()
@@ -105,6 +108,7 @@ def quick_plan(
     io: ProjectIO,
     backend: str,
     wanted: set[str] | None = None,
+    remote: RemoteLookup | None = None,
 ) -> QuickPlan:
     picked: dict[str, str | None] = {}
     render: dict[str, int] = {}
@@ -128,7 +132,10 @@ def quick_plan(
                 for t in range(1, n_takes + 1)
             }
             found = {
-                t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()
+                t: io.lookup(k)
+                or (remote is not None and remote.output(k))  # the team store: not paid
+                or (io.locked_url(scene, t, k) and "url")
+                for t, k in ks.items()
             }
             missing = [t for t, d in found.items() if not d]
             p = io.picked_take(scene, n_takes)
@@ -438,7 +445,28 @@ class BuildSession:
                         f"{att.take}) may have reached the provider: its fate is unknown"
                     )
             wanted = upstream_closure(comp.requests, self.scenes) if self.scenes else None
-            plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            team = self._team_store(comp, store)
+            if isinstance(team, int):
+                return team
+            if team is None:
+                plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            else:  # what the team store has is pulled, not paid: asked in batches
+                from storyc.remote.planning import plan_with_remote
+
+                plan = plan_with_remote(
+                    lambda remote: quick_plan(
+                        comp.requests, comp.order, io, backend_name, wanted, remote
+                    ),
+                    team,
+                )
+                self.team = TeamLink(
+                    team,
+                    note=lambda label, state, detail: self.report.scene(
+                        label, state, detail=detail
+                    ),
+                    poll=args.poll_interval,
+                    resubmit_unknown=args.resubmit_unknown,
+                )
             self._show_plan(plan, backend_name)
             if paid and plan.render and not self._consent(plan, max_cost):
                 return ExitCode.NEEDS_DECISION
@@ -516,7 +544,26 @@ class BuildSession:
             self.report,
             self._interrupt,
             signals=(signal.SIGINT, signal.SIGTERM),
+            team=self.team,
         )
+
+    team: TeamLink | None = None
+
+    def _team_store(self, comp: Any, store: Any) -> Any:
+        """The team store (storyc.remote) for this build, None without one, or an exit
+        code after saying why a configured one cannot be used."""
+        flag, off = getattr(self.args, "remote", None), getattr(self.args, "no_remote", False)
+        setting = _setting(comp, "remote")
+        if not (flag or off or setting or os.environ.get("STORYC_REMOTE")):
+            return None  # the common case imports nothing more
+        from storyc.remote.config import RemoteConfigError
+        from storyc.remote.team import open_team
+
+        try:
+            return open_team(setting, store, flag=flag, disabled=off, warn=self.error)
+        except RemoteConfigError as exc:
+            self.error(f"error: the team store: {exc}")
+            return ExitCode.USAGE
 
     def _interrupt(self, executor: Executor) -> None:
         if executor.result.interrupted:
@@ -591,6 +638,11 @@ class BuildSession:
             interrupted=result.interrupted,
             scenes=counts,
         )
+        if self.team is not None:
+            t = self.team
+            self._summary_event["team"] = dict(
+                pulled=t.pulled, pushed=t.pushed, followed=t.followed, down=t.team.down is not None
+            )
         self.report.event(
             "summary",
             **self._summary_event,

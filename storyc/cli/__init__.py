@@ -33,7 +33,9 @@ COMMAND_MODULES = (
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.film",  # export
+    "storyc.cli.remote",  # pull, push (the team store)
     "storyc.cli.provider",  # provider (loopback server)
+    "storyc.cli.editor",  # fmt, lsp
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
 # time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
@@ -50,7 +52,11 @@ COMMANDS = {
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "export": "storyc.cli.film",
+    "pull": "storyc.cli.remote",
+    "push": "storyc.cli.remote",
     "provider": "storyc.cli.provider",
+    "fmt": "storyc.cli.editor",
+    "lsp": "storyc.cli.editor",
 }
 
 EPILOG = """\
@@ -62,6 +68,8 @@ examples:
   storyc build                 render what changed (local preview, no key needed)
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
+  storyc pull / storyc push    share renders through the team store (docs/teams.md)
+  storyc fmt                   format every .story file here (comments kept)
 """
 
 
@@ -99,6 +107,17 @@ def project_digests(path: str | os.PathLike[str]) -> DigestCache:
 
     root = project_root(path)
     return DigestCache(root / ".storyc" / "digests.json" if root is not None else None)
+
+
+def add_remote_flags(p: argparse.ArgumentParser) -> None:
+    """`--remote URL` / `--no-remote`: the team store for this run (see docs/teams.md)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--remote",
+        metavar="URL",
+        help="the team store (s3://BUCKET/PREFIX); default: $STORYC_REMOTE, else the project's",
+    )
+    g.add_argument("--no-remote", action="store_true", help="do not use the team store")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from storyc.base.exits import ExitCode
+from storyc.cli import add_remote_flags
 
 TYPE_CHECKING = False  # not typing's: importing typing costs 2 ms of a no-op build
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--yes", "-y", action="store_true", help="consent to the paid plan without asking (for CI)"
     )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    add_remote_flags(p)
     p.add_argument(
         "--resubmit-unknown",
         action="store_true",

@@ -20,7 +20,7 @@ from typing import Any
 
 from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
-from storyc.cli import project_digests, project_root
+from storyc.cli import add_remote_flags, project_digests, project_root
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, ScenePlan, Status, explain, make_plan
 from storyc.state.gc import collect
@@ -107,6 +107,28 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="price and key for this backend (default: the project's, else preview)",
     )
     p.add_argument("--target", metavar="T", help="override every scene's target")
+    add_remote_flags(p)
+
+
+def open_team_store(args: argparse.Namespace, comp: Any, store: Store) -> Any:
+    """The team store for this command, None when there is none; an int (exit code)
+    after saying why a configured one cannot be used."""
+    settings = getattr(comp.project, "settings", None) or {}
+    setting = settings.get("remote")
+    from storyc.remote.config import RemoteConfigError
+    from storyc.remote.team import open_team
+
+    try:
+        return open_team(
+            getattr(setting, "value", setting),
+            store,
+            flag=getattr(args, "remote", None),
+            disabled=bool(getattr(args, "no_remote", False)),
+            warn=lambda text: print(text, file=sys.stderr),
+        )
+    except RemoteConfigError as exc:
+        print(f"error: the team store: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
 
 
 def _load_lock(root: Path) -> LockFile | None:
@@ -118,7 +140,9 @@ def _load_lock(root: Path) -> LockFile | None:
         return None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
+    """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
+    an exit code after saying why there is none (also for `storyc pull`)."""
     from storyc.base.diagnostics import Severity, render_all
     from storyc.compiler import compile_project
 
@@ -138,6 +162,14 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
+    return root, digests, comp, lock
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+    got = compiled(args)
+    if isinstance(got, int):
+        return got
+    root, digests, comp, lock = got
     settings = getattr(comp.project, "settings", None) or {}
     setting = settings.get("backend")
     backend = args.backend or getattr(setting, "value", setting) or "preview"
@@ -155,7 +187,25 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             print(f"warning: {exc}; attempts already sent are not shown", file=sys.stderr)
     with Store.for_project(root) as store:
         try:
-            plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+            team = open_team_store(args, comp, store)
+            if isinstance(team, int):
+                return team
+            if team is None:
+                plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+            else:
+                from storyc.remote.planning import plan_with_remote
+
+                plan = plan_with_remote(
+                    lambda remote: make_plan(
+                        comp,
+                        lock=lock,
+                        store=store,
+                        backend=backend,
+                        journal=journal,
+                        remote=remote,
+                    ),
+                    team,
+                )
         finally:
             if journal is not None:
                 journal.close()
@@ -170,6 +220,7 @@ def _takes(sp: ScenePlan) -> str:
     for label, takes in (
         ("render", sp.render),
         ("fetch", sp.fetch),
+        ("pull", sp.pull),
         ("follow", sp.follow),
         ("decide", sp.unknown),
     ):
@@ -182,6 +233,8 @@ def _why_line(sp: ScenePlan) -> str:
     if sp.status == "blocked":
         return sp.blocked or ""
     if sp.status == "up-to-date":
+        if sp.pull:
+            return "in the team store: pulled, not paid"
         return "fetch from recorded URL" if sp.fetch else ""
     return "; ".join(c.message for c in sp.reasons[:3]) + (" …" if len(sp.reasons) > 3 else "")
 
@@ -203,7 +256,11 @@ def _total(plan: Plan) -> str:
 
 def _summary(plan: Plan) -> str:
     counts = [f"{len(plan.by_status(s))} {LABELS[s]}" for s in LABELS if plan.by_status(s)]
-    return f"{', '.join(counts) or 'no scenes'} · backend {plan.backend} · total {_total(plan)}"
+    pulled = sum(len(s.pull) for s in plan.scenes.values())
+    team = f" · {pulled} take{'s' if pulled != 1 else ''} from the team store" if pulled else ""
+    return (
+        f"{', '.join(counts) or 'no scenes'}{team} · backend {plan.backend} · total {_total(plan)}"
+    )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

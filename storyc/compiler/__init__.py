@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,8 +115,11 @@ def compile_project(
     scenes: list[str] | None = None,
     parse_cache: ParseCache | None = None,
     digests: DigestCache | None = None,
+    overlays: Mapping[str, str] | None = None,
 ) -> Compilation:
     """Compile the project at `path`. Never raises for a bad story: problems are diagnostics.
+
+    `overlays` (absolute path → text) stand for files on disk: an editor's unsaved buffers.
 
     `target` overrides every scene's target; `scenes` restricts checking and lowering to
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
@@ -130,7 +134,12 @@ def compile_project(
     gc.disable()
     try:
         return _compile(
-            path, target=target, scenes=scenes, parse_cache=parse_cache, digests=digests
+            path,
+            target=target,
+            scenes=scenes,
+            parse_cache=parse_cache,
+            digests=digests,
+            overlays=overlays,
         )
     finally:
         if was_enabled:
@@ -174,10 +183,11 @@ def _compile(
     scenes: list[str] | None,
     parse_cache: ParseCache | None,
     digests: DigestCache | None,
+    overlays: Mapping[str, str] | None = None,
 ) -> Compilation:
     from storyc.resolve.resolver import resolve  # the front end's stage; imported late on purpose
 
-    loaded = load(path, cache=parse_cache)
+    loaded = load(path, cache=parse_cache, overlays=overlays)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     if loaded.entry is None:

@@ -17,14 +17,15 @@ resolved, or inside a folder the project block lists in `shared_folders` (E017).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyc.base.diagnostics import Diagnostics, SourceMap, Span
 from storyc.base.reading import FileTooLarge, NotRegularFile, read_regular
 from storyc.lang import ast
-from storyc.lang.discovery import ENTRY_NAME, MAX_STORY_BYTES, discover
+from storyc.lang.discovery import ENTRY_NAME as ENTRY_NAME
+from storyc.lang.discovery import MAX_STORY_BYTES, discover
 from storyc.lang.parser import ParseResult, parse_text
 
 _MAX_INCLUDE_DEPTH = 64
@@ -167,11 +168,23 @@ def is_inside(real: str, folders: tuple[str, ...]) -> bool:
     return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
-def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Loaded:
-    """Read and parse the project at `path`. Never raises for bad input."""
+def load(
+    path: str | os.PathLike[str],
+    *,
+    cache: ParseCache | None = None,
+    overlays: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Read and parse the project at `path`. Never raises for bad input.
+
+    `overlays` maps absolute, normalised file paths to text that stands for what is on
+    disk (an editor's unsaved buffers)."""
     diags = Diagnostics()
     sources = SourceMap()
-    entry = find_entry(Path(path), diags)
+    given = Path(path)
+    if overlays and os.path.normpath(os.path.abspath(given)) in overlays:
+        entry: Path | None = given  # a new file, not saved yet
+    else:
+        entry = find_entry(given, diags)
     if entry is None:
         return Loaded(None, None, [], sources, diags)
     entry = entry.resolve()
@@ -185,8 +198,13 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
     def visit(abs_path: str, via: ast.Include | None) -> LoadedFile | None:
         label = label_for(abs_path, root)
         where = via.path.span if via is not None else None
+        overlay = overlays.get(abs_path) if overlays else None
         try:
-            raw = read_regular(abs_path, MAX_STORY_BYTES)
+            raw = (
+                overlay.encode("utf-8")
+                if overlay is not None
+                else read_regular(abs_path, MAX_STORY_BYTES)
+            )
         except NotRegularFile as exc:
             diags.error(
                 "E016" if exc.kind != "a directory" else "E012",
