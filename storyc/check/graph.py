@@ -11,11 +11,11 @@ and prints in the same order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
-from storyc.resolve.model import Input, Project, Scene, SceneOutput
+from storyc.resolve.model import Cut, Element, Input, Project, Scene, SceneOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
+def _inputs(scene: Scene, elements: Mapping[str, Element]) -> list[tuple[Input, str]]:
     out: list[tuple[Input, str]] = []
     if scene.first_frame:
         out.append((scene.first_frame, "first frame"))
@@ -58,7 +58,7 @@ def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
             (scene.video.input, "edited video" if scene.video.mode == "base" else "reference video")
         )
     for use in scene.elements:
-        element = project.elements.get(use.name)
+        element = elements.get(use.name)
         if element is not None:
             out.extend((inp, f"element {element.name}") for inp in (element.frontal, *element.refs))
     return out
@@ -67,31 +67,54 @@ def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
 def build(project: Project, diags: Diagnostics | None = None) -> Graph:
     """Edges, cycles and order; reports E240/E241 into `diags` when given."""
     diags = diags if diags is not None else Diagnostics()
-    names = list(project.scenes)
     edges: list[Edge] = []
     leaves: dict[str, list[tuple[str, str]]] = {}
     for scene in project.scenes.values():
-        mine: list[tuple[str, str]] = []
-        for inp, role in _inputs(scene, project):
-            src = inp.source
-            if isinstance(src, SceneOutput):
-                if src.scene not in project.scenes:
-                    diags.error(
-                        "E241",
-                        f"scene `{scene.name}` uses the output of `{src.scene}`, "
-                        "which is not a scene",
-                        inp.span,
-                    )
-                    continue
-                edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
-            elif inp.name and not role.startswith("element "):
-                leaf = (src.kind, inp.name)
-                if leaf not in mine:
-                    mine.append(leaf)
-        mine.extend(
-            ("element", use.name) for use in scene.elements if ("element", use.name) not in mine
-        )
-        leaves[scene.name] = mine
+        mine, leaves[scene.name] = scene_edges(scene, project.elements, project.scenes, diags)
+        edges.extend(mine)
+    return assemble(list(project.scenes), edges, leaves, diags)
+
+
+def scene_edges(
+    scene: Scene,
+    elements: Mapping[str, Element],
+    scenes: Container[str],
+    diags: Diagnostics,
+) -> tuple[list[Edge], list[tuple[str, str]]]:
+    """One scene's incoming edges and its leaves (assets and elements it uses); E241
+    for an output of something that is not a scene. `build` is this for every scene,
+    then `assemble`."""
+    edges: list[Edge] = []
+    mine: list[tuple[str, str]] = []
+    for inp, role in _inputs(scene, elements):
+        src = inp.source
+        if isinstance(src, SceneOutput):
+            if src.scene not in scenes:
+                diags.error(
+                    "E241",
+                    f"scene `{scene.name}` uses the output of `{src.scene}`, which is not a scene",
+                    inp.span,
+                )
+                continue
+            edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
+        elif inp.name and not role.startswith("element "):
+            leaf = (src.kind, inp.name)
+            if leaf not in mine:
+                mine.append(leaf)
+    mine.extend(
+        ("element", use.name) for use in scene.elements if ("element", use.name) not in mine
+    )
+    return edges, mine
+
+
+def assemble(
+    names: list[str],
+    edges: list[Edge],
+    leaves: dict[str, list[tuple[str, str]]],
+    diags: Diagnostics,
+) -> Graph:
+    """The graph of scenes `names` (declaration order) from their `scene_edges`: the
+    order, and the cycles (E240)."""
     order = _order(names, edges)
     # Kahn's order leaves out exactly the scenes in or behind a cycle: no need to look for
     # cycles when every scene made it.
@@ -227,8 +250,15 @@ def _scc(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
 
 def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
     """Cuts: not empty, no unknown scenes, repeats warned; scenes no cut can reach noted."""
+    check_cuts_of(project.cuts, {n: s.span for n, s in project.scenes.items()}, graph, diags)
+
+
+def check_cuts_of(
+    cuts: Mapping[str, Cut], scenes: Mapping[str, Span], graph: Graph, diags: Diagnostics
+) -> None:
+    """`check_cuts` over the cuts and each scene's name span, in declaration order."""
     in_cut: set[str] = set()
-    for cut in project.cuts.values():
+    for cut in cuts.values():
         if not cut.scenes:
             diags.warning(
                 "W242",
@@ -238,7 +268,7 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
             )
         seen: dict[str, Span] = {}
         for name, span in cut.scenes:
-            if name not in project.scenes:
+            if name not in scenes:
                 diags.error("E244", f"cut `{cut.name}` names `{name}`, which is not a scene", span)
                 continue
             if name in seen:
@@ -251,17 +281,17 @@ def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
                 )
             seen.setdefault(name, span)
             in_cut.add(name)
-    if not project.cuts:
+    if not cuts:
         return
     used = {e.src for e in graph.edges}
-    for scene in project.scenes.values():
-        if scene.name not in in_cut and scene.name not in used:
+    for name, span in scenes.items():
+        if name not in in_cut and name not in used:
             diags.add(
                 Diagnostic(
                     "W245",
                     Severity.NOTE,
-                    f"scene `{scene.name}` is in no cut and no other scene uses it",
-                    scene.span,
+                    f"scene `{name}` is in no cut and no other scene uses it",
+                    span,
                 )
             )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,8 +141,20 @@ def find_entry(path: Path, diags: Diagnostics) -> Path | None:
     return None
 
 
-def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Loaded:
-    """Read and parse the project at `path`. Never raises for bad input."""
+def _read_bytes(abs_path: str) -> bytes:
+    return Path(abs_path).read_bytes()
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    cache: ParseCache | None = None,
+    read: Callable[[str], bytes] | None = None,
+) -> Loaded:
+    """Read and parse the project at `path`. Never raises for bad input. `read(abs_path)`
+    replaces reading a story file from disk (an editor's unsaved buffers); it raises
+    `OSError` as reading would."""
+    read_bytes = read if read is not None else _read_bytes
     diags = Diagnostics()
     sources = SourceMap()
     entry = find_entry(Path(path), diags)
@@ -159,7 +171,7 @@ def load(path: str | os.PathLike[str], *, cache: ParseCache | None = None) -> Lo
         label = label_for(abs_path, root)
         where = via.path.span if via is not None else None
         try:
-            raw = Path(abs_path).read_bytes()
+            raw = read_bytes(abs_path)
         except IsADirectoryError:
             diags.error(
                 "E012",

@@ -63,6 +63,7 @@ class SceneResolver:
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
         self._lines: dict[str, LineIndex] = {}
+        self._shared: dict[int, Any] = {}
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -434,9 +435,19 @@ class SceneResolver:
 
     def line_index(self, file: str, text: str) -> LineIndex:
         hit = self._lines.get(file)
-        if hit is None:
+        if hit is None or hit.text is not text:
             hit = self._lines[file] = LineIndex(file, text)
         return hit
+
+    def checkpoint(self) -> None:
+        """Remember the values checked so far (the shared layers) as the base for scenes."""
+        self._shared = dict(self._memo)
+
+    def isolate(self) -> None:
+        """Forget what scenes memoized since `checkpoint`. Values are memoized by the
+        `id` of their syntax node; once a scene's tree is replaced, a new node may get a
+        freed node's `id`, so a resolver that outlives trees calls this before scenes."""
+        self._memo = dict(self._shared)
 
     def render_prompt(
         self, source: str, context: dict[str, Any]
