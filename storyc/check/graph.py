@@ -250,13 +250,16 @@ def _scc(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
 
 def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
     """Cuts: not empty, no unknown scenes, repeats warned; scenes no cut can reach noted."""
-    check_cuts_of(project.cuts, {n: s.span for n, s in project.scenes.items()}, graph, diags)
+    in_cut = check_cut_lists(project.cuts, project.scenes, diags)
+    if project.cuts:
+        spans = {n: s.span for n, s in project.scenes.items()}
+        unreached(spans, in_cut, {e.src for e in graph.edges}, diags)
 
 
-def check_cuts_of(
-    cuts: Mapping[str, Cut], scenes: Mapping[str, Span], graph: Graph, diags: Diagnostics
-) -> None:
-    """`check_cuts` over the cuts and each scene's name span, in declaration order."""
+def check_cut_lists(
+    cuts: Mapping[str, Cut], scenes: Container[str], diags: Diagnostics
+) -> set[str]:
+    """The cuts themselves (W242, E244, W243); returns the scenes some cut plays."""
     in_cut: set[str] = set()
     for cut in cuts.values():
         if not cut.scenes:
@@ -281,9 +284,14 @@ def check_cuts_of(
                 )
             seen.setdefault(name, span)
             in_cut.add(name)
-    if not cuts:
-        return
-    used = {e.src for e in graph.edges}
+    return in_cut
+
+
+def unreached(
+    scenes: Mapping[str, Span], in_cut: Container[str], used: Container[str], diags: Diagnostics
+) -> None:
+    """W245 (a note) for each scene (name -> its name's span, declaration order) that no
+    cut plays and no other scene uses; only asked when the story has cuts."""
     for name, span in scenes.items():
         if name not in in_cut and name not in used:
             diags.add(

@@ -281,6 +281,14 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
         yield from scene_files(scene)
 
 
+def element_and_scene_files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
+    """The local files elements and scenes name (assets' own are `project.assets`)."""
+    for element in project.elements.values():
+        yield from element_files(element)
+    for scene in project.scenes.values():
+        yield from scene_files(scene)
+
+
 def element_files(element: Element) -> Iterator[tuple[LocalFile, Span]]:
     for inp in (element.frontal, *element.refs):
         if isinstance(inp.source, LocalFile):

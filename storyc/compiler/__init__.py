@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,40 @@ from storyc.check import graph as graph_mod
 from storyc.check import rules
 from storyc.check.taint import broken_scenes
 from storyc.lang.loader import ParseCache, load
-from storyc.resolve.model import Project, Scene
+from storyc.resolve.model import LocalFile, Project, Scene
 from storyc.targets.request import Request
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What commands need of a project besides requests and diagnostics, without its
+    model (which `storyc.compiler.incremental` builds only when asked for)."""
+
+    name: str
+    root: str  # absolute directory of the entry file
+    entry: str
+    files: tuple[str, ...]  # story files, project-relative, entry first
+    scenes: tuple[str, ...]  # every scene, in declaration order
+    settings: dict[str, Any]  # project settings as plain values (backend, base_url, ...)
+    local_files: tuple[str, ...]  # absolute paths of every local media file it uses
+
+
+def summary_of(project: Project) -> Summary:
+    local: dict[str, None] = {}
+    for asset in project.assets.values():
+        if isinstance(asset.source, LocalFile):
+            local[asset.source.abs_path] = None
+    for f, _ in rules.element_and_scene_files(project):
+        local[f.abs_path] = None
+    return Summary(
+        project.name,
+        project.root,
+        project.entry,
+        project.files,
+        tuple(project.scenes),
+        {k: getattr(v, "value", v) for k, v in project.settings.items()},
+        tuple(local),
+    )
 
 
 @dataclass
@@ -46,6 +79,14 @@ class Compilation:
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
+
+    @property
+    def summary(self) -> Summary | None:
+        """The project's name, files, scenes and settings (None without a project)."""
+        found: Summary | None = self.__dict__.get("_summary")
+        if found is None and self.project is not None:
+            found = self.__dict__["_summary"] = summary_of(self.project)
+        return found
 
     def to_json(self) -> dict[str, Any]:
         scenes: dict[str, Any] = {}
@@ -114,6 +155,7 @@ def compile_project(
     scenes: list[str] | None = None,
     parse_cache: ParseCache | None = None,
     digests: DigestCache | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
     """Compile the project at `path`. Never raises for a bad story: problems are diagnostics.
 
@@ -121,7 +163,8 @@ def compile_project(
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
     A scene gets no request when it has errors, or a declaration it names has errors
     (`Compilation.broken` says why), is in or behind a cycle, or uses the output of a
-    selected scene that gets none (`Compilation.blocked` says which).
+    selected scene that gets none (`Compilation.blocked` says which). `read` replaces
+    reading story files from disk (`storyc.lang.loader.load`).
     """
     # The compiler allocates hundreds of thousands of small, acyclic objects; CPython's
     # cyclic collector would walk them again and again (40% of the time at 10,000
@@ -130,7 +173,12 @@ def compile_project(
     gc.disable()
     try:
         return _compile(
-            path, target=target, scenes=scenes, parse_cache=parse_cache, digests=digests
+            path,
+            target=target,
+            scenes=scenes,
+            parse_cache=parse_cache,
+            digests=digests,
+            read=read,
         )
     finally:
         if was_enabled:
@@ -150,11 +198,12 @@ def frontend(
     *,
     cache: ParseCache | None = None,
     digests: DigestCache | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> tuple[Project | None, Diagnostics, SourceMap]:
     """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
     from storyc.resolve.resolver import resolve
 
-    loaded = load(path, cache=cache)
+    loaded = load(path, cache=cache, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     project = resolve(loaded, diags, digests=digests, targets=known_targets())
@@ -174,10 +223,11 @@ def _compile(
     scenes: list[str] | None,
     parse_cache: ParseCache | None,
     digests: DigestCache | None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
     from storyc.resolve.resolver import resolve  # the front end's stage; imported late on purpose
 
-    loaded = load(path, cache=parse_cache)
+    loaded = load(path, cache=parse_cache, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     if loaded.entry is None:
@@ -196,7 +246,9 @@ def _compile(
     graph_mod.check_cuts(project, graph, diags)
     rules.check_media(project, diags)
 
-    wanted = list(project.scenes) if scenes is None else _select(project, scenes, diags)
+    wanted = (
+        list(project.scenes) if scenes is None else _select(list(project.scenes), scenes, diags)
+    )
     chosen = set(wanted)
     ordered = set(graph.order)
     requests: dict[str, Request] = {}
@@ -245,11 +297,13 @@ def _compile(
     )
 
 
-def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:
+def _select(scenes: list[str], names: list[str], diags: Diagnostics) -> list[str]:
+    """The scenes asked for, known ones once each in the order asked; E246 for others."""
+    present = set(scenes)
     out: list[str] = []
     for name in names:
-        if name not in project.scenes:
-            known = ", ".join(project.scenes) or "none"
+        if name not in present:
+            known = ", ".join(scenes) or "none"
             diags.error("E246", f"no scene named `{name}` (scenes: {known})")
         elif name not in out:
             out.append(name)

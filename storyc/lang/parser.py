@@ -336,6 +336,49 @@ class StoryLexer(Lexer):
             pos = end
 
 
+def declaration_starts(text: str, pos: int = 0, stop: int | None = None) -> list[int] | None:
+    """Offsets of the keywords that start top-level declarations, scanning `text` from
+    `pos` (where the lexer must be between declarations) with `StoryLexer`'s rules; at
+    the first such keyword at or after `stop` the scan ends (it is included). None when
+    a token comes before the first declaration or the text cannot be lexed: the file
+    then has a syntax error only a whole parse words properly.
+
+    The incremental compiler re-parses one declaration at a time between these offsets;
+    keep this in step with `StoryLexer.lex`."""
+    trivia, token, punct, keywords = _TRIVIA.match, _TOKEN.match, _PUNCT, _KEYWORD_TYPES
+    n = len(text)
+    depth = 0
+    prev = ""
+    out: list[int] = []
+    while True:
+        m = trivia(text, pos)
+        if m is not None:
+            pos = m.end()
+        if pos >= n:
+            return out
+        m = token(text, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup or ""
+        if kind == "PUNCT":
+            kind = punct[m.group()]
+            if kind in ("LBRACE", "LSQB"):
+                depth += 1
+            elif kind in ("RBRACE", "RSQB") and depth:
+                depth -= 1
+        elif kind == "NAME" and depth == 0 and prev not in _WANTS_NAME:
+            found = keywords.get(m.group())
+            if found is not None:
+                kind = found
+                out.append(pos)
+                if stop is not None and pos >= stop:
+                    return out
+        if not out:
+            return None
+        prev = kind
+        pos = m.end()
+
+
 @lru_cache(maxsize=1)
 def _parser() -> tuple[Lark, _ToAst]:
     grammar = _grammar_text()

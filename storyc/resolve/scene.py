@@ -270,6 +270,10 @@ class SceneResolver:
         for s in layer.settings.values():
             self._value(s, layer.file)
 
+    def resolved(self, s: ast.Setting, f: LoadedFile) -> Any:
+        """The checked value of a layer's setting (as scenes inheriting it see it)."""
+        return self._value(s, f)
+
     def _value(self, s: ast.Setting, f: LoadedFile) -> Any:
         n = s.name
         if n in ("start", "end"):
@@ -333,6 +337,10 @@ class SceneResolver:
             out.append(ElementUse(v.name, v.span))
         self._memo[key] = out
         return out
+
+    def style_layers(self, name: str) -> list[Layer] | None:
+        """The layers of style `name` as `prepare` found them (None: broken or unknown)."""
+        return self._chains.get(name)
 
     def _style_chain(self, name: str, via: Span | None = None) -> list[Layer] | None:
         """Layers of style `name`, root first; None when it (or an ancestor) is broken."""
