@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Span
 from storyc.check import graph as graph_mod
@@ -32,8 +32,49 @@ from storyc.resolve.model import LocalFile, Project
 from storyc.targets.request import Request
 
 if TYPE_CHECKING:
-    from storyc.compiler.incremental import Engine, Shell
+    from storyc.check.taint import DeclInfo
+    from storyc.compiler.decls import Anchor, FileDecls
     from storyc.lang.loader import Loaded
+    from storyc.resolve.resolver import Resolver
+
+
+class IndexView(Protocol):
+    scenes: list[str]
+    pos: dict[str, int]
+    kinds: dict[str, str]
+    label_path: dict[str, str]
+    by_label: dict[str, list[str]]
+
+
+class Shell(Protocol):
+    resolver: Resolver
+    diags: list[Diagnostic]
+    used: set[str]
+    project: Project
+    generation: int
+
+
+class Engine(Protocol):
+    """What the assembly needs of `storyc.compiler.incremental.Engine`."""
+
+    units: dict[str, Unit]
+    edges_version: int
+    media_version: int
+
+    @property
+    def index(self) -> IndexView | None: ...
+
+    def anchor_files(self, unit: Unit) -> list[FileDecls | None]: ...
+    def anchors_now(self, unit: Unit) -> list[tuple[str, Anchor] | None]: ...
+    def shell_generation(self, foreign: bool) -> int: ...
+    def used_names(self) -> set[str]: ...
+    def regions(self) -> dict[str, list[DeclInfo]]: ...
+    def index_key(self) -> int: ...
+    def lower(self, unit: Unit) -> None: ...
+    def file_identity(self, label: str) -> int: ...
+    def scene_span(self, name: str) -> Span: ...
+    def model_maker(self, loaded: Loaded) -> Callable[[], Project | None]: ...
+
 
 _NOWHERE = Span("", 0, 0, 0, 0)
 NOSPAN = ""  # the segment of diagnostics without a location (sorted first)
