@@ -16,17 +16,25 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storyc import targets
-from storyc.base.diagnostics import Diagnostic, Diagnostics, SourceMap, to_json
-from storyc.base.hashing import DigestCache
-from storyc.check import graph as graph_mod
-from storyc.check import rules
-from storyc.check.taint import broken_scenes
-from storyc.lang.loader import ParseCache, load
-from storyc.resolve.model import LocalFile, Project, Scene
-from storyc.targets.request import Request
+from storyc.base.diagnostics import (
+    Diagnostic,
+    Diagnostics,
+    Severity,
+    SourceMap,
+    render_all,
+    to_json,
+)
+
+# The stages are imported where they are used: a command answered from the compiled state
+# (storyc.compiler.state) needs `Compilation`, not Lark, Jinja or pydantic.
+if TYPE_CHECKING:
+    from storyc.base.hashing import DigestCache
+    from storyc.check.graph import Graph
+    from storyc.lang.loader import ParseCache
+    from storyc.resolve.model import Project, Scene
+    from storyc.targets.request import Request
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,9 @@ class Summary:
 
 
 def summary_of(project: Project) -> Summary:
+    from storyc.check import rules
+    from storyc.resolve.model import LocalFile
+
     local: dict[str, None] = {}
     for asset in project.assets.values():
         if isinstance(asset.source, LocalFile):
@@ -68,7 +79,7 @@ class Compilation:
     order: list[str]  # dependency order of the compiled scenes
     diagnostics: list[Diagnostic]  # sorted
     sources: SourceMap
-    graph: graph_mod.Graph | None = None
+    graph: Graph | None = None
     found: bool = True  # False when `path` holds no project at all
     selected: list[str] = field(default_factory=list)  # the scenes asked for, in order
     # scene → the upstream scene (with errors, or itself blocked) that keeps it from building
@@ -79,6 +90,21 @@ class Compilation:
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
+
+    def counts(self) -> tuple[int, int, int]:
+        """How many errors, warnings and notes."""
+        n = [0, 0, 0]
+        for d in self.diagnostics:
+            n[("error", "warning", "note").index(d.severity.value)] += 1
+        return n[0], n[1], n[2]
+
+    def rendered(self, *, notes: bool = False) -> str:
+        """The diagnostics as commands print them (notes only when asked for)."""
+        cache = self.__dict__.setdefault("_rendered", {})
+        if notes not in cache:
+            shown = [d for d in self.diagnostics if notes or d.severity is not Severity.NOTE]
+            cache[notes] = render_all(shown, self.sources)
+        return cache[notes]  # type: ignore[no-any-return]
 
     @property
     def summary(self) -> Summary | None:
@@ -96,7 +122,7 @@ class Compilation:
                 continue
             scenes[name] = request_json(req)
         return {
-            "project": self.project.name if self.project else None,
+            "project": self.summary.name if self.summary else None,
             "order": [n for n in self.order if n in self.requests],
             "scenes": scenes,
             "diagnostics": [to_json(d) for d in self.diagnostics],
@@ -187,6 +213,8 @@ def compile_project(
 
 def known_targets() -> list[str] | None:
     """Registered target names, or None (accept any) when the registry cannot load."""
+    from storyc import targets
+
     try:
         return targets.names() or None
     except Exception:  # a broken target module must not hide the story's own problems
@@ -201,6 +229,7 @@ def frontend(
     read: Callable[[str], bytes] | None = None,
 ) -> tuple[Project | None, Diagnostics, SourceMap]:
     """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
+    from storyc.lang.loader import load
     from storyc.resolve.resolver import resolve
 
     loaded = load(path, cache=cache, read=read)
@@ -225,7 +254,12 @@ def _compile(
     digests: DigestCache | None,
     read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
-    from storyc.resolve.resolver import resolve  # the front end's stage; imported late on purpose
+    from storyc.base.hashing import DigestCache
+    from storyc.check import graph as graph_mod
+    from storyc.check import rules
+    from storyc.check.taint import broken_scenes
+    from storyc.lang.loader import load
+    from storyc.resolve.resolver import resolve
 
     loaded = load(path, cache=parse_cache, read=read)
     diags = Diagnostics()
@@ -313,6 +347,8 @@ def _select(scenes: list[str], names: list[str], diags: Diagnostics) -> list[str
 def _lower(
     scene: Scene, project: Project, override: str | None, diags: Diagnostics
 ) -> Request | None:
+    from storyc import targets
+
     name = override or scene.target.value
     try:
         target = targets.get(name)

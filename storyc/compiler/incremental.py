@@ -76,6 +76,8 @@ from storyc.resolve.model import LocalFile, Project, RemoteFile
 from storyc.resolve.resolver import Resolver
 from storyc.resolve.templating import has_template_syntax
 
+# Part of every stored unit's validity: a unit made by another engine is not reused.
+ENGINE_VERSION = 1
 _TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -265,6 +267,8 @@ class Engine:
         self._loaded: Loaded | None = None
         self._lf: dict[str, LoadedFile] = {}
         self._anchors: dict[str, tuple[FileDecls, int] | None] = {}  # this update's
+        self.reads: dict[str, bool] = {}  # story files the last update tried to read
+        self.saved: dict[str, Any] = {}  # what storyc.compiler.state last wrote, per file
         self._version = 0
 
     # -- the API ---------------------------------------------------------------------------
@@ -301,8 +305,15 @@ class Engine:
     def _read_bytes(self, abs_path: str) -> bytes:
         text = self.overlays.get(os.path.abspath(abs_path))
         if text is not None:
+            self.reads[abs_path] = True
             return text.encode("utf-8", "surrogatepass")
-        return Path(abs_path).read_bytes()
+        try:
+            data = Path(abs_path).read_bytes()
+        except OSError:
+            self.reads[abs_path] = False  # a story file that may appear later
+            raise
+        self.reads[abs_path] = True
+        return data
 
     def _read(self, abs_path: str, label: str, text: str) -> FileDecls:
         old = self.files.get(abs_path)
@@ -337,6 +348,7 @@ class Engine:
         self.generation += 1
         self.stats = Stats()
         self._anchors.clear()
+        self.reads = {}
         loaded = load(self.path, cache=_Parses(self), read=self._read_bytes)
         self._loaded = loaded
         self._lf = {lf.abs_path: lf for lf in loaded.files}

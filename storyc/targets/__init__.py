@@ -89,5 +89,11 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def builtin_only() -> bool:
+    """Whether every registered target is one of storyc's own (nothing a caller added)."""
+    _load_builtin()
+    return all(type(t).__module__ in _BUILTIN for t in _REGISTRY.values())
+
+
 def default_target() -> Target:
     return get(DEFAULT_TARGET)

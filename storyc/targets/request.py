@@ -16,8 +16,11 @@ replaces at build time:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 FILE_MARKER = "$file"
@@ -70,3 +73,26 @@ class Request:
     @property
     def prompt(self) -> str:
         return str(self.body["input"].get("prompt", ""))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of everything in the request (two equal requests have the same one):
+        memos of what is computed from a request (render keys) stay valid across
+        compilations. Computed once; `storyc.compiler.state` stores it with the request."""
+        data = [
+            self.scene,
+            self.target,
+            self.schema,
+            self.app,
+            self.body,
+            self.takes,
+            list(self.upstream),
+            self.quality,
+            self.duration,
+            self.has_video_input,
+            self.mode,
+            self.base_video,
+            list(self.notes),
+        ]
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
