@@ -117,28 +117,28 @@ def _load_lock(root: Path) -> LockFile | None:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
-    from storyc.base.diagnostics import Severity, render_all
-    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state
 
     root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
-    comp = compile_project(Path(args.path), target=args.target, digests=digests)
+    # the compiled state: an unchanged story is not compiled again, an edited one only where
+    # it changed (storyc.compiler.state)
+    comp = compile_with_state(Path(args.path), target=args.target, digests=digests)
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     # Errors and warnings only: notes make no fault (`storyc check --notes` shows them).
-    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+    shown = comp.rendered(notes=False)
     if shown:
-        print(render_all(shown, comp.sources), file=sys.stderr)
+        print(shown, file=sys.stderr)
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("backend")
-    backend = args.backend or getattr(setting, "value", setting) or "preview"
+    settings = comp.summary.settings if comp.summary is not None else {}
+    backend = args.backend or settings.get("backend") or "preview"
     if backend not in ("preview", "inference"):
         print(f"error: unknown backend {backend!r} (preview or inference)", file=sys.stderr)
         return ExitCode.USAGE

@@ -91,6 +91,24 @@ class Compilation:
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
 
+    def media_duration(self, path: str) -> float | None:
+        """The length in seconds of the project's local video `path` (project-relative),
+        from its header; None when unknown."""
+        from storyc.media import info as mediainfo
+
+        summary = self.summary
+        if summary is None:
+            return None
+        try:
+            found = mediainfo.probe(os.path.join(summary.root, path))
+        except Exception:  # a header reader must never stop a plan
+            return None
+        return found.duration if found is not None else None
+
+    def ready(self) -> int:
+        """How many scenes have a request (are ready to render)."""
+        return len(self.requests)
+
     def counts(self) -> tuple[int, int, int]:
         """How many errors, warnings and notes."""
         n = [0, 0, 0]

@@ -590,7 +590,12 @@ class StoredCompilation(Compilation):
 
     @property
     def summary(self) -> Summary | None:
-        return self._part("summary", _summary_in)  # type: ignore[no-any-return]
+        if "summary" not in self._parts:
+            self._parts["summary"] = _summary_in(self._facts["summary"])
+        return self._parts["summary"]  # type: ignore[no-any-return]
+
+    def ready(self) -> int:
+        return int(self._facts["ready"])
 
     @property
     def has_errors(self) -> bool:
@@ -704,7 +709,7 @@ class CompiledState:
             if file_value(path, self.digests) != value:
                 return None
         facts = d["facts"]
-        if not all(type(facts.get(k)) is int for k in ("errors", "warnings", "notes")):
+        if not all(type(facts.get(k)) is int for k in ("errors", "warnings", "notes", "ready")):
             return None
         labels: dict[str, str] = d["labels"]
         rendered = None
@@ -852,7 +857,6 @@ class CompiledState:
                     "selected": comp.selected,
                     "blocked": comp.blocked,
                     "broken": comp.broken,
-                    "summary": _summary_out(comp.summary),
                     "requests": list(comp.requests),
                     "records": records,
                 },
@@ -863,6 +867,8 @@ class CompiledState:
                 durable=False,
             )
             doc["facts"] = {
+                "summary": _summary_out(comp.summary),
+                "ready": len(comp.requests),
                 "id": ident,
                 "found": comp.found,
                 "errors": errors,

@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from storyc.plan import keys, pricing
-from storyc.resolve.model import LocalFile
 from storyc.state.lockfile import LockFile, SceneEntry
 from storyc.state.store import Store
 from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
@@ -270,15 +269,8 @@ def _base_duration(comp: Compilation, req: Request, plans: dict[str, ScenePlan])
         if up.duration is not None:
             return up.duration
         return float(up.request.duration) if up.request and up.request.duration else None
-    scene = comp.project.scenes.get(req.scene) if comp.project else None
-    if scene is not None and scene.video is not None:
-        src = scene.video.input.source
-        if isinstance(src, LocalFile) and src.media is not None:
-            return src.media.duration
-    if FILE_MARKER in marker and comp.project:
-        for asset in comp.project.assets.values():
-            if isinstance(asset.source, LocalFile) and asset.source.path == marker[FILE_MARKER]:
-                return asset.source.media.duration if asset.source.media else None
+    if FILE_MARKER in marker:
+        return comp.media_duration(str(marker[FILE_MARKER]))
     return None
 
 
@@ -286,7 +278,7 @@ def make_plan(
     comp: Compilation, *, lock: LockFile, store: Store, backend: str, journal: Journal | None = None
 ) -> Plan:
     names = list(comp.order)
-    wanted: Iterable[str] = comp.selected or (comp.project.scenes if comp.project else ())
+    wanted: Iterable[str] = comp.selected or (comp.summary.scenes if comp.summary else ())
     names += [n for n in wanted if n not in names]
     broken = comp.broken
     plans: dict[str, ScenePlan] = {}

@@ -38,6 +38,7 @@ class LockFileError(Exception):
         super().__init__(f"{LOCK_NAME}:{line}: {message}" if line else f"{LOCK_NAME}: {message}")
         self.line = line
         self.detail = message
+        self.scene: str | None = None  # the scene whose table is wrong, when one is
 
 
 @dataclass
@@ -109,6 +110,19 @@ class LockFile:
                 raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
             m = re.search(r"line (\d+)", str(exc))
             raise LockFileError(f"not valid TOML: {exc}", int(m.group(1)) if m else None) from None
+        try:
+            return cls.from_data(raw)
+        except LockFileError as exc:
+            # Finding the line costs a parse per header: only for the error message.
+            line = _header_lines(text).get(exc.scene) if exc.scene is not None else None
+            raise LockFileError(exc.detail, line) from None
+
+    @classmethod
+    def from_data(cls, raw: Any) -> LockFile:
+        """A lock file from its plain data (what TOML gives, or `to_data`), every field
+        checked as when it is read from the file."""
+        if not isinstance(raw, dict):
+            raise LockFileError("not a table")
         version = raw.get("version", VERSION)
         if version != VERSION:
             raise LockFileError(f"written by another storyc (lock version {version!r})")
@@ -120,9 +134,40 @@ class LockFile:
             try:
                 lock.scenes[name] = _scene(name, data)
             except LockFileError as exc:
-                # Finding the line costs a parse per header: only for the error message.
-                raise LockFileError(exc.detail, _header_lines(text).get(name)) from None
+                exc.scene = name
+                raise
         return lock
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data (JSON-safe: costs as strings) that `from_data` reads back."""
+        return {
+            "version": VERSION,
+            "scenes": {
+                name: {
+                    "backend": e.backend,
+                    "target": e.target,
+                    "schema": e.schema,
+                    "app": e.app,
+                    "prompt": e.prompt,
+                    "inputs": e.inputs,
+                    "settings": e.settings,
+                    "picked": e.picked,
+                    "takes": [
+                        {
+                            "take": t.take,
+                            "key": t.key,
+                            "output": t.output,
+                            "task_id": t.task_id,
+                            "url": t.url,
+                            "duration": t.duration,
+                            "cost": None if t.cost is None else str(t.cost),
+                        }
+                        for t in e.takes
+                    ],
+                }
+                for name, e in self.scenes.items()
+            },
+        }
 
     def dumps(self) -> str:
         parts = [HEADER, f"version = {VERSION}\n"]
