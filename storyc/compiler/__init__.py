@@ -11,6 +11,7 @@ Deterministic: the same files give byte-identical `Compilation.dumps()`.
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
@@ -90,6 +91,15 @@ class Compilation:
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
+
+    def narrowed(self, order: list[str], requests: dict[str, Request]) -> Compilation:
+        """This compilation planned for the scenes `order` only (watch re-plans the few a
+        save can change): a shallow copy, the model (if built) shared."""
+        new = copy.copy(self)
+        new.order = order
+        new.selected = list(order)
+        new.requests = requests
+        return new
 
     def media_duration(self, path: str) -> float | None:
         """The length in seconds of the project's local video `path` (project-relative),

@@ -269,6 +269,7 @@ class Engine:
         self._anchors: dict[str, tuple[FileDecls, int] | None] = {}  # this update's
         self.reads: dict[str, bool] = {}  # story files the last update tried to read
         self.saved: dict[str, Any] = {}  # what storyc.compiler.state last wrote, per file
+        self.parses = 0  # declarations (or whole files) parsed in this engine's life
         self._version = 0
 
     # -- the API ---------------------------------------------------------------------------
@@ -320,6 +321,7 @@ class Engine:
         fd = read_file(label, text, old)
         if fd is not old:
             self.stats.regions_parsed += fd.parses
+            self.parses += fd.parses
             self.files[abs_path] = fd
         self.stats.files_read += 1
         return fd

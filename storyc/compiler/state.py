@@ -494,6 +494,12 @@ class StoredCompilation(Compilation):
         self.sources = sources
         self.found = bool(facts["found"])
 
+    def __copy__(self) -> StoredCompilation:
+        new = StoredCompilation.__new__(StoredCompilation)
+        new.__dict__.update(self.__dict__)
+        new._parts = dict(self._parts)  # a narrowed copy must not change this one
+        return new
+
     def _result(self) -> dict[str, Any]:
         if "result" not in self._parts:
             doc = self._read("result.json")
