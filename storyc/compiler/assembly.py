@@ -60,6 +60,7 @@ class Engine(Protocol):
     units: dict[str, Unit]
     edges_version: int
     media_version: int
+    foreign: dict[str, set[str]]
 
     @property
     def index(self) -> IndexView | None: ...
@@ -113,7 +114,6 @@ class Assembler:
         self.media_key: Any = None
         self.media_owner: dict[str, str] = {}  # path -> the scene that names it first
         self.shell_media: list[Diagnostic] = []
-        self.foreign: dict[str, set[str]] = {}  # label -> scenes of other files pointing in
         self.requests_key: Any = None
         self.requests: dict[str, Request] = {}
         self.blocked: dict[str, str] = {}
@@ -143,11 +143,6 @@ class Assembler:
             out.homes.add(d.span.file if d.span is not None else NOSPAN)
             out.touches.update(s.file for _, s in d.notes if s is not None)
         out.touches |= out.homes
-        old = unit.decoded[1].homes if unit.decoded is not None else set()
-        for label in old - out.homes:
-            self.foreign.get(label, set()).discard(unit.scene)
-        for label in out.homes - {unit.label}:
-            self.foreign.setdefault(label, set()).add(unit.scene)
         unit.decoded = (key, out)
         return out
 
@@ -230,9 +225,6 @@ class Assembler:
             _by_file(self.shell_media),
             _by_file(list(select_diags)),
         )
-        for name in changed:  # decode first: a unit may now point into another file
-            if name in engine.units:
-                self.decoded(engine, engine.units[name])
         context = (
             shell.generation,
             w245,
@@ -323,14 +315,14 @@ class Assembler:
         labels: set[str] = set(index.label_path) | {NOSPAN}
         for phase in vars(parts).values():
             labels.update(phase)
-        labels.update(self.foreign)
+        labels.update(engine.foreign)
         owners: dict[str, set[str]] = {}
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
         out: list[Diagnostic] = []
         for label in sorted(labels):
             own = index.by_label.get(label, ())
-            foreign = self.foreign.get(label, set())
+            foreign = engine.foreign.get(label, set())
             sig = (
                 context,
                 engine.file_identity(label),

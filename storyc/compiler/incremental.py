@@ -256,6 +256,7 @@ class Engine:
         self.values: dict[str, str] = {}  # every unit's dependency -> its value last time
         self.edges_version = 0  # bumped when a scene's edges change
         self.media_version = 0  # bumped when the local files a scene names change
+        self.foreign: dict[str, set[str]] = {}  # label -> scenes elsewhere with diagnostics there
         self.assembler = Assembler()
         self._dependents: dict[str, set[str]] | None = None
         self._used: Counter[str] = Counter()
@@ -798,10 +799,21 @@ class Engine:
             self._dependents = dep
         return self._dependents
 
+    def _home(self, unit: Unit, *, remove: bool = False) -> None:
+        """Keep `foreign` (label -> scenes of other files with diagnostics there)."""
+        for label in unit.homes:
+            if label == unit.label:
+                continue
+            if remove:
+                self.foreign.get(label, set()).discard(unit.scene)
+            else:
+                self.foreign.setdefault(label, set()).add(unit.scene)
+
     def _drop(self, name: str, *, replaced: bool = False) -> None:
         unit = self.units.pop(name, None)
         if unit is None:
             return
+        self._home(unit, remove=True)
         self._used.subtract(unit.used)
         if not replaced:
             self.edges_version += 1
@@ -824,6 +836,7 @@ class Engine:
         unit.version = self._version
         self.units[unit.scene] = unit
         self._used.update(unit.used)
+        self._home(unit)
         self._record(unit)
 
     def _record(self, unit: Unit) -> None:
@@ -903,6 +916,7 @@ class Engine:
             [[p, [enc.diag(d) for d in ds]] for p, ds in media],
             res_error=res.has_errors,
         )
+        unit.homes = sorted(enc.homes)
         self._pointing(enc, deps)
         unit.model = scene
         unit.model_at = self._model_key(unit, shell)
@@ -940,6 +954,9 @@ class Engine:
         )
         unit.low = [enc.diag(d) for d in local]
         unit.anchors = enc.anchors
+        self._home(unit, remove=True)
+        unit.homes = sorted(set(unit.homes) | enc.homes)
+        self._home(unit)
         self._pointing(enc, unit.deps)
         self._record(unit)
         unit.request = request_data(request) if request is not None else None

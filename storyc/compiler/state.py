@@ -256,16 +256,16 @@ def _request_in(v: Any) -> Request:
 def _unit_out(u: Unit) -> list[Any]:
     return [
         u.scene, u.fp, u.deps, u.anchors, u.res, u.used, u.edges, u.leaves, u.graph, u.media,
-        u.low, u.ok, u.res_error,
+        u.low, u.ok, u.res_error, u.homes,
     ]  # fmt: skip
 
 
 def _unit_in(v: Any, label: str) -> Unit:
     from storyc.compiler.units import Unit
 
-    if type(v) is not list or len(v) != 13:
+    if type(v) is not list or len(v) != 14:
         raise _bad("not a unit")
-    scene, fp, deps, anchors, res, used, edges, leaves, graph, media, low, ok, res_error = v
+    scene, fp, deps, anchors, res, used, edges, leaves, graph, media, low, ok, res_error, homes = v
     if type(scene) is not str or type(fp) is not str or type(ok) is not bool:
         raise _bad("not a unit")
     if type(res_error) is not bool or not _strs(anchors):
@@ -306,6 +306,7 @@ def _unit_in(v: Any, label: str) -> Unit:
         None,
         ok,
         res_error,
+        _strs(homes),
     )
 
 
@@ -483,10 +484,13 @@ class StoredCompilation(Compilation):
         rendered: str | None,
         read: Callable[[str], Any],
         make_model: Callable[[], Any],
+        recompile: Callable[[], Compilation],
     ) -> None:
         self._facts = facts
         self._read = read
         self._make_model = make_model
+        self._recompile = recompile
+        self._fresh: Compilation | None = None
         self._parts: dict[str, Any] = {}
         if rendered is not None:
             self.__dict__["_rendered"] = {False: rendered}
@@ -510,8 +514,17 @@ class StoredCompilation(Compilation):
 
     def _part(self, name: str, parse: Callable[[Any], Any]) -> Any:
         if name not in self._parts:
-            self._parts[name] = parse(self._result()[name])
+            try:
+                self._parts[name] = parse(self._result()[name])
+            except (Damaged, KeyError, TypeError, ValueError):
+                # a record damaged (or replaced) since `answer` read the index: a miss
+                self._parts[name] = getattr(self._again(), name)
         return self._parts[name]
+
+    def _again(self) -> Compilation:
+        if self._fresh is None:
+            self._fresh = self._recompile()
+        return self._fresh
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -555,23 +568,24 @@ class StoredCompilation(Compilation):
 
     @property
     def requests(self) -> dict[str, Request]:
-        if "requests" not in self._parts:
-            names = _strs(self._result()["requests"])
-            found: dict[str, Request] = {}
-            for record in _strs(self._result()["records"]):
-                doc = self._read(record)
-                if type(doc) is not dict:
-                    raise Damaged("a request record is gone")
-                for name, v in doc.items():
-                    found[name] = _request_in(v)
-            if not set(names) <= set(found):
-                raise Damaged("a request record is gone")
-            self._parts["requests"] = {n: found[n] for n in names}
-        return self._parts["requests"]  # type: ignore[no-any-return]
+        return self._part("requests", lambda _: self._requests())  # type: ignore[no-any-return]
 
     @requests.setter
     def requests(self, value: dict[str, Request]) -> None:
         self._parts["requests"] = value
+
+    def _requests(self) -> dict[str, Request]:
+        names = _strs(self._result()["requests"])
+        found: dict[str, Request] = {}
+        for record in _strs(self._result()["records"]):
+            doc = self._read(record)
+            if type(doc) is not dict:
+                raise Damaged("a request record is gone")
+            for name, v in doc.items():
+                found[name] = _request_in(v)
+        if not set(names) <= set(found):
+            raise Damaged("a request record is gone")
+        return {n: found[n] for n in names}
 
     @property
     def project(self) -> Any:
@@ -726,12 +740,19 @@ class CompiledState:
         except (OSError, UnicodeDecodeError):
             pass
         sources = SourceMap({labels[p]: t for p, t in texts.items() if p in labels})
-        comp = StoredCompilation(sources, facts, rendered, self._read, self._model(texts))
+        comp = StoredCompilation(
+            sources, facts, rendered, self._read, self._model(texts), self._recompile
+        )
         try:  # what every command reads; the rest waits until asked for
             _ = comp.summary
         except (Damaged, KeyError, TypeError, ValueError):
             return None
         return comp
+
+    def _recompile(self) -> Compilation:
+        from storyc.compiler import compile_project
+
+        return compile_project(self.path, target=self.target, digests=self.digests)
 
     def _model(self, texts: dict[str, str]) -> Callable[[], Any]:
         path, digests = self.path, self.digests

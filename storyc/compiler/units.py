@@ -105,6 +105,7 @@ class Unit:
     request: dict[str, Any] | None = None  # `request_data` of the lowered request
     ok: bool = False  # lowered without errors
     res_error: bool = False  # resolving it reported an error
+    homes: list[str] = field(default_factory=list)  # files its diagnostics sort into
     # this process only:
     version: int = field(default=0, repr=False)  # new for every (re)computation
     model: Scene | None = field(default=None, repr=False)
@@ -143,6 +144,7 @@ class Encoder:
         self.locate = locate
         self.anchors = list(anchors) if anchors else [own]
         self.outside: set[str] = set()  # files with spans outside every declaration
+        self.homes: set[str] = set()  # files of the diagnostics' own spans
 
     def span(self, span: Span | None) -> Any:
         if span is None:
@@ -168,6 +170,7 @@ class Encoder:
         return [self.anchors.index(ident), *rel_span(span, at)]
 
     def diag(self, d: Diagnostic) -> list[Any]:
+        self.homes.add(d.span.file if d.span is not None else "")
         return [
             d.code,
             d.severity.value,
