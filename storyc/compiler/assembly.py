@@ -101,6 +101,14 @@ def _by_file(diags: list[Diagnostic]) -> dict[str, list[Diagnostic]]:
     return out
 
 
+def decode_key(engine: Engine, unit: Unit) -> Any:
+    """What a unit's decoded diagnostics hold for: its version, where the declarations
+    its spans point into are (their files' versions) and, for those outside its own
+    declaration, the shared part's generation."""
+    files = engine.anchor_files(unit)
+    return (unit.version, tuple(map(id, files)), engine.shell_generation(len(files) > 1))
+
+
 class Assembler:
     """Keeps what the last assembly computed, so the next one redoes only what changed."""
 
@@ -124,25 +132,17 @@ class Assembler:
 
     def decoded(self, engine: Engine, unit: Unit) -> Decoded:
         """`unit`'s diagnostics where its declarations are now (cached while they stay)."""
-        files = engine.anchor_files(unit)
-        key = (unit.version, tuple(map(id, files)), engine.shell_generation(len(files) > 1))
+        key = decode_key(engine, unit)
         hit = unit.decoded
         if hit is not None and hit[0] == key:
             return hit[1]  # type: ignore[no-any-return]
         dec = Decoder(engine.anchors_now(unit))
-        low = dec.diags(unit.low) if unit.low is not None else None
         out = Decoded(
             dec.diags(unit.res),
             dec.diags(unit.graph),
             [(p, dec.diags(recs)) for p, recs in unit.media],
-            low,
-            set(),
-            set(),
+            dec.diags(unit.low) if unit.low is not None else None,
         )
-        for d in [*out.res, *out.graph, *(x for _, ds in out.media for x in ds), *(low or ())]:
-            out.homes.add(d.span.file if d.span is not None else NOSPAN)
-            out.touches.update(s.file for _, s in d.notes if s is not None)
-        out.touches |= out.homes
         unit.decoded = (key, out)
         return out
 

@@ -216,7 +216,7 @@ def read_file(label: str, text: str, old: FileDecls | None = None) -> FileDecls:
 
 def _whole(label: str, text: str) -> FileDecls:
     result = parse_text(text, label)
-    starts = declaration_starts(text) if not result.diagnostics else None
+    starts = result.starts if not result.diagnostics else None
     items = result.file.items
     if starts is None or len(starts) != len(items) or not result.file.complete:
         return FileDecls(label, text, None, whole=result, parses=1)

@@ -57,15 +57,15 @@ from storyc.check import graph as graph_mod
 from storyc.check import rules
 from storyc.check.taint import DeclInfo
 from storyc.compiler import Compilation, _lower, known_targets
-from storyc.compiler.assembly import Assembler
+from storyc.compiler.assembly import Assembler, decode_key
 from storyc.compiler.decls import NAMED, Anchor, FileDecls, read_file
 from storyc.compiler.units import (
     ABSENT,
+    Decoded,
     Encoder,
     Unit,
     digest,
     plain,
-    request_data,
 )
 from storyc.lang import ast
 from storyc.lang.loader import Loaded, LoadedFile, ParseCache, load
@@ -918,6 +918,7 @@ class Engine:
         )
         unit.homes = sorted(enc.homes)
         self._pointing(enc, deps)
+        unit.fresh = (list(res), list(edges_diags), media)
         unit.model = scene
         unit.model_at = self._model_key(unit, shell)
         return unit
@@ -959,11 +960,16 @@ class Engine:
         self._home(unit)
         self._pointing(enc, unit.deps)
         self._record(unit)
-        unit.request = request_data(request) if request is not None else None
+        unit.request = None  # `req()` is the request itself (state writes it from there)
         unit._req = request
         unit.ok = request is not None and not local.has_errors
         self._version += 1
         unit.version = self._version
+        if unit.fresh is not None:
+            # the diagnostics as just computed are where they are: no need to decode them
+            res, graph, media = unit.fresh
+            unit.decoded = (decode_key(self, unit), Decoded(res, graph, media, list(local)))
+            unit.fresh = None
 
     # -- the model, when asked for ---------------------------------------------------------------
 

@@ -28,6 +28,7 @@ Layout (docs/build.md shows it), read lazily: a command reads only what it needs
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -190,23 +191,17 @@ def diags_in(recs: Any) -> list[Diagnostic]:
     ]
 
 
-def _request_out(req: Request) -> list[Any]:
-    return [
-        req.fingerprint,
-        req.scene,
-        req.target,
-        req.schema,
-        req.app,
-        req.body,
-        req.takes,
-        list(req.upstream),
-        req.quality,
-        req.duration,
-        req.has_video_input,
-        req.mode,
-        req.base_video,
-        list(req.notes),
-    ]
+def _requests_out(requests: list[Request]) -> bytes:
+    """A q- record: scene -> [fingerprint, the request's canonical JSON], each request
+    serialised once (its fingerprint is the digest of that very text)."""
+    parts = []
+    for req in requests:
+        raw = req.canonical()
+        if "fingerprint" not in req.__dict__:
+            digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+            req.__dict__["fingerprint"] = "sha256:" + digest
+        parts.append(f'{json.dumps(req.scene, ensure_ascii=False)}:["{req.fingerprint}",{raw}]')
+    return ("{" + ",".join(parts) + "}").encode("utf-8", "surrogatepass")
 
 
 def _request_in(v: Any) -> Request:
@@ -215,9 +210,12 @@ def _request_in(v: Any) -> Request:
     send a file from outside the project)."""
     from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
-    if type(v) is not list or len(v) != 14:
+    if type(v) is not list or len(v) != 2 or type(v[1]) is not list or len(v[1]) != 13:
         raise _bad("not a request")
-    fp, scene, target, schema, app, body, takes, up, quality, duration, video, mode, base, notes = v
+    (
+        fp,
+        (scene, target, schema, app, body, takes, up, quality, duration, video, mode, base, notes),
+    ) = v
     if not is_digest(fp) or not all(type(x) is str for x in (scene, target, schema, app, mode)):
         raise _bad("not a request")
     if quality not in ("std", "pro") or type(takes) is not int or takes < 1:
@@ -773,7 +771,6 @@ class CompiledState:
     def engine(self) -> Engine:
         """An engine holding the stored declarations and scenes (a fresh one without)."""
         from storyc.compiler.incremental import Engine
-        from storyc.compiler.units import request_data
 
         engine = Engine(self.path, target=self.target, digests=self.digests)
         d = self._index_doc()
@@ -798,7 +795,6 @@ class CompiledState:
                     r = requests.get(u.scene)
                     if r is not None:
                         u._req = _request_in(r)
-                        u.request = request_data(u._req)
             except (Damaged, KeyError, TypeError, ValueError, IndexError):
                 continue  # this file is parsed and compiled again
             engine.files[path] = fd
@@ -826,8 +822,14 @@ class CompiledState:
         state that cannot be written only makes the next command slower."""
         if engine.overlays or engine.index is None or not comp.found:
             return
-        with contextlib.suppress(OSError, TypeError, ValueError):
-            self._save(engine, comp, result)
+        was_enabled = gc.isenabled()
+        gc.disable()  # many small objects, no cycles (as in compile_project)
+        try:
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                self._save(engine, comp, result)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def _save(self, engine: Engine, comp: Compilation, result: bool) -> None:
         index = engine.index
@@ -846,8 +848,8 @@ class CompiledState:
                 continue
             units = by_label.get(fd.label, [])
             self._write(_record_name(path, "f"), _file_out(fd, units))
-            reqs = {u.scene: _request_out(r) for u in units if (r := u.req()) is not None}
-            self._write(_record_name(path, "q"), reqs)
+            reqs = [r for u in units if (r := u.req()) is not None]
+            atomic_write(self.dir / _record_name(path, "q"), _requests_out(reqs), durable=False)
             engine.saved[path] = sig
         files = {d[2:]: v for d, v in engine.values.items() if d.startswith("f:")}
         if engine.shell is not None:
@@ -932,12 +934,18 @@ def compile_with_state(
     digests = digests if digests is not None else DigestCache()
     if not p.exists() or not (p.is_file() or any(root.glob("*.story"))):
         return compile_project(path, target=target, scenes=scenes, digests=digests)
-    state = CompiledState(root, Path(path), target, digests)
-    if scenes is None:
-        hit = state.answer()
-        if hit is not None:
-            return hit
-    engine = state.engine()
-    comp = engine.update(scenes=scenes)
-    state.save(engine, comp, result=scenes is None)
-    return comp
+    was_enabled = gc.isenabled()
+    gc.disable()  # reading and writing the state makes many small objects, no cycles
+    try:
+        state = CompiledState(root, Path(path), target, digests)
+        if scenes is None:
+            hit = state.answer()
+            if hit is not None:
+                return hit
+        engine = state.engine()
+        comp = engine.update(scenes=scenes)
+        state.save(engine, comp, result=scenes is None)
+        return comp
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -111,6 +111,7 @@ class Unit:
     model: Scene | None = field(default=None, repr=False)
     model_at: Any = field(default=None, repr=False)
     decoded: Any = field(default=None, repr=False)  # (key, Decoded)
+    fresh: Any = field(default=None, repr=False)  # this process's diagnostics, as computed
     _req: Request | None = field(default=None, repr=False)
 
     def req(self) -> Request | None:
@@ -221,5 +222,12 @@ class Decoded:
     graph: list[Diagnostic]
     media: list[tuple[str, list[Diagnostic]]]
     low: list[Diagnostic] | None
-    homes: set[str]  # the files their own spans are in (where they sort)
-    touches: set[str]  # every file any of their spans (notes too) points into
+    homes: set[str] = field(default_factory=set)  # files of their own spans (where they sort)
+    touches: set[str] = field(default_factory=set)  # files any span (notes too) is in
+
+    def __post_init__(self) -> None:
+        everything = [*self.res, *self.graph, *(x for _, ds in self.media for x in ds)]
+        for d in [*everything, *(self.low or ())]:
+            self.homes.add(d.span.file if d.span is not None else "")
+            self.touches.update(s.file for _, s in d.notes if s is not None)
+        self.touches |= self.homes

@@ -36,6 +36,9 @@ _ESCAPE_RE = re.compile(r"\\(.)")
 class ParseResult:
     file: ast.File
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Offsets of the keywords that start the file's declarations, one per item of a file
+    # that parsed (the lexer notes them as it goes; `declaration_starts` finds them alone).
+    starts: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -285,6 +288,11 @@ class TooDeep(LexError):
     """A `[` or `{` opened more than `MAX_NESTING` deep, at `pos`."""
 
 
+# Where the last `StoryLexer.lex` found declarations starting (parsing is single-threaded:
+# the parser and its transformer are shared already).
+_STARTS: list[int] = []
+
+
 class StoryLexer(Lexer):
     __future_interface__ = 0
 
@@ -296,6 +304,8 @@ class StoryLexer(Lexer):
         line, line_start = 1, 0
         depth = 0
         prev = ""
+        starts = _STARTS
+        starts.clear()
         trivia, token, new = _TRIVIA.match, _TOKEN.match, _new_token
         while True:
             m = trivia(text, pos)
@@ -324,6 +334,8 @@ class StoryLexer(Lexer):
                     depth -= 1
             elif kind == "NAME" and depth == 0 and prev not in _WANTS_NAME:
                 kind = _KEYWORD_TYPES.get(value, "NAME")
+                if kind != "NAME":
+                    starts.append(pos)
             col = pos - line_start + 1
             if kind == "LONG_STRING" and "\n" in value:
                 end_line = line + value.count("\n")
@@ -437,7 +449,7 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
             hint="split deeply nested lists or blocks",
         )
         return ParseResult(ast.File(file, [], complete=False), [diag])
-    return ParseResult(ast.File(file, items))
+    return ParseResult(ast.File(file, items), starts=list(_STARTS))
 
 
 _INCLUDE_LINE = re.compile(r'^[ \t]*include[ \t]+"([^"\\\n]*)"', re.M)

@@ -74,11 +74,10 @@ class Request:
     def prompt(self) -> str:
         return str(self.body["input"].get("prompt", ""))
 
-    @cached_property
-    def fingerprint(self) -> str:
-        """A digest of everything in the request (two equal requests have the same one):
-        memos of what is computed from a request (render keys) stay valid across
-        compilations. Computed once; `storyc.compiler.state` stores it with the request."""
+    def canonical(self) -> str:
+        """Everything in the request as compact JSON, the body's fields in their order
+        (the provider's schema order): what `fingerprint` digests, and how
+        `storyc.compiler.state` stores a request."""
         data = [
             self.scene,
             self.target,
@@ -94,5 +93,12 @@ class Request:
             self.base_video,
             list(self.notes),
         ]
-        raw = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of everything in the request (the same request from the same storyc
+        has the same one): memos of what is computed from a request (render keys) stay
+        valid across compilations. Computed once; `storyc.compiler.state` stores it."""
+        raw = self.canonical().encode("utf-8", "surrogatepass")
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
