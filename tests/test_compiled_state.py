@@ -107,7 +107,10 @@ def test_a_planted_request_cannot_name_a_file_outside(root: Path, tmp_path: Path
     for path in folder.glob("q-*.json"):
         doc = json.loads(path.read_text("utf-8"))
         for req in doc.values():
-            req[1][4]["input"]["image"] = {"$file": "../../etc/passwd", "digest": "sha256:" + "0" * 64}
+            req[1][4]["input"]["image"] = {
+                "$file": "../../etc/passwd",
+                "digest": "sha256:" + "0" * 64,
+            }
         path.write_text(json.dumps(doc), "utf-8")
     comp = compile_with_state(root)
     for req in comp.requests.values():

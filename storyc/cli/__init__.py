@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
     gc.set_threshold(50_000, 20, 20)
     words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:  # without importing every command's module
+        print(f"storyc {__version__}")
+        return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(first)
     args = parser.parse_args(words)

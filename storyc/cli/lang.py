@@ -200,14 +200,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from storyc import targets
+    if args.target is not None:
+        from storyc import targets
 
-    if args.target is not None and args.target not in targets.names():
-        print(
-            f"storyc compile: unknown target {args.target!r} (known: {', '.join(targets.names())})",
-            file=sys.stderr,
-        )
-        return ExitCode.USAGE
+        if args.target not in targets.names():
+            known = ", ".join(targets.names())
+            print(
+                f"storyc compile: unknown target {args.target!r} (known: {known})", file=sys.stderr
+            )
+            return ExitCode.USAGE
     comp = _compile(args.path, target=args.target, scenes=args.scene)
     if args.json:
         sys.stdout.write(comp.dumps_lines())

@@ -712,12 +712,10 @@ class CompiledState:
         if d is None or type(d.get("facts")) is not dict or d.get("builtin_targets") is not True:
             return None
         inputs: Inputs = d["inputs"]
-        # a caller that registered targets of its own compiles differently
-        if "storyc.targets" in sys.modules:
-            from storyc.compiler.incremental import registry_signature
-
-            if d.get("registry") != registry_signature():
-                return None
+        # a caller that registered targets of its own compiles differently (storyc's own
+        # are its code, which the code signature covers)
+        if "storyc.targets" in sys.modules and _extra_targets():
+            return None
         if _discovery(self.path) != inputs.discovery:
             return None
         texts = _current_texts(inputs)
@@ -913,9 +911,13 @@ def _record_name(abs_path: str, kind: str) -> str:
 
 
 def _builtin_targets() -> bool:
+    return not _extra_targets()
+
+
+def _extra_targets() -> list[str]:
     from storyc import targets
 
-    return targets.builtin_only()
+    return targets.extras()
 
 
 def compile_with_state(
