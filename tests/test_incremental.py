@@ -351,6 +351,7 @@ def snapshot(c: Compilation) -> dict[str, Any]:
             n: keys.scene_keys(r, backend="preview", upstream={u: fake(u) for u in r.upstream})
             for n, r in c.requests.items()
         },
+        "cuts": c.cut_facts() if c.found else None,
         "summary": None
         if summary is None
         else dataclasses.replace(summary, local_files=tuple(sorted(summary.local_files))),

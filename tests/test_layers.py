@@ -78,6 +78,8 @@ OWNERS = {
     "watchfiles": ("storyc/watch/",),
     "httpx": ("storyc/provider/",),
     "imageio_ffmpeg": ("storyc/media/ffmpeg.py",),
+    "boto3": ("storyc/remote/client.py",),
+    "botocore": ("storyc/remote/client.py",),
 }
 
 

@@ -222,13 +222,39 @@ def test_preview_bad_input(src: dict[str, Path], tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.png"]
 
 
-def test_caption_wrap_and_png() -> None:
-    lines = caption.wrap("word " * 100, 20, 3)
-    assert len(lines) == 3 and lines[-1].endswith("...") and all(len(x) <= 20 for x in lines)
-    assert caption.wrap("caf\u00e9 \u2014 \u201cok\u201d", 40, 2) == ['caf\u00e9 - "ok"']
-    png = caption.overlay_png(64, 36, "hello")
-    path_info = png[:8] == b"\x89PNG\r\n\x1a\n" and png[16:24]
-    assert path_info == (64).to_bytes(4, "big") + (36).to_bytes(4, "big")
+def test_caption_wrap_by_pixels() -> None:
+    # 8 px per Latin character, 16 per CJK one; lines never wider than asked
+    lines = caption.wrap("word " * 100, 160)
+    assert len(lines) == 25 and all(caption.text_width(x) <= 160 for x in lines)
+    assert lines[0] == "word word word word"
+    # accents, dashes and quotes are kept as written (NFC), never turned into "?"
+    assert caption.wrap("cafe\u0301 \u2014 \u201cok\u201d", 400) == [
+        "caf\u00e9 \u2014 \u201cok\u201d"
+    ]
+    # CJK breaks between characters, a word wider than the line is cut, not dropped
+    assert caption.wrap("\u591c\u5e02\u306e\u63d0\u706f", 48) == [
+        "\u591c\u5e02\u306e",
+        "\u63d0\u706f",
+    ]
+    assert caption.wrap("x" * 30, 80) == ["x" * 10, "x" * 10, "x" * 10]
+    assert caption.text_width("a\u0301") == 8  # a combining mark adds no width
+    for ch in "\u00e9\u03a9\u0416\u591c\ud55c":
+        assert caption.font().has(ch), ch
+
+
+def test_caption_layout_pages_long_prompts() -> None:
+    short = caption.layout_caption("A walk at dusk", 640, 360, seconds=5)
+    assert short.pages == (("A walk at dusk",),) and short.scale == 1
+    long = caption.layout_caption("word " * 500, 640, 360, seconds=5)
+    text = " ".join(" ".join(p) for p in long.pages)
+    assert text == " ".join(["word"] * 500)  # nothing cut
+    assert len(long.pages) > 1 and max(len(p) for p in long.pages) <= 6
+    portrait = caption.layout_caption("word " * 30, 360, 640, seconds=5)
+    assert len(portrait.pages) == 1 and len(portrait.pages[0]) <= 5
+    assert caption.layout_caption("  ", 640, 360, seconds=5).pages == ()
+    png = caption.caption_band_png(long, 640, 0)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png[16:24] == (640).to_bytes(4, "big") + long.band_height.to_bytes(4, "big")
 
 
 def _make_media_module() -> object:

@@ -52,12 +52,13 @@ class Live:
         max_cost: Decimal | None = None,
         yes: bool = False,
         debounce_ms: int = 60,
+        board: bool = False,
     ) -> None:
         self.root = root
         self.q: queue.Queue[Event] = queue.Queue()
         self.log: list[Event] = []
         self.wiring = make_wiring(
-            root, backend=backend, target=None, jobs=2, max_cost=max_cost, yes=yes
+            root, backend=backend, target=None, jobs=2, max_cost=max_cost, yes=yes, board=board
         )
         self.session = WatchSession(
             self.wiring.root,
@@ -116,8 +117,8 @@ def project(tmp_path: Path) -> Path:
 def live(project: Path) -> Iterator[Callable[[str], Live]]:
     started: list[Live] = []
 
-    def start(backend: str = "inference", debounce_ms: int = 60) -> Live:
-        lv = Live(project, backend, debounce_ms=debounce_ms)
+    def start(backend: str = "inference", debounce_ms: int = 60, board: bool = False) -> Live:
+        lv = Live(project, backend, debounce_ms=debounce_ms, board=board)
         started.append(lv)
         lv.thread.start()
         assert lv.ready.wait(WAIT), "the session did not start"
@@ -233,6 +234,23 @@ def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Pa
     save(project / "main.story", MAIN.split("scene stall")[0])
     plan = lv.next("plan", lambda e: e.get("done") == ["arrival"] or e["render"] == [])
     assert plan["render"] == []
+
+
+def test_board_is_rewritten_after_each_build(project: Path, live) -> None:
+    (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
+    lv = live("preview", board=True)
+    lv.next("built")
+    ev = lv.next("board")
+    page = project / "renders" / "board.html"
+    assert ev["path"] == "renders/board.html" and "lanterns swaying" in page.read_text("utf-8")
+    # writing the page and its pictures is not a change to the project
+    after = lv.quiet(1.0)
+    assert not any(e["event"] in ("change", "build") for e in after), after
+    save(project / "main.story", MAIN.split("scene stall")[0].replace("swaying", "still"))
+    lv.next("built")
+    lv.next("board")
+    text = page.read_text("utf-8")
+    assert "lanterns still" in text and "lanterns swaying" not in text
 
 
 def _prompts(server: object) -> list[str]:

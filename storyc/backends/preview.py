@@ -8,8 +8,16 @@ What the animatic shows is decided by `storyc.media.ffmpeg.render_preview`; this
 maps the provider's input fields onto it, the same way the provider's app picks its
 mode: `image` is the first frame, `end_image` the end frame, `reference_images` the
 strip of thumbnails, `reference_video` the edited video when its type is `base` and a
-style reference otherwise. The caption is the resolved prompt. Rendering is
-deterministic, so the "task id" is simply the output digest.
+style reference otherwise. The caption is the prompt as the writer wrote it (`@mei`, not
+`@image_1`), the tag names the scene and the take, and each take moves differently (see
+`render_preview`'s `variant`). Rendering is deterministic, so the "task id" is simply the
+output digest.
+
+Every animatic carries its caption and tag burned in, but a chained shot must start from
+the picture, not from the previous shot's caption: the same ffmpeg run writes the clip's
+first and last frames clean, and they are recorded in the store as the video's derived
+`first_frame` and `last_frame` — exactly where the executor looks before extracting a
+frame itself (`ProjectIO.frame`).
 """
 
 from __future__ import annotations
@@ -69,7 +77,9 @@ def preview_arguments(job: Job) -> dict[str, Any]:
     return {
         "duration": duration,
         "aspect": aspect,
-        "caption": job.request.prompt,
+        "caption": job.request.prompt_as_written or job.request.prompt,
+        "title": job.scene if job.request.takes <= 1 else f"{job.scene} · take {job.take}",
+        "variant": max(0, job.take - 1),
         "first_frame": first.path if first else None,
         "end_frame": end.path if end else None,
         "reference_images": tuple(refs),
@@ -107,16 +117,18 @@ class PreviewBackend:
 
     def _render(self, job: Job) -> tuple[str, float]:
         args = preview_arguments(job)
-        fd, tmp = tempfile.mkstemp(prefix=f"{job.scene}.", suffix=".mp4", dir=self.tmp_dir)
-        os.close(fd)
-        try:
-            media.render_preview(tmp, **args)
-            digest = self.store.put_file(tmp)
-        except media.MediaError as exc:
-            raise BackendError(f"preview render failed: {exc}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with tempfile.TemporaryDirectory(prefix=f"{job.scene[:40]}.", dir=self.tmp_dir) as tmp:
+            out = os.path.join(tmp, "preview.mp4")
+            clean = media.CleanFrames(os.path.join(tmp, "first.png"), os.path.join(tmp, "last.png"))
+            try:
+                media.render_preview(out, clean=clean, **args)
+                digest = self.store.put_file(out)
+                # the video first, then its clean frames: a frame record never names a
+                # video that is not in the store
+                for what, path in (("first_frame", clean.first), ("last_frame", clean.last)):
+                    self.store.record_derived(digest, what, self.store.put_file(path))
+            except media.MediaError as exc:
+                raise BackendError(f"preview render failed: {exc}") from None
         return digest, float(args["duration"])
 
     async def prepare(self, job: Job) -> None:

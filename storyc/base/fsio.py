@@ -19,6 +19,7 @@ can set it back: a file rewritten in place and given its old mtime still differs
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import suppress
 from itertools import count
 
@@ -80,3 +81,23 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
     atomic_write(path, text.encode("utf-8"), durable=durable)
+
+
+def replace_link(rel: str, name: str) -> None:
+    """Point the name `name` at `rel` (relative to its folder), atomically replacing what
+    was there; a copy where symbolic links are impossible. Nothing is written when the
+    link is already right (a no-op build rewrites nothing)."""
+    try:
+        if os.readlink(name) == rel:
+            return
+    except OSError:
+        pass
+    folder, base = os.path.split(name)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
+    with suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        os.symlink(rel, tmp)
+    except OSError:  # no symbolic links here: a copy
+        shutil.copyfile(os.path.join(folder, rel), tmp)
+    os.replace(tmp, name)

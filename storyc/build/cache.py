@@ -28,6 +28,7 @@ from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.base.fsio import atomic_write
 from storyc.base.hashing import DigestCache, is_digest
 from storyc.build import fastpath as build_fastpath
+from storyc.film.spec import CutSpec, specs_of
 from storyc.targets.request import FILE_MARKER, Request, iter_markers
 
 CACHE_NAME = "build-cache.json"
@@ -53,6 +54,8 @@ class BuildInput:
     rendered: str = ""  # errors and warnings as text (notes are for `storyc check`)
     errors: int = 0
     comp: Any = field(default=None, repr=False)
+    cuts: dict[str, CutSpec] = field(default_factory=dict)  # what `build` assembles after
+    broken: dict[str, str] = field(default_factory=dict)  # scene -> why it has no request
 
     @property
     def has_errors(self) -> bool:
@@ -96,6 +99,9 @@ class BuildInput:
             comp.rendered(),
             errors,
             comp,
+            # errors inside a cut's declaration keep it from being assembled
+            specs_of(comp.cut_facts(), comp.diagnostics if errors else ()),
+            {**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
         )
 
 

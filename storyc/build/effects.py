@@ -13,9 +13,7 @@ every take of a scene with several; each is a relative symbolic link into the st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.backends import BackendError, Finished, Job, LocalInput
+from storyc.base.fsio import replace_link
 from storyc.base.hashing import DigestCache, canonical_json, digest_bytes
 from storyc.build.cache import BuildCache
 from storyc.media import ffmpeg as media
@@ -351,20 +350,7 @@ def link_picked(root: Path, store: Store, scene: str, digest: str) -> bool:
 
 def _link(rel: str, name: str) -> None:
     """Point `name` at `rel` (relative to its folder), atomically replacing what was there."""
-    try:
-        if os.readlink(name) == rel:
-            return  # already right: a no-op build rewrites nothing
-    except OSError:
-        pass
-    folder, base = os.path.split(name)
-    tmp = os.path.join(folder, f".{base}.{os.getpid()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    try:
-        os.symlink(rel, tmp)
-    except OSError:  # no symbolic links here: a copy
-        shutil.copyfile(os.path.join(folder, rel), tmp)
-    os.replace(tmp, name)
+    replace_link(rel, name)
 
 
 async def resolve_inputs(

@@ -53,6 +53,7 @@ from storyc.build.outcome import (
     upstream_closure,
 )
 from storyc.build.progress import Reporter
+from storyc.build.team import TeamLink, TeamStopped, TeamUnknown
 from storyc.plan import pricing
 from storyc.targets.request import Request
 
@@ -74,8 +75,10 @@ class Executor:
         io: ProjectIO,
         options: BuildOptions,
         reporter: Reporter,
+        team: TeamLink | None = None,
     ) -> None:
         self.requests = requests
+        self.team = team  # the team store: pull before paying, claim, push after
         self.order = [s for s in order if s in requests]
         self.backend = backend
         self.io = io
@@ -211,6 +214,15 @@ class Executor:
             self.result.reused += 1
             return outcome
 
+        if self.team is not None:  # -- the team store has it: pulled, not paid
+            if not self.team.team.asked(key):
+                await self.team.lookup([key])
+            if self.team.has(key):
+                rec = await self.team.pull(key, label)
+                if rec is not None:
+                    fin = Finished(rec.output, rec.task_id, None, rec.cost_decimal, rec.duration)
+                    return self._finish(Job(scene, take, key, req), outcome, fin, how="pulled")
+
         url = self.io.locked_url(scene, take, key)
         if url is not None:
             self.report.scene(label, "fetching", detail="from the recorded URL")
@@ -226,12 +238,15 @@ class Executor:
         if self.backend.paid:
             attached = await self._reattach(label, job, outcome)
             if attached is not None:
+                await self._push(label, job, attached)
+                if self.team is not None:
+                    await self.team.clear_stale(key, attached.task_id)
                 return attached
 
         failures = 0
         while True:
             try:
-                return await self._submit(label, job, outcome, upstream)
+                return await self._claim_and_submit(label, job, outcome, upstream)
             except TaskFailed as exc:
                 failures += 1
                 if exc.stop_all:
@@ -239,6 +254,51 @@ class Executor:
                 if not exc.retryable or failures > self.options.retries or exc.stop_all:
                     raise
                 self.report.scene(label, "retrying", detail=f"{exc} (attempt {failures + 1})")
+
+    async def _claim_and_submit(
+        self, label: str, job: Job, outcome: TakeOutcome, upstream: dict[str, str]
+    ) -> TakeOutcome:
+        """`_submit`, under a claim in the team store when there is one (storyc.build.team)."""
+        if self.team is None or not self.backend.paid:
+            return await self._submit(label, job, outcome, upstream)
+        try:
+            got = await self.team.acquire(
+                job,
+                label,
+                lambda task_id: self._follow(label, job, task_id),
+                self._stop.is_set,
+            )
+        except TeamUnknown as exc:
+            raise _Stop(UNKNOWN, str(exc)) from None
+        except TeamStopped as exc:
+            raise _Stop(STOPPED, str(exc)) from None
+        claimed = got.claimed
+        try:
+            if got.finished is not None:  # pulled, followed or adopted: nothing sent
+                fin = got.finished
+                if fin.billed is None:  # what its payer was charged, as the lock says there
+                    fin = dataclasses.replace(fin, billed=self._estimate(job).amount)
+                done = self._finish(job, outcome, fin, how=got.how)
+            else:
+                done = await self._submit(label, job, outcome, upstream, claimed)
+            if got.how in ("", "adopted"):
+                await self._push(label, job, done)
+        except BaseException as exc:
+            await self.team.settle(claimed, exc)
+            raise
+        await self.team.settle(claimed, None)
+        return done
+
+    async def _push(self, label: str, job: Job, done: TakeOutcome) -> None:
+        if self.team is None or not self.backend.paid or done.digest is None:
+            return
+        path = self.io.store.get(done.digest)
+        if path is None:
+            return
+        fin = Finished(done.digest, done.task_id, None, done.cost, done.duration)
+        await self.team.push(
+            self.team.record(job, self.backend.name, fin, path.stat().st_size), label
+        )
 
     def _fill_from_lock(self, scene: str, take: int, key: str, outcome: TakeOutcome) -> None:
         entry = self.io.locked_take(scene, take, key)
@@ -316,7 +376,12 @@ class Executor:
             )
 
     async def _submit(
-        self, label: str, job: Job, outcome: TakeOutcome, upstream: dict[str, str]
+        self,
+        label: str,
+        job: Job,
+        outcome: TakeOutcome,
+        upstream: dict[str, str],
+        claimed: Any = None,
     ) -> TakeOutcome:
         estimate = self._estimate(job)
         self._check_budget(estimate)
@@ -336,11 +401,15 @@ class Executor:
                 # uploads happen here, while the attempt is only `planned`: dying during
                 # them leaves nothing of unknown fate
                 prepared = await self.backend.prepare(job)
+                if self.team is not None:
+                    await self.team.submitting(claimed)
                 if attempt is not None:
                     self.io.journal_submitting(attempt)
                 self.report.scene(label, "submitting" if self.backend.paid else "rendering")
                 task_id = await self.backend.submit(job, prepared)
             except NotSent as exc:
+                if claimed is not None:
+                    claimed.not_sent = True
                 self.result.committed -= amount
                 if attempt is not None:
                     self.io.journal_failed(attempt, str(exc), not_sent=True)
@@ -374,6 +443,8 @@ class Executor:
             self.result.submitted += 1
             if attempt is not None:
                 self.io.journal_submitted(attempt, task_id)
+            if self.team is not None:
+                await self.team.submitted(claimed, task_id)
         fin = await self._follow(label, job, task_id, attempt)
         if fin.billed is None and self.backend.paid:
             fin = dataclasses.replace(fin, billed=estimate.amount)  # the provider sends no bill

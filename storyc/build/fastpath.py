@@ -40,7 +40,7 @@ from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
 
 RECORD_NAME = "noop.json"
-FORMAT = 2  # 2: JSON (1 was marshal)
+FORMAT = 3  # 3: JSON (2 and 1 were marshal)
 RACY_S = 1.0
 DISABLE_ENV = "STORYC_NO_FASTPATH"  # set to anything to always take the normal path
 KEY_ENV = "INFERENCE_API_KEY"
@@ -61,6 +61,7 @@ def options(args: argparse.Namespace) -> list[object]:
         os.path.realpath(args.path),
         args.target,
         list(args.scenes) if args.scenes else None,
+        list(getattr(args, "cuts", None) or ()),
         args.backend,
         args.base_url,
         bool(args.resubmit_unknown),

@@ -43,7 +43,9 @@ from storyc.build.executor import (
 )
 from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter, make_reporter
+from storyc.build.team import TeamLink
 from storyc.plan import pricing
+from storyc.plan.planner import RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.targets.request import Request
 
@@ -67,13 +69,14 @@ async def execute(
     report: Reporter,
     on_signal: Callable[[Executor], None],
     signals: tuple[signal.Signals, ...],
+    team: TeamLink | None = None,
 ) -> BuildResult:
     """Open the backend, run the executor over `comp.requests` and close the backend
     (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
     called on each of `signals` — only on the main thread, the only one that may set them."""
     backend = create(options.backend, bopts)
     await backend.open()
-    executor = Executor(comp.requests, comp.order, backend, io, options, report)
+    executor = Executor(comp.requests, comp.order, backend, io, options, report, team)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is not threading.main_thread():
         signals = ()
@@ -104,6 +107,7 @@ def quick_plan(
     io: ProjectIO,
     backend: str,
     wanted: set[str] | None = None,
+    remote: RemoteLookup | None = None,
 ) -> QuickPlan:
     picked: dict[str, str | None] = {}
     render: dict[str, int] = {}
@@ -127,7 +131,10 @@ def quick_plan(
                 for t in range(1, n_takes + 1)
             }
             found = {
-                t: io.lookup(k) or (io.locked_url(scene, t, k) and "url") for t, k in ks.items()
+                t: io.lookup(k)
+                or (remote is not None and remote.output(k))  # the team store: not paid
+                or (io.locked_url(scene, t, k) and "url")
+                for t, k in ks.items()
             }
             missing = [t for t, d in found.items() if not d]
             p = io.picked_take(scene, n_takes)
@@ -207,6 +214,14 @@ class BuildSession:
             if bad:
                 self.error(f"error: no scene named {bad[0]!r} (scenes: {', '.join(comp.scenes)})")
                 return ExitCode.USAGE
+        self.scenes = list(args.scenes or [])
+        for name in getattr(args, "cuts", None) or ():
+            # `--cut NAME`: that cut, and the scenes it plays (with what they use)
+            if name not in comp.cuts:
+                known = ", ".join(comp.cuts) or "none"
+                self.error(f"error: no cut named {name!r} (cuts: {known})")
+                return ExitCode.USAGE
+            self.scenes += [s for s in comp.cuts[name].scenes if s not in self.scenes]
         project = comp
 
         backend_name = args.backend or _setting(project, "backend") or "preview"
@@ -256,6 +271,9 @@ class BuildSession:
     _summary_event: dict[str, Any] | None = None
     _build_line = ""
     recorded_clean = False
+    _cuts: list[Any] = []  # the film stage's outcomes (replaced, never mutated)
+    _cut_log: list[tuple[str, dict[str, Any]]] = []  # what the cuts said (for the fast path)
+    scenes: list[str] = []  # --scene and --cut (replaced, never mutated)
 
     def _record_clean(self, root: Path, comp: Any, backend: str) -> None:
         """After a build that found everything selected up to date, remember the state for
@@ -299,6 +317,13 @@ class BuildSession:
         first = next(iter(states), None)
         if first is not None and not os.path.islink(f"{renders}/{first}.mp4"):
             return
+        # cuts: all up to date (nothing assembled, nothing failed, no stand-in to warn
+        # about again), their outputs kept
+        if any(
+            c.state != "up to date" or not c.digest or c.stand_ins or c.clamped for c in self._cuts
+        ):
+            return
+        outputs.update(c.digest for c in self._cuts)
         # the store's layout (objects/ab/cd…), as strings: 10,000 Paths cost 0.1 s
         if not all(d.startswith("sha256:") for d in outputs):
             return
@@ -327,6 +352,10 @@ class BuildSession:
                     f'"scene": {json.dumps(s)}, "state": "reused"}}\n'
                     for s in states
                 ),
+                *(
+                    json.dumps({"event": name, **data}, sort_keys=True, default=str) + "\n"
+                    for name, data in self._cut_log
+                ),
                 json.dumps({"event": "summary", **summary}, sort_keys=True) + "\n",
             ]
         )
@@ -340,7 +369,9 @@ class BuildSession:
                 "plan_lines": self._plan_lines or [],
                 "scenes": list(states),
                 "json": json_lines,
-                "build_line": self._build_line,
+                "build_line": "\n".join(
+                    [*(d["text"] for n, d in self._cut_log if n == "note"), self._build_line]
+                ),
             },
             self.started,
         )
@@ -393,8 +424,29 @@ class BuildSession:
                         f"warning: an earlier submission of scene {att.scene!r} (take "
                         f"{att.take}) may have reached the provider: its fate is unknown"
                     )
-            wanted = upstream_closure(comp.requests, args.scenes) if args.scenes else None
-            plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            wanted = upstream_closure(comp.requests, self.scenes) if self.scenes else None
+            team = self._team_store(comp, store)
+            if isinstance(team, int):
+                return team
+            if team is None:
+                plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+            else:  # what the team store has is pulled, not paid: asked in batches
+                from storyc.remote.planning import plan_with_remote
+
+                plan = plan_with_remote(
+                    lambda remote: quick_plan(
+                        comp.requests, comp.order, io, backend_name, wanted, remote
+                    ),
+                    team,
+                )
+                self.team = TeamLink(
+                    team,
+                    note=lambda label, state, detail: self.report.scene(
+                        label, state, detail=detail
+                    ),
+                    poll=args.poll_interval,
+                    resubmit_unknown=args.resubmit_unknown,
+                )
             self._show_plan(plan, backend_name)
             if paid and plan.render and not self._consent(plan, max_cost):
                 return ExitCode.NEEDS_DECISION
@@ -404,7 +456,7 @@ class BuildSession:
                 max_cost=max_cost,
                 resubmit_unknown=args.resubmit_unknown,
                 retries=max(0, args.retries),
-                scenes=tuple(args.scenes) if args.scenes else None,
+                scenes=tuple(self.scenes) if self.scenes else None,
             )
             base_url = args.base_url or _setting(comp, "base_url")
             bopts = BackendOptions(
@@ -419,12 +471,47 @@ class BuildSession:
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
+            if not (result.interrupted or result.setup_error):
+                self._assemble_cuts(root, store, lock, comp, result, backend_name, jobs)
             self.store_bytes_verified = store.bytes_verified
             self._result = result
             return self._summary(result, comp)
         finally:
             if journal is not None:
                 journal.close()
+
+    def _assemble_cuts(
+        self, root: Path, store: Any, lock: Any, comp: Any, result: BuildResult, backend: str,
+        jobs: int,
+    ) -> None:  # fmt: skip
+        """The seam to the film stage: every cut (or those of `--cut`) after the scenes."""
+        from storyc.film.cuts import build_cuts
+
+        self._cut_log = []
+        self._cuts = build_cuts(
+            root,
+            store,
+            lock,
+            cuts=comp.cuts,
+            requests=comp.requests,
+            order=comp.order,
+            outcomes=result.scenes,
+            backend=backend,
+            names=getattr(self.args, "cuts", None),
+            broken=comp.broken,
+            jobs=min(jobs, os.cpu_count() or 1),
+            say=self._cut_note,
+            warn=self.error,
+            event=self._cut_event,
+        )
+
+    def _cut_note(self, text: str) -> None:
+        self._cut_log.append(("note", {"text": text}))
+        self.say(text)
+
+    def _cut_event(self, name: str, **data: Any) -> None:
+        self._cut_log.append((name, data))
+        self.report.event(name, **data)
 
     async def _execute(
         self, comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions
@@ -437,7 +524,26 @@ class BuildSession:
             self.report,
             self._interrupt,
             signals=(signal.SIGINT, signal.SIGTERM),
+            team=self.team,
         )
+
+    team: TeamLink | None = None
+
+    def _team_store(self, comp: Any, store: Any) -> Any:
+        """The team store (storyc.remote) for this build, None without one, or an exit
+        code after saying why a configured one cannot be used."""
+        flag, off = getattr(self.args, "remote", None), getattr(self.args, "no_remote", False)
+        setting = _setting(comp, "remote")
+        if not (flag or off or setting or os.environ.get("STORYC_REMOTE")):
+            return None  # the common case imports nothing more
+        from storyc.remote.config import RemoteConfigError
+        from storyc.remote.team import open_team
+
+        try:
+            return open_team(setting, store, flag=flag, disabled=off, warn=self.error)
+        except RemoteConfigError as exc:
+            self.error(f"error: the team store: {exc}")
+            return ExitCode.USAGE
 
     def _interrupt(self, executor: Executor) -> None:
         if executor.result.interrupted:
@@ -512,6 +618,11 @@ class BuildSession:
             interrupted=result.interrupted,
             scenes=counts,
         )
+        if self.team is not None:
+            t = self.team
+            self._summary_event["team"] = dict(
+                pulled=t.pulled, pushed=t.pushed, followed=t.followed, down=t.team.down is not None
+            )
         self.report.event(
             "summary",
             **self._summary_event,
@@ -535,7 +646,11 @@ class BuildSession:
         if result.setup_error:
             self.error(f"error: {result.setup_error}")
             return ExitCode.ENVIRONMENT
-        if any(s.failed for s in result.scenes.values()) or comp.has_errors:
+        if (
+            any(s.failed for s in result.scenes.values())
+            or comp.has_errors
+            or any(c.state == "failed" for c in self._cuts)
+        ):
             return ExitCode.FAILED
         if counts[UNKNOWN] or counts[OVER_BUDGET]:
             return ExitCode.NEEDS_DECISION

@@ -11,11 +11,20 @@ and prints in the same order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
-from storyc.resolve.model import Cut, Element, Input, Project, Scene, SceneOutput
+from storyc.resolve.model import (
+    DEFAULT_DURATION,
+    Cut,
+    Element,
+    Input,
+    LocalFile,
+    Project,
+    Scene,
+    SceneOutput,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,19 +257,31 @@ def _scc(names: list[str], succ: dict[str, list[str]]) -> list[list[str]]:
     return comps
 
 
-def check_cuts(project: Project, graph: Graph, diags: Diagnostics) -> None:
-    """Cuts: not empty, no unknown scenes, repeats warned; scenes no cut can reach noted."""
-    in_cut = check_cut_lists(project.cuts, project.scenes, diags)
+def check_cuts(
+    project: Project, graph: Graph, diags: Diagnostics, broken: Iterable[str] = ()
+) -> None:
+    """Cuts: not empty, no unknown scenes, repeats warned, trims and transitions inside
+    the scenes' lengths; scenes no cut can reach noted. The lengths of `broken` scenes
+    (see storyc.check.taint) are not known, so their trims are not checked."""
+    in_cut = check_cut_lists(
+        project.cuts, project.scenes, lambda n: scene_length(project, n), diags, broken
+    )
     if project.cuts:
         spans = {n: s.span for n, s in project.scenes.items()}
         unreached(spans, in_cut, {e.src for e in graph.edges}, diags)
 
 
 def check_cut_lists(
-    cuts: Mapping[str, Cut], scenes: Container[str], diags: Diagnostics
+    cuts: Mapping[str, Cut],
+    scenes: Container[str],
+    length: Callable[[str], float | None],
+    diags: Diagnostics,
+    broken: Iterable[str] = (),
 ) -> set[str]:
-    """The cuts themselves (W242, E244, W243); returns the scenes some cut plays."""
+    """The cuts themselves (W242, E264, E265, E244, W243), with `length(scene)` the
+    length of a scene's video (`scene_length`); returns the scenes some cut plays."""
     in_cut: set[str] = set()
+    unknown = frozenset(broken)
     for cut in cuts.values():
         if not cut.scenes:
             diags.warning(
@@ -269,6 +290,7 @@ def check_cut_lists(
                 cut.span,
                 hint="list the scenes it plays, e.g. `cut final = [intro, outro]`",
             )
+        _check_trims(cut, length, diags, unknown)
         seen: dict[str, Span] = {}
         for name, span in cut.scenes:
             if name not in scenes:
@@ -302,6 +324,99 @@ def unreached(
                     span,
                 )
             )
+
+
+def scene_length(project: Project, name: str, _seen: frozenset[str] = frozenset()) -> float | None:
+    """How long a scene's video will be, as far as the story tells: its `duration` (the
+    provider's default when unset), or for an edit the length of the edited video (an
+    asset's header, or the upstream scene's length). None when it cannot be known."""
+    scene = project.scenes.get(name)
+    if scene is None or name in _seen:
+        return None
+    return length_from(length_fact(scene), lambda up: scene_length(project, up, _seen | {name}))
+
+
+def length_fact(scene: Scene) -> tuple[str, float | str | None]:
+    """What a scene's length comes from, without the rest of the project: ("duration",
+    seconds), ("file", seconds or None), ("scene", the edited scene) or ("unknown", None)."""
+    if scene.video is not None and scene.video.mode == "base":
+        src = scene.video.input.source
+        if isinstance(src, LocalFile):
+            return ("file", src.media.duration if src.media is not None else None)
+        if isinstance(src, SceneOutput) and src.part == "video":
+            return ("scene", src.scene)
+        return ("unknown", None)
+    return (
+        "duration",
+        float(scene.duration.value if scene.duration is not None else DEFAULT_DURATION),
+    )
+
+
+def length_from(
+    fact: tuple[str, float | str | None], upstream: Callable[[str], float | None]
+) -> float | None:
+    """The length a `length_fact` gives, `upstream(scene)` for an edited scene's."""
+    kind, value = fact
+    if kind == "scene":
+        return upstream(str(value))
+    if kind in ("duration", "file") and value is not None:
+        return float(value)
+    return None
+
+
+# Headers and renders round a length to the container's time base: allow that much.
+_SLACK = 0.05
+
+
+def _check_trims(
+    cut: Cut, length_of: Callable[[str], float | None], diags: Diagnostics, unknown: frozenset[str]
+) -> None:
+    """In and out points inside each scene's length (E264); crossfades no longer than
+    what they join (E265)."""
+    lengths: list[float | None] = []
+    for clip in cut.clips:
+        length = None if clip.scene in unknown else length_of(clip.scene)
+        start = clip.start.value if clip.start is not None else 0.0
+        end = clip.end.value if clip.end is not None else length
+        if length is not None:
+            for point, word in ((clip.start, "in"), (clip.end, "out")):
+                if point is not None and point.value > length + _SLACK:
+                    diags.error(
+                        "E264",
+                        f"`{word} = {point.value:g}` is past the end of scene `{clip.scene}`, "
+                        f"which lasts {length:g} s",
+                        point.span,
+                        hint=f"in and out points are seconds from 0 to {length:g}",
+                    )
+                    end = None
+            if clip.end is None and start >= length:
+                end = None
+        lengths.append(None if end is None else max(0.0, end - start))
+    # A clip gives the length of each crossfade it takes part in: into it and out of it.
+    n = len(cut.clips)
+    for i, clip in enumerate(cut.clips):
+        fade_in = clip.transition.length if clip.transition is not None and i > 0 else 0.0
+        nxt = cut.clips[i + 1].transition if i + 1 < n else None
+        fade_out = nxt.length if nxt is not None else 0.0
+        length = lengths[i]
+        if length is None or fade_in + fade_out <= length + 1e-9:
+            continue
+        blame = nxt if nxt is not None and fade_out > length else clip.transition
+        if blame is None:
+            blame = nxt
+        assert blame is not None
+        shared = fade_in > 0 and fade_out > 0
+        diags.error(
+            "E265",
+            f"scene `{clip.scene}` plays {length:g} s, too short for "
+            + (
+                f"a {fade_in:g} s and a {fade_out:g} s crossfade"
+                if shared
+                else f"a {blame.length:g} s {blame.kind}"
+            ),
+            blame.span,
+            hint="shorten the transition, or trim the scene less",
+        )
 
 
 # -- renderers ----------------------------------------------------------------------------

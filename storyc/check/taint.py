@@ -53,7 +53,7 @@ def _start(decl: ast.Decl) -> int:
     elif isinstance(decl, ast.Let):
         starts.extend(_spans(decl.value))
     elif isinstance(decl, ast.CutDecl):
-        starts.append(decl.items.span.start)
+        starts.append(decl.span.start)
     else:
         starts.extend(s.span.start for s in decl.settings)
     # The keyword (`scene`, `image`, ...) comes before the name: back up to the line start

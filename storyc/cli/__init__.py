@@ -29,7 +29,10 @@ COMMAND_MODULES = (
     "storyc.cli.lang",  # init, check, compile, graph
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
+    "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
+    "storyc.cli.film",  # export
+    "storyc.cli.remote",  # pull, push (the team store)
     "storyc.cli.provider",  # provider (loopback server)
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
@@ -44,7 +47,11 @@ COMMANDS = {
     "gc": "storyc.cli.plan",
     "build": "storyc.cli.build",
     "pick": "storyc.cli.build",
+    "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
+    "export": "storyc.cli.film",
+    "pull": "storyc.cli.remote",
+    "push": "storyc.cli.remote",
     "provider": "storyc.cli.provider",
 }
 
@@ -55,7 +62,9 @@ examples:
   storyc compile --scene intro show what the scene `intro` will send
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
+  storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
+  storyc pull / storyc push    share renders through the team store (docs/teams.md)
 """
 
 
@@ -78,6 +87,17 @@ def project_digests(path: str | os.PathLike[str]) -> DigestCache:
 
     root = project_root(path)
     return DigestCache(root / ".storyc" / "digests.json" if root is not None else None)
+
+
+def add_remote_flags(p: argparse.ArgumentParser) -> None:
+    """`--remote URL` / `--no-remote`: the team store for this run (see docs/teams.md)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--remote",
+        metavar="URL",
+        help="the team store (s3://BUCKET/PREFIX); default: $STORYC_REMOTE, else the project's",
+    )
+    g.add_argument("--no-remote", action="store_true", help="do not use the team store")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

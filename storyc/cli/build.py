@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from storyc.base.exits import ExitCode
+from storyc.cli import add_remote_flags
 
 TYPE_CHECKING = False  # not typing's: importing typing costs 2 ms of a no-op build
 if TYPE_CHECKING:
@@ -59,10 +60,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build",
         help="render what changed (preview by default; no key needed)",
-        description="Render every scene whose request changed, in dependency order. "
-        "Outputs land in the store and under renders/<scene>.mp4.",
+        description="Render every scene whose request changed, in dependency order, then "
+        "assemble every cut. Outputs land in the store and under renders/<scene>.mp4 and "
+        "renders/<cut>.mp4.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  storyc build\n  storyc build --scene arrival --jobs 2\n"
+        "  storyc build --cut trailer\n"
         "  storyc build --backend inference --max-cost 5 --yes\n",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry file")
@@ -79,6 +82,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SCENE",
         help="build only this scene and what it uses (repeatable)",
     )
+    p.add_argument(
+        "--cut",
+        action="append",
+        dest="cuts",
+        metavar="CUT",
+        help="build only this cut and the scenes it plays (repeatable; default: every cut)",
+    )
     p.add_argument("--jobs", "-j", type=positive, help="scenes in flight at once (default 4)")
     p.add_argument(
         "--max-cost",
@@ -91,6 +101,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--yes", "-y", action="store_true", help="consent to the paid plan without asking (for CI)"
     )
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
+    add_remote_flags(p)
     p.add_argument(
         "--resubmit-unknown",
         action="store_true",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from storyc.base.exits import ExitCode
-from storyc.cli import project_digests, project_root
+from storyc.cli import add_remote_flags, project_digests, project_root
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, ScenePlan, Status, explain, make_plan
 from storyc.state.gc import collect
@@ -105,6 +106,28 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="price and key for this backend (default: the project's, else preview)",
     )
     p.add_argument("--target", metavar="T", help="override every scene's target")
+    add_remote_flags(p)
+
+
+def open_team_store(args: argparse.Namespace, comp: Any, store: Store) -> Any:
+    """The team store for this command, None when there is none; an int (exit code)
+    after saying why a configured one cannot be used."""
+    settings = getattr(comp.project, "settings", None) or {}
+    setting = settings.get("remote")
+    from storyc.remote.config import RemoteConfigError
+    from storyc.remote.team import open_team
+
+    try:
+        return open_team(
+            getattr(setting, "value", setting),
+            store,
+            flag=getattr(args, "remote", None),
+            disabled=bool(getattr(args, "no_remote", False)),
+            warn=lambda text: print(text, file=sys.stderr),
+        )
+    except RemoteConfigError as exc:
+        print(f"error: the team store: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
 
 
 def _load_lock(root: Path) -> LockFile | None:
@@ -116,7 +139,9 @@ def _load_lock(root: Path) -> LockFile | None:
         return None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
+    """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
+    an exit code after saying why there is none (also for `storyc pull`)."""
     from storyc.compiler.state import compile_with_state
 
     root = project_root(args.path)
@@ -137,6 +162,14 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
+    return root, digests, comp, lock
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
+    got = compiled(args)
+    if isinstance(got, int):
+        return got
+    root, digests, comp, lock = got
     settings = comp.summary.settings if comp.summary is not None else {}
     backend = args.backend or settings.get("backend") or "preview"
     if backend not in ("preview", "inference"):
@@ -153,7 +186,25 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             print(f"warning: {exc}; attempts already sent are not shown", file=sys.stderr)
     with Store.for_project(root) as store:
         try:
-            plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+            team = open_team_store(args, comp, store)
+            if isinstance(team, int):
+                return team
+            if team is None:
+                plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+            else:
+                from storyc.remote.planning import plan_with_remote
+
+                plan = plan_with_remote(
+                    lambda remote: make_plan(
+                        comp,
+                        lock=lock,
+                        store=store,
+                        backend=backend,
+                        journal=journal,
+                        remote=remote,
+                    ),
+                    team,
+                )
         finally:
             if journal is not None:
                 journal.close()
@@ -168,6 +219,7 @@ def _takes(sp: ScenePlan) -> str:
     for label, takes in (
         ("render", sp.render),
         ("fetch", sp.fetch),
+        ("pull", sp.pull),
         ("follow", sp.follow),
         ("decide", sp.unknown),
     ):
@@ -180,6 +232,8 @@ def _why_line(sp: ScenePlan) -> str:
     if sp.status == "blocked":
         return sp.blocked or ""
     if sp.status == "up-to-date":
+        if sp.pull:
+            return "in the team store: pulled, not paid"
         return "fetch from recorded URL" if sp.fetch else ""
     return "; ".join(c.message for c in sp.reasons[:3]) + (" …" if len(sp.reasons) > 3 else "")
 
@@ -201,7 +255,11 @@ def _total(plan: Plan) -> str:
 
 def _summary(plan: Plan) -> str:
     counts = [f"{len(plan.by_status(s))} {LABELS[s]}" for s in LABELS if plan.by_status(s)]
-    return f"{', '.join(counts) or 'no scenes'} · backend {plan.backend} · total {_total(plan)}"
+    pulled = sum(len(s.pull) for s in plan.scenes.values())
+    team = f" · {pulled} take{'s' if pulled != 1 else ''} from the team store" if pulled else ""
+    return (
+        f"{', '.join(counts) or 'no scenes'}{team} · backend {plan.backend} · total {_total(plan)}"
+    )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -209,8 +267,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if isinstance(prepared, int):
         return prepared
     comp, plan, _ = prepared
+    cuts = cut_plans(comp, plan)
     if args.json:
-        print(json.dumps(plan.to_json(), indent=2, ensure_ascii=False))
+        print(json.dumps({**plan.to_json(), "cuts": cuts}, indent=2, ensure_ascii=False))
     else:
         rows = [
             (
@@ -226,7 +285,70 @@ def cmd_plan(args: argparse.Namespace) -> int:
             _rich_table(rows, _summary(plan))
         else:
             _plain_table(rows, _summary(plan))
+        for line in cut_lines(cuts):
+            print(line)
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
+
+
+def cut_plans(comp: Any, plan: Plan) -> dict[str, Any]:
+    """Each cut: its entries in order, its running time (the renders' lengths where they
+    exist, else the story's), and its scenes that have no render for this backend yet."""
+    from storyc.film.spec import cut_specs
+
+    if comp.project is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in cut_specs(comp.project, comp.diagnostics).items():
+        total: float | None = 0.0
+        entries = []
+        missing: dict[str, str] = {}
+        for clip in spec.clips:
+            sp = plan.scenes.get(clip.scene)
+            length = sp.duration if sp is not None and sp.duration else clip.length
+            end = clip.end if clip.end is not None else length
+            if end is None or total is None:
+                total = None
+            else:
+                total += end - (clip.start or 0.0) - clip.fade
+            entries.append(
+                {"scene": clip.scene, "in": clip.start, "out": clip.end, "crossfade": clip.fade}
+            )
+            if sp is None:
+                missing[clip.scene] = "has errors"
+            elif sp.status != "up-to-date":
+                missing[clip.scene] = LABELS[sp.status]
+        out[name] = {
+            "entries": entries,
+            "running_time": None if total is None else round(total, 3),
+            "missing": missing,
+            "errors": list(spec.errors),
+        }
+    return out
+
+
+def cut_lines(cuts: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, c in cuts.items():
+        entries = []
+        for e in c["entries"]:
+            if e["crossfade"]:
+                entries.append(f"crossfade({e['crossfade']:g})")
+            trim = ""
+            if e["in"] is not None or e["out"] is not None:
+                a = f"{e['in']:g}" if e["in"] is not None else "0"
+                b = f"{e['out']:g}" if e["out"] is not None else "end"
+                trim = f" [{a}-{b} s]"
+            entries.append(e["scene"] + trim)
+        secs = c["running_time"]
+        head = f"cut {name}: {len(c['entries'])} scenes, " + (
+            f"{secs:g} s" if secs is not None else "running time unknown"
+        )
+        if c["errors"]:
+            head += f"; has errors ({', '.join(c['errors'][:2])})"
+        if c["missing"]:
+            head += "; missing: " + ", ".join(f"{s} ({why})" for s, why in c["missing"].items())
+        lines += [head, "  " + ", ".join(entries)]
+    return lines
 
 
 def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
@@ -309,6 +431,22 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     return out
 
 
+def _linked(root: Path) -> set[str]:
+    """Objects that names under renders/ point at: the assembled cuts (which the lock file
+    does not list) stay as long as their names do."""
+    out = set()
+    folder = root / "renders"
+    for p in folder.glob("*.mp4") if folder.is_dir() else ():
+        try:
+            target = Path(os.readlink(p))
+        except OSError:
+            continue
+        digest = f"sha256:{target.parent.name}{target.name}"
+        if target.parent.parent.name == "objects" and len(digest) == 71:
+            out.add(digest)
+    return out
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -320,6 +458,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if lock is None:
         return ExitCode.FAILED
     referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    referenced |= _linked(root)
     store = Store.for_project(root)
     try:
         with ProjectLock(root):

@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "  storyc watch --backend inference  show plans and costs, render nothing\n"
             "  storyc watch --backend inference --max-cost 5   spend at most $5 this session\n"
             "  storyc watch --json               one JSON event per line, for tools\n"
+            "  storyc watch --board              keep renders/board.html current\n"
         ),
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry .story file")
@@ -83,6 +84,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="MS",
         help="quiet time after the last save before checking (default 80)",
     )
+    p.add_argument(
+        "--board",
+        action="store_true",
+        help="rewrite the storyboard page (renders/board.html) after each build",
+    )
     view = p.add_mutually_exclusive_group()
     view.add_argument("--json", action="store_true", help="one JSON event per line")
     view.add_argument("--plain", action="store_true", help="plain lines, even on a terminal")
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             max_cost=args.max_cost,
             yes=args.yes,
             base_url=args.base_url,
+            board=args.board,
         )
     except SetupFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -73,6 +73,41 @@ def summary_of(project: Project) -> Summary:
     )
 
 
+def cut_facts(project: Project) -> dict[str, dict[str, Any]]:
+    """Each cut as plain data (`storyc.film.spec` makes its plans of them): `clips`, each
+    [scene, in, out, crossfade into it, the scene's length as the story tells it];
+    `aspect`, the one most of its scenes ask for (None: they ask for none); `extent`,
+    [file, start, end] of its declaration's list."""
+    from collections import Counter
+
+    from storyc.check.graph import scene_length
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, cut in project.cuts.items():
+        clips = [
+            [
+                c.scene,
+                c.start.value if c.start is not None else None,
+                c.end.value if c.end is not None else None,
+                c.transition.length if c.transition is not None and i > 0 else 0.0,
+                scene_length(project, c.scene),
+            ]
+            for i, c in enumerate(cut.clips)
+        ]
+        counts = Counter(
+            a.value
+            for c in cut.clips
+            if (s := project.scenes.get(c.scene)) is not None and (a := s.aspect) is not None
+        )
+        ext = cut.extent
+        out[name] = {
+            "clips": clips,
+            "aspect": counts.most_common(1)[0][0] if counts else None,
+            "extent": [ext.file, ext.start, ext.end] if ext is not None else None,
+        }
+    return out
+
+
 @dataclass
 class Compilation:
     project: Project | None
@@ -91,6 +126,16 @@ class Compilation:
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
+
+    def cut_facts(self) -> dict[str, dict[str, Any]]:
+        """`cut_facts` of the project (an incremental compilation keeps them beside its
+        units, so a build need not build the model for them)."""
+        found: dict[str, dict[str, Any]] | None = self.__dict__.get("_cut_facts")
+        if found is None:
+            found = self.__dict__["_cut_facts"] = (
+                cut_facts(self.project) if self.project is not None else {}
+            )
+        return found
 
     def narrowed(self, order: list[str], requests: dict[str, Request]) -> Compilation:
         """This compilation planned for the scenes `order` only (watch re-plans the few a
@@ -305,7 +350,7 @@ def _compile(
 
     broken = broken_scenes((f.tree for f in loaded.files), diags)
     graph = graph_mod.build(project, diags)
-    graph_mod.check_cuts(project, graph, diags)
+    graph_mod.check_cuts(project, graph, diags, broken)
     rules.check_media(project, diags)
 
     wanted = (

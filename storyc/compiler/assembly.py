@@ -17,6 +17,7 @@ touching it changed. Inside a file the diagnostics are gathered in the order
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from storyc.check import rules
 from storyc.check.taint import broken_from
 from storyc.compiler import Compilation, Summary, _select
 from storyc.compiler.units import Decoded, Decoder, Unit
-from storyc.resolve.model import LocalFile, Project
+from storyc.resolve.model import Cut, LocalFile, Project
 from storyc.targets.request import Request
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Engine(Protocol):
     def lower(self, unit: Unit) -> None: ...
     def file_identity(self, label: str) -> int: ...
     def scene_span(self, name: str) -> Span: ...
+    def scene_length(self, name: str) -> float | None: ...
     def model_maker(self, loaded: Loaded) -> Callable[[], Project | None]: ...
 
 
@@ -199,7 +201,10 @@ class Assembler:
                 hint="a scene cannot start from its own output, directly or through others",
             )
         cut_list_diags = Diagnostics()
-        in_cut = graph_mod.check_cut_lists(cuts, _Kinds(index.kinds), cut_list_diags)
+        in_cut = graph_mod.check_cut_lists(
+            cuts, _Kinds(index.kinds), engine.scene_length, cut_list_diags, broken
+        )
+        facts = self._cut_facts(engine, cuts)
         used_up = self._used_up(engine, units)
         w245 = (True, frozenset(in_cut), frozenset(used_up)) if cuts else (False,)
         self._media(engine, shell, units)
@@ -251,7 +256,34 @@ class Assembler:
             lazy_graph=graph,
             summary_data=summary,
             model=engine.model_maker(loaded),
+            cut_facts=facts,
         )
+
+    @staticmethod
+    def _cut_facts(engine: Engine, cuts: dict[str, Cut]) -> dict[str, dict[str, Any]]:
+        """`storyc.compiler.cut_facts`, from the cuts and the units' facts."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, cut in cuts.items():
+            clips = [
+                [
+                    c.scene,
+                    c.start.value if c.start is not None else None,
+                    c.end.value if c.end is not None else None,
+                    c.transition.length if c.transition is not None and i > 0 else 0.0,
+                    engine.scene_length(c.scene),
+                ]
+                for i, c in enumerate(cut.clips)
+            ]
+            counts = Counter(
+                a for c in cut.clips if (u := engine.units.get(c.scene)) and (a := u.aspect)
+            )
+            ext = cut.extent
+            out[name] = {
+                "clips": clips,
+                "aspect": counts.most_common(1)[0][0] if counts else None,
+                "extent": [ext.file, ext.start, ext.end] if ext is not None else None,
+            }
+        return out
 
     def _order(self, engine: Engine, units: list[Unit]) -> tuple[list[str], list[list[str]]]:
         key = (engine.index_key(), engine.edges_version)
@@ -554,12 +586,14 @@ class EngineCompilation(Compilation):
         lazy_graph: LazyGraph,
         summary_data: Summary,
         model: Callable[[], Project | None],
+        cut_facts: dict[str, dict[str, Any]],
         **kwargs: Any,
     ) -> None:
         self._lazy_project: Any = _UNSET
         self._lazy_graph = lazy_graph
         self._make_model = model
         self.__dict__["_summary"] = summary_data
+        self.__dict__["_cut_facts"] = cut_facts
         super().__init__(*args, **kwargs)
 
     @property

@@ -513,6 +513,14 @@ class Engine:
             out[fd.label] = sorted(infos, key=lambda x: x.start)
         return out
 
+    def scene_length(self, name: str, _seen: frozenset[str] = frozenset()) -> float | None:
+        """`storyc.check.graph.scene_length`, from the units' length facts."""
+        unit = self.units.get(name)
+        if unit is None or name in _seen:
+            return None
+        fact = (unit.length[0], unit.length[1])
+        return graph_mod.length_from(fact, lambda up: self.scene_length(up, _seen | {name}))
+
     def used_names(self) -> set[str]:
         return {n for n, c in self._used.items() if c > 0}
 
@@ -917,6 +925,8 @@ class Engine:
             res_error=res.has_errors,
         )
         unit.homes = sorted(enc.homes)
+        unit.length = list(graph_mod.length_fact(scene))
+        unit.aspect = scene.aspect.value if scene.aspect is not None else None
         self._pointing(enc, deps)
         unit.fresh = (list(res), list(edges_diags), media)
         unit.model = scene
@@ -960,7 +970,6 @@ class Engine:
         self._home(unit)
         self._pointing(enc, unit.deps)
         self._record(unit)
-        unit.request = None  # `req()` is the request itself (state writes it from there)
         unit._req = request
         unit.ok = request is not None and not local.has_errors
         self._version += 1

@@ -101,6 +101,7 @@ def state_dir(root: Path, path: Path, target: str | None) -> Path:
 # spans, and a helper call per field would cost more than reading the JSON.
 
 _SEVERITIES = frozenset(("error", "warning", "note"))
+_LENGTHS = frozenset(("duration", "file", "scene", "unknown"))
 _INT = {int}
 
 
@@ -205,29 +206,22 @@ def _requests_out(requests: list[Request]) -> bytes:
 
 
 def _request_in(v: Any) -> Request:
-    """A request read back: the shape `_request_out` writes, and markers that name only
-    project-relative files with well-formed digests (a planted record cannot make a build
-    send a file from outside the project)."""
+    """A request read back: the fields `Request.canonical` writes, each checked, and
+    markers that name only project-relative files with well-formed digests (a planted
+    record cannot make a build send a file from outside the project)."""
     from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
-    if type(v) is not list or len(v) != 2 or type(v[1]) is not list or len(v[1]) != 13:
+    names = _request_fields()
+    if type(v) is not list or len(v) != 2 or type(v[1]) is not list or len(v[1]) != len(names):
         raise _bad("not a request")
-    (
-        fp,
-        (scene, target, schema, app, body, takes, up, quality, duration, video, mode, base, notes),
-    ) = v
-    if not is_digest(fp) or not all(type(x) is str for x in (scene, target, schema, app, mode)):
-        raise _bad("not a request")
-    if quality not in ("std", "pro") or type(takes) is not int or takes < 1:
-        raise _bad("not a request")
-    if duration is not None and type(duration) is not int or type(video) is not bool:
-        raise _bad("not a request")
-    _strs(up)
-    _strs(notes)
-    if type(body) is not dict or type(body.get("input")) is not dict:
-        raise _bad("not a request body")
-    if base is not None and type(base) is not dict:
-        raise _bad("not a request")
+    fp, values = v
+    data = dict(zip(names, values, strict=True))
+    if not is_digest(fp) or set(data) != set(_REQUEST_CHECKS):
+        raise _bad("not a request")  # a Request of another shape: written by another storyc
+    for name, ok in _REQUEST_CHECKS.items():
+        if not ok(data[name]):
+            raise _bad(f"a request's {name}")
+    body, base = data["body"], data["base_video"]
     for _, marker in [*iter_markers(body["input"]), *iter_markers({"b": base})]:
         if FILE_MARKER in marker:
             path = marker[FILE_MARKER]
@@ -243,27 +237,67 @@ def _request_in(v: Any) -> Request:
                 raise _bad("a file marker without a digest")
         elif type(marker[SCENE_MARKER]) is not str:
             raise _bad("a scene marker without a scene")
-    req = Request(
-        scene, target, schema, app, body, takes, tuple(up), quality, duration, video, mode, base,
-        tuple(notes),
-    )  # fmt: skip
+    data["upstream"] = tuple(data["upstream"])
+    data["notes"] = tuple(data["notes"])
+    req = Request(**data)
     req.__dict__["fingerprint"] = fp  # Request.fingerprint, as computed when it was written
     return req
+
+
+def _request_fields() -> tuple[str, ...]:
+    from dataclasses import fields
+
+    from storyc.targets.request import Request
+
+    return tuple(f.name for f in fields(Request))
+
+
+def _is_str(v: Any) -> bool:
+    return type(v) is str
+
+
+def _is_strs(v: Any) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+_REQUEST_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "scene": _is_str,
+    "target": _is_str,
+    "schema": _is_str,
+    "app": _is_str,
+    "body": lambda v: type(v) is dict and type(v.get("input")) is dict,
+    "takes": lambda v: type(v) is int and v >= 1,
+    "upstream": _is_strs,
+    "quality": lambda v: v in ("std", "pro"),
+    "duration": lambda v: v is None or type(v) is int,
+    "has_video_input": lambda v: type(v) is bool,
+    "mode": _is_str,
+    "base_video": lambda v: v is None or type(v) is dict,
+    "notes": _is_strs,
+    "prompt_as_written": _is_str,
+}
 
 
 def _unit_out(u: Unit) -> list[Any]:
     return [
         u.scene, u.fp, u.deps, u.anchors, u.res, u.used, u.edges, u.leaves, u.graph, u.media,
-        u.low, u.ok, u.res_error, u.homes,
+        u.low, u.ok, u.res_error, u.homes, u.length, u.aspect,
     ]  # fmt: skip
 
 
 def _unit_in(v: Any, label: str) -> Unit:
     from storyc.compiler.units import Unit
 
-    if type(v) is not list or len(v) != 14:
+    if type(v) is not list or len(v) != 16:
         raise _bad("not a unit")
-    scene, fp, deps, anchors, res, used, edges, leaves, graph, media, low, ok, res_error, homes = v
+    scene, fp, deps, anchors, res, used, edges, leaves, graph, media, low, ok, res_error = v[:13]
+    homes, length, aspect = v[13:]
+    if type(length) is not list or len(length) != 2 or length[0] not in _LENGTHS:
+        raise _bad("not a length")
+    if length[1] is not None and type(length[1]) not in (float, int, str):
+        raise _bad("not a length")
+    if aspect is not None and type(aspect) is not str:
+        raise _bad("not an aspect")
     if type(scene) is not str or type(fp) is not str or type(ok) is not bool:
         raise _bad("not a unit")
     if type(res_error) is not bool or not _strs(anchors):
@@ -301,10 +335,11 @@ def _unit_in(v: Any, label: str) -> Unit:
         graph,
         media,
         low,
-        None,
         ok,
         res_error,
         _strs(homes),
+        length,
+        aspect,
     )
 
 
@@ -513,10 +548,11 @@ class StoredCompilation(Compilation):
     def _part(self, name: str, parse: Callable[[Any], Any]) -> Any:
         if name not in self._parts:
             try:
-                self._parts[name] = parse(self._result()[name])
+                self._parts[name] = parse(self._result()[_RESULT_KEYS.get(name, name)])
             except (Damaged, KeyError, TypeError, ValueError):
                 # a record damaged (or replaced) since `answer` read the index: a miss
-                self._parts[name] = getattr(self._again(), name)
+                again = getattr(self._again(), name)
+                self._parts[name] = again() if callable(again) else again
         return self._parts[name]
 
     def _again(self) -> Compilation:
@@ -615,6 +651,9 @@ class StoredCompilation(Compilation):
     def ready(self) -> int:
         return int(self._facts["ready"])
 
+    def cut_facts(self) -> dict[str, dict[str, Any]]:
+        return self._part("cut_facts", _cut_facts_in)  # type: ignore[no-any-return]
+
     @property
     def has_errors(self) -> bool:
         return int(self._facts["errors"]) > 0
@@ -622,6 +661,34 @@ class StoredCompilation(Compilation):
     def counts(self) -> tuple[int, int, int]:
         f = self._facts
         return int(f["errors"]), int(f["warnings"]), int(f["notes"])
+
+
+_RESULT_KEYS = {"cut_facts": "cuts"}  # a part's key in result.json, when not its name
+_NUMBER = (int, float)
+
+
+def _cut_facts_in(v: Any) -> dict[str, dict[str, Any]]:
+    if type(v) is not dict:
+        raise _bad("not cuts")
+    for fact in v.values():
+        if type(fact) is not dict or type(fact.get("clips")) is not list:
+            raise _bad("not a cut")
+        for c in fact["clips"]:
+            if type(c) is not list or len(c) != 5 or type(c[0]) is not str:
+                raise _bad("not a clip")
+            if not all(x is None or type(x) in _NUMBER for x in c[1:]) or c[3] is None:
+                raise _bad("not a clip")
+        aspect, ext = fact.get("aspect"), fact.get("extent")
+        if aspect is not None and type(aspect) is not str:
+            raise _bad("not a cut")
+        if ext is not None and (
+            type(ext) is not list
+            or len(ext) != 3
+            or type(ext[0]) is not str
+            or set(map(type, ext[1:])) != _INT
+        ):
+            raise _bad("not a cut")
+    return v
 
 
 def _summary_out(s: Summary | None) -> Any:
@@ -885,6 +952,7 @@ class CompiledState:
                     "blocked": comp.blocked,
                     "broken": comp.broken,
                     "requests": list(comp.requests),
+                    "cuts": comp.cut_facts(),
                     "records": records,
                 },
             )

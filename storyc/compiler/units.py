@@ -15,7 +15,7 @@ end_col, start, end]` for a span outside every declaration. Encoded diagnostics:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,42 +50,6 @@ def plain(v: Any) -> Any:
     return repr(v)
 
 
-def request_data(req: Request) -> dict[str, Any]:
-    return {
-        "scene": req.scene,
-        "target": req.target,
-        "schema": req.schema,
-        "app": req.app,
-        "body": req.body,
-        "takes": req.takes,
-        "upstream": list(req.upstream),
-        "quality": req.quality,
-        "duration": req.duration,
-        "has_video_input": req.has_video_input,
-        "mode": req.mode,
-        "base_video": req.base_video,
-        "notes": list(req.notes),
-    }
-
-
-def request_of(data: Mapping[str, Any]) -> Request:
-    return Request(
-        scene=data["scene"],
-        target=data["target"],
-        schema=data["schema"],
-        app=data["app"],
-        body=data["body"],
-        takes=data["takes"],
-        upstream=tuple(data["upstream"]),
-        quality=data["quality"],
-        duration=data["duration"],
-        has_video_input=data["has_video_input"],
-        mode=data["mode"],
-        base_video=data["base_video"],
-        notes=tuple(data["notes"]),
-    )
-
-
 @dataclass(eq=False)
 class Unit:
     """One scene: plain data, plus (in memory only) its live model and decoded parts."""
@@ -102,10 +66,11 @@ class Unit:
     graph: list[Any]  # its E241 diagnostics
     media: list[Any]  # [path, [diagnostics]] per local file it names itself, in order
     low: list[Any] | None = None  # rules and lowering diagnostics, once lowered
-    request: dict[str, Any] | None = None  # `request_data` of the lowered request
     ok: bool = False  # lowered without errors
     res_error: bool = False  # resolving it reported an error
     homes: list[str] = field(default_factory=list)  # files its diagnostics sort into
+    length: list[Any] = field(default_factory=lambda: ["unknown", None])  # graph.length_fact
+    aspect: str | None = None  # the aspect it asks for (cuts are framed by their scenes')
     # this process only:
     version: int = field(default=0, repr=False)  # new for every (re)computation
     model: Scene | None = field(default=None, repr=False)
@@ -115,8 +80,7 @@ class Unit:
     _req: Request | None = field(default=None, repr=False)
 
     def req(self) -> Request | None:
-        if self._req is None and self.request is not None:
-            self._req = request_of(self.request)
+        """The lowered request (None: not lowered, or lowered with errors)."""
         return self._req
 
     def pairs(self) -> tuple[tuple[str, str, str], ...]:

@@ -130,10 +130,35 @@ class DefaultsDecl:
 
 
 @dataclass(slots=True)
+class CutEntry:
+    """One entry of a cut: normally a scene's name, optionally trimmed by a block
+    (`arrival { in = 1, out = 4.5 }`). `value` is whatever was written, so the resolver
+    can say what is wrong with it."""
+
+    value: Value
+    trim: Block | None
+    span: Span
+
+
+@dataclass(slots=True)
+class CutTransition:
+    """A transition between the entries around it: `crossfade(0.5)`."""
+
+    kind: str
+    kind_span: Span
+    length: Num
+    span: Span
+
+
+CutItem = CutEntry | CutTransition
+
+
+@dataclass(slots=True)
 class CutDecl:
     name: str
     name_span: Span
-    items: ListV
+    items: list[CutItem]
+    span: Span  # the list, `[` to `]` (the name's span when the list is empty)
 
 
 Decl = (

@@ -206,12 +206,38 @@ class _ToAst(Transformer[Token, Any]):
     def defaults(self, c: builtins.list[Any]) -> ast.DefaultsDecl:
         return ast.DefaultsDecl(c[1], self._span(c[0]))
 
+    def cut_item(self, c: builtins.list[Any]) -> ast.CutEntry:
+        value: ast.Value = c[0]
+        trim: ast.Block | None = c[1] if len(c) > 1 else None
+        if trim is not None and trim.span.end == 0:  # `name {}`: no position of its own
+            trim.span = value.span
+        end = trim.span if trim is not None else value.span
+        return ast.CutEntry(value, trim, _join(value.span, end))
+
+    def cut_transition(self, c: builtins.list[Any]) -> ast.CutTransition:
+        kind_span = self._span(c[0])
+        length = self.number([c[1]])
+        span = _join(kind_span, length.span)
+        span = Span(
+            span.file,
+            span.line,
+            span.col,
+            span.end_line,
+            span.end_col + 1,
+            span.start,
+            span.end + 1,
+        )  # include the closing parenthesis
+        return ast.CutTransition(str(c[0]), kind_span, length, span)
+
+    def cut_list(self, c: builtins.list[Any]) -> builtins.list[ast.CutItem]:
+        return [v for v in c if v is not None]
+
     def cut(self, c: builtins.list[Any]) -> ast.CutDecl:
         c = c[1:]
-        items: ast.ListV = c[1]
+        items: builtins.list[ast.CutItem] = c[1]
         name_span = self._span(c[0])
-        _place_empty(items, name_span)
-        return ast.CutDecl(str(c[0]), name_span, items)
+        span = _join(items[0].span, items[-1].span) if items else name_span
+        return ast.CutDecl(str(c[0]), name_span, items, span)
 
     def start(self, c: builtins.list[Any]) -> builtins.list[ast.Decl]:
         return list(c)

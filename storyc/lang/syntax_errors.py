@@ -211,7 +211,8 @@ def explain(tok: Unexpected, text: str, file: str) -> Diagnostic:
             span,
             hint=f"write `{prev_word} = <value>`; text goes in double quotes",
         )
-    if expected & _VALUE_TOKENS and "EQUAL" not in expected and "RBRACE" not in expected:
+    # After a cut entry a `{` (its trim) may follow: that is no place that wants a value.
+    if expected & _VALUE_TOKENS and not expected & {"EQUAL", "RBRACE", "COMMA"}:
         if tok.type == "$END":
             return Diagnostic(
                 "E005",

@@ -1,167 +1,190 @@
-"""The look of preview animatics: caption overlays, frame sizes, background colours.
+"""The look of preview animatics: caption bands, the scene tag, frame sizes, colours.
 
-Stage: used by `storyc.media.ffmpeg.render_preview` (preview backend). In: caption text, an
-aspect ratio, image paths. Out: RGBA PNG bytes (a transparent frame with a caption band
-and a small "PREVIEW" tag), frame sizes, colours, filters that turn photos upright.
-I/O: reads the EXIF header of images (`mediainfo.orientation`), nothing else; no fonts
-from the system: drawtext needs a font file, and a
-fresh machine may have none, so the glyphs live here and every machine draws the same
-pixels (previews stay byte-identical across machines).
+Stage: used by `storyc.media.ffmpeg.render_preview` (preview backend, loopback provider).
+In: caption text, a tag (badge and title), a frame size, image paths. Out: RGBA PNG bytes
+(caption bands, one per page of a long caption; the tag), frame sizes, colours, filters
+that turn photos upright. I/O: reads the glyph file beside this module once per process
+and the EXIF header of images (`mediainfo.orientation`); nothing else.
+
+Text is drawn here, in pure Python, from a subset of GNU Unifont (`fonts/`, 8×16 and
+16×16 bitmaps, SIL OFL 1.1): every machine draws the same pixels with no font installed
+and no font library, so previews stay byte-identical across machines, and accented,
+Greek, Cyrillic and CJK text reads as written. A character the subset lacks is drawn as
+U+FFFD (a box), never silently dropped.
 """
 
 from __future__ import annotations
 
+import bisect
 import colorsys
 import hashlib
+import lzma
 import re
 import struct
-import textwrap
+import unicodedata
 import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from storyc.media.info import orientation
 
-# Printable ASCII 0x20..0x7E, five columns per glyph, bit 0 = top row (the classic 5x7
-# LCD font). Characters outside this range are drawn as "?".
-_FONT = bytes.fromhex(
-    "0000000000"
-    "00005f0000"
-    "0007000700"
-    "147f147f14"
-    "242a7f2a12"
-    "2313086462"
-    "3649552250"
-    "0005030000"
-    "001c224100"
-    "0041221c00"
-    "14083e0814"
-    "08083e0808"
-    "0050300000"
-    "0808080808"
-    "0060600000"
-    "2010080402"
-    "3e5149453e"
-    "00427f4000"
-    "4261514946"
-    "2141454b31"
-    "1814127f10"
-    "2745454539"
-    "3c4a494930"
-    "0171090503"
-    "3649494936"
-    "064949291e"
-    "0036360000"
-    "0056360000"
-    "0814224100"
-    "1414141414"
-    "0041221408"
-    "0201510906"
-    "324979413e"
-    "7e1111117e"
-    "7f49494936"
-    "3e41414122"
-    "7f4141221c"
-    "7f49494941"
-    "7f09090101"
-    "3e41415132"
-    "7f0808087f"
-    "00417f4100"
-    "2040413f01"
-    "7f08142241"
-    "7f40404040"
-    "7f0204027f"
-    "7f0408107f"
-    "3e4141413e"
-    "7f09090906"
-    "3e4151215e"
-    "7f09192946"
-    "4649494931"
-    "01017f0101"
-    "3f4040403f"
-    "1f2040201f"
-    "7f2018207f"
-    "6314081463"
-    "0304780403"
-    "6151494543"
-    "007f414100"
-    "0204081020"
-    "0041417f00"
-    "0402010204"
-    "4040404040"
-    "0001020400"
-    "2054545478"
-    "7f48444438"
-    "3844444420"
-    "384444487f"
-    "3854545418"
-    "087e090102"
-    "0c5252523e"
-    "7f08040478"
-    "00447d4000"
-    "2040443d00"
-    "007f102844"
-    "00417f4000"
-    "7c04180478"
-    "7c08040478"
-    "3844444438"
-    "7c14141408"
-    "081414187c"
-    "7c08040408"
-    "4854545420"
-    "043f444020"
-    "3c4040207c"
-    "1c2040201c"
-    "3c4030403c"
-    "4428102844"
-    "0c5050503c"
-    "4464544c44"
-    "0008364100"
-    "00007f0000"
-    "0041360800"
-    "0201020402"
-)
-_GLYPH_W, _GLYPH_H = 5, 7
-_CELL_W, _CELL_H = 6, 9  # one column and two rows of spacing
+FONT_FILE = Path(__file__).with_name("fonts") / "unifont-subset.bin.xz"
+GLYPH_H = 16
+LINE_H = 18  # one glyph plus two rows of leading
+WHITE = (255, 255, 255, 255)
+MENTION = (255, 214, 80, 255)  # `@name` in the caption: the writer's names stand out
+SHADOW = (0, 0, 0, 210)
+BAND = (0, 0, 0, 160)
+BADGE = (200, 30, 40, 220)
+TITLE_BOX = (0, 0, 0, 170)
+MUTED = (200, 200, 200, 255)
+
+Run = tuple[int, int, int]  # (row, first column, column after the last) of set pixels
 
 
-def _glyph(ch: str) -> bytes:
-    code = ord(ch)
-    if not 0x20 <= code <= 0x7E:
-        code = ord("?")
-    i = (code - 0x20) * _GLYPH_W
-    return _FONT[i : i + _GLYPH_W]
+class FontError(Exception):
+    """The glyph file is missing or damaged (a broken installation)."""
 
 
-def _ascii(text: str) -> str:
-    # Common typography to its ASCII look-alike; anything else becomes "?" in _glyph.
-    table = str.maketrans(
-        {
-            "\u2018": "'",
-            "\u2019": "'",
-            "\u201c": '"',
-            "\u201d": '"',
-            "\u2013": "-",
-            "\u2014": "-",
-            "\u2026": "...",
-            "\n": " ",
-            "\t": " ",
-            "\u00a0": " ",
-        }
-    )
-    return " ".join(text.translate(table).split())
+class _Font:
+    """Glyph lookup over the packed subset (see tools/font_subset.py for the format)."""
+
+    def __init__(self, raw: bytes) -> None:
+        if raw[:5] != b"SCUF1" or len(raw) < 9:
+            raise FontError("the caption font file is damaged")
+        (count,) = struct.unpack_from("<I", raw, 5)
+        table = 9
+        self.codes = list(struct.unpack_from(f"<{count}H", raw, table))
+        widths = raw[table + 2 * count : table + 3 * count]
+        self.widths = widths
+        self.offsets: list[int] = []
+        pos = table + 3 * count
+        for w in widths:
+            self.offsets.append(pos)
+            pos += 16 * w
+        if pos != len(raw):
+            raise FontError("the caption font file is damaged")
+        self.raw = raw
+        self._runs: dict[str, tuple[int, tuple[Run, ...]]] = {}
+
+    def _index(self, code: int) -> int | None:
+        i = bisect.bisect_left(self.codes, code)
+        return i if i < len(self.codes) and self.codes[i] == code else None
+
+    def has(self, ch: str) -> bool:
+        return len(ch) == 1 and self._index(ord(ch)) is not None
+
+    def glyph(self, ch: str) -> tuple[int, tuple[Run, ...]]:
+        """(advance in pixels, runs of set pixels) of one character at scale 1."""
+        found = self._runs.get(ch)
+        if found is not None:
+            return found
+        i = self._index(ord(ch)) if len(ch) == 1 else None
+        if i is None:
+            i = self._index(0xFFFD)
+            assert i is not None
+        w = self.widths[i]
+        start = self.offsets[i]
+        runs: list[Run] = []
+        for row in range(GLYPH_H):
+            bits = int.from_bytes(self.raw[start + row * w : start + (row + 1) * w], "big")
+            width = 8 * w
+            col = 0
+            while col < width:
+                if bits >> (width - 1 - col) & 1:
+                    end = col
+                    while end < width and bits >> (width - 1 - end) & 1:
+                        end += 1
+                    runs.append((row, col, end))
+                    col = end
+                else:
+                    col += 1
+        advance = 0 if unicodedata.combining(ch) else 8 * w
+        found = (advance, tuple(runs))
+        self._runs[ch] = found
+        return found
 
 
-def wrap(text: str, columns: int, max_lines: int) -> list[str]:
-    """Wrap `text` into at most `max_lines` lines of `columns` characters ("..." if cut)."""
-    lines = textwrap.wrap(_ascii(text), width=max(columns, 4), break_long_words=True)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        last = lines[-1]
-        lines[-1] = (last[: columns - 3].rstrip() if len(last) > columns - 3 else last) + "..."
+@lru_cache(maxsize=1)
+def font() -> _Font:
+    try:
+        return _Font(lzma.decompress(FONT_FILE.read_bytes()))
+    except (OSError, lzma.LZMAError) as exc:
+        raise FontError(f"cannot read the caption font {FONT_FILE.name}: {exc}") from None
+
+
+def clean_text(text: str) -> str:
+    """One paragraph: NFC (so accents are one glyph), every run of whitespace one space."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def text_width(s: str, scale: int = 1) -> int:
+    f = font()
+    return sum(f.glyph(ch)[0] for ch in s) * scale
+
+
+def _is_wide_break(ch: str) -> bool:
+    # CJK text has no spaces: a line may break before or after any of these.
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def _tokens(text: str) -> list[str]:
+    """Words, single spaces, and single wide (CJK) characters, in order."""
+    out: list[str] = []
+    word = ""
+    for ch in text:
+        if ch == " " or _is_wide_break(ch):
+            if word:
+                out.append(word)
+                word = ""
+            out.append(ch)
+        else:
+            word += ch
+    if word:
+        out.append(word)
+    return out
+
+
+def wrap(text: str, width: int, scale: int = 1) -> list[str]:
+    """Lines of `text` no wider than `width` pixels: breaks at spaces and around CJK
+    characters, inside a word only when the word alone is wider than a line."""
+    lines: list[str] = []
+    line, used = "", 0
+    for tok in _tokens(clean_text(text)):
+        w = text_width(tok, scale)
+        if tok == " ":
+            if line:
+                line, used = line + " ", used + w
+            continue
+        if used + w <= width:
+            line, used = line + tok, used + w
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line, used = "", 0
+        while text_width(tok, scale) > width:  # one word wider than the line: cut it
+            cut = 1
+            while cut < len(tok) and text_width(tok[: cut + 1], scale) <= width:
+                cut += 1
+            lines.append(tok[:cut])
+            tok = tok[cut:]
+        line, used = tok, text_width(tok, scale)
+    if line.strip():
+        lines.append(line.rstrip())
     return lines
 
 
-class _Canvas:
-    """An RGBA bitmap with rectangle fills and scaled text."""
+_MENTION = re.compile(r"(?<![\w@])@[^\s@.,;:!?()\[\]{}\"'`]+")
+
+
+def mention_spans(line: str) -> list[tuple[int, int]]:
+    """Character ranges of `@name` mentions in a caption line (drawn highlighted)."""
+    return [m.span() for m in _MENTION.finditer(line)]
+
+
+class Canvas:
+    """An RGBA bitmap with rectangle fills and text, written out as PNG."""
 
     def __init__(self, width: int, height: int) -> None:
         self.w, self.h = width, height
@@ -176,20 +199,39 @@ class _Canvas:
             start = (y * self.w + x0) * 4
             self.px[start : start + len(row)] = row
 
-    def text(self, x: int, y: int, s: str, scale: int, rgba: tuple[int, int, int, int]) -> None:
-        for n, ch in enumerate(s):
-            cols = _glyph(ch)
-            gx = x + n * _CELL_W * scale
-            for c, bits in enumerate(cols):
-                for r in range(_GLYPH_H):
-                    if bits >> r & 1:
-                        px = gx + c * scale
-                        py = y + r * scale
-                        self.fill(px, py, px + scale, py + scale, rgba)
+    def text(
+        self,
+        x: int,
+        y: int,
+        s: str,
+        scale: int,
+        rgba: tuple[int, int, int, int],
+        *,
+        colours: dict[int, tuple[int, int, int, int]] | None = None,
+        shadow: bool = False,
+    ) -> int:
+        """Draw `s` with its top-left at (x, y); returns the x after it. `colours` gives
+        other colours by character index; `shadow` draws a one-pixel drop shadow first."""
+        if shadow:
+            self.text(x + scale, y + scale, s, scale, SHADOW)
+        f = font()
+        pen = prev = x
+        for i, ch in enumerate(s):
+            advance, runs = f.glyph(ch)
+            gx = pen if advance else prev  # a combining mark sits on the character before
+            colour = colours.get(i, rgba) if colours else rgba
+            for row, c0, c1 in runs:
+                py = y + row * scale
+                self.fill(gx + c0 * scale, py, gx + c1 * scale, py + scale, colour)
+            if advance:
+                prev = pen
+                pen += advance * scale
+        return pen
 
     def png(self) -> bytes:
+        stride = self.w * 4
         raw = b"".join(
-            b"\x00" + bytes(self.px[y * self.w * 4 : (y + 1) * self.w * 4]) for y in range(self.h)
+            b"\x00" + bytes(self.px[y * stride : (y + 1) * stride]) for y in range(self.h)
         )
 
         def chunk(kind: bytes, data: bytes) -> bytes:
@@ -205,33 +247,87 @@ class _Canvas:
         )
 
 
-def text_width(s: str, scale: int) -> int:
-    return len(s) * _CELL_W * scale - scale
+def scale_for(width: int, height: int) -> int:
+    """Pixels per font pixel: 1 up to 719 px on the short side, 2 from 720, and so on."""
+    return max(1, min(width, height) // 360)
 
 
-def overlay_png(width: int, height: int, caption: str, *, tag: str = "PREVIEW") -> bytes:
-    """A transparent width x height PNG: caption in a dark band at the bottom, a tag top-left."""
-    scale = max(1, min(width, height) // 180)
-    canvas = _Canvas(width, height)
-    margin = 4 * scale
-    columns = max(4, (width - 2 * margin) // (_CELL_W * scale))
-    max_lines = 3 if width >= height else 5
-    lines = wrap(caption, columns, max_lines) if caption.strip() else []
-    if lines:
-        band = len(lines) * _CELL_H * scale + 2 * margin
-        canvas.fill(0, height - band, width, height, (0, 0, 0, 150))
-        for i, line in enumerate(lines):
-            x = (width - text_width(line, scale)) // 2
-            y = height - band + margin + i * _CELL_H * scale + scale
-            canvas.text(x + scale, y + scale, line, scale, (0, 0, 0, 200))  # drop shadow
-            canvas.text(x, y, line, scale, (255, 255, 255, 255))
-    if tag:
-        tw = text_width(tag, scale)
-        canvas.fill(
-            margin, margin, margin + tw + 4 * scale, margin + 11 * scale, (200, 30, 40, 190)
-        )
-        canvas.text(margin + 2 * scale, margin + 2 * scale, tag, scale, (255, 255, 255, 255))
+@dataclass(frozen=True)
+class CaptionLayout:
+    """How a caption is cut into pages for a frame: lines per page and the pages."""
+
+    scale: int
+    pages: tuple[tuple[str, ...], ...]
+    band_height: int
+
+
+def layout_caption(
+    caption: str, width: int, height: int, *, seconds: float, min_page_seconds: float = 1.5
+) -> CaptionLayout:
+    """Wrap the caption to the frame and cut it into pages.
+
+    A caption that fits in 3 lines (5 in portrait) is one page. A longer one is shown a
+    page at a time rather than cut: pages of up to 3 (5) lines while each page stays on
+    screen for at least `min_page_seconds`, up to twice as many lines per page when the
+    clip is too short for that, and as many pages as it takes after that.
+    """
+    scale = scale_for(width, height)
+    margin = 6 * scale
+    base = 3 if width >= height else 5
+    text = clean_text(caption)
+    if not text:
+        return CaptionLayout(scale, (), 0)
+    lines = wrap(text, width - 2 * margin, scale)
+    per_page = base
+    if len(lines) > base:
+        # Room on both sides for the page number ("12/12" at the top right), so that
+        # centred lines never run into it.
+        lines = wrap(text, width - 2 * margin - 2 * text_width(" 00/00", scale), scale)
+        per_page = base
+        while per_page < 2 * base and -(-len(lines) // per_page) * min_page_seconds > seconds:
+            per_page += 1
+    pages = tuple(tuple(lines[i : i + per_page]) for i in range(0, len(lines), per_page))
+    rows = max(len(p) for p in pages)
+    return CaptionLayout(scale, pages, rows * LINE_H * scale + 2 * margin)
+
+
+def caption_band_png(layout: CaptionLayout, width: int, page: int) -> bytes:
+    """The band for one page: dark translucent, lines centred, `@names` highlighted, the
+    page number ("2/3") at the top right when there are several pages."""
+    s = layout.scale
+    margin = 6 * s
+    canvas = Canvas(width, layout.band_height)
+    canvas.fill(0, 0, width, layout.band_height, BAND)
+    lines = layout.pages[page]
+    # The lines of a short last page sit at the bottom, where the eye already is.
+    top = layout.band_height - margin - len(lines) * LINE_H * s
+    for i, line in enumerate(lines):
+        colours = {k: MENTION for a, b in mention_spans(line) for k in range(a, b)}
+        x = (width - text_width(line, s)) // 2
+        canvas.text(x, top + i * LINE_H * s + s, line, s, WHITE, colours=colours, shadow=True)
+    if len(layout.pages) > 1:
+        label = f"{page + 1}/{len(layout.pages)}"
+        canvas.text(width - margin - text_width(label, s), margin + s, label, s, MUTED)
     return canvas.png()
+
+
+def tag_png(badge: str, title: str, scale: int) -> tuple[bytes, int, int]:
+    """The top-left tag: a red badge ("PREVIEW") and the title ("arrival · take 2").
+    Returns (PNG, width, height)."""
+    pad = 3 * scale
+    badge, title = clean_text(badge), clean_text(title)
+    bw = text_width(badge, scale) + 2 * pad if badge else 0
+    tw = text_width(title, scale) + 2 * pad if title else 0
+    h = GLYPH_H * scale + 2 * pad
+    w = max(1, bw + tw)
+    canvas = Canvas(w, h)
+    if badge:
+        canvas.fill(0, 0, bw, h, BADGE)
+        canvas.text(pad, pad, badge, scale, WHITE)
+    if title:
+        canvas.fill(bw, 0, bw + tw, h, TITLE_BOX)
+        canvas.text(bw + pad, pad, title, scale, WHITE)
+    return canvas.png(), w, h
 
 
 def frame_size(aspect: str, short: int) -> tuple[int, int]:
@@ -246,16 +342,37 @@ def frame_size(aspect: str, short: int) -> tuple[int, int]:
     return (long, short) if a >= b else (short, long)
 
 
-def background_colours(caption: str) -> tuple[str, str]:
-    """Two muted, related colours from a hash of the caption: same prompt, same look."""
+def background_colours(caption: str, variant: int = 0) -> tuple[str, str]:
+    """Two muted, related colours from a hash of the caption: same prompt, same look.
+    Each variant (another take of the same shot) turns the hue by about a third."""
     h = hashlib.sha256(caption.encode("utf-8")).digest()
-    hue = h[0] / 255
+    hue = h[0] / 255 + variant * 0.37
 
     def rgb(shift: float, value: float) -> str:
         r, g, b = colorsys.hsv_to_rgb((hue + shift) % 1.0, 0.55, value)
         return f"0x{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
     return rgb(0.0, 0.45 + h[1] / 2550), rgb(0.12, 0.22 + h[2] / 2550)
+
+
+# Where each take's slow zoom heads (fractions of the free margin, x then y), and how far
+# it goes: take 1 zooms to the centre, later takes to other parts of the picture, so the
+# takes of a shot differ the way a model's takes do (same start, different movement).
+_FOCUS = (
+    (0.5, 0.5, 0.12),
+    (0.1, 0.2, 0.2),
+    (0.9, 0.8, 0.16),
+    (0.15, 0.85, 0.22),
+    (0.85, 0.15, 0.18),
+)
+
+
+def camera_move(variant: int) -> tuple[float, float, float]:
+    """(focus x, focus y, zoom amount) of the slow zoom for take `variant + 1`."""
+    if variant < len(_FOCUS):
+        return _FOCUS[variant]
+    h = hashlib.sha256(f"camera:{variant}".encode()).digest()
+    return h[0] / 255, h[1] / 255, 0.1 + h[2] / 255 * 0.15
 
 
 # EXIF orientation → the filters that show the picture upright (ffmpeg ignores EXIF).

@@ -20,11 +20,21 @@ import resource
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from storyc.media.caption import background_colours, frame_size, overlay_png, upright
+from storyc.media.caption import (
+    background_colours,
+    camera_move,
+    caption_band_png,
+    frame_size,
+    layout_caption,
+    scale_for,
+    tag_png,
+    upright,
+)
 from storyc.media.info import MediaInfo, probe
 
 StrPath = str | os.PathLike[str]
@@ -353,6 +363,19 @@ def _check_inputs(
     return infos
 
 
+@dataclass(frozen=True)
+class CleanFrames:
+    """Where `render_preview` also writes the clip's first and last frames without the
+    caption and tag (PNG, at the clip's size): what a chained shot starts from."""
+
+    first: StrPath
+    last: StrPath
+
+
+# Where the crossfade to an end frame starts, as a fraction of the clip, per take.
+_FADE_AT = (1 / 3, 1 / 4, 1 / 2, 0.4, 0.3)
+
+
 def render_preview(
     out_mp4: StrPath,
     *,
@@ -367,19 +390,30 @@ def render_preview(
     style_video: str | None = None,
     height: int = 360,
     fps: int = 24,
+    title: str = "",
+    badge: str = "PREVIEW",
+    variant: int = 0,
+    clean: CleanFrames | None = None,
 ) -> None:
-    """Render the animatic that stands in for the model: an MP4 of exactly `duration` s.
+    """Render the animatic that stands in for the model: an MP4 of exactly
+    `round(duration * fps)` frames.
 
     Base layer, first match wins: `base_video` (scaled and cropped, played at its own pace,
     its last frame held if it is shorter, its sound kept with `keep_sound`); `first_frame`
     with a slow zoom; a gradient coloured by a hash of the caption with the reference images
-    as a strip of thumbnails. `end_frame` crossfades in over the middle third; a
-    `style_video` plays as a picture-in-picture; the caption is drawn in a band at the bottom.
+    as a strip of thumbnails. `end_frame` crossfades in; a `style_video` plays as a
+    picture-in-picture. On top: the tag (`badge` and `title`, top left) and the caption in
+    a band at the bottom, a page at a time when it is long. `variant` (the take number
+    minus one) changes the look the way a model's takes differ: where the camera moves,
+    when the end frame arrives, the colours. `clean` also writes the first and last frames
+    without tag and caption, from the same run.
     """
     if not duration > 0 or duration > 600:
         raise MediaError(f"cannot render a preview of {duration} s (0 < duration <= 600)")
     if height < 32 or fps < 1 or fps > 120:
         raise MediaError(f"cannot render a preview at height {height} and {fps} fps")
+    if variant < 0:
+        raise MediaError(f"cannot render preview variant {variant}")
     refs = list(reference_images)
     infos = _check_inputs([first_frame, end_frame, *refs], [base_video, style_video])
     try:
@@ -399,31 +433,34 @@ def render_preview(
         inputs.extend(args)
         return sum(1 for a in inputs if a == "-i") - 1
 
-    def kenburns(path: str, label: str, zoom_in: bool) -> None:
+    def kenburns(path: str, label: str, zoom_in: bool, move: tuple[float, float, float]) -> None:
         # Zoom on a 2x copy so the sub-pixel pan does not jitter.
         i = add("-i", path)
-        z = f"1+0.12*on/{frames}" if zoom_in else f"1.12-0.12*on/{frames}"
+        fx, fy, amount = move
+        z = f"1+{amount}*on/{frames}" if zoom_in else f"{1 + amount}-{amount}*on/{frames}"
         graph.append(
             f"[{i}:v]{upright(path)}scale={2 * w}:{2 * h}:force_original_aspect_ratio=increase,"
             f"crop={2 * w}:{2 * h},setsar=1,"
-            f"zoompan=z='{z}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2':d={frames}:s={w}x{h}"
+            f"zoompan=z='{z}':x='(iw-iw/zoom)*{fx}':y='(ih-ih/zoom)*{fy}':d={frames}:s={w}x{h}"
             f":fps={fps},{norm}[{label}]"
         )
 
     audio: list[str] = []
     if base_video is not None:
         i = add("-i", base_video)
-        graph.append(f"[{i}:v]{cover},{norm},tpad=stop_mode=clone:stop_duration={secs}[bg]")
+        # another take of an edit: the same footage, graded differently
+        grade = f",hue=h={(variant * 47) % 360}:s=1.15" if variant else ""
+        graph.append(f"[{i}:v]{cover},{norm}{grade},tpad=stop_mode=clone:stop_duration={secs}[bg]")
         if keep_sound and infos[base_video].has_audio:  # the header says; no ffmpeg probe
             graph.append(f"[{i}:a]aresample=48000,apad,atrim=0:{secs}[aout]")
             audio = ["-map", "[aout]", "-c:a", "aac", "-b:a", "96k"]
     elif first_frame is not None:
-        kenburns(first_frame, "bg", True)
+        kenburns(first_frame, "bg", True, camera_move(variant))
     else:
-        c0, c1 = background_colours(caption)
+        c0, c1 = background_colours(caption, variant)
         graph.append(
             f"gradients=s={w}x{h}:r={fps}:d={secs + 1}:c0={c0}:c1={c1}:n=2:speed=0.01"
-            f":seed=1,{norm}[grad]"
+            f":seed={1 + variant},{norm}[grad]"
         )
         last = "grad"
         if refs:
@@ -448,12 +485,13 @@ def render_preview(
             graph.append(f"[{last}]null[bg]")
     last = "bg"
     if end_frame is not None:
-        kenburns(end_frame, "end", False)
-        fade = max(1 / fps, secs / 3)
+        kenburns(end_frame, "end", False, (0.5, 0.5, 0.12))
+        at = secs * _FADE_AT[variant % len(_FADE_AT)]
+        fade = max(1 / fps, min(secs / 3, secs - at))
         graph.append(
             f"[bg]trim=end_frame={frames}[bgt];[end]trim=end_frame={frames}[endt];"
             f"[bgt][endt]xfade=transition=fade:duration={fade:.6f}"
-            f":offset={secs / 3:.6f}[xf]"
+            f":offset={at:.6f}[xf]"
         )
         last = "xf"
     if style_video is not None:
@@ -466,17 +504,56 @@ def render_preview(
         )
         graph.append(f"[{last}][pip]overlay=x=W-w-8:y=8:eof_action=repeat[st]")
         last = "st"
+    # Some sources end a frame early (a zoom over a still gave 119 of 120): hold the last
+    # frame, and -frames:v cuts to exactly `frames`.
+    graph.append(f"[{last}]tpad=stop_mode=clone:stop={fps}[full]")
+    last = "full"
+    clean_maps: list[str] = []
+    if clean is not None:
+        graph.append(
+            f"[{last}]split=3[pre][c0][c1];[c0]select='eq(n,0)'[first];"
+            f"[c1]select='eq(n,{frames - 1})'[lastf]"
+        )
+        last = "pre"
 
     with tempfile.TemporaryDirectory(prefix="storyc-preview-") as tmpdir:
-        cap = Path(tmpdir) / "caption.png"
-        cap.write_bytes(overlay_png(w, h, caption))
-        i = add("-i", str(cap))
-        graph.append(
-            f"[{i}:v]format=rgba[cap];[{last}][cap]overlay=eof_action=repeat,format=yuv420p[vout]"
-        )
-        _write_with(
+        scale = scale_for(w, h)
+        margin = 6 * scale
+        if title or badge:
+            png, _, _ = tag_png(badge, title, scale)
+            tag = Path(tmpdir) / "tag.png"
+            tag.write_bytes(png)
+            i = add("-i", str(tag))
+            graph.append(
+                f"[{i}:v]format=rgba[tag];"
+                f"[{last}][tag]overlay=x={margin}:y={margin}:eof_action=repeat[tagged]"
+            )
+            last = "tagged"
+        layout = layout_caption(caption, w, h, seconds=secs)
+        pages = len(layout.pages)
+        for n in range(pages):
+            band = Path(tmpdir) / f"caption{n}.png"
+            band.write_bytes(caption_band_png(layout, w, n))
+            i = add("-i", str(band))
+            a, b = n * frames // pages, (n + 1) * frames // pages
+            when = "" if pages == 1 else f":enable='between(n,{a},{b - 1})'"
+            graph.append(
+                f"[{i}:v]format=rgba[cap{n}];"
+                f"[{last}][cap{n}]overlay=x=0:y=H-h:eof_action=repeat{when}[capped{n}]"
+            )
+            last = f"capped{n}"
+        graph.append(f"[{last}]format=yuv420p[vout]")
+        if clean is not None:
+            clean_maps = [
+                *("-map", "[first]", "-frames:v", "1", "-update", "1", *_EXACT_OUT),
+                "{first}",
+                *("-map", "[lastf]", "-frames:v", "1", "-update", "1", *_EXACT_OUT),
+                "{last}",
+            ]
+        _write_preview(
             out_mp4,
-            lambda tmp: [
+            clean,
+            lambda tmp, first_tmp, last_tmp: [
                 "-filter_threads",
                 "1",
                 "-filter_complex_threads",
@@ -498,6 +575,152 @@ def render_preview(
                 "28",
                 *_EXACT_OUT,
                 tmp,
+                *(
+                    a.format(first=first_tmp, last=last_tmp) if a in ("{first}", "{last}") else a
+                    for a in clean_maps
+                ),
             ],
             f"cannot render preview {Path(out_mp4).name}",
         )
+
+
+def _write_preview(
+    out: StrPath,
+    clean: CleanFrames | None,
+    args_for: Callable[[str, str, str], list[str]],
+    what: str,
+) -> None:
+    """`_write_with` for a preview and its clean frames: every file written to a temp
+    name beside its target, and all moved into place only when ffmpeg succeeded."""
+    targets = [Path(out)] + ([Path(clean.first), Path(clean.last)] if clean else [])
+    for t in targets:
+        if not t.parent.is_dir():
+            raise MediaError(f"{what}: folder {t.parent} does not exist")
+    tmps = [_tmp_for(t) for t in targets]
+    names = [str(t) for t in tmps] + ["", ""]
+    try:
+        _run(args_for(names[0], names[1], names[2]), what)
+        for tmp in tmps:
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise MediaError(f"{what}: ffmpeg produced no output")
+        for tmp, target in zip(tmps, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+# -- thumbnails (the storyboard page) -------------------------------------------------
+
+THUMB_WIDTH = 320
+
+
+def video_thumbnails(
+    video: StrPath, outs: tuple[StrPath, StrPath, StrPath], *, width: int = THUMB_WIDTH
+) -> None:
+    """Write the first, middle and last frames of `video` as JPEGs `width` pixels wide, in
+    one ffmpeg run (one decode of the clip). The middle is the frame at half the length
+    the header gives; the last is the real last frame (the final half second decoded)."""
+    src = Path(video)
+    what = f"cannot make thumbnails of {src.name}"
+    if not src.is_file():
+        raise MediaError(f"{what}: no such file")
+    info = probe(str(src))
+    middle = (info.duration or 0.0) / 2 if info is not None else 0.0
+    scale = f"scale={width}:-2:flags=bicubic,setsar=1"
+    targets = [Path(o) for o in outs]
+    for t in targets:
+        if not t.parent.is_dir():
+            raise MediaError(f"{what}: folder {t.parent} does not exist")
+    tmps = [_tmp_for(t) for t in targets]
+    jpeg = ["-frames:v", "1", "-q:v", "5", "-update", "1", *_EXACT_OUT]
+    try:
+        _run(
+            [
+                *("-i", str(src), "-ss", f"{middle:.6f}", "-i", str(src)),
+                *("-sseof", "-0.5", "-i", str(src)),
+                "-filter_complex",
+                f"[0:v]{scale}[a];[1:v]{scale}[b];[2:v]{scale},reverse[c]",
+                *("-map", "[a]", *jpeg, str(tmps[0])),
+                *("-map", "[b]", *jpeg, str(tmps[1])),
+                *("-map", "[c]", *jpeg, str(tmps[2])),
+            ],
+            what,
+        )
+        for tmp in tmps:
+            if not tmp.exists() or tmp.stat().st_size == 0:
+                raise MediaError(f"{what}: ffmpeg produced no output")
+        for tmp, target in zip(tmps, targets, strict=True):
+            os.replace(tmp, target)
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def image_thumbnail(image: StrPath, out: StrPath, *, width: int = THUMB_WIDTH) -> None:
+    """Write `image` (or a video's first frame) as a JPEG at most `width` pixels wide,
+    turned upright by its EXIF orientation."""
+    src = Path(image)
+    what = f"cannot make a thumbnail of {src.name}"
+    if not src.is_file():
+        raise MediaError(f"{what}: no such file")
+    turn = upright(str(src)) if src.suffix.lower() in (".jpg", ".jpeg") else ""
+    _write_with(
+        out,
+        lambda tmp: [
+            *("-i", str(src), "-map", "0:v:0"),
+            *("-vf", f"{turn}scale='min({width},iw)':-2:flags=bicubic,setsar=1,format=yuvj420p"),
+            *("-frames:v", "1", "-q:v", "5", "-update", "1", *_EXACT_OUT, tmp),
+        ],
+        what,
+    )
+
+
+# -- a public runner (for storyc.media.edit: cuts assembled into one video) ---------------
+
+
+def run(args: Sequence[str], what: str, *, timeout: float = 600.0) -> str:
+    """Run ffmpeg with `args`; return its stderr. `MediaError(what: ...)` on failure."""
+    return _run(args, what, timeout=timeout)
+
+
+def write_atomically(out: StrPath, args_for: Callable[[str], list[str]], what: str) -> None:
+    """Run ffmpeg writing to a temp file beside `out` (`args_for(tmp)` gives the
+    arguments), then move it into place: `out` is whole or absent, never half-written."""
+    _write_with(out, args_for, what)
+
+
+def run_output(
+    args: Sequence[str], what: str, *, timeout: float = 300.0, loglevel: str = "error"
+) -> tuple[bytes, str]:
+    """Run ffmpeg; return (stdout, stderr). For outputs written to stdout (`-f framemd5 -`,
+    raw samples with `-f s16le -`); `loglevel="info"` also gives the input's description on
+    stderr. `MediaError` on failure."""
+    try:
+        proc = subprocess.Popen(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", loglevel, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as e:
+        raise MediaError(f"{what}: cannot start ffmpeg: {e.strerror or e}") from None
+    try:
+        with contextlib.suppress(OSError, ValueError):
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+        out, err_bytes = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise MediaError(f"{what}: ffmpeg took longer than {timeout:.0f} s") from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    err = err_bytes.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = _one_line(err)
+        raise MediaError(f"{what}: {last}" if last else f"{what}: ffmpeg exited {proc.returncode}")
+    return out, err

@@ -12,7 +12,9 @@ scene output by the digest of that scene's picked video, and the take number.
 Comments, formatting, declaration order, renaming a file without changing its bytes,
 and edits to unrelated scenes therefore never change a key; any change to what the
 model would receive always does. The backend is part of it so that a free preview
-animatic can never stand in for a paid render.
+animatic can never stand in for a paid render. A preview's key also holds what only the
+preview shows: the scene's name and the prompt as written (its tag and caption), so that
+a renamed scene or mention gets a preview that says so; paid keys never hold them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_mark
 
 # Bump when the meaning of the material changes; every key changes with it.
 KEY_SCHEMA = 1
+PREVIEW = "preview"  # the backend whose pictures show the scene's name and written prompt
 
 
 class UpstreamUnknown(LookupError):
@@ -62,7 +65,7 @@ def key_material(
     """The dict whose canonical JSON is hashed. Raises `UpstreamUnknown`."""
     if take < 1:
         raise ValueError("takes are numbered from 1")
-    return {
+    material = {
         "key_schema": KEY_SCHEMA,
         "backend": backend,
         "target": request.target,
@@ -71,6 +74,9 @@ def key_material(
         "input": _replace(request.input, upstream),
         "take": take,
     }
+    if backend == PREVIEW:
+        material["shown"] = {"scene": request.scene, "caption": request.prompt_as_written}
+    return material
 
 
 def request_key(request: Request, *, backend: str, take: int, upstream: Mapping[str, str]) -> str:

@@ -8,8 +8,9 @@ the store's render records and verifies the objects they name (cheap after the f
 time: see storyc.state.store); nothing is written.
 
 It decides exactly as the executor does: a take whose key has a finished render with
-its object present is reused; otherwise, if the lock file recorded a URL for that key,
-it is fetched again; otherwise it renders. A scene that uses the output of a scene that
+its object present is reused; otherwise, if the team store has it (`remote`, see
+`storyc.remote.planning`), it is pulled; otherwise, if the lock file recorded a URL for
+that key, it is fetched again; otherwise it renders. A scene that uses the output of a scene that
 will render is *waiting*: its key cannot be known until then, but its cost can.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from storyc.plan import keys, pricing
 from storyc.state.lockfile import LockFile, SceneEntry
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
     from storyc.state.journal import Journal
 
 Status = Literal["up-to-date", "render", "blocked", "waiting"]
+
+
+class RemoteLookup(Protocol):
+    """What the planner asks the team store (`storyc.remote.planning.RemoteView`)."""
+
+    def output(self, key: str) -> str | None:
+        """The output digest the team store holds for `key`, or None."""
+        ...
+
+
 STATUSES: tuple[Status, ...] = ("up-to-date", "render", "waiting", "blocked")
 
 
@@ -52,6 +63,7 @@ class ScenePlan:
     takes: int = 1
     render: tuple[int, ...] = ()  # takes that will be rendered (sent, if paid)
     fetch: tuple[int, ...] = ()  # takes fetched again from their recorded URL
+    pull: tuple[int, ...] = ()  # takes the team store has: pulled, not paid
     reuse: tuple[int, ...] = ()  # takes whose output is in the store
     follow: tuple[int, ...] = ()  # takes already sent (in the journal): followed, not resent
     unknown: tuple[int, ...] = ()  # takes with an attempt of unknown fate
@@ -113,6 +125,7 @@ def _scene_json(s: ScenePlan) -> dict[str, Any]:
         "takes": s.takes,
         "render": list(s.render),
         "fetch": list(s.fetch),
+        "pull": list(s.pull),
         "reuse": list(s.reuse),
         "follow": list(s.follow),
         "unknown": list(s.unknown),
@@ -275,7 +288,13 @@ def _base_duration(comp: Compilation, req: Request, plans: dict[str, ScenePlan])
 
 
 def make_plan(
-    comp: Compilation, *, lock: LockFile, store: Store, backend: str, journal: Journal | None = None
+    comp: Compilation,
+    *,
+    lock: LockFile,
+    store: Store,
+    backend: str,
+    journal: Journal | None = None,
+    remote: RemoteLookup | None = None,
 ) -> Plan:
     names = list(comp.order)
     wanted: Iterable[str] = comp.selected or (comp.summary.scenes if comp.summary else ())
@@ -286,7 +305,7 @@ def make_plan(
         if name in broken:
             plans[name] = ScenePlan(name, "blocked", blocked=broken[name])
         else:
-            plans[name] = _plan_scene(comp, name, plans, lock, store, backend, journal)
+            plans[name] = _plan_scene(comp, name, plans, lock, store, backend, journal, remote)
     return Plan(backend, plans, names)
 
 
@@ -298,6 +317,7 @@ def _plan_scene(
     store: Store,
     backend: str,
     journal: Journal | None,
+    remote: RemoteLookup | None = None,
 ) -> ScenePlan:
     req = comp.requests.get(name)
     if req is None:
@@ -340,7 +360,7 @@ def _plan_scene(
         sp.estimate = pricing.estimate(req, backend=backend, takes=n_takes, base_duration=base)
         return sp
     sp.keys = keys.scene_keys(req, backend=backend, upstream=sp.upstream)
-    render, fetch, reuse, follow, unknown = [], [], [], [], []
+    render, fetch, reuse, follow, unknown, pull = [], [], [], [], [], []
     outputs: dict[int, tuple[str, float | None]] = {}
     for take, key in sp.keys.items():
         rec = store.lookup_render(key)
@@ -352,6 +372,11 @@ def _plan_scene(
                 rec.output,
                 locked.duration if locked and locked.duration else rec.duration,
             )
+            continue
+        team = remote.output(key) if remote is not None else None
+        if team is not None:  # the team store has it: pulled, not paid
+            pull.append(take)
+            outputs[take] = (team, locked.duration if locked else None)
             continue
         if locked is not None and locked.url and locked.url.startswith(("http://", "https://")):
             fetch.append(take)
@@ -366,7 +391,7 @@ def _plan_scene(
         else:
             render.append(take)
     sp.render, sp.fetch, sp.reuse = tuple(render), tuple(fetch), tuple(reuse)
-    sp.follow, sp.unknown = tuple(follow), tuple(unknown)
+    sp.follow, sp.unknown, sp.pull = tuple(follow), tuple(unknown), tuple(pull)
     picked = entry.picked if entry and 1 <= entry.picked <= n_takes else 1
     if not (render or follow or unknown):
         if picked in outputs:
@@ -377,7 +402,7 @@ def _plan_scene(
             sp.duration = float(req.duration)
     else:
         sp.status = "render"
-    if render or follow or unknown or fetch:
+    if render or follow or unknown or fetch or pull:
         sp.reasons = explain(entry, req, backend, sp.upstream)
         if entry is not None and not sp.reasons and (render or unknown or follow):
             sp.reasons = [_missing_reason(entry, sp, render + unknown + follow)]
@@ -395,6 +420,14 @@ def _plan_scene(
                     "journal",
                     f"take {t}",
                     message=f"take {t}: an earlier attempt's fate is unknown; needs your decision",
+                )
+            )
+        for t in pull:
+            sp.reasons.append(
+                Change(
+                    "remote",
+                    f"take {t}",
+                    message=f"take {t}: in the team store; pulled, not paid",
                 )
             )
         for t in fetch:

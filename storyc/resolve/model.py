@@ -26,6 +26,7 @@ DEFAULT_TARGET = "inference/video-o1"
 MAX_REFERENCES = 7
 MAX_REFERENCES_WITH_VIDEO = 4
 DURATION_MIN, DURATION_MAX = 3, 10
+DEFAULT_DURATION = 5  # the provider's default, which the targets send explicitly
 STRICT_DURATIONS = (5, 10)
 MAX_ELEMENT_REFS = 3
 IMAGE_MIN_PX = 300
@@ -197,11 +198,36 @@ class Scene:
         return tuple(seen)
 
 
+# Transitions a cut may use between two scenes (`crossfade(0.5)`).
+TRANSITIONS = ("crossfade",)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    kind: str  # one of TRANSITIONS
+    length: float  # seconds, > 0
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CutClip:
+    """One scene in a cut: played from `start` to `end` seconds of its video (None: from
+    its beginning / to its end), entered through `transition` from the clip before."""
+
+    scene: str
+    span: Span  # the scene's name in the cut
+    start: Setting[float] | None = None  # `in`
+    end: Setting[float] | None = None  # `out`
+    transition: Transition | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Cut:
     name: str
     scenes: tuple[tuple[str, Span], ...]
     span: Span
+    clips: tuple[CutClip, ...] = ()  # the same scenes, with trims and transitions
+    extent: Span | None = None  # the whole declaration, name to `]` (errors inside it)
 
 
 @dataclass(slots=True)

@@ -28,22 +28,27 @@ from storyc.resolve.context import KIND_WORDS, Layer, Named, Names
 from storyc.resolve.files import FileResolver
 from storyc.resolve.model import (
     DEFAULT_TARGET,
+    TRANSITIONS,
     Asset,
     Cut,
+    CutClip,
     Element,
     MediaKind,
     Project,
     Scene,
     Setting,
+    Transition,
 )
 from storyc.resolve.prompt import build_scene
 from storyc.resolve.scene import SceneResolver
 from storyc.resolve.values import (
     BACKENDS,
+    CUT_ENTRY_SETTINGS,
     ELEMENT_SETTINGS,
     PROJECT_DEFAULTS,
     PROJECT_SETTINGS,
     SCENE_SETTINGS,
+    as_number,
     check_settings,
     describe,
     did_you_mean,
@@ -310,15 +315,86 @@ class Resolver:
         out: dict[str, Cut] = {}
         for name, named in self.names.items():
             decl = named.decl
-            if not isinstance(decl, ast.CutDecl):
-                continue
-            items: list[tuple[str, Span]] = []
-            for v in decl.items.items:
-                scene = self.lookup_scene(v, "a cut")
-                if scene is not None:
-                    items.append((scene, v.span))
-            out[name] = Cut(name, tuple(items), decl.name_span)
+            if isinstance(decl, ast.CutDecl):
+                out[name] = self._cut(decl)
         return out
+
+    def _cut(self, decl: ast.CutDecl) -> Cut:
+        """A cut's entries: scenes with their trims, and the transitions between them
+        (E260-E263 here; trims against the scenes' lengths are checked in check.graph)."""
+        clips: list[CutClip] = []
+        pending: Transition | None = None
+        last: ast.CutItem | None = None  # the item before, written (even if it had errors)
+        lonely: ast.CutTransition | None = None
+        for item in decl.items:
+            if isinstance(item, ast.CutTransition):
+                if last is None or isinstance(last, ast.CutTransition):
+                    self._lonely_transition(item, "before it")
+                    lonely = item  # one complaint per transition
+                last = item
+                pending = self._transition(item)
+                continue
+            last = item
+            scene = self.lookup_scene(item.value, "a cut")
+            start, end = self._trim(item.trim)
+            if scene is not None:
+                clips.append(CutClip(scene, item.value.span, start, end, pending))
+            pending = None
+        if isinstance(last, ast.CutTransition) and last is not lonely:
+            self._lonely_transition(last, "after it")
+        scenes = tuple((c.scene, c.span) for c in clips)
+        d = decl.span
+        extent = Span(
+            d.file, decl.name_span.line, decl.name_span.col, d.end_line, d.end_col,
+            decl.name_span.start, d.end,
+        )  # fmt: skip
+        return Cut(decl.name, scenes, decl.name_span, tuple(clips), extent)
+
+    def _lonely_transition(self, item: ast.CutTransition, where: str) -> None:
+        self.diags.error(
+            "E262",
+            f"`{item.kind}` has no scene {where} to join",
+            item.span,
+            hint="a transition goes between two scenes: [intro, crossfade(0.5), chase]",
+        )
+
+    def _transition(self, item: ast.CutTransition) -> Transition | None:
+        if item.kind not in TRANSITIONS:
+            hint = did_you_mean(item.kind, TRANSITIONS) or (
+                "transitions: " + ", ".join(f"{t}(seconds)" for t in TRANSITIONS)
+            )
+            self.diags.error("E260", f"unknown transition `{item.kind}`", item.kind_span, hint=hint)
+            return None
+        if not item.length.value > 0:
+            self.diags.error(
+                "E261",
+                f"a {item.kind} must last more than 0 s, found {item.length.text}",
+                item.length.span,
+                hint=f"for example: {item.kind}(0.5)",
+            )
+            return None
+        return Transition(item.kind, float(item.length.value), item.span)
+
+    def _trim(self, block: ast.Block | None) -> tuple[Setting[float] | None, Setting[float] | None]:
+        if block is None:
+            return None, None
+        settings = check_settings(block.settings, CUT_ENTRY_SETTINGS, "a cut entry", self.diags)
+        found: dict[str, Setting[float]] = {}
+        for key, s in settings.items():
+            value = as_number(s, self.diags, minimum=0)
+            if not is_unset(value):
+                found[key] = Setting(float(value), s.value.span)
+        start, end = found.get("in"), found.get("out")
+        if start is not None and end is not None and not end.value > start.value:
+            self.diags.error(
+                "E263",
+                f"`out = {end.value:g}` is not after `in = {start.value:g}`: nothing would play",
+                end.span,
+                hint="the out point is a time in the scene's video after the in point",
+                notes=(("the in point", start.span),) if start.span else (),
+            )
+            return None, None
+        return start, end
 
     def lookup_scene(self, v: ast.Value, where: str) -> str | None:
         if not isinstance(v, ast.Ref) or v.attr is not None:
@@ -326,7 +402,7 @@ class Resolver:
                 "E104",
                 f"{where} lists scenes by name, found {describe(v)}",
                 v.span,
-                hint="for example: cut final = [intro, chase, ending]",
+                hint="for example: cut final = [intro, chase { in = 1, out = 4 }, ending]",
             )
             return None
         named = self.names.get(v.name)

@@ -35,6 +35,7 @@ from storyc.resolve.values import (
     as_enum,
     as_int,
     as_number,
+    as_remote,
     as_str,
     as_target,
     check_settings,
@@ -90,6 +91,8 @@ class SceneResolver:
             v = as_target(s, d, self.r.targets)
         elif n == "base_url":
             v = as_base_url(s, d)
+        elif n == "remote":
+            v = as_remote(s, d)
         elif n == "max_cost":
             v = as_number(s, d, 0)
         else:  # prompt, name, description

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from storyc.base.diagnostics import Diagnostics
 from storyc.lang import ast
@@ -40,9 +40,21 @@ SCENE_SETTINGS = (
 )
 # Scene settings the project block may give defaults for.
 PROJECT_DEFAULTS = ("quality", "aspect", "duration", "watermark", "takes", "target", "keep_sound")
-PROJECT_SETTINGS = ("name",) + PROJECT_DEFAULTS + ("backend", "base_url", "max_cost", "jobs")
+PROJECT_SETTINGS = (
+    ("name",)
+    + PROJECT_DEFAULTS
+    + (
+        "backend",
+        "base_url",
+        "max_cost",
+        "jobs",
+        "remote",
+    )
+)
 ELEMENT_SETTINGS = ("frontal", "refs", "description")
 VIDEO_SLOT = ("video", "motion", "edit")
+# A cut entry's trim: `arrival { in = 1, out = 4.5 }` (seconds of the scene's video).
+CUT_ENTRY_SETTINGS = ("in", "out")
 
 _UNSET: Any = object()
 
@@ -192,6 +204,42 @@ def as_base_url(s: ast.Setting, diags: Diagnostics) -> Any:
             hint='for example: base_url = "https://api.inference.sh"',
         )
     return _UNSET
+
+
+# Query words that would put a credential in the story (storyc.remote.config parses the rest).
+_REMOTE_SECRETS = ("key", "secret", "token", "password", "credential", "signature")
+
+
+def as_remote(s: ast.Setting, diags: Diagnostics) -> Any:
+    """The team store's URL (`s3://bucket/prefix`), never with a credential in it."""
+    value = as_str(s, diags)
+    if value is _UNSET:
+        return value
+    try:
+        parts = urlsplit(value)
+        user = parts.username
+    except ValueError:
+        parts, user = None, None
+    # credentials first: the E340 message quotes the value, this one never does
+    names = [k.lower() for k, _ in parse_qsl(parts.query)] if parts is not None else []
+    if user is not None or any(w in k for k in names for w in _REMOTE_SECRETS):
+        diags.error(
+            "E341",
+            "`remote` holds a credential: credentials never go in a story",
+            s.value.span,
+            hint="remove it; storyc reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE) from the environment",
+        )
+        return _UNSET
+    if parts is None or parts.scheme != "s3" or not parts.netloc:
+        diags.error(
+            "E340",
+            f'`remote` is not an s3:// URL: "{value}"',
+            s.value.span,
+            hint='for example: remote = "s3://my-team-bucket/my-film"',
+        )
+        return _UNSET
+    return value
 
 
 def to_python(value: ast.Value, diags: Diagnostics, what: str) -> Any:

@@ -129,6 +129,9 @@ class Store:
         self._objects_s = os.fspath(self.objects)
         self._verified: dict[str, tuple[int, ...]] = {}
         self._verified_dirty = False
+        # hashed by this process but not durable yet: trusted here, verified again by the
+        # next process (see `adopt`)
+        self._fresh: dict[str, tuple[int, ...]] = {}
         self.bytes_verified = 0
         self._load_verified()
 
@@ -186,7 +189,7 @@ class Store:
             st = os.stat(path)
         except OSError:
             return None
-        if self._verified.get(digest) == sig_of(st):
+        if self._verified.get(digest) == sig_of(st) or self._fresh.get(digest) == sig_of(st):
             return path
         try:
             actual, n = digest_file(path)
@@ -197,18 +200,22 @@ class Store:
             with suppress(FileNotFoundError):
                 os.unlink(path)
             self._verified.pop(digest, None)
+            self._fresh.pop(digest, None)
             self._verified_dirty = True
             return None
         self._remember(digest, st)
         return path
 
-    def _publish(self, tmp: Path, digest: str) -> Path:
+    def _publish(self, tmp: Path, digest: str, *, durable: bool = True) -> Path:
         final = self.object_path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)  # objects are immutable; discourage edits in place
         os.replace(tmp, final)
-        fsync_dir(final.parent)
-        self._remember(digest, final.stat())
+        if durable:
+            fsync_dir(final.parent)
+            self._remember(digest, final.stat())
+        else:
+            self._fresh[digest] = sig_of(final.stat())
         return final
 
     @contextmanager
@@ -234,6 +241,27 @@ class Store:
             self._publish(tmp, digest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def incoming(self, name: str) -> Path:
+        """A temp path for a download that is kept between attempts (resumed later): in
+        the store's own directory, so `adopt` is a rename; `.tmp-` so gc removes it once
+        it is old."""
+        incoming = self.objects / "incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        return incoming / f".tmp-{name}"
+
+    def adopt(self, tmp: Path, digest: str, *, durable: bool = True) -> Path:
+        """Publish a file written elsewhere whose bytes the caller has hashed to `digest`
+        (e.g. a resumed download): fsynced, then renamed into place.
+
+        `durable=False` for an object that is cheap to fetch again (pulled from the team
+        store): no fsync, and it is trusted by this process only. The next process hashes
+        it on first use, as any object not known to be verified, so bytes a crash lost are
+        found then (a miss, pulled again), never served."""
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        return self._publish(tmp, digest, durable=durable)
 
     def put_bytes(self, data: bytes) -> str:
         with self.writer() as w:
@@ -275,6 +303,7 @@ class Store:
 
     def remove(self, digest: str) -> None:
         self.object_path(digest).unlink(missing_ok=True)
+        self._fresh.pop(digest, None)
         if self._verified.pop(digest, None) is not None:
             self._verified_dirty = True
 
@@ -291,9 +320,14 @@ class Store:
             return None  # a damaged record is a miss
         return raw if isinstance(raw, dict) else None
 
-    def record_render(self, rec: RenderRecord) -> None:
+    def record_render(self, rec: RenderRecord, *, durable: bool = True) -> None:
+        """`durable=False` for records that are cheap to make again (a render pulled from
+        the team store: its object is durable, and a lost record only means looking it up
+        again), saving two fsyncs each."""
         data = {k: getattr(rec, k) for k in RenderRecord.__slots__}
-        atomic_write(Path(self._record_path("renders", rec.key)), canonical_json(data))
+        atomic_write(
+            Path(self._record_path("renders", rec.key)), canonical_json(data), durable=durable
+        )
 
     def lookup_render(self, key: str) -> RenderRecord | None:
         """The finished render for `key`, whether or not its object is still present."""

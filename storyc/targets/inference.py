@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from storyc.base.diagnostics import Diagnostics, Span
 from storyc.check import rules
 from storyc.resolve.model import (
+    DEFAULT_DURATION,
     MAX_REFERENCES,
     MAX_REFERENCES_WITH_VIDEO,
     Input,
@@ -34,7 +35,6 @@ from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request
 
 APP = "klingai/video-o1"
 MAX_PROMPT = 2500
-DEFAULT_DURATION = 5  # the provider's default; sent explicitly so price and payload agree
 
 
 class FileMarker(BaseModel):
@@ -170,6 +170,7 @@ class InferenceTarget(Target):
             mode=low.mode,
             base_video=marker(video.input.source) if video and video.mode == "base" else None,
             notes=tuple(low.notes),
+            prompt_as_written=scene.prompt,
         )
 
     def _collect_refs(self, low: Lowering, project: Project, diags: Diagnostics) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
@@ -64,6 +64,9 @@ class Request:
     mode: str  # "text-to-video", "image-to-video", "start-end-frame", "reference", "edit"
     base_video: dict[str, Any] | None = None  # the marker of the edited video (base mode)
     notes: tuple[str, ...] = field(default=())  # lowering notes shown by `compile`
+    # The prompt as the writer wrote it (templated, `@names` not yet placeholders): what a
+    # preview's caption shows. Never sent; part of a preview's key only (storyc.plan.keys).
+    prompt_as_written: str = ""
 
     @property
     def input(self) -> dict[str, Any]:
@@ -75,23 +78,12 @@ class Request:
         return str(self.body["input"].get("prompt", ""))
 
     def canonical(self) -> str:
-        """Everything in the request as compact JSON, the body's fields in their order
-        (the provider's schema order): what `fingerprint` digests, and how
+        """Every field, in declaration order, as compact JSON (the body's fields in their
+        order: the provider's schema order): what `fingerprint` digests, and how
         `storyc.compiler.state` stores a request."""
         data = [
-            self.scene,
-            self.target,
-            self.schema,
-            self.app,
-            self.body,
-            self.takes,
-            list(self.upstream),
-            self.quality,
-            self.duration,
-            self.has_video_input,
-            self.mode,
-            self.base_video,
-            list(self.notes),
+            list(v) if isinstance(v, tuple) else v
+            for v in (getattr(self, f.name) for f in fields(self))
         ]
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 

@@ -80,6 +80,9 @@ class Wiring:
     # Optional: an object with `emit(kind, data)` and `budget_left()` slots the session fills
     # (the executor's progress becomes events; the executor enforces the budget left too).
     pipeline: Any = None
+    # Optional (`storyc watch --board`): rewrite the storyboard page for a compilation;
+    # returns the page's path. Called after each build and each plan with nothing to build.
+    board: Callable[[Any], Path] | None = None
 
 
 class NotBuilt(Exception):
@@ -262,6 +265,7 @@ class WatchSession:
                 )
                 self._last_held = marker
         if not todo:
+            self._board(good)
             return None
         cost = plan.cost(todo)
         if plan.paid and (self.max_cost is not None or not self.yes):
@@ -308,6 +312,7 @@ class WatchSession:
             self.interrupted = True
             self.stop.set()
             return report
+        self._board(good)
         t = time.perf_counter()
         with self.lock:
             if self.good is good:  # otherwise a newer refresh has shown a newer plan
@@ -317,6 +322,18 @@ class WatchSession:
                     self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
         self.wake.set()  # look again: edits made during the build are still pending
         return report
+
+    def _board(self, good: Compiled) -> None:
+        """Rewrite the storyboard page, when asked for; a failure is an event, not an end."""
+        if self.wiring.board is None:
+            return
+        t = time.perf_counter()
+        try:
+            path = self.wiring.board(good.comp)
+        except Exception as exc:
+            self.emit("error", message=f"board failed: {type(exc).__name__}: {exc}")
+            return
+        self.emit("board", path=self._rel(path), ms=round((time.perf_counter() - t) * 1000, 1))
 
     # -- the whole session -------------------------------------------------------
 

@@ -103,6 +103,8 @@ def describe(ev: Event) -> str | None:
         if not ev.get("free"):
             parts.append(f"spent this session {_money(ev['spent'])}")
         return "; ".join(parts)
+    if kind == "board":
+        return f"board: {ev['path']} ({ev['ms']:.0f} ms)"
     if kind == "progress":
         return f"  {ev['scene']}: {ev['state']}" + (f" ({ev['detail']})" if ev["detail"] else "")
     if kind == "note":

@@ -268,6 +268,8 @@ class Pipeline:
                     signals=(signal.SIGINT,),
                 )
             )
+            if not result.interrupted:
+                self._assemble_cuts(comp, store, lock, result)
             store.save()
         except (LockFileError, JournalError, SetupError) as exc:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
@@ -284,6 +286,28 @@ class Pipeline:
             done, bad, result.committed if self.paid else Decimal(0), interrupted=result.interrupted
         )
 
+    def _assemble_cuts(self, comp: Compilation, store: Store, lock: LockFile, result: Any) -> None:
+        """As `storyc build` does after the scenes: every cut whose clips changed (the
+        film stage; its lines are watch notes)."""
+        if comp.project is None or not comp.project.cuts:
+            return
+        from storyc.film.cuts import build_cuts
+        from storyc.film.spec import cut_specs
+
+        build_cuts(
+            self.root,
+            store,
+            lock,
+            cuts=cut_specs(comp.project, comp.diagnostics),
+            requests=comp.requests,
+            order=comp.order,
+            outcomes=result.scenes,
+            backend=self.backend,
+            broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
+            jobs=min(self.jobs, os.cpu_count() or 1),
+            say=lambda text: self.emit("note", {"text": text}),
+        )
+
 
 class BuildRefused(NotBuilt):
     """Nothing was started: another build holds the project, or it cannot be set up."""
@@ -298,6 +322,7 @@ def make_wiring(
     max_cost: Decimal | None,
     yes: bool,
     base_url: str | None = None,
+    board: bool = False,
 ) -> Wiring:
     """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
     compiler = Compiler(Path(path), target=target)
@@ -323,6 +348,12 @@ def make_wiring(
         api_key=api_key,
         base_url=str(base_url) if base_url else None,
     )
+
+    def write_board(comp: Compilation) -> Path:
+        from storyc.review.make import make_board
+
+        return make_board(compiler.root, comp, backend=name, target=target).path
+
     return Wiring(
         root=compiler.root,
         compile=compiler,
@@ -332,4 +363,5 @@ def make_wiring(
         parses=lambda: compiler.parses,
         close=compiler.save,
         pipeline=pipe,
+        board=write_board if board else None,
     )

@@ -5,8 +5,14 @@ Out: stored files by id, and real MP4 outputs of the requested duration and aspe
 ratio, made by `storyc.media.ffmpeg` (the only module that runs ffmpeg). I/O: writes under
 the provider's scratch directory; renders in worker threads, two at a time.
 
-Outputs are cached: the key is (duration, aspect, caption, input files) normally, and
-only (duration, aspect) with `fast_outputs`, so a benchmark of 500 tasks renders one
+Like the model, the loopback gives a different video each time the same input is sent:
+the n-th task with an identical input (in this server's life) gets look n — another
+camera move, other colours, "output n" in its tag (`render_preview`'s `variant`) — so the
+takes of a scene differ and choosing one can be rehearsed. The same sequence of tasks
+always gives the same videos.
+
+Outputs are cached: the key is (duration, aspect, caption, input files, look) normally,
+and only (duration, aspect) with `fast_outputs`, so a benchmark of 500 tasks renders one
 video. Concurrent tasks with the same key share one render.
 """
 
@@ -60,6 +66,7 @@ class MediaShelf:
         self._renders: dict[str, asyncio.Future[Path]] = {}
         self._slots = threading.Semaphore(renders)
         self.render_count = 0
+        self._sent: dict[str, int] = {}  # input digest -> tasks seen with that input
 
     def new_file(self, file_id: str, filename: str, content_type: str, size: int) -> StoredFile:
         safe = "".join(c for c in filename if c.isalnum() or c in "._-") or "file"
@@ -80,6 +87,13 @@ class MediaShelf:
             return None
         path = self.root / "outputs" / name
         return path if path.is_file() else None
+
+    def look(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`args` with the look of this task: the n-th task with the same input gets
+        variant n - 1. Called once per task, in the order the tasks arrive."""
+        ident = hashlib.sha256(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()
+        n = self._sent[ident] = self._sent.get(ident, 0) + 1
+        return {**args, "variant": n - 1, "title": f"output {n}", "badge": "LOOPBACK"}
 
     async def render(self, args: dict[str, Any]) -> str:
         """Render (or reuse) the output for `args`; returns its file name under outputs/."""

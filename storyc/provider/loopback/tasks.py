@@ -180,6 +180,8 @@ class TaskBook:
         if outcome == "reject":
             self.set(task_id, Status.REJECTED, error="insufficient balance")
             return
+        # before the first await: looks follow the order the tasks arrived in
+        look = self.p.shelf.look(self.p.shelf.render_args(model, self.p.base_url))
         try:
             await asyncio.sleep(0.2 * lat)
             self.set(task_id, Status.RUNNING)
@@ -187,7 +189,7 @@ class TaskBook:
                 self.set(task_id, Status.FAILED, error="end_image requires image")
                 return
             started = asyncio.get_running_loop().time()
-            name = await self.p.shelf.render(self.p.shelf.render_args(model, self.p.base_url))
+            name = await self.p.shelf.render(look)
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, 0.6 * lat - elapsed))
             if outcome == "fail":
