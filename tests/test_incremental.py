@@ -337,7 +337,14 @@ def snapshot(c: Compilation) -> dict[str, Any]:
         return "sha256:" + hashlib.sha256(scene.encode()).hexdigest()
 
     summary = c.summary if c.found and c.diagnostics is not None else None
+    # counts and what commands print first: an engine's compilation works them out
+    # without decoding the notes, which `diagnostics` then does
+    counted = c.counts()
+    printed = c.rendered()
     return {
+        "counts": counted,
+        "printed": printed,
+        "with notes": c.rendered(notes=True),
         "json": c.dumps(),
         "diagnostics": [
             (d.code, d.severity, d.message, d.span, d.hint, d.notes) for d in c.diagnostics

@@ -112,8 +112,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def open_team_store(args: argparse.Namespace, comp: Any, store: Store) -> Any:
     """The team store for this command, None when there is none; an int (exit code)
     after saying why a configured one cannot be used."""
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("remote")
+    settings = comp.summary.settings if comp.summary is not None else {}
+    setting = settings.get("remote")  # a plain value (no model is built for it)
     from storyc.remote.config import RemoteConfigError
     from storyc.remote.team import open_team
 
@@ -293,12 +293,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cut_plans(comp: Any, plan: Plan) -> dict[str, Any]:
     """Each cut: its entries in order, its running time (the renders' lengths where they
     exist, else the story's), and its scenes that have no render for this backend yet."""
-    from storyc.film.spec import cut_specs
+    from storyc.film.spec import specs_of
 
-    if comp.project is None:
+    facts = comp.cut_facts()  # kept with the compilation: no model is built for them
+    if not facts:
         return {}
     out: dict[str, Any] = {}
-    for name, spec in cut_specs(comp.project, comp.diagnostics).items():
+    for name, spec in specs_of(facts, comp.diagnostics if comp.has_errors else ()).items():
         total: float | None = 0.0
         entries = []
         missing: dict[str, str] = {}

@@ -171,12 +171,15 @@ class Compilation:
             n[("error", "warning", "note").index(d.severity.value)] += 1
         return n[0], n[1], n[2]
 
+    def shown(self) -> list[Diagnostic]:
+        """Errors and warnings: what commands show unless notes are asked for."""
+        return [d for d in self.diagnostics if d.severity is not Severity.NOTE]
+
     def rendered(self, *, notes: bool = False) -> str:
         """The diagnostics as commands print them (notes only when asked for)."""
         cache = self.__dict__.setdefault("_rendered", {})
         if notes not in cache:
-            shown = [d for d in self.diagnostics if notes or d.severity is not Severity.NOTE]
-            cache[notes] = render_all(shown, self.sources)
+            cache[notes] = render_all(self.diagnostics if notes else self.shown(), self.sources)
         return cache[notes]  # type: ignore[no-any-return]
 
     @property

@@ -17,17 +17,18 @@ touching it changed. Inside a file the diagnostics are gathered in the order
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from storyc.base.diagnostics import Diagnostic, Diagnostics, Span
+from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.check import graph as graph_mod
 from storyc.check import rules
 from storyc.check.taint import broken_from
 from storyc.compiler import Compilation, Summary, _select
+from storyc.compiler.segments import NOSPAN, PHASES, Contribution, Segment
 from storyc.compiler.units import Decoded, Decoder, Unit
 from storyc.resolve.model import Cut, LocalFile, Project
 from storyc.targets.request import Request
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 class IndexView(Protocol):
     scenes: list[str]
+    named: dict[str, tuple[str, int]]
     pos: dict[str, int]
     kinds: dict[str, str]
     label_path: dict[str, str]
@@ -75,12 +77,12 @@ class Engine(Protocol):
     def lower(self, unit: Unit) -> None: ...
     def file_identity(self, label: str) -> int: ...
     def scene_span(self, name: str) -> Span: ...
+    def file_decls(self, path: str) -> FileDecls: ...
     def scene_length(self, name: str) -> float | None: ...
     def model_maker(self, loaded: Loaded) -> Callable[[], Project | None]: ...
 
 
 _NOWHERE = Span("", 0, 0, 0, 0)
-NOSPAN = ""  # the segment of diagnostics without a location (sorted first)
 
 
 @dataclass
@@ -115,8 +117,8 @@ class Assembler:
     """Keeps what the last assembly computed, so the next one redoes only what changed."""
 
     def __init__(self) -> None:
-        self.segments: dict[str, tuple[Any, list[Diagnostic], tuple[int, ...]]] = {}
-        self.touched: dict[str, list[str]] = {}  # label -> other files its notes point into
+        # label -> (signature, segment, other files its units point into, their versions)
+        self.segments: dict[str, tuple[Any, Segment, list[str], tuple[int, ...]]] = {}
         self.order_key: Any = None
         self.order: tuple[list[str], list[list[str]]] = ([], [])
         self.used_up_key: Any = None
@@ -237,7 +239,7 @@ class Assembler:
             tuple(sorted(broken.items())),
             None if scenes is None else tuple(wanted),
         )
-        diagnostics = self._diagnostics(
+        segments = self._diagnostics(
             engine, parts, context, chosen, broken, in_cut, used_up, bool(cuts)
         )
 
@@ -247,7 +249,7 @@ class Assembler:
             None,
             requests,
             final,
-            diagnostics,
+            [],
             loaded.sources,
             None,
             selected=wanted,
@@ -257,6 +259,7 @@ class Assembler:
             summary_data=summary,
             model=engine.model_maker(loaded),
             cut_facts=facts,
+            segments=segments,
         )
 
     @staticmethod
@@ -341,7 +344,9 @@ class Assembler:
         in_cut: set[str],
         used_up: set[str],
         has_cuts: bool,
-    ) -> list[Diagnostic]:
+    ) -> list[Segment]:
+        """Each file's `Segment`, in file order; one whose inputs did not change (nor the
+        files its units point into) is the last update's."""
         index = engine.index
         assert index is not None
         labels: set[str] = set(index.label_path) | {NOSPAN}
@@ -351,7 +356,8 @@ class Assembler:
         owners: dict[str, set[str]] = {}
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
-        out: list[Diagnostic] = []
+        lowered = {n for n in chosen if n not in broken}
+        out: list[Segment] = []
         for label in sorted(labels):
             own = index.by_label.get(label, ())
             foreign = engine.foreign.get(label, set())
@@ -363,85 +369,44 @@ class Assembler:
                 tuple(sorted((n, engine.units[n].version) for n in foreign if n in engine.units)),
             )
             hit = self.segments.get(label)
-            # notes may point into other files: those must not have moved either
             if (
                 hit is not None
                 and hit[0] == sig
-                and tuple(engine.file_identity(x) for x in self.touched.get(label, ())) == hit[2]
+                and tuple(engine.file_identity(x) for x in hit[2]) == hit[3]
             ):
-                out.extend(hit[1])
+                out.append(hit[1])
                 continue
-            segment, touched = self._segment(
-                engine,
-                label,
-                parts,
-                own,
-                foreign,
-                chosen,
-                broken,
-                in_cut,
-                used_up,
-                has_cuts,
-                owners,
+            names = sorted(
+                {*own, *(n for n in foreign if n in engine.units)}, key=index.pos.__getitem__
             )
-            self.touched[label] = touched
-            self.segments[label] = (sig, segment, tuple(engine.file_identity(x) for x in touched))
-            out.extend(segment)
+            units = []
+            touched: set[str] = set()
+            for n in names:
+                now = engine.anchors_now(engine.units[n])
+                touched.update(a[0] for a in now if a is not None)
+                units.append((engine.units[n], Decoder(now)))
+            unreached = None
+            if has_cuts and own:
+                path = index.label_path[label]
+                fd = engine.file_decls(path)
+                unreached = (fd, [(n, index.named[n][1]) for n in own], in_cut, used_up)
+            segment = Segment(
+                Contribution(
+                    label,
+                    {k: list(getattr(parts, k).get(label, ())) for k in PHASES},
+                    units,
+                    owners,
+                    lowered,
+                    unreached,
+                )
+            )
+            others = sorted(touched - {label})
+            ids = tuple(engine.file_identity(x) for x in others)
+            self.segments[label] = (sig, segment, others, ids)
+            out.append(segment)
         for label in [x for x in self.segments if x not in labels]:
             del self.segments[label]
-            self.touched.pop(label, None)
         return out
-
-    def _segment(
-        self,
-        engine: Engine,
-        label: str,
-        parts: _Parts,
-        own: Any,
-        foreign: set[str],
-        chosen: set[str],
-        broken: dict[str, str],
-        in_cut: set[str],
-        used_up: set[str],
-        has_cuts: bool,
-        owners: dict[str, set[str]],
-    ) -> tuple[list[Diagnostic], list[str]]:
-        """One file's diagnostics, gathered in `compile_project`'s order, then sorted; and
-        the other files their notes point into."""
-        index = engine.index
-        assert index is not None
-        names = sorted(
-            {*own, *(n for n in foreign if n in engine.units)}, key=index.pos.__getitem__
-        )
-        decoded = [(n, self.decoded(engine, engine.units[n])) for n in names]
-
-        def mine(ds: list[Diagnostic]) -> list[Diagnostic]:
-            return [d for d in ds if (d.span.file if d.span is not None else NOSPAN) == label]
-
-        acc = Diagnostics()
-        acc.extend(parts.loader.get(label, ()))
-        acc.extend(parts.shell.get(label, ()))
-        for _, dec in decoded:
-            acc.extend(mine(dec.res))
-        acc.extend(parts.cuts.get(label, ()))
-        for _, dec in decoded:
-            acc.extend(mine(dec.graph))
-        acc.extend(parts.cycles.get(label, ()))
-        acc.extend(parts.cut_lists.get(label, ()))
-        if has_cuts and own:
-            spans = {n: engine.scene_span(n) for n in own}
-            graph_mod.unreached(spans, in_cut, used_up, acc)
-        acc.extend(parts.media.get(label, ()))
-        for n, dec in decoded:
-            for path, ds in dec.media:
-                if path in owners.get(n, ()):
-                    acc.extend(mine(ds))
-        acc.extend(parts.select.get(label, ()))
-        for n, dec in decoded:
-            if n in chosen and n not in broken and dec.low is not None:
-                acc.extend(mine(dec.low))
-        touched = {s.file for d in acc for _, s in d.notes if s is not None}
-        return acc.sorted(), sorted(touched - {label})
 
     def _requests(
         self,
@@ -499,10 +464,10 @@ class Assembler:
             for el in p.elements.values():
                 for f, _ in rules.element_files(el):
                     local[f.abs_path] = None
-            root = Path(p.root)
             for u in units:
                 for path, _ in u.media:
-                    local.setdefault(str(root / path), None)
+                    if path not in local:
+                        local.setdefault(os.path.join(p.root, path), None)
             self.summary_key = key
             self.summary = Summary(
                 p.name,
@@ -587,14 +552,44 @@ class EngineCompilation(Compilation):
         summary_data: Summary,
         model: Callable[[], Project | None],
         cut_facts: dict[str, dict[str, Any]],
+        segments: list[Segment],
         **kwargs: Any,
     ) -> None:
         self._lazy_project: Any = _UNSET
         self._lazy_graph = lazy_graph
         self._make_model = model
+        self._segments = segments
+        self._all: list[Diagnostic] | None = None
         self.__dict__["_summary"] = summary_data
         self.__dict__["_cut_facts"] = cut_facts
         super().__init__(*args, **kwargs)
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """Every diagnostic, sorted (decoded when first asked for)."""
+        if self._all is None:
+            self._all = [d for s in self._segments for d in s.full()]
+        return self._all
+
+    @diagnostics.setter
+    def diagnostics(self, value: list[Diagnostic]) -> None:
+        self._all = value or None
+
+    def shown(self) -> list[Diagnostic]:
+        if self._all is not None:
+            return [d for d in self._all if d.severity is not Severity.NOTE]
+        return [d for s in self._segments for d in s.shown()]
+
+    def counts(self) -> tuple[int, int, int]:
+        e = w = n = 0
+        for s in self._segments:
+            a, b, c = s.counts()
+            e, w, n = e + a, w + b, n + c
+        return e, w, n
+
+    @property
+    def has_errors(self) -> bool:
+        return self.counts()[0] > 0
 
     @property
     def project(self) -> Project | None:

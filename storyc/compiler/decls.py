@@ -164,6 +164,21 @@ class FileDecls:
             d.node, d.node_at = parsed, a
         return d.node
 
+    def nodes(self, indices: list[int]) -> list[ast.Decl]:
+        """The trees of declarations `indices`: one whole-file parse when many are
+        missing (a parser call per region costs more than the file, past a few dozen)."""
+        assert self.decls is not None
+        decls = self.decls
+        missing = [
+            i for i in indices if decls[i].node is None or decls[i].node_at != self.anchor(i)
+        ]
+        if len(missing) > 24:
+            result = parse_text(self.text, self.label)
+            if not result.diagnostics and len(result.file.items) == len(decls):
+                for i, node in enumerate(result.file.items):
+                    decls[i].node, decls[i].node_at = node, self.anchor(i)
+        return [self.node(i) for i in indices]
+
     def items(self) -> list[ast.Decl]:
         """Every declaration's tree (what a whole-file parse gives)."""
         if self.decls is None:

@@ -57,11 +57,10 @@ from storyc.check import graph as graph_mod
 from storyc.check import rules
 from storyc.check.taint import DeclInfo
 from storyc.compiler import Compilation, _lower, known_targets
-from storyc.compiler.assembly import Assembler, decode_key
+from storyc.compiler.assembly import Assembler
 from storyc.compiler.decls import NAMED, Anchor, FileDecls, read_file
 from storyc.compiler.units import (
     ABSENT,
-    Decoded,
     Encoder,
     Unit,
     digest,
@@ -333,7 +332,7 @@ class Engine:
             return hit[1], hit[2]
         assert fd.decls is not None
         idx = [i for i, d in enumerate(fd.decls) if d.kind != "scene"]
-        items = [fd.node(i) for i in idx]
+        items = fd.nodes(idx)
         self._shared[abs_path] = (fd, items, idx)
         return items, idx
 
@@ -498,6 +497,9 @@ class Engine:
         span = self.files[abs_path].name_span(i)
         assert span is not None
         return span
+
+    def file_decls(self, path: str) -> FileDecls:
+        return self.files[path]
 
     def file_identity(self, label: str) -> int:
         path = self.index.label_path.get(label) if self.index is not None else None
@@ -928,7 +930,6 @@ class Engine:
         unit.length = list(graph_mod.length_fact(scene))
         unit.aspect = scene.aspect.value if scene.aspect is not None else None
         self._pointing(enc, deps)
-        unit.fresh = (list(res), list(edges_diags), media)
         unit.model = scene
         unit.model_at = self._model_key(unit, shell)
         return unit
@@ -974,11 +975,6 @@ class Engine:
         unit.ok = request is not None and not local.has_errors
         self._version += 1
         unit.version = self._version
-        if unit.fresh is not None:
-            # the diagnostics as just computed are where they are: no need to decode them
-            res, graph, media = unit.fresh
-            unit.decoded = (decode_key(self, unit), Decoded(res, graph, media, list(local)))
-            unit.fresh = None
 
     # -- the model, when asked for ---------------------------------------------------------------
 

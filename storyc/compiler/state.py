@@ -209,7 +209,7 @@ def _request_in(v: Any) -> Request:
     """A request read back: the fields `Request.canonical` writes, each checked, and
     markers that name only project-relative files with well-formed digests (a planted
     record cannot make a build send a file from outside the project)."""
-    from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
+    from storyc.targets.request import Request
 
     names = _request_fields()
     if type(v) is not list or len(v) != 2 or type(v[1]) is not list or len(v[1]) != len(names):
@@ -221,27 +221,42 @@ def _request_in(v: Any) -> Request:
     for name, ok in _REQUEST_CHECKS.items():
         if not ok(data[name]):
             raise _bad(f"a request's {name}")
-    body, base = data["body"], data["base_video"]
-    for _, marker in [*iter_markers(body["input"]), *iter_markers({"b": base})]:
-        if FILE_MARKER in marker:
-            path = marker[FILE_MARKER]
-            if (
-                type(path) is not str
-                or not path
-                or os.path.isabs(path)
-                or "\\" in path
-                or ".." in Path(path).parts
-            ):
-                raise _bad("a file outside the project")
-            if not is_digest(marker.get("digest")):
-                raise _bad("a file marker without a digest")
-        elif type(marker[SCENE_MARKER]) is not str:
-            raise _bad("a scene marker without a scene")
+    _check_markers([data["body"]["input"], data["base_video"]])
     data["upstream"] = tuple(data["upstream"])
     data["notes"] = tuple(data["notes"])
-    req = Request(**data)
-    req.__dict__["fingerprint"] = fp  # Request.fingerprint, as computed when it was written
+    data["fingerprint"] = fp  # Request.fingerprint, as computed when it was written
+    # every field is checked above: fill the frozen dataclass without its __init__ (ten
+    # thousand requests are read back at once)
+    req = Request.__new__(Request)
+    req.__dict__.update(data)
     return req
+
+
+def _check_markers(values: list[Any]) -> None:
+    """File markers name project-relative files with digests; scene markers name scenes."""
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            if "$file" in v:
+                path = v["$file"]
+                if (
+                    type(path) is not str
+                    or not path
+                    or path.startswith(("/", "\\"))
+                    or os.path.isabs(path)
+                    or "\\" in path
+                    or ".." in path.split("/")
+                    or not is_digest(v.get("digest"))
+                ):
+                    raise _bad("a file outside the project, or without a digest")
+            elif "$scene" in v:
+                if type(v["$scene"]) is not str:
+                    raise _bad("a scene marker without a scene")
+            else:
+                stack.extend(v.values())
+        elif type(v) is list:
+            stack.extend(v)
 
 
 def _request_fields() -> tuple[str, ...]:

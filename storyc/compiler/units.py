@@ -76,7 +76,6 @@ class Unit:
     model: Scene | None = field(default=None, repr=False)
     model_at: Any = field(default=None, repr=False)
     decoded: Any = field(default=None, repr=False)  # (key, Decoded)
-    fresh: Any = field(default=None, repr=False)  # this process's diagnostics, as computed
     _req: Request | None = field(default=None, repr=False)
 
     def req(self) -> Request | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError
-from storyc.base.diagnostics import Severity, to_json
+from storyc.base.diagnostics import to_json
 from storyc.base.fsio import stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.build.effects import ProjectIO
@@ -134,7 +134,7 @@ class Compiler:
             files.add(self.root / "main.story")  # `storyc init` or a first save starts it
         # Notes (where a setting came from) are for `storyc check`; a screen redrawn on
         # every save shows only what needs attention.
-        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+        shown = comp.shown()
         errors, warnings, _ = comp.counts()
         return Compiled(
             comp=comp,
@@ -289,16 +289,17 @@ class Pipeline:
     def _assemble_cuts(self, comp: Compilation, store: Store, lock: LockFile, result: Any) -> None:
         """As `storyc build` does after the scenes: every cut whose clips changed (the
         film stage; its lines are watch notes)."""
-        if comp.project is None or not comp.project.cuts:
+        facts = comp.cut_facts()  # from the units: no model is built for this
+        if not facts:
             return
         from storyc.film.cuts import build_cuts
-        from storyc.film.spec import cut_specs
+        from storyc.film.spec import specs_of
 
         build_cuts(
             self.root,
             store,
             lock,
-            cuts=cut_specs(comp.project, comp.diagnostics),
+            cuts=specs_of(facts, comp.diagnostics if comp.has_errors else ()),
             requests=comp.requests,
             order=comp.order,
             outcomes=result.scenes,
