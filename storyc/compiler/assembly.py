@@ -575,6 +575,10 @@ class EngineCompilation(Compilation):
     def diagnostics(self, value: list[Diagnostic]) -> None:
         self._all = value or None
 
+    def has_all(self) -> bool:
+        """Whether every diagnostic was decoded already (see `diagnostics`)."""
+        return self._all is not None
+
     def shown(self) -> list[Diagnostic]:
         if self._all is not None:
             return [d for d in self._all if d.severity is not Severity.NOTE]

@@ -184,6 +184,19 @@ def diag_out(d: Diagnostic) -> list[Any]:
     ]
 
 
+def _all_diags_in(recs: Any) -> list[Diagnostic]:
+    if recs is None:
+        raise Damaged("not kept: compile them again")  # `_part` falls back to the engine
+    return diags_in(recs)
+
+
+def _has_all(comp: Compilation) -> bool:
+    """Whether the compilation has decoded every diagnostic already (cheap to keep)."""
+    from storyc.compiler.assembly import EngineCompilation
+
+    return not isinstance(comp, EngineCompilation) or comp.has_all()
+
+
 def diags_in(recs: Any) -> list[Diagnostic]:
     _check_diags(recs, 0)
     return [
@@ -577,7 +590,7 @@ class StoredCompilation(Compilation):
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
-        return self._part("diagnostics", diags_in)  # type: ignore[no-any-return]
+        return self._part("diagnostics", _all_diags_in)  # type: ignore[no-any-return]
 
     @diagnostics.setter
     def diagnostics(self, value: list[Diagnostic]) -> None:
@@ -668,6 +681,11 @@ class StoredCompilation(Compilation):
 
     def cut_facts(self) -> dict[str, dict[str, Any]]:
         return self._part("cut_facts", _cut_facts_in)  # type: ignore[no-any-return]
+
+    def shown(self) -> list[Diagnostic]:
+        if "diagnostics" in self._parts:
+            return [d for d in self.diagnostics if d.severity is not Severity.NOTE]
+        return self._part("shown", diags_in)  # type: ignore[no-any-return]
 
     @property
     def has_errors(self) -> bool:
@@ -828,9 +846,8 @@ class CompiledState:
         return comp
 
     def _recompile(self) -> Compilation:
-        from storyc.compiler import compile_project
-
-        return compile_project(self.path, target=self.target, digests=self.digests)
+        """The same compilation, from the stored units (or compiled whole if need be)."""
+        return self.engine().update()
 
     def _model(self, texts: dict[str, str]) -> Callable[[], Any]:
         path, digests = self.path, self.digests
@@ -961,7 +978,13 @@ class CompiledState:
                 "result.json",
                 {
                     "id": ident,
-                    "diagnostics": [diag_out(x) for x in comp.diagnostics],
+                    # every diagnostic only when this command had them all anyway: what
+                    # commands print (`shown`) is enough to answer them next time, and
+                    # decoding a note per scene is what an edit must not cost
+                    "diagnostics": (
+                        [diag_out(x) for x in comp.diagnostics] if _has_all(comp) else None
+                    ),
+                    "shown": [diag_out(x) for x in comp.shown()],
                     "order": comp.order,
                     "selected": comp.selected,
                     "blocked": comp.blocked,
