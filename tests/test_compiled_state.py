@@ -151,3 +151,28 @@ def test_planted_pickles_run_nothing(root: Path, tmp_path: Path) -> None:
     assert main(["build", str(root), "--json"]) == 0
     assert main(["check", str(root)]) == 0
     assert not proof.exists()
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        '{"$file":"../secret.png","digest":"sha256:' + "0" * 64 + '"}',
+        '{"$file":"/etc/passwd","digest":"sha256:' + "0" * 64 + '"}',
+        '{"digest":"sha256:' + "0" * 64 + '","$file":"../x.png"}',  # another key order
+        '{"\\u0024file":"../x.png","digest":"sha256:' + "0" * 64 + '"}',  # an escaped key
+        '{"$file":"a\\\\..\\\\..\\\\x.png","digest":"sha256:' + "0" * 64 + '"}',
+        '{"$scene":7,"output":"video"}',
+    ],
+)
+def test_request_records_are_checked_before_they_are_read(marker: str) -> None:
+    from storyc.compiler.state import Damaged, _requests_in
+
+    good = '{"$file":"img/a.png","digest":"sha256:' + "0" * 64 + '"}'
+    fields = (
+        '["s","inference/video-o1","v2","klingai/video-o1",{"app":"klingai/video-o1",'
+        '"input":{"prompt":"x","image":MARKER}},1,[],"std",5,false,"image-to-video",null,[],"x"]'
+    )
+    record = '{"s":["sha256:' + "1" * 64 + '",' + fields + "]}"
+    assert _requests_in(record.replace("MARKER", good).encode())["s"].input["image"]["$file"]
+    with pytest.raises(Damaged):
+        _requests_in(record.replace("MARKER", marker).encode())

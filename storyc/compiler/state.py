@@ -32,6 +32,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -234,7 +235,6 @@ def _request_in(v: Any) -> Request:
     for name, ok in _REQUEST_CHECKS.items():
         if not ok(data[name]):
             raise _bad(f"a request's {name}")
-    _check_markers([data["body"]["input"], data["base_video"]])
     data["upstream"] = tuple(data["upstream"])
     data["notes"] = tuple(data["notes"])
     data["fingerprint"] = fp  # Request.fingerprint, as computed when it was written
@@ -246,7 +246,8 @@ def _request_in(v: Any) -> Request:
 
 
 def _check_markers(values: list[Any]) -> None:
-    """File markers name project-relative files with digests; scene markers name scenes."""
+    """File markers name project-relative files with digests; scene markers name scenes
+    (`_requests_in` checks the same on the text, which is faster; this is the reference)."""
     stack = list(values)
     while stack:
         v = stack.pop()
@@ -255,11 +256,7 @@ def _check_markers(values: list[Any]) -> None:
                 path = v["$file"]
                 if (
                     type(path) is not str
-                    or not path
-                    or path.startswith(("/", "\\"))
-                    or os.path.isabs(path)
-                    or "\\" in path
-                    or ".." in path.split("/")
+                    or not _project_path(path)
                     or not is_digest(v.get("digest"))
                 ):
                     raise _bad("a file outside the project, or without a digest")
@@ -270,6 +267,41 @@ def _check_markers(values: list[Any]) -> None:
                 stack.extend(v.values())
         elif type(v) is list:
             stack.extend(v)
+
+
+# A q- record as `_requests_out` writes it (json.dumps, ensure_ascii off): every file marker
+# is exactly `"$file":"<path>","digest":"sha256:<hex>"` and every scene marker's value a
+# string. Checked on the bytes before they are parsed: no \u escape (which could spell a
+# key), and as many well-formed file markers as there are "$file" keys.
+_FILE_KEY = b'"$file":'
+_SCENE_KEY = b'"$scene":'
+_FILE_MARKER = re.compile(rb'"\$file":"([^"\\]*)","digest":"sha256:[0-9a-f]{64}"')
+
+
+def _requests_in(raw: bytes) -> dict[str, Request]:
+    """A q- record read back (`_request_in` for each entry), its markers checked first."""
+    if b"\\u" in raw:
+        raise _bad("an escape that could hide a marker")
+    found = _FILE_MARKER.findall(raw)
+    if len(found) != raw.count(_FILE_KEY) or raw.count(_SCENE_KEY) != raw.count(_SCENE_KEY + b'"'):
+        raise _bad("a marker of another shape")
+    for path in found:
+        if not _project_path(path.decode("utf-8", "surrogateescape")):
+            raise _bad("a file outside the project")
+    doc = json.loads(raw)
+    if type(doc) is not dict:
+        raise _bad("not a request record")
+    return {name: _request_in(v) for name, v in doc.items()}
+
+
+def _project_path(path: str) -> bool:
+    return (
+        bool(path)
+        and not path.startswith(("/", "\\"))
+        and not os.path.isabs(path)
+        and "\\" not in path
+        and ".." not in path.split("/")
+    )
 
 
 def _request_fields() -> tuple[str, ...]:
@@ -546,9 +578,11 @@ class StoredCompilation(Compilation):
         read: Callable[[str], Any],
         make_model: Callable[[], Any],
         recompile: Callable[[], Compilation],
+        folder: Path,
     ) -> None:
         self._facts = facts
         self._read = read
+        self._dir = folder
         self._make_model = make_model
         self._recompile = recompile
         self._fresh: Compilation | None = None
@@ -640,11 +674,10 @@ class StoredCompilation(Compilation):
         names = _strs(self._result()["requests"])
         found: dict[str, Request] = {}
         for record in _strs(self._result()["records"]):
-            doc = self._read(record)
-            if type(doc) is not dict:
-                raise Damaged("a request record is gone")
-            for name, v in doc.items():
-                found[name] = _request_in(v)
+            try:
+                found.update(_requests_in((self._dir / record).read_bytes()))
+            except (OSError, RecursionError) as exc:
+                raise Damaged("a request record is gone") from exc
         if not set(names) <= set(found):
             raise Damaged("a request record is gone")
         return {n: found[n] for n in names}
@@ -837,7 +870,7 @@ class CompiledState:
             pass
         sources = SourceMap({labels[p]: t for p, t in texts.items() if p in labels})
         comp = StoredCompilation(
-            sources, facts, rendered, self._read, self._model(texts), self._recompile
+            sources, facts, rendered, self._read, self._model(texts), self._recompile, self.dir
         )
         try:  # what every command reads; the rest waits until asked for
             _ = comp.summary
@@ -885,13 +918,12 @@ class CompiledState:
                 if fd.label != label:
                     continue
                 units = [_unit_in(u, label) for u in raw_units]
-                requests = self._read(_record_name(path, "q"))
-                if type(requests) is not dict:
+                try:
+                    requests = _requests_in((self.dir / _record_name(path, "q")).read_bytes())
+                except (OSError, ValueError, RecursionError):
                     requests = {}
                 for u in units:
-                    r = requests.get(u.scene)
-                    if r is not None:
-                        u._req = _request_in(r)
+                    u._req = requests.get(u.scene)
             except (Damaged, KeyError, TypeError, ValueError, IndexError):
                 continue  # this file is parsed and compiled again
             engine.files[path] = fd
