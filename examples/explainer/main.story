@@ -30,8 +30,8 @@ scene intro : flat {
 
 // A reference image plus a frame of another scene (2.5 s into `intro`).
 scene cycle : flat {
-  refs   = [diagram, intro.frame(2.5)]
-  vars   { labelled = true }
+  refs = [diagram, intro.frame(2.5)]
+  vars { labelled = true }
   prompt = """
     {{ look }}: the water cycle drawn as in @diagram, in the colours of @intro,
     {% if labelled %}with {{ palette.accent }} arrows labelled {{ stages | join(", ") }}{% else %}with {{ palette.accent }} arrows{% endif %}.

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "storyc.cli.film",  # export
     "storyc.cli.remote",  # pull, push (the team store)
     "storyc.cli.provider",  # provider (loopback server)
+    "storyc.cli.editor",  # fmt, lsp
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
 # time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
@@ -53,6 +54,8 @@ COMMANDS = {
     "pull": "storyc.cli.remote",
     "push": "storyc.cli.remote",
     "provider": "storyc.cli.provider",
+    "fmt": "storyc.cli.editor",
+    "lsp": "storyc.cli.editor",
 }
 
 EPILOG = """\
@@ -65,6 +68,7 @@ examples:
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
   storyc pull / storyc push    share renders through the team store (docs/teams.md)
+  storyc fmt                   format every .story file here (comments kept)
 """
 
 

@@ -15,7 +15,7 @@ import copy
 import gc
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,9 +257,12 @@ def compile_project(
     scenes: list[str] | None = None,
     parse_cache: ParseCache | None = None,
     digests: DigestCache | None = None,
+    overlays: Mapping[str, str] | None = None,
     read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
     """Compile the project at `path`. Never raises for a bad story: problems are diagnostics.
+
+    `overlays` (absolute path → text) stand for files on disk: an editor's unsaved buffers.
 
     `target` overrides every scene's target; `scenes` restricts checking and lowering to
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
@@ -280,6 +283,7 @@ def compile_project(
             scenes=scenes,
             parse_cache=parse_cache,
             digests=digests,
+            overlays=overlays,
             read=read,
         )
     finally:
@@ -303,12 +307,13 @@ def frontend(
     cache: ParseCache | None = None,
     digests: DigestCache | None = None,
     read: Callable[[str], bytes] | None = None,
+    overlays: Mapping[str, str] | None = None,
 ) -> tuple[Project | None, Diagnostics, SourceMap]:
     """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
     from storyc.lang.loader import load
     from storyc.resolve.resolver import resolve
 
-    loaded = load(path, cache=cache, read=read)
+    loaded = load(path, cache=cache, overlays=overlays, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     project = resolve(loaded, diags, digests=digests, targets=known_targets())
@@ -328,6 +333,7 @@ def _compile(
     scenes: list[str] | None,
     parse_cache: ParseCache | None,
     digests: DigestCache | None,
+    overlays: Mapping[str, str] | None = None,
     read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
     from storyc.base.hashing import DigestCache
@@ -337,7 +343,7 @@ def _compile(
     from storyc.lang.loader import load
     from storyc.resolve.resolver import resolve
 
-    loaded = load(path, cache=parse_cache, read=read)
+    loaded = load(path, cache=parse_cache, overlays=overlays, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     if loaded.entry is None:

@@ -279,12 +279,16 @@ class Engine:
         overlays: Mapping[str, str | None] | None = None,
         *,
         scenes: list[str] | None = None,
+        replace: bool = False,
     ) -> Compilation:
         """Compile with the files as they are now, `overlays` (path -> text, or None to drop
-        an earlier one) read instead of the files they name. `scenes` restricts checking
-        and lowering as `compile_project(scenes=...)` does."""
+        an earlier one) read instead of the files they name; with `replace`, `overlays`
+        are all the buffers there are (a language server's open documents). `scenes`
+        restricts checking and lowering as `compile_project(scenes=...)` does."""
+        if replace:
+            self.overlays = {}
         for path, text in (overlays or {}).items():
-            key = os.path.abspath(path)
+            key = os.path.normpath(os.path.abspath(path))
             if text is None:
                 self.overlays.pop(key, None)
             else:
@@ -304,10 +308,6 @@ class Engine:
     # -- reading ---------------------------------------------------------------------------
 
     def _read_bytes(self, abs_path: str) -> bytes:
-        text = self.overlays.get(os.path.abspath(abs_path))
-        if text is not None:
-            self.reads[abs_path] = True
-            return text.encode("utf-8", "surrogatepass")
         try:
             data = Path(abs_path).read_bytes()
         except OSError:
@@ -351,7 +351,9 @@ class Engine:
         self.stats = Stats()
         self._anchors.clear()
         self.reads = {}
-        loaded = load(self.path, cache=_Parses(self), read=self._read_bytes)
+        loaded = load(
+            self.path, cache=_Parses(self), overlays=self.overlays or None, read=self._read_bytes
+        )
         self._loaded = loaded
         self._lf = {lf.abs_path: lf for lf in loaded.files}
         base = Diagnostics()
@@ -389,6 +391,7 @@ class Engine:
             scenes=scenes,
             parse_cache=_Parses(self, full=True),
             digests=self.digests,
+            overlays=self.overlays or None,
             read=self._read_bytes,
         )
 
@@ -979,23 +982,49 @@ class Engine:
     # -- the model, when asked for ---------------------------------------------------------------
 
     def model_maker(self, loaded: Loaded) -> Callable[[], Project | None]:
-        """The project model of exactly the texts of this update, built on demand."""
+        """The project model of exactly the texts of this update, built on demand: from
+        the units' models while the engine has not moved on (a scene whose model is
+        stale is resolved again, alone), else by a compile of those texts."""
         texts = {lf.abs_path: lf.text for lf in loaded.files}
-        path, digests = self.path, self.digests
-
-        def read(abs_path: str) -> bytes:
-            text = texts.get(abs_path)
-            if text is not None:
-                return text.encode("utf-8", "surrogatepass")
-            return Path(abs_path).read_bytes()
+        path, digests, generation = self.path, self.digests, self.generation
 
         def make() -> Project | None:
+            if self.generation == generation and self.shell is not None:
+                return self._project()
             from storyc.compiler import frontend
 
-            project, _, _ = frontend(path, digests=digests, read=read)
+            project, _, _ = frontend(path, digests=digests, overlays=texts)
             return project
 
         return make
+
+    def _project(self) -> Project:
+        shell, index = self.shell, self.index
+        assert shell is not None and index is not None
+        resolver = shell.resolver
+        sr = resolver.sr
+        assert sr is not None
+        sr.isolate()
+        scenes = {}
+        for name in index.scenes:
+            unit = self.units[name]
+            key = self._model_key(unit, shell)
+            if unit.model is None or unit.model_at != key:
+                abs_path, i = index.named[name]
+                node = self.files[abs_path].node(i)
+                assert isinstance(node, ast.SceneDecl)
+                unit.model = resolver.scene(
+                    node, self._lf[abs_path], diags=Diagnostics(), used=set()
+                )
+                unit.model_at = key
+            scenes[name] = unit.model
+        saved = resolver.diags
+        resolver.diags = Diagnostics()  # reported when this update assembled them
+        try:
+            cuts = resolver.cuts()
+        finally:
+            resolver.diags = saved
+        return resolver.project(scenes, cuts)
 
 
 def by_file(comp: Compilation) -> dict[str, list[Diagnostic]]:

@@ -888,11 +888,7 @@ class CompiledState:
         def make() -> Any:
             from storyc.compiler import frontend
 
-            def read(p: str) -> bytes:
-                t = texts.get(p)
-                return t.encode("utf-8", "surrogatepass") if t is not None else Path(p).read_bytes()
-
-            return frontend(path, digests=digests, read=read)[0]
+            return frontend(path, digests=digests, overlays=texts)[0]
 
         return make
 

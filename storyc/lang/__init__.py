@@ -3,7 +3,9 @@
 Stage: first stage of the front end. Modules:
 
     ast            the syntax tree: typed nodes with a `Span` each, no Lark types
+    lexicon        what the tokens are (patterns, keywords, nesting limit, long strings)
     parser         one Lark LALR parser (grammar/storyc.lark) with a hand-written lexer
+    tokens         the token stream with comments and line breaks (formatter, editor)
     syntax_errors  what a syntax error says: expected, found, and what to do
     loader         the entry file and every `include`, parsed once (`ParseCache`)
 

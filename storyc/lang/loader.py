@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,15 +149,23 @@ def load(
     path: str | os.PathLike[str],
     *,
     cache: ParseCache | None = None,
+    overlays: Mapping[str, str] | None = None,
     read: Callable[[str], bytes] | None = None,
 ) -> Loaded:
-    """Read and parse the project at `path`. Never raises for bad input. `read(abs_path)`
-    replaces reading a story file from disk (an editor's unsaved buffers); it raises
-    `OSError` as reading would."""
+    """Read and parse the project at `path`. Never raises for bad input.
+
+    `overlays` maps absolute, normalised file paths to text that stands for what is on
+    disk (an editor's unsaved buffers). `read(abs_path)` replaces reading any other story
+    file from disk (the incremental compiler notes what it read); it raises `OSError` as
+    reading would."""
     read_bytes = read if read is not None else _read_bytes
     diags = Diagnostics()
     sources = SourceMap()
-    entry = find_entry(Path(path), diags)
+    given = Path(path)
+    if overlays and os.path.normpath(os.path.abspath(given)) in overlays:
+        entry: Path | None = given  # a new file, not saved yet
+    else:
+        entry = find_entry(given, diags)
     if entry is None:
         return Loaded(None, None, [], sources, diags)
     entry = entry.resolve()
@@ -170,8 +178,9 @@ def load(
     def visit(abs_path: str, via: ast.Include | None) -> LoadedFile | None:
         label = label_for(abs_path, root)
         where = via.path.span if via is not None else None
+        overlay = overlays.get(abs_path) if overlays else None
         try:
-            raw = read_bytes(abs_path)
+            raw = overlay.encode("utf-8") if overlay is not None else read_bytes(abs_path)
         except IsADirectoryError:
             diags.error(
                 "E012",

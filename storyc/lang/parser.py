@@ -26,7 +26,16 @@ from lark.lexer import Lexer
 
 from storyc.base.diagnostics import Diagnostic, Severity, Span
 from storyc.lang import ast
-from storyc.lang.syntax_errors import KEYWORDS, Unexpected, char_error, explain
+from storyc.lang.lexicon import COMMENT as COMMENT
+from storyc.lang.lexicon import KEYWORD_TYPES as _KEYWORD_TYPES
+from storyc.lang.lexicon import MAX_NESTING as MAX_NESTING
+from storyc.lang.lexicon import PUNCT as _PUNCT
+from storyc.lang.lexicon import TOKEN as _TOKEN
+from storyc.lang.lexicon import WANTS_NAME as _WANTS_NAME
+from storyc.lang.lexicon import WHITESPACE as WHITESPACE
+from storyc.lang.lexicon import dedent_long as dedent_long
+from storyc.lang.lexicon import long_layout as long_layout
+from storyc.lang.syntax_errors import Unexpected, char_error, explain
 
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
 _ESCAPE_RE = re.compile(r"\\(.)")
@@ -59,30 +68,6 @@ def _tok_span(file: str, tok: Token) -> Span:
 
 def _join(a: Span, b: Span) -> Span:
     return Span(a.file, a.line, a.col, b.end_line, b.end_col, a.start, b.end)
-
-
-def long_layout(raw: str) -> tuple[int, list[str], int]:
-    """How a `\"\"\"...\"\"\"` string's inner text `raw` becomes its value: the offset in `raw`
-    where the kept lines begin, those lines (not yet dedented), and the indentation cut
-    from every non-blank one. The first line break after the opening quotes and the blank
-    last line are dropped."""
-    skip = 0
-    body = raw
-    first, nl, rest = raw.partition("\n")
-    if nl and not first.strip():
-        skip = len(first) + 1
-        body = rest
-    lines = body.split("\n")
-    if len(lines) > 1 and not lines[-1].strip():
-        lines.pop()
-    indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
-    return skip, lines, min(indents) if indents else 0
-
-
-def dedent_long(raw: str) -> str:
-    """The value of a `\"\"\"...\"\"\"` string (see `long_layout`)."""
-    _, lines, cut = long_layout(raw)
-    return "\n".join(ln[cut:] if ln.strip() else "" for ln in lines)
 
 
 def _place_empty(value: ast.Value, at: Span) -> ast.Value:
@@ -256,46 +241,10 @@ def _grammar_text() -> str:
 # Lark's own lexers cost several microseconds per token; this one scans with two
 # compiled regular expressions and makes the same tokens the grammar declares. It is
 # contextual the same way: a keyword is a keyword only where a declaration can start
-# (outside any `{ }`/`[ ]`, and not right after a word that wants a name).
+# (outside any `{ }`/`[ ]`, and not right after a word that wants a name). What the
+# tokens are is `storyc.lang.lexicon`, shared with the comment-keeping token stream.
 
-_TRIVIA = re.compile(r"(?:[ \t\r\n\f\ufeff]+|#[^\n]*|//[^\n]*|/\*[\s\S]*?\*/)+")
-_TOKEN = re.compile(
-    r'(?P<LONG_STRING>"""[\s\S]*?""")'
-    r'|(?P<STRING>"(?!"")(?:[^"\\\n]|\\[^\n])*")'
-    r"|(?P<NUMBER>-?[0-9]+(?:\.[0-9]+)?)"
-    r"|(?P<NAME>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<PUNCT>[=:,;{}.()\[\]])"
-)
-_PUNCT = {
-    "=": "EQUAL",
-    ":": "COLON",
-    ",": "COMMA",
-    ";": "SEMICOLON",
-    "{": "LBRACE",
-    "}": "RBRACE",
-    ".": "DOT",
-    "(": "LPAR",
-    ")": "RPAR",
-    "[": "LSQB",
-    "]": "RSQB",
-}
-_KEYWORD_TYPES = {k: k.upper() for k in KEYWORDS}
-_WANTS_NAME = {
-    "SCENE",
-    "STYLE",
-    "ELEMENT",
-    "IMAGE",
-    "VIDEO",
-    "LET",
-    "CUT",
-    "PROJECT",
-    "COLON",
-    "EQUAL",
-    "DOT",
-    "COMMA",
-    "LSQB",
-    "LPAR",
-}
+_TRIVIA = re.compile(rf"(?:{WHITESPACE}|{COMMENT})+")
 _new_token = Token._future_new if hasattr(Token, "_future_new") else Token
 
 
@@ -303,11 +252,6 @@ class LexError(Exception):
     def __init__(self, pos: int) -> None:
         super().__init__(pos)
         self.pos = pos
-
-
-# Deeper than any story needs, shallow enough that every later stage may recurse over
-# values (the resolver, taint) without meeting Python's recursion limit.
-MAX_NESTING = 64
 
 
 class TooDeep(LexError):

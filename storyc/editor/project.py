@@ -1,0 +1,46 @@
+"""One project as the language server holds it: its caches and its last check.
+
+Stage: editor (for the language server). In: nothing by itself (the server fills it).
+Out: the state the server's handlers read. No I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyc.base.hashing import DigestCache
+from storyc.compiler import Compilation
+from storyc.editor import index as index_mod
+from storyc.editor.index import Index
+from storyc.lang.loader import Loaded, ParseCache
+
+
+@dataclass
+class ProjectState:
+    entry: Path
+    root: Path
+    cache: ParseCache = field(default_factory=ParseCache)
+    digests: DigestCache = field(default_factory=DigestCache)
+    comp: Compilation | None = None
+    loaded: Loaded | None = None
+    index: Index = field(default_factory=Index)
+    memo: index_mod.Memo = field(default_factory=dict)
+    published: set[str] = field(default_factory=set)  # uris with diagnostics out
+    stale: bool = True
+    task: asyncio.Task[None] | None = None
+    # scene → its build plan, made for a hover and kept until the next check; the lock
+    # file and store it was made from
+    plans: dict[str, Any] = field(default_factory=dict)
+    build_state: Any = None
+    # the incremental compiler (storyc.compiler.incremental): each check costs the edit
+    engine: Any = None
+
+    def label(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def path(self, label: str) -> Path:
+        return Path(os.path.normpath(self.root / label))

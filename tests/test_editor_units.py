@@ -1,0 +1,70 @@
+"""The language server's pure parts: positions in the client's encoding, what a mention
+was lowered to, the completion context of a half-typed file, and the project index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types as lsp
+
+from storyc.editor import index as index_mod
+from storyc.editor.complete import context as _context
+from storyc.editor.hover import lowered_mentions as _lowered_mentions
+from storyc.editor.positions import Lines
+from storyc.lang.loader import load
+
+
+def test_positions_count_utf16_units_by_default() -> None:
+    text = 'scene a {\n  prompt = "\U0001f3ac @mei"\n}\n'
+    at = text.index("@mei")
+    utf16 = Lines(text)
+    assert utf16.position(at) == lsp.Position(1, 15)  # the clapper board is two units
+    assert utf16.offset(lsp.Position(1, 15)) == at
+    assert Lines(text, "utf-32").position(at) == lsp.Position(1, 14)
+    assert Lines(text, "utf-8").position(at) == lsp.Position(1, 17)
+
+
+def test_lowered_mentions_are_read_between_the_literal_pieces() -> None:
+    prompt = "@mei walks past @market, @mei smiles"
+    spans = [(0, 4), (16, 23), (25, 29)]
+    sent = "@image_2 walks past @image_1, @image_2 smiles"
+    assert _lowered_mentions(prompt, spans, sent) == ["@image_2", "@image_1", "@image_2"]
+    assert _lowered_mentions(prompt, spans, "something else") == [None, None, None]
+
+
+def test_completion_context_of_a_half_typed_file() -> None:
+    text = 'scene a : \nscene b {\n  quality = "\n  refs = [x, \n  ]\n  wa'
+    assert _context(text, text.index(": ") + 2).where == "parent"
+    ctx = _context(text, text.index('"\n') + 1)
+    assert (ctx.where, ctx.setting, ctx.in_string) == ("value", "quality", True)
+    assert _context(text, text.index("x, ") + 3).where == "value"
+    ctx = _context(text, len(text))
+    assert (ctx.where, ctx.block) == ("setting", "SCENE")
+    assert ctx.prefix_start == len(text) - 2
+
+
+def test_index_finds_uses_in_every_form(tmp_path: Path) -> None:
+    (tmp_path / "main.story").write_text(
+        'include "cast.story"\n'
+        'let look = "noir"\n'
+        'style dark { quality = "pro" }\n'
+        'scene a : dark { prompt = "@mei in {{ look }}" }\n'
+        'scene b { start = a.last_frame, prompt = "x" }\n'
+        "cut final = [a, b]\n",
+        "utf-8",
+    )
+    (tmp_path / "cast.story").write_text('element mei { frontal = "m.png" }\n', "utf-8")
+    idx = index_mod.build(load(tmp_path))
+    kinds = {(u.name, u.kind) for uses in idx.uses.values() for u in uses}
+    assert {
+        ("cast.story", "include"),
+        ("look", "template"),
+        ("dark", "parent"),
+        ("mei", "mention"),
+        ("a", "ref"),
+        ("b", "ref"),
+    } <= kinds
+    assert idx.symbols["mei"].file == "cast.story"
+    text = idx.texts["main.story"]
+    (mention,) = [u for u in idx.uses["main.story"] if u.kind == "mention"]
+    assert text[mention.span.start : mention.span.end] == "mei" and mention.scene == "a"
