@@ -196,10 +196,10 @@ def try_fast(args: argparse.Namespace) -> int | None:
     rep = make_reporter(json_mode=False)
     try:
         for line in data["plan_lines"]:
-            rep.note(line)
+            rep.result(line)
         for scene in data["scenes"]:
             rep.scene(scene, "reused", "reused")
-        rep.note(data["build_line"])
+        rep.result(data["build_line"])
     finally:
         rep.close()
     return 0

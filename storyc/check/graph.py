@@ -56,21 +56,10 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _inputs(scene: Scene, elements: Mapping[str, Element]) -> list[tuple[Input, str]]:
-    out: list[tuple[Input, str]] = []
-    if scene.first_frame:
-        out.append((scene.first_frame, "first frame"))
-    if scene.end_frame:
-        out.append((scene.end_frame, "end frame"))
-    out.extend((img, "reference image") for img in scene.images)
-    if scene.video:
-        out.append(
-            (scene.video.input, "edited video" if scene.video.mode == "base" else "reference video")
-        )
-    for use in scene.elements:
-        element = elements.get(use.name)
-        if element is not None:
-            out.extend((inp, f"element {element.name}") for inp in (element.frontal, *element.refs))
-    return out
+    return [
+        (u.input, f"element {u.element}" if u.role == "element" else u.role)
+        for u in scene.inputs(elements)
+    ]
 
 
 def build(project: Project, diags: Diagnostics | None = None) -> Graph:

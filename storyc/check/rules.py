@@ -296,16 +296,10 @@ def element_files(element: Element) -> Iterator[tuple[LocalFile, Span]]:
 
 
 def scene_files(scene: Scene) -> Iterator[tuple[LocalFile, Span]]:
-    """The local files a scene names itself, with where it names them."""
-    inputs = [
-        scene.first_frame,
-        scene.end_frame,
-        *scene.images,
-        scene.video.input if scene.video else None,
-    ]
-    for maybe in inputs:
-        if maybe is not None and isinstance(maybe.source, LocalFile):
-            yield maybe.source, maybe.span
+    """The local files a scene names itself (not its elements'), with where it names them."""
+    for use in scene.inputs():
+        if isinstance(use.input.source, LocalFile):
+            yield use.input.source, use.input.span
 
 
 def check_media(project: Project, diags: Diagnostics) -> None:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "storyc.cli.lang",  # init, check, compile, graph
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
+    "storyc.cli.journal",  # journal, adopt, forget
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.film",  # export
@@ -48,6 +49,9 @@ COMMANDS = {
     "gc": "storyc.cli.plan",
     "build": "storyc.cli.build",
     "pick": "storyc.cli.build",
+    "journal": "storyc.cli.journal",
+    "adopt": "storyc.cli.journal",
+    "forget": "storyc.cli.journal",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "export": "storyc.cli.film",
@@ -65,6 +69,7 @@ examples:
   storyc compile --scene intro show what the scene `intro` will send
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
+  storyc journal               what paid renders cost, per day and in total
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
   storyc pull / storyc push    share renders through the team store (docs/teams.md)

@@ -33,7 +33,7 @@ examples:
   storyc plan --backend inference      priced for real renders
   storyc plan --json                   machine-readable
 
-exit codes: 0 ok · 1 the story has errors · 3 no project or unreadable lock file
+exit codes: 0 ok · 1 the story has errors, or storyc.lock cannot be read · 3 no project
 """
 WHY_EPILOG = """\
 examples:
@@ -43,7 +43,8 @@ examples:
 GC_EPILOG = """\
 examples:
   storyc gc --dry-run                  list what would be removed
-  storyc gc --keep-days 7              keep unreferenced renders for a week only
+  storyc gc --keep-days 7              keep unreferenced previews for a week only
+  storyc gc --include-paid --dry-run   what would go if paid renders could go too
 """
 LABELS: dict[Status, str] = {
     "up-to-date": "up to date",
@@ -83,8 +84,8 @@ def register(sub: Any) -> None:
         help="remove stored outputs nothing references",
         formatter_class=FMT,
         epilog=GC_EPILOG,
-        description="Keep what storyc.lock references and renders of the "
-        "last --keep-days days; remove the rest of .storyc/objects.",
+        description="Keep what storyc.lock references, every paid render, and renders "
+        "of the last --keep-days days; remove the rest of .storyc/objects.",
     )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
@@ -94,6 +95,12 @@ def register(sub: Any) -> None:
         default=30.0,
         metavar="N",
         help="keep renders younger than N days even if unreferenced (default 30)",
+    )
+    p.add_argument(
+        "--include-paid",
+        action="store_true",
+        help="also remove paid renders nothing references any more, once older than "
+        "--keep-days (they cost money: kept for ever otherwise)",
     )
     p.set_defaults(func=cmd_gc)
 
@@ -189,8 +196,11 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             team = open_team_store(args, comp, store)
             if isinstance(team, int):
                 return team
+            live = _build_running(root)
             if team is None:
-                plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+                plan = make_plan(
+                    comp, lock=lock, store=store, backend=backend, journal=journal, live_build=live
+                )
             else:
                 from storyc.remote.planning import plan_with_remote
 
@@ -202,6 +212,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
                         backend=backend,
                         journal=journal,
                         remote=remote,
+                        live_build=live,
                     ),
                     team,
                 )
@@ -209,7 +220,20 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             if journal is not None:
                 journal.close()
     digests.save()
+    if backend not in pricing.FREE_BACKENDS:
+        from storyc.build.session import pin_warnings
+
+        for line in pin_warnings(plan):
+            print(line, file=sys.stderr)
     return comp, plan, lock
+
+
+def _build_running(root: Path) -> bool:
+    """Whether another build holds the project now (its sends are in progress, not of
+    unknown fate). Asked of the lock the kernel releases when that build dies."""
+    from storyc.state.projectlock import ProjectLock
+
+    return ProjectLock(root).held_by_another()
 
 
 def _takes(sp: ScenePlan) -> str:
@@ -396,7 +420,7 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     out = [f"{sp.name}: {LABELS[sp.status]}"]
     if sp.status == "blocked":
         return [*out, f"  {sp.blocked}"]
-    entry = lock.scenes.get(sp.name)
+    entry = lock.table(backend).get(sp.name)
     assert sp.request is not None
     changes = explain(entry, sp.request, backend, sp.upstream)
     if sp.status == "up-to-date" and changes and entry is not None:
@@ -448,6 +472,19 @@ def _linked(root: Path) -> set[str]:
     return out
 
 
+def _journal_outputs(root: Path) -> set[str]:
+    jpath = root / ".storyc" / "journal.sqlite"
+    if not jpath.exists():
+        return set()
+    from storyc.state.journal import Journal, JournalError
+
+    try:
+        with Journal(jpath) as j:
+            return {a.output for a in j.all() if a.state == "completed" and a.output}
+    except JournalError:
+        return set()
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -458,12 +495,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
-    referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    entries = [*lock.scenes.values(), *lock.previews.values()]
+    referenced = {t.output for e in entries for t in e.takes if t.output}
     referenced |= _linked(root)
     store = Store.for_project(root)
     try:
         with ProjectLock(root):
-            report = collect(store, referenced, keep_days=args.keep_days, dry_run=args.dry_run)
+            if not args.include_paid:  # what the journal says was paid for is kept too
+                referenced |= _journal_outputs(root)
+            report = collect(
+                store,
+                referenced,
+                keep_days=args.keep_days,
+                dry_run=args.dry_run,
+                include_paid=args.include_paid,
+            )
     except ProjectLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ENVIRONMENT

@@ -107,9 +107,9 @@ def scene_hover(state: ProjectState, name: str) -> list[str]:
     backend, sp = scene_plan(state, name)
     # The paid price, whatever the project's backend (a preview is free); an edit is
     # priced by the length of the video it edits, as the planner prices it.
-    from storyc.plan.planner import _base_duration
+    from storyc.plan.planner import base_duration
 
-    base = _base_duration(comp, req, state.plans)
+    base = base_duration(comp, req, state.plans)
     paid = pricing.estimate(req, backend="inference", base_duration=base)
     out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
     if isinstance(sp, str):

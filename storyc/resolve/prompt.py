@@ -259,6 +259,7 @@ def build_scene(
         takes=takes,
         target=target,
         variables=variables,
+        app=get("app"),
     )
 
 

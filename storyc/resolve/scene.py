@@ -30,6 +30,7 @@ from storyc.resolve.values import (
     BACKENDS,
     SCENE_SETTINGS,
     VIDEO_SLOT,
+    as_app,
     as_base_url,
     as_bool,
     as_enum,
@@ -93,6 +94,8 @@ class SceneResolver:
             v = as_base_url(s, d)
         elif n == "remote":
             v = as_remote(s, d)
+        elif n == "app":
+            v = as_app(s, d)
         elif n == "max_cost":
             v = as_number(s, d, 0)
         else:  # prompt, name, description

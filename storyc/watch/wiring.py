@@ -37,12 +37,13 @@ from storyc.base.fsio import stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.build.effects import ProjectIO
 from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
+from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter
 from storyc.build.session import KEY_ENV, execute
 from storyc.compiler import Compilation
 from storyc.compiler.state import CompiledState
 from storyc.plan import pricing
-from storyc.plan.planner import Plan, make_plan
+from storyc.plan.planner import Plan, Planner, make_plan
 from storyc.state.journal import Journal, JournalError
 from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.projectlock import ProjectLock, ProjectLocked
@@ -236,7 +237,7 @@ class Pipeline:
             store = Store.for_project(root)
             if self.paid:
                 journal = Journal(root / ".storyc" / "journal.sqlite")
-                journal.recover()
+                journal.recover()  # we hold the build lock: other builds' sends are over
             # Its own digest cache: the watcher thread's compile uses the other one.
             io = ProjectIO(
                 root,
@@ -255,11 +256,15 @@ class Pipeline:
             bopts = BackendOptions(
                 root=root, store=store, base_url=self.base_url, api_key=self._api_key
             )
+            # the same planner as `storyc build`: the scenes asked for and what they use
+            planner = Planner(comp.requests, comp.order, io.sources())
+            plan = planner.plan(upstream_closure(comp.requests, scenes))
             # Ctrl-C stops new submissions, as in `storyc build`; what was sent stays in
             # the journal.
             result = asyncio.run(
                 execute(
-                    comp,
+                    plan,
+                    planner,
                     io,
                     options,
                     bopts,
