@@ -41,6 +41,7 @@ from storyc.build.executor import TakeOutcome
 from storyc.compiler import compile_project
 from storyc.media import ffmpeg as media
 from storyc.plan import keys
+from storyc.plan.planner import ScenePlan
 from storyc.state.lockfile import LockFile
 from storyc.state.store import Store
 
@@ -100,10 +101,9 @@ def seed_built_state(root: Path) -> int:
     for scene in comp.order:
         req = comp.requests[scene]
         key = keys.request_key(req, backend="preview", take=1, upstream={})
-        io.remember(key, digest)
-        io.record_scene(
-            scene, req, {}, {1: TakeOutcome(1, key, digest, duration=5.0, how="rendered")}, 1
-        )
+        out = TakeOutcome(1, key, digest, duration=5.0, how="rendered")
+        io.remember(key, digest, scene, 1, out)
+        io.record_scene(ScenePlan(scene, "up-to-date", request=req), {1: out}, 1)
     io.flush()
     return len(comp.order)
 

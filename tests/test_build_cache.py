@@ -40,7 +40,7 @@ def test_cached_builds_see_every_change(tmp_path: Path, monkeypatch: pytest.Monk
         _age(root)
         code, _, err = build(root, *paid)
         assert code == 0, err
-        assert (root / ".storyc" / "build-cache.pickle").exists()
+        assert (root / ".storyc" / "build-cache.json").exists()
         lock_before = (root / "storyc.lock").read_bytes()
         for _ in range(2):  # served from the cache: nothing renders, nothing is rewritten
             code, events, _ = build(root, *paid)
@@ -70,6 +70,6 @@ def test_cached_builds_see_every_change(tmp_path: Path, monkeypatch: pytest.Monk
         assert LockFile.load(root / "storyc.lock").scenes["other"].picked == 2
 
         # a damaged cache is a miss, never an error
-        (root / ".storyc" / "build-cache.pickle").write_bytes(b"not a pickle")
+        (root / ".storyc" / "build-cache.json").write_bytes(b"not json {")
         code, events, _ = build(root, *paid)
         assert code == 0 and rendered(events) == []

@@ -66,12 +66,12 @@ def test_same_report_without_the_work(root: Path) -> None:
     ]
     assert summary(events)["bytes_read"] == 0 and summary(events)["scenes"]["reused"] == 2
     # the plain report is the normal one too
-    err_io = io.StringIO()
-    with contextlib.redirect_stderr(err_io):
+    out_io = io.StringIO()  # results on stdout, as docs/cli.md says
+    with contextlib.redirect_stdout(out_io):
         assert main(["build", str(root)]) == 0
-    assert err_io.getvalue().splitlines() == [
+    assert out_io.getvalue().splitlines() == [
         "plan: 0 scene(s), 0 take(s) to render with preview (free); 2 up to date",
-        "build: 2 reused; 0 rendered",
+        "build: 2 reused; 0 rendered (free)",
     ]
 
 

@@ -18,7 +18,7 @@ from storyc.provider import loopback
 from storyc.state.journal import Journal
 
 
-def test_ctrl_c_keeps_in_flight_tasks_for_reattachment(
+def test_second_ctrl_c_keeps_in_flight_tasks_for_reattachment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_project(tmp_path / "p")
@@ -50,6 +50,12 @@ def test_ctrl_c_keeps_in_flight_tasks_for_reattachment(
                 submitted += 1
                 if submitted == 3:  # arrival and both takes of `other` are in flight
                     break
+        # the first Ctrl-C only stops new submissions; the second stops waiting for the
+        # three tasks in flight, which stay recorded for the next build
+        proc.send_signal(signal.SIGINT)
+        for line in proc.stdout:
+            if "interrupted" in json.loads(line).get("text", ""):
+                break
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err

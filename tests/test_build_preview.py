@@ -57,16 +57,16 @@ def test_preview_build_reuse_takes_and_pick(
 
     # pick take 2 of `close`: recorded in the lock file, and the readable name follows
     lock = LockFile.load(root / "storyc.lock")
-    take2 = lock.scenes["close"].take(2)
+    take2 = lock.previews["close"].take(2)
     assert take2 is not None and take2.output
     code, text = _pick(root, "close", 2)
     assert code == 0, text
-    assert LockFile.load(root / "storyc.lock").scenes["close"].picked == 2
+    assert LockFile.load(root / "storyc.lock").previews["close"].picked == 2
     assert os.readlink(root / "renders" / "close.mp4").endswith(take2.output[9:])
     # the pick survives a rebuild
     code, events, _ = build(root)
     assert code == 0 and rendered(events) == []
-    assert LockFile.load(root / "storyc.lock").scenes["close"].picked == 2
+    assert LockFile.load(root / "storyc.lock").previews["close"].picked == 2
 
     code, text = _pick(root, "close", 7)
     assert code == 1 and "no take 7" in text

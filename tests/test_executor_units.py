@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from storyc.backends import Job, LocalInput
-from storyc.backends.inference import _set
 from storyc.backends.preview import preview_arguments
 from storyc.build.progress import JsonReporter, Reporter
 from storyc.media import ffmpeg as media
+from storyc.provider.transfer import set_path as _set
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 from storyc.targets.request import Request
 

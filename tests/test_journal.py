@@ -95,15 +95,71 @@ def test_recover_after_sigkill(tmp_path: Path) -> None:
         became = j.recover()
         assert [x.key for x in became] == ["k1"]
         states = {x.key: x.state for x in j.all()}
-        assert states == {"k1": "unknown", "k2": "submitted", "k3": "cancelled"}
+        assert states == {"k1": "unknown", "k2": "submitted", "k3": "not_sent"}
         assert [x.task_id for x in j.in_flight()] == ["task-b"]
         assert j.blocking("k1") is not None and j.blocking("k3") is None
 
 
-def test_recover_leaves_live_sessions_alone(tmp_path: Path) -> None:
+def test_recover_leaves_its_own_sends_alone(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
     with Journal(db) as mine, Journal(db) as other:
         a = mine.begin(K, "intro", 1, "t", "inference", None)
         mine.mark_submitting(a)
-        assert other.recover() == []  # same living process: still sending
+        assert mine.recover() == []  # this very build: it is sending it now
         assert mine.get(a).state == "submitting"
+        # the caller of recover() holds the build lock: any other connection's send is
+        # from a build that is gone, whatever the process table says
+        assert [x.id for x in other.recover()] == [a]
+
+
+ZOMBIE_OWNER = """
+import sys
+from storyc.state.journal import Journal
+j = Journal(sys.argv[1])
+j.owner = f"{sys.argv[2]}:left-by-a-dead-build"  # a pid that is alive (reused, or a zombie)
+a = j.begin("k1", "a", 1, "t", "inference", None); j.mark_submitting(a)
+"""
+
+
+def test_recover_does_not_trust_a_living_pid(tmp_path: Path) -> None:
+    # A build killed mid-send whose pid now answers (not yet reaped, or reused by another
+    # process) must still count as gone: the attempt is of unknown fate, never "alive,
+    # to follow" (which made the next build send it again).
+    db = tmp_path / "j.sqlite"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        subprocess.run(
+            [sys.executable, "-c", ZOMBIE_OWNER, str(db), str(sleeper.pid)],
+            check=True,
+            capture_output=True,
+        )
+        with Journal(db) as j:
+            assert [x.key for x in j.recover()] == ["k1"]
+            assert j.attempts("k1")[0].state == "unknown"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_adopt_and_forget(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = j.begin(K, "intro", 1, "t", "inference", Decimal("0.42"), base_url="http://x")
+        j.mark_submitting(a, request='{"app":"x"}')
+        j.mark_failed(a, "read timeout")
+        b = j.begin(K, "intro", 1, "t", "inference", Decimal("0.42"))
+        j.mark_submitting(b)
+        j.mark_submitted(b, "task-b")
+        with pytest.raises(JournalError, match="already recorded"):
+            j.adopt(a, "task-b")
+        j.adopt(a, "task-a")
+        att = j.get(a)
+        assert att.state == "submitted" and att.task_id == "task-a"
+        assert att.request == '{"app":"x"}' and att.base_url == "http://x"
+        c = j.begin(K, "intro", 1, "t", "inference", None)
+        j.mark_submitting(c)
+        j.mark_failed(c, "dropped")
+        j.resolve_unknown(c, "forget")
+        assert j.get(c).state == "cancelled"
+        d = j.begin(K, "intro", 1, "t", "inference", None)
+        j.mark_not_sent(d, "interrupted before sending")
+        assert j.get(d).state == "not_sent" and not j.get(d).may_have_cost

@@ -110,7 +110,7 @@ def build(root: Path, backend: str = "preview", *, url: bool = False) -> None:
                     )
                 )
             ki = key_inputs(req, up)
-            lock.scenes[name] = SceneEntry(
+            lock.table(backend)[name] = SceneEntry(
                 name,
                 backend,
                 req.target,
@@ -251,7 +251,7 @@ def test_missing_output_is_fetched_or_rendered(tmp_path: Path) -> None:
         f"take {t}: output not in the store; fetched again from its recorded URL" for t in (1, 2)
     ]
     lock = LockFile.load(root / "storyc.lock")
-    for e in lock.scenes.values():
+    for e in lock.previews.values():
         for t in e.takes:
             t.url = None
     lock.save(root / "storyc.lock")

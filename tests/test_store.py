@@ -84,9 +84,10 @@ def test_render_and_derived_records(tmp_path: Path) -> None:
     assert store.lookup_derived(out, "first_frame") is None
     store.remove(frame)
     assert store.lookup_derived(out, "last_frame") is None
-    store.record_upload(out, "https://cdn.test/x", expires=time.time() + 60)
-    assert store.lookup_upload(out) == "https://cdn.test/x"
-    assert store.lookup_upload(out, now=time.time() + 120) is None
+    assert store.unfetchable(key, "https://cdn.test/x") is None
+    store.mark_unfetchable(key, "https://cdn.test/x", "expired (HTTP 404)")
+    assert store.unfetchable(key, "https://cdn.test/x") == "expired (HTTP 404)"
+    assert store.unfetchable(key, "https://cdn.test/y") is None  # another URL: worth a try
 
 
 def test_gc_keeps_referenced_and_recent(tmp_path: Path) -> None:

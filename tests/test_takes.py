@@ -34,8 +34,10 @@ def _pick(root: Path, scene: str, take: int) -> int:
 
 
 def _outputs(root: Path) -> dict[str, list[str | None]]:
+    """Every scene's take outputs (each test builds with one backend: previews or paid)."""
     lock = LockFile.load(root / "storyc.lock")
-    return {n: [t.output for t in e.takes] for n, e in lock.scenes.items()}
+    entries = {**lock.previews, **lock.scenes}
+    return {n: [t.output for t in e.takes] for n, e in entries.items()}
 
 
 def test_preview_shows_writers_names_and_chains_from_a_clean_frame(tmp_path: Path) -> None:
@@ -59,7 +61,7 @@ def test_preview_shows_writers_names_and_chains_from_a_clean_frame(tmp_path: Pat
     still = gray_image(store.get(clean))  # type: ignore[arg-type]
     assert iou(bright(still, W, (0, H - bh, W, H)), mine) < 0.2
     lock = LockFile.load(root / "storyc.lock")
-    assert lock.scenes["b"].inputs["image"]["upstream"] == outs["a"][0]
+    assert lock.previews["b"].inputs["image"]["upstream"] == outs["a"][0]
 
 
 def test_preview_takes_differ_and_picking_renders_dependents_again(tmp_path: Path) -> None:
@@ -79,7 +81,7 @@ def test_preview_takes_differ_and_picking_renders_dependents_again(tmp_path: Pat
     after = _outputs(root)
     assert after["b"][0] != b_before
     assert (
-        LockFile.load(root / "storyc.lock").scenes["b"].inputs["image"]["upstream"]
+        LockFile.load(root / "storyc.lock").previews["b"].inputs["image"]["upstream"]
         == (outs["a"][1])
     )
 

@@ -49,13 +49,12 @@ scene lanterns {
   duration = 5
 }
 
-// Editing a local video and keeping its original sound. Only the v1 schema of the
-// provider has `keep_original_sound`, so this scene overrides the target.
+// Editing a local video. The live app's schema (v2) has no `keep_original_sound`;
+// a scene that needs it targets "inference/video-o1@v1" and pins the app version that
+// still speaks v1 (`app = "klingai/video-o1@VERSION"`, see docs/targets.md).
 scene alley_rain {
-  target     = "inference/video-o1@v1"
-  edit       = alley
-  keep_sound = true
-  prompt     = "Add heavy rain and glowing puddles to @alley, keep the camera move"
+  edit   = alley
+  prompt = "Add heavy rain and glowing puddles to @alley, keep the camera move"
 }
 
 cut final = [establishing, arrival, mei_enters, lanterns, alley_rain]

@@ -25,12 +25,10 @@ scene walk {
   duration = 5
 }
 
-// Edits the output of `walk` itself, keeping its sound (a v1-schema feature).
+// Edits the output of `walk` itself.
 scene walk_storm {
-  target     = "inference/video-o1@v1"
-  edit       = walk
-  keep_sound = true
-  prompt     = "Turn @walk into a thunderstorm with lightning over the rooftops"
+  edit   = walk
+  prompt = "Turn @walk into a thunderstorm with lightning over the rooftops"
 }
 
 // Borrows the camera motion of `meet`'s output.
@@ -40,12 +38,10 @@ scene chase {
   duration = 5
 }
 
-// Edits a local video and keeps its original sound.
+// Edits a local video.
 scene street_rain {
-  target     = "inference/video-o1@v1"
-  edit       = street
-  keep_sound = true
-  prompt     = "Add heavy rain and reflections to @street"
+  edit   = street
+  prompt = "Add heavy rain and reflections to @street"
 }
 
 cut film = [meet, walk, walk_storm, chase, street_rain]

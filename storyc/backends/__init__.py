@@ -9,12 +9,15 @@ Every backend goes through the same executor path, in three steps, so that the e
 (not the backend) decides what is recorded in the journal and when:
 
     prepared = await backend.prepare(job)         # e.g. uploads: costs nothing
-    task_id  = await backend.submit(job, prepared) # the only step that may cost money
+    task_id  = await backend.submit(job, prepared, may_send=…)  # the only paid step
     finished = await backend.follow(job, task_id)  # wait for the result (re-attachable)
 
-`submit` raises `NotSent` when the request certainly did not reach the provider (safe to
-retry), `MaybeSent` when it might have (never retried automatically) and `TaskFailed`
-when the provider answered with an error. `follow` may be called in a later process with
+`submit` asks `may_send()` right before every request it sends (a stop requested in
+between sends nothing), and raises `NotSent` when the request certainly did not reach
+the provider (safe to retry), `MaybeSent` when it might have (never retried
+automatically) and `TaskFailed` when the provider answered with an error.
+`refetch(url, expected)` downloads a recorded output again and keeps it only when it is
+exactly the recorded digest (`FetchFailed` otherwise). `follow` may be called in a later process with
 a task id read back from the journal: that is how an interrupted build re-attaches.
 """
 
@@ -24,6 +27,7 @@ from storyc.backends.protocol import (
     Backend,
     BackendError,
     BackendOptions,
+    FetchFailed,
     Finished,
     Job,
     LocalInput,
@@ -39,6 +43,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendOptions",
+    "FetchFailed",
     "Finished",
     "Job",
     "LocalInput",

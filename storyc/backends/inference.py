@@ -4,12 +4,15 @@ Stage: execute. In: a `Job` whose markers are resolved to local files. Out: the
 provider's task id (`submit`), then the finished video downloaded into the store
 (`follow`). I/O: HTTP through `storyc.provider`; downloads go to a temp file under
 `.storyc/tmp` and enter the store only when complete and hashed, so an interrupted
-download never leaves a partial object.
+download never leaves a partial object; a re-fetched output enters it only when its
+bytes are exactly the recorded digest.
 
-Uploads go through the client's digest-deduplicated `upload` (the registry is
-`.storyc/uploads.json`), so an upstream frame or an asset is sent once, ever.
-Provider errors are translated here into the executor's vocabulary: `NotSent`,
-`MaybeSent`, `TaskFailed` (with `retryable`/`stop_all`) and `SetupError`.
+Uploads and the submission go through the provider's one upload-and-submit path
+(`storyc.provider.transfer.upload_inputs` / `submit_prepared`): each input is uploaded
+once, ever (deduplicated by digest in `.storyc/uploads.json`), and a remembered upload
+the provider no longer knows is uploaded again before a second POST. Provider errors
+are translated here into the executor's vocabulary: `NotSent`, `MaybeSent`,
+`TaskFailed` (with `retryable`/`stop_all`), `SetupError` and `FetchFailed`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ from typing import Any
 from storyc.backends.protocol import (
     BackendError,
     BackendOptions,
+    FetchFailed,
     Finished,
     Job,
     LocalInput,
     MaybeSent,
     NotSent,
+    RequestCallback,
+    SendGuard,
     SetupError,
     StatusCallback,
     TaskFailed,
@@ -35,8 +41,12 @@ from storyc.backends.protocol import (
 from storyc.provider import errors as E
 from storyc.provider.client import ProviderClient
 from storyc.provider.task import Task, video_url
+from storyc.provider.transfer import FileSpec, submit_prepared, upload_inputs
 from storyc.provider.uploads import UploadRegistry
+from storyc.state.store import StoreError
 from storyc.targets.request import iter_markers
+
+EXPIRED = (401, 403, 404, 410)  # what a storage URL answers once it is gone
 
 
 def _content_type(inp: LocalInput) -> str:
@@ -59,22 +69,14 @@ def _content_type(inp: LocalInput) -> str:
     return "image/png"
 
 
-def _set(tree: Any, path: str, value: Any) -> Any:
-    """Replace the element at an `iter_markers` path ("a.b[2]") inside a JSON tree."""
-    parts: list[str | int] = []
-    for piece in path.split("."):
-        name, _, rest = piece.partition("[")
-        if name:
-            parts.append(name)
-        while rest:
-            idx, _, rest = rest.partition("]")
-            parts.append(int(idx))
-            rest = rest.lstrip("[")
-    node = tree
-    for p in parts[:-1]:
-        node = node[p]
-    node[parts[-1]] = value
-    return tree
+def _files(job: Job) -> dict[str, FileSpec]:
+    files: dict[str, FileSpec] = {}
+    for path, _marker in iter_markers(job.request.input):
+        inp = job.inputs.get(path)
+        if inp is None:
+            raise BackendError(f"scene {job.scene!r}: input {path} was not resolved")
+        files[path] = FileSpec(inp.path, inp.digest, _content_type(inp))
+    return files
 
 
 class InferenceBackend:
@@ -86,6 +88,10 @@ class InferenceBackend:
         self.store = options.store
         self.tmp_dir = options.root / ".storyc" / "tmp"
         self.client: ProviderClient | None = None
+
+    @property
+    def base_url(self) -> str | None:
+        return self.client.base_url if self.client is not None else None
 
     async def open(self) -> None:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -108,59 +114,53 @@ class InferenceBackend:
             raise BackendError("the inference backend is not open")
         return self.client
 
-    async def _input(self, job: Job) -> dict[str, Any]:
-        import copy
-
-        body = copy.deepcopy(job.request.input)
-        for path, _marker in list(iter_markers(job.request.input)):
-            inp = job.inputs.get(path)
-            if inp is None:
-                raise BackendError(f"scene {job.scene!r}: input {path} was not resolved")
-            try:
-                uri = await self._c().upload(
-                    inp.path, digest=inp.digest, content_type=_content_type(inp)
-                )
-            except (E.MissingKey, E.AuthError) as exc:
-                raise SetupError(str(exc)) from None
-            except E.ProviderError as exc:
-                raise NotSent(f"uploading {path}: {exc}") from None
-            _set(body, path, uri)
-        return body
-
     async def prepare(self, job: Job) -> dict[str, Any]:
         """Upload every input (deduplicated by digest) and return the input to send."""
-        return await self._input(job)
+        try:
+            return await upload_inputs(self._c(), job.request.input, _files(job))
+        except (E.MissingKey, E.AuthError) as exc:
+            raise SetupError(str(exc)) from None
+        except E.ProviderError as exc:
+            raise NotSent(f"uploading the inputs: {exc}") from None
 
-    async def submit(self, job: Job, prepared: Any = None) -> str:
-        client = self._c()
-        body = prepared if prepared is not None else await self._input(job)
-        for attempt in range(2):
-            try:
-                task = await client.submit(job.request.app, body, scene=job.scene)
-                return task.id
-            except E.InvalidRequest as exc:
-                if exc.stale_uris and attempt == 0:
-                    # a 400 created no task; re-upload what it named and send again
-                    for uri in exc.stale_uris:
-                        client.uploads.forget_uri(client.base_url, uri)
-                    body = await self._input(job)
-                    continue
-                where = f" (field {exc.field})" if exc.field else ""
-                words = exc.detail or str(exc)  # the provider's own words, once
-                raise TaskFailed(
-                    f"the provider rejected the request{where}: {words}", retryable=False
-                ) from None
-            except (E.MissingKey, E.AuthError) as exc:
-                raise SetupError(str(exc)) from None
-            except E.BalanceError as exc:
-                raise TaskFailed(str(exc), retryable=False, stop_all=True) from None
-            except (E.SubmitNotReceived, E.RateLimited, E.ServiceUnavailable) as exc:
-                raise NotSent(str(exc)) from None
-            except E.ProviderError as exc:
-                if exc.http_status is not None and 400 <= exc.http_status < 500:
-                    raise TaskFailed(str(exc), retryable=False) from None
-                raise MaybeSent(str(exc)) from None
-        raise MaybeSent("submission did not complete")  # unreachable: the loop returns
+    async def submit(
+        self,
+        job: Job,
+        prepared: Any = None,
+        *,
+        may_send: SendGuard | None = None,
+        on_send: RequestCallback | None = None,
+    ) -> str:
+        try:
+            task = await submit_prepared(
+                self._c(),
+                job.request.app,
+                job.request.input,
+                files=_files(job),
+                prepared=prepared,
+                scene=job.scene,
+                may_send=may_send,
+                on_send=on_send,
+            )
+            return task.id
+        except E.InvalidRequest as exc:
+            where = f" (field {exc.field})" if exc.field else ""
+            words = exc.detail or str(exc)  # the provider's own words, once
+            raise TaskFailed(
+                f"the provider rejected the request{where}: {words}", retryable=False
+            ) from None
+        except (E.MissingKey, E.AuthError) as exc:
+            raise SetupError(str(exc)) from None
+        except E.BalanceError as exc:
+            raise TaskFailed(str(exc), retryable=False, stop_all=True) from None
+        except (E.SubmitNotReceived, E.RateLimited, E.ServiceUnavailable) as exc:
+            raise NotSent(str(exc), answered=exc.http_status is not None) from None
+        except E.UploadError as exc:  # the re-upload of an expired input: nothing sent
+            raise NotSent(f"uploading the inputs: {exc}") from None
+        except E.ProviderError as exc:
+            if exc.http_status is not None and 400 <= exc.http_status < 500:
+                raise TaskFailed(str(exc), retryable=False) from None
+            raise MaybeSent(str(exc)) from None
 
     async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished:
         client = self._c()
@@ -188,27 +188,44 @@ class InferenceBackend:
         if url is None:
             raise TaskFailed(f"task {task_id} completed without an output video", retryable=True)
         on_status("downloading")
-        digest = await self._download(url)
-        if digest is None:
+        try:
+            digest = await self._download(url, None)
+        except FetchFailed:
             raise BackendError(
                 f"could not download the output of task {task_id}; the next build fetches it again"
-            )
+            ) from None
         seconds = _seconds(task.output)
         return Finished(digest=digest, task_id=task_id, url=url, billed=None, duration=seconds)
 
-    async def _download(self, url: str) -> str | None:
+    async def get_task(self, task_id: str) -> Task:
+        """The task as the provider has it now (for `storyc adopt`)."""
+        return await self._c().get_task(task_id)
+
+    async def _download(self, url: str, expected: str | None) -> str:
         fd, tmp = tempfile.mkstemp(prefix=".download-", dir=self.tmp_dir)
         try:
             with os.fdopen(fd, "w+b") as fh:
                 await self._c().download(url, fh)
-            return self.store.put_file(tmp)
-        except E.ProviderError:
-            return None
+            return self.store.put_file(tmp, expected=expected)
+        except E.DownloadError as exc:
+            if exc.http_status in EXPIRED:
+                raise FetchFailed(
+                    f"the recorded URL has expired (HTTP {exc.http_status})", permanent=True
+                ) from None
+            raise FetchFailed(str(exc), permanent=False) from None
+        except E.ProviderError as exc:
+            raise FetchFailed(str(exc), permanent=False) from None
+        except StoreError:
+            raise FetchFailed(
+                "the recorded URL now gives other bytes than the recorded output "
+                f"(expected {str(expected)[:19]}…); they were not kept",
+                permanent=True,
+            ) from None
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    async def refetch(self, url: str) -> str | None:
-        return await self._download(url)
+    async def refetch(self, url: str, expected: str) -> str:
+        return await self._download(url, expected)
 
 
 def _seconds(output: dict[str, Any] | None) -> float | None:

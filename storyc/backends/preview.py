@@ -30,9 +30,13 @@ from typing import Any
 from storyc.backends.protocol import (
     BackendError,
     BackendOptions,
+    FetchFailed,
     Finished,
     Job,
     LocalInput,
+    NotSent,
+    RequestCallback,
+    SendGuard,
     StatusCallback,
 )
 from storyc.media import ffmpeg as media
@@ -134,7 +138,18 @@ class PreviewBackend:
     async def prepare(self, job: Job) -> None:
         return None  # inputs are local files already
 
-    async def submit(self, job: Job, prepared: Any = None) -> str:
+    async def submit(
+        self,
+        job: Job,
+        prepared: Any = None,
+        *,
+        may_send: SendGuard | None = None,
+        on_send: RequestCallback | None = None,
+    ) -> str:
+        if may_send is not None and not may_send():
+            raise NotSent("not started: the build was stopped")
+        if on_send is not None:
+            on_send(job.request.input)
         digest, duration = await asyncio.to_thread(self._render, job)
         self._durations[digest] = duration
         return f"preview:{digest}"
@@ -145,5 +160,7 @@ class PreviewBackend:
             digest=digest, task_id=None, url=None, billed=None, duration=self._durations.get(digest)
         )
 
-    async def refetch(self, url: str) -> str | None:
-        return None  # previews have no URL; re-rendering one is free
+    async def refetch(self, url: str, expected: str) -> str:
+        raise FetchFailed(
+            "previews have no URL to fetch; rendering one again is free", permanent=True
+        )

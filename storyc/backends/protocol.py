@@ -51,7 +51,13 @@ class BackendError(Exception):
 
 
 class NotSent(BackendError):
-    """The submission certainly did not reach the provider: nothing was paid."""
+    """The submission created nothing: nothing was paid. `answered`: it reached the
+    provider, which turned it away (429, 503) without creating a task; otherwise no
+    byte of it left the machine (connection refused, a stop asked for before sending)."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class MaybeSent(BackendError):
@@ -74,7 +80,19 @@ class SetupError(BackendError):
     """The backend cannot start (missing or bad key, provider unreachable): exit 3."""
 
 
+class FetchFailed(BackendError):
+    """A recorded output URL did not give the recorded output. `permanent`: it never
+    will (expired: 403/404/410, or it gives other bytes); otherwise the network failed
+    and a later build may try again."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 StatusCallback = Callable[[str], None]
+SendGuard = Callable[[], bool]  # asked right before a request leaves: False = do not send
+RequestCallback = Callable[[dict[str, Any]], None]  # told the exact input about to be sent
 
 
 @runtime_checkable
@@ -88,12 +106,20 @@ class Backend(Protocol):
 
     async def prepare(self, job: Job) -> Any: ...
 
-    async def submit(self, job: Job, prepared: Any = None) -> str: ...
+    async def submit(
+        self,
+        job: Job,
+        prepared: Any = None,
+        *,
+        may_send: SendGuard | None = None,
+        on_send: RequestCallback | None = None,
+    ) -> str: ...
 
     async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished: ...
 
-    async def refetch(self, url: str) -> str | None:
-        """Download a previously recorded output URL into the store; None if it is gone."""
+    async def refetch(self, url: str, expected: str) -> str:
+        """Download a recorded output URL into the store, keeping it only if its bytes
+        hash to `expected`; raises `FetchFailed` otherwise."""
         ...
 
 

@@ -159,7 +159,13 @@ class SourceMap:
         text = self.texts.get(file)
         if text is None:
             return None
-        lines = text.split("\n")
+        # Split once per text, not once per diagnostic: a file with thousands of warnings
+        # would otherwise be split thousands of times.
+        cache: dict[str, tuple[str, list[str]]] = self.__dict__.setdefault("_lines", {})
+        hit = cache.get(file)
+        if hit is None or hit[0] is not text:
+            hit = cache[file] = (text, text.split("\n"))
+        lines = hit[1]
         if 1 <= line <= len(lines):
             return lines[line - 1].rstrip("\r")
         return None

@@ -27,7 +27,6 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +169,8 @@ class DigestCache:
                 misses.append((p, st))
         if not misses:
             return out
+        from concurrent.futures import ThreadPoolExecutor  # only here: it costs start-up
+
         n = workers if workers is not None else min(8, os.cpu_count() or 1)
         if n <= 1 or len(misses) == 1:
             for p, st in misses:

@@ -2,14 +2,16 @@
 
 Stage: execute. Modules:
 
-    session   one `storyc build`: compile, lock, plan, consent, budget, run, report
-    executor  scenes in dependency order, takes, the journal's transitions, never paying twice
+    session   one `storyc build`: compile, lock, recover, plan, consent, run, report
+    executor  carries out the planner's decision for each take, in dependency order
+    budget    the cap as a reservation; `--jobs` as tasks in flight at the provider
     effects   the executor's side effects: store, journal, lock file, readable names
     outcome   options, per-scene outcomes, the result (data)
-    progress  the live view: terminal table, plain lines, JSON events
+    progress  the live view: terminal table, plain lines, JSON events; results on stdout
+    faults    the test hook that kills a build at a named moment (STORYC_TEST_FAULT)
     cache     what a no-op build may skip (the previous compilation, the parsed lock file)
     fastpath  "nothing to do" answered from stat signatures before the compiler is imported
 
-In: the command line's options, a compilation, a backend. Out: objects, journal rows,
-`storyc.lock`, `renders/`, an exit code. I/O: all of it.
+In: the command line's options, a compilation, the planner's `Plan`, a backend. Out:
+objects, journal rows, `storyc.lock`, `renders/`, an exit code. I/O: all of it.
 """

@@ -1,13 +1,17 @@
 """The executor's side effects in one place: store, journal, lock file, readable names.
 
-Stage: execute. In: calls from `storyc.build.executor` (keys, digests, journal transitions,
-finished takes). Out: objects and records in `.storyc/`, rows in the journal,
-`storyc.lock`, links under `renders/`. I/O: all of it; nothing here talks to a
-provider or decides what to render.
+Stage: execute. In: calls from `storyc.build.executor` (decided takes, finished takes,
+journal transitions) and from the planner's `Sources` (keys, the key index). Out:
+objects and records in `.storyc/`, rows in the journal, `storyc.lock`, links under
+`renders/`. I/O: all of it; nothing here talks to a provider or decides what to render
+(that is `storyc.plan.planner`).
 
-Readable names: `renders/<scene>.mp4` is the picked take and `renders/<scene>.takeN.mp4`
-every take of a scene with several; each is a relative symbolic link into the store
-(replaced atomically), or a copy where links are not possible.
+Readable names: `renders/<scene>.mp4` is the picked take of the paid render that
+matches the scene as it is now, or else of its preview; `renders/<scene>.takeN.mp4`
+every take of a scene with several. Previews also always have their own names under
+`renders/preview/`, so a preview build never hides a paid clip that is still current.
+Each name is a relative symbolic link into the store (replaced atomically), or a copy
+where links are not possible.
 """
 
 from __future__ import annotations
@@ -20,19 +24,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from storyc.backends import BackendError, Finished, Job, LocalInput
+from storyc.backends import BackendError, Job, LocalInput
 from storyc.base.fsio import replace_link
 from storyc.base.hashing import DigestCache, canonical_json, digest_bytes
+from storyc.build import faults
 from storyc.build.cache import BuildCache
+from storyc.build.outcome import TakeOutcome
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 from storyc.plan import keys
+from storyc.plan.planner import RemoteLookup, ScenePlan, Sources
 from storyc.state.journal import Journal
-from storyc.state.lockfile import LockFile, SceneEntry, TakeEntry
+from storyc.state.lockfile import PREVIEW, LockFile, SceneEntry, TakeEntry
 from storyc.state.store import RenderRecord, Store, object_name
 from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_markers
 
 RENDERS_DIR = "renders"
+PREVIEWS_DIR = "preview"  # renders/preview/<scene>.mp4: previews, always
 LOCK_SAVE_INTERVAL = 0.5  # seconds between lock file writes during a build
 
 
@@ -55,6 +63,7 @@ class ProjectIO:
         backend: str,
         target: str | None = None,
         cache: BuildCache | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.root = root
         self.store = store
@@ -63,26 +72,54 @@ class ProjectIO:
         self.digests = digests
         self.backend = backend
         self.target = target
+        self.base_url = base_url
         self._frame_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_dirty = False
         self._lock_saved = 0.0
         self.cache = cache
         self._keys: dict[tuple[str, int, str, tuple[tuple[str, str], ...]], str] = {}
         self._found: dict[str, str | None] = {}
-        self._renders_dir = False
+        self._renders_dir = ""  # the folders of readable names, once made
+        self._previews_dir = ""
         # set by the session when both the compilation and the lock file come from the cache
         self.lock_is_current = False
         self._objects_rel = ""
-        self.paid = backend != "preview"
+        self.paid = backend != PREVIEW
+        self._paid_current: dict[str, str | None] = {}  # preview builds: current paid clips
 
-    # -- store ----------------------------------------------------------------------
-    def key(self, request: Request, take: int, upstream: Mapping[str, str]) -> str:
+    # -- what the planner reads ---------------------------------------------------------
+    def sources(
+        self,
+        *,
+        live_build: bool = False,
+        resubmit_unknown: bool = False,
+        remote: RemoteLookup | None = None,
+    ) -> Sources:
+        """The planner's view of this project, with this build's key cache and key index
+        (and, with `remote`, what the team store holds)."""
+        return Sources(
+            remote=remote,
+            lock=self.lock,
+            store=self.store,
+            backend=self.backend,
+            journal=self.journal,
+            key=self.key,
+            lookup=self.lookup,
+            file_duration=self.file_duration,
+            live_build=live_build,
+            resubmit_unknown=resubmit_unknown,
+        )
+
+    def key(
+        self, request: Request, take: int, upstream: Mapping[str, str], backend: str | None = None
+    ) -> str:
         """`keys.request_key`, computed once per build for each (scene, take, upstream)."""
-        memo = (request.scene, take, self.backend, tuple(sorted(upstream.items())))
+        backend = backend or self.backend
+        memo = (request.scene, take, backend, tuple(sorted(upstream.items())))
         found = self._keys.get(memo)
         if found is None:
             found = self._keys[memo] = keys.request_key(
-                request, backend=self.backend, take=take, upstream=upstream
+                request, backend=backend, take=take, upstream=upstream
             )
         return found
 
@@ -106,10 +143,14 @@ class ProjectIO:
         self._found[key] = digest
         return digest
 
-    def remember(
-        self, key: str, digest: str, job: Job | None = None, fin: Finished | None = None
-    ) -> None:
-        scene, take = (job.scene, job.take) if job else ("", 0)
+    def file_duration(self, path: str) -> float | None:
+        info = mediainfo.probe(self.root / path)
+        return info.duration if info else None
+
+    # -- store ----------------------------------------------------------------------
+    def remember(self, key: str, digest: str, scene: str, take: int, out: TakeOutcome) -> None:
+        """Enter a finished take in the key index (a render record with what the
+        provider said about it)."""
         self._found[key] = digest
         if self.cache is not None:
             self.cache.remember_render(key, digest)
@@ -120,12 +161,15 @@ class ProjectIO:
                 scene=scene,
                 take=take,
                 backend=self.backend,
-                task_id=fin.task_id if fin else None,
-                url=fin.url if fin else None,
-                duration=fin.duration if fin else None,
+                task_id=out.task_id,
+                url=out.url,
+                duration=out.duration,
                 created=_now(),
             )
         )
+
+    def mark_unfetchable(self, key: str, url: str, reason: str) -> None:
+        self.store.mark_unfetchable(key, url, reason)
 
     def object_path(self, digest: str) -> Path:
         path = self.store.get(digest)
@@ -137,16 +181,6 @@ class ProjectIO:
         path = self.store.get(digest)
         info = mediainfo.probe(path) if path else None
         return info.duration if info else None
-
-    def base_duration(
-        self, marker: Mapping[str, Any], durations: Mapping[str, float | None]
-    ) -> float | None:
-        if FILE_MARKER in marker:
-            info = mediainfo.probe(self.root / str(marker[FILE_MARKER]))
-            return info.duration if info else None
-        if SCENE_MARKER in marker:
-            return durations.get(str(marker[SCENE_MARKER]))
-        return None
 
     async def frame(self, video: str, what: str) -> str:
         """The digest of a frame of a stored video ("first_frame", "last_frame",
@@ -188,75 +222,62 @@ class ProjectIO:
             self.backend,
             estimate,
             body_digest=digest_bytes(body),
+            base_url=self.base_url,
         )
 
-    def journal_submitting(self, attempt: int) -> None:
-        self._j().mark_submitting(attempt)
+    def journal_submitting(self, attempt: int, app: str, sent_input: dict[str, Any]) -> None:
+        request = canonical_json({"app": app, "input": sent_input}).decode("utf-8")
+        self._j().mark_submitting(attempt, request)
+
+    def journal_request(self, attempt: int, app: str, sent_input: dict[str, Any]) -> None:
+        request = canonical_json({"app": app, "input": sent_input}).decode("utf-8")
+        self._j().set_request(attempt, request)
+
+    def attempt_estimate(self, attempt: int) -> Decimal | None:
+        return self._j().get(attempt).estimate if self.journal is not None else None
 
     def journal_submitted(self, attempt: int, task_id: str) -> None:
         self._j().mark_submitted(attempt, task_id)
 
-    def journal_completed(self, attempt: int, fin: Finished) -> None:
-        self._j().mark_completed(attempt, fin.digest, fin.url, fin.billed)
+    def journal_completed(
+        self, attempt: int, digest: str, url: str | None, billed: Decimal | None
+    ) -> None:
+        self._j().mark_completed(attempt, digest, url, billed)
 
-    def journal_failed(self, attempt: int, error: str, *, not_sent: bool = False) -> None:
-        self._j().mark_failed(attempt, error, certainly_not_sent=not_sent)
+    def journal_failed(self, attempt: int, error: str, *, refused: bool = False) -> None:
+        """Failed on the provider, or (`refused`) turned down with nothing created."""
+        self._j().mark_failed(attempt, error, certainly_not_sent=refused)
+
+    def journal_not_sent(self, attempt: int, reason: str) -> None:
+        self._j().mark_not_sent(attempt, reason)
 
     def journal_unknown(self, attempt: int, error: str) -> None:
+        """The send was cut short: unknown if it had started, not sent if it had not."""
         att = self._j().get(attempt)
         if att.state == "submitting":  # the journal turns it into `unknown`
             self._j().mark_failed(attempt, error)
+        elif att.state == "planned":
+            self._j().mark_not_sent(attempt, error)
 
-    def journal_attempts(self, key: str) -> list[dict[str, Any]]:
-        if self.journal is None:
-            return []
-        return [
-            {
-                "id": a.id,
-                "state": a.state,
-                "task_id": a.task_id,
-                "url": a.url,
-                "output": a.output,
-                "estimate": a.estimate,
-                "billed": a.billed,
-            }
-            for a in self.journal.attempts(key)
-        ]
+    def journal_state(self, attempt: int) -> str:
+        return self._j().get(attempt).state
 
     def journal_resolve_unknown(self, attempt: int) -> None:
         self._j().resolve_unknown(attempt, "resend")
 
     # -- lock file ------------------------------------------------------------------
-    def locked_take(self, scene: str, take: int, key: str) -> TakeEntry | None:
-        entry = self.lock.scenes.get(scene)
-        t = entry.take(take) if entry else None
-        return t if t is not None and t.key == key else None
-
-    def locked_url(self, scene: str, take: int, key: str) -> str | None:
-        t = self.locked_take(scene, take, key)
-        url = t.url if t else None
-        return url if url and url.startswith(("http://", "https://")) else None
-
-    def locked_picked_digest(self, scene: str) -> str | None:
+    def recorded_output(self, scene: str) -> str | None:
         """For scenes not built this time (`--scene`): what the lock file says they are."""
-        entry = self.lock.scenes.get(scene)
+        entry = self.lock.table(self.backend).get(scene)
         t = entry.picked_take() if entry else None
         return t.output if t and t.output and self.store.has(t.output) else None
 
-    def picked_take(self, scene: str, takes: int) -> int:
-        entry = self.lock.scenes.get(scene)
-        picked = entry.picked if entry else 1
-        return picked if 1 <= picked <= takes else 1
-
-    def record_scene(
-        self,
-        scene: str,
-        request: Request,
-        upstream: dict[str, str],
-        takes: Mapping[int, Any],
-        picked: int,
-    ) -> None:
-        old = self.lock.scenes.get(scene)
+    def record_scene(self, sp: ScenePlan, takes: Mapping[int, TakeOutcome], picked: int) -> None:
+        """Write the scene's entry (what it was rendered from, each take) and its names."""
+        scene, request = sp.name, sp.request
+        assert request is not None
+        table = self.lock.table(self.backend)
+        old = table.get(scene)
         if (
             self.lock_is_current
             and old is not None
@@ -267,9 +288,9 @@ class ProjectIO:
         ):
             # the lock file is the one the last build wrote from this same compilation:
             # an entry with the same keys and outputs is already exactly right
-            self.link_renders(scene, takes, picked)
+            self.link_renders(sp, takes, picked)
             return
-        material = keys.key_inputs(request, upstream)
+        material = keys.key_inputs(request, sp.upstream)
         entry = SceneEntry(
             name=scene,
             backend=self.backend,
@@ -293,10 +314,10 @@ class ProjectIO:
                 for n, t in sorted(takes.items())
             ],
         )
-        if self.lock.scenes.get(scene) != entry:
-            self.lock.scenes[scene] = entry
+        if table.get(scene) != entry:
+            table[scene] = entry
             self._lock_dirty = True
-        self.link_renders(scene, takes, picked)
+        self.link_renders(sp, takes, picked)
         # a crash loses at most the last moments of lock entries: the store's render
         # records still hold the outputs, and the next build writes them again
         if self._lock_dirty and time.monotonic() - self._lock_saved > LOCK_SAVE_INTERVAL:
@@ -304,6 +325,9 @@ class ProjectIO:
 
     def save_lock(self) -> None:
         if self._lock_dirty:
+            pause = faults.reach("before-lock")
+            if pause:
+                time.sleep(pause)
             path = LockFile.path_for(self.root)
             self.lock.save(path)
             self._lock_dirty = False
@@ -317,35 +341,110 @@ class ProjectIO:
         self.digests.save()
 
     # -- readable names ---------------------------------------------------------------
-    def link_renders(self, scene: str, takes: Mapping[int, Any], picked: int) -> None:
-        out = self.root / RENDERS_DIR
+    def _dir(self, preview: bool) -> str:
         if not self._renders_dir:
+            out = self.root / RENDERS_DIR
             out.mkdir(exist_ok=True)
-            self._renders_dir = True
+            self._renders_dir = str(out)
             # renders/ and .storyc/objects/ are fixed relative to each other and to the
             # store: a plain string is enough (a no-op build links 10,000 names)
             self._objects_rel = os.path.relpath(self.store.objects, out)
-        names = {f"{scene}.mp4": takes[picked].digest}
-        if len(takes) > 1:
-            names.update({f"{scene}.take{n}.mp4": t.digest for n, t in takes.items()})
-        out_s = str(out)
+        if not preview:
+            return self._renders_dir
+        if not self._previews_dir:
+            os.makedirs(f"{self._renders_dir}/{PREVIEWS_DIR}", exist_ok=True)
+            self._previews_dir = f"{self._renders_dir}/{PREVIEWS_DIR}"
+        return self._previews_dir
+
+    def _link_all(self, folder: str, scene: str, outputs: Mapping[int, str], picked: int) -> None:
+        rel = self._objects_rel if folder == self._renders_dir else f"../{self._objects_rel}"
+        names = {f"{scene}.mp4": outputs[picked]}
+        if len(outputs) > 1:
+            names.update({f"{scene}.take{n}.mp4": d for n, d in outputs.items()})
         for name, digest in names.items():
-            _link(f"{self._objects_rel}/{object_name(digest)}", f"{out_s}/{name}")
+            _link(f"{rel}/{object_name(digest)}", f"{folder}/{name}")
+
+    def link_renders(self, sp: ScenePlan, takes: Mapping[int, TakeOutcome], picked: int) -> None:
+        outputs = {n: t.digest for n, t in takes.items() if t.digest}
+        if picked not in outputs:
+            return
+        if self.paid:
+            self._link_all(self._dir(False), sp.name, outputs, picked)
+            return
+        self._link_all(self._dir(True), sp.name, outputs, picked)
+        paid = self._current_paid(sp)
+        if paid is not None:  # the paid clip still matches the scene: it keeps the name
+            self._link_all(self._dir(False), sp.name, paid[0], paid[1])
+        else:
+            self._link_all(self._dir(False), sp.name, outputs, picked)
+
+    def _current_paid(self, sp: ScenePlan) -> tuple[dict[int, str], int] | None:
+        """The paid takes of this scene if they were rendered from exactly the scene as
+        it is now (keys computed with the paid outputs of the scenes it uses)."""
+        request = sp.request
+        entry = self.lock.scenes.get(sp.name)
+        self._paid_current[sp.name] = None
+        if entry is None or request is None:
+            return None
+        upstream: dict[str, str] = {}
+        for up in request.upstream:
+            if up not in self._paid_current:  # not built now: as the lock records it
+                t = self.lock.scenes[up].picked_take() if up in self.lock.scenes else None
+                self._paid_current[up] = t.output if t is not None else None
+            digest = self._paid_current[up]
+            if digest is None:
+                return None
+            upstream[up] = digest
+        outputs: dict[int, str] = {}
+        for t in entry.takes:
+            if t.take > max(1, request.takes) or not t.output:
+                continue
+            if self.key(request, t.take, upstream, entry.backend) != t.key:
+                return None
+            if not self.store.has(t.output):
+                return None
+            outputs[t.take] = t.output
+        if entry.picked not in outputs:
+            return None
+        self._paid_current[sp.name] = outputs[entry.picked]
+        return outputs, entry.picked
 
 
 def _now() -> float:
     return time.time()
 
 
-def link_picked(root: Path, store: Store, scene: str, digest: str) -> bool:
-    """Point renders/<scene>.mp4 at a stored output; False if the object is gone."""
+def link_picked(
+    root: Path, store: Store, scene: str, digest: str, *, preview: bool, keep_main: bool = False
+) -> bool:
+    """Point the readable name of a scene at a stored output (a pick); False if the
+    object is gone. A preview pick names `renders/preview/<scene>.mp4`, and also
+    `renders/<scene>.mp4` unless `keep_main` (that name shows a paid clip)."""
     path = store.get(digest)
     if path is None:
         return False
     out = root / RENDERS_DIR
     out.mkdir(exist_ok=True)
-    _link(os.path.relpath(path, out), str(out / f"{scene}.mp4"))
+    if preview:
+        folder = out / PREVIEWS_DIR
+        folder.mkdir(exist_ok=True)
+        _link(os.path.relpath(path, folder), str(folder / f"{scene}.mp4"))
+    if not keep_main:
+        _link(os.path.relpath(path, out), str(out / f"{scene}.mp4"))
     return True
+
+
+def shows(root: Path, store: Store, scene: str, entry: SceneEntry | None) -> bool:
+    """Whether `renders/<scene>.mp4` shows one of the takes of `entry`."""
+    if entry is None:
+        return False
+    try:
+        shown = os.path.realpath(root / RENDERS_DIR / f"{scene}.mp4")
+    except OSError:
+        return False
+    return any(
+        t.output and os.path.realpath(store.object_path(t.output)) == shown for t in entry.takes
+    )
 
 
 def _link(rel: str, name: str) -> None:

@@ -1,35 +1,53 @@
-"""The executor: render only what changed, in dependency order, never paying twice.
+"""The executor: carry out the plan, in dependency order, never paying twice.
 
-Stage: execute. In: a `Compilation` (requests per scene, topological order), a backend,
-the project's store, journal and lock file, and `BuildOptions`. Out: a `BuildResult`
-(per-scene outcome, submissions, cost) plus effects: objects in the store, journal
-rows, `storyc.lock`, readable links under `renders/`. I/O: yes, all of it through
-`storyc.build.effects` (store, journal, lock file) and the backend.
+Stage: execute. In: a `Plan` and the `Planner` that made it (`storyc.plan.planner`), a
+backend, the project's effects (`storyc.build.effects.ProjectIO`: store, journal, lock
+file, names) and `BuildOptions`. Out: a `BuildResult` (per-scene outcome, submissions,
+money) plus those effects. I/O: through the effects and the backend only.
 
-For every scene, once the scenes it uses are done, and for every take:
+The planner decides, the executor obeys. Each take arrives with one decision
+(`TakePlan.action`), carried out by one method of the dispatch table `_OBTAIN`:
 
-1. key = request_key(request, backend, take, upstream picked output digests);
-2. the key's output already in the store → reuse it (reverting an edit renders nothing);
-3. the lock file has this key with a URL, but the store lost it → fetch it again;
-4. the journal has an attempt for this key that was sent → follow its task id
-   (re-attach); one of unknown fate → stop unless the user said `--resubmit-unknown`;
-5. otherwise submit: within the budget (work in flight counts), under the `--jobs`
-   limit, with the intent recorded in the journal *before* the request leaves.
+    reuse   record what is known (and enter it in the key index if it was missing)
+    pull    download it from the team store (`storyc.build.team`), verified
+    fetch   download the recorded URL, keep it only if it is the recorded digest
+    follow  follow the journal's task id (re-attach), never send again
+    decide  stop: an earlier attempt's fate is unknown (storyc adopt / storyc forget)
+    render  send it: within the budget, within `--jobs`, intent journaled first (with a
+            team store: under a claim, so that one machine pays; pushed after)
 
-A failed scene fails its dependents, not its neighbours. A stop request (Ctrl-C)
-prevents new submissions; requests already sent stay in the journal for re-attachment.
+A scene whose keys could not be known when the plan was made (it uses the output of a
+scene that renders first) is decided by the same planner once those outputs exist.
+(A new way to obtain an output is a new action in the planner and one more entry in
+`_OBTAIN`, as `pull` was for the team store.)
+
+Money, on every path:
+- a take's estimate is reserved (`storyc.build.budget`) in the same synchronous step as
+  the decision to send it, before any await; it is given back only when the take is
+  known not to have cost anything;
+- a take holds a `--jobs` slot from that decision until its task finished and its
+  output is in the store, so `--jobs` bounds the tasks in flight at the provider;
+- the first stop request (Ctrl-C) means no new `POST /apps/run`: it is checked at
+  every await between the decision and the request (inputs, uploads, each retry of the
+  POST); tasks already sent are followed to the end. A second one stops following:
+  what was sent stays in the journal, exactly, for the next build to re-attach;
+- an attempt with no task id is never sent again without the user's word.
+
+A failed scene fails its dependents, not its neighbours.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from storyc.backends import (
     Backend,
     BackendError,
+    FetchFailed,
     Finished,
     Job,
     MaybeSent,
@@ -37,10 +55,13 @@ from storyc.backends import (
     SetupError,
     TaskFailed,
 )
+from storyc.build import faults
+from storyc.build.budget import Budget, OverBudget, Slots
 from storyc.build.effects import ProjectIO, resolve_inputs
 from storyc.build.outcome import (
     BLOCKED,
     DONE,
+    EXPIRED,
     FAILED,
     OVER_BUDGET,
     REUSED,
@@ -50,118 +71,175 @@ from storyc.build.outcome import (
     BuildResult,
     SceneOutcome,
     TakeOutcome,
-    upstream_closure,
 )
 from storyc.build.progress import Reporter
 from storyc.build.team import TeamLink, TeamStopped, TeamUnknown
 from storyc.plan import pricing
-from storyc.targets.request import Request
+from storyc.plan.planner import Plan, Planner, ScenePlan, TakePlan
+from storyc.targets.request import SCENE_MARKER, Request
+
+T = TypeVar("T")
 
 
 class _Stop(Exception):
-    """Internal: this take must not start (budget, interruption, unknown attempt)."""
+    """Internal: this take must not go on (budget, interruption, unknown attempt)."""
 
     def __init__(self, state: str, message: str) -> None:
         super().__init__(message)
         self.state = state
 
 
+class _Interrupted(Exception):
+    """Internal: a stop was requested while the take was still preparing to send."""
+
+
+def unknown_message(scene: str, take: int, takes: int) -> str:
+    which = f" --take {take}" if takes > 1 else ""
+    return (
+        "an earlier submission of this request may have reached the provider (its fate "
+        "is unknown), so it is not sent again. Find the task on the provider's dashboard "
+        f"and run `storyc adopt {scene} TASK_ID{which}`; if it never ran, "
+        f"`storyc forget {scene}{which}`; or build with --resubmit-unknown to send it again "
+        "(this may pay twice)"
+    )
+
+
 class Executor:
     def __init__(
         self,
-        requests: dict[str, Request],
-        order: list[str],
+        plan: Plan,
+        planner: Planner,
         backend: Backend,
         io: ProjectIO,
         options: BuildOptions,
         reporter: Reporter,
         team: TeamLink | None = None,
     ) -> None:
-        self.requests = requests
         self.team = team  # the team store: pull before paying, claim, push after
-        self.order = [s for s in order if s in requests]
+        self.plan = plan
+        self.planner = planner
+        self.order = [s for s in plan.order if s in plan.scenes]
         self.backend = backend
         self.io = io
         self.options = options
         self.report = reporter
         self.result = BuildResult()
-        self._sem = asyncio.Semaphore(max(1, options.jobs))
-        self._stop = asyncio.Event()
-        self._halt_submissions: str | None = None
+        self.budget = Budget(options.max_cost if backend.paid else None)
+        self.slots = Slots(options.jobs)
+        self._stop = asyncio.Event()  # first interrupt: send nothing new
+        self._abandon = asyncio.Event()  # second: stop following
         self._picked: dict[str, asyncio.Future[str | None]] = {}
         self._durations: dict[str, float | None] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refused: str | None = None  # no request may leave any more (balance, key)
+        self._OBTAIN: dict[str, Callable[[ScenePlan, TakePlan], Awaitable[TakeOutcome]]] = {
+            "reuse": self._reuse_take,
+            "pull": self._pull,
+            "fetch": self._fetch,
+            "follow": self._follow_attempt,
+            "decide": self._decide,
+            "render": self._render,
+        }
 
     # -- control ------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self.slots.busy
+
     def stop(self, reason: str = "interrupted") -> None:
-        """Stop new submissions and stop waiting; what was sent stays re-attachable."""
-        self.result.interrupted = True
-        self.result.stopped_reason = reason
-        self._stop.set()
+        """First call: no new submissions (tasks already sent are followed to the end).
+        Second: stop following too; what was sent stays re-attachable. Third: cancel
+        everything at once (a send cut short mid-request is of unknown fate)."""
+        if not self._stop.is_set():
+            self.result.interrupted = True
+            self.result.stopped_reason = reason
+            self._stop.set()
+        elif not self._abandon.is_set():
+            self._abandon.set()
+        else:
+            for t in self._tasks:
+                t.cancel()
+
+    def _may_send(self) -> bool:
+        """Asked right before each request leaves. A spent budget only stops new
+        decisions (what was reserved fits); a stop request, a refused key or a balance
+        refusal stops every send that has not left yet."""
+        return not self._stop.is_set() and self._refused is None
+
+    def _halt(self, why: str, *, sends_too: bool) -> None:
+        if self.result.halted is None:
+            self.result.halted = why
+        if sends_too and self._refused is None:
+            self._refused = why
 
     async def run(self) -> BuildResult:
         loop = asyncio.get_running_loop()
         self._picked = {s: loop.create_future() for s in self.order}
-        wanted = upstream_closure(self.requests, self.options.scenes)
-        tasks = []
         for s in self.order:  # dependency order: upstream results are set before use
-            if s not in wanted:
-                self._picked[s].set_result(self.io.locked_picked_digest(s))
-            elif not self._reuse(s):  # the no-op path stays synchronous: no task per scene
-                tasks.append(asyncio.create_task(self._scene(s), name=s))
+            sp = self.plan.scenes[s]
+            if sp.status == "blocked":
+                self._blocked(sp)
+            elif not self._settled(sp):  # the no-op path stays synchronous
+                self._tasks.append(asyncio.create_task(self._scene(s), name=s))
         try:
-            await asyncio.gather(*tasks)
+            # a scene's own errors end in its outcome; a third Ctrl-C cancels the scenes
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
-            for t in tasks:
+            for t in self._tasks:
                 if not t.done():
                     t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             self.io.flush()
         return self.result
 
     # -- one scene ----------------------------------------------------------------------
-    def _reuse(self, scene: str) -> bool:
-        """Finish `scene` at once if every take's output is already in the store."""
-        req = self.requests[scene]
-        upstream: dict[str, str] = {}
-        for up in req.upstream:
+    def _blocked(self, sp: ScenePlan) -> None:
+        out = SceneOutcome(sp.name, state=BLOCKED, error=sp.blocked)
+        self.result.scenes[sp.name] = out
+        self.report.scene(sp.name, BLOCKED, detail=sp.blocked or "")
+        self._picked[sp.name].set_result(None)
+
+    def _settled(self, sp: ScenePlan) -> bool:
+        """Finish a scene at once when every take is reused (nothing to wait for)."""
+        if sp.status != "up-to-date" or any(d.action != "reuse" for d in sp.decisions.values()):
+            return False  # something to fetch or pull first
+        for up in sp.upstream:
             fut = self._picked.get(up)
-            if fut is None or not fut.done() or fut.result() is None:
+            if fut is not None and (not fut.done() or fut.result() != sp.upstream[up]):
                 return False
-            upstream[up] = fut.result()  # type: ignore[assignment]
-        takes: dict[int, TakeOutcome] = {}
-        for t in range(1, max(1, req.takes) + 1):
-            key = self.io.key(req, t, upstream)
-            digest = self.io.lookup(key)
-            if digest is None:
-                return False
-            takes[t] = TakeOutcome(t, key, digest, how="reused")
-            self._fill_from_lock(scene, t, key, takes[t])
-        self.result.reused += len(takes)
-        out = SceneOutcome(scene, state=REUSED, takes=takes)
-        self.result.scenes[scene] = out
-        self._complete(out, req, upstream)
+        out = SceneOutcome(sp.name, state=REUSED)
+        for t, d in sp.decisions.items():
+            out.takes[t] = self._reused(sp, d)
+        self.result.scenes[sp.name] = out
+        self._complete(out, sp)
         return True
 
-    def _complete(self, out: SceneOutcome, req: Request, upstream: dict[str, str]) -> None:
-        scene = out.scene
-        out.picked = self.io.picked_take(scene, len(out.takes))
+    def _complete(self, out: SceneOutcome, sp: ScenePlan) -> None:
+        scene = sp.name
+        out.picked = sp.picked if sp.picked in out.takes else 1
         self._durations[scene] = out.takes[out.picked].duration
-        self.io.record_scene(scene, req, upstream, out.takes, out.picked)
+        self.io.record_scene(sp, out.takes, out.picked)
         self.report.scene(
             scene, out.state, detail=", ".join(sorted({t.how for t in out.takes.values()}))
         )
         self._picked[scene].set_result(out.takes[out.picked].digest)
 
     async def _scene(self, scene: str) -> None:
-        req = self.requests[scene]
+        sp = self.plan.scenes[scene]
+        req = sp.request
+        assert req is not None
         out = SceneOutcome(scene, state=DONE)
         self.result.scenes[scene] = out
         fut = self._picked[scene]
         try:
             upstream: dict[str, str] = {}
             for up in req.upstream:
-                if up not in self._picked:
-                    raise _Stop(BLOCKED, f"uses scene {up!r}, which has no request")
+                if up not in self._picked:  # not built now (`--scene`): as recorded
+                    digest = self.io.recorded_output(up)
+                    if digest is None:
+                        raise _Stop(BLOCKED, f"uses scene {up!r}, which has no output yet")
+                    upstream[up] = digest
+                    continue
                 if not self._picked[up].done():
                     self.report.scene(scene, "waiting", detail=f"for {up}")
                 digest = await self._picked[up]
@@ -170,8 +248,14 @@ class Executor:
                     out.cause = (dep.cause or dep.state) if dep else None
                     raise _Stop(BLOCKED, f"scene {up!r} it uses did not render")
                 upstream[up] = digest
+            if sp.status == "waiting" or upstream != sp.upstream:
+                # its upstream outputs exist now: the planner decides it, as for any scene
+                base = self._base_duration(req)
+                sp = self.planner.decide(scene, upstream, base)
+                if self.team is not None and await self.team.lookup_new(sp.keys.values()):
+                    sp = self.planner.decide(scene, upstream, base)  # with the team's answer
             takes = await asyncio.gather(
-                *(self._take(scene, req, t, upstream) for t in range(1, max(1, req.takes) + 1)),
+                *(self._OBTAIN[d.action](sp, d) for d in sp.decisions.values()),
                 return_exceptions=True,
             )
             errors = [t for t in takes if isinstance(t, BaseException)]
@@ -179,9 +263,9 @@ class Executor:
                 if isinstance(t, TakeOutcome):
                     out.takes[t.take] = t
             if errors:
-                raise errors[0]
+                raise _worst(errors)
             out.state = REUSED if all(t.how == "reused" for t in out.takes.values()) else DONE
-            self._complete(out, req, upstream)
+            self._complete(out, sp)
         except _Stop as stop:
             out.state, out.error = stop.state, str(stop)
             self.report.scene(scene, stop.state, detail=str(stop))
@@ -199,74 +283,137 @@ class Executor:
             self.report.scene(scene, FAILED, detail=out.error)
             fut.set_result(None)
 
-    # -- one take -----------------------------------------------------------------------
-    async def _take(
-        self, scene: str, req: Request, take: int, upstream: dict[str, str]
-    ) -> TakeOutcome:
-        key = self.io.key(req, take, upstream)
-        outcome = TakeOutcome(take, key)
-        label = scene if req.takes <= 1 else f"{scene}#{take}"
+    def _base_duration(self, req: Request) -> float | None:
+        marker = req.base_video
+        if marker is None:
+            return None
+        if SCENE_MARKER in marker:
+            return self._durations.get(str(marker[SCENE_MARKER]))
+        return self.io.file_duration(str(marker.get("$file")))
 
-        known = self.io.lookup(key)
-        if known is not None:
-            outcome.digest, outcome.how = known, "reused"
-            self._fill_from_lock(scene, take, key, outcome)
-            self.result.reused += 1
-            return outcome
+    @staticmethod
+    def _label(sp: ScenePlan, take: int) -> str:
+        return sp.name if sp.takes <= 1 else f"{sp.name}#{take}"
 
-        if self.team is not None:  # -- the team store has it: pulled, not paid
-            if not self.team.team.asked(key):
-                await self.team.lookup([key])
-            if self.team.has(key):
-                rec = await self.team.pull(key, label)
-                if rec is not None:
-                    fin = Finished(rec.output, rec.task_id, None, rec.cost_decimal, rec.duration)
-                    return self._finish(Job(scene, take, key, req), outcome, fin, how="pulled")
+    def _job(self, sp: ScenePlan, d: TakePlan) -> Job:
+        assert sp.request is not None and d.key is not None
+        return Job(sp.name, d.take, d.key, sp.request, {})
 
-        url = self.io.locked_url(scene, take, key)
-        if url is not None:
-            self.report.scene(label, "fetching", detail="from the recorded URL")
-            digest = await self.backend.refetch(url)
-            if digest is not None:
-                self.io.remember(key, digest, job=Job(scene, take, key, req))
-                outcome.digest, outcome.how = digest, "refetched"
-                self._fill_from_lock(scene, take, key, outcome)
-                return outcome
-            self.report.note(f"{label}: the recorded output URL can no longer be fetched")
+    # -- the five ways to obtain a take -------------------------------------------------
+    def _reused(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        assert d.key is not None and d.output is not None
+        out = TakeOutcome(
+            d.take, d.key, d.output, d.task_id, d.url, d.cost, d.duration, how="reused"
+        )
+        if out.duration is None:
+            out.duration = self.io.video_duration(d.output)
+        if not d.indexed:  # found through the journal or the lock: the index learns it now
+            out.how = "recovered"
+            self.io.remember(d.key, d.output, sp.name, d.take, out)
+        self.result.reused += 1
+        return out
 
-        job = Job(scene, take, key, req, {})
-        if self.backend.paid:
-            attached = await self._reattach(label, job, outcome)
-            if attached is not None:
-                await self._push(label, job, attached)
-                if self.team is not None:
-                    await self.team.clear_stale(key, attached.task_id)
-                return attached
+    async def _reuse_take(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        return self._reused(sp, d)
 
+    async def _pull(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        """The team store has it: downloaded and verified, paid for by whoever rendered it.
+        One it has but cannot deliver fails the take (`TeamPullFailed`), unpaid."""
+        assert self.team is not None and d.key is not None and sp.request is not None
+        rec = await self.team.pull(d.key, self._label(sp, d.take))
+        if rec is None:  # a damaged copy (reported, W341): as if the team had none
+            price = self.planner.price(sp.request, self._base_duration(sp.request))
+            return await self._render(sp, dataclasses.replace(d, action="render", price=price))
+        fin = Finished(rec.output, rec.task_id, None, rec.cost_decimal, rec.duration)
+        return self._finished(sp, d, self._job(sp, d), fin, None, d.price.amount, how="pulled")
+
+    async def _fetch(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        assert d.key is not None and d.url is not None and d.output is not None
+        label = self._label(sp, d.take)
+        self.report.scene(label, "fetching", detail="from the recorded URL")
+        try:
+            digest = await self.backend.refetch(d.url, d.output)
+        except FetchFailed as exc:
+            if not exc.permanent:
+                raise BackendError(
+                    f"take {d.take}: could not fetch its recorded URL: {exc}"
+                ) from None
+            self.io.mark_unfetchable(d.key, d.url, str(exc))
+            assert sp.request is not None
+            est = self.planner.price(sp.request, self._base_duration(sp.request))
+            raise _Stop(
+                EXPIRED,
+                f"take {d.take}: {exc}; the next build renders it again "
+                f"({pricing.format_estimate(est)}, asked first)",
+            ) from None
+        out = TakeOutcome(
+            d.take, d.key, digest, d.task_id, d.url, d.cost, d.duration, how="refetched"
+        )
+        if out.duration is None:
+            out.duration = self.io.video_duration(digest)
+        self.io.remember(d.key, digest, sp.name, d.take, out)
+        return out
+
+    async def _decide(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        raise _Stop(UNKNOWN, unknown_message(sp.name, d.take, sp.takes))
+
+    async def _follow_attempt(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        """Re-attach to a task an earlier build sent."""
+        if d.task_id is None or d.attempt is None:  # never confirmed sent: never resent
+            raise _Stop(UNKNOWN, unknown_message(sp.name, d.take, sp.takes))
+        label = self._label(sp, d.take)
+        job = self._job(sp, d)
+        self.report.scene(label, "re-attaching", detail=f"task {d.task_id}")
+        done: TakeOutcome | None = None
+        self.slots.take_running()
+        try:
+            try:
+                fin = await self._follow(label, job, d.task_id, d.attempt)
+            except TaskFailed as exc:
+                # known to have failed: sending it again is allowed (and reserved)
+                self.report.scene(label, "retrying", detail=str(exc))
+                assert sp.request is not None
+                price = self.planner.price(sp.request, self._base_duration(sp.request))
+                render = TakePlan(d.take, "render", d.key, price=price)
+            else:
+                self.result.reattached += 1
+                est = self.io.attempt_estimate(d.attempt)
+                done = self._finished(sp, d, job, fin, d.attempt, est, how="reattached")
+        finally:
+            await self.slots.release()
+        if done is not None:
+            await self._push(label, job, done)
+            if self.team is not None:  # its claim, left by the build that died: gone
+                await self.team.clear_stale(done.key, done.task_id)
+            return done
+        return await self._render(sp, render)
+
+    async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        label = self._label(sp, d.take)
+        for attempt in d.resend:  # the user said: send it again (--resubmit-unknown)
+            self.io.journal_resolve_unknown(attempt)
         failures = 0
         while True:
             try:
-                return await self._claim_and_submit(label, job, outcome, upstream)
+                return await self._claim_and_submit(sp, d)
             except TaskFailed as exc:
                 failures += 1
                 if exc.stop_all:
-                    self._halt_submissions = str(exc)
+                    self._halt(str(exc), sends_too=True)
                 if not exc.retryable or failures > self.options.retries or exc.stop_all:
                     raise
                 self.report.scene(label, "retrying", detail=f"{exc} (attempt {failures + 1})")
 
-    async def _claim_and_submit(
-        self, label: str, job: Job, outcome: TakeOutcome, upstream: dict[str, str]
-    ) -> TakeOutcome:
-        """`_submit`, under a claim in the team store when there is one (storyc.build.team)."""
+    async def _claim_and_submit(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        """`_submit`, under a claim in the team store when there is one: another machine
+        sending the same request is followed instead, a render it pushed meanwhile is
+        pulled, and what this machine renders is pushed (storyc.build.team)."""
         if self.team is None or not self.backend.paid:
-            return await self._submit(label, job, outcome, upstream)
+            return await self._submit(sp, d)
+        label, job = self._label(sp, d.take), self._job(sp, d)
         try:
             got = await self.team.acquire(
-                job,
-                label,
-                lambda task_id: self._follow(label, job, task_id),
-                self._stop.is_set,
+                job, label, lambda task_id: self._follow(label, job, task_id), self._stop.is_set
             )
         except TeamUnknown as exc:
             raise _Stop(UNKNOWN, str(exc)) from None
@@ -275,12 +422,9 @@ class Executor:
         claimed = got.claimed
         try:
             if got.finished is not None:  # pulled, followed or adopted: nothing sent
-                fin = got.finished
-                if fin.billed is None:  # what its payer was charged, as the lock says there
-                    fin = dataclasses.replace(fin, billed=self._estimate(job).amount)
-                done = self._finish(job, outcome, fin, how=got.how)
+                done = self._finished(sp, d, job, got.finished, None, d.price.amount, how=got.how)
             else:
-                done = await self._submit(label, job, outcome, upstream, claimed)
+                done = await self._submit(sp, d, claimed)
             if got.how in ("", "adopted"):
                 await self._push(label, job, done)
         except BaseException as exc:
@@ -300,157 +444,161 @@ class Executor:
             self.team.record(job, self.backend.name, fin, path.stat().st_size), label
         )
 
-    def _fill_from_lock(self, scene: str, take: int, key: str, outcome: TakeOutcome) -> None:
-        entry = self.io.locked_take(scene, take, key)
-        if entry is not None:
-            outcome.task_id, outcome.url = entry.task_id, entry.url
-            outcome.duration, outcome.cost = entry.duration, entry.cost
-        if outcome.duration is None and outcome.digest:
-            outcome.duration = self.io.video_duration(outcome.digest)
-
-    async def _reattach(self, label: str, job: Job, outcome: TakeOutcome) -> TakeOutcome | None:
-        """Follow an attempt already sent for this key; refuse to guess about unknown ones."""
-        for att in self.io.journal_attempts(job.key):
-            if att["state"] == "completed" and att["output"]:
-                # paid and finished, but the key index never heard of it (the process
-                # died in between): use that output, fetch it again if need be
-                digest = att["output"] if self.io.store.has(att["output"]) else None
-                if digest is None and att["url"]:
-                    self.report.scene(label, "fetching", detail="a finished task's output")
-                    digest = await self.backend.refetch(att["url"])
-                if digest is not None and digest == att["output"]:
-                    fin = Finished(
-                        digest,
-                        att["task_id"],
-                        att["url"],
-                        att["billed"] if att["billed"] is not None else att["estimate"],
-                    )
-                    return self._finish(job, outcome, fin, how="recovered")
-            if att["state"] == "submitted" and att["task_id"]:
-                self.report.scene(label, "re-attaching", detail=f"task {att['task_id']}")
-                try:
-                    fin = await self._follow(label, job, att["task_id"], att["id"])
-                except TaskFailed as exc:
-                    # known to have failed: sending it again is allowed (and counted)
-                    self.report.scene(label, "retrying", detail=str(exc))
-                    break
-                if fin.billed is None:
-                    fin = dataclasses.replace(fin, billed=att["estimate"])
-                self.io.journal_completed(att["id"], fin)
-                return self._finish(job, outcome, fin, how="reattached")
-        unknown = [a for a in self.io.journal_attempts(job.key) if a["state"] == "unknown"]
-        if unknown:
-            if not self.options.resubmit_unknown:
-                raise _Stop(
-                    UNKNOWN,
-                    "an earlier submission of this request may have reached "
-                    "the provider (its fate is unknown); check the provider's dashboard, "
-                    "then re-run with --resubmit-unknown to send it again",
-                )
-            for a in unknown:
-                self.io.journal_resolve_unknown(a["id"])
-        return None
-
-    def _estimate(self, job: Job) -> pricing.Estimate:
-        base = None
-        marker = job.request.base_video
-        if marker is not None:
-            base = self.io.base_duration(marker, self._durations)
-        return pricing.estimate(job.request, backend=self.backend.name, takes=1, base_duration=base)
-
-    def _check_budget(self, estimate: pricing.Estimate) -> None:
-        if self._halt_submissions:
-            raise _Stop(FAILED, f"not submitted: {self._halt_submissions}")
+    # -- sending ------------------------------------------------------------------------
+    def _decide_to_send(self, sp: ScenePlan, d: TakePlan) -> tuple[Decimal, Decimal | None]:
+        """The decision to send, with its reservation: synchronous, so atomic."""
+        if self.result.halted is not None:
+            if self.result.halted.startswith("over budget"):
+                raise _Stop(OVER_BUDGET, "not submitted: the budget is spent")
+            raise _Stop(FAILED, f"not submitted: {self.result.halted}")
         if self._stop.is_set():
             raise _Stop(STOPPED, "not started: the build was interrupted")
-        cap = self.options.max_cost
-        if cap is None or not self.backend.paid:
-            return
-        if estimate.amount is None:
-            raise _Stop(OVER_BUDGET, f"cost unknown ({estimate.reason}); a budget needs a price")
-        if self.result.committed + estimate.amount > cap:
-            raise _Stop(
-                OVER_BUDGET,
-                f"not submitted: ${self.result.committed + estimate.amount:.2f} "
-                f"would exceed --max-cost ${cap:.2f}",
-            )
+        est = d.price  # the planner's price of this take
+        try:
+            reserved = self.budget.reserve(est.amount, reason=est.reason)
+        except OverBudget as exc:
+            # the build stops here: taking a cheaper take instead would make what gets
+            # rendered depend on timing
+            self._halt(f"over budget: {exc}", sends_too=False)
+            raise _Stop(OVER_BUDGET, f"not submitted: {exc}") from None
+        self.result.committed = self.budget.reserved
+        return reserved, est.amount
 
-    async def _submit(
-        self,
-        label: str,
-        job: Job,
-        outcome: TakeOutcome,
-        upstream: dict[str, str],
-        claimed: Any = None,
-    ) -> TakeOutcome:
-        estimate = self._estimate(job)
-        self._check_budget(estimate)
-        if self._sem.locked():
+    def _give_back(self, amount: Decimal) -> None:
+        self.budget.release(amount)
+        self.result.committed = self.budget.reserved
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` (a preparation step before sending) unless a stop is requested
+        meanwhile: then it is abandoned (uploads half-done cost nothing)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise _Interrupted
+
+    async def _pause(self, point: str) -> None:
+        seconds = faults.reach(point)
+        if seconds:
+            await asyncio.sleep(seconds)
+
+    async def _inputs(self, job: Job) -> dict[str, Any]:
+        """Every input as a local file: assets re-hashed, upstream frames extracted."""
+        await self._pause("hashing")
+        return await resolve_inputs(self.io, job.request, self._picked_digests(job.request))
+
+    async def _prepare(self, job: Job) -> Any:
+        await self._pause("upload")
+        return await self.backend.prepare(job)
+
+    async def _submit(self, sp: ScenePlan, d: TakePlan, claimed: Any = None) -> TakeOutcome:
+        label = self._label(sp, d.take)
+        job = self._job(sp, d)
+        paid = self.backend.paid
+        if self.slots.full:
             self.report.scene(label, "pending", detail="waiting for a free slot")
-        async with self._sem:
-            # checked again: the budget and the stop flag may have changed while queued
-            self._check_budget(estimate)
-            inputs = await resolve_inputs(self.io, job.request, self._picked_digests(job.request))
-            job = Job(job.scene, job.take, job.key, job.request, inputs)
-            amount = estimate.amount or Decimal(0)
-            self.result.committed += amount  # counted from before the send: in flight is spent
-            attempt = None
-            if self.backend.paid:
-                attempt = self.io.journal_begin(job, estimate.amount)
-            try:
-                # uploads happen here, while the attempt is only `planned`: dying during
-                # them leaves nothing of unknown fate
-                prepared = await self.backend.prepare(job)
-                if self.team is not None:
-                    await self.team.submitting(claimed)
+        await self.slots.acquire()
+        try:
+            # -- from here to the first await nothing else runs: decided and reserved --
+            reserved, estimate = self._decide_to_send(sp, d)
+            attempt = self.io.journal_begin(job, estimate) if paid else None
+            sent = False
+
+            def on_send(body: dict[str, Any]) -> None:
+                # called right before each POST, with nothing awaited in between
+                nonlocal sent
                 if attempt is not None:
-                    self.io.journal_submitting(attempt)
-                self.report.scene(label, "submitting" if self.backend.paid else "rendering")
-                task_id = await self.backend.submit(job, prepared)
+                    if not sent:
+                        self.io.journal_submitting(attempt, job.request.app, body)
+                        faults.reach("after-intent")
+                    else:  # sent again after re-uploading an expired input
+                        self.io.journal_request(attempt, job.request.app, body)
+                sent = True
+                self.report.scene(label, "submitting" if paid else "rendering")
+
+            try:
+                if paid:
+                    self.report.scene(label, "preparing", detail="hashing inputs, frames")
+                inputs = await self._unless_stopped(self._inputs(job))
+                job = Job(job.scene, job.take, job.key, job.request, inputs)
+                if paid and inputs:
+                    self.report.scene(label, "uploading", detail=f"{len(inputs)} input(s)")
+                prepared = await self._unless_stopped(self._prepare(job))
+                if self.team is not None:  # the claim says so before the request leaves
+                    await self.team.submitting(claimed)
+                task_id = await self.backend.submit(
+                    job, prepared, may_send=self._may_send, on_send=on_send
+                )
+                faults.reach("after-send")
+            except _Interrupted:
+                if claimed is not None:
+                    claimed.not_sent = True
+                self._give_back(reserved)
+                if attempt is not None:
+                    self.io.journal_not_sent(attempt, "interrupted before sending")
+                raise _Stop(STOPPED, "not sent: the build was interrupted") from None
             except NotSent as exc:
                 if claimed is not None:
                     claimed.not_sent = True
-                self.result.committed -= amount
-                if attempt is not None:
-                    self.io.journal_failed(attempt, str(exc), not_sent=True)
+                self._give_back(reserved)
+                if attempt is not None and exc.answered:  # turned away, nothing created
+                    self.io.journal_failed(attempt, str(exc), refused=True)
+                elif attempt is not None:
+                    self.io.journal_not_sent(attempt, str(exc))
+                if self._stop.is_set():
+                    raise _Stop(STOPPED, "not sent: the build was interrupted") from None
+                if self._refused is not None:
+                    raise _Stop(FAILED, f"not submitted: {self._refused}") from None
                 raise TaskFailed(str(exc), retryable=True) from None
             except MaybeSent as exc:
                 if attempt is not None:
                     self.io.journal_unknown(attempt, str(exc))
                 raise _Stop(
-                    UNKNOWN,
-                    f"{exc}; the provider may have received it, so it is not "
-                    "sent again without --resubmit-unknown",
+                    UNKNOWN, f"{exc}; {unknown_message(sp.name, d.take, sp.takes)}"
                 ) from None
             except TaskFailed as exc:
-                # Raised by submit only when the provider answered with a refusal (400,
-                # 402, another 4xx): it created no task, so this attempt certainly cost
-                # nothing and must not be left as "fate unknown".
-                self.result.committed -= amount
+                # raised by submit only when the provider answered with a refusal (400,
+                # 402, another 4xx): it created no task, so this attempt cost nothing
+                self._give_back(reserved)
                 if attempt is not None:
-                    self.io.journal_failed(attempt, str(exc), not_sent=True)
+                    self.io.journal_failed(attempt, str(exc), refused=True)
                 raise
             except SetupError as exc:
-                self.result.committed -= amount
+                self._give_back(reserved)
                 if attempt is not None:
-                    self.io.journal_failed(attempt, str(exc), not_sent=True)
-                self._halt_submissions = self.result.setup_error = str(exc)
+                    self.io.journal_failed(attempt, str(exc), refused=True)
+                self.result.setup_error = str(exc)
+                self._halt(str(exc), sends_too=True)
                 raise
             except BaseException:
+                # cut short (a hard stop, a bug): unknown if the request had started
                 if attempt is not None:
+                    if self.io.journal_state(attempt) == "planned":
+                        self._give_back(reserved)
                     self.io.journal_unknown(attempt, "interrupted while sending")
                 raise
             self.result.submitted += 1
+            self.result.sent += estimate or Decimal(0)
             if attempt is not None:
                 self.io.journal_submitted(attempt, task_id)
+                faults.reach("after-task-id")
             if self.team is not None:
                 await self.team.submitted(claimed, task_id)
-        fin = await self._follow(label, job, task_id, attempt)
-        if fin.billed is None and self.backend.paid:
-            fin = dataclasses.replace(fin, billed=estimate.amount)  # the provider sends no bill
-        if attempt is not None:
-            self.io.journal_completed(attempt, fin)
-        return self._finish(job, outcome, fin, how="rendered")
+            try:
+                fin = await self._follow(label, job, task_id, attempt)
+            except TaskFailed:
+                self.result.failed_attempts += 1
+                self.result.failed_cost += estimate or Decimal(0)
+                raise
+            return self._finished(sp, d, job, fin, attempt, estimate, how="rendered")
+        finally:
+            await self.slots.release()
 
     def _picked_digests(self, req: Request) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -458,19 +606,25 @@ class Executor:
             fut = self._picked.get(up)
             if fut is not None and fut.done() and not fut.cancelled() and fut.result():
                 out[up] = fut.result()  # type: ignore[assignment]
+            elif up not in self._picked:
+                digest = self.io.recorded_output(up)
+                if digest is not None:
+                    out[up] = digest
         return out
 
-    async def _follow(self, label: str, job: Job, task_id: str, attempt: Any = None) -> Finished:
+    async def _follow(
+        self, label: str, job: Job, task_id: str, attempt: int | None = None
+    ) -> Finished:
         if self.backend.paid:
             self.report.scene(label, "submitted", detail=f"task {task_id}")
         follow = asyncio.create_task(
             self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}"))
         )
-        stop = asyncio.create_task(self._stop.wait())
+        abandon = asyncio.create_task(self._abandon.wait())
         try:
-            done, _ = await asyncio.wait({follow, stop}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({follow, abandon}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.cancel()
+            abandon.cancel()
         if follow not in done:
             follow.cancel()
             await asyncio.gather(follow, return_exceptions=True)
@@ -487,19 +641,52 @@ class Executor:
                 self.io.journal_failed(attempt, str(exc))
             raise
 
-    def _finish(self, job: Job, outcome: TakeOutcome, fin: Finished, *, how: str) -> TakeOutcome:
-        self.io.remember(job.key, fin.digest, job, fin)
-        outcome.digest, outcome.how = fin.digest, how
-        outcome.task_id, outcome.url, outcome.cost = fin.task_id, fin.url, fin.billed
-        outcome.duration = fin.duration
-        if outcome.duration is None:
-            outcome.duration = self.io.video_duration(fin.digest)
-        return outcome
+    def _finished(
+        self,
+        sp: ScenePlan,
+        d: TakePlan,
+        job: Job,
+        fin: Finished,
+        attempt: int | None,
+        estimate: Decimal | None,
+        *,
+        how: str,
+    ) -> TakeOutcome:
+        """A finished task: journal, then key index (the lock file follows per scene)."""
+        assert d.key is not None
+        faults.reach("after-download")
+        billed = fin.billed
+        if billed is not None and how == "rendered":  # what this build paid, as reported
+            self.result.billed = (self.result.billed or Decimal(0)) + billed
+        cost = billed if billed is not None else (estimate if self.backend.paid else None)
+        if attempt is not None:
+            self.io.journal_completed(attempt, fin.digest, fin.url, billed)
+            faults.reach("before-index")
+        out = TakeOutcome(
+            d.take, d.key, fin.digest, fin.task_id, fin.url, cost, fin.duration, how=how
+        )
+        if out.duration is None:
+            out.duration = self.io.video_duration(fin.digest)
+        self.io.remember(d.key, fin.digest, sp.name, d.take, out)
+        return out
+
+
+def _worst(errors: list[BaseException]) -> BaseException:
+    """Of several takes' errors, the one that says most about the scene."""
+    failures = [e for e in errors if not isinstance(e, _Stop)]
+    if failures:  # a real failure says most (exit 1)
+        return failures[0]
+    for state in (UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED):
+        for e in errors:
+            if isinstance(e, _Stop) and e.state == state:
+                return e
+    return errors[0]
 
 
 __all__ = [
     "BLOCKED",
     "DONE",
+    "EXPIRED",
     "FAILED",
     "OVER_BUDGET",
     "REUSED",
@@ -511,4 +698,5 @@ __all__ = [
     "SceneOutcome",
     "SetupError",
     "TakeOutcome",
+    "unknown_message",
 ]

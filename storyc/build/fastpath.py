@@ -5,7 +5,8 @@ parsed command line, the environment and `.storyc/noop.json`, the "clean state"
 that the last build recorded when it ended with every selected scene reused and
 nothing failed, unknown or in flight. Out: the same report that build printed (the
 same JSON events, with `fast_path: true` in the summary) and exit code 0 — or None,
-and the normal path runs. I/O: stats files, reads the record; `record` writes it
+and the normal path runs. I/O: stats files, reads the record (`.storyc/noop.json`, plain
+JSON: a damaged or planted record is a miss and runs nothing); `record` writes it
 (atomically) and `forget` deletes it.
 
 The record holds (size, mtime_ns, inode, ctime_ns) of every story file, local asset,
@@ -21,9 +22,9 @@ the same timestamp unseen: such a state is not recorded.
 Every normal build forgets the record first, so a build in progress (or one that
 stopped half-way) never leaves a stale "clean" behind.
 
-Only light modules are imported here (json for the record, which is plain data so that
-nothing read back from `.storyc/` can run code; not typing; the JSON lines are written at record time; no compiler, pydantic, lark, jinja2,
-httpx or asyncio): start-up is most of a no-op build.
+Only modules the command line has already loaded are imported here, and json (no typing;
+the JSON lines are written at record time; no compiler, pydantic, lark, jinja2, httpx or
+asyncio): start-up is most of a no-op build.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from typing import Any
 from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
 
-RECORD_NAME = "noop.json"  # plain data: nothing read back from .storyc/ can run code
-FORMAT = 3  # 3: JSON (1 and 2 were marshal, which can build code objects from planted bytes)
+RECORD_NAME = "noop.json"
+FORMAT = 3  # 3: JSON (2 and 1 were marshal)
 RACY_S = 1.0
 DISABLE_ENV = "STORYC_NO_FASTPATH"  # set to anything to always take the normal path
 KEY_ENV = "INFERENCE_API_KEY"
@@ -50,21 +51,22 @@ Stat = tuple[str, int, int, int, int]
 Record = dict[str, Any]  # str -> the JSON values described in `record`
 
 
-def options(args: argparse.Namespace) -> tuple[object, ...]:
-    """What on the command line and in the environment decides a build's result."""
-    return (
+def options(args: argparse.Namespace) -> list[object]:
+    """What on the command line and in the environment decides a build's result (as it
+    reads back from JSON)."""
+    return [
         FORMAT,
         __version__,
         sys.version,
         os.path.realpath(args.path),
         args.target,
-        tuple(args.scenes) if args.scenes else None,
-        tuple(getattr(args, "cuts", None) or ()),
+        list(args.scenes) if args.scenes else None,
+        list(getattr(args, "cuts", None) or ()),
         args.backend,
         args.base_url,
         bool(args.resubmit_unknown),
         os.environ.get(BASE_URL_ENV, ""),
-    )
+    ]
 
 
 def _root(path: str) -> str | None:
@@ -75,11 +77,11 @@ def _root(path: str) -> str | None:
     return None
 
 
-def discovery(arg: str) -> tuple[str, ...]:
+def discovery(arg: str) -> list[str]:
     """The top-level story files of a project directory (what discovery looks at)."""
     if not os.path.isdir(arg):
-        return ()
-    return tuple(sorted(n for n in os.listdir(arg) if n.endswith(".story")))
+        return []
+    return sorted(n for n in os.listdir(arg) if n.endswith(".story"))
 
 
 def stat_of(path: str) -> Stat | None:
@@ -134,15 +136,10 @@ def record(
         **report,
     }
     try:
-        atomic_write(record_path(root), json.dumps(data).encode(), durable=False)
+        atomic_write(record_path(root), json.dumps(data).encode("utf-8"), durable=False)
     except (OSError, ValueError, TypeError):
         return False
     return True
-
-
-def _plain(value: object) -> object:
-    """`value` as it reads back from JSON (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(value))
 
 
 def load(args: argparse.Namespace) -> Record | None:
@@ -158,14 +155,18 @@ def load(args: argparse.Namespace) -> Record | None:
             data = json.loads(f.read())
     except (OSError, ValueError, RecursionError):
         return None
-    if not _sound(data):
-        return None
     try:
-        if data["options"] != _plain(options(args)) or data["discovery"] != _plain(discovery(arg)):
+        if data["options"] != options(args) or data["discovery"] != discovery(arg):
             return None
         if data["backend"] != "preview" and not os.environ.get(KEY_ENV):
             return None  # the normal path explains that a key is needed
+        if not all(isinstance(data[k], str) for k in ("diagnostics", "json", "build_line")):
+            return None
+        if not all(isinstance(x, str) for x in data["plan_lines"] + data["scenes"]):
+            return None
         for p, size, mtime, ino, ctime in data["stats"]:
+            if not isinstance(p, str):
+                return None
             st = os.stat(p)
             if (
                 st.st_size != size
@@ -177,29 +178,6 @@ def load(args: argparse.Namespace) -> Record | None:
     except (OSError, KeyError, TypeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _sound(data: Any) -> bool:
-    """The record has the shape `record` writes (a damaged or planted one is a miss)."""
-    return (
-        isinstance(data, dict)
-        and isinstance(data.get("stats"), list)
-        and all(
-            isinstance(s, list)
-            and len(s) == 5
-            and isinstance(s[0], str)
-            and all(isinstance(n, int) for n in s[1:])
-            for s in data["stats"]
-        )
-        and isinstance(data.get("diagnostics"), str)
-        and isinstance(data.get("json"), str)
-        and isinstance(data.get("build_line"), str)
-        and isinstance(data.get("backend"), str)
-        and isinstance(data.get("plan_lines"), list)
-        and all(isinstance(x, str) for x in data["plan_lines"])
-        and isinstance(data.get("scenes"), list)
-        and all(isinstance(x, str) for x in data["scenes"])
-    )
 
 
 def try_fast(args: argparse.Namespace) -> int | None:
@@ -218,10 +196,10 @@ def try_fast(args: argparse.Namespace) -> int | None:
     rep = make_reporter(json_mode=False)
     try:
         for line in data["plan_lines"]:
-            rep.note(line)
+            rep.result(line)
         for scene in data["scenes"]:
             rep.scene(scene, "reused", "reused")
-        rep.note(data["build_line"])
+        rep.result(data["build_line"])
     finally:
         rep.close()
     return 0

@@ -17,9 +17,12 @@ DONE = "done"  # rendered now (at least one take)
 REUSED = "reused"  # every take's output was already known
 FAILED = "failed"
 BLOCKED = "blocked"  # a scene it uses failed or was not built
-UNKNOWN = "unknown"  # an earlier attempt's fate is unknown; needs --resubmit-unknown
+UNKNOWN = "unknown"  # an earlier attempt's fate is unknown: storyc adopt / storyc forget
 OVER_BUDGET = "over-budget"
+EXPIRED = "expired"  # its recorded URL no longer gives the clip: the next build renders it
 STOPPED = "stopped"  # interrupted before it could run
+FINAL = (DONE, REUSED, FAILED, BLOCKED, UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED)
+NEEDS_DECISION = frozenset({UNKNOWN, OVER_BUDGET, EXPIRED})  # exit 4
 
 
 @dataclass
@@ -41,7 +44,7 @@ class TakeOutcome:
     url: str | None = None
     cost: Decimal | None = None
     duration: float | None = None
-    how: str = ""  # "rendered", "reused", "refetched", "reattached"
+    how: str = ""  # "rendered", "reused", "refetched", "reattached", "recovered"
 
 
 @dataclass
@@ -58,16 +61,28 @@ class SceneOutcome:
         """A failure (exit 1), as opposed to work that awaits the user's decision."""
         return self.state == FAILED or (self.state == BLOCKED and self.cause in (None, FAILED))
 
+    @property
+    def needs_decision(self) -> bool:
+        return self.state in NEEDS_DECISION or (
+            self.state == BLOCKED and self.cause in NEEDS_DECISION
+        )
+
 
 @dataclass
 class BuildResult:
     scenes: dict[str, SceneOutcome] = field(default_factory=dict)
     submitted: int = 0
     reused: int = 0
-    committed: Decimal = Decimal(0)  # estimates of everything sent in this build
+    committed: Decimal = Decimal(0)  # reserved: sent, in flight or of unknown fate
+    sent: Decimal = Decimal(0)  # estimates of the requests this build sent
+    billed: Decimal | None = None  # what the provider reported it billed, where it did
+    failed_attempts: int = 0  # sent, then failed or refused by the provider
+    failed_cost: Decimal = Decimal(0)  # their estimates (failed tasks are not charged)
+    reattached: int = 0  # tasks of an earlier build followed to the end
     interrupted: bool = False
     stopped_reason: str | None = None
     setup_error: str | None = None  # e.g. the key was refused: nothing more can be sent
+    halted: str | None = None  # why no more takes were sent (budget, balance)
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.scenes.values() if s.state == state)

@@ -1,9 +1,13 @@
 """Build progress: per-scene state and elapsed time, for people and for tools.
 
 Stage: execute (the view). In: events from the executor and the build command
-(`scene(name, state, detail)`, `note(text)`, `summary(...)`). Out: a live table on a
-terminal (rich), one plain line per change otherwise, or one JSON object per line with
-`--json`. I/O: writes to the given stream only.
+(`scene(name, state, detail)`, `note(text)`, `result(text)`, `event(...)`). Out: a
+live table on a terminal (rich), one plain line per change otherwise, or one JSON
+object per line with `--json`. I/O: writes to the given stream, and results to stdout.
+
+What goes where (docs/cli.md): the plan and the summary are the build's *results*
+(`result`: stdout); progress and notes go to the progress stream (stderr, a live table
+on a terminal); with `--json` everything is an event on stdout.
 
 JSON events (one per line, keys sorted): `{"event": "scene", "scene", "state",
 "detail", "elapsed"}`, `{"event": "note", "text"}`, `{"event": "plan", ...}`,
@@ -58,6 +62,10 @@ class Reporter:
     def note(self, text: str) -> None:
         self._line(text)
 
+    def result(self, text: str) -> None:
+        """A line of the build's result (the plan, the summary): stdout."""
+        print(text, file=sys.stdout, flush=True)
+
     def event(self, name: str, **data: Any) -> None:
         """Structured facts (the plan, the summary); plain views print them elsewhere."""
 
@@ -86,6 +94,9 @@ class JsonReporter(Reporter):
 
     def note(self, text: str) -> None:
         self._emit({"event": "note", "text": text})
+
+    def result(self, text: str) -> None:
+        return None  # the `plan` and `summary` events carry the results
 
     def event(self, name: str, **data: Any) -> None:
         self._emit({"event": name, **data})
@@ -161,6 +172,12 @@ class LiveReporter(Reporter):
 
     def note(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
+
+    def result(self, text: str) -> None:
+        if sys.stdout.isatty():  # the same terminal: above the live table, not through it
+            self.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stdout, flush=True)
 
     def close(self) -> None:
         self.live.stop()

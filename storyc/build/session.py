@@ -1,9 +1,14 @@
 """One `storyc build` from start to finish: compile, lock, plan, consent, execute, report.
 
 Stage: execute (the session around the executor). In: the parsed command line and the
-environment. Out: an exit code (`storyc.base.exits.ExitCode`); progress through
-`storyc.build.progress`. I/O: compiles the project, holds `.storyc/build.lock`, opens the
-store, journal and lock file, asks for consent on a terminal, runs the executor.
+environment. Out: an exit code (`storyc.base.exits.ExitCode`); the plan and the summary
+on stdout, progress through `storyc.build.progress`. I/O: compiles the project, holds
+`.storyc/build.lock`, opens the store, journal and lock file, asks for consent on a
+terminal, runs the executor.
+
+Data flows one way: the compilation goes to the planner (`storyc.plan.planner`), whose
+`Plan` is shown, consented to and handed to the executor, which carries it out; the
+session then reports the executor's `BuildResult`.
 
 Settings: a flag wins over the project setting (`backend`, `base_url`, `max_cost`,
 `jobs` in the project block), which wins over the default. The API key comes only
@@ -21,34 +26,34 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError, create
-from storyc.base.diagnostics import render_all
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
 from storyc.build import fastpath as build_fastpath
 from storyc.build.cache import BuildCache, BuildInput
 from storyc.build.effects import ProjectIO
-from storyc.build.executor import (
+from storyc.build.executor import Executor
+from storyc.build.outcome import (
+    BLOCKED,
+    EXPIRED,
     FAILED,
+    FINAL,
     OVER_BUDGET,
     UNKNOWN,
     BuildOptions,
     BuildResult,
-    Executor,
+    upstream_closure,
 )
-from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter, make_reporter
 from storyc.build.team import TeamLink
 from storyc.plan import pricing
-from storyc.plan.planner import RemoteLookup
+from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
-from storyc.targets.request import Request
 
 KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
 
@@ -63,7 +68,8 @@ def find_root(path: Path) -> Path | None:
 
 
 async def execute(
-    comp: Any,
+    plan: Plan,
+    planner: Planner,
     io: ProjectIO,
     options: BuildOptions,
     bopts: BackendOptions,
@@ -72,12 +78,13 @@ async def execute(
     signals: tuple[signal.Signals, ...],
     team: TeamLink | None = None,
 ) -> BuildResult:
-    """Open the backend, run the executor over `comp.requests` and close the backend
-    (`storyc build` and `storyc watch` both build through this). `on_signal(executor)` is
-    called on each of `signals` — only on the main thread, the only one that may set them."""
+    """Open the backend, carry out `plan` and close the backend (`storyc build` and
+    `storyc watch` both build through this). `on_signal(executor)` is called on each of
+    `signals` — only on the main thread, the only one that may set them."""
     backend = create(options.backend, bopts)
     await backend.open()
-    executor = Executor(comp.requests, comp.order, backend, io, options, report, team)
+    io.base_url = getattr(backend, "base_url", None)
+    executor = Executor(plan, planner, backend, io, options, report, team)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is not threading.main_thread():
         signals = ()
@@ -91,67 +98,25 @@ async def execute(
         await backend.close()
 
 
-@dataclass
-class QuickPlan:
-    """What the executor will do, known before it starts (for consent and the budget)."""
-
-    render: dict[str, int]  # scene -> takes to render (upper bound for waiting scenes)
-    estimate: Decimal  # known part of the cost
-    unknown: int  # scenes whose cost cannot be known yet
-    up_to_date: int
-    costs: dict[str, Decimal | None] = field(default_factory=dict)  # scene -> estimate
+def takes_to_render(plan: Plan) -> dict[str, int]:
+    """Scene -> takes that will be sent (an upper bound for waiting scenes)."""
+    return {n: len(sp.render) for n, sp in plan.scenes.items() if sp.render}
 
 
-def quick_plan(
-    requests: dict[str, Request],
-    order: list[str],
-    io: ProjectIO,
-    backend: str,
-    wanted: set[str] | None = None,
-    remote: RemoteLookup | None = None,
-) -> QuickPlan:
-    picked: dict[str, str | None] = {}
-    render: dict[str, int] = {}
-    total = Decimal(0)
-    unknown = up = 0
-    durations: dict[str, float | None] = {}
-    costs: dict[str, Decimal | None] = {}
-    for scene in order:
-        req = requests.get(scene)
-        if req is None or (wanted is not None and scene not in wanted):
-            picked[scene] = io.locked_picked_digest(scene)
-            continue
-        upstream = {u: picked.get(u) for u in req.upstream}
-        n_takes = max(1, req.takes)
-        if any(v is None for v in upstream.values()):
-            missing = list(range(1, n_takes + 1))  # waiting: its keys are not known yet
-            picked[scene] = None
-        else:
-            ks = {
-                t: io.key(req, t, {k: v for k, v in upstream.items() if v})
-                for t in range(1, n_takes + 1)
-            }
-            found = {
-                t: io.lookup(k)
-                or (remote is not None and remote.output(k))  # the team store: not paid
-                or (io.locked_url(scene, t, k) and "url")
-                for t, k in ks.items()
-            }
-            missing = [t for t, d in found.items() if not d]
-            p = io.picked_take(scene, n_takes)
-            picked[scene] = found[p] if found.get(p) and found[p] != "url" else None
-            if not missing:
-                up += 1
-                continue
-        render[scene] = len(missing)
-        base = io.base_duration(req.base_video, durations) if req.base_video else None
-        est = pricing.estimate(req, backend=backend, takes=len(missing), base_duration=base)
-        costs[scene] = est.amount
-        if est.amount is None:
-            unknown += 1
-        else:
-            total += est.amount
-    return QuickPlan(render, total, unknown, up, costs)
+def pin_warnings(plan: Plan) -> list[str]:
+    """W300: scenes of the v1 schema sent to the app unpinned, which the live app
+    (speaking v2) would refuse."""
+    out = []
+    for name in plan.order:
+        sp = plan.scenes[name]
+        req = sp.request
+        if sp.render and req is not None and req.schema == "v1" and "@" not in req.app:
+            out.append(
+                f"warning[W300]: scene {name!r} is compiled for the v1 schema, but "
+                f"{req.app} is sent unpinned and the live app speaks v2 (it refuses v1 "
+                f'requests); pin the version that speaks v1: app = "{req.app}@VERSION"'
+            )
+    return out
 
 
 def _setting(comp: BuildInput, name: str) -> Any:
@@ -198,22 +163,15 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
         cache = self.cache = BuildCache(root)
-        arg = str(Path(args.path).resolve())
-        comp = cache.compilation(arg, args.target)
-        self.cached_compilation = comp is not None
-        if comp is None:
-            from storyc.compiler import compile_project  # only when the cache cannot answer
-
-            comp = BuildInput.of(
-                compile_project(Path(args.path), target=args.target, digests=digests)
-            )
-            cache.store_compilation(arg, args.target, comp)
-        if not comp.found or not comp.ok and not comp.diagnostics:
+        # through the compiled state: an unchanged story is not compiled again, an edited
+        # one only where it changed (storyc.compiler.state)
+        comp = cache.compile(Path(args.path), args.target, digests)
+        self.cached_compilation = cache.cached
+        if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        self.diag_text = ""
-        if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
-            self.diag_text = render_all(comp.diagnostics, comp.sources)
+        self.diag_text = comp.rendered  # errors and warnings; notes are for `storyc check`
+        if self.diag_text:
             print(self.diag_text, file=sys.stderr)
         if not comp.ok:
             return ExitCode.FAILED
@@ -248,6 +206,12 @@ class BuildSession:
                     f"error: the {backend_name} backend needs an API key: set {KEY_ENV} "
                     "(or build with --backend preview, which is free)"
                 )
+                return ExitCode.ENVIRONMENT
+            from storyc.provider.errors import key_problem  # only a paid build needs it
+
+            problem = key_problem(api_key, KEY_ENV)
+            if problem is not None:  # found now, not as an error while sending
+                self.error(f"error: the API key cannot be used: {problem}")
                 return ExitCode.ENVIRONMENT
         for folder, role in ((".storyc", "its state"), ("renders", "links to the videos")):
             # before anything is rendered (and paid for): a file in the way would make every
@@ -315,23 +279,25 @@ class BuildSession:
             or any(s.state != "reused" for s in result.scenes.values())
         ):
             return
-        entry = self.cache.data.get("compile")  # holds code + input paths when cached
-        held = entry is not None and self.cache.holds(comp)
-        paths = list(entry["paths"]) if held and entry else self.cache._inputs(comp)
-        paths += build_fastpath.code_paths()
+        paths = self.cache.input_paths(comp) + build_fastpath.code_paths()
         lock_path = self._lock.path_for(root)
         renders = str(root / "renders")
         paths += [str(lock_path), renders]
+        if not self.paid:  # previews have their own folder of names
+            paths.append(f"{renders}/preview")
         # discovery reads the top-level story files of a directory (a `project` block)
         arg = Path(self.args.path)
         paths += [str(arg / n) for n in build_fastpath.discovery(str(arg))]
         objects = str(self._store.objects)
         outputs: set[str] = set()
         for scene in states:
-            locked = self._lock.scenes.get(scene)
+            locked = self._lock.table(backend).get(scene)
             if locked is None:
                 return
             outputs.update(t.output for t in locked.takes if t.output)
+            paid = self._lock.scenes.get(scene) if not self.paid else None
+            if paid is not None:  # renders/<scene>.mp4 may show the paid clip
+                outputs.update(t.output for t in paid.takes if t.output)
         # only links: a copy could be edited in place unseen. This build just made every
         # name a link, or, where links are impossible, a copy of each: one tells which.
         first = next(iter(states), None)
@@ -431,6 +397,7 @@ class BuildSession:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
         try:
+            base_url = args.base_url or _setting(comp, "base_url")
             io = ProjectIO(
                 root, store, journal, lock, digests, backend=backend_name, cache=self.cache
             )
@@ -438,27 +405,35 @@ class BuildSession:
                 io.use_known_keys(self.cache.keys)  # same requests: same keys
                 io.lock_is_current = lock_cached and self.cached_compilation
             if journal is not None:
-                for att in journal.recover() + [a for a in journal.unknown()]:
+                # we hold the build lock: every send of another build is from one that is
+                # gone; what it was sending is of unknown fate until the user decides
+                journal.recover()
+                for att in journal.unknown():
                     self._journal_warned = True
+                    take = f" --take {att.take}" if att.take > 1 else ""
                     self.error(
                         f"warning: an earlier submission of scene {att.scene!r} (take "
-                        f"{att.take}) may have reached the provider: its fate is unknown"
+                        f"{att.take}) may have reached the provider: its fate is unknown "
+                        f"(`storyc adopt {att.scene} TASK_ID{take}` or "
+                        f"`storyc forget {att.scene}{take}`)"
                     )
             wanted = upstream_closure(comp.requests, self.scenes) if self.scenes else None
             team = self._team_store(comp, store)
             if isinstance(team, int):
                 return team
+            planners: list[Planner] = []
+
+            def make(remote: RemoteLookup | None) -> Plan:
+                sources = io.sources(resubmit_unknown=bool(args.resubmit_unknown), remote=remote)
+                planners.append(Planner(comp.requests, comp.order, sources))
+                return planners[-1].plan(wanted)
+
             if team is None:
-                plan = quick_plan(comp.requests, comp.order, io, backend_name, wanted)
+                plan = make(None)
             else:  # what the team store has is pulled, not paid: asked in batches
                 from storyc.remote.planning import plan_with_remote
 
-                plan = plan_with_remote(
-                    lambda remote: quick_plan(
-                        comp.requests, comp.order, io, backend_name, wanted, remote
-                    ),
-                    team,
-                )
+                plan = plan_with_remote(make, team)
                 self.team = TeamLink(
                     team,
                     note=lambda label, state, detail: self.report.scene(
@@ -467,8 +442,14 @@ class BuildSession:
                     poll=args.poll_interval,
                     resubmit_unknown=args.resubmit_unknown,
                 )
+            planner = planners[-1]  # the one that made the plan decides what is left
             self._show_plan(plan, backend_name)
-            if paid and plan.render and not self._consent(plan, max_cost):
+            if any(sp.unknown or sp.follow for sp in plan.scenes.values()):
+                self._journal_warned = True
+            if paid:
+                for line in pin_warnings(plan):
+                    self.error(line)
+            if paid and takes_to_render(plan) and not self._consent(plan, max_cost):
                 return ExitCode.NEEDS_DECISION
             options = BuildOptions(
                 backend=backend_name,
@@ -478,7 +459,6 @@ class BuildSession:
                 retries=max(0, args.retries),
                 scenes=tuple(self.scenes) if self.scenes else None,
             )
-            base_url = args.base_url or _setting(comp, "base_url")
             bopts = BackendOptions(
                 root=root,
                 store=store,
@@ -487,7 +467,7 @@ class BuildSession:
                 poll_interval=args.poll_interval,
             )
             try:
-                result = asyncio.run(self._execute(comp, io, options, bopts))
+                result = asyncio.run(self._execute(plan, planner, io, options, bopts))
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
@@ -495,7 +475,7 @@ class BuildSession:
                 self._assemble_cuts(root, store, lock, comp, result, backend_name, jobs)
             self.store_bytes_verified = store.bytes_verified
             self._result = result
-            return self._summary(result, comp)
+            return self._summary(result, comp, max_cost)
         finally:
             if journal is not None:
                 journal.close()
@@ -534,10 +514,16 @@ class BuildSession:
         self.report.event(name, **data)
 
     async def _execute(
-        self, comp: Any, io: ProjectIO, options: BuildOptions, bopts: BackendOptions
+        self,
+        plan: Plan,
+        planner: Planner,
+        io: ProjectIO,
+        options: BuildOptions,
+        bopts: BackendOptions,
     ) -> BuildResult:
         return await execute(
-            comp,
+            plan,
+            planner,
             io,
             options,
             bopts,
@@ -566,45 +552,71 @@ class BuildSession:
             return ExitCode.USAGE
 
     def _interrupt(self, executor: Executor) -> None:
-        if executor.result.interrupted:
-            return
-        self.say(
-            "interrupted: no new submissions; tasks already sent stay recorded and are "
-            "re-attached by the next build"
-        )
+        first = not executor.result.interrupted
         executor.stop()
+        if first:
+            n = executor.in_flight
+            what = "task(s) already sent" if self.paid else "render(s) already running"
+            self.say(
+                f"interrupted: no new submissions; waiting for the {n} {what} "
+                "(Ctrl-C again to stop waiting: what was sent stays recorded and is "
+                "re-attached by the next build)"
+                if n
+                else "interrupted: no new submissions"
+            )
+        else:
+            self.say(
+                "interrupted again: no longer waiting; tasks already sent stay recorded "
+                "and are re-attached by the next build"
+            )
 
-    def _show_plan(self, plan: QuickPlan, backend: str) -> None:
-        takes = sum(plan.render.values())
-        cost = "free" if backend == "preview" else pricing.format_usd(plan.estimate)
-        if plan.unknown and backend != "preview":
-            cost += f" + {plan.unknown} scene(s) of unknown cost"
+    def _show_plan(self, plan: Plan, backend: str) -> None:
+        render = takes_to_render(plan)
+        takes = sum(render.values())
+        known, unknown = plan.known_total, plan.unknown_count
+        fetch = sum(len(sp.fetch) for sp in plan.scenes.values())
+        follow = sum(len(sp.follow) for sp in plan.scenes.values())
+        decide = sum(len(sp.unknown) for sp in plan.scenes.values())
+        up = sum(1 for sp in plan.scenes.values() if sp.status == "up-to-date")
+        cost = "free" if backend in pricing.FREE_BACKENDS else pricing.format_usd(known)
+        if unknown and backend not in pricing.FREE_BACKENDS:
+            cost += f" + {unknown} scene(s) of unknown cost"
         self._plan_event = dict(
             backend=backend,
-            render=plan.render,
+            render=render,
             takes=takes,
-            up_to_date=plan.up_to_date,
-            estimate=str(plan.estimate),
-            unknown=plan.unknown,
+            up_to_date=up,
+            estimate=str(known),
+            unknown=unknown,
+            fetch=fetch,
+            follow=follow,
+            decide=decide,
         )
         self.report.event("plan", **self._plan_event)
         # kept in both modes: the fast path may answer a later build in the other one
         lines: list[str] = []
-        if backend != "preview":  # a paid plan is shown scene by scene before consent
-            for scene, n in plan.render.items():
-                amount = plan.costs.get(scene)
-                price = pricing.format_usd(amount) if amount is not None else "unknown"
+        if backend not in pricing.FREE_BACKENDS:  # a paid plan is shown scene by scene
+            for scene, n in render.items():
+                est = plan.scenes[scene].estimate
+                price = pricing.format_usd(est.amount) if est.amount is not None else "unknown"
                 lines.append(f"  {scene}: {n} take(s), {price}")
+        extra = ""
+        if fetch:
+            extra += f"; {fetch} fetched again from recorded URLs (free)"
+        if follow:
+            extra += f"; {follow} already sent, followed (not paid again)"
+        if decide:
+            extra += f"; {decide} of unknown fate, waiting for your decision"
         lines.append(
-            f"plan: {len(plan.render)} scene(s), {takes} take(s) to render with "
-            f"{backend} ({cost}); {plan.up_to_date} up to date"
+            f"plan: {len(render)} scene(s), {takes} take(s) to render with "
+            f"{backend} ({cost}); {up} up to date{extra}"
         )
         self._plan_lines = lines
         if not self.args.json:
             for line in lines:
-                self.say(line)
+                self.report.result(line)
 
-    def _consent(self, plan: QuickPlan, max_cost: Decimal | None) -> bool:
+    def _consent(self, plan: Plan, max_cost: Decimal | None) -> bool:
         if self.args.yes:
             return True
         if not sys.stdin.isatty():
@@ -614,10 +626,11 @@ class BuildSession:
             )
             return False
         cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
+        unknown = f" + {plan.unknown_count} of unknown cost" if plan.unknown_count else ""
         try:
             answer = input(
-                f"Render {sum(plan.render.values())} take(s) for about "
-                f"{pricing.format_usd(plan.estimate)}{cap}? [y/N] "
+                f"Render {sum(takes_to_render(plan).values())} take(s) for about "
+                f"{pricing.format_usd(plan.known_total)}{unknown}{cap}? [y/N] "
             )
         except EOFError:
             answer = ""
@@ -626,15 +639,35 @@ class BuildSession:
             return False
         return True
 
-    def _summary(self, result: BuildResult, comp: Any) -> int:
-        counts = {
-            s: result.count(s)
-            for s in ("done", "reused", FAILED, "blocked", UNKNOWN, OVER_BUDGET, "stopped")
-        }
+    def _money_line(self, result: BuildResult) -> str:
+        if not self.paid:
+            return f"{result.submitted} rendered (free)"
+        text = f"{result.submitted} submitted, {pricing.format_usd(result.sent)} sent (estimated"
+        if result.billed is not None:
+            text += f"; billed {pricing.format_usd(result.billed)} as reported"
+        else:
+            text += "; the provider reported no bill"
+        text += ")"
+        if result.reattached:
+            text += f"; {result.reattached} re-attached task(s) finished (paid for before)"
+        if result.failed_attempts:
+            text += (
+                f"; {result.failed_attempts} failed attempt(s) "
+                f"({pricing.format_usd(result.failed_cost)}; failed tasks are not charged)"
+            )
+        return text
+
+    def _summary(self, result: BuildResult, comp: Any, max_cost: Decimal | None) -> int:
+        counts = {s: result.count(s) for s in FINAL}
         self._summary_event = dict(
             submitted=result.submitted,
             reused=result.reused,
             committed=str(result.committed),
+            sent=str(result.sent),
+            billed=None if result.billed is None else str(result.billed),
+            failed_attempts=result.failed_attempts,
+            failed_cost=str(result.failed_cost),
+            reattached=result.reattached,
             interrupted=result.interrupted,
             scenes=counts,
         )
@@ -652,15 +685,22 @@ class BuildSession:
             fast_path=False,
         )
         for s in result.scenes.values():
-            if s.state in (FAILED, "blocked", UNKNOWN, OVER_BUDGET):
+            if s.state in (FAILED, BLOCKED, UNKNOWN, OVER_BUDGET, EXPIRED):
                 self.error(f"{s.state}: scene {s.scene}: {s.error}")
+        if result.halted and result.halted.startswith("over budget"):
+            left = counts[OVER_BUDGET]
+            cap = pricing.format_usd(max_cost) if max_cost is not None else "the budget"
+            self.error(
+                f"stopped at the budget ({cap}): {pricing.format_usd(result.committed)} sent "
+                f"or reserved; {left} scene(s) not submitted. Raise --max-cost (or the "
+                "project's max_cost) to render them."
+            )
         parts = [f"{n} {k}" for k, n in counts.items() if n]
-        verb = "submitted" if self.paid else "rendered"
         self._build_line = (
-            f"build: {', '.join(parts) or 'nothing to do'}; {result.submitted} {verb}"
+            f"build: {', '.join(parts) or 'nothing to do'}; {self._money_line(result)}"
         )
         if not self.args.json:
-            self.say(self._build_line)
+            self.report.result(self._build_line)
         if result.interrupted:
             return ExitCode.INTERRUPTED
         if result.setup_error:
@@ -668,11 +708,11 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         if (
             any(s.failed for s in result.scenes.values())
-            or any(d.is_error for d in comp.diagnostics)
+            or comp.has_errors
             or any(c.state == "failed" for c in self._cuts)
         ):
             return ExitCode.FAILED
-        if counts[UNKNOWN] or counts[OVER_BUDGET]:
+        if any(s.needs_decision for s in result.scenes.values()):
             return ExitCode.NEEDS_DECISION
         return ExitCode.OK
 

@@ -32,6 +32,7 @@ from storyc.resolve.model import (
     VIDEO_MAX_PX,
     VIDEO_MIN_FPS,
     VIDEO_MIN_PX,
+    Element,
     Input,
     LocalFile,
     Project,
@@ -383,42 +384,57 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
         if isinstance(asset.source, LocalFile):
             yield asset.source, asset.span
     for element in project.elements.values():
-        for inp in (element.frontal, *element.refs):
-            if isinstance(inp.source, LocalFile):
-                yield inp.source, inp.span
+        yield from element_files(element)
     for scene in project.scenes.values():
-        inputs = [
-            scene.first_frame,
-            scene.end_frame,
-            *scene.images,
-            scene.video.input if scene.video else None,
-        ]
-        for maybe in inputs:
-            if maybe is not None and isinstance(maybe.source, LocalFile):
-                yield maybe.source, maybe.span
+        yield from scene_files(scene)
+
+
+def element_and_scene_files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
+    """The local files elements and scenes name (assets' own are `project.assets`)."""
+    for element in project.elements.values():
+        yield from element_files(element)
+    for scene in project.scenes.values():
+        yield from scene_files(scene)
+
+
+def element_files(element: Element) -> Iterator[tuple[LocalFile, Span]]:
+    for inp in (element.frontal, *element.refs):
+        if isinstance(inp.source, LocalFile):
+            yield inp.source, inp.span
+
+
+def scene_files(scene: Scene) -> Iterator[tuple[LocalFile, Span]]:
+    """The local files a scene names itself (not its elements'), with where it names them."""
+    for use in scene.inputs():
+        if isinstance(use.input.source, LocalFile):
+            yield use.input.source, use.input.span
 
 
 def check_media(project: Project, diags: Diagnostics) -> None:
     """Upstream media limits, once per file, at the first place the file is declared."""
     seen: set[str] = set()
     for f, span in _files(project):
-        if f.path in seen:
-            continue
-        seen.add(f.path)
-        # The resolver already refuses such files (E134); this holds for a Project
-        # built without it.
-        limit = MAX_BYTES[f.kind]
-        if f.size > limit:
-            diags.error(
-                "E218",
-                f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
-                f"{limit // (1024 * 1024)} MB",
-                span,
-            )
-        if f.kind == "image":
-            _check_image(f, span, diags)
-        else:
-            _check_video(f, span, diags)
+        if f.path not in seen:
+            seen.add(f.path)
+            check_file(f, span, diags)
+
+
+def check_file(f: LocalFile, span: Span, diags: Diagnostics) -> None:
+    """The media limits of one file, reported at `span` (`check_media` picks the span)."""
+    # The resolver already refuses such files (E134); this holds for a Project
+    # built without it.
+    limit = MAX_BYTES[f.kind]
+    if f.size > limit:
+        diags.error(
+            "E218",
+            f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
+            f"{limit // (1024 * 1024)} MB",
+            span,
+        )
+    if f.kind == "image":
+        _check_image(f, span, diags)
+    else:
+        _check_video(f, span, diags)
 
 
 def _check_image(f: LocalFile, span: Span, diags: Diagnostics) -> None:

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "storyc.cli.lang",  # init, check, compile, graph
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
+    "storyc.cli.journal",  # journal, adopt, forget
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.film",  # export
@@ -49,6 +50,9 @@ COMMANDS = {
     "gc": "storyc.cli.plan",
     "build": "storyc.cli.build",
     "pick": "storyc.cli.build",
+    "journal": "storyc.cli.journal",
+    "adopt": "storyc.cli.journal",
+    "forget": "storyc.cli.journal",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "export": "storyc.cli.film",
@@ -66,6 +70,7 @@ examples:
   storyc compile --scene intro show what the scene `intro` will send
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
+  storyc journal               what paid renders cost, per day and in total
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
   storyc pull / storyc push    share renders through the team store (docs/teams.md)
@@ -147,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
     gc.set_threshold(50_000, 20, 20)
     words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:  # without importing every command's module
+        print(f"storyc {__version__}")
+        return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(first)
     args, extra = parser.parse_known_args(words)

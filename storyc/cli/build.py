@@ -2,8 +2,11 @@
 
 Stage: the command-line edge of execute. In: arguments, the project on disk, the
 environment (`INFERENCE_API_KEY`, `INFERENCE_BASE_URL`). Out: exit codes per
-`storyc.cli.ExitCode`, progress on stderr (or JSON events on stdout with `--json`).
-I/O: everything `storyc.build.session` does, plus reading the terminal for consent.
+`storyc.cli.ExitCode`; the plan and the summary on stdout, progress and diagnostics on
+stderr (or everything as JSON events on stdout with `--json`). I/O: everything
+`storyc.build.session` does, plus reading the terminal for consent. `pick` holds the
+project's build lock while it changes `storyc.lock`, so a pick during a build is
+refused, never lost.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from storyc.cli import add_remote_flags
 TYPE_CHECKING = False  # not typing's: importing typing costs 2 ms of a no-op build
 if TYPE_CHECKING:
     from decimal import Decimal
+    from pathlib import Path
 
 
 def money(text: str) -> Decimal:
@@ -89,7 +93,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="CUT",
         help="build only this cut and the scenes it plays (repeatable; default: every cut)",
     )
-    p.add_argument("--jobs", "-j", type=positive, help="scenes in flight at once (default 4)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=positive,
+        help="tasks in flight at the provider at once, re-attached ones included (default 4)",
+    )
     p.add_argument(
         "--max-cost",
         type=money,
@@ -138,6 +147,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("scene")
     q.add_argument("take", type=positive)
     q.add_argument("path", nargs="?", default=".", help="project directory or entry file")
+    q.add_argument(
+        "--backend",
+        choices=("preview", "inference"),
+        help="pick among the paid takes or the previews (needed only when the scene has both)",
+    )
     q.set_defaults(func=run_pick)
 
 
@@ -155,25 +169,55 @@ def run_build(args: argparse.Namespace) -> int:
 def run_pick(args: argparse.Namespace) -> int:
     from pathlib import Path  # not at the top: a fast no-op build never needs it
 
-    from storyc.build.effects import link_picked
     from storyc.build.session import find_root
-    from storyc.state.lockfile import LockFile, LockFileError
-    from storyc.state.store import Store
+    from storyc.state.projectlock import ProjectLock, ProjectLocked
 
     root = find_root(Path(args.path))
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
+    guard = ProjectLock(root)
+    try:
+        guard.acquire()
+    except ProjectLocked as exc:
+        print(
+            f"error: {exc}; nothing was picked (pick again when the build is over)",
+            file=sys.stderr,
+        )
+        return ExitCode.ENVIRONMENT
+    try:
+        return _pick(root, args)
+    finally:
+        guard.release()
+
+
+def _pick(root: Path, args: argparse.Namespace) -> int:
+    from storyc.build.effects import link_picked, shows
+    from storyc.state.lockfile import PREVIEW, LockFile, LockFileError
+    from storyc.state.store import Store
+
     try:
         lock = LockFile.load(LockFile.path_for(root))
     except LockFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.FAILED
-    entry = lock.scenes.get(args.scene)
-    if entry is None:
-        known = ", ".join(sorted(lock.scenes)) or "none yet; run storyc build"
+    paid, preview = lock.scenes.get(args.scene), lock.previews.get(args.scene)
+    if args.backend is not None:
+        entry = preview if args.backend == PREVIEW else paid
+    elif paid is not None and preview is not None:
         print(
-            f"error: scene {args.scene!r} has no renders in storyc.lock (scenes: {known})",
+            f"error: scene {args.scene!r} has paid takes and previews; say which with "
+            "--backend inference or --backend preview",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
+    else:
+        entry = paid or preview
+    if entry is None:
+        known = ", ".join(sorted({*lock.scenes, *lock.previews})) or "none yet; run storyc build"
+        kind = f"{args.backend} " if args.backend else ""
+        print(
+            f"error: scene {args.scene!r} has no {kind}renders in storyc.lock (scenes: {known})",
             file=sys.stderr,
         )
         return ExitCode.FAILED
@@ -185,7 +229,11 @@ def run_pick(args: argparse.Namespace) -> int:
         )
         return ExitCode.FAILED
     store = Store.for_project(root)
-    if not link_picked(root, store, args.scene, take.output):
+    is_preview = entry is preview
+    keep_main = is_preview and shows(root, store, args.scene, paid)
+    if not link_picked(
+        root, store, args.scene, take.output, preview=is_preview, keep_main=keep_main
+    ):
         print(
             f"error: the output of take {args.take} is not in the store; run storyc build "
             "to fetch it again",
@@ -196,8 +244,10 @@ def run_pick(args: argparse.Namespace) -> int:
         entry.picked = args.take
         lock.save(LockFile.path_for(root))
     store.save()
+    name = f"renders/preview/{args.scene}.mp4" if keep_main else f"renders/{args.scene}.mp4"
+    kind = "preview " if is_preview else ""
     print(
-        f"{args.scene}: take {args.take} picked (renders/{args.scene}.mp4); scenes that use "
+        f"{args.scene}: {kind}take {args.take} picked ({name}); scenes that use "
         f"{args.scene} will render again on the next build"
     )
     return ExitCode.OK

@@ -44,7 +44,8 @@ examples:
 GC_EPILOG = """\
 examples:
   storyc gc --dry-run                  list what would be removed
-  storyc gc --keep-days 7              keep unreferenced renders for a week only
+  storyc gc --keep-days 7              keep unreferenced previews for a week only
+  storyc gc --include-paid --dry-run   what would go if paid renders could go too
 """
 LABELS: dict[Status, str] = {
     "up-to-date": "up to date",
@@ -84,8 +85,8 @@ def register(sub: Any) -> None:
         help="remove stored outputs nothing references",
         formatter_class=FMT,
         epilog=GC_EPILOG,
-        description="Keep what storyc.lock references and renders of the "
-        "last --keep-days days; remove the rest of .storyc/objects.",
+        description="Keep what storyc.lock references, every paid render, and renders "
+        "of the last --keep-days days; remove the rest of .storyc/objects.",
     )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
@@ -95,6 +96,12 @@ def register(sub: Any) -> None:
         default=30.0,
         metavar="N",
         help="keep renders younger than N days even if unreferenced (default 30)",
+    )
+    p.add_argument(
+        "--include-paid",
+        action="store_true",
+        help="also remove paid renders nothing references any more, once older than "
+        "--keep-days (they cost money: kept for ever otherwise)",
     )
     p.set_defaults(func=cmd_gc)
 
@@ -113,8 +120,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def open_team_store(args: argparse.Namespace, comp: Any, store: Store) -> Any:
     """The team store for this command, None when there is none; an int (exit code)
     after saying why a configured one cannot be used."""
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("remote")
+    settings = comp.summary.settings if comp.summary is not None else {}
+    setting = settings.get("remote")  # a plain value (no model is built for it)
     from storyc.remote.config import RemoteConfigError
     from storyc.remote.team import open_team
 
@@ -143,22 +150,23 @@ def _load_lock(root: Path) -> LockFile | None:
 def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
     """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
     an exit code after saying why there is none (also for `storyc pull`)."""
-    from storyc.base.diagnostics import Severity, render_all
-    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state
 
     root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
-    comp = compile_project(Path(args.path), target=args.target, digests=digests)
+    # the compiled state: an unchanged story is not compiled again, an edited one only where
+    # it changed (storyc.compiler.state)
+    comp = compile_with_state(Path(args.path), target=args.target, digests=digests)
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     # Errors and warnings only: notes make no fault (`storyc check --notes` shows them).
-    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+    shown = comp.rendered(notes=False)
     if shown:
-        print(render_all(shown, comp.sources), file=sys.stderr)
+        print(shown, file=sys.stderr)
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
@@ -170,9 +178,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     if isinstance(got, int):
         return got
     root, digests, comp, lock = got
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("backend")
-    backend = args.backend or getattr(setting, "value", setting) or "preview"
+    settings = comp.summary.settings if comp.summary is not None else {}
+    backend = args.backend or settings.get("backend") or "preview"
     if backend not in ("preview", "inference"):
         print(f"error: unknown backend {backend!r} (preview or inference)", file=sys.stderr)
         return ExitCode.USAGE
@@ -190,8 +197,11 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             team = open_team_store(args, comp, store)
             if isinstance(team, int):
                 return team
+            live = _build_running(root)
             if team is None:
-                plan = make_plan(comp, lock=lock, store=store, backend=backend, journal=journal)
+                plan = make_plan(
+                    comp, lock=lock, store=store, backend=backend, journal=journal, live_build=live
+                )
             else:
                 from storyc.remote.planning import plan_with_remote
 
@@ -203,6 +213,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
                         backend=backend,
                         journal=journal,
                         remote=remote,
+                        live_build=live,
                     ),
                     team,
                 )
@@ -210,7 +221,20 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             if journal is not None:
                 journal.close()
     digests.save()
+    if backend not in pricing.FREE_BACKENDS:
+        from storyc.build.session import pin_warnings
+
+        for line in pin_warnings(plan):
+            print(line, file=sys.stderr)
     return comp, plan, lock
+
+
+def _build_running(root: Path) -> bool:
+    """Whether another build holds the project now (its sends are in progress, not of
+    unknown fate). Asked of the lock the kernel releases when that build dies."""
+    from storyc.state.projectlock import ProjectLock
+
+    return ProjectLock(root).held_by_another()
 
 
 def _takes(sp: ScenePlan) -> str:
@@ -295,12 +319,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cut_plans(comp: Any, plan: Plan) -> dict[str, Any]:
     """Each cut: its entries in order, its running time (the renders' lengths where they
     exist, else the story's), and its scenes that have no render for this backend yet."""
-    from storyc.film.spec import cut_specs
+    from storyc.film.spec import specs_of
 
-    if comp.project is None:
+    facts = comp.cut_facts()  # kept with the compilation: no model is built for them
+    if not facts:
         return {}
     out: dict[str, Any] = {}
-    for name, spec in cut_specs(comp.project, comp.diagnostics).items():
+    for name, spec in specs_of(facts, comp.diagnostics if comp.has_errors else ()).items():
         total: float | None = 0.0
         entries = []
         missing: dict[str, str] = {}
@@ -399,7 +424,7 @@ def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
     out = [f"{sp.name}: {LABELS[sp.status]}"]
     if sp.status == "blocked":
         return [*out, f"  {sp.blocked}"]
-    entry = lock.scenes.get(sp.name)
+    entry = lock.table(backend).get(sp.name)
     assert sp.request is not None
     changes = explain(entry, sp.request, backend, sp.upstream)
     if sp.status == "up-to-date" and changes and entry is not None:
@@ -451,6 +476,19 @@ def _linked(root: Path) -> set[str]:
     return out
 
 
+def _journal_outputs(root: Path) -> set[str]:
+    jpath = root / ".storyc" / "journal.sqlite"
+    if not jpath.exists():
+        return set()
+    from storyc.state.journal import Journal, JournalError
+
+    try:
+        with Journal(jpath) as j:
+            return {a.output for a in j.all() if a.state == "completed" and a.output}
+    except JournalError:
+        return set()
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -461,12 +499,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
     lock = _load_lock(root)
     if lock is None:
         return ExitCode.FAILED
-    referenced = {t.output for e in lock.scenes.values() for t in e.takes if t.output}
+    entries = [*lock.scenes.values(), *lock.previews.values()]
+    referenced = {t.output for e in entries for t in e.takes if t.output}
     referenced |= _linked(root)
     store = Store.for_project(root)
     try:
         with ProjectLock(root):
-            report = collect(store, referenced, keep_days=args.keep_days, dry_run=args.dry_run)
+            if not args.include_paid:  # what the journal says was paid for is kept too
+                referenced |= _journal_outputs(root)
+            report = collect(
+                store,
+                referenced,
+                keep_days=args.keep_days,
+                dry_run=args.dry_run,
+                include_paid=args.include_paid,
+            )
     except ProjectLocked as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.ENVIRONMENT

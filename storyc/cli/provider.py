@@ -42,6 +42,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="klingai/video-o1 input schema to validate against (default v2)",
     )
     serve.add_argument(
+        "--app-version",
+        action="append",
+        default=[],
+        metavar="ID=SCHEMA",
+        help="host a pinned version of klingai/video-o1 speaking SCHEMA (v1 or v2), "
+        "e.g. --app-version 0a1b=v1 (repeatable; unpinned is the live app, --schema)",
+    )
+    serve.add_argument(
         "--latency",
         type=float,
         default=5.0,
@@ -109,6 +117,16 @@ def run_serve(args: argparse.Namespace) -> int:
     except FaultSpecError as exc:
         print(f"storyc provider serve: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    versions: dict[str, str] = {}
+    for spec in args.app_version:
+        vid, _, schema = spec.partition("=")
+        if not vid or schema not in ("v1", "v2"):
+            print(
+                f"storyc provider serve: --app-version {spec!r}: expected ID=v1 or ID=v2",
+                file=sys.stderr,
+            )
+            return ExitCode.USAGE
+        versions[vid] = schema
     if args.latency < 0:
         print("storyc provider serve: --latency must be >= 0", file=sys.stderr)
         return ExitCode.USAGE
@@ -123,6 +141,7 @@ def run_serve(args: argparse.Namespace) -> int:
         video_form=args.video_form,
         fast_outputs=args.fast_outputs,
         faults=plan,
+        versions=versions,
     )
     scratch = Path(tempfile.mkdtemp(prefix="storyc-loopback-"))
     try:

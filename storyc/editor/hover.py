@@ -59,8 +59,6 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
     hit = state.plans.get(name)
     if hit is not None:
         return backend, hit
-    import dataclasses
-
     from storyc.plan.planner import make_plan
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.store import Store
@@ -80,7 +78,7 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
             lock = LockFile.load(LockFile.path_for(state.root))
             state.build_state = (lock, Store.for_project(state.root))
         lock, store = state.build_state
-        sub = dataclasses.replace(comp, order=order, selected=order)
+        sub = comp.narrowed(order, comp.requests)
         state.plans.update(make_plan(sub, lock=lock, store=store, backend=backend).scenes)
     except (LockFileError, OSError) as exc:
         return backend, f"unknown ({exc})"
@@ -109,9 +107,9 @@ def scene_hover(state: ProjectState, name: str) -> list[str]:
     backend, sp = scene_plan(state, name)
     # The paid price, whatever the project's backend (a preview is free); an edit is
     # priced by the length of the video it edits, as the planner prices it.
-    from storyc.plan.planner import _base_duration
+    from storyc.plan.planner import base_duration
 
-    base = _base_duration(comp, req, state.plans)
+    base = base_duration(comp, req, state.plans)
     paid = pricing.estimate(req, backend="inference", base_duration=base)
     out.append(f"estimated cost: {pricing.format_estimate(paid)} on inference ({paid.reason})")
     if isinstance(sp, str):

@@ -51,7 +51,7 @@ def picked_outputs(
             if take is not None and take.digest is not None:
                 picked[scene] = take.digest
                 continue
-        entry = lock.scenes.get(scene)
+        entry = lock.table(backend).get(scene)  # paid renders or previews
         t = entry.picked_take() if entry is not None and entry.backend == backend else None
         if t is not None and t.output and store.has(t.output):
             picked[scene] = t.output

@@ -45,8 +45,8 @@ def preview_outputs(
         req = requests.get(scene)
         if req is None or any(u not in found for u in req.upstream):
             continue
-        entry = lock.scenes.get(scene)
-        take = entry.picked if entry is not None and entry.backend == "preview" else 1
+        entry = lock.previews.get(scene)  # previews have their own tables
+        take = entry.picked if entry is not None else 1
         take = take if 1 <= take <= max(1, req.takes) else 1
         upstream = {u: found[u] for u in req.upstream}
         rec = store.lookup_render(

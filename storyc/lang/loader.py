@@ -17,7 +17,7 @@ resolved, or inside a folder the project block lists in `shared_folders` (E017).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,16 +168,24 @@ def is_inside(real: str, folders: tuple[str, ...]) -> bool:
     return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
+def _read_bytes(abs_path: str) -> bytes:
+    return read_regular(abs_path, MAX_STORY_BYTES)
+
+
 def load(
     path: str | os.PathLike[str],
     *,
     cache: ParseCache | None = None,
     overlays: Mapping[str, str] | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Loaded:
     """Read and parse the project at `path`. Never raises for bad input.
 
     `overlays` maps absolute, normalised file paths to text that stands for what is on
-    disk (an editor's unsaved buffers)."""
+    disk (an editor's unsaved buffers). `read(abs_path)` replaces reading any other story
+    file from disk (the incremental compiler notes what it read); it raises `OSError` as
+    reading would."""
+    read_bytes = read if read is not None else _read_bytes
     diags = Diagnostics()
     sources = SourceMap()
     given = Path(path)
@@ -200,11 +208,7 @@ def load(
         where = via.path.span if via is not None else None
         overlay = overlays.get(abs_path) if overlays else None
         try:
-            raw = (
-                overlay.encode("utf-8")
-                if overlay is not None
-                else read_regular(abs_path, MAX_STORY_BYTES)
-            )
+            raw = overlay.encode("utf-8") if overlay is not None else read_bytes(abs_path)
         except NotRegularFile as exc:
             diags.error(
                 "E016" if exc.kind != "a directory" else "E012",

@@ -51,6 +51,9 @@ _ESCAPE_RE = re.compile(r"\\(.)")
 class ParseResult:
     file: ast.File
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Offsets of the keywords that start the file's declarations, one per item of a file
+    # that parsed (the lexer notes them as it goes; `declaration_starts` finds them alone).
+    starts: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -304,6 +307,11 @@ class _Window:
 _window = _Window()
 
 
+# Where the last `StoryLexer.lex` found declarations starting (parsing is single-threaded:
+# the parser and its transformer are shared already).
+_STARTS: list[int] = []
+
+
 class StoryLexer(Lexer):
     __future_interface__ = 0
 
@@ -317,6 +325,8 @@ class StoryLexer(Lexer):
         line_start = text.rfind("\n", 0, pos) + 1
         depth = 0
         prev = ""
+        starts = _STARTS
+        starts.clear()
         trivia, token, new = _TRIVIA.match, _TOKEN.match, _new_token
         while True:
             m = trivia(text, pos)
@@ -347,6 +357,7 @@ class StoryLexer(Lexer):
                 kind = _KEYWORD_TYPES.get(value, "NAME")
                 if kind != "NAME":
                     win.decl_start = pos
+                    starts.append(pos)
             col = pos - line_start + 1
             if kind == "LONG_STRING" and "\n" in value:
                 end_line = line + value.count("\n")
@@ -357,6 +368,49 @@ class StoryLexer(Lexer):
                 yield new(kind, value, pos, line, col, line, col + (end - pos), end)
             prev = kind
             pos = end
+
+
+def declaration_starts(text: str, pos: int = 0, stop: int | None = None) -> list[int] | None:
+    """Offsets of the keywords that start top-level declarations, scanning `text` from
+    `pos` (where the lexer must be between declarations) with `StoryLexer`'s rules; at
+    the first such keyword at or after `stop` the scan ends (it is included). None when
+    a token comes before the first declaration or the text cannot be lexed: the file
+    then has a syntax error only a whole parse words properly.
+
+    The incremental compiler re-parses one declaration at a time between these offsets;
+    keep this in step with `StoryLexer.lex`."""
+    trivia, token, punct, keywords = _TRIVIA.match, _TOKEN.match, _PUNCT, _KEYWORD_TYPES
+    n = len(text)
+    depth = 0
+    prev = ""
+    out: list[int] = []
+    while True:
+        m = trivia(text, pos)
+        if m is not None:
+            pos = m.end()
+        if pos >= n:
+            return out
+        m = token(text, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup or ""
+        if kind == "PUNCT":
+            kind = punct[m.group()]
+            if kind in ("LBRACE", "LSQB"):
+                depth += 1
+            elif kind in ("RBRACE", "RSQB") and depth:
+                depth -= 1
+        elif kind == "NAME" and depth == 0 and prev not in _WANTS_NAME:
+            found = keywords.get(m.group())
+            if found is not None:
+                kind = found
+                out.append(pos)
+                if stop is not None and pos >= stop:
+                    return out
+        if not out:
+            return None
+        prev = kind
+        pos = m.end()
 
 
 @lru_cache(maxsize=1)
@@ -477,7 +531,7 @@ def parse_text(text: str, file: str = "<story>") -> ParseResult:
         report(d)
     items: list[ast.Decl] = list(transformer.decls)
     if not diags:
-        return ParseResult(ast.File(file, items))
+        return ParseResult(ast.File(file, items), starts=list(_STARTS))
     return ParseResult(_with_includes(items, text, file), diags)
 
 

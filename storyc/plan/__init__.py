@@ -4,8 +4,10 @@ Stage: after lowering, before execution. Modules:
 
     keys     render keys: content digests of everything the model receives
     pricing  the price table (provider-facts §3): an `Estimate` per take
-    planner  per scene: up to date / will render / blocked / waiting, takes, keys, cost
+    planner  the one planner: per scene its status, reasons and cost, and per take how
+             its output is obtained (reuse, fetch, follow, decide, render)
 
-In: a `Compilation`, the lock file, the store, the journal. Out: a `Plan`. I/O: reads
-store records (`planner` only); `keys` and `pricing` are pure.
+In: compiled requests, the lock file, the store, the journal. Out: a `Plan` (the
+executor carries it out). I/O: reads store records and the journal (`planner` only);
+`keys` and `pricing` are pure.
 """

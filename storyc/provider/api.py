@@ -51,6 +51,7 @@ class ProviderAPI(Protocol):
         body: Any = None,
         scene: str | None = None,
         deadline_at: float | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Any: ...
 
     async def submit(
@@ -60,6 +61,7 @@ class ProviderAPI(Protocol):
         *,
         scene: str | None = None,
         webhook: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Task: ...
 
     async def get_task(self, task_id: str, *, deadline_at: float | None = None) -> Task: ...

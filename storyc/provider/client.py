@@ -53,7 +53,14 @@ KEY_ENV = "INFERENCE_API_KEY"
 BASE_URL_ENV = "INFERENCE_BASE_URL"
 DEFAULT_DEADLINE = 1800.0
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# Raised before any byte of the request left the machine: nothing can have been received.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,  # e.g. a header value h11 refuses to write
+)
 
 
 def resolve_base_url(
@@ -122,6 +129,9 @@ class ProviderClient:
         key = api_key if api_key is not None else os.environ.get(KEY_ENV, "")
         if not key:
             raise E.MissingKey(f"no API key: set {KEY_ENV} (keys start with inf_)")
+        problem = E.key_problem(key, KEY_ENV)
+        if problem is not None:
+            raise E.BadKey(f"the API key cannot be used: {problem}")
         self._key = _Secret(key)
         self.base_url = resolve_base_url(base_url)
         self.clock, self.sleep, self.rng = clock, sleep, rng
@@ -191,6 +201,8 @@ class ProviderClient:
             return None, E.translate_transport(exc, what=what, url=url), False
         except httpx.HTTPError as exc:
             return None, E.translate_transport(exc, what=what, url=url), True
+        except UnicodeError as exc:  # a header or URL that cannot be encoded: never sent
+            return None, E.translate_transport(exc, what=what, url=url), False
         return resp, None, True
 
     async def call(
@@ -203,12 +215,21 @@ class ProviderClient:
         body: Any = None,
         scene: str | None = None,
         deadline_at: float | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Any:
-        """One API call with the retry policy; returns the unwrapped `data` (None for 204)."""
+        """One API call with the retry policy; returns the unwrapped `data` (None for 204).
+
+        `may_send` is asked right before each attempt leaves (the first one and every
+        retry): False raises `SubmitNotReceived` without sending, so that a stop asked
+        for while waiting to retry never turns into a new paid request."""
         url = f"{self.base_url}{path}"
         limit = self.max_submit_retries if retry == "submit" else self.max_read_retries
         attempt = 0
         while True:
+            if may_send is not None and not may_send():
+                raise E.SubmitNotReceived(
+                    f"{what}: not sent (the build was stopped before it left)", scene=scene
+                )
             try:
                 return await self.attempt(
                     method,
@@ -371,14 +392,22 @@ class ProviderClient:
         *,
         scene: str | None = None,
         webhook: str | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> Task:
-        """POST /apps/run. Raises `SubmitNotReceived` / `SubmitOutcomeUnknown` on lost answers."""
+        """POST /apps/run. Raises `SubmitNotReceived` / `SubmitOutcomeUnknown` on lost
+        answers; `may_send` is asked before every attempt leaves (see `call`)."""
         body: dict[str, Any] = {"app": app, "input": input}
         if webhook:
             body["webhook"] = webhook
         what = f"submitting scene {scene!r}" if scene else "submitting the task"
         data = await self.call(
-            "POST", "/apps/run", what=what, retry="submit", body=body, scene=scene
+            "POST",
+            "/apps/run",
+            what=what,
+            retry="submit",
+            body=body,
+            scene=scene,
+            may_send=may_send,
         )
         try:
             return self.task(data)

@@ -8,6 +8,7 @@ headers hold the API key, so the original is dropped rather than attached.
 
     ProviderError                    base; .http_status, .retryable, .detail
     ├── MissingKey                   INFERENCE_API_KEY is not set
+    │   └── BadKey                   it is set but cannot be a key (whitespace, non-ASCII)
     ├── AuthError                    401/403: check INFERENCE_API_KEY
     ├── InvalidRequest               400/422: the provider's own words, + scene and field;
     │                                never retried; .stale_uris when it names an upload
@@ -20,7 +21,8 @@ headers hold the API key, so the original is dropped rather than attached.
     ├── TransportError               network failure on a read, after the retries
     ├── SubmitError                  POST /apps/run did not return a task
     │   ├── SubmitNotReceived        certainly not received (connect refused/timeout,
-    │   │                            or 429/503 answered): safe to submit again
+    │   │                            an error before any byte left, a stop requested
+    │   │                            before sending, or 429/503 answered): safe to submit again
     │   └── SubmitOutcomeUnknown     may have been received (read timeout, dropped
     │                                connection, 5xx): submitting again could pay twice
     ├── TaskFailed                   task status 11; .task, .detail is the task's error
@@ -70,6 +72,11 @@ class ProviderError(Exception):
 
 class MissingKey(ProviderError):
     pass
+
+
+class BadKey(MissingKey):
+    """The key has a form no provider issues (a trailing newline, a space, a non-ASCII
+    character): found before anything is sent, and the message never quotes it."""
 
 
 class AuthError(ProviderError):
@@ -238,6 +245,22 @@ def translate_transport(exc: BaseException, *, what: str, url: str) -> ProviderE
         f"could not reach the provider for {what} at {safe_url(url)} "
         f"({kind}); check the network or INFERENCE_BASE_URL"
     )
+
+
+def key_problem(key: str, name: str = "INFERENCE_API_KEY") -> str | None:
+    """What is wrong with the form of an API key, or None. Checked before a build
+    starts: httpx would refuse such a key only while sending (or, for a space, the
+    provider would refuse it), and the message never quotes the key."""
+    if not key:
+        return f"{name} is empty"
+    if key != key.strip():
+        where = "ends" if key[-1:].isspace() else "starts"
+        return f"{name} {where} with whitespace (a newline pasted with it?)"
+    for ch in key:
+        if not ("!" <= ch <= "~"):  # printable ASCII without space: what a header carries
+            what = "a space" if ch == " " else f"the character U+{ord(ch):04X}"
+            return f"{name} contains {what}, which no API key has"
+    return None
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -1,7 +1,8 @@
 """Moving bytes: uploading local inputs once, downloading outputs completely.
 
 Stage: execute (provider edge). In: local paths with their content digests; output
-URLs. Out: provider file URIs; bytes written to a file object. I/O: reads local files
+URLs. Out: provider file URIs, the input with its files replaced by them, the submitted
+task; bytes written to a file object. I/O: reads local files
 and streams them (never whole in memory), HTTP through the client's httpx pool.
 
 Upload protocol: `POST /files` registers the file and returns `upload_url` and
@@ -11,6 +12,13 @@ not the API); the `uri` goes into the task input. Each digest is uploaded once p
 build (concurrent requests for the same digest share one upload) and once across
 builds through the client's `UploadRegistry`.
 
+This is the one upload-and-submit path: `upload_inputs` (the input with every file
+slot replaced by its URI) then `submit_prepared` (POST, and if the provider refuses a
+remembered URI as expired, forget it, upload again and submit once more: a 400 created
+no task, so this cannot pay twice). The inference backend runs the two steps apart
+(the journal records the intent between them); `submit_with_files` runs them together
+for callers whose files are `{"$file": path, "digest": d}` markers.
+
 Downloads resume with `Range` after a truncated body when the server answers 206,
 and restart from zero otherwise. The API key is sent only to the API's own origin.
 """
@@ -18,9 +26,11 @@ and restart from zero otherwise. The API key is sent only to the API's own origi
 from __future__ import annotations
 
 import asyncio
+import copy
 import mimetypes
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
@@ -29,7 +39,7 @@ import httpx
 
 from storyc.provider import errors as E
 from storyc.provider.task import Task
-from storyc.targets.request import FILE_MARKER
+from storyc.targets.request import FILE_MARKER, iter_markers
 
 if TYPE_CHECKING:
     from storyc.provider.api import ProviderAPI
@@ -117,39 +127,106 @@ async def _upload_once(
     return uri
 
 
-async def upload_markers(client: ProviderAPI, value: Any, root: Path) -> Any:
-    """A copy of `value` with every `{"$file": path, "digest": d}` replaced by its URI."""
-    if isinstance(value, dict):
-        if FILE_MARKER in value:
-            path = Path(value[FILE_MARKER])
-            full = path if path.is_absolute() else root / path
-            return await client.upload(full, digest=str(value["digest"]))
-        keys = list(value)
-        done = await asyncio.gather(*(upload_markers(client, value[k], root) for k in keys))
-        return dict(zip(keys, done, strict=True))
-    if isinstance(value, list):
-        return list(await asyncio.gather(*(upload_markers(client, v, root) for v in value)))
-    return value
+@dataclass(frozen=True)
+class FileSpec:
+    """A local file that goes into one slot of a task's input."""
+
+    path: str
+    digest: str
+    content_type: str | None = None
 
 
-async def submit_with_files(
-    client: ProviderAPI, app: str, input: dict[str, Any], *, root: Path, scene: str | None = None
+def set_path(tree: Any, path: str, value: Any) -> Any:
+    """Replace the element at an `iter_markers` path ("a.b[2]") inside a JSON tree."""
+    parts: list[str | int] = []
+    for piece in path.split("."):
+        name, _, rest = piece.partition("[")
+        if name:
+            parts.append(name)
+        while rest:
+            idx, _, rest = rest.partition("]")
+            parts.append(int(idx))
+            rest = rest.lstrip("[")
+    node = tree
+    for p in parts[:-1]:
+        node = node[p]
+    node[parts[-1]] = value
+    return tree
+
+
+async def upload_inputs(
+    client: ProviderAPI, input: dict[str, Any], files: Mapping[str, FileSpec]
+) -> dict[str, Any]:
+    """A copy of `input` with the slot at each JSON path of `files` replaced by the URI of
+    that file (each digest uploaded once, ever; see `upload`)."""
+    body = copy.deepcopy(input)
+    paths = list(files)
+    uris = await asyncio.gather(
+        *(
+            client.upload(files[p].path, digest=files[p].digest, content_type=files[p].content_type)
+            for p in paths
+        )
+    )
+    for p, uri in zip(paths, uris, strict=True):
+        set_path(body, p, uri)
+    return body
+
+
+async def submit_prepared(
+    client: ProviderAPI,
+    app: str,
+    input: dict[str, Any],
+    *,
+    files: Mapping[str, FileSpec],
+    prepared: dict[str, Any] | None = None,
+    scene: str | None = None,
+    may_send: Callable[[], bool] | None = None,
+    on_send: Callable[[dict[str, Any]], None] | None = None,
 ) -> Task:
-    """Upload the input's files, submit; re-upload once if the provider rejects a known URI.
-
-    A 400 means the task was not created, so submitting again after re-uploading the
-    files it named cannot pay twice.
-    """
-    ready = await upload_markers(client, input, root)
+    """Submit `prepared` (the output of `upload_inputs`, made now when None). When the
+    provider refuses a URI it once gave for an upload (expired), forget it, upload again
+    and submit once more. `on_send(body)` is told the exact input before each POST (the
+    journal keeps it, to recognise the task later)."""
+    ready = prepared if prepared is not None else await upload_inputs(client, input, files)
+    _about_to_send(ready, scene, may_send, on_send)
     try:
-        return await client.submit(app, ready, scene=scene)
+        return await client.submit(app, ready, scene=scene, may_send=may_send)
     except E.InvalidRequest as exc:
         if not exc.stale_uris:
             raise
         for uri in exc.stale_uris:
             client.uploads.forget_uri(client.base_url, uri)
-    ready = await upload_markers(client, input, root)
-    return await client.submit(app, ready, scene=scene)
+    ready = await upload_inputs(client, input, files)
+    _about_to_send(ready, scene, may_send, on_send)
+    return await client.submit(app, ready, scene=scene, may_send=may_send)
+
+
+def _about_to_send(
+    ready: dict[str, Any],
+    scene: str | None,
+    may_send: Callable[[], bool] | None,
+    on_send: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    """Asked and told right before the POST, with nothing awaited until it starts: a stop
+    already requested sends nothing, and `on_send` hears only of requests that leave."""
+    if may_send is not None and not may_send():
+        raise E.SubmitNotReceived("not sent (the build was stopped before it left)", scene=scene)
+    if on_send is not None:
+        on_send(ready)
+
+
+async def submit_with_files(
+    client: ProviderAPI, app: str, input: dict[str, Any], *, root: Path, scene: str | None = None
+) -> Task:
+    """Upload the `{"$file": path, "digest": d}` markers of `input` (paths relative to
+    `root`), submit, and re-upload once if the provider rejects a remembered URI."""
+    files: dict[str, FileSpec] = {}
+    for path, marker in iter_markers(input):
+        if FILE_MARKER in marker:
+            rel = Path(str(marker[FILE_MARKER]))
+            full = rel if rel.is_absolute() else root / rel
+            files[path] = FileSpec(str(full), str(marker["digest"]))
+    return await submit_prepared(client, app, input, files=files, scene=scene)
 
 
 def _same_origin(a: str, b: str) -> bool:

@@ -67,6 +67,10 @@ class FileResolver:
         self._memo: dict[tuple[str, str, str], _Checked] = {}
         self._probe = getattr(mediainfo, "probe", None)
 
+    def forget(self) -> None:
+        """Check every file again when next named (its content may have changed)."""
+        self._memo.clear()
+
     def source(
         self, written: str, base_dir: Path, kind: MediaKind, span: Span, diags: Diagnostics
     ) -> LocalFile | RemoteFile | None:

@@ -11,6 +11,7 @@ compiler can say "aspect ratio 16:9 taken from the project default".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -191,21 +192,35 @@ class Scene:
     # `storyc.check.rules.check_scene`), so an error is never reported as another.
     unresolved: frozenset[str] = frozenset()
     refs_span: Span | None = None  # the `refs = [...]` list, when written
+    app: Setting[str] | None = None  # the provider app, maybe pinned (`ns/name@version`)
+
+    def inputs(self, elements: Mapping[str, Element] | None = None) -> list[InputUse]:
+        """Everything the scene takes in, each with its role: first frame, end frame,
+        reference images, the video (edited or referenced) and, given the project's
+        elements, its elements' images (frontal, then the other angles). The one enumeration of a
+        scene's inputs: the graph, the rules, watch, the board and `upstream` use it."""
+        out: list[InputUse] = []
+        if self.first_frame is not None:
+            out.append(InputUse(self.first_frame, "first frame"))
+        if self.end_frame is not None:
+            out.append(InputUse(self.end_frame, "end frame"))
+        out.extend(InputUse(img, "reference image") for img in self.images)
+        if self.video is not None:
+            role = "edited video" if self.video.mode == "base" else "reference video"
+            out.append(InputUse(self.video.input, role))
+        for use in self.elements if elements is not None else ():
+            element = elements.get(use.name) if elements is not None else None
+            if element is not None:
+                for angle, inp in enumerate((element.frontal, *element.refs), 1):
+                    out.append(InputUse(inp, "element", element.name, angle))
+        return out
 
     def upstream(self) -> tuple[str, ...]:
         """Names of scenes whose output this scene uses, in first-use order."""
         seen: dict[str, None] = {}
-        inputs: list[Input] = []
-        if self.first_frame:
-            inputs.append(self.first_frame)
-        if self.end_frame:
-            inputs.append(self.end_frame)
-        inputs.extend(self.images)
-        if self.video:
-            inputs.append(self.video.input)
-        for inp in inputs:
-            if isinstance(inp.source, SceneOutput):
-                seen.setdefault(inp.source.scene, None)
+        for use in self.inputs():
+            if isinstance(use.input.source, SceneOutput):
+                seen.setdefault(use.input.source.scene, None)
         return tuple(seen)
 
 
@@ -230,6 +245,16 @@ class CutClip:
     start: Setting[float] | None = None  # `in`
     end: Setting[float] | None = None  # `out`
     transition: Transition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputUse:
+    """One input of a scene and what it is for (see `Scene.inputs`)."""
+
+    input: Input
+    role: str  # first frame, end frame, reference image, edited video, reference video, element
+    element: str | None = None  # for role "element": which element
+    angle: int = 1  # for role "element": 1 is the frontal image
 
 
 @dataclass(frozen=True, slots=True)

@@ -288,6 +288,7 @@ def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile, layered: 
         variables=variables,
         unresolved=frozenset(unresolved),
         refs_span=refs_span,
+        app=get("app"),
     )
 
 

@@ -25,7 +25,7 @@ from storyc.base.diagnostics import Diagnostics, Span
 from storyc.base.hashing import DigestCache
 from storyc.lang import ast
 from storyc.lang.loader import Loaded, LoadedFile
-from storyc.resolve.context import KIND_WORDS, Layer, Named
+from storyc.resolve.context import KIND_WORDS, Layer, Named, Names
 from storyc.resolve.files import FileResolver
 from storyc.resolve.model import (
     DEFAULT_TARGET,
@@ -36,6 +36,7 @@ from storyc.resolve.model import (
     Element,
     MediaKind,
     Project,
+    Scene,
     Setting,
     Transition,
 )
@@ -72,32 +73,39 @@ def resolve(
     if loaded.root is None or loaded.entry is None or not loaded.complete:
         return None
     cache = digests if digests is not None else DigestCache()
-    return _Resolver(loaded, diags, cache, targets).run()
+    return Resolver(loaded, diags, cache, targets).run()
 
 
-class _Resolver:
+class Resolver:
     def __init__(
         self,
         loaded: Loaded,
         diags: Diagnostics,
         digests: DigestCache,
         targets: Sequence[str] | None,
+        *,
+        names: Names | None = None,
+        files: FileResolver | None = None,
     ) -> None:
         assert loaded.root is not None and loaded.entry is not None
         self.loaded = loaded
         self.diags = diags
         self.root = loaded.root
-        self.files = FileResolver(loaded.root, digests, loaded.allowed or None)
-        self.names: dict[str, Named] = {}
+        self.files = (
+            files
+            if files is not None
+            else FileResolver(loaded.root, digests, loaded.allowed or None)
+        )
+        self.names: Names = names if names is not None else Names()
         self.lets: dict[str, tuple[ast.Let, LoadedFile]] = {}
         self.project_decl: tuple[ast.ProjectDecl, LoadedFile] | None = None
         self.defaults: list[Layer] = []
         self.used: set[str] = set()
         self.targets = targets
         self.assets_by_name: dict[str, Asset] = {}
-        self._pools: dict[tuple[str, ...], list[str]] = {}
         self._hints: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self._suggested = 0
+        self.sr: SceneResolver | None = None
 
     # collection --------------------------------------------------------------
     def _declare(self, kind: str, name: str, span: Span, decl: ast.Decl, f: LoadedFile) -> None:
@@ -168,14 +176,29 @@ class _Resolver:
             self.project_decl = (item, f)
 
     # the run -------------------------------------------------------------------
+    # `run` is `prepare`, `scene` for every scene, `cuts`, `unused`, `project`: the same
+    # phases `storyc.compiler.incremental` drives one declaration at a time.
     def run(self) -> Project:
+        self.prepare()
+        scenes = {}
+        for name, named in self.names.items():
+            if named.kind == "scene":
+                assert isinstance(named.decl, ast.SceneDecl)
+                scenes[name] = self.scene(named.decl, named.file)
+        cuts = self.cuts()
+        self.unused()
+        return self.project(scenes, cuts)
+
+    def prepare(self) -> None:
+        """Everything a scene is resolved against: the name table, the project block,
+        `let`s, assets, elements, and the checked layers of defaults and styles."""
         self._collect()
         entry = self.loaded.files[0]
-        title = self.root.name
+        self.title = self.root.name
         project_layer: dict[str, ast.Setting] = {}
-        other: dict[str, Setting[object]] = {}
-        sr = SceneResolver(self)
-        target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
+        self.other: dict[str, Setting[object]] = {}
+        sr = self.sr = SceneResolver(self)
+        self.target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
         project_unknown = False
         if self.project_decl is not None:
             decl, _ = self.project_decl
@@ -184,7 +207,7 @@ class _Resolver:
             )
             project_unknown = any(s.name not in PROJECT_SETTINGS for s in decl.settings)
             if decl.title is not None:
-                title = decl.title
+                self.title = decl.title
             for key, s in settings.items():
                 if key in PROJECT_DEFAULTS:
                     project_layer[key] = s
@@ -196,40 +219,59 @@ class _Resolver:
                 if value is None:
                     continue
                 if key == "name":
-                    title = str(value)
+                    self.title = str(value)
                 else:
-                    other[key] = Setting(value, s.value.span, "project")
+                    self.other[key] = Setting(value, s.value.span, "project")
             if "target" in project_layer:
                 t = sr.scalar(project_layer["target"])
                 if t is not None:
-                    target = Setting(str(t), project_layer["target"].value.span, "project")
-        other.setdefault("backend", Setting(BACKENDS[0], None, "builtin"))
-        variables = self._variables()
-        assets = self._assets()
-        elements = self._elements(sr)
+                    self.target = Setting(str(t), project_layer["target"].value.span, "project")
+        self.other.setdefault("backend", Setting(BACKENDS[0], None, "builtin"))
+        self.variables = self._variables()
+        self.assets = self._assets()
+        self.elements = self._elements(sr)
         sr.prepare(
-            Layer("project", project_layer, entry, project_unknown), self.defaults, variables
+            Layer("project", project_layer, entry, project_unknown), self.defaults, self.variables
         )
-        scenes = {}
-        for name, named in self.names.items():
-            if named.kind == "scene":
-                assert isinstance(named.decl, ast.SceneDecl)
-                layered = sr.layers(named.decl, named.file)
-                scenes[name] = build_scene(sr, named.decl, named.file, layered)
-        cuts = self._cuts()
-        self._unused()
+        sr.checkpoint()
+
+    def scene(
+        self,
+        decl: ast.SceneDecl,
+        f: LoadedFile,
+        *,
+        diags: Diagnostics | None = None,
+        used: set[str] | None = None,
+    ) -> Scene:
+        """Resolve one scene against the prepared rest of the story. `diags` and `used`
+        (when given) collect this scene's problems and the names it uses instead of the
+        resolver's own, so a caller can keep them per scene."""
+        sr = self.sr
+        assert sr is not None, "prepare() first"
+        saved = (self.diags, sr.diags, self.used)
+        if diags is not None:
+            self.diags = sr.diags = diags
+        if used is not None:
+            self.used = used
+        try:
+            return build_scene(sr, decl, f, sr.layers(decl, f))
+        finally:
+            self.diags, sr.diags, self.used = saved
+
+    def project(self, scenes: dict[str, Scene], cuts: dict[str, Cut]) -> Project:
+        entry = self.loaded.files[0]
         return Project(
-            name=title,
+            name=self.title,
             root=str(self.root),
             entry=self.loaded.entry or entry.label,
             files=tuple(f.label for f in self.loaded.files),
-            target=target,
-            variables=variables,
-            assets=assets,
-            elements=elements,
+            target=self.target,
+            variables=self.variables,
+            assets=self.assets,
+            elements=self.elements,
             scenes=scenes,
             cuts=cuts,
-            settings=other,
+            settings=self.other,
         )
 
     def _shared_folders(self, s: ast.Setting) -> None:
@@ -318,7 +360,7 @@ class _Resolver:
                 out[name] = Element(name, frontal, tuple(refs), description, decl.name_span)
         return out
 
-    def _cuts(self) -> dict[str, Cut]:
+    def cuts(self) -> dict[str, Cut]:
         out: dict[str, Cut] = {}
         for name, named in self.names.items():
             decl = named.decl
@@ -429,9 +471,7 @@ class _Resolver:
     def unknown(
         self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name", code: str = "E110"
     ) -> None:
-        pool = self._pools.get(kinds)
-        if pool is None:
-            pool = self._pools[kinds] = [n for n, d in self.names.items() if d.kind in kinds]
+        pool = self.names.pool(kinds)
         key = (name, kinds)
         if key in self._hints:
             hint = self._hints[key]
@@ -457,7 +497,7 @@ class _Resolver:
             )
         self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
 
-    def _unused(self) -> None:
+    def unused(self) -> None:
         for name, named in self.names.items():
             if named.kind in ("image", "video", "element", "style") and name not in self.used:
                 noun = KIND_WORDS[named.kind].split(" ", 1)[1]

@@ -35,6 +35,7 @@ from storyc.resolve.values import (
     BACKENDS,
     SCENE_SETTINGS,
     VIDEO_SLOT,
+    as_app,
     as_base_url,
     as_bool,
     as_enum,
@@ -80,6 +81,7 @@ class SceneResolver:
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
         self._lines: dict[str, LineIndex] = {}
+        self._shared: dict[int, Any] = {}
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -119,6 +121,8 @@ class SceneResolver:
             v = as_base_url(s, d)
         elif n == "remote":
             v = as_remote(s, d)
+        elif n == "app":
+            v = as_app(s, d)
         elif n == "max_cost":
             v = as_number(s, d, 0)
         else:  # prompt, name, description
@@ -299,6 +303,10 @@ class SceneResolver:
         for s in layer.settings.values():
             self._value(s, layer.file)
 
+    def resolved(self, s: ast.Setting, f: LoadedFile) -> Any:
+        """The checked value of a layer's setting (as scenes inheriting it see it)."""
+        return self._value(s, f)
+
     def _value(self, s: ast.Setting, f: LoadedFile) -> Any:
         n = s.name
         if n in ("start", "end"):
@@ -362,6 +370,10 @@ class SceneResolver:
             out.append(ElementUse(v.name, v.span))
         self._memo[key] = out
         return out
+
+    def style_layers(self, name: str) -> list[Layer] | None:
+        """The layers of style `name` as `prepare` found them (None: broken or unknown)."""
+        return self._chains.get(name)
 
     def _style_chain(self, name: str, via: Span | None = None) -> list[Layer] | None:
         """Layers of style `name`, root first; None when it (or an ancestor) is broken."""
@@ -484,9 +496,19 @@ class SceneResolver:
 
     def line_index(self, file: str, text: str) -> LineIndex:
         hit = self._lines.get(file)
-        if hit is None:
+        if hit is None or hit.text is not text:
             hit = self._lines[file] = LineIndex(file, text)
         return hit
+
+    def checkpoint(self) -> None:
+        """Remember the values checked so far (the shared layers) as the base for scenes."""
+        self._shared = dict(self._memo)
+
+    def isolate(self) -> None:
+        """Forget what scenes memoized since `checkpoint`. Values are memoized by the
+        `id` of their syntax node; once a scene's tree is replaced, a new node may get a
+        freed node's `id`, so a resolver that outlives trees calls this before scenes."""
+        self._memo = dict(self._shared)
 
     def render_prompt(
         self, source: str, context: dict[str, Any]

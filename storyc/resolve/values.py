@@ -9,6 +9,7 @@ No I/O.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -35,11 +36,21 @@ SCENE_SETTINGS = (
     "watermark",
     "takes",
     "target",
+    "app",
     "vars",
     "use",
 )
 # Scene settings the project block may give defaults for.
-PROJECT_DEFAULTS = ("quality", "aspect", "duration", "watermark", "takes", "target", "keep_sound")
+PROJECT_DEFAULTS = (
+    "quality",
+    "aspect",
+    "duration",
+    "watermark",
+    "takes",
+    "target",
+    "app",
+    "keep_sound",
+)
 PROJECT_SETTINGS = (
     ("name",)
     + PROJECT_DEFAULTS
@@ -204,6 +215,23 @@ def as_target(s: ast.Setting, diags: Diagnostics, known: Sequence[str] | None) -
         return value
     hint = did_you_mean(value, known) or ("targets: " + ", ".join(known))
     diags.error("E116", f'unknown target "{value}"', s.value.span, hint=hint)
+    return _UNSET
+
+
+_APP = re.compile(r"[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*(@[A-Za-z0-9._-]{1,64})?")
+
+
+def as_app(s: ast.Setting, diags: Diagnostics) -> Any:
+    """An app reference, `namespace/name` or pinned: `namespace/name@version`."""
+    value = as_str(s, diags)
+    if value is _UNSET or _APP.fullmatch(value):
+        return value
+    diags.error(
+        "E300",
+        f'`app` is not an app reference: "{value}"',
+        s.value.span,
+        hint='write the app and, to pin it, its version: app = "klingai/video-o1@VERSION"',
+    )
     return _UNSET
 
 

@@ -208,7 +208,7 @@ def collect(src: BoardInputs, *, thumbs: ThumbMaker | None = None) -> Board:
     videos: list[str] = []
     files: list[tuple[str, str]] = []
     for name in names:
-        entry = lock.scenes.get(name)
+        entry = lock.table(plan.backend).get(name)  # paid renders or previews
         sp = plan.scenes.get(name)
         videos.extend(_take_outputs(sp, entry, store)[0].values())
         sc = scenes.get(name)
@@ -318,21 +318,22 @@ def _inputs_of(scene: Scene, project: Project | None) -> list[tuple[str, Input]]
             return f"{what} @{inp.name}"
         return what
 
-    if scene.first_frame is not None:
-        out.append((named("first frame", scene.first_frame), scene.first_frame))
-    if scene.end_frame is not None:
-        out.append((named("end frame", scene.end_frame), scene.end_frame))
-    for img in scene.images:
-        out.append((named("reference", img), img))
-    for use in scene.elements:
-        el = project.elements.get(use.name) if project else None
-        if el is None:
-            continue
-        out.append((f"element @{el.name}", el.frontal))
-        out.extend((f"element @{el.name}, angle {i}", r) for i, r in enumerate(el.refs, 2))
-    if scene.video is not None:
-        what = "edits" if scene.video.mode == "base" else "video reference"
-        out.append((named(what, scene.video.input), scene.video.input))
+    uses = scene.inputs(
+        project.elements if project else None
+    )  # the video last on a card, after the elements
+    for use in sorted(uses, key=lambda u: u.role in ("edited video", "reference video")):
+        inp = use.input
+        if use.role == "element":
+            what = f"element @{use.element}"
+            out.append((what if use.angle == 1 else f"{what}, angle {use.angle}", inp))
+        elif use.role in ("edited video", "reference video"):
+            out.append(
+                (named("edits" if use.role == "edited video" else "video reference", inp), inp)
+            )
+        else:
+            out.append(
+                (named("reference" if use.role == "reference image" else use.role, inp), inp)
+            )
     return out
 
 
@@ -368,7 +369,7 @@ def _card(
     status = sp.status if sp is not None else "blocked"
     card = Card(name, status, STATUS_TEXT[status], diagnostics=diagnostics)
     card.backend = plan.backend
-    entry = lock.scenes.get(name)
+    entry = lock.table(plan.backend).get(name)  # paid renders or previews
     if sp is not None:
         if sp.status == "blocked":
             card.reasons = [sp.blocked or "cannot be built"]

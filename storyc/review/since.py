@@ -107,7 +107,7 @@ def _entry(comp: Compilation, plan: Plan, name: str, lock: LockFile) -> SceneEnt
     """The old request of `name` in the lock file's terms (what `explain` compares)."""
     req = comp.requests.get(name)
     if req is None:
-        return lock.scenes.get(name)
+        return lock.table(plan.backend).get(name)
     sp = plan.scenes.get(name)
     material = keys.key_inputs(req, sp.upstream if sp else {})
     return SceneEntry(
@@ -142,25 +142,26 @@ def changes_since(
         else None
     )
     old_scenes = dict(old_comp.project.scenes) if old_comp and old_comp.project else {}
+    old_entries = old_lock.table(plan.backend)  # paid renders or previews
     new_scenes = dict(comp.project.scenes) if comp.project else {}
     out: dict[str, SceneChange] = {}
     for name in plan.order:
         req = comp.requests.get(name)
         new_written = new_scenes[name].prompt if name in new_scenes else ""
-        if name not in old_scenes and name not in old_lock.scenes:
+        if name not in old_scenes and name not in old_entries:
             out[name] = SceneChange("new", ["new scene"], "", new_written)
             continue
         old_written = old_scenes[name].prompt if name in old_scenes else ""
         entry = (
             _entry(old_comp, old_plan, name, old_lock)
             if old_comp is not None and old_plan is not None
-            else old_lock.scenes.get(name)
+            else old_entries.get(name)
         )
         old_output = None
         if old_plan is not None and name in old_plan.scenes:
             old_output = old_plan.scenes[name].output
-        if old_output is None and name in old_lock.scenes:
-            t = old_lock.scenes[name].picked_take()
+        if old_output is None and name in old_entries:
+            t = old_entries[name].picked_take()
             old_output = t.output if t and t.output else None
         if old_output is not None and not store.has(old_output):
             old_output = None
@@ -187,5 +188,5 @@ def changes_since(
             new_written or req.prompt,
             old_output,
         )
-    gone = [n for n in [*old_scenes, *old_lock.scenes] if n not in new_scenes]
+    gone = [n for n in [*old_scenes, *old_entries] if n not in new_scenes]
     return Since(rev, commit, out, list(dict.fromkeys(gone)))

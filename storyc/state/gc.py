@@ -1,7 +1,7 @@
 """Garbage collection of the store: remove what nothing references.
 
-Stage: execute (`storyc gc`). In: a `Store` and the set of output digests the lock
-file references. Out: a `GcReport` of what was (or, with `dry_run`, would be)
+Stage: execute (`storyc gc`). In: a `Store`, the set of output digests the lock file
+and the journal reference, and whether paid renders may go. Out: a `GcReport` of what was (or, with `dry_run`, would be)
 removed. I/O: deletes objects, records and stale temp files under `.storyc/`.
 """
 
@@ -36,14 +36,17 @@ def collect(
     keep_days: float = 30.0,
     dry_run: bool = False,
     now: float | None = None,
+    include_paid: bool = False,
 ) -> GcReport:
     """Remove what nothing references.
 
-    Kept: every object in `referenced` (the lock file's takes), the outputs of render
-    records younger than `keep_days` (so reverting a recent edit is still free), and
-    the derived objects (frames) of anything kept. Removed: other objects, older
-    render records, derived records whose source or result is gone, and temp files
-    older than an hour (left by killed processes).
+    Kept: every object in `referenced` (the lock file's takes, paid and preview, and the
+    outputs of the journal's completed attempts), the outputs of render records younger
+    than `keep_days` (so reverting a recent edit is still free), the outputs of every
+    paid render record whatever its age (money was spent on them: only `include_paid`
+    lets an unreferenced one go), and the derived objects (frames) of anything kept.
+    Removed: other objects, older preview render records, derived records whose source
+    or result is gone, and temp files older than an hour (left by killed processes).
     """
     t = time.time() if now is None else now
     keep = set(referenced)
@@ -54,7 +57,8 @@ def collect(
             continue
         created = rec.created  # a hand-damaged record may hold anything here
         expired = not isinstance(created, int | float) or t - created > keep_days * 86400
-        if expired and rec.output not in referenced:
+        paid = rec.backend != "preview"
+        if expired and rec.output not in referenced and (include_paid or not paid):
             old_renders.append(path)
             continue
         keep.add(rec.output)

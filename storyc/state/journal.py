@@ -1,24 +1,32 @@
 """The journal: a durable record of every paid attempt, so nothing is paid for twice.
 
-Stage: execute. In: the executor's transitions of each attempt. Out: attempts to
-re-attach after a crash, attempts of unknown fate, money spent. I/O: SQLite at
-`.storyc/journal.sqlite` in WAL mode with `synchronous=FULL`: every transition is
-its own committed transaction and is on disk before the call returns.
+Stage: execute. In: the executor's transitions of each attempt, and the user's word on
+an attempt of unknown fate (`storyc adopt`, `storyc forget`). Out: attempts to re-attach
+after a crash, attempts of unknown fate, money spent. I/O: SQLite at
+`.storyc/journal.sqlite` in WAL mode with `synchronous=FULL`: every transition is its
+own committed transaction and is on disk before the call returns.
 
 States of an attempt:
 
     planned ──▶ submitting ──▶ submitted(task id) ──▶ completed | failed | cancelled
        │             │
-       │             └─(died, or an error that may have come after sending)──▶ unknown
-       └─(died before sending, or an error known to come before)──▶ cancelled | failed
+       │             ├─(died, or an error that may have come after sending)──▶ unknown
+       │             └─(refused by the provider: 4xx, nothing created)──▶ failed
+       └─(stopped or failed before any byte of the request left)──▶ not_sent
 
-`mark_submitting` is called just before the POST, `mark_submitted` as soon as the
-task id is known. On the next run `recover()` turns every `submitting` attempt of a
-process that is no longer alive into `unknown` (the request may or may not have
-reached the provider, and there is no idempotency key), and every `planned` one into
-`cancelled` (it was never sent). `in_flight()` lists submitted attempts to follow
-again; `unknown()` lists attempts the executor must not repeat until the user
-decides (`resolve_unknown`).
+`begin` records the decision (the take's estimate reserved) before inputs are uploaded;
+`mark_submitting` is called just before the POST, with the exact request that will be
+sent, and `mark_submitted` as soon as the task id is known.
+
+Liveness is not judged by process ids (a zombie or a reused pid still answers): the
+journal is only recovered by a process that holds the project's build lock
+(`storyc.state.projectlock`, released by the kernel when its holder dies). Holding it,
+`recover()` knows that every `planned` or `submitting` attempt of another connection
+belongs to a build that is gone: `submitting` ones become `unknown` (the request may
+or may not have reached the provider, and there is no idempotency key), `planned` ones
+`not_sent`. `unknown()` lists attempts nothing may repeat until the user decides:
+`adopt` (the user found the task: it is followed), `forget` (it never ran) or
+`resolve_unknown(..., "resend")` (`--resubmit-unknown`: may pay twice).
 """
 
 from __future__ import annotations
@@ -33,8 +41,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-STATES = ("planned", "submitting", "submitted", "completed", "failed", "cancelled", "unknown")
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+STATES = (
+    "planned",
+    "submitting",
+    "submitted",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+    "not_sent",
+)
+TERMINAL = frozenset({"completed", "failed", "cancelled", "not_sent"})
+SENT = frozenset(
+    {"submitted", "completed", "unknown"}
+)  # reached, or may have reached, the provider
 DECISIONS = ("resend", "forget")
 
 _SCHEMA = """
@@ -61,6 +81,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_key ON attempts(key);
 CREATE INDEX IF NOT EXISTS attempts_state ON attempts(state);
 """
+# Columns added after the first release: (name, SQL type). Old journals gain them on open.
+_ADDED = (("request", "TEXT"), ("base_url", "TEXT"), ("sent_at", "REAL"))
 
 
 class JournalError(Exception):
@@ -87,6 +109,14 @@ class Attempt:
     decision: str | None
     created_at: float
     updated_at: float
+    request: str | None = None  # canonical JSON of the exact body sent (files as URIs)
+    base_url: str | None = None  # the provider it was sent to
+    sent_at: float | None = None  # when the POST started (None: never sent)
+
+    @property
+    def may_have_cost(self) -> bool:
+        """Reached, or may have reached, the provider: the estimate may be owed."""
+        return self.state in SENT or (self.state == "failed" and self.task_id is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +126,7 @@ class Spent:
     unknown: Decimal  # estimates of attempts of unknown fate
     completed: int
     attempts: int
+    failed: int = 0  # attempts the provider failed or refused (not charged)
 
 
 def _dec(v: object) -> Decimal | None:
@@ -113,47 +144,24 @@ def _dec(v: object) -> Decimal | None:
 _MAX_AMOUNT = Decimal(10**9)  # USD: no render costs a billion; a larger figure is damage
 
 
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), to survive pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _alive(owner: str) -> bool:
-    parts = owner.split(":")
-    pid_s, start = parts[0], (parts[1] if len(parts) > 1 else "")
-    try:
-        pid = int(pid_s)
-    except ValueError:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    actual = _process_start(pid)
-    return actual is None or start in ("", actual)
-
-
 class Journal:
     """One connection to the journal. Not shared between threads."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        pid = os.getpid()
-        # pid + start time identify this process; the uuid tells sessions in it apart.
-        self.owner = f"{pid}:{_process_start(pid) or ''}:{uuid.uuid4().hex[:12]}"
+        # for people reading the journal; liveness comes from the build lock, never from this
+        self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            have = {r["name"] for r in self._db.execute("PRAGMA table_info(attempts)")}
+            for name, kind in _ADDED:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {kind}")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"cannot open the journal {self.path.name}: {exc}") from None
 
@@ -212,12 +220,13 @@ class Journal:
         estimate: Decimal | None,
         *,
         body_digest: str | None = None,
+        base_url: str | None = None,
     ) -> int:
         now = time.time()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO attempts (key, scene, take, target, backend, state, owner, estimate,"
-                " body_digest, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " body_digest, base_url, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     key,
                     scene,
@@ -228,6 +237,7 @@ class Journal:
                     self.owner,
                     None if estimate is None else str(estimate),
                     body_digest,
+                    base_url,
                     now,
                     now,
                 ),
@@ -235,9 +245,21 @@ class Journal:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-    def mark_submitting(self, attempt_id: int) -> None:
-        """Durable before the request is sent: after a crash this attempt is `unknown`."""
-        self._move(attempt_id, ("planned",), "submitting")
+    def mark_submitting(self, attempt_id: int, request: str | None = None) -> None:
+        """Durable before the request is sent: after a crash this attempt is `unknown`.
+        `request`: the exact body about to be sent, so that a task found later on the
+        provider's dashboard can be matched against it (`adopt`)."""
+        self._move(
+            attempt_id,
+            ("planned",),
+            "submitting",
+            request=request,
+            sent_at=time.time(),
+        )
+
+    def set_request(self, attempt_id: int, request: str) -> None:
+        """The request was sent again (an expired upload replaced): record the new one."""
+        self._move(attempt_id, ("submitting",), "submitting", request=request)
 
     def mark_submitted(self, attempt_id: int, task_id: str) -> None:
         self._move(attempt_id, ("submitting", "unknown"), "submitted", task_id=task_id)
@@ -256,7 +278,8 @@ class Journal:
 
     def mark_failed(self, attempt_id: int, error: str, *, certainly_not_sent: bool = False) -> None:
         """A failed attempt. Without a task id, a failure that may have come after the
-        request left (a timeout, a dropped connection) is `unknown`, not `failed`."""
+        request left (a timeout, a dropped connection) is `unknown`, not `failed`;
+        `certainly_not_sent` says the provider answered with a refusal (nothing created)."""
         att = self._row(attempt_id)
         if att.state == "submitting" and not certainly_not_sent:
             self._move(attempt_id, ("submitting",), "unknown", error=error)
@@ -265,14 +288,22 @@ class Journal:
                 attempt_id, ("planned", "submitting", "submitted", "unknown"), "failed", error=error
             )
 
+    def mark_not_sent(self, attempt_id: int, reason: str) -> None:
+        """Stopped or failed before any byte of the request left the machine: cost nothing."""
+        self._move(attempt_id, ("planned", "submitting"), "not_sent", error=reason)
+
     def mark_cancelled(self, attempt_id: int, reason: str = "cancelled") -> None:
         self._move(attempt_id, ("planned", "submitting", "submitted"), "cancelled", error=reason)
 
     # -- recovery --------------------------------------------------------------
 
     def recover(self) -> list[Attempt]:
-        """After a crash: attempts of dead processes that were mid-send become `unknown`,
-        planned ones `cancelled`. Returns the attempts that became unknown."""
+        """After a crash: attempts of builds that are gone and were mid-send become
+        `unknown`, planned ones `not_sent`. Returns the attempts that became unknown.
+
+        Call it only while holding the project's build lock: then no other build is
+        running, whatever the process table says (a dead build's pid may be a zombie
+        or belong to another process by now)."""
         changed: list[int] = []
         with self._tx() as db:
             rows = db.execute(
@@ -280,22 +311,22 @@ class Journal:
             ).fetchall()
             now = time.time()
             for row in rows:
-                if row["owner"] == self.owner or _alive(row["owner"]):
-                    continue
+                if row["owner"] == self.owner:
+                    continue  # this very build: it is sending it now
                 if row["state"] == "submitting":
                     db.execute(
                         "UPDATE attempts SET state='unknown', updated_at=?, error=? WHERE id=?",
                         (
                             now,
-                            "the process stopped after sending, before a task id came back",
+                            "the build stopped while sending, before a task id came back",
                             row["id"],
                         ),
                     )
                     changed.append(row["id"])
                 else:
                     db.execute(
-                        "UPDATE attempts SET state='cancelled', updated_at=?, error=? WHERE id=?",
-                        (now, "the process stopped before sending", row["id"]),
+                        "UPDATE attempts SET state='not_sent', updated_at=?, error=? WHERE id=?",
+                        (now, "the build stopped before sending", row["id"]),
                     )
         return [self._row(i) for i in changed]
 
@@ -313,6 +344,15 @@ class Journal:
     def attempts(self, key: str) -> list[Attempt]:
         return self._select("key=?", (key,))
 
+    def of_scene(self, scene: str, take: int | None = None) -> list[Attempt]:
+        if take is None:
+            return self._select("scene=?", (scene,))
+        return self._select("scene=? AND take=?", (scene, take))
+
+    def by_task(self, task_id: str) -> Attempt | None:
+        found = self._select("task_id=?", (task_id,))
+        return found[-1] if found else None
+
     def all(self) -> list[Attempt]:
         return self._select("1=1")
 
@@ -328,13 +368,12 @@ class Journal:
         """The user's word on an attempt of unknown fate.
 
         "resend": it did not reach the provider (or the user accepts paying again) —
-        it becomes `failed` and the scene may be submitted again. "forget": the same,
-        recorded as `cancelled`. "task:<id>": the user found the task; follow it.
+        it becomes `failed` and the scene may be submitted again. "forget": the user
+        knows it never ran, recorded as `cancelled`. "task:<id>": the user found the
+        task; it is followed (see `adopt`, which checks the task first).
         """
         if decision.startswith("task:") and len(decision) > 5:
-            self._move(
-                attempt_id, ("unknown",), "submitted", task_id=decision[5:], decision=decision
-            )
+            self.adopt(attempt_id, decision[5:])
         elif decision == "resend":
             self._move(attempt_id, ("unknown",), "failed", decision=decision)
         elif decision == "forget":
@@ -342,9 +381,21 @@ class Journal:
         else:
             raise JournalError(f"unknown decision {decision!r}: use resend, forget or task:<id>")
 
+    def adopt(self, attempt_id: int, task_id: str) -> None:
+        """The task the user found on the provider is this attempt's: follow it."""
+        other = self.by_task(task_id)
+        if other is not None and other.id != attempt_id:
+            raise JournalError(
+                f"task {task_id} is already recorded for scene {other.scene!r} "
+                f"(take {other.take}, attempt {other.id})"
+            )
+        self._move(
+            attempt_id, ("unknown",), "submitted", task_id=task_id, decision=f"task:{task_id}"
+        )
+
     def spent(self) -> Spent:
         billed = in_flight = unknown = Decimal(0)
-        completed = 0
+        completed = failed = 0
         rows = self._db.execute("SELECT state, estimate, billed FROM attempts").fetchall()
         for row in rows:
             est = _dec(row["estimate"]) or Decimal(0)
@@ -355,10 +406,13 @@ class Journal:
                 in_flight += est
             elif row["state"] == "unknown":
                 unknown += est
-        return Spent(billed, in_flight, unknown, completed, len(rows))
+            elif row["state"] == "failed":
+                failed += 1
+        return Spent(billed, in_flight, unknown, completed, len(rows), failed)
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
+    keys = row.keys()
     return Attempt(
         id=row["id"],
         key=row["key"],
@@ -378,4 +432,7 @@ def _attempt(row: sqlite3.Row) -> Attempt:
         decision=row["decision"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        request=row["request"] if "request" in keys else None,
+        base_url=row["base_url"] if "base_url" in keys else None,
+        sent_at=row["sent_at"] if "sent_at" in keys else None,
     )

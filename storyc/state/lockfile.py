@@ -4,8 +4,13 @@ Stage: execute (written after each finished scene) and plan (read to explain wha
 changed). In/out: `LockFile` ↔ TOML text. I/O: `load` reads the file, `save` writes it
 atomically (temp + fsync + `os.replace`).
 
-The writer is our own and deterministic: scenes sorted by name, one `[scenes.<name>]`
-table per scene with its sub-tables right after it, a blank line between scenes, keys in
+Paid renders and previews live side by side: `[scenes.<name>]` records what a paid
+backend rendered (with the provider's task id, URL and the output's digest, everything
+a teammate needs to fetch the clip again without paying), `[previews.<name>]` what the
+free preview backend rendered. A preview build never touches a `[scenes.…]` table.
+
+The writer is our own and deterministic: scenes sorted by name, one table per scene
+with its sub-tables right after it, a blank line between scenes, keys in
 a fixed order, multi-line prompts as TOML multi-line strings. Branches that touch
 different scenes therefore change disjoint runs of lines and merge cleanly. Reading is
 stdlib `tomllib`; a file that does not parse (a merge-conflict marker, a hand edit)
@@ -27,6 +32,7 @@ from storyc.base.fsio import atomic_write
 from storyc.base.hashing import is_digest
 
 LOCK_NAME = "storyc.lock"
+PREVIEW = "preview"  # the backend whose entries live under [previews.…]
 VERSION = 1
 HEADER = "# storyc.lock: what was rendered from what. Written by storyc; commit it.\n"
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -38,6 +44,7 @@ class LockFileError(Exception):
         super().__init__(f"{LOCK_NAME}:{line}: {message}" if line else f"{LOCK_NAME}: {message}")
         self.line = line
         self.detail = message
+        self.where: tuple[str, str] | None = None  # (table, scene) whose table is wrong
 
 
 @dataclass
@@ -73,7 +80,12 @@ class SceneEntry:
 
 @dataclass
 class LockFile:
-    scenes: dict[str, SceneEntry] = field(default_factory=dict)
+    scenes: dict[str, SceneEntry] = field(default_factory=dict)  # paid renders
+    previews: dict[str, SceneEntry] = field(default_factory=dict)  # preview renders
+
+    def table(self, backend: str) -> dict[str, SceneEntry]:
+        """The entries of `backend`: previews for the preview backend, else paid renders."""
+        return self.previews if backend == PREVIEW else self.scenes
 
     @staticmethod
     def path_for(project_root: str | os.PathLike[str]) -> Path:
@@ -109,29 +121,62 @@ class LockFile:
                 raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
             m = re.search(r"line (\d+)", str(exc))
             raise LockFileError(f"not valid TOML: {exc}", int(m.group(1)) if m else None) from None
+        try:
+            return cls.from_data(raw)
+        except LockFileError as exc:
+            # Finding the line costs a parse per header: only for the error message.
+            line = _header_lines(text).get(exc.where) if exc.where is not None else None
+            raise LockFileError(exc.detail, line) from None
+
+    @classmethod
+    def from_data(cls, raw: Any) -> LockFile:
+        """A lock file from its plain data (what TOML gives, or `to_data`), every field
+        checked as when it is read from the file."""
+        if not isinstance(raw, dict):
+            raise LockFileError("not a table")
         version = raw.get("version", VERSION)
         if version != VERSION:
             raise LockFileError(f"written by another storyc (lock version {version!r})")
-        scenes = raw.get("scenes", {})
-        if not isinstance(scenes, dict):
-            raise LockFileError("`scenes` must be a table")
         lock = cls()
-        for name, data in scenes.items():
-            try:
-                lock.scenes[name] = _scene(name, data)
-            except LockFileError as exc:
-                # Finding the line costs a parse per header: only for the error message.
-                raise LockFileError(exc.detail, _header_lines(text).get(name)) from None
+        for table in ("scenes", "previews"):
+            entries = raw.get(table, {})
+            if not isinstance(entries, dict):
+                raise LockFileError(f"`{table}` must be a table")
+            for name, data in entries.items():
+                try:
+                    entry = _scene(name, data)
+                except LockFileError as exc:
+                    exc.where = (table, name)
+                    raise
+                # a lock written before previews had their own tables kept them in scenes
+                if table == "previews" or entry.backend == PREVIEW:
+                    lock.previews.setdefault(name, entry)
+                else:
+                    lock.scenes[name] = entry
         return lock
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data (JSON-safe: costs as strings) that `from_data` reads back."""
+        return {
+            "version": VERSION,
+            "scenes": _table_data(self.scenes),
+            "previews": _table_data(self.previews),
+        }
 
     def dumps(self) -> str:
         parts = [HEADER, f"version = {VERSION}\n"]
-        for name in sorted(self.scenes):
-            parts.append("\n" + _dump_scene(self.scenes[name]))
+        paid = {n: e for n, e in self.scenes.items() if e.backend != PREVIEW}
+        previews = dict(self.previews)
+        for n, e in self.scenes.items():  # put there by hand: written where it belongs
+            if e.backend == PREVIEW:
+                previews.setdefault(n, e)
+        for name in sorted(paid):
+            parts.append("\n" + _dump_scene(paid[name], "scenes"))
+        for name in sorted(previews):
+            parts.append("\n" + _dump_scene(previews[name], "previews"))
         return "".join(parts)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-
         atomic_write(Path(path), self.dumps().encode("utf-8"))
 
 
@@ -156,17 +201,19 @@ def _conflict_line(text: str) -> int | None:
     return None
 
 
-def _header_lines(text: str) -> dict[str, int]:
-    """Scene name → line of its `[scenes.<name>]` header, for error messages."""
-    out: dict[str, int] = {}
+def _header_lines(text: str) -> dict[tuple[str, str], int]:
+    """(table, scene name) → line of its `[scenes.<name>]` or `[previews.<name>]`
+    header, for error messages."""
+    out: dict[tuple[str, str], int] = {}
     for i, line in enumerate(text.splitlines(), 1):
-        if line.startswith("[scenes.") and line.rstrip().endswith("]"):
-            try:
-                names = list(tomllib.loads(f"{line.strip()}\n")["scenes"])
-            except (tomllib.TOMLDecodeError, KeyError):
-                continue
-            if len(names) == 1:
-                out.setdefault(names[0], i)
+        for table in ("scenes", "previews"):
+            if line.startswith(f"[{table}.") and line.rstrip().endswith("]"):
+                try:
+                    names = list(tomllib.loads(f"{line.strip()}\n")[table])
+                except (tomllib.TOMLDecodeError, KeyError):
+                    continue
+                if len(names) == 1:
+                    out.setdefault((table, names[0]), i)
     return out
 
 
@@ -296,8 +343,8 @@ def _value(v: Any) -> str:
     return _basic(str(v))
 
 
-def _dump_scene(s: SceneEntry) -> str:
-    head = f"scenes.{_key(s.name)}"
+def _dump_scene(s: SceneEntry, table: str) -> str:
+    head = f"{table}.{_key(s.name)}"
     lines = [f"[{head}]"]
     for k in ("backend", "target", "schema", "app"):
         lines.append(f"{k} = {_basic(getattr(s, k))}")
@@ -324,3 +371,31 @@ def _dump_scene(s: SceneEntry) -> str:
         if t.cost is not None:
             lines.append(f"cost = {_basic(str(t.cost))}")
     return "\n".join(lines) + "\n"
+
+
+def _table_data(entries: dict[str, SceneEntry]) -> dict[str, Any]:
+    return {
+        name: {
+            "backend": e.backend,
+            "target": e.target,
+            "schema": e.schema,
+            "app": e.app,
+            "prompt": e.prompt,
+            "inputs": e.inputs,
+            "settings": e.settings,
+            "picked": e.picked,
+            "takes": [
+                {
+                    "take": t.take,
+                    "key": t.key,
+                    "output": t.output,
+                    "task_id": t.task_id,
+                    "url": t.url,
+                    "duration": t.duration,
+                    "cost": None if t.cost is None else str(t.cost),
+                }
+                for t in e.takes
+            ],
+        }
+        for name, e in entries.items()
+    }

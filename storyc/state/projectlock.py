@@ -60,6 +60,22 @@ class ProjectLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def held_by_another(self) -> bool:
+        """Whether a build holds the project right now (asked without taking the lock
+        or writing anything: `storyc plan` uses it to tell a send in progress from one
+        whose build is gone)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False  # no lock file: no build ever ran here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a shared lock we may have taken
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -1,9 +1,10 @@
-"""The content-addressed store under `.storyc/`: outputs, frames, render and upload records.
+"""The content-addressed store under `.storyc/`: outputs, frames, render records.
 
 Stage: execute (and plan, which asks what is already there). In: bytes, files and
 download streams; render keys. Out: object paths by digest, records. I/O: the whole
-of `.storyc/objects`, `.storyc/renders`, `.storyc/derived`, `.storyc/uploads.json`
-and `.storyc/verified.json`.
+of `.storyc/objects`, `.storyc/renders`, `.storyc/derived`, `.storyc/unfetchable`
+and `.storyc/verified.json`. (Which inputs were uploaded to the provider is the
+provider client's business: `storyc.provider.uploads`.)
 
 Layout: an object with digest `sha256:abcd…` lives at `objects/ab/cd…` (`object_name`;
 callers that need many paths use `object_file`, a string, not pathlib). Every write
@@ -19,7 +20,9 @@ Records are one small file each, written atomically, so a crash loses at most th
 record being written and never corrupts the others:
 - `renders/ab/cd…` (by render key): the output digest of a finished render, kept
   so that reverting an edit reuses the old output instead of paying again;
-- `derived/ab/cd…` (by digest of (object, what)): e.g. a video's last frame.
+- `derived/ab/cd…` (by digest of (object, what)): e.g. a video's last frame;
+- `unfetchable/ab/cd…` (by render key): a recorded output URL that no longer gives the
+  recorded bytes (expired, or other bytes), so the planner stops offering to fetch it.
 """
 
 from __future__ import annotations
@@ -289,8 +292,10 @@ class Store:
         assert w.digest is not None
         return w.digest
 
-    def put_file(self, src: str | os.PathLike[str]) -> str:
-        with self.writer() as w, open(src, "rb") as f:
+    def put_file(self, src: str | os.PathLike[str], *, expected: str | None = None) -> str:
+        """Copy a file into the store; with `expected`, only if its bytes hash to it
+        (`StoreError` otherwise, and nothing is stored)."""
+        with self.writer(expected) as w, open(src, "rb") as f:
             while chunk := f.read(1 << 20):
                 w.write(chunk)
         assert w.digest is not None
@@ -395,25 +400,18 @@ class Store:
                 if not p.name.startswith(".tmp-"):
                     yield p, self._read_record(p)
 
-    # -- uploads ---------------------------------------------------------------
+    # -- URLs that no longer give their output -----------------------------------
 
-    def record_upload(self, digest: str, uri: str, *, expires: float | None = None) -> None:
-        """Remember that the file with `digest` was uploaded to the provider as `uri`."""
-        table = self.uploads()
-        table[digest] = {"uri": uri, "expires": expires, "at": time.time()}
-        atomic_write(
-            self.root / "uploads.json", json.dumps(table, sort_keys=True, indent=0).encode()
-        )
+    def mark_unfetchable(self, key: str, url: str, reason: str) -> None:
+        """The recorded `url` of `key`'s output can no longer be fetched (or gives other
+        bytes): the next plan renders it instead of fetching it again."""
+        data = {"key": key, "url": url, "reason": reason, "at": time.time()}
+        atomic_write(Path(self._record_path("unfetchable", key)), canonical_json(data))
 
-    def uploads(self) -> dict[str, dict[str, Any]]:
-        raw = self._read_record(self.root / "uploads.json")
-        return {k: v for k, v in (raw or {}).items() if is_digest(k) and isinstance(v, dict)}
-
-    def lookup_upload(self, digest: str, *, now: float | None = None) -> str | None:
-        entry = self.uploads().get(digest)
-        if entry is None or not isinstance(entry.get("uri"), str):
+    def unfetchable(self, key: str, url: str) -> str | None:
+        """Why `url` cannot give `key`'s output any more, or None (worth a try)."""
+        raw = self._read_record(self._record_path("unfetchable", key))
+        if raw is None or raw.get("key") != key or raw.get("url") != url:
             return None
-        exp = entry.get("expires")
-        if isinstance(exp, int | float) and exp <= (time.time() if now is None else now):
-            return None
-        return str(entry["uri"])
+        reason = raw.get("reason")
+        return reason if isinstance(reason, str) else "it could not be fetched"

@@ -147,10 +147,11 @@ class InferenceTarget(Target):
         # rules or from lowering), the same fault would only be reported twice.
         if not local.has_errors and not diags.has_errors:
             self._validate(scene, body_input, local)
+        app = self._app(scene, local)
         diags.extend(local)
         if local.has_errors:
             return None
-        body = {"app": self.app, "input": body_input}
+        body = {"app": app, "input": body_input}
         upstream: dict[str, None] = {}
         for v in _walk_markers(body_input):
             if SCENE_MARKER in v:
@@ -160,7 +161,7 @@ class InferenceTarget(Target):
             scene=scene.name,
             target=self.name,
             schema=self.schema,
-            app=self.app,
+            app=app,
             body=body,
             takes=int(scene.takes.value),
             upstream=tuple(upstream),
@@ -172,6 +173,22 @@ class InferenceTarget(Target):
             notes=tuple(low.notes),
             prompt_as_written=scene.prompt,
         )
+
+    def _app(self, scene: Scene, diags: Diagnostics) -> str:
+        """The app the request goes to: the target's, or the scene's `app` setting, which
+        may pin a version (`klingai/video-o1@VERSION`) but not name another app."""
+        if scene.app is None:
+            return self.app
+        app = str(scene.app.value)
+        base = self.app.split("@", 1)[0]
+        if app.split("@", 1)[0] != base:
+            diags.error(
+                "E301",
+                f'target "{self.name}" sends to {base}, not to "{app}"',
+                scene.app.span,
+                hint=f'`app` pins the version of {base}: app = "{base}@VERSION"',
+            )
+        return app
 
     def _collect_refs(self, low: Lowering, project: Project, diags: Diagnostics) -> None:
         by_value: dict[Any, _Ref] = {}

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class LoopbackProvider:
                 "missing or invalid API key (Authorization: Bearer <key>)",
             )
         if req.method == "POST" and path == "/apps/run":
+            self.book.arrivals.append(time.monotonic())
             return await self.book.fault_or("submit", req, lambda f: self.book.submit(req, f))
         if req.method == "POST" and path == "/files":
             return await self.book.fault_or("files", req, lambda f: self.register_files(req))
@@ -80,9 +82,10 @@ class LoopbackProvider:
                 return await self.book.fault_or("cancel", req, lambda f: self.book.cancel(task_id))
         return problem(404, "not_found", "Not Found", f"no route for {req.method} {path}")
 
-    def validate(self, data: Any) -> tuple[Any, str | None]:
-        """(model, detail): schema validation plus this server's own file URIs."""
-        model, detail = validate_input(self.options.schema, data)
+    def validate(self, data: Any, schema: str | None = None) -> tuple[Any, str | None]:
+        """(model, detail): schema validation (the live schema unless another is given)
+        plus this server's own file URIs."""
+        model, detail = validate_input(schema or self.options.schema, data)
         if model is None:
             return None, detail
         for name, uri in model.files().items():
@@ -183,6 +186,16 @@ class LoopbackServer:
     @property
     def upload_puts(self) -> list[dict[str, Any]]:
         return self.provider.upload_puts
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most tasks submitted and not yet finished at any moment."""
+        return self.provider.book.peak_in_flight
+
+    @property
+    def arrivals(self) -> list[float]:
+        """`time.monotonic()` at which each POST /apps/run arrived (accepted or not)."""
+        return self.provider.book.arrivals
 
     @property
     def faults(self) -> FaultPlan:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ class Options:
     fast_outputs: bool = False  # cache outputs by duration and aspect only
     heartbeat: float = 0.5  # seconds between stream heartbeats
     faults: FaultPlan = field(default_factory=FaultPlan)
+    # pinned app versions this provider hosts: `klingai/video-o1@<id>` -> input schema.
+    # Unpinned (and `@latest`) is the live app, speaking `schema`; other ids are 404.
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 class Host(Protocol):
@@ -50,7 +54,7 @@ class Host(Protocol):
     options: Options
     shelf: MediaShelf
 
-    def validate(self, data: Any) -> tuple[Any, str | None]: ...
+    def validate(self, data: Any, schema: str | None = None) -> tuple[Any, str | None]: ...
 
 
 _LEGACY = {
@@ -91,6 +95,11 @@ class TaskBook:
         self._records: dict[str, dict[str, Any]] = {}  # task id -> its entry in submissions
         self._watchers: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
         self._runners: dict[str, asyncio.Task[None]] = {}
+        # What a test measures about money: tasks submitted and not yet finished (what
+        # `--jobs` bounds), and when each POST /apps/run arrived (even a refused one).
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.arrivals: list[float] = []  # time.monotonic() of every POST /apps/run read
 
     def form(self, status: Status) -> int | str:
         how = self.p.options.status_form
@@ -112,8 +121,9 @@ class TaskBook:
         partial = {"id": task_id, **{k: view[k] for k in fields}}
         for queue in self._watchers.get(task_id, []):
             queue.put_nowait({"data": partial, "fields": fields})
-        if status in TERMINAL:
+        if status in TERMINAL and self._records[task_id]["outcome"] is None:
             self._records[task_id]["outcome"] = status.name.lower()
+            self.in_flight -= 1
 
     async def fault_or(
         self, endpoint: str, req: Request, make: Callable[[Fault | None], Awaitable[Response]]
@@ -148,7 +158,13 @@ class TaskBook:
         app = body.get("app") if isinstance(body, dict) else None
         if not isinstance(app, str) or app.split("@", 1)[0] != APP:
             return problem(404, "not_found", "Not Found", f"app {app!r} not found")
-        model, detail = self.p.validate(body.get("input"))
+        version = app.split("@", 1)[1] if "@" in app else "latest"
+        schema = (
+            self.p.options.schema if version == "latest" else self.p.options.versions.get(version)
+        )
+        if schema is None:
+            return problem(404, "not_found", "Not Found", f"app version {app!r} not found")
+        model, detail = self.p.validate(body.get("input"), schema)
         if model is None:
             return problem(400, "validation_error", "Validation Error", detail or "invalid input")
         task_id = uuid.uuid4().hex[:20]
@@ -166,9 +182,17 @@ class TaskBook:
             "events": [],
         }
         self.state[task_id] = Status.QUEUED
-        record = {"task_id": task_id, "app": app, "input": body["input"], "outcome": None}
+        record = {
+            "task_id": task_id,
+            "app": app,
+            "input": body["input"],
+            "outcome": None,
+            "at": time.monotonic(),
+        }
         self.submissions.append(record)
         self._records[task_id] = record
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         outcome = fault.kind if fault is not None and fault.kind in ("fail", "reject") else None
         self._runners[task_id] = asyncio.create_task(self._run(task_id, model, outcome))
         if fault is not None and fault.kind == "drop":
@@ -203,7 +227,8 @@ class TaskBook:
                 "outputs": [
                     {
                         "type": "video",
-                        "seconds": float(model.duration),
+                        # a base edit is as long as its video, like upstream (not `duration`)
+                        "seconds": float(look["duration"]),
                         "fps": 24,
                         "resolution": getattr(model, "resolution", "1080p"),
                     }
