@@ -74,7 +74,7 @@ class Engine(Protocol):
     def used_names(self) -> set[str]: ...
     def regions(self) -> dict[str, list[DeclInfo]]: ...
     def index_key(self) -> int: ...
-    def lower(self, unit: Unit) -> None: ...
+    def lower(self, unit: Unit, full: bool = True) -> None: ...
     def file_identity(self, label: str) -> int: ...
     def scene_span(self, name: str) -> Span: ...
     def file_decls(self, path: str) -> FileDecls: ...
@@ -218,9 +218,14 @@ class Assembler:
             else _select(list(index.scenes), scenes, select_diags)
         )
         chosen = set(wanted)
+        # the scenes the chosen ones use, all the way up: an error there blocks a chosen one
+        needed = chosen if scenes is None else _with_upstream(units, chosen)
         for u in units:
-            if u.scene in chosen and u.scene not in broken and u.low is None:
-                engine.lower(u)
+            if u.scene not in needed:
+                continue
+            full = u.scene not in broken
+            if u.low is None or (full and not u.low_full):
+                engine.lower(u, full=full)
                 changed.add(u.scene)
 
         parts = _Parts(
@@ -238,12 +243,13 @@ class Assembler:
             self.media_key,
             tuple(sorted(broken.items())),
             None if scenes is None else tuple(wanted),
+            None if scenes is None else tuple(sorted(needed)),
         )
         segments = self._diagnostics(
-            engine, parts, context, chosen, broken, in_cut, used_up, bool(cuts)
+            engine, parts, context, chosen, needed, broken, in_cut, used_up, bool(cuts)
         )
 
-        requests, blocked, final = self._requests(units, order, chosen, broken, changed)
+        requests, blocked, final = self._requests(units, order, chosen, needed, broken, changed)
         summary = self._summary(engine, shell, units)
         return EngineCompilation(
             None,
@@ -340,6 +346,7 @@ class Assembler:
         parts: _Parts,
         context: Any,
         chosen: set[str],
+        needed: set[str],
         broken: dict[str, str],
         in_cut: set[str],
         used_up: set[str],
@@ -356,7 +363,7 @@ class Assembler:
         owners: dict[str, set[str]] = {}
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
-        lowered = {n for n in chosen if n not in broken}
+        lowered = {n: (n in broken, n not in chosen) for n in needed}
         out: list[Segment] = []
         for label in sorted(labels):
             own = index.by_label.get(label, ())
@@ -413,6 +420,7 @@ class Assembler:
         units: list[Unit],
         order: list[str],
         chosen: set[str],
+        needed: set[str],
         broken: dict[str, str],
         changed: set[str],
     ) -> tuple[dict[str, Request], dict[str, str], list[str]]:
@@ -422,34 +430,35 @@ class Assembler:
             len(order),
             tuple(sorted(broken)),
             frozenset(chosen) if len(chosen) != len(units) else None,
+            frozenset(needed) if len(needed) != len(units) else None,
         )
         by_name = {u.scene: u for u in units} if key != self.requests_key or changed else {}
         if key == self.requests_key and not changed:
             return dict(self.requests), dict(self.blocked), final
         ordered = set(order)
+        built = [n for n in order if n in needed] if len(needed) != len(order) else order
         requests: dict[str, Request] = {}
-        for name in final:
+        for name in built:
             u = by_name[name]
             if name in broken:
                 continue
             req = u.req()
             if req is not None and u.ok and name in ordered:
                 requests[name] = req
+        # a scene using the output of a scene that cannot be built cannot be built either;
+        # the order is topological, so one pass carries that downstream
         blocked: dict[str, str] = {}
-        for name in final:
+        for name in built:
             if name not in requests:
                 continue
             bad = next(
-                (
-                    up
-                    for up in requests[name].upstream
-                    if up in chosen and (up not in requests or up in blocked)
-                ),
+                (up for up in requests[name].upstream if up not in requests or up in blocked),
                 None,
             )
             if bad is not None:
                 blocked[name] = bad
-        result = {n: r for n, r in requests.items() if n not in blocked}
+        blocked = {n: blocked[n] for n in final if n in blocked}
+        result = {n: requests[n] for n in final if n in requests and n not in blocked}
         self.requests_key, self.requests, self.blocked = key, result, blocked
         return dict(result), dict(blocked), final
 
@@ -612,3 +621,16 @@ class EngineCompilation(Compilation):
     @graph.setter
     def graph(self, value: graph_mod.Graph | None) -> None:
         pass
+
+
+def _with_upstream(units: list[Unit], chosen: set[str]) -> set[str]:
+    """`chosen` and every scene they use, all the way up (by the units' edges)."""
+    ups = {u.scene: [e[0] for e in u.edges] for u in units}
+    out = set(chosen)
+    todo = list(chosen)
+    while todo:
+        for up in ups.get(todo.pop(), ()):
+            if up not in out:
+                out.add(up)
+                todo.append(up)
+    return out

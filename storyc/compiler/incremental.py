@@ -952,9 +952,11 @@ class Engine:
     def _model_key(self, unit: Unit, shell: Shell) -> Any:
         return (shell.generation, tuple(self.anchors_now(unit)))
 
-    def lower(self, unit: Unit) -> None:
-        """The model rules and lowering, for a scene that gets built (resolved first, if
-        this process has only its record)."""
+    def lower(self, unit: Unit, full: bool = True) -> None:
+        """The model rules and lowering, for a scene that gets built or that a built one
+        uses (resolved first, if this process has only its record). Not `full`: the rules
+        only, for a scene whose front-end errors leave its model incomplete (it is never
+        lowered; see `compile_project`)."""
         shell, index = self.shell, self.index
         assert shell is not None and index is not None
         if unit.model is None or unit.model_at != self._model_key(unit, shell):
@@ -965,13 +967,15 @@ class Engine:
         assert scene is not None
         local = Diagnostics()
         rules.check_scene(scene, shell.project, local)
-        request = _lower(scene, shell.project, self.target, local)
+        n_rules = len(local)
+        request = _lower(scene, shell.project, self.target, local) if full else None
         abs_path, i = index.named[unit.scene]
         fd = self.files[abs_path]
         enc = Encoder(
             f"n:{unit.scene}", fd.label, fd.anchor(i), fd.end(i), self._locate, unit.anchors
         )
         unit.low = [enc.diag(d) for d in local]
+        unit.low_rules, unit.low_full = n_rules, full
         unit.anchors = enc.anchors
         self._home(unit, remove=True)
         unit.homes = sorted(set(unit.homes) | enc.homes)
@@ -979,7 +983,7 @@ class Engine:
         self._pointing(enc, unit.deps)
         self._record(unit)
         unit._req = request
-        unit.ok = request is not None and not local.has_errors
+        unit.ok = full and request is not None and not local.has_errors
         self._version += 1
         unit.version = self._version
 

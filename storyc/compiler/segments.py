@@ -40,8 +40,20 @@ class Contribution:
     parts: dict[str, list[Diagnostic]]  # phase -> its diagnostics in this file
     units: list[tuple[Unit, Decoder]]  # declaration order, placed as at that update
     owned: dict[str, set[str]]  # scene -> local files whose limits it reports
-    lowered: set[str]  # scenes whose rules and lowering diagnostics count (chosen, not broken)
+    # scene -> which of its rules and lowering diagnostics count: (rules only, errors only).
+    # A chosen scene counts all (a broken one the rules' only); a scene a chosen one uses,
+    # its errors only; others none (see `compile_project`).
+    lowered: dict[str, tuple[bool, bool]]
     unreached: tuple[FileDecls, list[tuple[str, int]], Any, Any] | None = None  # W245
+
+    def low(self, unit: Unit) -> list[Any]:
+        """The rules and lowering diagnostics of `unit` that count."""
+        how = self.lowered.get(unit.scene)
+        if how is None or unit.low is None:
+            return []
+        rules_only, errors_only = how
+        recs = unit.low[: unit.low_rules] if rules_only else unit.low
+        return [r for r in recs if r[1] == "error"] if errors_only else recs
 
 
 def _own_note(rec: list[Any]) -> bool:
@@ -96,7 +108,7 @@ class Segment:
             ]
         )
         phase("select")
-        units(lambda u: (u.low or ()) if u.scene in c.lowered else ())
+        units(c.low)
         return acc
 
     def shown(self) -> list[Diagnostic]:
@@ -136,7 +148,7 @@ class Segment:
                 unit.res,
                 unit.graph,
                 [r for path, rs in unit.media if path in c.owned.get(unit.scene, ()) for r in rs],
-                (unit.low or ()) if unit.scene in c.lowered else (),
+                c.low(unit),
             ):
                 own += sum(1 for r in recs if _own_note(r))
         other = self._gather(

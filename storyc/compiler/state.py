@@ -343,17 +343,21 @@ _REQUEST_CHECKS: dict[str, Callable[[Any], bool]] = {
 def _unit_out(u: Unit) -> list[Any]:
     return [
         u.scene, u.fp, u.deps, u.anchors, u.res, u.used, u.edges, u.leaves, u.graph, u.media,
-        u.low, u.ok, u.res_error, u.homes, u.length, u.aspect,
+        u.low, u.ok, u.res_error, u.homes, u.length, u.aspect, u.low_rules, u.low_full,
     ]  # fmt: skip
 
 
 def _unit_in(v: Any, label: str) -> Unit:
     from storyc.compiler.units import Unit
 
-    if type(v) is not list or len(v) != 16:
+    if type(v) is not list or len(v) != 18:
         raise _bad("not a unit")
     scene, fp, deps, anchors, res, used, edges, leaves, graph, media, low, ok, res_error = v[:13]
-    homes, length, aspect = v[13:]
+    homes, length, aspect, low_rules, low_full = v[13:]
+    if type(low_rules) is not int or type(low_full) is not bool:
+        raise _bad("not a unit")
+    if low_rules < 0 or low_rules > (len(low) if type(low) is list else 0):
+        raise _bad("not a unit")
     if type(length) is not list or len(length) != 2 or length[0] not in _LENGTHS:
         raise _bad("not a length")
     if length[1] is not None and type(length[1]) not in (float, int, str):
@@ -402,6 +406,8 @@ def _unit_in(v: Any, label: str) -> Unit:
         _strs(homes),
         length,
         aspect,
+        low_rules,
+        low_full,
     )
 
 

@@ -65,12 +65,14 @@ class Unit:
     leaves: list[Any]  # [kind, name]
     graph: list[Any]  # its E241 diagnostics
     media: list[Any]  # [path, [diagnostics]] per local file it names itself, in order
-    low: list[Any] | None = None  # rules and lowering diagnostics, once lowered
+    low: list[Any] | None = None  # rules and lowering diagnostics, once checked
     ok: bool = False  # lowered without errors
     res_error: bool = False  # resolving it reported an error
     homes: list[str] = field(default_factory=list)  # files its diagnostics sort into
     length: list[Any] = field(default_factory=lambda: ["unknown", None])  # graph.length_fact
     aspect: str | None = None  # the aspect it asks for (cuts are framed by their scenes')
+    low_rules: int = 0  # how many of `low`, from the start, the rules reported
+    low_full: bool = False  # lowered too (a broken scene is only checked by the rules)
     # this process only:
     version: int = field(default=0, repr=False)  # new for every (re)computation
     model: Scene | None = field(default=None, repr=False)

@@ -57,7 +57,10 @@ from storyc.resolve.values import (
     to_python,
 )
 
-MAX_SUGGESTIONS = 200  # distinct unknown names given a "did you mean" in one run
+# Distinct unknown names given a "did you mean" per unit of resolution (the shared
+# declarations, one scene, the cuts): a bound per unit, not per run, so that resolving
+# one scene again (storyc.compiler.incremental) says what a whole compile says.
+MAX_SUGGESTIONS = 200
 
 
 def resolve(
@@ -103,7 +106,7 @@ class Resolver:
         self.used: set[str] = set()
         self.targets = targets
         self.assets_by_name: dict[str, Asset] = {}
-        self._hints: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self._hints: dict[tuple[str, tuple[str, ...]], str | None] = {}  # (name, pool) → hint
         self._suggested = 0
         self.sr: SceneResolver | None = None
 
@@ -192,6 +195,7 @@ class Resolver:
     def prepare(self) -> None:
         """Everything a scene is resolved against: the name table, the project block,
         `let`s, assets, elements, and the checked layers of defaults and styles."""
+        self._suggested = 0
         self._collect()
         entry = self.loaded.files[0]
         self.title = self.root.name
@@ -249,6 +253,7 @@ class Resolver:
         sr = self.sr
         assert sr is not None, "prepare() first"
         saved = (self.diags, sr.diags, self.used)
+        self._suggested = 0
         if diags is not None:
             self.diags = sr.diags = diags
         if used is not None:
@@ -362,6 +367,7 @@ class Resolver:
 
     def cuts(self) -> dict[str, Cut]:
         out: dict[str, Cut] = {}
+        self._suggested = 0
         for name, named in self.names.items():
             decl = named.decl
             if isinstance(decl, ast.CutDecl):
@@ -472,7 +478,7 @@ class Resolver:
         self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name", code: str = "E110"
     ) -> None:
         pool = self.names.pool(kinds)
-        key = (name, kinds)
+        key = (name, tuple(pool))  # the names change between the engine's runs
         if key in self._hints:
             hint = self._hints[key]
         elif self._suggested < MAX_SUGGESTIONS:
