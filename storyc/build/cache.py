@@ -13,10 +13,15 @@ one read from TOML); a damaged or foreign file is a miss, never an error, and no
 it can run code. Keys are remembered by the request's fingerprint (`Request.fingerprint`),
 so they stay valid across compilations: an edit that changes one scene's request
 recomputes that scene's keys only.
+
+Keys and renders decide which video a scene links to, so the file carries a checksum of
+its body on its first line: a damaged or hand-edited file (one flipped hex digit in a key
+or an output) is a miss as a whole, never a link to another scene's video.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -126,7 +131,11 @@ class BuildCache:
 
     def _load(self) -> None:
         try:
-            raw = json.loads(self.path.read_bytes())
+            data = self.path.read_bytes()
+            head, _, body = data.partition(b"\n")
+            if head != hashlib.sha256(body).hexdigest().encode("ascii"):
+                return  # damaged, or not written by storyc: a miss
+            raw = json.loads(body)
         except (OSError, ValueError, RecursionError):
             return
         if not isinstance(raw, dict) or raw.get("format") != [FORMAT, __version__]:
@@ -268,8 +277,9 @@ class BuildCache:
         elif self._lock_data is not None:
             doc["lock"] = self._lock_data
         try:
-            data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-            atomic_write(self.path, data, durable=False)
+            body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            head = hashlib.sha256(body).hexdigest().encode("ascii")
+            atomic_write(self.path, head + b"\n" + body, durable=False)
         except (OSError, TypeError, ValueError):
             pass  # a cache we cannot write is only slower
         self._keys = keys
