@@ -280,8 +280,8 @@ class Pipeline:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
             # scenes stay eligible, so the next save after the fix builds them.
             raise BuildRefused(str(exc)) from None
-            self._store = None  # new records: the planner's store re-reads them
         finally:
+            self._store = None  # new records: the planner's store reads them again
             if journal is not None:
                 journal.close()
             guard.release()
