@@ -16,16 +16,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.cli import add_remote_flags, project_digests, project_root
 from storyc.plan import pricing
-from storyc.plan.planner import Plan, ScenePlan, Status, explain, make_plan
+from storyc.plan.planner import Plan, ScenePlan, Status, explain, planner_for
 from storyc.state.gc import collect
 from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.store import Store
+
+if TYPE_CHECKING:
+    from storyc.build.cache import BuildCache
 
 FMT = argparse.RawDescriptionHelpFormatter
 PLAN_EPILOG = """\
@@ -147,19 +150,25 @@ def _load_lock(root: Path) -> LockFile | None:
         return None
 
 
-def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
+def compiled(
+    args: argparse.Namespace, cache: BuildCache | None = None
+) -> tuple[Path, Any, Any, LockFile] | int:
     """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
-    an exit code after saying why there is none (also for `storyc pull`)."""
-    from storyc.compiler.state import compile_with_state
+    an exit code after saying why there is none (also for `storyc pull`). With the
+    build's `cache` (made for the project when not given), the lock file is read from it
+    when it is the file last seen, as `storyc build` reads it: parsing the TOML of a
+    10,000-scene lock costs seconds."""
+    from storyc.build.cache import BuildCache
 
     root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
+    cache = cache if cache is not None else BuildCache(root)
     # the compiled state: an unchanged story is not compiled again, an edited one only where
-    # it changed (storyc.compiler.state)
-    comp = compile_with_state(Path(args.path), target=args.target, digests=digests)
+    # it changed (storyc.compiler.state); the keys of unchanged requests are the cache's
+    comp = cache.compile(Path(args.path), args.target, digests).comp
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
@@ -167,14 +176,22 @@ def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
     shown = comp.rendered(notes=False)
     if shown:
         print(shown, file=sys.stderr)
-    lock = _load_lock(root)
+    path = LockFile.path_for(root)
+    lock = cache.lockfile(path)
     if lock is None:
-        return ExitCode.FAILED
+        lock = _load_lock(root)
+        if lock is None:
+            return ExitCode.FAILED
+        cache.store_lockfile(path, lock)
     return root, digests, comp, lock
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
-    got = compiled(args)
+    from storyc.build.cache import BuildCache
+
+    root = project_root(args.path)
+    cache = BuildCache(root) if root is not None else None
+    got = compiled(args, cache)
     if isinstance(got, int):
         return got
     root, digests, comp, lock = got
@@ -198,29 +215,30 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             if isinstance(team, int):
                 return team
             live = _build_running(root)
+            # the build's own view of what is known: keys of unchanged requests and
+            # finished renders from its cache, so a plan after a one-scene edit hashes
+            # one request, not every one
+            from storyc.build.effects import ProjectIO
+
+            io = ProjectIO(root, store, journal, lock, digests, backend=backend, cache=cache)
+            if cache is not None:
+                io.use_known_keys(cache.keys)
+
+            def plan_of(remote: Any = None) -> Plan:
+                return planner_for(comp, io.sources(live_build=live, remote=remote)).plan()
+
             if team is None:
-                plan = make_plan(
-                    comp, lock=lock, store=store, backend=backend, journal=journal, live_build=live
-                )
+                plan = plan_of()
             else:
                 from storyc.remote.planning import plan_with_remote
 
-                plan = plan_with_remote(
-                    lambda remote: make_plan(
-                        comp,
-                        lock=lock,
-                        store=store,
-                        backend=backend,
-                        journal=journal,
-                        remote=remote,
-                        live_build=live,
-                    ),
-                    team,
-                )
+                plan = plan_with_remote(plan_of, team)
         finally:
             if journal is not None:
                 journal.close()
     digests.save()
+    if cache is not None:
+        cache.save(keys_seen=len(cache.keys))
     if backend not in pricing.FREE_BACKENDS:
         from storyc.build.session import pin_warnings
 
