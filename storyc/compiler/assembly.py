@@ -363,7 +363,6 @@ class Assembler:
         owners: dict[str, set[str]] = {}
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
-        lowered = {n: (n in broken, n not in chosen) for n in needed}
         out: list[Segment] = []
         for label in sorted(labels):
             own = index.by_label.get(label, ())
@@ -403,7 +402,9 @@ class Assembler:
                     {k: list(getattr(parts, k).get(label, ())) for k in PHASES},
                     units,
                     owners,
-                    lowered,
+                    chosen,
+                    needed,
+                    broken,
                     unreached,
                 )
             )

@@ -40,20 +40,20 @@ class Contribution:
     parts: dict[str, list[Diagnostic]]  # phase -> its diagnostics in this file
     units: list[tuple[Unit, Decoder]]  # declaration order, placed as at that update
     owned: dict[str, set[str]]  # scene -> local files whose limits it reports
-    # scene -> which of its rules and lowering diagnostics count: (rules only, errors only).
-    # A chosen scene counts all (a broken one the rules' only); a scene a chosen one uses,
-    # its errors only; others none (see `compile_project`).
-    lowered: dict[str, tuple[bool, bool]]
+    # Whose rules and lowering diagnostics count (see `compile_project`): a chosen scene's
+    # all (a broken one's, the rules' only); a scene a chosen one uses, its errors only.
+    chosen: set[str]
+    needed: set[str]  # the chosen scenes and the scenes they use
+    broken: dict[str, str]
     unreached: tuple[FileDecls, list[tuple[str, int]], Any, Any] | None = None  # W245
 
     def low(self, unit: Unit) -> list[Any]:
         """The rules and lowering diagnostics of `unit` that count."""
-        how = self.lowered.get(unit.scene)
-        if how is None or unit.low is None:
+        scene = unit.scene
+        if unit.low is None or scene not in self.needed:
             return []
-        rules_only, errors_only = how
-        recs = unit.low[: unit.low_rules] if rules_only else unit.low
-        return [r for r in recs if r[1] == "error"] if errors_only else recs
+        recs = unit.low[: unit.low_rules] if scene in self.broken else unit.low
+        return recs if scene in self.chosen else [r for r in recs if r[1] == "error"]
 
 
 def _own_note(rec: list[Any]) -> bool:
