@@ -433,9 +433,16 @@ class Assembler:
             frozenset(chosen) if len(chosen) != len(units) else None,
             frozenset(needed) if len(needed) != len(units) else None,
         )
-        by_name = {u.scene: u for u in units} if key != self.requests_key or changed else {}
         if key == self.requests_key and not changed:
             return dict(self.requests), dict(self.blocked), final
+        if key == self.requests_key and len(changed) * 8 < len(units):
+            # an edit of a few scenes whose requests keep their upstream: nothing can be
+            # blocked or unblocked by it, so only their requests are replaced
+            fresh = self._replaced(units, changed, broken)
+            if fresh is not None:
+                self.requests.update(fresh)
+                return dict(self.requests), dict(self.blocked), final
+        by_name = {u.scene: u for u in units}
         ordered = set(order)
         built = [n for n in order if n in needed] if len(needed) != len(order) else order
         requests: dict[str, Request] = {}
@@ -462,6 +469,28 @@ class Assembler:
         result = {n: requests[n] for n in final if n in requests and n not in blocked}
         self.requests_key, self.requests, self.blocked = key, result, blocked
         return dict(result), dict(blocked), final
+
+    def _replaced(
+        self, units: list[Unit], changed: set[str], broken: dict[str, str]
+    ) -> dict[str, Request] | None:
+        """The new requests of the `changed` scenes, when each was built before and still
+        is, with the same upstream scenes; else None (the whole pass decides)."""
+        out: dict[str, Request] = {}
+        for u in units:
+            if u.scene not in changed:
+                continue
+            old = self.requests.get(u.scene)
+            req = u.req()
+            if (
+                old is None
+                or req is None
+                or not u.ok
+                or u.scene in broken
+                or tuple(req.upstream) != tuple(old.upstream)
+            ):
+                return None
+            out[u.scene] = req
+        return out if len(out) == len(changed) else None
 
     def _summary(self, engine: Engine, shell: Shell, units: list[Unit]) -> Summary:
         key = (shell.generation, engine.index_key(), engine.media_version)
