@@ -53,6 +53,7 @@ from storyc.backends import (
     MaybeSent,
     NotSent,
     SetupError,
+    StillRunning,
     TaskFailed,
 )
 from storyc.build import faults
@@ -60,13 +61,16 @@ from storyc.build.budget import Budget, OverBudget, Slots
 from storyc.build.effects import ProjectIO, resolve_inputs
 from storyc.build.outcome import (
     BLOCKED,
+    DEFERRED,
     DONE,
     EXPIRED,
     FAILED,
     OVER_BUDGET,
     REUSED,
+    RUNNING,
     STOPPED,
     UNKNOWN,
+    UNSETTLED,
     BuildOptions,
     BuildResult,
     SceneOutcome,
@@ -91,6 +95,11 @@ class _Stop(Exception):
 
 class _Interrupted(Exception):
     """Internal: a stop was requested while the take was still preparing to send."""
+
+
+# what a build that does not wait says about what it leaves
+COLLECT = "collect it with `storyc build` (or `storyc webhook serve`)"
+LATER = "a later `storyc build` sends it"
 
 
 def unknown_message(scene: str, take: int, takes: int) -> str:
@@ -164,7 +173,7 @@ class Executor:
         """Asked right before each request leaves. A spent budget only stops new
         decisions (what was reserved fits); a stop request, a refused key or a balance
         refusal stops every send that has not left yet."""
-        return not self._stop.is_set() and self._refused is None
+        return not self._stop.is_set() and self._refused is None and not self.options.collect_only
 
     def _halt(self, why: str, *, sends_too: bool) -> None:
         if self.result.halted is None:
@@ -245,6 +254,8 @@ class Executor:
                 digest = await self._picked[up]
                 if digest is None:
                     dep = self.result.scenes.get(up)
+                    if dep is not None and dep.state in UNSETTLED:
+                        raise _Stop(DEFERRED, f"uses scene {up!r}, not rendered yet; {LATER}")
                     out.cause = (dep.cause or dep.state) if dep else None
                     raise _Stop(BLOCKED, f"scene {up!r} it uses did not render")
                 upstream[up] = digest
@@ -363,12 +374,19 @@ class Executor:
             raise _Stop(UNKNOWN, unknown_message(sp.name, d.take, sp.takes))
         label = self._label(sp, d.take)
         job = self._job(sp, d)
-        self.report.scene(label, "re-attaching", detail=f"task {d.task_id}")
+        collecting = self.options.detach
+        self.report.scene(
+            label, "collecting" if collecting else "re-attaching", detail=f"task {d.task_id}"
+        )
         done: TakeOutcome | None = None
         self.slots.take_running()
+        keep = False  # a task left running keeps its slot: it is in flight either way
         try:
             try:
                 fin = await self._follow(label, job, d.task_id, d.attempt)
+            except _Stop as stop:
+                keep = stop.state == RUNNING
+                raise
             except TaskFailed as exc:
                 # known to have failed: sending it again is allowed (and reserved)
                 self.report.scene(label, "retrying", detail=str(exc))
@@ -376,11 +394,16 @@ class Executor:
                 price = self.planner.price(sp.request, self._base_duration(sp.request))
                 render = TakePlan(d.take, "render", d.key, price=price)
             else:
-                self.result.reattached += 1
+                if collecting:
+                    self.result.collected += 1
+                else:
+                    self.result.reattached += 1
                 est = self.io.attempt_estimate(d.attempt)
-                done = self._finished(sp, d, job, fin, d.attempt, est, how="reattached")
+                how = "collected" if collecting else "reattached"
+                done = self._finished(sp, d, job, fin, d.attempt, est, how=how)
         finally:
-            await self.slots.release()
+            if not keep:
+                await self.slots.release()
         if done is not None:
             await self._push(label, job, done)
             if self.team is not None:  # its claim, left by the build that died: gone
@@ -389,6 +412,8 @@ class Executor:
         return await self._render(sp, render)
 
     async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        if self.options.collect_only:  # the webhook receiver: it never sends
+            raise _Stop(DEFERRED, f"not sent: collecting only; {LATER}")
         label = self._label(sp, d.take)
         for attempt in d.resend:  # the user said: send it again (--resubmit-unknown)
             self.io.journal_resolve_unknown(attempt)
@@ -502,12 +527,19 @@ class Executor:
         job = self._job(sp, d)
         paid = self.backend.paid
         if self.slots.full:
+            if self.options.detach:  # a build that does not wait does not wait for a slot
+                raise _Stop(
+                    DEFERRED, f"not sent: {self.slots.limit} task(s) in flight (--jobs); {LATER}"
+                )
             self.report.scene(label, "pending", detail="waiting for a free slot")
         await self.slots.acquire()
+        keep = False  # a task left running keeps its slot
         try:
             # -- from here to the first await nothing else runs: decided and reserved --
             reserved, estimate = self._decide_to_send(sp, d)
-            attempt = self.io.journal_begin(job, estimate) if paid else None
+            attempt = (
+                self.io.journal_begin(job, estimate, detached=self.options.detach) if paid else None
+            )
             sent = False
 
             def on_send(body: dict[str, Any]) -> None:
@@ -590,6 +622,10 @@ class Executor:
                 faults.reach("after-task-id")
             if self.team is not None:
                 await self.team.submitted(claimed, task_id)
+            if self.options.detach:  # submitted and recorded: not waited for
+                keep = True
+                self.result.running.append((label, task_id))
+                raise _Stop(RUNNING, f"sent (task {task_id}); {COLLECT}")
             try:
                 fin = await self._follow(label, job, task_id, attempt)
             except TaskFailed:
@@ -598,7 +634,8 @@ class Executor:
                 raise
             return self._finished(sp, d, job, fin, attempt, estimate, how="rendered")
         finally:
-            await self.slots.release()
+            if not keep:
+                await self.slots.release()
 
     def _picked_digests(self, req: Request) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -615,10 +652,14 @@ class Executor:
     async def _follow(
         self, label: str, job: Job, task_id: str, attempt: int | None = None
     ) -> Finished:
-        if self.backend.paid:
+        """The finished task; with `detach`, asked once (`_Stop(RUNNING)` if it runs on)."""
+        wait = not self.options.detach
+        if self.backend.paid and wait:
             self.report.scene(label, "submitted", detail=f"task {task_id}")
         follow = asyncio.create_task(
-            self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}"))
+            self.backend.follow(
+                job, task_id, lambda st: self.report.scene(label, f"task:{st}"), wait=wait
+            )
         )
         abandon = asyncio.create_task(self._abandon.wait())
         try:
@@ -636,6 +677,9 @@ class Executor:
             )
         try:
             return follow.result()
+        except StillRunning as exc:
+            self.result.running.append((label, task_id))
+            raise _Stop(RUNNING, f"task {task_id} is {exc.status}; {COLLECT}") from None
         except TaskFailed as exc:
             if attempt is not None:
                 self.io.journal_failed(attempt, str(exc))
@@ -676,7 +720,7 @@ def _worst(errors: list[BaseException]) -> BaseException:
     failures = [e for e in errors if not isinstance(e, _Stop)]
     if failures:  # a real failure says most (exit 1)
         return failures[0]
-    for state in (UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED):
+    for state in (UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED, RUNNING, DEFERRED):
         for e in errors:
             if isinstance(e, _Stop) and e.state == state:
                 return e
