@@ -247,9 +247,7 @@ class BuildSession:
         build_fastpath.forget(str(root))  # from here on the recorded clean state may change
         code: int = ExitCode.FAILED
         try:
-            code = self._locked(
-                root, comp, digests, backend_name, jobs, max_cost, api_key, webhook
-            )
+            code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key, webhook)
             return code
         finally:
             cache.save(keys_seen=len(cache.keys))
