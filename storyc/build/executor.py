@@ -140,6 +140,7 @@ class Executor:
         self._picked: dict[str, asyncio.Future[str | None]] = {}
         self._durations: dict[str, float | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._handled: set[int] = set()  # journal attempts this build sent or followed
         self._refused: str | None = None  # no request may leave any more (balance, key)
         self._OBTAIN: dict[str, Callable[[ScenePlan, TakePlan], Awaitable[TakeOutcome]]] = {
             "reuse": self._reuse_take,
@@ -193,6 +194,8 @@ class Executor:
         try:
             # a scene's own errors end in its outcome; a third Ctrl-C cancels the scenes
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not self._stop.is_set():
+                await self._strays()
         finally:
             for t in self._tasks:
                 if not t.done():
@@ -379,6 +382,7 @@ class Executor:
             label, "collecting" if collecting else "re-attaching", detail=f"task {d.task_id}"
         )
         done: TakeOutcome | None = None
+        self._handled.add(d.attempt)
         self.slots.take_running()
         keep = False  # a task left running keeps its slot: it is in flight either way
         try:
@@ -410,6 +414,44 @@ class Executor:
                 await self.team.clear_stale(done.key, done.task_id)
             return done
         return await self._render(sp, render)
+
+    async def _strays(self) -> None:
+        """Tasks an earlier build sent for a request this build did not follow (the
+        scene was edited meanwhile, or its take came from the team store): each is
+        asked once; what finished is downloaded into the store, and the journal and key
+        index learn it (reverting the edit is then free); what runs is left running.
+        Only the scenes of this build are looked at."""
+        if not self.backend.paid or self.io.journal is None:
+            return
+        wanted = set(self.plan.scenes)
+        strays = [
+            a
+            for a in self.io.journal.in_flight()
+            if a.id not in self._handled and a.scene in wanted and a.task_id
+        ]
+        await asyncio.gather(*(self._stray(a) for a in strays), return_exceptions=True)
+
+    async def _stray(self, att: Any) -> None:
+        sp = self.plan.scenes[att.scene]
+        if sp.request is None:
+            return
+        job = Job(att.scene, att.take, att.key, sp.request, {})
+        try:
+            fin = await self.backend.follow(job, att.task_id, lambda st: None, wait=False)
+        except TaskFailed as exc:
+            self.io.journal_failed(att.id, str(exc))
+            return
+        except BackendError:  # still running, or unreachable: a later build asks again
+            return
+        self.io.journal_completed(att.id, fin.digest, fin.url, fin.billed)
+        out = TakeOutcome(att.take, att.key, fin.digest, fin.task_id, fin.url, att.estimate)
+        out.duration = fin.duration
+        self.io.remember(att.key, fin.digest, att.scene, att.take, out)
+        self.result.collected += 1
+        self.report.note(
+            f"{att.scene}: collected task {att.task_id}, sent for an earlier version of the "
+            "scene (kept in the store: going back to it costs nothing)"
+        )
 
     async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
         if self.options.collect_only:  # the webhook receiver: it never sends
@@ -540,6 +582,8 @@ class Executor:
             attempt = (
                 self.io.journal_begin(job, estimate, detached=self.options.detach) if paid else None
             )
+            if attempt is not None:
+                self._handled.add(attempt)
             sent = False
 
             def on_send(body: dict[str, Any]) -> None:
