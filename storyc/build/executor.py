@@ -34,6 +34,15 @@ Money, on every path:
 - an attempt with no task id is never sent again without the user's word.
 
 A failed scene fails its dependents, not its neighbours.
+
+Not waiting (`BuildOptions.detach`: `--detach`, or a build collecting after one): a take is
+sent and recorded exactly as above and then not followed: it ends `running` and keeps its
+slot (it is in flight either way), and `follow` asks the provider once: a finished task is
+collected, one still running is left `running`. A scene that uses a `running` scene is
+`deferred`, as is a take that finds no free slot. `collect_only` (the webhook receiver)
+sends nothing at all: every `render` is `deferred`. After the scenes, tasks an earlier
+build sent for these scenes that no take followed (the scene was edited meanwhile) are
+asked about once and collected into the store, the journal and the key index.
 """
 
 from __future__ import annotations
@@ -669,7 +678,7 @@ class Executor:
             if self.options.detach:  # submitted and recorded: not waited for
                 keep = True
                 self.result.running.append((label, task_id))
-                raise _Stop(RUNNING, f"sent (task {task_id}); {COLLECT}")
+                raise _Stop(RUNNING, f"task {task_id} sent; {COLLECT}")
             try:
                 fin = await self._follow(label, job, task_id, attempt)
             except TaskFailed:

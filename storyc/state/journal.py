@@ -27,6 +27,10 @@ or may not have reached the provider, and there is no idempotency key), `planned
 `not_sent`. `unknown()` lists attempts nothing may repeat until the user decides:
 `adopt` (the user found the task: it is followed), `forget` (it never ran) or
 `resolve_unknown(..., "resend")` (`--resubmit-unknown`: may pay twice).
+
+An attempt sent by a build that did not wait for it (`--detach`) is marked `detached`: the
+next plain build collects it rather than waiting for it. `pending()` lists what `storyc
+status` shows: attempts in flight, being sent, or of unknown fate.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A small HTTP/1.1 server on asyncio streams, for the loopback provider.
 
-Stage: tooling (the offline provider). In: TCP connections on 127.0.0.1. Out: calls
+Stage: tooling (the offline provider; `storyc webhook serve` listens with it too). In:
+TCP connections (on 127.0.0.1 unless told otherwise). Out: calls
 to an async handler `handler(Request) -> Response` and the bytes of its answer.
 I/O: sockets only.
 
