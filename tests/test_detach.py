@@ -108,7 +108,12 @@ def _check_videos(root: Path) -> LockFile:
 
 def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", _independent(20))
-    faults = ["webhook:duplicate:nth=1+5", "webhook:forged:nth=2", "webhook:late:nth=3:seconds=1"]
+    faults = [
+        "webhook:duplicate:nth=1+5",
+        "webhook:forged:nth=2",
+        "webhook:late:nth=3:seconds=1",
+        "submit:fail:nth=4",  # its call comes; the receiver records it and sends nothing
+    ]
     with loopback.serve(latency=1.5, fast_outputs=True, faults=faults) as server:
         hook, url = _serve(root, server.env, "--sweep", "0")  # no polling of its own
         try:
@@ -120,7 +125,7 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
             assert set(final_states(events).values()) == {"running"}
             assert all(a.detached and a.state == "submitted" for a in _journal(root))
             # nobody polls now: the build has exited; only the webhook calls remain
-            _until(lambda: all(a.state == "completed" for a in _journal(root)))
+            _until(lambda: all(a.state in ("completed", "failed") for a in _journal(root)))
             _until(lambda: len(server.webhook_calls) == 20 + 2 + 2)
             before = _snapshot(root)
             done = _journal(root)[0].task_id
@@ -134,20 +139,21 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
             hook.send_signal(signal.SIGTERM)
             _, err = hook.communicate(timeout=60)
         assert hook.returncode == 0 and "Traceback" not in err, err
-        assert len(server.submissions) == 20  # nothing was sent twice
+        assert len(server.submissions) == 20  # nothing was sent twice, not even what failed
+        failed = [a for a in _journal(root) if a.state == "failed"]
+        assert len(failed) == 1 and "failed on the provider" in err
         calls = Counter((c["kind"], c.get("status")) for c in server.webhook_calls)
         assert calls[("real", 202)] == 20 and calls[("duplicate", 202)] == 2
         # a forged "completed" for a running task is read again and not trusted (W402);
         # a forged call for a task the journal does not know is refused unread (W401)
         assert calls[("forged", 202)] == 1 and calls[("forged", 404)] == 1
         assert "warning[W402]" in err and "warning[W401]" in err
-        lock = _check_videos(root)
-        assert len(lock.scenes) == 20
-        # the project is complete: a plain build has nothing to send or collect
+        assert len(_check_videos(root).scenes) == 19
+        # a plain build sends what failed (asked first) and has nothing else to do
         p = build_subprocess(root, *PAID, env=server.env)
         s = summary(parse_events(p.stdout))
-        assert p.returncode == 0 and s["submitted"] == 0 and s["scenes"]["reused"] == 20
-        assert len(server.submissions) == 20
+        assert p.returncode == 0 and s["submitted"] == 1 and s["scenes"]["reused"] == 19
+        assert len(server.submissions) == 21
 
 
 def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path: Path) -> None:

@@ -502,9 +502,11 @@ class BuildSession:
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
-            if not (result.interrupted or result.setup_error) and result.settled:
+            if collect_only:
+                pass  # the webhook receiver collects scenes; the next build makes the cuts
+            elif not (result.interrupted or result.setup_error) and result.settled:
                 self._assemble_cuts(root, store, lock, comp, result, backend_name, jobs)
-            elif not result.settled and comp.cuts and not collect_only:
+            elif not result.settled and comp.cuts:
                 self.say("cuts: assembled once every scene is collected")
             self.store_bytes_verified = store.bytes_verified
             self._result = result
