@@ -286,7 +286,9 @@ def webhook_problem(value: str) -> str | None:
         return None
     if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
         return None
-    return f'not an https:// URL: "{value[:60]}"'
+    # only where it points: a path or query may carry a token, never repeated in a message
+    shown = f"{parts.scheme}://{parts.netloc}" if parts.scheme else value.split("/")[0][:40]
+    return f"not an https:// URL: {shown}/…"
 
 
 def as_webhook(s: ast.Setting, diags: Diagnostics) -> Any:
