@@ -159,13 +159,13 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
 def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", _independent(4))
     with loopback.serve(latency=0.5, fast_outputs=True, faults=["webhook:lost"]) as server:
-        p = build_subprocess(
-            root, *PAID, "--detach", "--webhook", "http://127.0.0.1:9/hook", env=server.env
-        )
+        hook = {"STORYC_WEBHOOK": "http://127.0.0.1:9/hook"}  # the CI setting, not the flag
+        p = build_subprocess(root, *PAID, "--detach", env={**server.env, **hook})
         assert p.returncode == 0, p.stderr
         _until(lambda: _ended(server))
         posts = len(server.arrivals)
         assert [c["kind"] for c in server.webhook_calls] == ["lost"] * 4
+        assert {c["url"] for c in server.webhook_calls} == {hook["STORYC_WEBHOOK"]}
 
         # no key: the journal's view, said plainly, exit 3
         code, (doc,) = _status(root, {"INFERENCE_API_KEY": ""})
