@@ -34,6 +34,7 @@ from storyc.media import ffmpeg as media
 from storyc.provider import loopback
 from storyc.state.journal import Attempt, Journal
 from storyc.state.lockfile import LockFile
+from storyc.state.projectlock import ProjectLock
 
 PAID = ("--backend", "inference", "--yes")
 
@@ -124,6 +125,10 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
             assert s["submitted"] == 20 and len(s["running"]) == 20 and not s["settled"]
             assert set(final_states(events).values()) == {"running"}
             assert all(a.detached and a.state == "submitted" for a in _journal(root))
+            # while a build holds the project, the receiver collects nothing: it waits
+            with ProjectLock(root):
+                _until(lambda: Counter(c["kind"] for c in server.webhook_calls)["real"] == 20)
+                assert all(a.state == "submitted" for a in _journal(root))
             # nobody polls now: the build has exited; only the webhook calls remain
             _until(lambda: all(a.state in ("completed", "failed") for a in _journal(root)))
             _until(lambda: len(server.webhook_calls) == 20 + 2 + 2)
@@ -148,6 +153,7 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
         # a forged call for a task the journal does not know is refused unread (W401)
         assert calls[("forged", 202)] == 1 and calls[("forged", 404)] == 1
         assert "warning[W402]" in err and "warning[W401]" in err
+        assert "a build holds the project" in err
         assert len(_check_videos(root).scenes) == 19
         # a plain build sends what failed (asked first) and has nothing else to do
         p = build_subprocess(root, *PAID, env=server.env)

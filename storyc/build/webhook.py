@@ -181,14 +181,19 @@ class Receiver:
             return
         scenes = sorted({a.scene for a in atts})
         _log(f"collecting {len(atts)} task(s): {', '.join(scenes)}")
+        said = False
         while True:
-            code = await asyncio.to_thread(collect_pass, self.root, scenes, self.base_url)
-            if code == ExitCode.ENVIRONMENT and ProjectLock(self.root).held_by_another():
-                _log("a build holds the project: collecting again when it is done")
+            if ProjectLock(self.root).held_by_another():  # wait quietly for that build
+                if not said:
+                    _log("a build holds the project: collecting when it is done")
+                    said = True
                 await asyncio.sleep(RETRY)
                 if self.done.is_set():
                     return
                 continue
+            code = await asyncio.to_thread(collect_pass, self.root, scenes, self.base_url)
+            if code == ExitCode.ENVIRONMENT and ProjectLock(self.root).held_by_another():
+                continue  # a build took the project just before this pass did
             break
         for a in atts:
             now = self.journal.get(a.id)
