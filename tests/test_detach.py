@@ -96,6 +96,11 @@ def _snapshot(root: Path) -> Any:
     return (root / "storyc.lock").read_text("utf-8"), journal, objects, names
 
 
+def _locked_scenes(root: Path) -> list[str]:
+    path = root / "storyc.lock"
+    return list(LockFile.load(path).scenes) if path.exists() else []
+
+
 def _check_videos(root: Path) -> LockFile:
     lock = LockFile.load(root / "storyc.lock")
     for scene, entry in lock.scenes.items():
@@ -131,6 +136,7 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
             # nobody polls now: the build has exited; only the webhook calls remain
             _until(lambda: all(a.state in ("completed", "failed") for a in _journal(root)))
             _until(lambda: len(server.webhook_calls) == 20 + 2 + 2)
+            _until(lambda: len(_locked_scenes(root)) == 19)  # the last pass has written
             before = _snapshot(root)
             done = _journal(root)[0].task_id
             # a call repeated now, one for a task never sent, one that is not JSON

@@ -24,7 +24,7 @@ Kinds:
     late              webhook: call `seconds` after the task ended
     duplicate         webhook: call twice
     lost              webhook: never call
-    forged            webhook: as soon as the task is created, two forged calls to its URL:
+    forged            webhook: half-way through the task, two forged calls to its URL:
                       one saying it completed (with a made-up output) while it runs, one
                       for a task id this provider never created; then the real call
 

@@ -343,8 +343,10 @@ class TaskBook:
             await self._call(url, task_id, self.view(task_id), "duplicate")
 
     async def _forge(self, task_id: str) -> None:
-        """Forged calls, made while the task runs: it "completed" (with a made-up
-        output), and a task id this provider never created completed too."""
+        """Forged calls, made while the task runs (half-way through its latency, when
+        its sender knows its id): it "completed" (with a made-up output), and a task id
+        this provider never created completed too."""
+        await asyncio.sleep(0.5 * self.p.options.latency)
         url = self._hooks[task_id]
         lie = {**self.view(task_id), "status": self.form(Status.COMPLETED)}
         await self._call(url, task_id, {**lie, "output": _FAKE_OUTPUT}, "forged")
