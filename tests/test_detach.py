@@ -200,7 +200,7 @@ def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path:
 
 def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")  # arrival → lanterns, rain; other (2 takes)
-    with loopback.serve(latency=2.0, fast_outputs=True) as server:
+    with loopback.serve(latency=3.0, fast_outputs=True) as server:
         p = build_subprocess(root, *PAID, "--detach", env=server.env)
         assert p.returncode == 0, p.stderr
         events = parse_events(p.stdout)
