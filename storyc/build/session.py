@@ -32,7 +32,6 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError, create
-from storyc.base.diagnostics import render_all
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
 from storyc.build import fastpath as build_fastpath
@@ -168,22 +167,15 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
         cache = self.cache = BuildCache(root)
-        arg = str(Path(args.path).resolve())
-        comp = cache.compilation(arg, args.target)
-        self.cached_compilation = comp is not None
-        if comp is None:
-            from storyc.compiler import compile_project  # only when the cache cannot answer
-
-            comp = BuildInput.of(
-                compile_project(Path(args.path), target=args.target, digests=digests)
-            )
-            cache.store_compilation(arg, args.target, comp)
-        if not comp.found or not comp.ok and not comp.diagnostics:
+        # through the compiled state: an unchanged story is not compiled again, an edited
+        # one only where it changed (storyc.compiler.state)
+        comp = cache.compile(Path(args.path), args.target, digests)
+        self.cached_compilation = cache.cached
+        if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        self.diag_text = ""
-        if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
-            self.diag_text = render_all(comp.diagnostics, comp.sources)
+        self.diag_text = comp.rendered  # errors and warnings; notes are for `storyc check`
+        if self.diag_text:
             print(self.diag_text, file=sys.stderr)
         if not comp.ok:
             return ExitCode.FAILED
@@ -237,6 +229,15 @@ class BuildSession:
             problem = key_problem(api_key, KEY_ENV)
             if problem is not None:  # found now, not as an error while sending
                 self.error(f"error: the API key cannot be used: {problem}")
+                return ExitCode.ENVIRONMENT
+        for folder, role in ((".storyc", "its state"), ("renders", "links to the videos")):
+            # before anything is rendered (and paid for): a file in the way would make every
+            # finished render fail to be kept or linked
+            if (root / folder).exists() and not (root / folder).is_dir():
+                self.error(
+                    f"error: {folder} is a file, but storyc keeps {role} in a folder of "
+                    "that name: move or rename the file"
+                )
                 return ExitCode.ENVIRONMENT
         try:
             lock_guard = ProjectLock(root, wait=args.wait)
@@ -295,10 +296,7 @@ class BuildSession:
             or any(s.state != "reused" for s in result.scenes.values())
         ):
             return
-        entry = self.cache.data.get("compile")  # holds code + input paths when cached
-        held = entry is not None and self.cache.holds(comp)
-        paths = list(entry["paths"]) if held and entry else self.cache._inputs(comp)
-        paths += build_fastpath.code_paths()
+        paths = self.cache.input_paths(comp) + build_fastpath.code_paths()
         lock_path = self._lock.path_for(root)
         renders = str(root / "renders")
         paths += [str(lock_path), renders]
@@ -803,7 +801,7 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         if (
             any(s.failed for s in result.scenes.values())
-            or any(d.is_error for d in comp.diagnostics)
+            or comp.has_errors
             or any(c.state == "failed" for c in self._cuts)
         ):
             return ExitCode.FAILED

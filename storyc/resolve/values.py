@@ -59,6 +59,7 @@ PROJECT_SETTINGS = (
         "base_url",
         "max_cost",
         "jobs",
+        "shared_folders",
         "remote",
         "webhook",
     )
@@ -77,7 +78,7 @@ def describe(value: ast.Value) -> str:
         text = value.value if len(value.value) <= 30 else value.value[:27] + "..."
         return f'"{text}" (a string)'
     if isinstance(value, ast.Num):
-        return f"{value.text} (a number)"
+        return f"{_short(value.text)} (a number)"
     if isinstance(value, ast.Ref):
         if value.attr is None and value.name in ("true", "false"):
             return f"{value.name} (a boolean)"
@@ -140,23 +141,47 @@ def as_bool(s: ast.Setting, diags: Diagnostics) -> Any:
 
 
 def as_int(
-    s: ast.Setting, diags: Diagnostics, minimum: int | None = None, what: str = "a whole number"
+    s: ast.Setting,
+    diags: Diagnostics,
+    minimum: int | None = None,
+    what: str = "a whole number",
+    maximum: int | None = None,
+    code: str = "E106",
+    why: str = "",
+    suggest: int | None = None,
 ) -> Any:
+    """A whole number in [minimum, maximum]. Out of range is `code` (E106 unless the range
+    is a rule of the model, e.g. E204 for durations); `why` ends the hint."""
     v = s.value
     if not isinstance(v, ast.Num) or not isinstance(v.value, int):
         example = str(int(v.value)) if isinstance(v, ast.Num) else "5"
         if isinstance(v, ast.Str) and v.value.strip().rstrip("s").strip().isdigit():
             example = v.value.strip().rstrip("s").strip()
+        if minimum is not None and maximum is not None and example.lstrip("-").isdigit():
+            example = str(min(max(int(example), minimum), maximum))
         return _type_error(diags, s, what, example)
-    if minimum is not None and v.value < minimum:
+    low = minimum is not None and v.value < minimum
+    high = maximum is not None and v.value > maximum
+    if low or high:
+        if minimum is not None and maximum is not None:
+            wanted = f"from {minimum} to {maximum}"
+        elif low:
+            wanted = f"at least {minimum}"
+        else:
+            wanted = f"at most {maximum}"
+        closest = suggest if suggest is not None else minimum if low else maximum
         diags.error(
-            "E106",
-            f"`{s.name}` must be at least {minimum}, found {v.text}",
+            code,
+            f"`{s.name}` must be {wanted}, found {_short(v.text)}",
             v.span,
-            hint=f"for example: {s.name} = {max(minimum, 1)}",
+            hint=f"for example: {s.name} = {closest}" + (f" ({why})" if why else ""),
         )
         return _UNSET
     return v.value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def as_number(s: ast.Setting, diags: Diagnostics, minimum: float | None = None) -> Any:
@@ -164,7 +189,9 @@ def as_number(s: ast.Setting, diags: Diagnostics, minimum: float | None = None) 
     if not isinstance(v, ast.Num):
         return _type_error(diags, s, "a number", "12.5")
     if minimum is not None and v.value < minimum:
-        diags.error("E106", f"`{s.name}` must be at least {minimum:g}, found {v.text}", v.span)
+        diags.error(
+            "E106", f"`{s.name}` must be at least {minimum:g}, found {_short(v.text)}", v.span
+        )
         return _UNSET
     return v.value
 
@@ -213,10 +240,24 @@ def as_base_url(s: ast.Setting, diags: Diagnostics) -> Any:
     value = as_str(s, diags)
     if value is _UNSET:
         return value
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+        host = parts.hostname
+    except ValueError as exc:
+        diags.error(
+            "E136",
+            f'`base_url` is a malformed URL: "{value}" ({exc})',
+            s.value.span,
+            hint='for example: base_url = "https://api.inference.sh"',
+        )
+        return _UNSET
+    if any(c.isspace() for c in value):
+        diags.error("E136", f'`base_url` contains a space: "{value}"', s.value.span)
+        return _UNSET
+    if parts.scheme == "https" and host:
         return value.rstrip("/")
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+    if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
         return value.rstrip("/")
     if parts.scheme == "http":
         diags.error(

@@ -142,7 +142,18 @@ class Spent:
 
 
 def _dec(v: object) -> Decimal | None:
-    return None if v is None else Decimal(str(v))
+    """A money amount from the journal; None (an unknown cost) when it is missing or is not
+    a plausible amount (a damaged row must not stop a build or be counted as a price)."""
+    if v is None:
+        return None
+    try:
+        d = Decimal(str(v))
+    except (ArithmeticError, ValueError):
+        return None
+    return d if d.is_finite() and 0 <= d <= _MAX_AMOUNT else None
+
+
+_MAX_AMOUNT = Decimal(10**9)  # USD: no render costs a billion; a larger figure is damage
 
 
 class Journal:
