@@ -318,7 +318,8 @@ def test_settings_and_refusals(tmp_path: Path) -> None:
 
     for url, code in (("ftp://hooks.example.com/x", "E400"), ("https://u:p@h.example/x", "E401")):
         root = make_project(
-            tmp_path / code, f'project "W" {{ webhook = "{url}" }}\nscene a {{ prompt = "x" }}\n'
+            tmp_path / code,
+            f'project "W" {{ aspect = "16:9"  webhook = "{url}" }}\nscene a {{ prompt = "x" }}\n',
         )
         comp = compile_project(root)
         assert [d.code for d in comp.diagnostics if d.is_error] == [code]

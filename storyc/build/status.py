@@ -98,7 +98,7 @@ class Status:
         failed = [r for r in self.rows if r.provider in ENDED_BADLY]
         unknown = [r for r in self.rows if r.journal == "unknown"]
         return {
-            "in_flight": len([r for r in self.rows if r.task_id]),
+            "sent": len([r for r in self.rows if r.task_id]),
             "running": len(running),
             "running_cost": usd(running),
             "finished": len(finished),
@@ -260,7 +260,7 @@ def render_text(status: Status) -> list[str]:
         "  ".join([*(row[i].ljust(widths[i]) for i in range(6)), row[6]]).rstrip() for row in rows
     ]
     t = status.totals()
-    parts = [f"{t['in_flight']} task(s) sent"]
+    parts = [f"{t['sent']} task(s) sent"]
     if t["running"]:
         parts.append(f"{t['running']} running ({pricing.format_usd(Decimal(t['running_cost']))})")
     if t["finished"]:
