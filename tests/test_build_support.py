@@ -105,7 +105,17 @@ def rendered(events: list[dict[str, Any]]) -> list[str]:
 
 
 def final_states(events: list[dict[str, Any]]) -> dict[str, str]:
-    finals = {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
+    finals = {
+        "done",
+        "reused",
+        "running",
+        "deferred",
+        "failed",
+        "blocked",
+        "unknown",
+        "over-budget",
+        "stopped",
+    }
     return {
         e["scene"]: e["state"]
         for e in events

@@ -24,7 +24,17 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 FINAL_STATES = frozenset(
-    {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
+    {
+        "done",
+        "reused",
+        "running",
+        "deferred",
+        "failed",
+        "blocked",
+        "unknown",
+        "over-budget",
+        "stopped",
+    }
 )
 
 

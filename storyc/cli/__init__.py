@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
     "storyc.cli.journal",  # journal, adopt, forget
+    "storyc.cli.status",  # status, webhook serve
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.film",  # export
@@ -53,6 +54,8 @@ COMMANDS = {
     "journal": "storyc.cli.journal",
     "adopt": "storyc.cli.journal",
     "forget": "storyc.cli.journal",
+    "status": "storyc.cli.status",
+    "webhook": "storyc.cli.status",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "export": "storyc.cli.film",
@@ -71,6 +74,7 @@ examples:
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
   storyc journal               what paid renders cost, per day and in total
+  storyc status                what is still rendering (after storyc build --detach)
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
   storyc pull / storyc push    share renders through the team store (docs/teams.md)

@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  storyc build\n  storyc build --scene arrival --jobs 2\n"
         "  storyc build --cut trailer\n"
-        "  storyc build --backend inference --max-cost 5 --yes\n",
+        "  storyc build --backend inference --max-cost 5 --yes\n"
+        "  storyc build --backend inference --detach --yes   (collect later: storyc build)\n",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry file")
     p.add_argument(
@@ -121,12 +122,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="provider base URL (default: INFERENCE_BASE_URL, "
         "the project's base_url, or inference.sh)",
     )
-    p.add_argument(
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit what can be sent now, record it and exit without waiting; "
+        "collect later with storyc build (paid backends)",
+    )
+    g.add_argument(
         "--wait",
+        nargs="?",
         type=_seconds,
-        default=0.0,
+        const=float("inf"),
+        default=None,
         metavar="SECONDS",
-        help="wait up to SECONDS for another build of this project to finish",
+        help="follow every task to the end, even those a detached build sent; and wait "
+        "(up to SECONDS, if given) for another build of this project to finish",
+    )
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="the URL the provider calls when each task ends (default: $STORYC_WEBHOOK, "
+        "else the project's webhook); see storyc webhook serve",
     )
     p.add_argument(
         "--retries",

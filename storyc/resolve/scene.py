@@ -44,6 +44,7 @@ from storyc.resolve.values import (
     as_remote,
     as_str,
     as_target,
+    as_webhook,
     check_settings,
     describe,
     is_unset,
@@ -121,6 +122,8 @@ class SceneResolver:
             v = as_base_url(s, d)
         elif n == "remote":
             v = as_remote(s, d)
+        elif n == "webhook":
+            v = as_webhook(s, d)
         elif n == "app":
             v = as_app(s, d)
         elif n == "max_cost":

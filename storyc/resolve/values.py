@@ -61,6 +61,7 @@ PROJECT_SETTINGS = (
         "jobs",
         "shared_folders",
         "remote",
+        "webhook",
     )
 )
 ELEMENT_SETTINGS = ("frontal", "refs", "description")
@@ -309,6 +310,44 @@ def as_remote(s: ast.Setting, diags: Diagnostics) -> Any:
         )
         return _UNSET
     return value
+
+
+def webhook_problem(value: str) -> str | None:
+    """Why `value` cannot be the URL the provider calls when a task ends (None: it can).
+    The provider must reach it: https://, or plain http only to this machine (the loopback
+    provider). A credential in it would end up in the story or in logs: never."""
+    try:
+        parts = urlsplit(value)
+        user, host = parts.username, parts.hostname
+    except ValueError:
+        return f'not a URL: "{value[:60]}"'
+    if user is not None or parts.password is not None:
+        return "a webhook URL cannot hold a user name or password"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    # only where it points: a path or query may carry a token, never repeated in a message
+    shown = f"{parts.scheme}://{parts.netloc}" if parts.scheme else value.split("/")[0][:40]
+    return f"not an https:// URL: {shown}/…"
+
+
+def as_webhook(s: ast.Setting, diags: Diagnostics) -> Any:
+    value = as_str(s, diags)
+    if value is _UNSET:
+        return value
+    problem = webhook_problem(value)
+    if problem is None:
+        return value
+    code = "E401" if "user name" in problem else "E400"
+    diags.error(
+        code,
+        f"`webhook`: {problem}",
+        s.value.span,
+        hint="the address `storyc webhook serve` is reachable at, for example "
+        'webhook = "https://ci.example.com/storyc"; or set STORYC_WEBHOOK',
+    )
+    return _UNSET
 
 
 def to_python(value: ast.Value, diags: Diagnostics, what: str) -> Any:
