@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument(
         "--wait",
         nargs="?",
-        type=_seconds,
+        type=_wait_value,
         const=float("inf"),
         default=None,
         metavar="SECONDS",
@@ -172,8 +172,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=run_pick)
 
 
+class _PathWord(str):
+    """What `--wait` was given that is no number: the project's path (see `_wait_value`)."""
+
+
+def _wait_value(text: str) -> float | str:
+    """`--wait`'s optional number of seconds. argparse hands it the next word, so in
+    `storyc build --wait my-film` it gets the path: a word that is not number-like is the
+    path (the wait then has no limit); a bad number is a usage error."""
+    try:
+        return _seconds(text)
+    except argparse.ArgumentTypeError:
+        number_like = text.strip().lower().lstrip("+-").replace(".", "", 1)
+        if number_like.isdigit() or number_like in ("nan", "inf", "infinity") or not text:
+            raise
+        return _PathWord(text)
+
+
+def _wait_or_path(args: argparse.Namespace) -> str | None:
+    """Put a path `--wait` took back where it belongs; None, or the error to print."""
+    if not isinstance(args.wait, _PathWord):
+        return None
+    if args.path != ".":
+        return f"storyc build: error: argument --wait: not a number of seconds: {args.wait!r}"
+    args.path, args.wait = str(args.wait), float("inf")
+    return None
+
+
 def run_build(args: argparse.Namespace) -> int:
     from storyc.build.fastpath import try_fast
+
+    problem = _wait_or_path(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return ExitCode.USAGE
 
     code = try_fast(args)  # a build identical to the last clean one: nothing to import
     if code is not None:
