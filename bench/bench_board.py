@@ -34,7 +34,7 @@ from storyc.build.executor import TakeOutcome
 from storyc.cli import main
 from storyc.compiler import compile_project
 from storyc.media import ffmpeg as media
-from storyc.plan.planner import make_plan
+from storyc.plan.planner import ScenePlan, make_plan
 from storyc.review.board import BoardInputs, collect, write_board
 from storyc.review.page import render_page
 from storyc.review.thumbs import ThumbMaker
@@ -63,8 +63,9 @@ def record_outputs(root: Path, videos: list[str]) -> None:
         req = comp.requests[name]
         key = io_.key(req, 1, {})
         digest = videos[i % len(videos)]
-        io_.remember(key, digest)
-        io_.record_scene(name, req, {}, {1: TakeOutcome(1, key, digest, how="rendered")}, 1)
+        out = TakeOutcome(1, key, digest, how="rendered")
+        io_.remember(key, digest, name, 1, out)
+        io_.record_scene(ScenePlan(name, "up-to-date", request=req), {1: out}, 1)
     io_.flush()
 
 

@@ -40,7 +40,7 @@ def test_cached_builds_see_every_change(tmp_path: Path, monkeypatch: pytest.Monk
         _age(root)
         code, _, err = build(root, *paid)
         assert code == 0, err
-        assert (root / ".storyc" / "build-cache.pickle").exists()
+        assert (root / ".storyc" / "build-cache.json").exists()
         lock_before = (root / "storyc.lock").read_bytes()
         for _ in range(2):  # served from the cache: nothing renders, nothing is rewritten
             code, events, _ = build(root, *paid)
@@ -70,6 +70,35 @@ def test_cached_builds_see_every_change(tmp_path: Path, monkeypatch: pytest.Monk
         assert LockFile.load(root / "storyc.lock").scenes["other"].picked == 2
 
         # a damaged cache is a miss, never an error
-        (root / ".storyc" / "build-cache.pickle").write_bytes(b"not a pickle")
+        (root / ".storyc" / "build-cache.json").write_bytes(b"not json {")
         code, events, _ = build(root, *paid)
         assert code == 0 and rendered(events) == []
+
+
+def test_a_hand_edited_cache_never_links_another_scenes_video(tmp_path: Path) -> None:
+    """Issue 8 (trusted caches): the cache maps render keys to outputs; an entry edited by
+    hand (two scenes' outputs swapped, the file otherwise well-formed) must be a miss, not
+    a link from one scene to another's video."""
+    import hashlib
+    import json
+
+    root = make_project(tmp_path / "p")
+    _age(root)
+    code, _, err = build(root)
+    assert code == 0, err
+    videos = {p.name: p.read_bytes() for p in (root / "renders").glob("*.mp4")}
+    assert len(set(videos.values())) >= 2
+    path = root / ".storyc" / "build-cache.json"
+    head, _, body = path.read_bytes().partition(b"\n")
+    assert head == hashlib.sha256(body).hexdigest().encode()  # the checksum of the body
+    doc = json.loads(body)
+    renders = doc["renders"]
+    assert len(set(renders.values())) >= 2
+    outputs = list(renders.values())
+    doc["renders"] = dict(zip(renders, outputs[1:] + outputs[:1], strict=True))  # rotated
+    path.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    (root / "main.story").touch()  # past the fast path, which reads no cache
+    code, events, err = build(root)
+    assert code == 0, err
+    assert rendered(events) == []
+    assert {p.name: p.read_bytes() for p in (root / "renders").glob("*.mp4")} == videos

@@ -4,11 +4,14 @@ and costs nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
 from test_build_support import build, final_states, make_project, summary
 
+from storyc.cli import main
 from storyc.provider import loopback
 from storyc.state.journal import Journal
 
@@ -60,3 +63,13 @@ def test_bad_amounts_are_one_line_usage_errors(tmp_path: Path, args: tuple[str, 
     with pytest.raises(SystemExit) as exc:
         build(tmp_path, *args)
     assert exc.value.code == 2
+
+
+def test_wait_before_the_path_takes_the_path(tmp_path: Path) -> None:
+    # `--wait` takes an optional number of seconds: `build --wait DIR` must not read DIR as one
+    root = make_project(tmp_path / "p")
+    code, _, err = build(tmp_path, "--wait", str(root))  # build() puts tmp_path first
+    assert code == 2 and "not a number of seconds" in err  # two paths: a usage error
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["build", "--wait", str(root)]) == 0
+    assert (root / "storyc.lock").exists()

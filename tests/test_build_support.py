@@ -36,6 +36,18 @@ def make_project(root: Path, story: str = STORY) -> Path:
     return root
 
 
+def age(root: Path, seconds: float = 60) -> None:
+    """Make every file of the project (not its state) look `seconds` old, as between two
+    real builds: storyc trusts no stat signature of a file changed within the last second
+    (it could still change unseen), so tests that need one wait for events, not clocks."""
+    import time
+
+    past = time.time() - seconds
+    for p in root.rglob("*"):
+        if ".storyc" not in p.parts and p.is_file() and not p.is_symlink():
+            os.utime(p, (past, past))
+
+
 def edit_story(root: Path, old: str, new: str) -> None:
     path = root / "main.story"
     text = path.read_text("utf-8")
@@ -93,7 +105,17 @@ def rendered(events: list[dict[str, Any]]) -> list[str]:
 
 
 def final_states(events: list[dict[str, Any]]) -> dict[str, str]:
-    finals = {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
+    finals = {
+        "done",
+        "reused",
+        "running",
+        "deferred",
+        "failed",
+        "blocked",
+        "unknown",
+        "over-budget",
+        "stopped",
+    }
     return {
         e["scene"]: e["state"]
         for e in events

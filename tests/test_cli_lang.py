@@ -178,7 +178,7 @@ def test_internal_errors_are_one_line(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated fault\nsecond line")
 
-    monkeypatch.setattr(lang, "compile_project", boom)
+    monkeypatch.setattr(lang, "_compile", boom)
     code = main(["check", str(film)])
     err = capsys.readouterr().err
     assert code == ExitCode.FAILED

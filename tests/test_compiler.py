@@ -109,9 +109,12 @@ def test_scene_behind_a_scene_with_errors_is_blocked(tmp_path: Path) -> None:
     comp = compile_project(work)
     assert [d.code for d in comp.diagnostics if d.is_error] == ["E204"]
     assert list(comp.requests) == ["door_shot"] and comp.blocked == {"inside": "arrival"}
-    # asking for `inside` alone: its upstream is not selected, so it compiles
+    # asking for `inside` alone: its upstream still has the error, so it is still blocked
+    # (it used to compile and show a payload that no build could send), and the error
+    # that blocks it is shown
     alone = compile_project(work, scenes=["inside"])
-    assert list(alone.requests) == ["inside"] and alone.blocked == {}
+    assert list(alone.requests) == [] and alone.blocked == {"inside": "arrival"}
+    assert [d.code for d in alone.diagnostics if d.is_error] == ["E204"]
 
 
 def test_cycle_leaves_its_scenes_uncompiled(tmp_path: Path) -> None:

@@ -125,6 +125,23 @@ def test_a_scene_that_cannot_render_is_a_slate_and_the_build_says_so(tmp_path: P
     assert frames(root, "short") == frames(root, "c") + 5 * FPS + frames(root, "a")
 
 
+def test_a_scene_blocked_now_says_the_cut_shows_its_last_render(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p", STORY)
+    code, _, err = build(root, "--cut", "short")
+    assert code == 0, err
+    before = (root / "renders" / "short.mp4").read_bytes()
+    # a's render is in the lock; now the story breaks it (an unknown name in its prompt)
+    edit_story(root, "A walk through the market at dusk", "A walk through {{ nope }}")
+    code, events, err = build(root, "--cut", "short")
+    assert code == 1
+    assert (
+        "warning[W383]: scene a is blocked now; the cuts show its last render, made before "
+        "the story changed"
+    ) in err
+    assert cuts(events)["short"]["state"] == "up to date"
+    assert (root / "renders" / "short.mp4").read_bytes() == before
+
+
 def test_a_paid_cut_shows_the_preview_of_a_scene_not_paid_for_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

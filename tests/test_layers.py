@@ -55,6 +55,7 @@ CORE = {
     "storyc.base.diagnostics",
     "storyc.base.hashing",
     "storyc.base.fsio",
+    "storyc.base.reading",
     "storyc.base.exits",
     "storyc.media",
     "storyc.media.info",

@@ -33,6 +33,7 @@ from storyc.media import ffmpeg as media
 from storyc.provider import loopback
 from storyc.remote.claims import Claim, Owner
 from storyc.remote.layout import claim_name
+from storyc.state.journal import Journal
 from storyc.state.lockfile import LockFile
 
 
@@ -343,6 +344,31 @@ def test_a_killed_machines_task_is_adopted_by_another(tmp_path: Path, bucket: Bu
         assert summary(events)["team"]["followed"] == 1
         assert not bucket.keys("claims/") and len(bucket.keys("renders/")) == 1
         _check_videos(b, _outputs(b))
+
+
+def test_a_detached_task_is_collected_on_another_machine_through_its_claim(
+    tmp_path: Path, bucket: Bucket
+) -> None:
+    with loopback.serve(latency=1.5, fast_outputs=True) as provider:
+        env = _env(bucket, provider)
+        a = make_project(tmp_path / "a", SOLO)
+        code, events, err = _paid(a, env, "--detach")
+        assert code == 0 and final_states(events) == {"solo": "running"}, err
+        (claim,) = bucket.keys("claims/")  # left with its task id for whoever collects
+        assert json.loads(bucket.get(claim))["state"] == "submitted"
+
+        b = make_project(tmp_path / "b", SOLO)  # another machine: follows, pays nothing
+        code, events, err = _paid(b, env)
+        assert code == 0 and summary(events)["team"]["followed"] == 1, err
+        assert len(provider.submissions) == 1 and not bucket.keys("claims/")
+        _check_videos(b, _outputs(b))
+
+        code, events, err = _paid(a, env)  # back on the first: pulled, and its task closed
+        assert code == 0 and summary(events)["submitted"] == 0, err
+        assert len(provider.submissions) == 1
+        with Journal(a / ".storyc" / "journal.sqlite") as j:
+            assert [x.state for x in j.all()] == ["completed"]
+        _check_videos(a, _outputs(a))
 
 
 def test_read_only_credentials_pull_and_build_the_rest_locally(

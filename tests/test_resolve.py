@@ -309,7 +309,7 @@ def test_template_fast_path_means_what_jinja_means(source: str) -> None:
 )
 def test_templates_cannot_build_huge_values(source: str) -> None:
     out = Templates().render(source, {})
-    assert out.text is None and [p.code for p in out.problems] == ["E122"]
+    assert out.text is None and [p.code for p in out.problems] == ["E143"]
 
 
 def test_templates_compile_once_per_source() -> None:

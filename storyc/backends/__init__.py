@@ -12,6 +12,9 @@ Every backend goes through the same executor path, in three steps, so that the e
     task_id  = await backend.submit(job, prepared, may_send=…)  # the only paid step
     finished = await backend.follow(job, task_id)  # wait for the result (re-attachable)
 
+(`follow(..., wait=False)` asks once and raises `StillRunning` when the task has not
+ended: that is how a detached build collects what finished and leaves the rest.)
+
 `submit` asks `may_send()` right before every request it sends (a stop requested in
 between sends nothing), and raises `NotSent` when the request certainly did not reach
 the provider (safe to retry), `MaybeSent` when it might have (never retried
@@ -35,6 +38,7 @@ from storyc.backends.protocol import (
     NotSent,
     SetupError,
     StatusCallback,
+    StillRunning,
     TaskFailed,
 )
 
@@ -51,6 +55,7 @@ __all__ = [
     "NotSent",
     "SetupError",
     "StatusCallback",
+    "StillRunning",
     "TaskFailed",
     "create",
     "names",

@@ -36,11 +36,13 @@ from storyc.backends.protocol import (
     SendGuard,
     SetupError,
     StatusCallback,
+    StillRunning,
     TaskFailed,
 )
 from storyc.provider import errors as E
-from storyc.provider.client import ProviderClient
-from storyc.provider.task import Task, video_url
+from storyc.provider.client import ProviderClient, raise_for_task
+from storyc.provider.status import Pacer, read_status, read_task
+from storyc.provider.task import TERMINAL, Task, video_url
 from storyc.provider.transfer import FileSpec, submit_prepared, upload_inputs
 from storyc.provider.uploads import UploadRegistry
 from storyc.state.store import StoreError
@@ -88,6 +90,7 @@ class InferenceBackend:
         self.store = options.store
         self.tmp_dir = options.root / ".storyc" / "tmp"
         self.client: ProviderClient | None = None
+        self.pacer: Pacer | None = None  # paces the one-off reads of a collecting build
 
     @property
     def base_url(self) -> str | None:
@@ -103,6 +106,7 @@ class InferenceBackend:
             )
         except E.ProviderError as exc:
             raise SetupError(str(exc)) from None
+        self.pacer = Pacer(self.client)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -141,6 +145,7 @@ class InferenceBackend:
                 scene=job.scene,
                 may_send=may_send,
                 on_send=on_send,
+                webhook=self.options.webhook,
             )
             return task.id
         except E.InvalidRequest as exc:
@@ -162,19 +167,27 @@ class InferenceBackend:
                 raise TaskFailed(str(exc), retryable=False) from None
             raise MaybeSent(str(exc)) from None
 
-    async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished:
+    async def follow(
+        self, job: Job, task_id: str, on_status: StatusCallback, *, wait: bool = True
+    ) -> Finished:
         client = self._c()
 
         def status(task: Task) -> None:
             on_status(task.status_name)
 
         try:
-            task = await client.follow(
-                task_id,
-                deadline=self.options.deadline,
-                poll_interval=self.options.poll_interval,
-                on_status=status,
-            )
+            if wait:
+                task = await client.follow(
+                    task_id,
+                    deadline=self.options.deadline,
+                    poll_interval=self.options.poll_interval,
+                    on_status=status,
+                    check=False,
+                )
+            else:
+                task = await self._peek(task_id)
+                status(task)
+            raise_for_task(task)
         except E.TaskRejected as exc:
             raise TaskFailed(str(exc), retryable=False, stop_all=True) from None
         except (E.TaskFailed, E.TaskCancelled) as exc:
@@ -196,6 +209,16 @@ class InferenceBackend:
             ) from None
         seconds = _seconds(task.output)
         return Finished(digest=digest, task_id=task_id, url=url, billed=None, duration=seconds)
+
+    async def _peek(self, task_id: str) -> Task:
+        """The task if it has ended (read in full), else `StillRunning`: one cheap status
+        read, paced with every other read of this build."""
+        client, pacer = self._c(), self.pacer
+        assert pacer is not None
+        state = await read_status(client, pacer, task_id)
+        if state not in TERMINAL:
+            raise StillRunning(f"task {task_id} is {state.name.lower()}", status=state.name.lower())
+        return await read_task(client, pacer, task_id)
 
     async def get_task(self, task_id: str) -> Task:
         """The task as the provider has it now (for `storyc adopt`)."""

@@ -154,7 +154,9 @@ class PreviewBackend:
         self._durations[digest] = duration
         return f"preview:{digest}"
 
-    async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished:
+    async def follow(
+        self, job: Job, task_id: str, on_status: StatusCallback, *, wait: bool = True
+    ) -> Finished:
         digest = task_id.removeprefix("preview:")
         return Finished(
             digest=digest, task_id=None, url=None, billed=None, duration=self._durations.get(digest)

@@ -76,6 +76,15 @@ class TaskFailed(BackendError):
         self.stop_all = stop_all  # e.g. no balance: submitting anything else is pointless
 
 
+class StillRunning(BackendError):
+    """Asked once without waiting (`follow(..., wait=False)`): the task has not ended.
+    `status`: what the provider says it is doing (queued, running, ...)."""
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class SetupError(BackendError):
     """The backend cannot start (missing or bad key, provider unreachable): exit 3."""
 
@@ -115,7 +124,13 @@ class Backend(Protocol):
         on_send: RequestCallback | None = None,
     ) -> str: ...
 
-    async def follow(self, job: Job, task_id: str, on_status: StatusCallback) -> Finished: ...
+    async def follow(
+        self, job: Job, task_id: str, on_status: StatusCallback, *, wait: bool = True
+    ) -> Finished:
+        """The finished task's output in the store. `wait=False` asks once (cheaply) and
+        raises `StillRunning` when the task has not ended: a detached build collects what
+        finished and leaves the rest running."""
+        ...
 
     async def refetch(self, url: str, expected: str) -> str:
         """Download a recorded output URL into the store, keeping it only if its bytes
@@ -131,3 +146,4 @@ class BackendOptions:
     api_key: str | None = None
     poll_interval: float = 2.0
     deadline: float = 1800.0
+    webhook: str | None = None  # passed with every submission: the provider calls it at the end

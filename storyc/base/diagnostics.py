@@ -4,6 +4,11 @@ Stage: shared by every compiler stage. In: spans and messages. Out: `Diagnostic`
 values, rendered text (`render`) or JSON-ready dicts (`to_json`). No I/O: the
 source text needed for excerpts is handed in through a `SourceMap`.
 
+Text from a story reaches a terminal through these renderers, so they never pass on a
+control character (an escape sequence in a prompt could retitle the window, hide text or
+worse): `printable` shows each as an escape (`\\x1b`), and excerpts of long lines are cut
+to a window around the place they point at.
+
 Every code is documented in docs/diagnostics.md (a test enforces this). Codes:
 
     E0xx  syntax and file loading           (parser, loader)
@@ -15,6 +20,7 @@ Every code is documented in docs/diagnostics.md (a test enforces this). Codes:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -153,10 +159,43 @@ class SourceMap:
         text = self.texts.get(file)
         if text is None:
             return None
-        lines = text.split("\n")
+        # Split once per text, not once per diagnostic: a file with thousands of warnings
+        # would otherwise be split thousands of times.
+        cache: dict[str, tuple[str, list[str]]] = self.__dict__.setdefault("_lines", {})
+        hit = cache.get(file)
+        if hit is None or hit[0] is not text:
+            hit = cache[file] = (text, text.split("\n"))
+        lines = hit[1]
         if 1 <= line <= len(lines):
             return lines[line - 1].rstrip("\r")
         return None
+
+
+# C0 controls but tab and line feed, DEL, C1 controls, the bidirectional overrides and
+# isolates, and the line and paragraph separators.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# JSON keeps these raw (it escapes only C0): escape them too, so `--json` on a terminal is safe.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`, `\\u202e`);
+    tabs and line breaks are kept. For anything from a story that reaches a terminal."""
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def json_safe(text: str) -> str:
+    """JSON text with the characters JSON leaves raw (DEL, C1, bidi controls) escaped as
+    `\\uXXXX`: the same document, safe to print."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+EXCERPT_WIDTH = 160  # columns of a source line shown around the place a diagnostic marks
 
 
 def _excerpt(span: Span, sources: SourceMap) -> list[str]:
@@ -165,34 +204,45 @@ def _excerpt(span: Span, sources: SourceMap) -> list[str]:
         return []
     gutter = str(span.line)
     pad = " " * len(gutter)
-    expanded = src.expandtabs(4)
-    # Columns are in characters of the raw line; recompute after tab expansion.
-    prefix = src[: max(0, span.col - 1)].expandtabs(4)
-    start = len(prefix)
+
+    def shown(raw: str) -> str:
+        return printable(raw.replace("\n", " ")).expandtabs(4)
+
+    expanded = shown(src)
+    # Columns are in characters of the raw line; recompute after escapes and tab expansion.
+    start = len(shown(src[: max(0, span.col - 1)]))
     if span.end_line == span.line:
-        width = max(1, len(src[: max(0, span.end_col - 1)].expandtabs(4)) - start)
+        width = max(1, len(shown(src[: max(0, span.end_col - 1)])) - start)
     else:
         width = max(1, len(expanded) - start)
+    if len(expanded) > EXCERPT_WIDTH:
+        # A window around the start of the span, marked with `…` where it is cut.
+        first = max(0, min(start - EXCERPT_WIDTH // 4, len(expanded) - EXCERPT_WIDTH))
+        last = first + EXCERPT_WIDTH
+        lead = "…" if first > 0 else ""
+        expanded = lead + expanded[first:last] + ("…" if last < len(expanded) else "")
+        width = max(1, min(width, last - start))
+        start = start - first + len(lead)
     marker = "^" if width == 1 else "^" * width
     return [f"{pad} |", f"{gutter} | {expanded}", f"{pad} | {' ' * start}{marker}"]
 
 
 def render(diag: Diagnostic, sources: SourceMap) -> str:
-    """Render one diagnostic as text, rustc-style. Pure."""
-    head = f"{diag.severity.value}[{diag.code}]: {diag.message}"
+    """Render one diagnostic as text, rustc-style. Pure; control characters escaped."""
+    head = f"{diag.severity.value}[{diag.code}]: {printable(diag.message)}"
     out: list[str] = []
     if diag.span is not None:
-        out.append(f"{diag.span}: {head}")
+        out.append(f"{printable(str(diag.span))}: {head}")
         out.extend(_excerpt(diag.span, sources))
     else:
         out.append(head)
     for text, span in diag.notes:
         if span is not None:
-            out.append(f"  = note: {text} ({span})")
+            out.append(f"  = note: {printable(text)} ({printable(str(span))})")
         else:
-            out.append(f"  = note: {text}")
+            out.append(f"  = note: {printable(text)}")
     if diag.hint:
-        out.append(f"  = hint: {diag.hint}")
+        out.append(f"  = hint: {printable(diag.hint)}")
     return "\n".join(out)
 
 
@@ -238,4 +288,4 @@ def to_json(diag: Diagnostic) -> dict[str, object]:
 
 def dumps_json(diags: Iterable[Diagnostic]) -> str:
     items = [to_json(d) for d in diags]
-    return json.dumps({"diagnostics": items}, indent=2, ensure_ascii=False)
+    return json_safe(json.dumps({"diagnostics": items}, indent=2, ensure_ascii=False))

@@ -27,11 +27,11 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from storyc.base.fsio import atomic_write, sig_of
+from storyc.base.reading import open_regular
 
 DIGEST_PREFIX = "sha256:"
 _CHUNK = 1 << 20
@@ -63,10 +63,12 @@ def is_digest(value: object) -> bool:
 
 
 def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Hash a whole file. Returns (digest, bytes read)."""
+    """Hash a whole regular file (a FIFO or a device is refused: `NotRegularFile`).
+    Returns (digest, bytes read)."""
     h = hashlib.sha256()
     n = 0
-    with open(path, "rb", buffering=0) as f:
+    fd, _ = open_regular(path)
+    with open(fd, "rb", buffering=0) as f:
         buf = bytearray(_CHUNK)
         view = memoryview(buf)
         while True:
@@ -78,10 +80,20 @@ def digest_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return DIGEST_PREFIX + h.hexdigest(), n
 
 
-class DigestCache:
-    """Stat-keyed digest cache; persistent when given a file path. Thread-safe."""
+def _entries_sum(entries: Any) -> str:
+    """The checksum of a digest cache's entries (as stored: lists, sorted by path)."""
+    return digest_bytes(canonical_json(entries))
 
-    VERSION = 2  # 2: entries carry ctime too (storyc.base.fsio.sig_of)
+
+class DigestCache:
+    """Stat-keyed digest cache; persistent when given a file path. Thread-safe.
+
+    The file carries a checksum of its entries: a digest in it that changed by one flipped
+    hex digit would otherwise be trusted, change a scene's key (a paid render again) and
+    go into `storyc.lock` as the asset's digest. A file whose checksum does not match is
+    a miss as a whole (everything is hashed again, which costs time, never money)."""
+
+    VERSION = 3  # 2: entries carry ctime too (storyc.base.fsio.sig_of); 3: a checksum
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
@@ -99,10 +111,13 @@ class DigestCache:
             raw = json.loads(self.path.read_text("utf-8"))
             if raw.get("version") != self.VERSION:
                 return
-            for p, (size, mtime, ino, ctime, dig) in raw["entries"].items():
+            entries = raw["entries"]
+            if raw.get("sum") != _entries_sum(entries):
+                return
+            for p, (size, mtime, ino, ctime, dig) in entries.items():
                 if is_digest(dig):
                     self._entries[p] = (int(size), int(mtime), int(ino), int(ctime), str(dig))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             self._entries = {}  # a corrupt cache is a miss, never an error
 
     def cached(self, abs_path: str, st: os.stat_result) -> str | None:
@@ -154,6 +169,8 @@ class DigestCache:
                 misses.append((p, st))
         if not misses:
             return out
+        from concurrent.futures import ThreadPoolExecutor  # only here: it costs start-up
+
         n = workers if workers is not None else min(8, os.cpu_count() or 1)
         if n <= 1 or len(misses) == 1:
             for p, st in misses:
@@ -172,10 +189,8 @@ class DigestCache:
         if self.path is None or not self._dirty:
             return
         with self._lock:
-            data = {
-                "version": self.VERSION,
-                "entries": {k: list(v) for k, v in sorted(self._entries.items())},
-            }
+            entries = {k: list(v) for k, v in sorted(self._entries.items())}
+            data = {"version": self.VERSION, "sum": _entries_sum(entries), "entries": entries}
             self._dirty = False
         # only a speed-up: no fsync (a lost cache costs a re-hash, never a wrong digest)
         atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode(), durable=False)

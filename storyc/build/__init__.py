@@ -11,6 +11,9 @@ Stage: execute. Modules:
     faults    the test hook that kills a build at a named moment (STORYC_TEST_FAULT)
     cache     what a no-op build may skip (the previous compilation, the parsed lock file)
     fastpath  "nothing to do" answered from stat signatures before the compiler is imported
+    team      the executor's link to the team store: pull, claim, follow or adopt, push
+    status    `storyc status`: attempts in flight and their state on the provider
+    webhook   `storyc webhook serve`: a call names a task; it is read again and collected
 
 In: the command line's options, a compilation, the planner's `Plan`, a backend. Out:
 objects, journal rows, `storyc.lock`, `renders/`, an exit code. I/O: all of it.

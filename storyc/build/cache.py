@@ -1,23 +1,29 @@
-"""What a no-op build may skip: the compilation, the parsed lock file, known renders.
+"""What a build may skip: recompiling, re-parsing the lock file, recomputing keys, looking
+up renders it already knows.
 
 Stage: execute (around the compiler and the executor). In: the project directory, the
-story files and assets a previous compilation used, `storyc.lock`. Out: the previous
-`Compilation` when nothing it was made from changed, the parsed `LockFile` when the
-file is the one we wrote, and the key → output map of finished renders. I/O: stats
-files; reads and writes `.storyc/build-cache.pickle` (atomically; a damaged or foreign
-cache is a miss, never an error).
+compiled state (`storyc.compiler.state`), `storyc.lock`. Out: a `BuildInput` (the
+compilation, recompiled only where the story changed), the parsed `LockFile` when the
+file is the one last seen, render keys by request fingerprint, the key → output map of
+finished renders. I/O: reads and writes `.storyc/build-cache.json` (atomically); reads
+`storyc.lock`'s stat signature.
 
-Validity is decided by `stat` alone, like the digest cache: (size, mtime_ns, inode, ctime) of
-every story file, every local file the requests use, the project directory (a new
-entry file could appear) and storyc's own modules (a new storyc compiles differently).
-A file modified less than `RACY_S` before the cache was written could still change
-within the same timestamp, so such a compilation is not cached.
+Plain JSON, checked as it is read (a lock file read back goes through the same checks as
+one read from TOML); a damaged or foreign file is a miss, never an error, and nothing in
+it can run code. Keys are remembered by the request's fingerprint (`Request.fingerprint`),
+so they stay valid across compilations: an edit that changes one scene's request
+recomputes that scene's keys only.
+
+Keys and renders decide which video a scene links to, so the file carries a checksum of
+its body on its first line: a damaged or hand-edited file (one flipped hex digit in a key
+or an output) is a miss as a whole, never a link to another scene's video.
 """
 
 from __future__ import annotations
 
-import pickle
-import time
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,21 +31,21 @@ from typing import Any
 from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
 from storyc.base.fsio import atomic_write
+from storyc.base.hashing import DigestCache, is_digest
 from storyc.build import fastpath as build_fastpath
-from storyc.film.spec import CutSpec, cut_specs
+from storyc.film.spec import CutSpec, specs_of
 from storyc.targets.request import FILE_MARKER, Request, iter_markers
 
-CACHE_NAME = "build-cache.pickle"
-FORMAT = 3
-RACY_S = 1.0
+CACHE_NAME = "build-cache.json"
+FORMAT = 3  # 3: JSON (2 was a pickle, which a planted file could use to run code)
+_MAX_RENDERS = 200_000  # renders remembered beyond the current keys, newest first
 
-Sig = tuple[tuple[str, int, int, int, int], ...]
+KeyMemo = tuple[str, int, str, tuple[tuple[str, str], ...]]  # scene, take, backend, upstream
 
 
 @dataclass
 class BuildInput:
-    """What a build needs from a `Compilation`, small enough to load fast from the cache
-    (a whole `Project` with every span costs ~200 µs per scene to unpickle)."""
+    """What a build needs from a `Compilation`."""
 
     found: bool
     ok: bool  # a project was resolved
@@ -47,78 +53,150 @@ class BuildInput:
     order: list[str]
     scenes: tuple[str, ...]  # every scene of the story (for --scene)
     settings: dict[str, Any]  # project settings: backend, base_url, max_cost, jobs
-    diagnostics: list[Diagnostic]  # errors and warnings (notes are for `storyc check`)
-    sources: SourceMap  # texts of the files those diagnostics point into
+    sources: SourceMap
     files: tuple[str, ...] = ()  # absolute paths of the story files
-    assets: tuple[str, ...] = ()  # absolute paths of local assets
+    assets: tuple[str, ...] = ()  # absolute paths of local media files
+    rendered: str = ""  # errors and warnings as text (notes are for `storyc check`)
+    errors: int = 0
+    comp: Any = field(default=None, repr=False)
     cuts: dict[str, CutSpec] = field(default_factory=dict)  # what `build` assembles after
     broken: dict[str, str] = field(default_factory=dict)  # scene -> why it has no request
 
     @property
     def has_errors(self) -> bool:
-        return any(d.is_error for d in self.diagnostics)
+        return self.errors > 0
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """Errors and warnings (read from the compilation only when asked for)."""
+        if self.comp is None:
+            return []
+        return [d for d in self.comp.diagnostics if d.severity is not Severity.NOTE]
 
     @classmethod
     def of(cls, comp: Any) -> BuildInput:
-        project = comp.project
-        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
-        used = {d.span.file for d in shown if d.span is not None}
-        sources = SourceMap({f: t for f, t in comp.sources.texts.items() if f in used})
-        if project is None:
-            return cls(comp.found, False, {}, [], (), {}, shown, sources)
-        settings = {k: getattr(v, "value", v) for k, v in (project.settings or {}).items()}
-        assets = tuple(
-            a.source.abs_path
-            for a in project.assets.values()
-            if getattr(a.source, "abs_path", None)
-        )
+        summary = comp.summary
+        errors = comp.counts()[0]
+        if summary is None:
+            return cls(
+                comp.found,
+                False,
+                {},
+                [],
+                (),
+                {},
+                comp.sources,
+                rendered=comp.rendered(),
+                errors=errors,
+                comp=comp,
+            )
+        root = Path(summary.root)
         return cls(
             comp.found,
             True,
             dict(comp.requests),
             list(comp.order),
-            tuple(project.scenes),
-            settings,
-            shown,
-            sources,
-            tuple(str(Path(project.root) / f) for f in project.files),
-            assets,
-            cut_specs(project, comp.diagnostics),
-            {
-                **{n: f"blocked by {u}" for n, u in getattr(comp, "blocked", {}).items()},
-                **getattr(comp, "broken", {}),
-            },
+            tuple(summary.scenes),
+            dict(summary.settings),
+            comp.sources,
+            tuple(str(root / f) for f in summary.files),
+            tuple(summary.local_files),
+            comp.rendered(),
+            errors,
+            comp,
+            # errors inside a cut's declaration keep it from being assembled
+            specs_of(comp.cut_facts(), comp.diagnostics if errors else ()),
+            {**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
         )
 
 
-def _stat_sig(paths: list[str]) -> Sig | None:
-    out = []
-    for p in paths:
-        s = build_fastpath.stat_of(p)
-        if s is None:
-            return None
-        out.append(s)
-    return tuple(out)
+def _lock_sig(path: Path) -> list[Any] | None:
+    s = build_fastpath.stat_of(str(path))
+    return list(s) if s is not None else None
 
 
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.path = root / ".storyc" / CACHE_NAME
         self.root = root
-        self.data: dict[str, Any] = {}
+        self.cached = False  # the last `compile` was answered without compiling
+        self._keys: dict[tuple[str, int, str, tuple[tuple[str, str], ...]], str] = {}
+        self._scene_keys: dict[KeyMemo, str] = {}
+        self._renders: dict[str, str] = {}
+        self._lock: tuple[list[Any], Any] | None = None  # (stat signature, LockFile)
+        self._lock_data: Any = None  # as read, until asked for
+        self._current: BuildInput | None = None
         self.dirty = False
-        self._keys_loaded = 0
+        self._load()
+
+    def _load(self) -> None:
         try:
-            with open(self.path, "rb") as f:
-                raw = pickle.load(f)
-            if isinstance(raw, dict) and raw.get("format") == (FORMAT, __version__):
-                self.data = raw
-                self._keys_loaded = len(raw.get("keys", {}))
-        except Exception:  # noqa: BLE001 - any unreadable cache is simply a miss
-            self.data = {}
+            data = self.path.read_bytes()
+            head, _, body = data.partition(b"\n")
+            if head != hashlib.sha256(body).hexdigest().encode("ascii"):
+                return  # damaged, or not written by storyc: a miss
+            raw = json.loads(body)
+        except (OSError, ValueError, RecursionError):
+            return
+        if not isinstance(raw, dict) or raw.get("format") != [FORMAT, __version__]:
+            return
+        keys = raw.get("keys")
+        if isinstance(keys, list):
+            for e in keys:
+                if (
+                    isinstance(e, list)
+                    and len(e) == 5
+                    and is_digest(e[0])
+                    and type(e[1]) is int
+                    and isinstance(e[2], str)
+                    and isinstance(e[3], list)
+                    and all(
+                        isinstance(u, list) and len(u) == 2 and all(isinstance(x, str) for x in u)
+                        for u in e[3]
+                    )
+                    and is_digest(e[4])
+                ):
+                    self._keys[(e[0], e[1], e[2], tuple((u[0], u[1]) for u in e[3]))] = e[4]
+        renders = raw.get("renders")
+        if isinstance(renders, dict):
+            self._renders = {k: v for k, v in renders.items() if is_digest(k) and is_digest(v)}
+        lock = raw.get("lock")
+        if isinstance(lock, dict) and isinstance(lock.get("sig"), list):
+            self._lock_data = lock
 
     # -- the compilation ----------------------------------------------------------------
-    def _inputs(self, bi: BuildInput) -> list[str]:
+
+    def compile(
+        self, path: str | os.PathLike[str], target: str | None, digests: DigestCache
+    ) -> BuildInput:
+        """The project compiled through its compiled state (`cached`: nothing recompiled)."""
+        from storyc.compiler.state import StoredCompilation, compile_with_state
+
+        comp = compile_with_state(path, target=target, digests=digests)
+        self.cached = isinstance(comp, StoredCompilation)
+        bi = self._current = BuildInput.of(comp)
+        self._scene_keys = {}
+        by_fp: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
+        for (fp, take, backend, upstream), key in self._keys.items():
+            by_fp.setdefault(fp, []).append((take, backend, upstream, key))
+        for scene, req in bi.requests.items():
+            for take, backend, upstream, key in by_fp.get(req.fingerprint, ()):
+                self._scene_keys[(scene, take, backend, upstream)] = key
+        return bi
+
+    def holds(self, bi: BuildInput) -> bool:
+        """Whether `keys` are for `bi`'s requests."""
+        return bi is self._current
+
+    @property
+    def keys(self) -> dict[Any, str]:
+        """(scene, take, backend, upstream) -> key, for the current compilation's requests
+        (`storyc.build.effects.ProjectIO.use_known_keys` adds what it computes)."""
+        return self._scene_keys
+
+    def input_paths(self, bi: BuildInput) -> list[str]:
+        """Every file the compilation read: story files, local media, and the story files
+        project discovery looks at (`storyc.build.fastpath` records their signatures)."""
         files = list(bi.files) + list(bi.assets)
         for req in bi.requests.values():
             for _, marker in iter_markers(req.input):
@@ -126,88 +204,83 @@ class BuildCache:
                     files.append(str(self.root / str(marker[FILE_MARKER])))
         return sorted(set(files))
 
-    def _discovery(self, arg: str) -> tuple[str, ...]:
-        """What project discovery looked at: the top-level story files of a directory."""
-        p = Path(arg)
-        return tuple(sorted(x.name for x in p.glob("*.story"))) if p.is_dir() else ()
-
-    def compilation(self, arg: str, target: str | None) -> BuildInput | None:
-        entry = self.data.get("compile")
-        if not entry or entry["arg"] != (arg, target, self._discovery(arg)):
-            return None
-        if _stat_sig(entry["paths"]) != entry["sig"]:
-            return None
-        found: BuildInput = entry["input"]
-        return found
-
-    def store_compilation(self, arg: str, target: str | None, bi: BuildInput) -> None:
-        if not bi.ok or bi.has_errors:
-            return
-        # discovery reads every top-level story file of a directory (for a `project` block)
-        found = [str(Path(arg) / n) for n in self._discovery(arg)]
-        paths = build_fastpath.code_paths() + sorted(set(self._inputs(bi) + found))
-        sig = _stat_sig(paths)
-        if sig is None:
-            return
-        newest = max(s[2] for s in sig) / 1e9
-        if time.time() - newest < RACY_S:
-            return  # could still change unseen within the same timestamp
-        self.data["compile"] = {
-            "arg": (arg, target, self._discovery(arg)),
-            "paths": paths,
-            "sig": sig,
-            "input": bi,
-        }
-        self.data["keys"] = {}  # keys belong to one compilation
-        self.dirty = True
-
-    def holds(self, bi: BuildInput) -> bool:
-        """Whether `bi` is the compilation this cache keeps (keys may then be kept too)."""
-        entry = self.data.get("compile")
-        return entry is not None and entry["input"] is bi
-
-    @property
-    def keys(self) -> dict[Any, str]:
-        """(scene, take, backend, upstream) -> key, for the cached compilation's requests."""
-        known: dict[Any, str] = self.data.setdefault("keys", {})
-        return known
-
     # -- the lock file ------------------------------------------------------------------
+
     def lockfile(self, path: Path) -> Any | None:
-        entry = self.data.get("lock")
-        if not entry:
+        """The parsed lock file, when `path` is the file last seen (same stat signature)."""
+        sig = _lock_sig(path)
+        if sig is None:
             return None
-        sig = _stat_sig([str(path)])
-        return entry["lock"] if sig is not None and sig == entry["sig"] else None
+        if self._lock is not None:
+            return self._lock[1] if self._lock[0] == sig else None
+        data = self._lock_data
+        if data is None or data.get("sig") != sig:
+            return None
+        from storyc.state.lockfile import LockFile, LockFileError
+
+        try:
+            lock = LockFile.from_data(data.get("data"))
+        except (LockFileError, TypeError, ValueError, AttributeError, KeyError):
+            return None  # a damaged entry: the file is parsed again
+        self._lock = (sig, lock)
+        return lock
 
     def store_lockfile(self, path: Path, lock: Any) -> None:
-        sig = _stat_sig([str(path)])
-        if sig is None:
-            self.data.pop("lock", None)
-        else:
-            self.data["lock"] = {"sig": sig, "lock": lock}
+        sig = _lock_sig(path)
+        self._lock = (sig, lock) if sig is not None else None
+        self._lock_data = None
         self.dirty = True
 
     # -- finished renders ---------------------------------------------------------------
+
     @property
     def renders(self) -> dict[str, str]:
-        renders: dict[str, str] = self.data.setdefault("renders", {})
-        return renders
+        return self._renders
 
     def remember_render(self, key: str, digest: str) -> None:
-        if self.renders.get(key) != digest:
-            self.renders[key] = digest
+        if self._renders.get(key) != digest:
+            self._renders[key] = digest
             self.dirty = True
 
+    # -- writing ------------------------------------------------------------------------
+
     def save(self, *, keys_seen: int = 0) -> None:
-        if keys_seen != self._keys_loaded:
-            self.dirty = True  # new keys were computed: keep them for the next no-op
+        """Keep keys (by fingerprint), renders and the lock file for the next build. Only
+        a speed-up: a cache that cannot be written is ignored."""
+        bi = self._current
+        keys = dict(self._keys)
+        if bi is not None:
+            for (scene, take, backend, upstream), key in self._scene_keys.items():
+                req = bi.requests.get(scene)
+                if req is not None:
+                    keys[(req.fingerprint, take, backend, upstream)] = key
+            live = {r.fingerprint for r in bi.requests.values()}
+            keys = {k: v for k, v in keys.items() if k[0] in live}  # only current requests
+        if keys != self._keys:
+            self.dirty = True
         if not self.dirty:
             return
-        self.data["format"] = (FORMAT, __version__)
+        renders = self._renders
+        if len(renders) > _MAX_RENDERS:
+            wanted = set(keys.values())
+            renders = {k: v for k, v in renders.items() if k in wanted}
+        doc: dict[str, Any] = {
+            "format": [FORMAT, __version__],
+            "keys": [
+                [fp, take, backend, [list(u) for u in up], key]
+                for (fp, take, backend, up), key in keys.items()
+            ],
+            "renders": renders,
+        }
+        if self._lock is not None:
+            doc["lock"] = {"sig": self._lock[0], "data": self._lock[1].to_data()}
+        elif self._lock_data is not None:
+            doc["lock"] = self._lock_data
         try:
-            blob = pickle.dumps(self.data, protocol=pickle.HIGHEST_PROTOCOL)
-            atomic_write(self.path, blob, durable=False)
-        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            head = hashlib.sha256(body).hexdigest().encode("ascii")
+            atomic_write(self.path, head + b"\n" + body, durable=False)
+        except (OSError, TypeError, ValueError):
             pass  # a cache we cannot write is only slower
+        self._keys = keys
         self.dirty = False

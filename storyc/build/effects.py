@@ -212,7 +212,7 @@ class ProjectIO:
         assert self.journal is not None
         return self.journal
 
-    def journal_begin(self, job: Job, estimate: Decimal | None) -> int:
+    def journal_begin(self, job: Job, estimate: Decimal | None, *, detached: bool = False) -> int:
         body = canonical_json(job.request.body)
         return self._j().begin(
             job.key,
@@ -223,6 +223,7 @@ class ProjectIO:
             estimate,
             body_digest=digest_bytes(body),
             base_url=self.base_url,
+            detached=detached,
         )
 
     def journal_submitting(self, attempt: int, app: str, sent_input: dict[str, Any]) -> None:

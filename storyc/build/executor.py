@@ -34,6 +34,15 @@ Money, on every path:
 - an attempt with no task id is never sent again without the user's word.
 
 A failed scene fails its dependents, not its neighbours.
+
+Not waiting (`BuildOptions.detach`: `--detach`, or a build collecting after one): a take is
+sent and recorded exactly as above and then not followed: it ends `running` and keeps its
+slot (it is in flight either way), and `follow` asks the provider once: a finished task is
+collected, one still running is left `running`. A scene that uses a `running` scene is
+`deferred`, as is a take that finds no free slot. `collect_only` (the webhook receiver)
+sends nothing at all: every `render` is `deferred`. After the scenes, tasks an earlier
+build sent for these scenes that no take followed (the scene was edited meanwhile) are
+asked about once and collected into the store, the journal and the key index.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from storyc.backends import (
     MaybeSent,
     NotSent,
     SetupError,
+    StillRunning,
     TaskFailed,
 )
 from storyc.build import faults
@@ -60,13 +70,16 @@ from storyc.build.budget import Budget, OverBudget, Slots
 from storyc.build.effects import ProjectIO, resolve_inputs
 from storyc.build.outcome import (
     BLOCKED,
+    DEFERRED,
     DONE,
     EXPIRED,
     FAILED,
     OVER_BUDGET,
     REUSED,
+    RUNNING,
     STOPPED,
     UNKNOWN,
+    UNSETTLED,
     BuildOptions,
     BuildResult,
     SceneOutcome,
@@ -91,6 +104,11 @@ class _Stop(Exception):
 
 class _Interrupted(Exception):
     """Internal: a stop was requested while the take was still preparing to send."""
+
+
+# what a build that does not wait says about what it leaves
+COLLECT = "collect it with `storyc build` (or `storyc webhook serve`)"
+LATER = "a later `storyc build` sends it"
 
 
 def unknown_message(scene: str, take: int, takes: int) -> str:
@@ -131,6 +149,7 @@ class Executor:
         self._picked: dict[str, asyncio.Future[str | None]] = {}
         self._durations: dict[str, float | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._handled: set[int] = set()  # journal attempts this build sent or followed
         self._refused: str | None = None  # no request may leave any more (balance, key)
         self._OBTAIN: dict[str, Callable[[ScenePlan, TakePlan], Awaitable[TakeOutcome]]] = {
             "reuse": self._reuse_take,
@@ -164,7 +183,7 @@ class Executor:
         """Asked right before each request leaves. A spent budget only stops new
         decisions (what was reserved fits); a stop request, a refused key or a balance
         refusal stops every send that has not left yet."""
-        return not self._stop.is_set() and self._refused is None
+        return not self._stop.is_set() and self._refused is None and not self.options.collect_only
 
     def _halt(self, why: str, *, sends_too: bool) -> None:
         if self.result.halted is None:
@@ -184,6 +203,8 @@ class Executor:
         try:
             # a scene's own errors end in its outcome; a third Ctrl-C cancels the scenes
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not self._stop.is_set():
+                await self._strays()
         finally:
             for t in self._tasks:
                 if not t.done():
@@ -245,6 +266,8 @@ class Executor:
                 digest = await self._picked[up]
                 if digest is None:
                     dep = self.result.scenes.get(up)
+                    if dep is not None and dep.state in UNSETTLED:
+                        raise _Stop(DEFERRED, f"uses scene {up!r}, not rendered yet; {LATER}")
                     out.cause = (dep.cause or dep.state) if dep else None
                     raise _Stop(BLOCKED, f"scene {up!r} it uses did not render")
                 upstream[up] = digest
@@ -363,12 +386,20 @@ class Executor:
             raise _Stop(UNKNOWN, unknown_message(sp.name, d.take, sp.takes))
         label = self._label(sp, d.take)
         job = self._job(sp, d)
-        self.report.scene(label, "re-attaching", detail=f"task {d.task_id}")
+        collecting = self.options.detach
+        self.report.scene(
+            label, "collecting" if collecting else "re-attaching", detail=f"task {d.task_id}"
+        )
         done: TakeOutcome | None = None
+        self._handled.add(d.attempt)
         self.slots.take_running()
+        keep = False  # a task left running keeps its slot: it is in flight either way
         try:
             try:
                 fin = await self._follow(label, job, d.task_id, d.attempt)
+            except _Stop as stop:
+                keep = stop.state == RUNNING
+                raise
             except TaskFailed as exc:
                 # known to have failed: sending it again is allowed (and reserved)
                 self.report.scene(label, "retrying", detail=str(exc))
@@ -376,11 +407,16 @@ class Executor:
                 price = self.planner.price(sp.request, self._base_duration(sp.request))
                 render = TakePlan(d.take, "render", d.key, price=price)
             else:
-                self.result.reattached += 1
+                if collecting:
+                    self.result.collected += 1
+                else:
+                    self.result.reattached += 1
                 est = self.io.attempt_estimate(d.attempt)
-                done = self._finished(sp, d, job, fin, d.attempt, est, how="reattached")
+                how = "collected" if collecting else "reattached"
+                done = self._finished(sp, d, job, fin, d.attempt, est, how=how)
         finally:
-            await self.slots.release()
+            if not keep:
+                await self.slots.release()
         if done is not None:
             await self._push(label, job, done)
             if self.team is not None:  # its claim, left by the build that died: gone
@@ -388,7 +424,47 @@ class Executor:
             return done
         return await self._render(sp, render)
 
+    async def _strays(self) -> None:
+        """Tasks an earlier build sent for a request this build did not follow (the
+        scene was edited meanwhile, or its take came from the team store): each is
+        asked once; what finished is downloaded into the store, and the journal and key
+        index learn it (reverting the edit is then free); what runs is left running.
+        Only the scenes of this build are looked at."""
+        if not self.backend.paid or self.io.journal is None:
+            return
+        wanted = set(self.plan.scenes)
+        strays = [
+            a
+            for a in self.io.journal.in_flight()
+            if a.id not in self._handled and a.scene in wanted and a.task_id
+        ]
+        await asyncio.gather(*(self._stray(a) for a in strays), return_exceptions=True)
+
+    async def _stray(self, att: Any) -> None:
+        sp = self.plan.scenes[att.scene]
+        if sp.request is None:
+            return
+        job = Job(att.scene, att.take, att.key, sp.request, {})
+        try:
+            fin = await self.backend.follow(job, att.task_id, lambda st: None, wait=False)
+        except TaskFailed as exc:
+            self.io.journal_failed(att.id, str(exc))
+            return
+        except BackendError:  # still running, or unreachable: a later build asks again
+            return
+        self.io.journal_completed(att.id, fin.digest, fin.url, fin.billed)
+        out = TakeOutcome(att.take, att.key, fin.digest, fin.task_id, fin.url, att.estimate)
+        out.duration = fin.duration
+        self.io.remember(att.key, fin.digest, att.scene, att.take, out)
+        self.result.collected += 1
+        self.report.note(
+            f"{att.scene}: collected task {att.task_id}, sent for an earlier version of the "
+            "scene (kept in the store: going back to it costs nothing)"
+        )
+
     async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+        if self.options.collect_only:  # the webhook receiver: it never sends
+            raise _Stop(DEFERRED, f"not sent: collecting only; {LATER}")
         label = self._label(sp, d.take)
         for attempt in d.resend:  # the user said: send it again (--resubmit-unknown)
             self.io.journal_resolve_unknown(attempt)
@@ -502,12 +578,21 @@ class Executor:
         job = self._job(sp, d)
         paid = self.backend.paid
         if self.slots.full:
+            if self.options.detach:  # a build that does not wait does not wait for a slot
+                raise _Stop(
+                    DEFERRED, f"not sent: {self.slots.limit} task(s) in flight (--jobs); {LATER}"
+                )
             self.report.scene(label, "pending", detail="waiting for a free slot")
         await self.slots.acquire()
+        keep = False  # a task left running keeps its slot
         try:
             # -- from here to the first await nothing else runs: decided and reserved --
             reserved, estimate = self._decide_to_send(sp, d)
-            attempt = self.io.journal_begin(job, estimate) if paid else None
+            attempt = (
+                self.io.journal_begin(job, estimate, detached=self.options.detach) if paid else None
+            )
+            if attempt is not None:
+                self._handled.add(attempt)
             sent = False
 
             def on_send(body: dict[str, Any]) -> None:
@@ -590,6 +675,10 @@ class Executor:
                 faults.reach("after-task-id")
             if self.team is not None:
                 await self.team.submitted(claimed, task_id)
+            if self.options.detach:  # submitted and recorded: not waited for
+                keep = True
+                self.result.running.append((label, task_id))
+                raise _Stop(RUNNING, f"task {task_id} sent; {COLLECT}")
             try:
                 fin = await self._follow(label, job, task_id, attempt)
             except TaskFailed:
@@ -598,7 +687,8 @@ class Executor:
                 raise
             return self._finished(sp, d, job, fin, attempt, estimate, how="rendered")
         finally:
-            await self.slots.release()
+            if not keep:
+                await self.slots.release()
 
     def _picked_digests(self, req: Request) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -615,10 +705,14 @@ class Executor:
     async def _follow(
         self, label: str, job: Job, task_id: str, attempt: int | None = None
     ) -> Finished:
-        if self.backend.paid:
+        """The finished task; with `detach`, asked once (`_Stop(RUNNING)` if it runs on)."""
+        wait = not self.options.detach
+        if self.backend.paid and wait:
             self.report.scene(label, "submitted", detail=f"task {task_id}")
         follow = asyncio.create_task(
-            self.backend.follow(job, task_id, lambda st: self.report.scene(label, f"task:{st}"))
+            self.backend.follow(
+                job, task_id, lambda st: self.report.scene(label, f"task:{st}"), wait=wait
+            )
         )
         abandon = asyncio.create_task(self._abandon.wait())
         try:
@@ -636,6 +730,9 @@ class Executor:
             )
         try:
             return follow.result()
+        except StillRunning as exc:
+            self.result.running.append((label, task_id))
+            raise _Stop(RUNNING, f"task {task_id} is {exc.status}; {COLLECT}") from None
         except TaskFailed as exc:
             if attempt is not None:
                 self.io.journal_failed(attempt, str(exc))
@@ -676,7 +773,7 @@ def _worst(errors: list[BaseException]) -> BaseException:
     failures = [e for e in errors if not isinstance(e, _Stop)]
     if failures:  # a real failure says most (exit 1)
         return failures[0]
-    for state in (UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED):
+    for state in (UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED, RUNNING, DEFERRED):
         for e in errors:
             if isinstance(e, _Stop) and e.state == state:
                 return e

@@ -1,11 +1,12 @@
 """The no-op fast path of `storyc build`: answer "nothing to do" from a signature of stats.
 
 Stage: execute (before the compiler and the executor are even imported). In: the
-parsed command line, the environment and `.storyc/noop.marshal`, the "clean state"
+parsed command line, the environment and `.storyc/noop.json`, the "clean state"
 that the last build recorded when it ended with every selected scene reused and
 nothing failed, unknown or in flight. Out: the same report that build printed (the
 same JSON events, with `fast_path: true` in the summary) and exit code 0 — or None,
-and the normal path runs. I/O: stats files, reads the record; `record` writes it
+and the normal path runs. I/O: stats files, reads the record (`.storyc/noop.json`, plain
+JSON: a damaged or planted record is a miss and runs nothing); `record` writes it
 (atomically) and `forget` deletes it.
 
 The record holds (size, mtime_ns, inode, ctime_ns) of every story file, local asset,
@@ -21,16 +22,16 @@ the same timestamp unseen: such a state is not recorded.
 Every normal build forgets the record first, so a build in progress (or one that
 stopped half-way) never leaves a stale "clean" behind.
 
-Only modules the command line has already loaded are imported here (not even json or
-typing; the JSON lines are written at record time; no compiler, pydantic, lark, jinja2,
-httpx or asyncio): start-up is most of a no-op build.
+Only modules the command line has already loaded are imported here, and json (no typing;
+the JSON lines are written at record time; no compiler, pydantic, lark, jinja2, httpx or
+asyncio): start-up is most of a no-op build.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import marshal
+import json
 import os
 import sys
 from typing import Any
@@ -38,8 +39,8 @@ from typing import Any
 from storyc import __version__
 from storyc.base.fsio import atomic_write, stat_sig
 
-RECORD_NAME = "noop.marshal"
-FORMAT = 2
+RECORD_NAME = "noop.json"
+FORMAT = 3  # 3: JSON (2 and 1 were marshal)
 RACY_S = 1.0
 DISABLE_ENV = "STORYC_NO_FASTPATH"  # set to anything to always take the normal path
 KEY_ENV = "INFERENCE_API_KEY"
@@ -47,24 +48,25 @@ BASE_URL_ENV = "INFERENCE_BASE_URL"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 Stat = tuple[str, int, int, int, int]
-Record = dict[str, Any]  # str -> the marshal-able values described in `record`
+Record = dict[str, Any]  # str -> the JSON values described in `record`
 
 
-def options(args: argparse.Namespace) -> tuple[object, ...]:
-    """What on the command line and in the environment decides a build's result."""
-    return (
+def options(args: argparse.Namespace) -> list[object]:
+    """What on the command line and in the environment decides a build's result (as it
+    reads back from JSON)."""
+    return [
         FORMAT,
         __version__,
         sys.version,
         os.path.realpath(args.path),
         args.target,
-        tuple(args.scenes) if args.scenes else None,
-        tuple(getattr(args, "cuts", None) or ()),
+        list(args.scenes) if args.scenes else None,
+        list(getattr(args, "cuts", None) or ()),
         args.backend,
         args.base_url,
         bool(args.resubmit_unknown),
         os.environ.get(BASE_URL_ENV, ""),
-    )
+    ]
 
 
 def _root(path: str) -> str | None:
@@ -75,11 +77,11 @@ def _root(path: str) -> str | None:
     return None
 
 
-def discovery(arg: str) -> tuple[str, ...]:
+def discovery(arg: str) -> list[str]:
     """The top-level story files of a project directory (what discovery looks at)."""
     if not os.path.isdir(arg):
-        return ()
-    return tuple(sorted(n for n in os.listdir(arg) if n.endswith(".story")))
+        return []
+    return sorted(n for n in os.listdir(arg) if n.endswith(".story"))
 
 
 def stat_of(path: str) -> Stat | None:
@@ -134,8 +136,8 @@ def record(
         **report,
     }
     try:
-        atomic_write(record_path(root), marshal.dumps(data), durable=False)
-    except (OSError, ValueError):
+        atomic_write(record_path(root), json.dumps(data).encode("utf-8"), durable=False)
+    except (OSError, ValueError, TypeError):
         return False
     return True
 
@@ -150,15 +152,21 @@ def load(args: argparse.Namespace) -> Record | None:
         return None
     try:
         with open(record_path(root), "rb") as f:
-            data = marshal.loads(f.read())
-    except (OSError, EOFError, ValueError, TypeError):
+            data = json.loads(f.read())
+    except (OSError, ValueError, RecursionError):
         return None
     try:
         if data["options"] != options(args) or data["discovery"] != discovery(arg):
             return None
         if data["backend"] != "preview" and not os.environ.get(KEY_ENV):
             return None  # the normal path explains that a key is needed
+        if not all(isinstance(data[k], str) for k in ("diagnostics", "json", "build_line")):
+            return None
+        if not all(isinstance(x, str) for x in data["plan_lines"] + data["scenes"]):
+            return None
         for p, size, mtime, ino, ctime in data["stats"]:
+            if not isinstance(p, str):
+                return None
             st = os.stat(p)
             if (
                 st.st_size != size

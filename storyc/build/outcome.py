@@ -21,7 +21,12 @@ UNKNOWN = "unknown"  # an earlier attempt's fate is unknown: storyc adopt / stor
 OVER_BUDGET = "over-budget"
 EXPIRED = "expired"  # its recorded URL no longer gives the clip: the next build renders it
 STOPPED = "stopped"  # interrupted before it could run
-FINAL = (DONE, REUSED, FAILED, BLOCKED, UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED)
+# A build that does not wait (`--detach`, or one collecting after it) leaves these; the
+# next build (or `storyc webhook serve`) carries them on. Neither is a failure.
+RUNNING = "running"  # sent: its task is still running on the provider
+DEFERRED = "deferred"  # not sent yet: it uses a scene still running (or no slot was free)
+FINAL = (DONE, REUSED, RUNNING, DEFERRED, FAILED, BLOCKED, UNKNOWN, OVER_BUDGET, EXPIRED, STOPPED)
+UNSETTLED = frozenset({RUNNING, DEFERRED})
 NEEDS_DECISION = frozenset({UNKNOWN, OVER_BUDGET, EXPIRED})  # exit 4
 
 
@@ -33,6 +38,11 @@ class BuildOptions:
     resubmit_unknown: bool = False
     retries: int = 2  # extra attempts after a failed task, per take
     scenes: tuple[str, ...] | None = None  # None: every scene
+    # submit and record, do not wait: a task still running is left to a later build
+    # (a take it would wait for a slot for is deferred too)
+    detach: bool = False
+    # `storyc webhook serve`: collect what finished, never send anything
+    collect_only: bool = False
 
 
 @dataclass
@@ -83,9 +93,16 @@ class BuildResult:
     stopped_reason: str | None = None
     setup_error: str | None = None  # e.g. the key was refused: nothing more can be sent
     halted: str | None = None  # why no more takes were sent (budget, balance)
+    running: list[tuple[str, str]] = field(default_factory=list)  # (take label, task id)
+    collected: int = 0  # tasks of a detached build downloaded by this one
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.scenes.values() if s.state == state)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left running on the provider, nothing deferred to a later build."""
+        return not any(s.state in UNSETTLED for s in self.scenes.values())
 
     @property
     def ok(self) -> bool:

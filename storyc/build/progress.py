@@ -24,7 +24,17 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 FINAL_STATES = frozenset(
-    {"done", "reused", "failed", "blocked", "unknown", "over-budget", "stopped"}
+    {
+        "done",
+        "reused",
+        "running",
+        "deferred",
+        "failed",
+        "blocked",
+        "unknown",
+        "over-budget",
+        "stopped",
+    }
 )
 
 
@@ -131,7 +141,9 @@ class LiveReporter(Reporter):
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(file=self.stream)
+        from storyc.base.terminal import rich_options
+
+        self.console = Console(file=self.stream, **rich_options())
         self.live = Live(
             self._table(),
             console=self.console,

@@ -32,7 +32,6 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError, create
-from storyc.base.diagnostics import render_all
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
 from storyc.build import fastpath as build_fastpath
@@ -41,6 +40,7 @@ from storyc.build.effects import ProjectIO
 from storyc.build.executor import Executor
 from storyc.build.outcome import (
     BLOCKED,
+    DEFERRED,
     EXPIRED,
     FAILED,
     FINAL,
@@ -57,6 +57,9 @@ from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 
 KEY_ENV = build_fastpath.KEY_ENV  # the fast path reads it without importing this module
+WEBHOOK_ENV = "STORYC_WEBHOOK"  # the webhook URL for CI, where the story cannot hold it
+# `--jobs` of a build that does not wait, unless given: no cap (the provider queues them)
+UNCAPPED = 1 << 30
 
 
 def find_root(path: Path) -> Path | None:
@@ -125,10 +128,10 @@ def _setting(comp: BuildInput, name: str) -> Any:
 
 
 class BuildSession:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, reporter: Reporter | None = None) -> None:
         self.args = args
         self.started = time.time()  # before anything is read (see build_fastpath.record)
-        self.report: Reporter = make_reporter(json_mode=bool(args.json))
+        self.report: Reporter = reporter or make_reporter(json_mode=bool(args.json))
 
     digests: DigestCache | None = None
     store_bytes_verified = 0
@@ -164,22 +167,15 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
         cache = self.cache = BuildCache(root)
-        arg = str(Path(args.path).resolve())
-        comp = cache.compilation(arg, args.target)
-        self.cached_compilation = comp is not None
-        if comp is None:
-            from storyc.compiler import compile_project  # only when the cache cannot answer
-
-            comp = BuildInput.of(
-                compile_project(Path(args.path), target=args.target, digests=digests)
-            )
-            cache.store_compilation(arg, args.target, comp)
-        if not comp.found or not comp.ok and not comp.diagnostics:
+        # through the compiled state: an unchanged story is not compiled again, an edited
+        # one only where it changed (storyc.compiler.state)
+        comp = cache.compile(Path(args.path), args.target, digests)
+        self.cached_compilation = cache.cached
+        if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        self.diag_text = ""
-        if comp.diagnostics:  # errors and warnings; notes are for `storyc check`
-            self.diag_text = render_all(comp.diagnostics, comp.sources)
+        self.diag_text = comp.rendered  # errors and warnings; notes are for `storyc check`
+        if self.diag_text:
             print(self.diag_text, file=sys.stderr)
         if not comp.ok:
             return ExitCode.FAILED
@@ -202,7 +198,20 @@ class BuildSession:
         if backend_name not in backends.names():
             self.error(f"error: unknown backend {backend_name!r} ({' or '.join(backends.names())})")
             return ExitCode.USAGE
-        jobs = args.jobs or _int(_setting(project, "jobs")) or 4
+        jobs = args.jobs or _int(_setting(project, "jobs")) or 0  # 0: the mode's default
+        detach = bool(getattr(args, "detach", False))
+        if detach and backend_name in pricing.FREE_BACKENDS:
+            self.error(
+                "error: --detach is for a paid backend (previews render here, with nothing "
+                "to collect later)"
+            )
+            return ExitCode.USAGE
+        if detach and args.wait is not None:
+            self.error("error: --detach and --wait contradict each other: choose one")
+            return ExitCode.USAGE
+        usable, webhook = self._webhook(project)
+        if not usable:
+            return ExitCode.USAGE
         max_cost = (
             args.max_cost if args.max_cost is not None else _dec(_setting(project, "max_cost"))
         )
@@ -221,6 +230,15 @@ class BuildSession:
             if problem is not None:  # found now, not as an error while sending
                 self.error(f"error: the API key cannot be used: {problem}")
                 return ExitCode.ENVIRONMENT
+        for folder, role in ((".storyc", "its state"), ("renders", "links to the videos")):
+            # before anything is rendered (and paid for): a file in the way would make every
+            # finished render fail to be kept or linked
+            if (root / folder).exists() and not (root / folder).is_dir():
+                self.error(
+                    f"error: {folder} is a file, but storyc keeps {role} in a folder of "
+                    "that name: move or rename the file"
+                )
+                return ExitCode.ENVIRONMENT
         try:
             lock_guard = ProjectLock(root, wait=args.wait)
             lock_guard.acquire()
@@ -230,7 +248,7 @@ class BuildSession:
         build_fastpath.forget(str(root))  # from here on the recorded clean state may change
         code: int = ExitCode.FAILED
         try:
-            code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key)
+            code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key, webhook)
             return code
         finally:
             cache.save(keys_seen=len(cache.keys))
@@ -278,10 +296,7 @@ class BuildSession:
             or any(s.state != "reused" for s in result.scenes.values())
         ):
             return
-        entry = self.cache.data.get("compile")  # holds code + input paths when cached
-        held = entry is not None and self.cache.holds(comp)
-        paths = list(entry["paths"]) if held and entry else self.cache._inputs(comp)
-        paths += build_fastpath.code_paths()
+        paths = self.cache.input_paths(comp) + build_fastpath.code_paths()
         lock_path = self._lock.path_for(root)
         renders = str(root / "renders")
         paths += [str(lock_path), renders]
@@ -373,6 +388,7 @@ class BuildSession:
         jobs: int,
         max_cost: Decimal | None,
         api_key: str | None,
+        webhook: str | None = None,
     ) -> int:
         from storyc.state.journal import Journal, JournalError
         from storyc.state.lockfile import LockFile, LockFileError
@@ -445,13 +461,21 @@ class BuildSession:
                     resubmit_unknown=args.resubmit_unknown,
                 )
             planner = planners[-1]  # the one that made the plan decides what is left
+            detach = self.detach = self._detaching(plan, journal)
+            jobs = jobs or (UNCAPPED if detach else 4)
             self._show_plan(plan, backend_name)
             if any(sp.unknown or sp.follow for sp in plan.scenes.values()):
                 self._journal_warned = True
             if paid:
                 for line in pin_warnings(plan):
                     self.error(line)
-            if paid and takes_to_render(plan) and not self._consent(plan, max_cost):
+            collect_only = bool(getattr(args, "collect_only", False))
+            if (
+                paid
+                and not collect_only  # it sends nothing: there is nothing to agree to
+                and takes_to_render(plan)
+                and not self._consent(plan, max_cost)
+            ):
                 return ExitCode.NEEDS_DECISION
             options = BuildOptions(
                 backend=backend_name,
@@ -460,6 +484,8 @@ class BuildSession:
                 resubmit_unknown=args.resubmit_unknown,
                 retries=max(0, args.retries),
                 scenes=tuple(self.scenes) if self.scenes else None,
+                detach=detach,
+                collect_only=collect_only,
             )
             bopts = BackendOptions(
                 root=root,
@@ -467,14 +493,19 @@ class BuildSession:
                 base_url=base_url,
                 api_key=api_key,
                 poll_interval=args.poll_interval,
+                webhook=webhook,
             )
             try:
                 result = asyncio.run(self._execute(plan, planner, io, options, bopts))
             except SetupError as exc:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
-            if not (result.interrupted or result.setup_error):
+            if collect_only:
+                pass  # the webhook receiver collects scenes; the next build makes the cuts
+            elif not (result.interrupted or result.setup_error) and result.settled:
                 self._assemble_cuts(root, store, lock, comp, result, backend_name, jobs)
+            elif not result.settled and comp.cuts:
+                self.say("cuts: assembled once every scene is collected")
             self.store_bytes_verified = store.bytes_verified
             self._result = result
             return self._summary(result, comp, max_cost)
@@ -536,6 +567,47 @@ class BuildSession:
         )
 
     team: TeamLink | None = None
+    detach = False  # this build does not wait (`--detach`, or collecting after one)
+
+    def _webhook(self, comp: Any) -> tuple[bool, str | None]:
+        """The webhook URL passed with every submission: `--webhook`, else
+        `STORYC_WEBHOOK`, else the project's `webhook` (None: no webhook). False first
+        after saying why a given one cannot be used."""
+        from storyc.resolve.values import webhook_problem
+
+        flag = getattr(self.args, "webhook", None)
+        for value, where in ((flag, "--webhook"), (os.environ.get(WEBHOOK_ENV), WEBHOOK_ENV)):
+            if value:
+                problem = webhook_problem(value)
+                if problem is not None:
+                    self.error(f"error[E400]: {where}: {problem}")
+                    return False, None
+                return True, str(value)
+        setting = _setting(comp, "webhook")  # checked by the compiler (E400, E401)
+        return True, str(setting) if setting else None
+
+    def _detaching(self, plan: Plan, journal: Any) -> bool:
+        """Whether this build waits for nothing: `--detach`, the webhook receiver, or a
+        plain build that finds tasks a detached build sent still in flight (it collects
+        what finished and leaves the rest; `--wait` follows everything to the end)."""
+        args = self.args
+        if getattr(args, "detach", False) or getattr(args, "collect_only", False):
+            return True
+        if args.wait is not None or journal is None:
+            return False
+        sent = [
+            sp.decisions[t].attempt
+            for sp in plan.scenes.values()
+            for t in sp.follow
+            if sp.decisions[t].attempt is not None
+        ]
+        detached = sum(1 for a in sent if a is not None and journal.get(a).detached)
+        if detached:
+            self.say(
+                f"collecting: {detached} task(s) sent by a detached build; what finished is "
+                "downloaded, what runs is left running (--wait follows everything to the end)"
+            )
+        return detached > 0
 
     def _team_store(self, comp: Any, store: Any) -> Any:
         """The team store (storyc.remote) for this build, None without one, or an exit
@@ -556,7 +628,12 @@ class BuildSession:
     def _interrupt(self, executor: Executor) -> None:
         first = not executor.result.interrupted
         executor.stop()
-        if first:
+        if first and self.detach:
+            self.say(
+                "interrupted: no new submissions; what was sent is recorded (collect it "
+                "with storyc build)"
+            )
+        elif first:
             n = executor.in_flight
             what = "task(s) already sent" if self.paid else "render(s) already running"
             self.say(
@@ -605,7 +682,9 @@ class BuildSession:
         extra = ""
         if fetch:
             extra += f"; {fetch} fetched again from recorded URLs (free)"
-        if follow:
+        if follow and self.detach:
+            extra += f"; {follow} already sent, collected if finished (not paid again)"
+        elif follow:
             extra += f"; {follow} already sent, followed (not paid again)"
         if decide:
             extra += f"; {decide} of unknown fate, waiting for your decision"
@@ -629,10 +708,15 @@ class BuildSession:
             return False
         cap = f" (budget {pricing.format_usd(max_cost)})" if max_cost is not None else ""
         unknown = f" + {plan.unknown_count} of unknown cost" if plan.unknown_count else ""
+        later = ""
+        if self.detach:  # what waits for an upstream render is sent by a later build
+            deferred = sum(len(sp.render) for sp in plan.scenes.values() if sp.waiting_on)
+            if deferred:
+                later = f"; {deferred} of them only once what they use is done"
         try:
             answer = input(
                 f"Render {sum(takes_to_render(plan).values())} take(s) for about "
-                f"{pricing.format_usd(plan.known_total)}{unknown}{cap}? [y/N] "
+                f"{pricing.format_usd(plan.known_total)}{unknown}{cap}{later}? [y/N] "
             )
         except EOFError:
             answer = ""
@@ -652,6 +736,8 @@ class BuildSession:
         text += ")"
         if result.reattached:
             text += f"; {result.reattached} re-attached task(s) finished (paid for before)"
+        if result.collected:
+            text += f"; {result.collected} task(s) collected (paid for before)"
         if result.failed_attempts:
             text += (
                 f"; {result.failed_attempts} failed attempt(s) "
@@ -672,6 +758,9 @@ class BuildSession:
             reattached=result.reattached,
             interrupted=result.interrupted,
             scenes=counts,
+            collected=result.collected,
+            settled=result.settled,
+            running=[{"scene": label, "task_id": task} for label, task in result.running],
         )
         if self.team is not None:
             t = self.team
@@ -703,6 +792,8 @@ class BuildSession:
         )
         if not self.args.json:
             self.report.result(self._build_line)
+        if not result.settled and not getattr(self.args, "collect_only", False):
+            self._how_to_collect(result, counts)
         if result.interrupted:
             return ExitCode.INTERRUPTED
         if result.setup_error:
@@ -710,13 +801,28 @@ class BuildSession:
             return ExitCode.ENVIRONMENT
         if (
             any(s.failed for s in result.scenes.values())
-            or any(d.is_error for d in comp.diagnostics)
+            or comp.has_errors
             or any(c.state == "failed" for c in self._cuts)
         ):
             return ExitCode.FAILED
         if any(s.needs_decision for s in result.scenes.values()):
             return ExitCode.NEEDS_DECISION
         return ExitCode.OK
+
+    def _how_to_collect(self, result: BuildResult, counts: dict[str, int]) -> None:
+        running, deferred = len(result.running), counts[DEFERRED]
+        parts = []
+        if running:
+            parts.append(f"{running} task(s) still running on the provider")
+        if deferred:
+            parts.append(f"{deferred} scene(s) deferred until what they use is done")
+        if not parts:
+            return
+        self.say(
+            f"{' and '.join(parts)}: collect with `storyc build` (it downloads what finished "
+            "and sends what became ready), or `storyc build --wait` to follow to the end; "
+            "`storyc status` shows what runs"
+        )
 
 
 def _int(v: Any) -> int | None:

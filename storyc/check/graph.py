@@ -11,13 +11,14 @@ and prints in the same order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.resolve.model import (
     DEFAULT_DURATION,
     Cut,
+    Element,
     Input,
     LocalFile,
     Project,
@@ -54,41 +55,64 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _inputs(scene: Scene, project: Project) -> list[tuple[Input, str]]:
+def _inputs(scene: Scene, elements: Mapping[str, Element]) -> list[tuple[Input, str]]:
     return [
         (u.input, f"element {u.element}" if u.role == "element" else u.role)
-        for u in scene.inputs(project)
+        for u in scene.inputs(elements)
     ]
 
 
 def build(project: Project, diags: Diagnostics | None = None) -> Graph:
     """Edges, cycles and order; reports E240/E241 into `diags` when given."""
     diags = diags if diags is not None else Diagnostics()
-    names = list(project.scenes)
     edges: list[Edge] = []
     leaves: dict[str, list[tuple[str, str]]] = {}
     for scene in project.scenes.values():
-        mine: list[tuple[str, str]] = []
-        for inp, role in _inputs(scene, project):
-            src = inp.source
-            if isinstance(src, SceneOutput):
-                if src.scene not in project.scenes:
-                    diags.error(
-                        "E241",
-                        f"scene `{scene.name}` uses the output of `{src.scene}`, "
-                        "which is not a scene",
-                        inp.span,
-                    )
-                    continue
-                edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
-            elif inp.name and not role.startswith("element "):
-                leaf = (src.kind, inp.name)
-                if leaf not in mine:
-                    mine.append(leaf)
-        mine.extend(
-            ("element", use.name) for use in scene.elements if ("element", use.name) not in mine
-        )
-        leaves[scene.name] = mine
+        mine, leaves[scene.name] = scene_edges(scene, project.elements, project.scenes, diags)
+        edges.extend(mine)
+    return assemble(list(project.scenes), edges, leaves, diags)
+
+
+def scene_edges(
+    scene: Scene,
+    elements: Mapping[str, Element],
+    scenes: Container[str],
+    diags: Diagnostics,
+) -> tuple[list[Edge], list[tuple[str, str]]]:
+    """One scene's incoming edges and its leaves (assets and elements it uses); E241
+    for an output of something that is not a scene. `build` is this for every scene,
+    then `assemble`."""
+    edges: list[Edge] = []
+    mine: list[tuple[str, str]] = []
+    for inp, role in _inputs(scene, elements):
+        src = inp.source
+        if isinstance(src, SceneOutput):
+            if src.scene not in scenes:
+                diags.error(
+                    "E241",
+                    f"scene `{scene.name}` uses the output of `{src.scene}`, which is not a scene",
+                    inp.span,
+                )
+                continue
+            edges.append(Edge(src.scene, scene.name, src.part, role, inp.span))
+        elif inp.name and not role.startswith("element "):
+            leaf = (src.kind, inp.name)
+            if leaf not in mine:
+                mine.append(leaf)
+    mine.extend(
+        ("element", use.name) for use in scene.elements if ("element", use.name) not in mine
+    )
+    return edges, mine
+
+
+def assemble(
+    names: list[str],
+    edges: list[Edge],
+    leaves: dict[str, list[tuple[str, str]]],
+    diags: Diagnostics,
+) -> Graph:
+    """The graph of scenes `names` (declaration order) from their `scene_edges`: the
+    order, and the cycles (E240)."""
     order = _order(names, edges)
     # Kahn's order leaves out exactly the scenes in or behind a cycle: no need to look for
     # cycles when every scene made it.
@@ -228,9 +252,26 @@ def check_cuts(
     """Cuts: not empty, no unknown scenes, repeats warned, trims and transitions inside
     the scenes' lengths; scenes no cut can reach noted. The lengths of `broken` scenes
     (see storyc.check.taint) are not known, so their trims are not checked."""
+    in_cut = check_cut_lists(
+        project.cuts, project.scenes, lambda n: scene_length(project, n), diags, broken
+    )
+    if project.cuts:
+        spans = {n: s.span for n, s in project.scenes.items()}
+        unreached(spans, in_cut, {e.src for e in graph.edges}, diags)
+
+
+def check_cut_lists(
+    cuts: Mapping[str, Cut],
+    scenes: Container[str],
+    length: Callable[[str], float | None],
+    diags: Diagnostics,
+    broken: Iterable[str] = (),
+) -> set[str]:
+    """The cuts themselves (W242, E264, E265, E244, W243), with `length(scene)` the
+    length of a scene's video (`scene_length`); returns the scenes some cut plays."""
     in_cut: set[str] = set()
     unknown = frozenset(broken)
-    for cut in project.cuts.values():
+    for cut in cuts.values():
         if not cut.scenes:
             diags.warning(
                 "W242",
@@ -238,10 +279,10 @@ def check_cuts(
                 cut.span,
                 hint="list the scenes it plays, e.g. `cut final = [intro, outro]`",
             )
-        _check_trims(project, cut, diags, unknown)
+        _check_trims(cut, length, diags, unknown)
         seen: dict[str, Span] = {}
         for name, span in cut.scenes:
-            if name not in project.scenes:
+            if name not in scenes:
                 diags.error("E244", f"cut `{cut.name}` names `{name}`, which is not a scene", span)
                 continue
             if name in seen:
@@ -254,17 +295,22 @@ def check_cuts(
                 )
             seen.setdefault(name, span)
             in_cut.add(name)
-    if not project.cuts:
-        return
-    used = {e.src for e in graph.edges}
-    for scene in project.scenes.values():
-        if scene.name not in in_cut and scene.name not in used:
+    return in_cut
+
+
+def unreached(
+    scenes: Mapping[str, Span], in_cut: Container[str], used: Container[str], diags: Diagnostics
+) -> None:
+    """W245 (a note) for each scene (name -> its name's span, declaration order) that no
+    cut plays and no other scene uses; only asked when the story has cuts."""
+    for name, span in scenes.items():
+        if name not in in_cut and name not in used:
             diags.add(
                 Diagnostic(
                     "W245",
                     Severity.NOTE,
-                    f"scene `{scene.name}` is in no cut and no other scene uses it",
-                    scene.span,
+                    f"scene `{name}` is in no cut and no other scene uses it",
+                    span,
                 )
             )
 
@@ -276,26 +322,49 @@ def scene_length(project: Project, name: str, _seen: frozenset[str] = frozenset(
     scene = project.scenes.get(name)
     if scene is None or name in _seen:
         return None
+    return length_from(length_fact(scene), lambda up: scene_length(project, up, _seen | {name}))
+
+
+def length_fact(scene: Scene) -> tuple[str, float | str | None]:
+    """What a scene's length comes from, without the rest of the project: ("duration",
+    seconds), ("file", seconds or None), ("scene", the edited scene) or ("unknown", None)."""
     if scene.video is not None and scene.video.mode == "base":
         src = scene.video.input.source
         if isinstance(src, LocalFile):
-            return src.media.duration if src.media is not None else None
+            return ("file", src.media.duration if src.media is not None else None)
         if isinstance(src, SceneOutput) and src.part == "video":
-            return scene_length(project, src.scene, _seen | {name})
-        return None
-    return float(scene.duration.value if scene.duration is not None else DEFAULT_DURATION)
+            return ("scene", src.scene)
+        return ("unknown", None)
+    return (
+        "duration",
+        float(scene.duration.value if scene.duration is not None else DEFAULT_DURATION),
+    )
+
+
+def length_from(
+    fact: tuple[str, float | str | None], upstream: Callable[[str], float | None]
+) -> float | None:
+    """The length a `length_fact` gives, `upstream(scene)` for an edited scene's."""
+    kind, value = fact
+    if kind == "scene":
+        return upstream(str(value))
+    if kind in ("duration", "file") and value is not None:
+        return float(value)
+    return None
 
 
 # Headers and renders round a length to the container's time base: allow that much.
 _SLACK = 0.05
 
 
-def _check_trims(project: Project, cut: Cut, diags: Diagnostics, unknown: frozenset[str]) -> None:
+def _check_trims(
+    cut: Cut, length_of: Callable[[str], float | None], diags: Diagnostics, unknown: frozenset[str]
+) -> None:
     """In and out points inside each scene's length (E264); crossfades no longer than
     what they join (E265)."""
     lengths: list[float | None] = []
     for clip in cut.clips:
-        length = None if clip.scene in unknown else scene_length(project, clip.scene)
+        length = None if clip.scene in unknown else length_of(clip.scene)
         start = clip.start.value if clip.start is not None else 0.0
         end = clip.end.value if clip.end is not None else length
         if length is not None:
@@ -354,9 +423,14 @@ def render_text(graph: Graph, *, assets: bool = False) -> str:
     for e in graph.edges:
         by_src.setdefault(e.src, []).append(e)
 
+    in_cycle = {n for c in graph.cycles for n in c}
+
     def visit(name: str, prefix: str, label: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└─ " if last else "├─ ")
-        suffix = f"  ({label})" if label else ""
+        marks = [label] if label else []
+        if name in in_cycle and "in a cycle" not in marks:
+            marks.append("in a cycle")  # every scene of a cycle says so, wherever it shows
+        suffix = f"  ({', '.join(marks)})" if marks else ""
         if name in printed:
             lines.append(f"{prefix}{branch}{name}{suffix} (see above)")
             return
@@ -381,7 +455,6 @@ def render_text(graph: Graph, *, assets: bool = False) -> str:
     for name in graph.scenes:
         if name not in has_upstream:
             visit(name, "", "", True, True)
-    in_cycle = {n for c in graph.cycles for n in c}
     for name in graph.scenes:
         if name not in printed:
             visit(name, "", "in a cycle" if name in in_cycle else "after a cycle", True, True)
@@ -394,8 +467,10 @@ def _q(text: str) -> str:
 
 def render_dot(graph: Graph, *, assets: bool = False, title: str = "storyc") -> str:
     out = [f"digraph {_q(title)} {{", "  rankdir=LR;", "  node [shape=box];"]
+    in_cycle = {n for c in graph.cycles for n in c}
     for name in graph.scenes:
-        out.append(f"  {_q(name)};")
+        mark = ' [color=red, xlabel="in a cycle"]' if name in in_cycle else ""
+        out.append(f"  {_q(name)}{mark};")
     if assets:
         for name in graph.scenes:
             for kind, leaf in graph.leaves.get(name, []):
@@ -428,6 +503,10 @@ def render_mermaid(graph: Graph, *, assets: bool = False) -> str:
                 out.append(f"  {leaf_ids[leaf]} -.-> {ids[name]}")
     for e in graph.edges:
         out.append(f"  {ids[e.src]} -->|{_mq(_edge_label(e))}| {ids[e.dst]}")
+    cycle = [ids[n] for n in graph.scenes if any(n in c for c in graph.cycles)]
+    if cycle:
+        out.append("  classDef cycle stroke:#d33,stroke-width:2px")
+        out.append(f"  class {','.join(cycle)} cycle")
     return "\n".join(_unique(out)) + "\n"
 
 

@@ -32,12 +32,18 @@ from storyc.resolve.model import (
     VIDEO_MAX_PX,
     VIDEO_MIN_FPS,
     VIDEO_MIN_PX,
+    Element,
     Input,
     LocalFile,
     Project,
     Scene,
+    SceneOutput,
     Setting,
 )
+
+# A scene that does not say how long it is lasts this long: the provider's default, which
+# the targets send explicitly (storyc.targets.inference.DEFAULT_DURATION).
+DEFAULT_DURATION = 5
 
 TEXT_TO_VIDEO = "text-to-video"
 IMAGE_TO_VIDEO = "image-to-video"
@@ -84,19 +90,37 @@ def check(project: Project, diags: Diagnostics) -> None:
     check_media(project, diags)
 
 
+# What the generation mode depends on: when one of these could not be resolved (or the
+# scene may have a misspelt input, "?"), the mode of the scene as written is not known.
+MODE_INPUTS = frozenset({"start", "end", "refs", "elements", "video", "prompt", "?", "@"})
+
+
 def check_scene(scene: Scene, project: Project, diags: Diagnostics) -> None:
+    """Every rule for `scene`. A scene with errors (`Scene.unresolved`) is checked too, by
+    the rules its errors cannot affect: one run reports every independent problem, and
+    never a consequence of another error as if it were one."""
     mode = mode_of(scene)
-    _check_frames(scene, mode, diags)
+    unknown = scene.unresolved
+    certain = not (unknown & MODE_INPUTS)
+    _check_frames(scene, mode, diags, start_known="start" not in unknown)
     _check_kinds(scene, diags)
-    _check_references(scene, project, diags)
-    _check_duration(scene, mode, diags)
-    _check_aspect(scene, mode, diags)
-    _check_prompt(scene, diags)
-    _check_mentions(scene, diags)
+    if "prompt" not in unknown:  # mentions add references: a failed template would miscount
+        _check_references(scene, project, diags)
+    if certain or (mode == EDIT and "video" not in unknown):
+        _check_duration(scene, mode, diags)
+    if certain and "aspect" not in unknown:
+        _check_aspect(scene, mode, diags)
+    if "prompt" not in unknown:
+        _check_prompt(scene, diags)
+        if certain:
+            _check_mentions(scene, project, diags)
+    if "aspect" not in unknown:
+        _check_shape(scene, mode, diags)
+    _check_frame_times(scene, project, diags)
 
 
-def _check_frames(scene: Scene, mode: str, diags: Diagnostics) -> None:
-    if scene.end_frame is not None and scene.first_frame is None:
+def _check_frames(scene: Scene, mode: str, diags: Diagnostics, *, start_known: bool) -> None:
+    if scene.end_frame is not None and scene.first_frame is None and start_known:
         diags.error(
             "E201",
             f"scene `{scene.name}` has an end frame but no first frame",
@@ -144,7 +168,7 @@ def _check_references(scene: Scene, project: Project, diags: Diagnostics) -> Non
             "E202",
             f"scene `{scene.name}` uses {n_images} reference image(s) and "
             f"{n_elements} element(s); at most {limit} together{with_video}",
-            scene.span,
+            scene.refs_span or scene.span,
             hint="drop some references, or split the shot into two scenes",
         )
     for use in scene.elements:
@@ -228,6 +252,87 @@ def _check_aspect(scene: Scene, mode: str, diags: Diagnostics) -> None:
         )
 
 
+_SHAPES = {"16:9": "landscape", "9:16": "portrait", "1:1": "square"}
+
+
+def _shape(w: int, h: int) -> str:
+    if w * 100 > h * 105:
+        return "landscape"
+    if h * 100 > w * 105:
+        return "portrait"
+    return "square"
+
+
+def _check_shape(scene: Scene, mode: str, diags: Diagnostics) -> None:
+    """A first frame (or an edited video) decides the video's shape; say so when it
+    disagrees with the aspect ratio the scene inherits (a 9:16 photo in a 16:9 film)."""
+    aspect = scene.aspect
+    if aspect is None or aspect.origin in ("scene", "style"):
+        return  # no ratio to disagree with, or W209 already says it is ignored
+    if mode == EDIT and scene.video is not None:
+        inp, what = scene.video.input, "the edited video"
+    elif scene.first_frame is not None and mode != EDIT:
+        inp, what = scene.first_frame, "the first frame"
+    else:
+        return
+    src = inp.source
+    info = src.media if isinstance(src, LocalFile) else None
+    if info is None or not info.width or not info.height:
+        return
+    shape = _shape(info.width, info.height)
+    wanted = _SHAPES.get(str(aspect.value))
+    if wanted is None or shape == wanted:
+        return
+    notes = ((f"{aspect.value} was written here", aspect.span),) if aspect.span else ()
+    diags.warning(
+        "W250",
+        f"{what} of `{scene.name}` is {info.width}×{info.height} ({shape}), but the aspect "
+        f"ratio is {aspect.value} ({wanted}, from {where_from(aspect)}): {what} decides "
+        f"the shape, so this scene will be {shape}",
+        inp.span,
+        hint=f"crop the image to {aspect.value}, or write the aspect this scene really has "
+        "on the scene",
+        notes=notes,
+    )
+
+
+def _upstream_length(scene: Scene) -> float | None:
+    """How long a scene's video will be, when it can be known before it renders."""
+    if mode_of(scene) == EDIT and scene.video is not None:
+        src = scene.video.input.source
+        info = src.media if isinstance(src, LocalFile) else None
+        return info.duration if info is not None else None
+    if scene.duration is not None:
+        return float(scene.duration.value)
+    return float(DEFAULT_DURATION)
+
+
+def _check_frame_times(scene: Scene, project: Project, diags: Diagnostics) -> None:
+    """`a.frame(T)` must fall inside `a`: past its end there is no frame to start from,
+    and the build would find out only after paying for `a`."""
+    inputs = [scene.first_frame, scene.end_frame, *scene.images]
+    for inp in inputs:
+        if inp is None or not isinstance(inp.source, SceneOutput):
+            continue
+        src = inp.source
+        if src.part != "frame" or src.at is None:
+            continue
+        upstream = project.scenes.get(src.scene)
+        if upstream is None or upstream.unresolved & {"duration", "video", "?"}:
+            continue  # how long it lasts is not known (its errors are reported)
+        length = _upstream_length(upstream)
+        if length is None or src.at < length:
+            continue
+        diags.error(
+            "E250",
+            f"`{src.scene}.frame({src.at:g})` is past the end of `{src.scene}`, which "
+            f"lasts {length:g} s",
+            inp.span,
+            hint=f"a frame time is from 0 to less than {length:g}; for the very end, "
+            f"write `{src.scene}.last_frame`",
+        )
+
+
 def _check_prompt(scene: Scene, diags: Diagnostics) -> None:
     if not scene.prompt.strip():
         diags.error(
@@ -238,7 +343,7 @@ def _check_prompt(scene: Scene, diags: Diagnostics) -> None:
         )
 
 
-def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
+def _check_mentions(scene: Scene, project: Project, diags: Diagnostics) -> None:
     mentioned = {m.name for m in scene.mentions}
     unmentioned: list[tuple[str | None, Span, str]] = []
     for img in scene.images:
@@ -262,11 +367,15 @@ def _check_mentions(scene: Scene, diags: Diagnostics) -> None:
                 "prompt, so the model knows what it is for",
             )
         else:
+            described = role == "element" and bool(
+                getattr(project.elements.get(name), "description", None)
+            )
             diags.warning(
                 "W211",
                 f"{role} `{name}` is never mentioned in the prompt of `{scene.name}`",
                 span,
-                hint=f'say what it is for, e.g. "... @{name} ..."',
+                hint=f'say what it is for, e.g. "... @{name} ..."'
+                + ("; its description is sent only after a mention" if described else ""),
             )
 
 
@@ -275,36 +384,57 @@ def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
         if isinstance(asset.source, LocalFile):
             yield asset.source, asset.span
     for element in project.elements.values():
-        for inp in (element.frontal, *element.refs):
-            if isinstance(inp.source, LocalFile):
-                yield inp.source, inp.span
+        yield from element_files(element)
     for scene in project.scenes.values():
-        for use in scene.inputs():  # elements' images were listed above, once each
-            if isinstance(use.input.source, LocalFile):
-                yield use.input.source, use.input.span
+        yield from scene_files(scene)
+
+
+def element_and_scene_files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
+    """The local files elements and scenes name (assets' own are `project.assets`)."""
+    for element in project.elements.values():
+        yield from element_files(element)
+    for scene in project.scenes.values():
+        yield from scene_files(scene)
+
+
+def element_files(element: Element) -> Iterator[tuple[LocalFile, Span]]:
+    for inp in (element.frontal, *element.refs):
+        if isinstance(inp.source, LocalFile):
+            yield inp.source, inp.span
+
+
+def scene_files(scene: Scene) -> Iterator[tuple[LocalFile, Span]]:
+    """The local files a scene names itself (not its elements'), with where it names them."""
+    for use in scene.inputs():
+        if isinstance(use.input.source, LocalFile):
+            yield use.input.source, use.input.span
 
 
 def check_media(project: Project, diags: Diagnostics) -> None:
     """Upstream media limits, once per file, at the first place the file is declared."""
     seen: set[str] = set()
     for f, span in _files(project):
-        if f.path in seen:
-            continue
-        seen.add(f.path)
-        # The resolver already refuses such files (E134); this holds for a Project
-        # built without it.
-        limit = MAX_BYTES[f.kind]
-        if f.size > limit:
-            diags.error(
-                "E218",
-                f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
-                f"{limit // (1024 * 1024)} MB",
-                span,
-            )
-        if f.kind == "image":
-            _check_image(f, span, diags)
-        else:
-            _check_video(f, span, diags)
+        if f.path not in seen:
+            seen.add(f.path)
+            check_file(f, span, diags)
+
+
+def check_file(f: LocalFile, span: Span, diags: Diagnostics) -> None:
+    """The media limits of one file, reported at `span` (`check_media` picks the span)."""
+    # The resolver already refuses such files (E134); this holds for a Project
+    # built without it.
+    limit = MAX_BYTES[f.kind]
+    if f.size > limit:
+        diags.error(
+            "E218",
+            f"{f.path} is {f.size / 1e6:.1f} MB; {f.kind}s may be at most "
+            f"{limit // (1024 * 1024)} MB",
+            span,
+        )
+    if f.kind == "image":
+        _check_image(f, span, diags)
+    else:
+        _check_video(f, span, diags)
 
 
 def _check_image(f: LocalFile, span: Span, diags: Diagnostics) -> None:

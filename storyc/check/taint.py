@@ -20,7 +20,8 @@ traced to the declaration it sits in, and from there to the scenes that depend o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from storyc.base.diagnostics import Diagnostic
 from storyc.lang import ast
@@ -88,28 +89,65 @@ def _refs(decl: ast.Decl) -> set[str]:
     return set()
 
 
-def _owner(decls: list[tuple[int, ast.Decl]], offset: int) -> ast.Decl | None:
+@dataclass(frozen=True, slots=True)
+class DeclInfo:
+    """What taint needs of one declaration: where its region starts, what it is, what it
+    names. Plain data, so a compiler that keeps declarations between runs can keep these."""
+
+    start: int
+    kind: str  # "scene", "asset", "element", "style", "cut" or "other"
+    name: str
+    refs: tuple[str, ...]  # sorted
+
+
+def decl_info(decl: ast.Decl) -> DeclInfo:
+    if isinstance(decl, ast.SceneDecl):
+        kind = "scene"
+    elif isinstance(decl, ast.AssetDecl):
+        kind = "asset"
+    elif isinstance(decl, ast.ElementDecl):
+        kind = "element"
+    elif isinstance(decl, ast.StyleDecl):
+        kind = "style"
+    elif isinstance(decl, ast.CutDecl):
+        kind = "cut"
+    else:
+        kind = "other"
+    name = getattr(decl, "name", "") if kind != "other" else ""
+    return DeclInfo(_start(decl), kind, name, tuple(sorted(_refs(decl))))
+
+
+def file_regions(tree: ast.File) -> list[DeclInfo]:
+    """A file's declarations in the order of their regions."""
+    return sorted((decl_info(d) for d in tree.items), key=lambda i: i.start)
+
+
+def _owner(decls: Sequence[DeclInfo], offset: int) -> DeclInfo | None:
     """The declaration whose region (its start up to the next one's) holds `offset`."""
     owner = None
-    for start, decl in decls:
-        if start > offset:
+    for info in decls:
+        if info.start > offset:
             break
-        owner = decl
+        owner = info
     return owner
 
 
 def broken_scenes(trees: Iterable[ast.File], diagnostics: Iterable[Diagnostic]) -> dict[str, str]:
     """Scene name → why it must not be lowered, for every scene an error touches."""
-    regions: dict[str, list[tuple[int, ast.Decl]]] = {}
-    scenes: list[ast.SceneDecl] = []
-    named: list[ast.ElementDecl | ast.StyleDecl] = []
-    for tree in trees:
-        decls = sorted(((_start(d), d) for d in tree.items), key=lambda p: p[0])
-        regions[tree.path] = decls
-        for _, d in decls:
-            if isinstance(d, ast.SceneDecl):
+    return broken_from({tree.path: file_regions(tree) for tree in trees}, diagnostics)
+
+
+def broken_from(
+    regions: Mapping[str, Sequence[DeclInfo]], diagnostics: Iterable[Diagnostic]
+) -> dict[str, str]:
+    """`broken_scenes` over each file's `file_regions`, files in loading order."""
+    scenes: list[DeclInfo] = []
+    named: list[DeclInfo] = []
+    for decls in regions.values():
+        for d in decls:
+            if d.kind == "scene":
                 scenes.append(d)
-            elif isinstance(d, ast.ElementDecl | ast.StyleDecl):
+            elif d.kind in ("element", "style"):
                 named.append(d)
 
     everything: str | None = None
@@ -121,11 +159,12 @@ def broken_scenes(trees: Iterable[ast.File], diagnostics: Iterable[Diagnostic]) 
         where = f"{diag.span}: {diag.code}" if diag.span else diag.code
         found = regions.get(diag.span.file) if diag.span else None
         owner = _owner(found, diag.span.start) if found and diag.span else None
-        if isinstance(owner, ast.SceneDecl):
+        kind = owner.kind if owner is not None else None
+        if owner is not None and kind == "scene":
             bad_scenes.setdefault(owner.name, f"the scene has an error ({where})")
-        elif isinstance(owner, ast.AssetDecl | ast.ElementDecl | ast.StyleDecl):
+        elif owner is not None and kind in ("asset", "element", "style"):
             bad_names.setdefault(owner.name, f"`{owner.name}` has an error ({where})")
-        elif isinstance(owner, ast.CutDecl):
+        elif kind == "cut":
             continue
         elif everything is None:
             everything = f"the story has an error outside any scene ({where})"
@@ -139,14 +178,14 @@ def broken_scenes(trees: Iterable[ast.File], diagnostics: Iterable[Diagnostic]) 
         for d in named:
             if d.name in bad_names:
                 continue
-            hit = next((n for n in sorted(_refs(d)) if n in bad_names), None)
+            hit = next((n for n in d.refs if n in bad_names), None)
             if hit is not None:
                 bad_names[d.name] = bad_names[hit]
                 changed = True
     for s in scenes:
         if s.name in bad_scenes:
             continue
-        hit = next((n for n in sorted(_refs(s)) if n in bad_names), None)
+        hit = next((n for n in s.refs if n in bad_names), None)
         if hit is not None:
             bad_scenes[s.name] = bad_names[hit]
     return bad_scenes

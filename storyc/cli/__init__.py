@@ -9,6 +9,7 @@ docs/cli.md and listed in `ExitCode`.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import importlib
 import os
@@ -30,6 +31,7 @@ COMMAND_MODULES = (
     "storyc.cli.plan",  # plan, why, gc
     "storyc.cli.build",  # build, pick
     "storyc.cli.journal",  # journal, adopt, forget
+    "storyc.cli.status",  # status, webhook serve
     "storyc.cli.review",  # board
     "storyc.cli.watch",  # watch
     "storyc.cli.film",  # export
@@ -52,6 +54,8 @@ COMMANDS = {
     "journal": "storyc.cli.journal",
     "adopt": "storyc.cli.journal",
     "forget": "storyc.cli.journal",
+    "status": "storyc.cli.status",
+    "webhook": "storyc.cli.status",
     "board": "storyc.cli.review",
     "watch": "storyc.cli.watch",
     "export": "storyc.cli.film",
@@ -70,6 +74,7 @@ examples:
   storyc plan                  what will render, why, and what it costs
   storyc build                 render what changed (local preview, no key needed)
   storyc journal               what paid renders cost, per day and in total
+  storyc status                what is still rendering (after storyc build --detach)
   storyc board                 the storyboard page: renders/board.html
   storyc watch                 re-check and re-render on every save
   storyc pull / storyc push    share renders through the team store (docs/teams.md)
@@ -80,13 +85,28 @@ examples:
 def project_root(path: str | os.PathLike[str]) -> Path | None:
     """The project directory PATH names: a story file's folder, or a folder holding
     `*.story` files; None when there is no project there. (Which file is the entry is
-    the loader's business: `storyc.lang.loader.find_entry`.)"""
+    the loader's business: `storyc.lang.loader.find_entry`; `main` has already moved
+    PATH up to the project's folder when it named a folder inside it.)"""
     p = Path(path).resolve()
     if p.is_file():
         return p.parent
     if p.is_dir() and any(p.glob("*.story")):
         return p
     return None
+
+
+def _find_project(args: argparse.Namespace) -> None:
+    """Run from a folder inside a project (or given one), a command works on the project
+    above it, as git does: PATH becomes the project's folder, for every command alike
+    (their `.storyc/` must be the project's, not the subfolder's)."""
+    path = getattr(args, "path", None)
+    if not isinstance(path, str) or args.command == "init":
+        return
+    from storyc.lang.discovery import project_dir
+
+    found = project_dir(path)
+    if found is not None:
+        args.path = found
 
 
 def project_digests(path: str | os.PathLike[str]) -> DigestCache:
@@ -136,21 +156,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
     gc.set_threshold(50_000, 20, 20)
     words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--version"]:  # without importing every command's module
+        print(f"storyc {__version__}")
+        return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
     parser = build_parser(first)
-    args = parser.parse_args(words)
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        # argparse leaves a command's unknown options to the top-level parser, which would
+        # print the top-level usage: the command's own usage is the helpful one
+        sub = _subparser(parser, getattr(args, "command", None))
+        (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return ExitCode.USAGE
     try:
+        _find_project(args)
         return int(func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return ExitCode.OK
+    except OSError as exc:
+        # The machine, not storyc: a read-only project, a full disk, `renders` that is a
+        # file. One line that says which file and why; the atomic writers left no half file.
+        print(f"storyc: {_os_error(exc)}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
     except Exception as exc:  # the one boundary: no traceback ever reaches the user
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
         return ExitCode.FAILED
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            sub = action.choices[name]
+            return sub if isinstance(sub, argparse.ArgumentParser) else None
+    return None
+
+
+_WHY = {
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+    errno.EEXIST: "a file is in the way",
+    errno.EISDIR: "a folder is in the way where a file is needed",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    from storyc.base.diagnostics import printable
+
+    why = _WHY.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    where = exc.filename
+    if where is None:
+        return f"cannot continue: {why}"
+    try:
+        path = os.fspath(where)
+        shown = os.path.relpath(path)
+        if shown.startswith(os.pardir + os.sep + os.pardir):
+            shown = str(path)
+    except (TypeError, ValueError):
+        return printable(f"cannot use {where}: {why}")
+    if os.path.basename(shown).startswith(".tmp-"):  # an atomic write's temp file
+        return printable(f"cannot write in {os.path.dirname(shown) or '.'}{os.sep}: {why}")
+    return printable(f"cannot use {shown}: {why}")

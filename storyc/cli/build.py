@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  storyc build\n  storyc build --scene arrival --jobs 2\n"
         "  storyc build --cut trailer\n"
-        "  storyc build --backend inference --max-cost 5 --yes\n",
+        "  storyc build --backend inference --max-cost 5 --yes\n"
+        "  storyc build --backend inference --detach --yes   (collect later: storyc build)\n",
     )
     p.add_argument("path", nargs="?", default=".", help="project directory or entry file")
     p.add_argument(
@@ -121,12 +122,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="provider base URL (default: INFERENCE_BASE_URL, "
         "the project's base_url, or inference.sh)",
     )
-    p.add_argument(
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--detach",
+        action="store_true",
+        help="submit what can be sent now, record it and exit without waiting; "
+        "collect later with storyc build (paid backends)",
+    )
+    g.add_argument(
         "--wait",
-        type=_seconds,
-        default=0.0,
+        nargs="?",
+        type=_wait_value,
+        const=float("inf"),
+        default=None,
         metavar="SECONDS",
-        help="wait up to SECONDS for another build of this project to finish",
+        help="follow every task to the end, even those a detached build sent; and wait "
+        "(up to SECONDS, if given) for another build of this project to finish",
+    )
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="the URL the provider calls when each task ends (default: $STORYC_WEBHOOK, "
+        "else the project's webhook); see storyc webhook serve",
     )
     p.add_argument(
         "--retries",
@@ -155,8 +172,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.set_defaults(func=run_pick)
 
 
+class _PathWord(str):
+    """What `--wait` was given that is no number: the project's path (see `_wait_value`)."""
+
+
+def _wait_value(text: str) -> float | str:
+    """`--wait`'s optional number of seconds. argparse hands it the next word, so in
+    `storyc build --wait my-film` it gets the path: a word that is not number-like is the
+    path (the wait then has no limit); a bad number is a usage error."""
+    try:
+        return _seconds(text)
+    except argparse.ArgumentTypeError:
+        number_like = text.strip().lower().lstrip("+-").replace(".", "", 1)
+        if number_like.isdigit() or number_like in ("nan", "inf", "infinity") or not text:
+            raise
+        return _PathWord(text)
+
+
+def _wait_or_path(args: argparse.Namespace) -> str | None:
+    """Put a path `--wait` took back where it belongs; None, or the error to print."""
+    if not isinstance(args.wait, _PathWord):
+        return None
+    if args.path != ".":
+        return f"storyc build: error: argument --wait: not a number of seconds: {args.wait!r}"
+    args.path, args.wait = str(args.wait), float("inf")
+    return None
+
+
 def run_build(args: argparse.Namespace) -> int:
     from storyc.build.fastpath import try_fast
+
+    problem = _wait_or_path(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return ExitCode.USAGE
 
     code = try_fast(args)  # a build identical to the last clean one: nothing to import
     if code is not None:

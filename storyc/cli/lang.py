@@ -14,19 +14,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storyc import targets
-from storyc.base.diagnostics import Severity, dumps_json, render_all
+from storyc.base.diagnostics import dumps_json, json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
-from storyc.check import graph as graph_mod
+from storyc.base.terminal import styled
 from storyc.cli import project_digests
-from storyc.compiler import Compilation, compile_project
+
+# The compiler's stages are imported by the commands that run them: a `check` answered
+# from the compiled state never loads Lark, Jinja or pydantic.
+if TYPE_CHECKING:
+    from storyc.compiler import Compilation
+
+GRAPH_FORMATS = ("text", "dot", "mermaid")  # storyc.check.graph.RENDERERS
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -100,7 +104,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--target",
         metavar="T",
-        help=f"override every scene's target (known: {', '.join(targets.names())})",
+        help="override every scene's target (e.g. inference/video-o1@v1; docs/targets.md)",
     )
     p.add_argument("--scene", action="append", metavar="S", help="only this scene (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -114,7 +118,7 @@ def register(sub: Any) -> None:
         description="Which scene starts from which.",
     )
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
-    p.add_argument("--format", choices=tuple(graph_mod.RENDERERS), default="text")
+    p.add_argument("--format", choices=GRAPH_FORMATS, default="text")
     p.add_argument("--assets", action="store_true", help="also show assets and elements")
     p.set_defaults(func=cmd_graph)
 
@@ -126,7 +130,7 @@ _HEAD = re.compile(r"\b(error|warning|note)(\[[EWN][0-9]{3}\])")
 
 
 def _colour_enabled(stream: Any) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+    return styled(stream)
 
 
 def colourize(text: str) -> str:
@@ -136,10 +140,9 @@ def colourize(text: str) -> str:
 
 def report(comp: Compilation, *, notes: bool = True) -> None:
     """Diagnostics as text on stderr (coloured only on a terminal); notes only if asked."""
-    shown = [d for d in comp.diagnostics if notes or d.severity is not Severity.NOTE]
-    if not shown:
+    text = comp.rendered(notes=notes)
+    if not text:
         return
-    text = render_all(shown, comp.sources)
     print(colourize(text) if _colour_enabled(sys.stderr) else text, file=sys.stderr)
 
 
@@ -149,11 +152,20 @@ def _status(comp: Compilation) -> int:
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 
-def _compile(path: str, **options: Any) -> Compilation:
-    """Compile with the project's persistent digest cache, so `check` on a project with
-    gigabytes of assets hashes only what changed since the last command."""
+def _compile(path: str, *, state: bool = True, **options: Any) -> Compilation:
+    """Compile with the project's persistent digest cache (an asset is hashed again only
+    when it changed) and, unless `state` is False, its compiled state (an unchanged
+    project is not compiled again, an edited one only where it changed: see
+    storyc.compiler.state)."""
     digests = project_digests(path)
-    comp = compile_project(path, digests=digests, **options)
+    if state:
+        from storyc.compiler.state import compile_with_state
+
+        comp = compile_with_state(path, digests=digests, **options)
+    else:
+        from storyc.compiler import compile_project
+
+        comp = compile_project(path, digests=digests, **options)
     with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
         digests.save()
     return comp
@@ -164,38 +176,42 @@ def _compile(path: str, **options: Any) -> Compilation:
 
 def cmd_check(args: argparse.Namespace) -> int:
     comp = _compile(args.path)
+    summary = comp.summary
     if args.format == "json":
         doc = json.loads(dumps_json(comp.diagnostics))
         doc["ok"] = comp.found and not comp.has_errors
-        doc["scenes"] = len(comp.project.scenes) if comp.project else 0
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        doc["scenes"] = len(summary.scenes) if summary else 0
+        print(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
         return _status(comp)
     report(comp, notes=args.notes)
-    if comp.found and not comp.has_errors and comp.project is not None:
-        n = len(comp.project.scenes)
-        hidden = sum(1 for d in comp.diagnostics if d.severity is Severity.NOTE)
+    if comp.found and not comp.has_errors and summary is not None:
+        n = len(summary.scenes)
+        hidden = comp.counts()[2]
         more = (
             f" ({hidden} note{'' if hidden == 1 else 's'}: --notes)"
             if hidden and not args.notes
             else ""
         )
         print(
-            f"ok: {comp.project.name}: {n} scene{'' if n == 1 else 's'}, "
-            f"{len(comp.requests)} ready to render{more}"
+            f"ok: {printable(summary.name)}: {n} scene{'' if n == 1 else 's'}, "
+            f"{comp.ready()} ready to render{more}"
         )
     return _status(comp)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    if args.target is not None and args.target not in targets.names():
-        print(
-            f"storyc compile: unknown target {args.target!r} (known: {', '.join(targets.names())})",
-            file=sys.stderr,
-        )
-        return ExitCode.USAGE
+    if args.target is not None:
+        from storyc import targets
+
+        if args.target not in targets.names():
+            known = ", ".join(targets.names())
+            print(
+                f"storyc compile: unknown target {args.target!r} (known: {known})", file=sys.stderr
+            )
+            return ExitCode.USAGE
     comp = _compile(args.path, target=args.target, scenes=args.scene)
     if args.json:
-        sys.stdout.write(comp.dumps_lines())
+        sys.stdout.write(json_safe(comp.dumps_lines()))
         return _status(comp)
     report(comp)
     blocks = []
@@ -214,13 +230,18 @@ def cmd_compile(args: argparse.Namespace) -> int:
             f"── {name}  [{req.target} · {req.schema} · {req.mode} · {req.quality} · {dur}"
             f"{f' · {req.takes} takes' if req.takes != 1 else ''}]",
             "prompt:",
-            *(f"  {ln}" for ln in req.prompt.splitlines() or [""]),
+            *(f"  {printable(ln)}" for ln in req.prompt.splitlines() or [""]),
             "input:",
-            *(f"  {ln}" for ln in json.dumps(req.input, indent=2, ensure_ascii=False).splitlines()),
+            *(
+                f"  {ln}"
+                for ln in json_safe(
+                    json.dumps(req.input, indent=2, ensure_ascii=False)
+                ).splitlines()
+            ),
         ]
         if req.notes:
             lines.append("notes:")
-            lines.extend(f"  - {n}" for n in req.notes)
+            lines.extend(f"  - {printable(n)}" for n in req.notes)
         blocks.append("\n".join(lines))
     if blocks:
         print("\n\n".join(blocks))
@@ -228,13 +249,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    comp = _compile(args.path)
+    from storyc.check import graph as graph_mod
+
+    comp = _compile(args.path, state=False)  # the graph needs the model, every edge
     report(comp, notes=False)
     if comp.graph is None:
         return _status(comp) or ExitCode.FAILED
     render = graph_mod.RENDERERS[args.format]
     if args.format == "dot":
-        name = comp.project.name if comp.project else "storyc"
+        name = printable(comp.summary.name) if comp.summary else "storyc"
         out = graph_mod.render_dot(comp.graph, assets=args.assets, title=name)
     else:
         out = render(comp.graph, assets=args.assets)

@@ -16,15 +16,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.cli import add_remote_flags, project_digests, project_root
 from storyc.plan import pricing
-from storyc.plan.planner import Plan, ScenePlan, Status, explain, make_plan
+from storyc.plan.planner import Plan, ScenePlan, Status, explain, planner_for
 from storyc.state.gc import collect
 from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.store import Store
+
+if TYPE_CHECKING:
+    from storyc.build.cache import BuildCache
 
 FMT = argparse.RawDescriptionHelpFormatter
 PLAN_EPILOG = """\
@@ -119,8 +123,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def open_team_store(args: argparse.Namespace, comp: Any, store: Store) -> Any:
     """The team store for this command, None when there is none; an int (exit code)
     after saying why a configured one cannot be used."""
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("remote")
+    settings = comp.summary.settings if comp.summary is not None else {}
+    setting = settings.get("remote")  # a plain value (no model is built for it)
     from storyc.remote.config import RemoteConfigError
     from storyc.remote.team import open_team
 
@@ -142,43 +146,57 @@ def _load_lock(root: Path) -> LockFile | None:
     try:
         return LockFile.load(LockFile.path_for(root))
     except LockFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)  # a lock file is text from anyone
         return None
 
 
-def compiled(args: argparse.Namespace) -> tuple[Path, Any, Any, LockFile] | int:
+def compiled(
+    args: argparse.Namespace, cache: BuildCache | None = None
+) -> tuple[Path, Any, Any, LockFile] | int:
     """(root, digests, compilation, lock file) for PATH, with errors and warnings shown;
-    an exit code after saying why there is none (also for `storyc pull`)."""
-    from storyc.base.diagnostics import Severity, render_all
-    from storyc.compiler import compile_project
+    an exit code after saying why there is none (also for `storyc pull`). With the
+    build's `cache` (made for the project when not given), the lock file is read from it
+    when it is the file last seen, as `storyc build` reads it: parsing the TOML of a
+    10,000-scene lock costs seconds."""
+    from storyc.build.cache import BuildCache
 
     root = project_root(args.path)
     if root is None:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
-    comp = compile_project(Path(args.path), target=args.target, digests=digests)
+    cache = cache if cache is not None else BuildCache(root)
+    # the compiled state: an unchanged story is not compiled again, an edited one only where
+    # it changed (storyc.compiler.state); the keys of unchanged requests are the cache's
+    comp = cache.compile(Path(args.path), args.target, digests).comp
     if not comp.found:
         print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     # Errors and warnings only: notes make no fault (`storyc check --notes` shows them).
-    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+    shown = comp.rendered(notes=False)
     if shown:
-        print(render_all(shown, comp.sources), file=sys.stderr)
-    lock = _load_lock(root)
+        print(shown, file=sys.stderr)
+    path = LockFile.path_for(root)
+    lock = cache.lockfile(path)
     if lock is None:
-        return ExitCode.FAILED
+        lock = _load_lock(root)
+        if lock is None:
+            return ExitCode.FAILED
+        cache.store_lockfile(path, lock)
     return root, digests, comp, lock
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
-    got = compiled(args)
+    from storyc.build.cache import BuildCache
+
+    root = project_root(args.path)
+    cache = BuildCache(root) if root is not None else None
+    got = compiled(args, cache)
     if isinstance(got, int):
         return got
     root, digests, comp, lock = got
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("backend")
-    backend = args.backend or getattr(setting, "value", setting) or "preview"
+    settings = comp.summary.settings if comp.summary is not None else {}
+    backend = args.backend or settings.get("backend") or "preview"
     if backend not in ("preview", "inference"):
         print(f"error: unknown backend {backend!r} (preview or inference)", file=sys.stderr)
         return ExitCode.USAGE
@@ -197,29 +215,30 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             if isinstance(team, int):
                 return team
             live = _build_running(root)
+            # the build's own view of what is known: keys of unchanged requests and
+            # finished renders from its cache, so a plan after a one-scene edit hashes
+            # one request, not every one
+            from storyc.build.effects import ProjectIO
+
+            io = ProjectIO(root, store, journal, lock, digests, backend=backend, cache=cache)
+            if cache is not None:
+                io.use_known_keys(cache.keys)
+
+            def plan_of(remote: Any = None) -> Plan:
+                return planner_for(comp, io.sources(live_build=live, remote=remote)).plan()
+
             if team is None:
-                plan = make_plan(
-                    comp, lock=lock, store=store, backend=backend, journal=journal, live_build=live
-                )
+                plan = plan_of()
             else:
                 from storyc.remote.planning import plan_with_remote
 
-                plan = plan_with_remote(
-                    lambda remote: make_plan(
-                        comp,
-                        lock=lock,
-                        store=store,
-                        backend=backend,
-                        journal=journal,
-                        remote=remote,
-                        live_build=live,
-                    ),
-                    team,
-                )
+                plan = plan_with_remote(plan_of, team)
         finally:
             if journal is not None:
                 journal.close()
     digests.save()
+    if cache is not None:
+        cache.save(keys_seen=len(cache.keys))
     if backend not in pricing.FREE_BACKENDS:
         from storyc.build.session import pin_warnings
 
@@ -293,7 +312,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     comp, plan, _ = prepared
     cuts = cut_plans(comp, plan)
     if args.json:
-        print(json.dumps({**plan.to_json(), "cuts": cuts}, indent=2, ensure_ascii=False))
+        doc = {**plan.to_json(), "cuts": cuts}
+        print(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
     else:
         rows = [
             (
@@ -317,12 +337,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cut_plans(comp: Any, plan: Plan) -> dict[str, Any]:
     """Each cut: its entries in order, its running time (the renders' lengths where they
     exist, else the story's), and its scenes that have no render for this backend yet."""
-    from storyc.film.spec import cut_specs
+    from storyc.film.spec import specs_of
 
-    if comp.project is None:
+    facts = comp.cut_facts()  # kept with the compilation: no model is built for them
+    if not facts:
         return {}
     out: dict[str, Any] = {}
-    for name, spec in cut_specs(comp.project, comp.diagnostics).items():
+    for name, spec in specs_of(facts, comp.diagnostics if comp.has_errors else ()).items():
         total: float | None = 0.0
         entries = []
         missing: dict[str, str] = {}
@@ -380,8 +401,8 @@ def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     for r in [head, *rows]:
         cells = [r[i].ljust(widths[i]) for i in range(4)]
-        print("  ".join([*cells, r[4]]).rstrip())
-    print(summary)
+        print(printable("  ".join([*cells, r[4]]).rstrip()))
+    print(printable(summary))
 
 
 def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
@@ -395,7 +416,9 @@ def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
         table.add_column(col, justify="right" if col == "cost" else "left")
     for r in rows:
         table.add_row(escape(r[0]), f"[{styles[r[1]]}]{r[1]}[/]", r[2], r[3], escape(r[4]))
-    console = Console()
+    from storyc.base.terminal import rich_options
+
+    console = Console(**rich_options())
     console.print(table)
     console.print(escape(summary), highlight=False)
 
@@ -410,7 +433,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         known = ", ".join(plan.order) or "none"
         print(f"error: no scene named {args.scene!r} (scenes: {known})", file=sys.stderr)
         return ExitCode.USAGE
-    print("\n".join(why_lines(sp, lock, plan.backend)))
+    print(printable("\n".join(why_lines(sp, lock, plan.backend))))
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 

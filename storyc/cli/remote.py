@@ -119,9 +119,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if isinstance(got, int):
         return got
     root, digests, comp, lock = got
-    settings = getattr(comp.project, "settings", None) or {}
-    setting = settings.get("backend")
-    backend = args.backend or getattr(setting, "value", setting) or "preview"
+    settings = comp.summary.settings if comp.summary is not None else {}
+    backend = args.backend or settings.get("backend") or "preview"
     store = Store.for_project(root)
     team = open_team_store(args, comp, store)
     if isinstance(team, int):

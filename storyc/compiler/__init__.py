@@ -11,22 +11,101 @@ Deterministic: the same files give byte-identical `Compilation.dumps()`.
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from storyc import targets
-from storyc.base.diagnostics import Diagnostic, Diagnostics, SourceMap, to_json
-from storyc.base.hashing import DigestCache
-from storyc.check import graph as graph_mod
-from storyc.check import rules
-from storyc.check.taint import broken_scenes
-from storyc.lang.loader import ParseCache, load
-from storyc.resolve.model import Project, Scene
-from storyc.targets.request import Request
+from storyc.base.diagnostics import (
+    Diagnostic,
+    Diagnostics,
+    Severity,
+    SourceMap,
+    render_all,
+    to_json,
+)
+
+# The stages are imported where they are used: a command answered from the compiled state
+# (storyc.compiler.state) needs `Compilation`, not Lark, Jinja or pydantic.
+if TYPE_CHECKING:
+    from storyc.base.hashing import DigestCache
+    from storyc.check.graph import Graph
+    from storyc.lang.loader import ParseCache
+    from storyc.resolve.model import Project, Scene
+    from storyc.targets.request import Request
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What commands need of a project besides requests and diagnostics, without its
+    model (which `storyc.compiler.incremental` builds only when asked for)."""
+
+    name: str
+    root: str  # absolute directory of the entry file
+    entry: str
+    files: tuple[str, ...]  # story files, project-relative, entry first
+    scenes: tuple[str, ...]  # every scene, in declaration order
+    settings: dict[str, Any]  # project settings as plain values (backend, base_url, ...)
+    local_files: tuple[str, ...]  # absolute paths of every local media file it uses
+
+
+def summary_of(project: Project) -> Summary:
+    from storyc.check import rules
+    from storyc.resolve.model import LocalFile
+
+    local: dict[str, None] = {}
+    for asset in project.assets.values():
+        if isinstance(asset.source, LocalFile):
+            local[asset.source.abs_path] = None
+    for f, _ in rules.element_and_scene_files(project):
+        local[f.abs_path] = None
+    return Summary(
+        project.name,
+        project.root,
+        project.entry,
+        project.files,
+        tuple(project.scenes),
+        {k: getattr(v, "value", v) for k, v in project.settings.items()},
+        tuple(local),
+    )
+
+
+def cut_facts(project: Project) -> dict[str, dict[str, Any]]:
+    """Each cut as plain data (`storyc.film.spec` makes its plans of them): `clips`, each
+    [scene, in, out, crossfade into it, the scene's length as the story tells it];
+    `aspect`, the one most of its scenes ask for (None: they ask for none); `extent`,
+    [file, start, end] of its declaration's list."""
+    from collections import Counter
+
+    from storyc.check.graph import scene_length
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, cut in project.cuts.items():
+        clips = [
+            [
+                c.scene,
+                c.start.value if c.start is not None else None,
+                c.end.value if c.end is not None else None,
+                c.transition.length if c.transition is not None and i > 0 else 0.0,
+                scene_length(project, c.scene),
+            ]
+            for i, c in enumerate(cut.clips)
+        ]
+        counts = Counter(
+            a.value
+            for c in cut.clips
+            if (s := project.scenes.get(c.scene)) is not None and (a := s.aspect) is not None
+        )
+        ext = cut.extent
+        out[name] = {
+            "clips": clips,
+            "aspect": counts.most_common(1)[0][0] if counts else None,
+            "extent": [ext.file, ext.start, ext.end] if ext is not None else None,
+        }
+    return out
 
 
 @dataclass
@@ -36,7 +115,7 @@ class Compilation:
     order: list[str]  # dependency order of the compiled scenes
     diagnostics: list[Diagnostic]  # sorted
     sources: SourceMap
-    graph: graph_mod.Graph | None = None
+    graph: Graph | None = None
     found: bool = True  # False when `path` holds no project at all
     selected: list[str] = field(default_factory=list)  # the scenes asked for, in order
     # scene → the upstream scene (with errors, or itself blocked) that keeps it from building
@@ -48,6 +127,69 @@ class Compilation:
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.diagnostics)
 
+    def cut_facts(self) -> dict[str, dict[str, Any]]:
+        """`cut_facts` of the project (an incremental compilation keeps them beside its
+        units, so a build need not build the model for them)."""
+        found: dict[str, dict[str, Any]] | None = self.__dict__.get("_cut_facts")
+        if found is None:
+            found = self.__dict__["_cut_facts"] = (
+                cut_facts(self.project) if self.project is not None else {}
+            )
+        return found
+
+    def narrowed(self, order: list[str], requests: dict[str, Request]) -> Compilation:
+        """This compilation planned for the scenes `order` only (watch re-plans the few a
+        save can change): a shallow copy, the model (if built) shared."""
+        new = copy.copy(self)
+        new.order = order
+        new.selected = list(order)
+        new.requests = requests
+        return new
+
+    def media_duration(self, path: str) -> float | None:
+        """The length in seconds of the project's local video `path` (project-relative),
+        from its header; None when unknown."""
+        from storyc.media import info as mediainfo
+
+        summary = self.summary
+        if summary is None:
+            return None
+        try:
+            found = mediainfo.probe(os.path.join(summary.root, path))
+        except Exception:  # a header reader must never stop a plan
+            return None
+        return found.duration if found is not None else None
+
+    def ready(self) -> int:
+        """How many scenes have a request (are ready to render)."""
+        return len(self.requests)
+
+    def counts(self) -> tuple[int, int, int]:
+        """How many errors, warnings and notes."""
+        n = [0, 0, 0]
+        for d in self.diagnostics:
+            n[("error", "warning", "note").index(d.severity.value)] += 1
+        return n[0], n[1], n[2]
+
+    def shown(self) -> list[Diagnostic]:
+        """Errors and warnings: what commands show unless notes are asked for."""
+        return [d for d in self.diagnostics if d.severity is not Severity.NOTE]
+
+    def rendered(self, *, notes: bool = False) -> str:
+        """The diagnostics as commands print them (notes only when asked for)."""
+        cache = self.__dict__.setdefault("_rendered", {})
+        if notes not in cache:
+            cache[notes] = render_all(self.diagnostics if notes else self.shown(), self.sources)
+        return cache[notes]  # type: ignore[no-any-return]
+
+    @property
+    def summary(self) -> Summary | None:
+        """The project's name, files, scenes and settings (None without a project)."""
+        found: Summary | None = self.__dict__.get("_summary")
+        if found is None and self.project is not None:
+            found = self.__dict__["_summary"] = summary_of(self.project)
+        return found
+
     def to_json(self) -> dict[str, Any]:
         scenes: dict[str, Any] = {}
         for name in self.order:
@@ -56,7 +198,7 @@ class Compilation:
                 continue
             scenes[name] = request_json(req)
         return {
-            "project": self.project.name if self.project else None,
+            "project": self.summary.name if self.summary else None,
             "order": [n for n in self.order if n in self.requests],
             "scenes": scenes,
             "diagnostics": [to_json(d) for d in self.diagnostics],
@@ -116,6 +258,7 @@ def compile_project(
     parse_cache: ParseCache | None = None,
     digests: DigestCache | None = None,
     overlays: Mapping[str, str] | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
     """Compile the project at `path`. Never raises for a bad story: problems are diagnostics.
 
@@ -125,7 +268,8 @@ def compile_project(
     those scenes (unknown names are E246 errors); the graph always covers the whole story.
     A scene gets no request when it has errors, or a declaration it names has errors
     (`Compilation.broken` says why), is in or behind a cycle, or uses the output of a
-    selected scene that gets none (`Compilation.blocked` says which).
+    selected scene that gets none (`Compilation.blocked` says which). `read` replaces
+    reading story files from disk (`storyc.lang.loader.load`).
     """
     # The compiler allocates hundreds of thousands of small, acyclic objects; CPython's
     # cyclic collector would walk them again and again (40% of the time at 10,000
@@ -140,6 +284,7 @@ def compile_project(
             parse_cache=parse_cache,
             digests=digests,
             overlays=overlays,
+            read=read,
         )
     finally:
         if was_enabled:
@@ -148,6 +293,8 @@ def compile_project(
 
 def known_targets() -> list[str] | None:
     """Registered target names, or None (accept any) when the registry cannot load."""
+    from storyc import targets
+
     try:
         return targets.names() or None
     except Exception:  # a broken target module must not hide the story's own problems
@@ -159,11 +306,14 @@ def frontend(
     *,
     cache: ParseCache | None = None,
     digests: DigestCache | None = None,
+    read: Callable[[str], bytes] | None = None,
+    overlays: Mapping[str, str] | None = None,
 ) -> tuple[Project | None, Diagnostics, SourceMap]:
     """Load and resolve: the project (None on loading errors), every front-end diagnostic."""
+    from storyc.lang.loader import load
     from storyc.resolve.resolver import resolve
 
-    loaded = load(path, cache=cache)
+    loaded = load(path, cache=cache, overlays=overlays, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     project = resolve(loaded, diags, digests=digests, targets=known_targets())
@@ -184,10 +334,16 @@ def _compile(
     parse_cache: ParseCache | None,
     digests: DigestCache | None,
     overlays: Mapping[str, str] | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Compilation:
-    from storyc.resolve.resolver import resolve  # the front end's stage; imported late on purpose
+    from storyc.base.hashing import DigestCache
+    from storyc.check import graph as graph_mod
+    from storyc.check import rules
+    from storyc.check.taint import broken_scenes
+    from storyc.lang.loader import load
+    from storyc.resolve.resolver import resolve
 
-    loaded = load(path, cache=parse_cache, overlays=overlays)
+    loaded = load(path, cache=parse_cache, overlays=overlays, read=read)
     diags = Diagnostics()
     diags.extend(loaded.diagnostics)
     if loaded.entry is None:
@@ -206,42 +362,40 @@ def _compile(
     graph_mod.check_cuts(project, graph, diags, broken)
     rules.check_media(project, diags)
 
-    wanted = list(project.scenes) if scenes is None else _select(project, scenes, diags)
+    wanted = (
+        list(project.scenes) if scenes is None else _select(list(project.scenes), scenes, diags)
+    )
     chosen = set(wanted)
+    # The scenes the chosen ones use, all the way up: an error there blocks a chosen one.
+    needed = _with_upstream(project, chosen)
     ordered = set(graph.order)
     requests: dict[str, Request] = {}
     for scene in project.scenes.values():
-        if scene.name not in chosen:
-            continue
-        if scene.name in broken:
-            # Its model is incomplete (an input that failed to resolve is left out), so
-            # the rules would report consequences of the first error, not the story's
-            # problems: "text-to-video must last 5 or 10 s" for a scene whose start
-            # frame is merely missing. Its own errors are already reported.
+        if scene.name not in needed:
             continue
         local = Diagnostics()
+        # A scene with errors is checked too, by the rules its errors cannot affect
+        # (`Scene.unresolved`), so one run shows every independent problem; it is never
+        # lowered: its model is incomplete (an input that failed to resolve is left out).
         rules.check_scene(scene, project, local)
-        request = _lower(scene, project, target, local)
-        diags.extend(local)
+        request = None if scene.name in broken else _lower(scene, project, target, local)
+        if scene.name in chosen:
+            diags.extend(local)
+        else:  # only what keeps a chosen scene from building
+            diags.extend(d for d in local if d.is_error)
         if request is not None and not local.has_errors and scene.name in ordered:
             requests[scene.name] = request
     order = [n for n in graph.order if n in chosen]
-    # A scene that uses the output of a selected scene with errors cannot be built either;
-    # `order` is topological, so one pass carries that downstream.
+    # A scene that uses the output of a scene with errors cannot be built either; the
+    # graph's order is topological, so one pass carries that downstream.
     blocked: dict[str, str] = {}
-    for name in order:
-        if name not in requests:
+    for name in graph.order:
+        if name not in needed or name not in requests:
             continue
-        bad = next(
-            (
-                u
-                for u in requests[name].upstream
-                if u in chosen and (u not in requests or u in blocked)
-            ),
-            None,
-        )
+        bad = next((u for u in requests[name].upstream if u not in requests or u in blocked), None)
         if bad is not None:
             blocked[name] = bad
+    blocked = {n: blocked[n] for n in order if n in blocked}
     return Compilation(
         project,
         {n: requests[n] for n in order if n in requests and n not in blocked},
@@ -255,11 +409,27 @@ def _compile(
     )
 
 
-def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]:
+def _with_upstream(project: Project, chosen: set[str]) -> set[str]:
+    out = set(chosen)
+    todo = list(chosen)
+    while todo:
+        scene = project.scenes.get(todo.pop())
+        if scene is None:
+            continue
+        for u in scene.upstream():
+            if u not in out:
+                out.add(u)
+                todo.append(u)
+    return out
+
+
+def _select(scenes: list[str], names: list[str], diags: Diagnostics) -> list[str]:
+    """The scenes asked for, known ones once each in the order asked; E246 for others."""
+    present = set(scenes)
     out: list[str] = []
     for name in names:
-        if name not in project.scenes:
-            known = ", ".join(project.scenes) or "none"
+        if name not in present:
+            known = ", ".join(scenes) or "none"
             diags.error("E246", f"no scene named `{name}` (scenes: {known})")
         elif name not in out:
             out.append(name)
@@ -269,6 +439,8 @@ def _select(project: Project, names: list[str], diags: Diagnostics) -> list[str]
 def _lower(
     scene: Scene, project: Project, override: str | None, diags: Diagnostics
 ) -> Request | None:
+    from storyc import targets
+
     name = override or scene.target.value
     try:
         target = targets.get(name)

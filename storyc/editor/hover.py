@@ -59,8 +59,6 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
     hit = state.plans.get(name)
     if hit is not None:
         return backend, hit
-    import dataclasses
-
     from storyc.plan.planner import make_plan
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.store import Store
@@ -80,7 +78,7 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
             lock = LockFile.load(LockFile.path_for(state.root))
             state.build_state = (lock, Store.for_project(state.root))
         lock, store = state.build_state
-        sub = dataclasses.replace(comp, order=order, selected=order)
+        sub = comp.narrowed(order, comp.requests)
         state.plans.update(make_plan(sub, lock=lock, store=store, backend=backend).scenes)
     except (LockFileError, OSError) as exc:
         return backend, f"unknown ({exc})"

@@ -8,8 +8,10 @@ headers, and the build state (storyc.lock, the store) for hovers; writes nothing
 Each story file belongs to a project: the nearest folder, from the file's own upwards,
 whose entry file (`main.story`, or the one file with a `project` block) includes it; a
 file no project includes is a project of its own. A project is compiled whole, with the
-editor's buffers standing for the files on disk (`compile_project(overlays=...)`), so
-the diagnostics are exactly `storyc check`'s (notes aside, as there). Edits arriving
+editor's buffers standing for the files on disk, by an incremental compiler held per
+project (`storyc.compiler.incremental.Engine`: a keystroke recompiles the declaration it
+changed and what depends on it), so the diagnostics are exactly `storyc check`'s (notes
+aside, as there). Edits arriving
 while a compile runs are folded into one next compile.
 """
 
@@ -30,7 +32,6 @@ from pygls.lsp.server import LanguageServer
 from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
-from storyc.compiler import compile_project
 from storyc.editor import complete
 from storyc.editor import hover as hover_mod
 from storyc.editor import index as index_mod
@@ -145,9 +146,13 @@ class StoryServer(LanguageServer):
 
     def _refresh(self, state: ProjectState) -> None:
         overlays = self.overlays()
-        state.comp = compile_project(
-            state.entry, parse_cache=state.cache, digests=state.digests, overlays=overlays
-        )
+        if state.engine is None:
+            from storyc.compiler.incremental import Engine
+
+            state.engine = Engine(state.entry, digests=state.digests)
+        # every open document stands for its file: what changed since the last check is
+        # recompiled, nothing else (the diagnostics are compile_project's all the same)
+        state.comp = state.engine.update(overlays, replace=True)
         state.loaded = load(state.entry, cache=state.cache, overlays=overlays)
         state.index = index_mod.build(state.loaded, state.memo)
         state.plans = {}
@@ -167,9 +172,7 @@ class StoryServer(LanguageServer):
             return
         by_file: dict[str, list[Diagnostic]] = {label: [] for label in state.index.texts}
         entry_label = state.label(state.entry)
-        for d in comp.diagnostics:
-            if d.severity is Severity.NOTE:
-                continue
+        for d in comp.shown():
             label = d.span.file if d.span is not None else entry_label
             by_file.setdefault(label, []).append(d)
         enc = self.encoding()

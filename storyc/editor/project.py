@@ -36,6 +36,8 @@ class ProjectState:
     # file and store it was made from
     plans: dict[str, Any] = field(default_factory=dict)
     build_state: Any = None
+    # the incremental compiler (storyc.compiler.incremental): each check costs the edit
+    engine: Any = None
 
     def label(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()

@@ -85,6 +85,16 @@ def build_cuts(
     scenes = sorted({s for spec in wanted for s in spec.scenes})
     picked, why = picked_outputs(scenes, outcomes, lock, store, backend)
     for scene in scenes:
+        o = outcomes.get(scene)
+        state = o.state if o is not None else None if scene in requests else "blocked"
+        if scene in picked and state is not None and state not in ("done", "reused"):
+            # the video the lock records is from before the story changed: say so, or a
+            # film "up to date" hides that one of its scenes could not be made as written
+            (warn or say)(
+                f"warning[W383]: scene {scene} is {state} now; the cuts show its last "
+                "render, made before the story changed"
+            )
+    for scene in scenes:
         if scene not in requests and scene not in picked:
             why.setdefault(scene, (broken or {}).get(scene) or "it has errors")
     previews: dict[str, str] = {}

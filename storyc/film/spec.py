@@ -6,14 +6,13 @@ small and picklable (the build keeps them beside the requests). No I/O.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from storyc.base.diagnostics import Diagnostic
-from storyc.check.graph import scene_length
-from storyc.resolve.model import Cut, Project
+from storyc.compiler import cut_facts
+from storyc.resolve.model import Project
 
 DEFAULT_ASPECT = "16:9"
 
@@ -49,44 +48,32 @@ class CutSpec:
         return {"clips": [c.definition() for c in self.clips], "aspect": self.aspect}
 
 
-def _aspect(project: Project, cut: Cut) -> str:
-    """The aspect most of the cut's scenes ask for (the project's, unless they differ)."""
-    counts = Counter(
-        a.value
-        for c in cut.clips
-        if (s := project.scenes.get(c.scene)) is not None and (a := s.aspect) is not None
-    )
-    return counts.most_common(1)[0][0] if counts else DEFAULT_ASPECT
-
-
-def _errors_in(cut: Cut, diagnostics: Iterable[Diagnostic]) -> tuple[str, ...]:
-    ext = cut.extent
-    if ext is None:
+def _errors_in(extent: list[Any] | None, diagnostics: Iterable[Diagnostic]) -> tuple[str, ...]:
+    if extent is None:
         return ()
+    file, start, end = extent
     return tuple(
         f"{d.span}: {d.code}"
         for d in diagnostics
         if d.is_error
         and d.span is not None
-        and d.span.file == ext.file
-        and ext.start <= d.span.start <= ext.end
+        and d.span.file == file
+        and start <= d.span.start <= end
     )
 
 
 def cut_specs(project: Project, diagnostics: Iterable[Diagnostic] = ()) -> dict[str, CutSpec]:
     """Every cut of the project, with the errors reported inside its declaration."""
+    return specs_of(cut_facts(project), diagnostics)
+
+
+def specs_of(facts: dict[str, Any], diagnostics: Iterable[Diagnostic] = ()) -> dict[str, CutSpec]:
+    """`cut_specs` from a compilation's `cut_facts()` (what the compiled state keeps, so a
+    build need not build the model)."""
     diags = list(diagnostics)
     out: dict[str, CutSpec] = {}
-    for name, cut in project.cuts.items():
-        clips = tuple(
-            ClipSpec(
-                c.scene,
-                c.start.value if c.start is not None else None,
-                c.end.value if c.end is not None else None,
-                c.transition.length if c.transition is not None and i > 0 else 0.0,
-                scene_length(project, c.scene),
-            )
-            for i, c in enumerate(cut.clips)
-        )
-        out[name] = CutSpec(name, clips, _aspect(project, cut), _errors_in(cut, diags))
+    for name, fact in facts.items():
+        clips = tuple(ClipSpec(*clip) for clip in fact["clips"])
+        aspect = fact["aspect"] or DEFAULT_ASPECT
+        out[name] = CutSpec(name, clips, aspect, _errors_in(fact["extent"], diags))
     return out

@@ -3,28 +3,33 @@
 Stage: first stage of the front end, before `storyc.resolve.resolver`. In: a path (an entry
 file or a project directory) and optionally a `ParseCache`. Out: `Loaded` (the syntax
 trees in declaration order, a `SourceMap` for excerpts, loading and syntax diagnostics
-E001-E013). I/O: reads story files; never writes.
+E001-E017). I/O: reads story files; never writes.
 
 Includes are expanded in place: declarations of `include "cast.story"` count as
 written where the include is. A file included twice is loaded once; an include that
 leads back to a file still being read is a cycle (E013) and names the whole cycle.
+
+A story file is read only if it is a regular file of at most `MAX_STORY_BYTES` (E016),
+and an include must stay inside the project (the entry file's folder) once symlinks are
+resolved, or inside a folder the project block lists in `shared_folders` (E017).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyc.base.diagnostics import Diagnostics, SourceMap
+from storyc.base.diagnostics import Diagnostics, SourceMap, Span
+from storyc.base.reading import FileTooLarge, NotRegularFile, read_regular
 from storyc.lang import ast
+from storyc.lang.discovery import ENTRY_NAME as ENTRY_NAME
+from storyc.lang.discovery import MAX_STORY_BYTES, discover
 from storyc.lang.parser import ParseResult, parse_text
 
-ENTRY_NAME = "main.story"
-_PROJECT_RE = re.compile(r"^[ \t]*project\b", re.M)
 _MAX_INCLUDE_DEPTH = 64
+SHARED_SETTING = "shared_folders"
 
 
 class ParseCache:
@@ -67,6 +72,9 @@ class Loaded:
     files: list[LoadedFile]  # entry first, then in the order includes were met
     sources: SourceMap
     diagnostics: Diagnostics
+    # Real paths of the folders whose files the story may use: the project's, then the
+    # `shared_folders` of the project block (see `shared_folders`).
+    allowed: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -74,7 +82,9 @@ class Loaded:
         return (
             self.entry is not None
             and all(f.tree.complete for f in self.files)
-            and not any(d.code in ("E010", "E012", "E013") for d in self.diagnostics)
+            and not any(
+                d.code in ("E010", "E012", "E013", "E016", "E017") for d in self.diagnostics
+            )
         )
 
     def declarations(self) -> Iterator[tuple[LoadedFile, ast.Decl]]:
@@ -102,10 +112,21 @@ def label_for(abs_path: str, root: Path) -> str:
 
 
 def find_entry(path: Path, diags: Diagnostics) -> Path | None:
-    """The entry file for `path` (a file, or a directory holding the project)."""
+    """The entry file for `path` (a file, or a directory holding the project or inside
+    it: the search walks up to the folders above, as git does)."""
     shown = str(path)
-    if path.is_file():
-        return path
+    found = discover(path)
+    if found.entry is not None:
+        return found.entry
+    if found.several:
+        names = ", ".join(found.several)
+        diags.error(
+            "E011",
+            f"several .story files in {found.folder if found.walked else shown} have a "
+            f"`project` block ({names})",
+            hint=f"name the entry file {ENTRY_NAME}, or give its path",
+        )
+        return None
     if not path.exists():
         diags.error(
             "E010",
@@ -113,32 +134,42 @@ def find_entry(path: Path, diags: Diagnostics) -> Path | None:
             hint="give a .story file or a directory containing main.story",
         )
         return None
-    main = path / ENTRY_NAME
-    if main.is_file():
-        return main
-    candidates = []
-    for p in sorted(path.glob("*.story")):
-        try:
-            if _PROJECT_RE.search(p.read_text("utf-8", errors="replace")):
-                candidates.append(p)
-        except OSError:
-            continue
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        diags.error(
-            "E011",
-            f"no project in {shown}: no {ENTRY_NAME} and no .story file with a `project` block",
-            hint="run `storyc init` here, or give the path of the entry .story file",
-        )
-    else:
-        names = ", ".join(p.name for p in candidates)
-        diags.error(
-            "E011",
-            f"several .story files in {shown} have a `project` block ({names})",
-            hint=f"name the entry file {ENTRY_NAME}, or give its path",
-        )
+    diags.error(
+        "E011",
+        f"no project in {shown} or any folder above it: no {ENTRY_NAME} and no .story file "
+        "with a `project` block",
+        hint="run `storyc init` to start one here, or give the path of the entry .story file",
+    )
     return None
+
+
+def shared_folders(tree: ast.File, root: Path) -> list[tuple[ast.Str, str]]:
+    """The `shared_folders = ["../brand", ...]` of the entry file's project block: each
+    string as written and its real path. Only well-formed strings; the resolver reports
+    the rest (and folders that do not exist)."""
+    out: list[tuple[ast.Str, str]] = []
+    for item in tree.items:
+        if not isinstance(item, ast.ProjectDecl):
+            continue
+        for s in item.settings:
+            if s.name != SHARED_SETTING:
+                continue
+            values = s.value.items if isinstance(s.value, ast.ListV) else [s.value]
+            for v in values:
+                if isinstance(v, ast.Str) and v.value.strip() and "\0" not in v.value:
+                    real = os.path.realpath(root / v.value.strip())
+                    if os.path.dirname(real) != real:  # never the whole file system
+                        out.append((v, real))
+    return out
+
+
+def is_inside(real: str, folders: tuple[str, ...]) -> bool:
+    """Whether the real path `real` is one of `folders` or below one of them."""
+    return any(real == f or real.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def _read_bytes(abs_path: str) -> bytes:
+    return read_regular(abs_path, MAX_STORY_BYTES)
 
 
 def load(
@@ -146,11 +177,15 @@ def load(
     *,
     cache: ParseCache | None = None,
     overlays: Mapping[str, str] | None = None,
+    read: Callable[[str], bytes] | None = None,
 ) -> Loaded:
     """Read and parse the project at `path`. Never raises for bad input.
 
     `overlays` maps absolute, normalised file paths to text that stands for what is on
-    disk (an editor's unsaved buffers)."""
+    disk (an editor's unsaved buffers). `read(abs_path)` replaces reading any other story
+    file from disk (the incremental compiler notes what it read); it raises `OSError` as
+    reading would."""
+    read_bytes = read if read is not None else _read_bytes
     diags = Diagnostics()
     sources = SourceMap()
     given = Path(path)
@@ -166,19 +201,30 @@ def load(
     files: list[LoadedFile] = []
     loaded: dict[str, LoadedFile] = {}
     stack: list[str] = []
+    allowed: list[str] = [str(root)]  # + the entry's shared folders, once it is parsed
 
     def visit(abs_path: str, via: ast.Include | None) -> LoadedFile | None:
         label = label_for(abs_path, root)
         where = via.path.span if via is not None else None
         overlay = overlays.get(abs_path) if overlays else None
         try:
-            raw = overlay.encode("utf-8") if overlay is not None else Path(abs_path).read_bytes()
-        except IsADirectoryError:
+            raw = overlay.encode("utf-8") if overlay is not None else read_bytes(abs_path)
+        except NotRegularFile as exc:
             diags.error(
-                "E012",
-                f"cannot include `{via.path.value if via else label}`: {label} is a directory",
+                "E016" if exc.kind != "a directory" else "E012",
+                f"cannot {'include' if via else 'read'} `{via.path.value if via else label}`: "
+                f"{label} is {exc.kind}",
                 where,
-                hint="include a .story file",
+                hint="name a .story file",
+            )
+            return None
+        except FileTooLarge as exc:
+            diags.error(
+                "E016",
+                f"{label} is {exc.size:,} bytes; a story file may be at most "
+                f"{MAX_STORY_BYTES // (1024 * 1024)} MB",
+                where,
+                hint="split it into several files joined with `include`",
             )
             return None
         except OSError as exc:
@@ -212,9 +258,11 @@ def load(
         files.append(lf)
         stack.append(abs_path)
         base = Path(abs_path).parent
+        if via is None:
+            allowed.extend(real for _, real in shared_folders(result.file, root))
         for i, item in enumerate(result.file.items):
             if isinstance(item, ast.Include):
-                target = _include_target(item, base, root, diags, stack)
+                target = _include_target(item, base, root, diags, stack, tuple(allowed))
                 if target is None:
                     continue
                 if target in loaded:
@@ -234,11 +282,16 @@ def load(
         return lf
 
     visit(str(entry), None)
-    return Loaded(root, files[0].label if files else None, files, sources, diags)
+    return Loaded(root, files[0].label if files else None, files, sources, diags, tuple(allowed))
 
 
 def _include_target(
-    item: ast.Include, base: Path, root: Path, diags: Diagnostics, stack: list[str]
+    item: ast.Include,
+    base: Path,
+    root: Path,
+    diags: Diagnostics,
+    stack: list[str],
+    allowed: tuple[str, ...],
 ) -> str | None:
     written = item.path.value
     if not written.strip():
@@ -249,7 +302,13 @@ def _include_target(
             hint='write the path of a .story file, e.g. include "cast.story"',
         )
         return None
+    if "\0" in written:
+        diags.error("E012", "an include path cannot contain a NUL byte", item.path.span)
+        return None
     target = os.path.normpath(base / written)
+    if not is_inside(os.path.realpath(target), allowed):
+        _outside(diags, item.path.span, f"`{written}`", "include")
+        return None
     if target in stack:
         chain = stack[stack.index(target) :] + [target]
         names = " -> ".join(label_for(p, root) for p in chain)
@@ -261,3 +320,14 @@ def _include_target(
         )
         return None
     return target
+
+
+def _outside(diags: Diagnostics, span: Span, shown: str, what: str) -> None:
+    diags.error(
+        "E017",
+        f"cannot {what} {shown}: it is outside the project folder",
+        span,
+        hint="keep story files inside the project (symlinks are followed); a folder "
+        f"shared by several projects can be listed in the project block: {SHARED_SETTING} "
+        '= ["../shared"]',
+    )

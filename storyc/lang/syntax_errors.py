@@ -4,6 +4,9 @@ Stage: part of the parser (`storyc.lang.parser` hands over the failing token as 
 In: the text, the unexpected token (or end of file) and the token types the LALR parser
 would have accepted. Out: one `Diagnostic` (E001-E005) that says e.g. "missing `}`
 before `scene`: the block `scene arrival {` is not closed". Pure text analysis; no I/O.
+
+Every look at the text is bounded (the current line, or a scan that starts where the
+parse started), so explaining an error costs time linear in the text however it is shaped.
 """
 
 from __future__ import annotations
@@ -70,10 +73,11 @@ def _found(tok: Unexpected) -> str:
     return f"`{text}`"
 
 
-def _open_block(text: str, upto: int) -> tuple[int, str] | None:
-    """The innermost `{` still open at offset `upto`, and the words before it."""
+def _open_block(text: str, upto: int, start: int = 0) -> tuple[int, str] | None:
+    """The innermost `{` opened since `start` still open at offset `upto`, and the words
+    before it."""
     stack: list[int] = []
-    for m in _SKIP.finditer(text, 0, upto):
+    for m in _SKIP.finditer(text, start, upto):
         if m.group() == "{":
             stack.append(m.start())
         elif m.group() == "}" and stack:
@@ -86,8 +90,8 @@ def _open_block(text: str, upto: int) -> tuple[int, str] | None:
     return pos, head
 
 
-def _missing_brace(text: str, file: str, at: int, before: str) -> Diagnostic | None:
-    opened = _open_block(text, at)
+def _missing_brace(text: str, file: str, at: int, before: str, start: int = 0) -> Diagnostic | None:
+    opened = _open_block(text, at, start)
     if opened is None:
         return None
     pos, head = opened
@@ -108,9 +112,39 @@ def _missing_brace(text: str, file: str, at: int, before: str) -> Diagnostic | N
     )
 
 
+_CONTROL_NAMES = {
+    0x00: "NUL",
+    0x07: "BEL",
+    0x08: "backspace",
+    0x1B: "ESC",
+    0x7F: "DEL",
+    0x9B: "CSI",
+    0x9D: "OSC",
+    0x202E: "right-to-left override",
+    0x202D: "left-to-right override",
+}
+
+
+def control_char_error(text: str, file: str, pos: int) -> Diagnostic:
+    """An invisible control character (see `storyc.lang.parser.CONTROL`), wherever it is."""
+    code = ord(text[pos])
+    name = _CONTROL_NAMES.get(code)
+    shown = f"U+{code:04X}" + (f" ({name})" if name else "")
+    return Diagnostic(
+        "E001",
+        Severity.ERROR,
+        f"invisible control character {shown}",
+        Span.from_offsets(file, text, pos, pos + 1),
+        hint="remove it: a story is plain text (tabs and line breaks are fine); control "
+        "characters can make a line read differently from what storyc sees",
+    )
+
+
 def char_error(text: str, file: str, pos: int) -> Diagnostic:
     span = Span.from_offsets(file, text, pos, pos + 1)
     ch = text[pos : pos + 1]
+    if ch and _is_control(ch):
+        return control_char_error(text, file, pos)
     if text.startswith('"""', pos):
         return Diagnostic(
             "E002",
@@ -128,7 +162,7 @@ def char_error(text: str, file: str, pos: int) -> Diagnostic:
             hint='close the string with `"` on the same line; use """...""" for '
             "text over several lines",
         )
-    shown = ch if ch.isprintable() and not ch.isspace() else repr(ch)
+    shown = ch if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}" if ch else "?"
     return Diagnostic(
         "E001",
         Severity.ERROR,
@@ -138,7 +172,70 @@ def char_error(text: str, file: str, pos: int) -> Diagnostic:
     )
 
 
-def explain(tok: Unexpected, text: str, file: str) -> Diagnostic:
+def _is_control(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        (code < 0x20 and ch not in "\t\n\r\f")
+        or 0x7F <= code <= 0x9F
+        or 0x202A <= code <= 0x202E
+        or 0x2066 <= code <= 0x2069
+    )
+
+
+def _word_before(text: str, pos: int) -> tuple[str, int]:
+    """The word that ends right before `pos` (whitespace between allowed) and its offset;
+    ("", pos) when there is none. Scans back over that word only: a regular expression
+    searched over `text[:pos]` tries every start in a long run of word characters, which
+    is quadratic (3.6 s at 20k characters, hours at 1 MB)."""
+    end = pos
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    word = text[start:end]
+    if not word or not (word[0].isalpha() or word[0] == "_") or not word.isascii():
+        return "", pos
+    return word, start
+
+
+# A string closed too early by an unescaped `"` inside it: `= "She said "Hope` + error.
+_INNER_QUOTE = re.compile(
+    r'(?P<name>[A-Za-z_]\w*)[ \t]*=[ \t]*"(?:[^"\\\n]|\\[^\n])*"'
+    r"[ \t]*(?P<word>[A-Za-z_]\w*)(?:[ \t]+[A-Za-z_]\w*)*[ \t]*$"
+)
+_LOOKBACK = 400  # characters of the current line looked at by the patterns above
+
+
+def _inner_quote(tok: Unexpected, text: str, file: str, pos: int) -> Diagnostic | None:
+    if tok.type not in ("STRING", "NAME", "NUMBER"):
+        return None
+    line_start = text.rfind("\n", 0, pos) + 1
+    m = _INNER_QUOTE.search(text, max(line_start, pos - _LOOKBACK), pos)
+    if m is None:
+        return None
+    line_end = text.find("\n", pos)
+    line_end = len(text) if line_end < 0 else line_end
+    first = text.index('"', m.end("name"))
+    last = text.rfind('"', pos, line_end)
+    if last <= first:
+        return None
+    inner = re.sub(r'(?<!\\)"', r'\\"', text[first + 1 : last])
+    fixed = f'{m.group("name")} = "{inner}"'
+    if len(fixed) > 100:
+        fixed = f'{m.group("name")} = "... \\"{m.group("word")}\\" ..."'
+    return Diagnostic(
+        "E003",
+        Severity.ERROR,
+        'a `"` inside a string ends it early',
+        Span.from_offsets(file, text, first, last + 1),
+        hint=f'write \\" for a quote inside a string: {fixed}',
+    )
+
+
+def explain(tok: Unexpected, text: str, file: str, chunk: int = 0) -> Diagnostic:
+    """The diagnostic for `tok`. `chunk`: where the parse that met it started (a block
+    opened before that was reported already)."""
     expected = set(tok.expected)
     if tok.type == "$END":
         pos = len(text)
@@ -147,21 +244,26 @@ def explain(tok: Unexpected, text: str, file: str) -> Diagnostic:
         pos = tok.start
         span = tok.span or Span.from_offsets(file, text, pos, pos + 1)
     found = _found(tok)
-    prev = re.search(r"([A-Za-z_]\w*)\s*$", text[:pos])
-    prev_word = prev.group(1) if prev else ""
+    prev_word, prev_start = _word_before(text, pos)
 
     # Inside a block, end of file or a declaration keyword almost always means a lost `}`.
     if tok.type == "$END" or (
         prev_word in KEYWORDS and "EQUAL" in expected and tok.type in ("NAME", "STRING", "LBRACE")
     ):
         before = "the end of the file" if tok.type == "$END" else f"`{prev_word}`"
-        at = prev.start(1) if tok.type != "$END" and prev else pos
-        diag = _missing_brace(text, file, at, before)
+        at = prev_start if tok.type != "$END" and prev_word else pos
+        diag = _missing_brace(text, file, at, before, chunk)
         if diag is not None:
             return diag
+    if "EQUAL" in expected:
+        quoted = _inner_quote(tok, text, file, pos)
+        if quoted is not None:
+            return quoted
     line_start = text.rfind("\n", 0, pos) + 1
     unquoted = (
-        _UNQUOTED.search(text, max(line_start, pos - 400), pos) if tok.type == "NAME" else None
+        _UNQUOTED.search(text, max(line_start, pos - _LOOKBACK), pos)
+        if tok.type == "NAME"
+        else None
     )
     if unquoted is not None:
         start = unquoted.start(2)

@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
+from storyc.base.reading import open_regular
+
 
 @dataclass(frozen=True, slots=True)
 class MediaInfo:
@@ -34,9 +36,11 @@ _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"}
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo | None:
-    """Header facts about an image or video; None when not understood. Never raises."""
+    """Header facts about an image or video; None when not understood (or not a regular
+    file: a FIFO or a device must not block or feed the reader). Never raises."""
     try:
-        with open(path, "rb") as f:
+        fd, _ = open_regular(path)
+        with open(fd, "rb") as f:
             head = f.read(32)
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
                 return _png(head)

@@ -5,6 +5,7 @@ Out: tasks, provider file URIs, downloaded bytes. I/O: HTTP (httpx). Modules:
 
     client        ProviderClient: submit, follow, get, cancel; the retry policy
     follow        waiting for a task: status polls or the NDJSON stream
+    status        many tasks' statuses at once: batched, paced under the read limit
     transfer      uploads (once per digest) and resumable downloads
     uploads       UploadRegistry: digest → URI, persisted across builds
     task          Task and Status (current and legacy numbering)

@@ -182,15 +182,17 @@ async def submit_prepared(
     scene: str | None = None,
     may_send: Callable[[], bool] | None = None,
     on_send: Callable[[dict[str, Any]], None] | None = None,
+    webhook: str | None = None,
 ) -> Task:
     """Submit `prepared` (the output of `upload_inputs`, made now when None). When the
     provider refuses a URI it once gave for an upload (expired), forget it, upload again
     and submit once more. `on_send(body)` is told the exact input before each POST (the
-    journal keeps it, to recognise the task later)."""
+    journal keeps it, to recognise the task later). `webhook`: the URL the provider calls
+    when the task ends (a nudge: whoever receives it reads the task again)."""
     ready = prepared if prepared is not None else await upload_inputs(client, input, files)
     _about_to_send(ready, scene, may_send, on_send)
     try:
-        return await client.submit(app, ready, scene=scene, may_send=may_send)
+        return await client.submit(app, ready, scene=scene, may_send=may_send, webhook=webhook)
     except E.InvalidRequest as exc:
         if not exc.stale_uris:
             raise
@@ -198,7 +200,7 @@ async def submit_prepared(
             client.uploads.forget_uri(client.base_url, uri)
     ready = await upload_inputs(client, input, files)
     _about_to_send(ready, scene, may_send, on_send)
-    return await client.submit(app, ready, scene=scene, may_send=may_send)
+    return await client.submit(app, ready, scene=scene, may_send=may_send, webhook=webhook)
 
 
 def _about_to_send(

@@ -41,11 +41,23 @@ class Named:
     span: Span
 
 
+class Names(dict[str, Named]):
+    """The shared namespace, in declaration order. `pool(kinds)` lists the names of those
+    kinds for "did you mean" hints; a subclass may hold names it does not store (the
+    incremental compiler keeps unchanged scenes out of the resolver's way)."""
+
+    def pool(self, kinds: tuple[str, ...]) -> list[str]:
+        return [n for n, d in self.items() if d.kind in kinds]
+
+
 @dataclass
 class Layer:
     origin: Origin
     settings: dict[str, ast.Setting]
     file: LoadedFile
+    # The block had a setting storyc does not know (E102): perhaps a misspelt input, so
+    # what the scenes that inherit it are is not certain.
+    unknown: bool = False
 
 
 class LineIndex:
@@ -80,7 +92,7 @@ class Context(Protocol):
     loaded: Loaded
     diags: Diagnostics
     files: FileResolver
-    names: dict[str, Named]
+    names: Names
     used: set[str]
     targets: Sequence[str] | None
     assets_by_name: dict[str, Asset]

@@ -11,6 +11,7 @@ compiler can say "aspect ratio 16:9 taken from the project default".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -38,6 +39,10 @@ VIDEO_MIN_FPS, VIDEO_MAX_FPS = 24.0, 60.0
 VIDEO_FORMATS = ("mp4", "mov")
 VIDEO_MAX_BYTES = 200 * 1024 * 1024
 MAX_BYTES = {"image": IMAGE_MAX_BYTES, "video": VIDEO_MAX_BYTES}
+# storyc's own limits on what a story asks for: takes of one scene (each is a paid render)
+# and renders at once.
+MAX_TAKES = 20
+MAX_JOBS = 64
 
 MediaKind = Literal["image", "video"]
 Quality = Literal["std", "pro"]
@@ -180,12 +185,19 @@ class Scene:
     takes: Setting[int]
     target: Setting[str]
     variables: dict[str, object] = field(default_factory=dict)
+    # What the story wrote for this scene but the resolver could not use (each is already
+    # reported): setting names ("start", "refs", "prompt", "aspect", ...), "?" for an
+    # unknown setting in the scene or a layer it inherits (perhaps a misspelt input), "@"
+    # for a mention of nothing. Rules that depend on them are not checked (see
+    # `storyc.check.rules.check_scene`), so an error is never reported as another.
+    unresolved: frozenset[str] = frozenset()
+    refs_span: Span | None = None  # the `refs = [...]` list, when written
     app: Setting[str] | None = None  # the provider app, maybe pinned (`ns/name@version`)
 
-    def inputs(self, project: Project | None = None) -> list[InputUse]:
+    def inputs(self, elements: Mapping[str, Element] | None = None) -> list[InputUse]:
         """Everything the scene takes in, each with its role: first frame, end frame,
-        reference images, the video (edited or referenced) and, given the project, its
-        elements' images (frontal, then the other angles). The one enumeration of a
+        reference images, the video (edited or referenced) and, given the project's
+        elements, its elements' images (frontal, then the other angles). The one enumeration of a
         scene's inputs: the graph, the rules, watch, the board and `upstream` use it."""
         out: list[InputUse] = []
         if self.first_frame is not None:
@@ -196,8 +208,8 @@ class Scene:
         if self.video is not None:
             role = "edited video" if self.video.mode == "base" else "reference video"
             out.append(InputUse(self.video.input, role))
-        for use in self.elements if project is not None else ():
-            element = project.elements.get(use.name) if project is not None else None
+        for use in self.elements if elements is not None else ():
+            element = elements.get(use.name) if elements is not None else None
             if element is not None:
                 for angle, inp in enumerate((element.frontal, *element.refs), 1):
                     out.append(InputUse(inp, "element", element.name, angle))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from storyc.base.diagnostics import Span
 from storyc.lang import ast
-from storyc.lang.parser import long_layout
-from storyc.resolve.context import KIND_WORDS, Layer, LineIndex
+from storyc.lang.parser import CONTROL, long_layout
+from storyc.resolve.context import KIND_WORDS, LineIndex
 from storyc.resolve.model import (
     DEFAULT_TARGET,
     ElementUse,
@@ -32,7 +32,7 @@ from storyc.resolve.values import VIDEO_SLOT, describe
 
 if TYPE_CHECKING:
     from storyc.lang.loader import LoadedFile
-    from storyc.resolve.scene import SceneResolver
+    from storyc.resolve.scene import Layered, SceneResolver
 
 
 def source_offset(node: ast.Str, text: str, offset: int) -> int | None:
@@ -72,18 +72,13 @@ def _problem_span(p: Problem, node: ast.Str | None, fallback: Span, index: LineI
     return node.span
 
 
-def build_scene(
-    sr: SceneResolver,
-    decl: ast.SceneDecl,
-    f: LoadedFile,
-    eff: dict[str, tuple[ast.Setting, Layer]],
-    video_layer: Layer | None,
-    variables: dict[str, Any],
-) -> Scene:
+def build_scene(sr: SceneResolver, decl: ast.SceneDecl, f: LoadedFile, layered: Layered) -> Scene:
     r = sr.r
     diags = sr.diags
     name = decl.name
     texts = r.loaded.sources.texts
+    eff, video_layer, variables = layered.eff, layered.video_layer, layered.variables
+    unresolved: set[str] = {"?"} if layered.uncertain else set()
 
     # prompt ----------------------------------------------------------------------
     node: ast.Str | None = None
@@ -106,6 +101,7 @@ def build_scene(
             node = s.value
             source = node.value
         else:
+            unresolved.add("prompt")
             diags.error(
                 "E104",
                 f"`prompt` must be a string in double quotes, found {describe(s.value)}",
@@ -116,6 +112,8 @@ def build_scene(
     rendered, problems = sr.render_prompt(source, context)
     file_text = texts.get(prompt_span.file, "")
     line_index: LineIndex | None = None
+    if problems:
+        unresolved.add("prompt")
     for p in problems:
         if line_index is None:
             line_index = sr.line_index(prompt_span.file, file_text)
@@ -127,6 +125,18 @@ def build_scene(
             hint=p.hint,
         )
     prompt = rendered if rendered is not None else source
+    bad = CONTROL.search(prompt) if rendered is not None and rendered != source else None
+    if bad is not None:
+        # The source has none (the parser refuses them): a template made it, e.g. from a
+        # string escape. The provider would get it, and a terminal would obey it.
+        unresolved.add("prompt")
+        diags.error(
+            "E144",
+            f"the prompt of scene `{name}` contains the control character "
+            f"U+{ord(bad.group()):04X} once its template is rendered",
+            prompt_span,
+            hint="remove the escape that makes it (a prompt is plain text; line breaks are fine)",
+        )
 
     # inputs ----------------------------------------------------------------------
     def image(key: str) -> Input | None:
@@ -135,15 +145,27 @@ def build_scene(
 
     first_frame = image("start")
     end_frame = image("end")
+    for key, got in (("start", first_frame), ("end", end_frame)):
+        if key in eff and got is None:
+            unresolved.add(key)
     images: list[Input] = []
+    refs_span: Span | None = None
     if "refs" in eff:
         s, layer = eff["refs"]
-        for inp in sr.image_list(s, layer.file):
+        refs_span = s.value.span
+        resolved = sr.image_list(s, layer.file)
+        if len(resolved) < _count(s.value):
+            unresolved.add("refs")
+        for inp in resolved:
             if not any(_same(inp, o) for o in images):
                 images.append(inp)
     elements: list[ElementUse] = []
     if "elements" in eff:
-        for use in sr._elements(eff["elements"][0]):
+        s = eff["elements"][0]
+        uses = sr._elements(s)
+        if len(uses) < _count(s.value):
+            unresolved.add("elements")
+        for use in uses:
             if all(e.name != use.name for e in elements):
                 elements.append(use)
 
@@ -162,7 +184,9 @@ def build_scene(
             )
         s = video_layer.settings[keys[0]]
         vinp = sr.video_input(s.value, video_layer.file, keys[0])
-        if vinp is not None:
+        if vinp is None:
+            unresolved.add("video")
+        else:
             mode = "base" if keys[0] == "edit" else "feature"
             video = VideoInput(vinp, mode, keep_sound, s.span)  # type: ignore[arg-type]
     if video is None and keep_sound is not None and keep_sound.origin == "scene":
@@ -197,6 +221,7 @@ def build_scene(
             continue
         named = r.names.get(mname)
         if named is None:
+            unresolved.add("@")
             r.unknown(mname, mspan, ("image", "video", "element", "scene"), "@name", code="E123")
             continue
         r.used.add(mname)
@@ -237,10 +262,12 @@ def build_scene(
     def get(key: str) -> Setting[Any] | None:
         return sr.setting(eff, key)
 
-    quality = get("quality") or Setting("std", None, "builtin")
-    watermark = get("watermark") or Setting(False, None, "builtin")
-    takes = get("takes") or Setting(1, None, "builtin")
-    target = get("target") or Setting(DEFAULT_TARGET, None, "builtin")
+    scalars = {k: get(k) for k in _SCALARS}
+    unresolved.update(k for k, v in scalars.items() if v is None and k in eff)
+    quality = scalars["quality"] or Setting("std", None, "builtin")
+    watermark = scalars["watermark"] or Setting(False, None, "builtin")
+    takes = scalars["takes"] or Setting(1, None, "builtin")
+    target = scalars["target"] or Setting(DEFAULT_TARGET, None, "builtin")
     return Scene(
         name=name,
         span=decl.name_span,
@@ -253,14 +280,24 @@ def build_scene(
         elements=tuple(elements),
         video=video,
         quality=quality,
-        aspect=get("aspect"),
-        duration=get("duration"),
+        aspect=scalars["aspect"],
+        duration=scalars["duration"],
         watermark=watermark,
         takes=takes,
         target=target,
         variables=variables,
+        unresolved=frozenset(unresolved),
+        refs_span=refs_span,
         app=get("app"),
     )
+
+
+_SCALARS = ("quality", "aspect", "duration", "watermark", "takes", "target", "keep_sound")
+
+
+def _count(v: ast.Value) -> int:
+    """How many items a list setting wrote (a single value counts as one)."""
+    return len(v.items) if isinstance(v, ast.ListV) else 1
 
 
 def _ref_names(v: ast.Value) -> list[str]:

@@ -16,6 +16,7 @@ tests run.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from storyc.base.diagnostics import Diagnostics, Span
 from storyc.base.hashing import DigestCache
 from storyc.lang import ast
 from storyc.lang.loader import Loaded, LoadedFile
-from storyc.resolve.context import KIND_WORDS, Layer, Named
+from storyc.resolve.context import KIND_WORDS, Layer, Named, Names
 from storyc.resolve.files import FileResolver
 from storyc.resolve.model import (
     DEFAULT_TARGET,
@@ -35,6 +36,7 @@ from storyc.resolve.model import (
     Element,
     MediaKind,
     Project,
+    Scene,
     Setting,
     Transition,
 )
@@ -55,6 +57,11 @@ from storyc.resolve.values import (
     to_python,
 )
 
+# Distinct unknown names given a "did you mean" per unit of resolution (the shared
+# declarations, one scene, the cuts): a bound per unit, not per run, so that resolving
+# one scene again (storyc.compiler.incremental) says what a whole compile says.
+MAX_SUGGESTIONS = 200
+
 
 def resolve(
     loaded: Loaded,
@@ -69,29 +76,39 @@ def resolve(
     if loaded.root is None or loaded.entry is None or not loaded.complete:
         return None
     cache = digests if digests is not None else DigestCache()
-    return _Resolver(loaded, diags, cache, targets).run()
+    return Resolver(loaded, diags, cache, targets).run()
 
 
-class _Resolver:
+class Resolver:
     def __init__(
         self,
         loaded: Loaded,
         diags: Diagnostics,
         digests: DigestCache,
         targets: Sequence[str] | None,
+        *,
+        names: Names | None = None,
+        files: FileResolver | None = None,
     ) -> None:
         assert loaded.root is not None and loaded.entry is not None
         self.loaded = loaded
         self.diags = diags
         self.root = loaded.root
-        self.files = FileResolver(loaded.root, digests)
-        self.names: dict[str, Named] = {}
+        self.files = (
+            files
+            if files is not None
+            else FileResolver(loaded.root, digests, loaded.allowed or None)
+        )
+        self.names: Names = names if names is not None else Names()
         self.lets: dict[str, tuple[ast.Let, LoadedFile]] = {}
         self.project_decl: tuple[ast.ProjectDecl, LoadedFile] | None = None
         self.defaults: list[Layer] = []
         self.used: set[str] = set()
         self.targets = targets
         self.assets_by_name: dict[str, Asset] = {}
+        self._hints: dict[tuple[str, tuple[str, ...]], str | None] = {}  # (name, pool) → hint
+        self._suggested = 0
+        self.sr: SceneResolver | None = None
 
     # collection --------------------------------------------------------------
     def _declare(self, kind: str, name: str, span: Span, decl: ast.Decl, f: LoadedFile) -> None:
@@ -138,7 +155,8 @@ class _Resolver:
             elif isinstance(item, ast.DefaultsDecl):
                 allowed = tuple(s for s in SCENE_SETTINGS if s not in ("use", "prompt"))
                 settings = check_settings(item.settings, allowed, "the defaults block", self.diags)
-                self.defaults.append(Layer("defaults", settings, f))
+                unknown = any(s.name not in allowed for s in item.settings)
+                self.defaults.append(Layer("defaults", settings, f, unknown))
 
     def _collect_project(self, item: ast.ProjectDecl, f: LoadedFile) -> None:
         if f.label != self.loaded.entry:
@@ -161,62 +179,138 @@ class _Resolver:
             self.project_decl = (item, f)
 
     # the run -------------------------------------------------------------------
+    # `run` is `prepare`, `scene` for every scene, `cuts`, `unused`, `project`: the same
+    # phases `storyc.compiler.incremental` drives one declaration at a time.
     def run(self) -> Project:
+        self.prepare()
+        scenes = {}
+        for name, named in self.names.items():
+            if named.kind == "scene":
+                assert isinstance(named.decl, ast.SceneDecl)
+                scenes[name] = self.scene(named.decl, named.file)
+        cuts = self.cuts()
+        self.unused()
+        return self.project(scenes, cuts)
+
+    def prepare(self) -> None:
+        """Everything a scene is resolved against: the name table, the project block,
+        `let`s, assets, elements, and the checked layers of defaults and styles."""
+        self._suggested = 0
         self._collect()
         entry = self.loaded.files[0]
-        title = self.root.name
+        self.title = self.root.name
         project_layer: dict[str, ast.Setting] = {}
-        other: dict[str, Setting[object]] = {}
-        sr = SceneResolver(self)
-        target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
+        self.other: dict[str, Setting[object]] = {}
+        sr = self.sr = SceneResolver(self)
+        self.target: Setting[str] = Setting(DEFAULT_TARGET, None, "builtin")
+        project_unknown = False
         if self.project_decl is not None:
             decl, _ = self.project_decl
             settings = check_settings(
                 decl.settings, PROJECT_SETTINGS, "the project block", self.diags
             )
+            project_unknown = any(s.name not in PROJECT_SETTINGS for s in decl.settings)
             if decl.title is not None:
-                title = decl.title
+                self.title = decl.title
             for key, s in settings.items():
                 if key in PROJECT_DEFAULTS:
                     project_layer[key] = s
+                    continue
+                if key == "shared_folders":
+                    self._shared_folders(s)
                     continue
                 value = sr.scalar(s)
                 if value is None:
                     continue
                 if key == "name":
-                    title = str(value)
+                    self.title = str(value)
                 else:
-                    other[key] = Setting(value, s.value.span, "project")
+                    self.other[key] = Setting(value, s.value.span, "project")
             if "target" in project_layer:
                 t = sr.scalar(project_layer["target"])
                 if t is not None:
-                    target = Setting(str(t), project_layer["target"].value.span, "project")
-        other.setdefault("backend", Setting(BACKENDS[0], None, "builtin"))
-        variables = self._variables()
-        assets = self._assets()
-        elements = self._elements(sr)
-        sr.prepare(Layer("project", project_layer, entry), self.defaults, variables)
-        scenes = {}
-        for name, named in self.names.items():
-            if named.kind == "scene":
-                assert isinstance(named.decl, ast.SceneDecl)
-                eff, video_layer, scene_vars = sr.layers(named.decl, named.file)
-                scenes[name] = build_scene(sr, named.decl, named.file, eff, video_layer, scene_vars)
-        cuts = self._cuts()
-        self._unused()
+                    self.target = Setting(str(t), project_layer["target"].value.span, "project")
+        self.other.setdefault("backend", Setting(BACKENDS[0], None, "builtin"))
+        self.variables = self._variables()
+        self.assets = self._assets()
+        self.elements = self._elements(sr)
+        sr.prepare(
+            Layer("project", project_layer, entry, project_unknown), self.defaults, self.variables
+        )
+        sr.checkpoint()
+
+    def scene(
+        self,
+        decl: ast.SceneDecl,
+        f: LoadedFile,
+        *,
+        diags: Diagnostics | None = None,
+        used: set[str] | None = None,
+    ) -> Scene:
+        """Resolve one scene against the prepared rest of the story. `diags` and `used`
+        (when given) collect this scene's problems and the names it uses instead of the
+        resolver's own, so a caller can keep them per scene."""
+        sr = self.sr
+        assert sr is not None, "prepare() first"
+        saved = (self.diags, sr.diags, self.used)
+        self._suggested = 0
+        if diags is not None:
+            self.diags = sr.diags = diags
+        if used is not None:
+            self.used = used
+        try:
+            return build_scene(sr, decl, f, sr.layers(decl, f))
+        finally:
+            self.diags, sr.diags, self.used = saved
+
+    def project(self, scenes: dict[str, Scene], cuts: dict[str, Cut]) -> Project:
+        entry = self.loaded.files[0]
         return Project(
-            name=title,
+            name=self.title,
             root=str(self.root),
             entry=self.loaded.entry or entry.label,
             files=tuple(f.label for f in self.loaded.files),
-            target=target,
-            variables=variables,
-            assets=assets,
-            elements=elements,
+            target=self.target,
+            variables=self.variables,
+            assets=self.assets,
+            elements=self.elements,
             scenes=scenes,
             cuts=cuts,
-            settings=other,
+            settings=self.other,
         )
+
+    def _shared_folders(self, s: ast.Setting) -> None:
+        """Check `shared_folders` (the loader already uses the well-formed ones)."""
+        values = s.value.items if isinstance(s.value, ast.ListV) else [s.value]
+        for v in values:
+            if not isinstance(v, ast.Str) or not v.value.strip() or "\0" in v.value:
+                self.diags.error(
+                    "E141",
+                    f"`shared_folders` lists folders as paths in quotes, found {describe(v)}",
+                    v.span,
+                    hint='for example: shared_folders = ["../brand-assets"]',
+                )
+                continue
+            real = Path(os.path.realpath(Path(self.root, v.value.strip())))
+            try:
+                is_dir, exists = real.is_dir(), real.exists()
+            except OSError:  # a name too long for the file system, and the like
+                is_dir = exists = False
+            if not is_dir:
+                self.diags.error(
+                    "E141",
+                    f'shared folder "{v.value}" is not a folder'
+                    + ("" if exists else " (it does not exist)"),
+                    v.span,
+                    hint="paths in `shared_folders` are relative to the entry file's folder",
+                )
+            elif real == Path(real.anchor):
+                self.diags.error(
+                    "E141",
+                    f'shared folder "{v.value}" is the root of the file system',
+                    v.span,
+                    hint="list the folder that holds the shared assets, not the whole disk",
+                )
 
     def _variables(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -271,8 +365,9 @@ class _Resolver:
                 out[name] = Element(name, frontal, tuple(refs), description, decl.name_span)
         return out
 
-    def _cuts(self) -> dict[str, Cut]:
+    def cuts(self) -> dict[str, Cut]:
         out: dict[str, Cut] = {}
+        self._suggested = 0
         for name, named in self.names.items():
             decl = named.decl
             if isinstance(decl, ast.CutDecl):
@@ -382,8 +477,17 @@ class _Resolver:
     def unknown(
         self, name: str, span: Span, kinds: tuple[str, ...], what: str = "name", code: str = "E110"
     ) -> None:
-        pool = [n for n, d in self.names.items() if d.kind in kinds]
-        hint = did_you_mean(name, pool)
+        pool = self.names.pool(kinds)
+        key = (name, tuple(pool))  # the names change between the engine's runs
+        if key in self._hints:
+            hint = self._hints[key]
+        elif self._suggested < MAX_SUGGESTIONS:
+            # "did you mean" compares with every declared name: a story of thousands of
+            # unknown names over thousands of declared ones would take minutes
+            self._suggested += 1
+            hint = self._hints[key] = did_you_mean(name, pool)
+        else:
+            hint = None
         if hint is None:
             hint = "nothing by that name is declared; check the spelling, or declare it"
             if kinds == ("element",):
@@ -399,7 +503,7 @@ class _Resolver:
             )
         self.diags.error(code, f"unknown {what} `{name}`", span, hint=hint)
 
-    def _unused(self) -> None:
+    def unused(self) -> None:
         for name, named in self.names.items():
             if named.kind in ("image", "video", "element", "style") and name not in self.used:
                 noun = KIND_WORDS[named.kind].split(" ", 1)[1]

@@ -8,6 +8,7 @@ diagnostics. No I/O of its own (files go through `storyc.resolve.files`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,10 @@ from storyc.lang import ast
 from storyc.resolve.context import KIND_WORDS, Layer, LineIndex
 from storyc.resolve.model import (
     ASPECTS,
+    DURATION_MAX,
+    DURATION_MIN,
+    MAX_JOBS,
+    MAX_TAKES,
     QUALITIES,
     ElementUse,
     Input,
@@ -39,6 +44,7 @@ from storyc.resolve.values import (
     as_remote,
     as_str,
     as_target,
+    as_webhook,
     check_settings,
     describe,
     is_unset,
@@ -51,7 +57,18 @@ if TYPE_CHECKING:
 
 
 FRAME_PARTS = ("first_frame", "last_frame", "frame")
+MAX_STYLE_DEPTH = 64  # styles a style may inherit through
 _BAD: Any = object()
+
+
+@dataclass
+class Layered:
+    """What `SceneResolver.layers` found for one scene."""
+
+    eff: dict[str, tuple[ast.Setting, Layer]]  # setting name -> (setting, layer it came from)
+    video_layer: Layer | None  # the layer that set the video slot
+    variables: dict[str, Any]  # merged `vars`
+    uncertain: bool  # a layer has an unknown setting, or its style chain is broken
 
 
 class SceneResolver:
@@ -65,6 +82,7 @@ class SceneResolver:
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
         self._lines: dict[str, LineIndex] = {}
+        self._shared: dict[int, Any] = {}
 
     # plain values --------------------------------------------------------------
     def scalar(self, s: ast.Setting) -> Any:
@@ -82,9 +100,20 @@ class SceneResolver:
         elif n == "backend":
             v = as_enum(s, d, BACKENDS)
         elif n == "duration":
-            v = as_int(s, d, 1, "a whole number of seconds")
-        elif n in ("takes", "jobs"):
-            v = as_int(s, d, 1)
+            v = as_int(
+                s,
+                d,
+                DURATION_MIN,
+                "a whole number of seconds",
+                DURATION_MAX,
+                code="E204",
+                why=f"a scene lasts {DURATION_MIN} to {DURATION_MAX} s; 5 or 10 without references",
+                suggest=5,
+            )
+        elif n == "takes":
+            v = as_int(s, d, 1, maximum=MAX_TAKES, why="each take is a separate render")
+        elif n == "jobs":
+            v = as_int(s, d, 1, maximum=MAX_JOBS)
         elif n in ("watermark", "keep_sound"):
             v = as_bool(s, d)
         elif n == "target":
@@ -93,6 +122,8 @@ class SceneResolver:
             v = as_base_url(s, d)
         elif n == "remote":
             v = as_remote(s, d)
+        elif n == "webhook":
+            v = as_webhook(s, d)
         elif n == "app":
             v = as_app(s, d)
         elif n == "max_cost":
@@ -275,6 +306,10 @@ class SceneResolver:
         for s in layer.settings.values():
             self._value(s, layer.file)
 
+    def resolved(self, s: ast.Setting, f: LoadedFile) -> Any:
+        """The checked value of a layer's setting (as scenes inheriting it see it)."""
+        return self._value(s, f)
+
     def _value(self, s: ast.Setting, f: LoadedFile) -> Any:
         n = s.name
         if n in ("start", "end"):
@@ -339,6 +374,10 @@ class SceneResolver:
         self._memo[key] = out
         return out
 
+    def style_layers(self, name: str) -> list[Layer] | None:
+        """The layers of style `name` as `prepare` found them (None: broken or unknown)."""
+        return self._chains.get(name)
+
     def _style_chain(self, name: str, via: Span | None = None) -> list[Layer] | None:
         """Layers of style `name`, root first; None when it (or an ancestor) is broken."""
         if name in self._chains:
@@ -349,7 +388,12 @@ class SceneResolver:
         decl = named.decl
         assert isinstance(decl, ast.StyleDecl)
         settings = check_settings(decl.settings, SCENE_SETTINGS, f"style `{name}`", self.diags)
-        layer = Layer("style", {k: v for k, v in settings.items() if k != "use"}, named.file)
+        layer = Layer(
+            "style",
+            {k: v for k, v in settings.items() if k != "use"},
+            named.file,
+            any(s.name not in SCENE_SETTINGS for s in decl.settings),
+        )
         self._check_layer(layer)
         parent = self._parent(decl.parent, settings.get("use"), f"style `{name}`")
         chain: list[Layer] | None = [layer]
@@ -361,6 +405,17 @@ class SceneResolver:
                     "styles inherit from each other in a cycle: " + " -> ".join(cycle),
                     named.span,
                     hint="a style may inherit from another, but not from itself",
+                )
+                chain = None
+            elif len(self._visiting) >= MAX_STYLE_DEPTH:
+                # a chain this deep is not a style sheet; and following it further would
+                # meet Python's recursion limit
+                self.diags.error(
+                    "E145",
+                    f"styles inherit from each other more than {MAX_STYLE_DEPTH} deep "
+                    f"(`{self._visiting[0]}` -> ... -> `{name}` -> `{parent}`)",
+                    named.span,
+                    hint="flatten the chain: a style may gather the settings of its parents",
                 )
                 chain = None
             else:
@@ -408,15 +463,19 @@ class SceneResolver:
         return parent.name
 
     # scenes --------------------------------------------------------------------
-    def layers(
-        self, decl: ast.SceneDecl, f: LoadedFile
-    ) -> tuple[dict[str, tuple[ast.Setting, Layer]], Layer | None, dict[str, Any]]:
+    def layers(self, decl: ast.SceneDecl, f: LoadedFile) -> Layered:
         """A scene's effective settings (each with the layer it came from), the layer
-        that set its video slot, and its merged `vars`; `prompt.build_scene` takes these."""
+        that set its video slot, its merged `vars`, and whether any layer it inherits from
+        is uncertain (an unknown setting, a broken style chain); `prompt.build_scene`
+        takes these."""
         own = check_settings(decl.settings, SCENE_SETTINGS, f"scene `{decl.name}`", self.diags)
         parent = self._parent(decl.parent, own.get("use"), f"scene `{decl.name}`")
-        chain = (self._style_chain(parent) or []) if parent else []
-        layers = [*self.base, *chain, Layer("scene", own, f)]
+        chain = self._style_chain(parent) if parent else []
+        unknown = any(s.name not in SCENE_SETTINGS for s in decl.settings)
+        layers = [*self.base, *(chain or []), Layer("scene", own, f, unknown)]
+        uncertain = chain is None or any(layer.unknown for layer in layers)
+        if parent is None and (decl.parent is not None or "use" in own):
+            uncertain = True  # it names a style that is not one (reported)
         eff: dict[str, tuple[ast.Setting, Layer]] = {}
         video_layer: Layer | None = None
         variables: dict[str, Any] = {}
@@ -428,7 +487,7 @@ class SceneResolver:
                     variables.update(self._vars(s))
                 elif k not in VIDEO_SLOT:
                     eff[k] = (s, layer)
-        return eff, video_layer, variables
+        return Layered(eff, video_layer, variables, uncertain)
 
     def setting(self, eff: dict[str, tuple[ast.Setting, Layer]], key: str) -> Setting[Any] | None:
         hit = eff.get(key)
@@ -440,9 +499,19 @@ class SceneResolver:
 
     def line_index(self, file: str, text: str) -> LineIndex:
         hit = self._lines.get(file)
-        if hit is None:
+        if hit is None or hit.text is not text:
             hit = self._lines[file] = LineIndex(file, text)
         return hit
+
+    def checkpoint(self) -> None:
+        """Remember the values checked so far (the shared layers) as the base for scenes."""
+        self._shared = dict(self._memo)
+
+    def isolate(self) -> None:
+        """Forget what scenes memoized since `checkpoint`. Values are memoized by the
+        `id` of their syntax node; once a scene's tree is replaced, a new node may get a
+        freed node's `id`, so a resolver that outlives trees calls this before scenes."""
+        self._memo = dict(self._shared)
 
     def render_prompt(
         self, source: str, context: dict[str, Any]

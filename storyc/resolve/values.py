@@ -59,7 +59,9 @@ PROJECT_SETTINGS = (
         "base_url",
         "max_cost",
         "jobs",
+        "shared_folders",
         "remote",
+        "webhook",
     )
 )
 ELEMENT_SETTINGS = ("frontal", "refs", "description")
@@ -76,7 +78,7 @@ def describe(value: ast.Value) -> str:
         text = value.value if len(value.value) <= 30 else value.value[:27] + "..."
         return f'"{text}" (a string)'
     if isinstance(value, ast.Num):
-        return f"{value.text} (a number)"
+        return f"{_short(value.text)} (a number)"
     if isinstance(value, ast.Ref):
         if value.attr is None and value.name in ("true", "false"):
             return f"{value.name} (a boolean)"
@@ -139,23 +141,47 @@ def as_bool(s: ast.Setting, diags: Diagnostics) -> Any:
 
 
 def as_int(
-    s: ast.Setting, diags: Diagnostics, minimum: int | None = None, what: str = "a whole number"
+    s: ast.Setting,
+    diags: Diagnostics,
+    minimum: int | None = None,
+    what: str = "a whole number",
+    maximum: int | None = None,
+    code: str = "E106",
+    why: str = "",
+    suggest: int | None = None,
 ) -> Any:
+    """A whole number in [minimum, maximum]. Out of range is `code` (E106 unless the range
+    is a rule of the model, e.g. E204 for durations); `why` ends the hint."""
     v = s.value
     if not isinstance(v, ast.Num) or not isinstance(v.value, int):
         example = str(int(v.value)) if isinstance(v, ast.Num) else "5"
         if isinstance(v, ast.Str) and v.value.strip().rstrip("s").strip().isdigit():
             example = v.value.strip().rstrip("s").strip()
+        if minimum is not None and maximum is not None and example.lstrip("-").isdigit():
+            example = str(min(max(int(example), minimum), maximum))
         return _type_error(diags, s, what, example)
-    if minimum is not None and v.value < minimum:
+    low = minimum is not None and v.value < minimum
+    high = maximum is not None and v.value > maximum
+    if low or high:
+        if minimum is not None and maximum is not None:
+            wanted = f"from {minimum} to {maximum}"
+        elif low:
+            wanted = f"at least {minimum}"
+        else:
+            wanted = f"at most {maximum}"
+        closest = suggest if suggest is not None else minimum if low else maximum
         diags.error(
-            "E106",
-            f"`{s.name}` must be at least {minimum}, found {v.text}",
+            code,
+            f"`{s.name}` must be {wanted}, found {_short(v.text)}",
             v.span,
-            hint=f"for example: {s.name} = {max(minimum, 1)}",
+            hint=f"for example: {s.name} = {closest}" + (f" ({why})" if why else ""),
         )
         return _UNSET
     return v.value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def as_number(s: ast.Setting, diags: Diagnostics, minimum: float | None = None) -> Any:
@@ -163,7 +189,9 @@ def as_number(s: ast.Setting, diags: Diagnostics, minimum: float | None = None) 
     if not isinstance(v, ast.Num):
         return _type_error(diags, s, "a number", "12.5")
     if minimum is not None and v.value < minimum:
-        diags.error("E106", f"`{s.name}` must be at least {minimum:g}, found {v.text}", v.span)
+        diags.error(
+            "E106", f"`{s.name}` must be at least {minimum:g}, found {_short(v.text)}", v.span
+        )
         return _UNSET
     return v.value
 
@@ -212,10 +240,24 @@ def as_base_url(s: ast.Setting, diags: Diagnostics) -> Any:
     value = as_str(s, diags)
     if value is _UNSET:
         return value
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+        host = parts.hostname
+    except ValueError as exc:
+        diags.error(
+            "E136",
+            f'`base_url` is a malformed URL: "{value}" ({exc})',
+            s.value.span,
+            hint='for example: base_url = "https://api.inference.sh"',
+        )
+        return _UNSET
+    if any(c.isspace() for c in value):
+        diags.error("E136", f'`base_url` contains a space: "{value}"', s.value.span)
+        return _UNSET
+    if parts.scheme == "https" and host:
         return value.rstrip("/")
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+    if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
         return value.rstrip("/")
     if parts.scheme == "http":
         diags.error(
@@ -268,6 +310,44 @@ def as_remote(s: ast.Setting, diags: Diagnostics) -> Any:
         )
         return _UNSET
     return value
+
+
+def webhook_problem(value: str) -> str | None:
+    """Why `value` cannot be the URL the provider calls when a task ends (None: it can).
+    The provider must reach it: https://, or plain http only to this machine (the loopback
+    provider). A credential in it would end up in the story or in logs: never."""
+    try:
+        parts = urlsplit(value)
+        user, host = parts.username, parts.hostname
+    except ValueError:
+        return f'not a URL: "{value[:60]}"'
+    if user is not None or parts.password is not None:
+        return "a webhook URL cannot hold a user name or password"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    # only where it points: a path or query may carry a token, never repeated in a message
+    shown = f"{parts.scheme}://{parts.netloc}" if parts.scheme else value.split("/")[0][:40]
+    return f"not an https:// URL: {shown}/…"
+
+
+def as_webhook(s: ast.Setting, diags: Diagnostics) -> Any:
+    value = as_str(s, diags)
+    if value is _UNSET:
+        return value
+    problem = webhook_problem(value)
+    if problem is None:
+        return value
+    code = "E401" if "user name" in problem else "E400"
+    diags.error(
+        code,
+        f"`webhook`: {problem}",
+        s.value.span,
+        hint="the address `storyc webhook serve` is reachable at, for example "
+        'webhook = "https://ci.example.com/storyc"; or set STORYC_WEBHOOK',
+    )
+    return _UNSET
 
 
 def to_python(value: ast.Value, diags: Diagnostics, what: str) -> Any:

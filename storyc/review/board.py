@@ -318,7 +318,9 @@ def _inputs_of(scene: Scene, project: Project | None) -> list[tuple[str, Input]]
             return f"{what} @{inp.name}"
         return what
 
-    uses = scene.inputs(project)  # the video last on a card, after the elements
+    uses = scene.inputs(
+        project.elements if project else None
+    )  # the video last on a card, after the elements
     for use in sorted(uses, key=lambda u: u.role in ("edited video", "reference video")):
         inp = use.input
         if use.role == "element":

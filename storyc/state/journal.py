@@ -27,6 +27,10 @@ or may not have reached the provider, and there is no idempotency key), `planned
 `not_sent`. `unknown()` lists attempts nothing may repeat until the user decides:
 `adopt` (the user found the task: it is followed), `forget` (it never ran) or
 `resolve_unknown(..., "resend")` (`--resubmit-unknown`: may pay twice).
+
+An attempt sent by a build that did not wait for it (`--detach`) is marked `detached`: the
+next plain build collects it rather than waiting for it. `pending()` lists what `storyc
+status` shows: attempts in flight, being sent, or of unknown fate.
 """
 
 from __future__ import annotations
@@ -82,7 +86,12 @@ CREATE INDEX IF NOT EXISTS attempts_key ON attempts(key);
 CREATE INDEX IF NOT EXISTS attempts_state ON attempts(state);
 """
 # Columns added after the first release: (name, SQL type). Old journals gain them on open.
-_ADDED = (("request", "TEXT"), ("base_url", "TEXT"), ("sent_at", "REAL"))
+_ADDED = (
+    ("request", "TEXT"),
+    ("base_url", "TEXT"),
+    ("sent_at", "REAL"),
+    ("detached", "INTEGER"),
+)
 
 
 class JournalError(Exception):
@@ -112,6 +121,9 @@ class Attempt:
     request: str | None = None  # canonical JSON of the exact body sent (files as URIs)
     base_url: str | None = None  # the provider it was sent to
     sent_at: float | None = None  # when the POST started (None: never sent)
+    # sent by a build that did not wait for it (`--detach`, or one collecting after it):
+    # the next plain build collects it rather than waiting for it
+    detached: bool = False
 
     @property
     def may_have_cost(self) -> bool:
@@ -130,7 +142,18 @@ class Spent:
 
 
 def _dec(v: object) -> Decimal | None:
-    return None if v is None else Decimal(str(v))
+    """A money amount from the journal; None (an unknown cost) when it is missing or is not
+    a plausible amount (a damaged row must not stop a build or be counted as a price)."""
+    if v is None:
+        return None
+    try:
+        d = Decimal(str(v))
+    except (ArithmeticError, ValueError):
+        return None
+    return d if d.is_finite() and 0 <= d <= _MAX_AMOUNT else None
+
+
+_MAX_AMOUNT = Decimal(10**9)  # USD: no render costs a billion; a larger figure is damage
 
 
 class Journal:
@@ -210,12 +233,14 @@ class Journal:
         *,
         body_digest: str | None = None,
         base_url: str | None = None,
+        detached: bool = False,
     ) -> int:
         now = time.time()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO attempts (key, scene, take, target, backend, state, owner, estimate,"
-                " body_digest, base_url, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " body_digest, base_url, detached, created_at, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     key,
                     scene,
@@ -227,6 +252,7 @@ class Journal:
                     None if estimate is None else str(estimate),
                     body_digest,
                     base_url,
+                    1 if detached else 0,
                     now,
                     now,
                 ),
@@ -327,6 +353,10 @@ class Journal:
         """Submitted attempts (task id known) not yet finished: follow them, never resend."""
         return self._select("state='submitted'")
 
+    def pending(self) -> list[Attempt]:
+        """What `storyc status` lists: attempts in flight, being sent, or of unknown fate."""
+        return self._select("state IN ('submitting','submitted','unknown')")
+
     def unknown(self) -> list[Attempt]:
         return self._select("state='unknown'")
 
@@ -424,4 +454,5 @@ def _attempt(row: sqlite3.Row) -> Attempt:
         request=row["request"] if "request" in keys else None,
         base_url=row["base_url"] if "base_url" in keys else None,
         sent_at=row["sent_at"] if "sent_at" in keys else None,
+        detached=bool(row["detached"]) if "detached" in keys else False,
     )

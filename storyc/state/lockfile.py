@@ -44,6 +44,7 @@ class LockFileError(Exception):
         super().__init__(f"{LOCK_NAME}:{line}: {message}" if line else f"{LOCK_NAME}: {message}")
         self.line = line
         self.detail = message
+        self.where: tuple[str, str] | None = None  # (table, scene) whose table is wrong
 
 
 @dataclass
@@ -120,6 +121,19 @@ class LockFile:
                 raise LockFileError("merge conflict marker; resolve the conflict", marker) from None
             m = re.search(r"line (\d+)", str(exc))
             raise LockFileError(f"not valid TOML: {exc}", int(m.group(1)) if m else None) from None
+        try:
+            return cls.from_data(raw)
+        except LockFileError as exc:
+            # Finding the line costs a parse per header: only for the error message.
+            line = _header_lines(text).get(exc.where) if exc.where is not None else None
+            raise LockFileError(exc.detail, line) from None
+
+    @classmethod
+    def from_data(cls, raw: Any) -> LockFile:
+        """A lock file from its plain data (what TOML gives, or `to_data`), every field
+        checked as when it is read from the file."""
+        if not isinstance(raw, dict):
+            raise LockFileError("not a table")
         version = raw.get("version", VERSION)
         if version != VERSION:
             raise LockFileError(f"written by another storyc (lock version {version!r})")
@@ -132,15 +146,22 @@ class LockFile:
                 try:
                     entry = _scene(name, data)
                 except LockFileError as exc:
-                    # Finding the line costs a parse per header: only for the error message.
-                    line = _header_lines(text).get((table, name))
-                    raise LockFileError(exc.detail, line) from None
+                    exc.where = (table, name)
+                    raise
                 # a lock written before previews had their own tables kept them in scenes
                 if table == "previews" or entry.backend == PREVIEW:
                     lock.previews.setdefault(name, entry)
                 else:
                     lock.scenes[name] = entry
         return lock
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data (JSON-safe: costs as strings) that `from_data` reads back."""
+        return {
+            "version": VERSION,
+            "scenes": _table_data(self.scenes),
+            "previews": _table_data(self.previews),
+        }
 
     def dumps(self) -> str:
         parts = [HEADER, f"version = {VERSION}\n"]
@@ -351,3 +372,31 @@ def _dump_scene(s: SceneEntry, table: str) -> str:
         if t.cost is not None:
             lines.append(f"cost = {_basic(str(t.cost))}")
     return "\n".join(lines) + "\n"
+
+
+def _table_data(entries: dict[str, SceneEntry]) -> dict[str, Any]:
+    return {
+        name: {
+            "backend": e.backend,
+            "target": e.target,
+            "schema": e.schema,
+            "app": e.app,
+            "prompt": e.prompt,
+            "inputs": e.inputs,
+            "settings": e.settings,
+            "picked": e.picked,
+            "takes": [
+                {
+                    "take": t.take,
+                    "key": t.key,
+                    "output": t.output,
+                    "task_id": t.task_id,
+                    "url": t.url,
+                    "duration": t.duration,
+                    "cost": None if t.cost is None else str(t.cost),
+                }
+                for t in e.takes
+            ],
+        }
+        for name, e in entries.items()
+    }

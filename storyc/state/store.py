@@ -73,9 +73,29 @@ class RenderRecord:
     created: float  # unix time
 
 
+def _record_sum(raw: dict[str, Any]) -> str:
+    """The checksum a record carries over its other fields (see `_sound`)."""
+    return digest_bytes(canonical_json({k: v for k, v in raw.items() if k != "sum"}))
+
+
+def _sound(raw: dict[str, Any]) -> bool:
+    """Whether a record is as storyc wrote it: its checksum matches its fields. A damaged
+    or hand-edited record is a miss, never a link to another video. Records written before
+    records had a checksum have none; they are still read (they are what keeps paid
+    renders from being paid for again), with every field checked by type."""
+    if "sum" not in raw:
+        return True
+    try:
+        return bool(raw["sum"] == _record_sum(raw))
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
 def _render_record(raw: dict[str, Any] | None) -> RenderRecord | None:
     """A render record from its JSON, or None when damaged (a damaged record is a miss)."""
     if raw is None or not is_digest(raw.get("output")) or not is_digest(raw.get("key")):
+        return None
+    if not _sound(raw):
         return None
     scene, take, backend = raw.get("scene"), raw.get("take"), raw.get("backend")
     task_id, url, duration, created = (
@@ -329,7 +349,8 @@ class Store:
         """`durable=False` for records that are cheap to make again (a render pulled from
         the team store: its object is durable, and a lost record only means looking it up
         again), saving two fsyncs each."""
-        data = {k: getattr(rec, k) for k in RenderRecord.__slots__}
+        data: dict[str, Any] = {k: getattr(rec, k) for k in RenderRecord.__slots__}
+        data["sum"] = _record_sum(data)
         atomic_write(
             Path(self._record_path("renders", rec.key)), canonical_json(data), durable=durable
         )
@@ -355,6 +376,7 @@ class Store:
     def record_derived(self, source: str, what: str, result: str) -> None:
         """Remember that `what` of object `source` (e.g. "last_frame", "frame@2.5") is `result`."""
         data = {"source": source, "what": what, "result": result}
+        data["sum"] = _record_sum(data)
         atomic_write(
             Path(self._record_path("derived", self._derived_id(source, what))), canonical_json(data)
         )
@@ -363,6 +385,8 @@ class Store:
         """The derived object's digest, only if that object is present and sound."""
         raw = self._read_record(self._record_path("derived", self._derived_id(source, what)))
         if raw is None or raw.get("source") != source or raw.get("what") != what:
+            return None
+        if not _sound(raw):
             return None
         result = raw.get("result")
         if not isinstance(result, str) or not is_digest(result) or not self.has(result):

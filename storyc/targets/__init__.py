@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-from storyc.base.diagnostics import Diagnostics
-from storyc.resolve.model import DEFAULT_TARGET, Project, Scene
-from storyc.targets.request import Request
+# Types only: `storyc.targets.request` is imported by commands that never lower a scene
+# (the planner prices requests), and the model is dataclass-heavy to import.
+if TYPE_CHECKING:
+    from storyc.base.diagnostics import Diagnostics
+    from storyc.resolve.model import Project, Scene
+    from storyc.targets.request import Request
 
 
 class Target(ABC):
@@ -89,5 +93,12 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def extras() -> list[str]:
+    """Targets a caller registered (not storyc's own), without loading storyc's own."""
+    return [n for n, t in _REGISTRY.items() if type(t).__module__ not in _BUILTIN]
+
+
 def default_target() -> Target:
+    from storyc.resolve.model import DEFAULT_TARGET
+
     return get(DEFAULT_TARGET)

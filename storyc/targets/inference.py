@@ -140,7 +140,7 @@ class InferenceTarget(Target):
         local = Diagnostics()
         low = Lowering(scene, rules.mode_of(scene))
         self._collect_refs(low, project, local)
-        low.prompt = self._substitute(low, local)
+        low.prompt = self._substitute(low, project, local)
         body_input = self._build_input(low, project, local)
         self._check_limits(low, body_input, local)
         # The schema check is the last guard: when the scene already has errors (from the
@@ -244,9 +244,13 @@ class InferenceTarget(Target):
                 table.setdefault(n, self.image_placeholder(i + 1) if self.frames_numbered else None)
         return table
 
-    def _substitute(self, low: Lowering, diags: Diagnostics) -> str:
+    def _substitute(self, low: Lowering, project: Project, diags: Diagnostics) -> str:
+        """The prompt with every mention replaced by its placeholder. An element's
+        `description` follows its first mention, in parentheses: these schemas have no
+        field for it, and the prompt is where the model reads what its references are."""
         scene = low.scene
         table = self._placeholders(low)
+        described: set[str] = set()
         frame_names = (
             {n: "the first frame" for n in _names(scene.first_frame)} if scene.first_frame else {}
         )
@@ -262,6 +266,13 @@ class InferenceTarget(Target):
             pos = m.end
             if m.name in table and table[m.name] is not None:
                 out.append(str(table[m.name]))
+                element = project.elements.get(m.name)
+                if element is not None and element.description and m.name not in described:
+                    described.add(m.name)
+                    out.append(f" ({' '.join(element.description.split())})")
+                    low.notes.append(
+                        f"@{m.name}: its description follows its first mention in the prompt"
+                    )
             elif m.name in table:
                 phrase = frame_names.get(m.name, "the first frame")
                 out.append(phrase)

@@ -16,8 +16,11 @@ replaces at build time:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, Literal
 
 FILE_MARKER = "$file"
@@ -73,3 +76,21 @@ class Request:
     @property
     def prompt(self) -> str:
         return str(self.body["input"].get("prompt", ""))
+
+    def canonical(self) -> str:
+        """Every field, in declaration order, as compact JSON (the body's fields in their
+        order: the provider's schema order): what `fingerprint` digests, and how
+        `storyc.compiler.state` stores a request."""
+        data = [
+            list(v) if isinstance(v, tuple) else v
+            for v in (getattr(self, f.name) for f in fields(self))
+        ]
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of everything in the request (the same request from the same storyc
+        has the same one): memos of what is computed from a request (render keys) stay
+        valid across compilations. Computed once; `storyc.compiler.state` stores it."""
+        raw = self.canonical().encode("utf-8", "surrogatepass")
+        return "sha256:" + hashlib.sha256(raw).hexdigest()

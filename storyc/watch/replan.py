@@ -14,7 +14,6 @@ added, removed or reordered, another lock file, a build since) means a full plan
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -63,13 +62,18 @@ class IncrementalPlanner:
         if (
             state != self.state
             or comp.order != self.order
-            or set(comp.requests) != set(self.requests)
+            or comp.requests.keys() != self.requests.keys()
         ):
             self.entries = {}
             plan = self.make(comp)
             self._take(comp, plan, plan.order)
         else:
-            changed = {n for n, r in comp.requests.items() if self.requests.get(n) != r}
+            # The incremental compiler hands back the very request object of a scene it did
+            # not compile again: an identity test settles all but the scenes it did.
+            before = self.requests
+            changed = {
+                n for n, r in comp.requests.items() if (p := before.get(n)) is not r and p != r
+            }
             if changed:
                 down: dict[str, set[str]] = {}
                 up: dict[str, set[str]] = {}
@@ -80,12 +84,7 @@ class IncrementalPlanner:
                 affected = _closure(changed, down)
                 context = _closure(affected, up)
                 order = [n for n in comp.order if n in context]
-                sub = dataclasses.replace(
-                    comp,
-                    order=order,
-                    selected=order,
-                    requests={n: r for n, r in comp.requests.items() if n in context},
-                )
+                sub = comp.narrowed(order, {n: r for n, r in comp.requests.items() if n in context})
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
             else:
                 self.last_replanned = 0
@@ -117,7 +116,8 @@ class IncrementalPlanner:
     def _view(self, comp: Compilation) -> PlanView:
         view = PlanView({}, {}, self.paid)
         names = list(comp.order)
-        names += [n for n in (comp.project.scenes if comp.project else ()) if n not in names]
+        listed = set(names)
+        names += [n for n in (comp.summary.scenes if comp.summary else ()) if n not in listed]
         for name in names:
             e = self.entries.get(name)
             if e is None or not e.render:

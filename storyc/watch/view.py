@@ -167,7 +167,11 @@ class RichView:
     def __init__(self, console: Any = None) -> None:
         from rich.console import Console
 
-        self.console = console if console is not None else Console(highlight=False)
+        from storyc.base.terminal import rich_options
+
+        self.console = (
+            console if console is not None else Console(highlight=False, **rich_options())
+        )
         self.header = ""
         self._lock = threading.Lock()
 

@@ -21,6 +21,12 @@ Why it is shaped this way:
   every watched file, compared after the restart, catches saves made in between.
 - storyc's own writes (`.storyc/`, `renders/`, `storyc.lock`) are never in the set,
   and are filtered out explicitly as well, so a build never triggers a rebuild.
+- A watched folder can be deleted and made again (`git checkout`, an asset tool that
+  rewrites its folder). The notifier's watch on the old folder dies with it, so the
+  identity (inode) of every watched folder is kept: a batch that touches a folder, or
+  finds one gone or replaced, re-plans the folders and restarts the notifier, and the
+  snapshot catches what was written in between. Without this, watch went deaf to that
+  folder while saying everything was up to date.
 """
 
 from __future__ import annotations
@@ -41,6 +47,13 @@ UNKNOWN: StatSig = (-1, -1, -1, -1)  # never equal to a real stat
 
 # Paths under the project root that storyc itself writes.
 OWN_OUTPUTS = (".storyc", "renders", "storyc.lock")
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def existing_ancestor(path: Path) -> Path:
@@ -80,6 +93,7 @@ class Watcher:
         self.watched: frozenset[Path] = frozenset()
         self._snapshot: dict[Path, StatSig] = {}
         self._dirs: frozenset[Path] = frozenset()
+        self._dir_ids: dict[Path, int | None] = {}
         self._missing_parents: frozenset[Path] = frozenset()
         self.batches = 0  # deliveries to on_change, for tests and the benchmark
         self.restarts = 0
@@ -119,10 +133,15 @@ class Watcher:
                     missing_parents.add(q)
                     q = q.parent
         self._dirs = frozenset(dirs)
+        self._dir_ids = {d: _inode(d) for d in dirs}
         self._missing_parents = frozenset(missing_parents)
 
     def _relevant(self, path: Path) -> bool:
-        return path in self.watched or path in self._missing_parents
+        return path in self.watched or path in self._missing_parents or path in self._dirs
+
+    def folders_changed(self) -> bool:
+        """Whether a watched folder is gone or was replaced since it was planned."""
+        return any(_inode(d) != ino for d, ino in self._dir_ids.items())
 
     def _filter(self, change: Change, raw: str) -> bool:
         path = Path(raw)
@@ -213,8 +232,15 @@ class Watcher:
                     # the kept snapshot shows what was written inside meanwhile.
                     self.set_watched(self.watched, keep_snapshot=True)
                     return
-                self._deliver(frozenset(batch & self.watched))
+                files = frozenset(batch & self.watched)
+                if files:
+                    self._deliver(files)
                 if self._dirs != dirs:
+                    return
+                if batch & self._dirs or self.folders_changed():
+                    # A watched folder was deleted, moved or made again: its watch is dead.
+                    # Plan the folders again (a missing one is waited for from its parent).
+                    self.set_watched(self.watched, keep_snapshot=True)
                     return
         finally:
             gen.close()

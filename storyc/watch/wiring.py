@@ -32,7 +32,7 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError
-from storyc.base.diagnostics import Severity, render_all, to_json
+from storyc.base.diagnostics import to_json
 from storyc.base.fsio import stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.build.effects import ProjectIO
@@ -40,11 +40,10 @@ from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
 from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter
 from storyc.build.session import KEY_ENV, execute
-from storyc.compiler import Compilation, compile_project
-from storyc.lang.loader import ParseCache
+from storyc.compiler import Compilation
+from storyc.compiler.state import CompiledState
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, Planner, make_plan
-from storyc.resolve.model import Input, LocalFile, Project
 from storyc.state.journal import Journal, JournalError
 from storyc.state.lockfile import LockFile, LockFileError
 from storyc.state.projectlock import ProjectLock, ProjectLocked
@@ -54,16 +53,6 @@ from storyc.watch.session import BuildReport, Compiled, NotBuilt, PlanView, Wiri
 from storyc.watch.watcher import StatSig
 
 _QUOTED_PATH = re.compile(r'"([^"\n{}]+\.(?:story|png|jpe?g|webp|gif|mp4|mov))"', re.I)
-
-
-def _inputs(project: Project) -> list[Input]:
-    out: list[Input] = []
-    for el in project.elements.values():
-        out.append(el.frontal)
-        out.extend(el.refs)
-    for sc in project.scenes.values():
-        out.extend(use.input for use in sc.inputs())
-    return out
 
 
 def _mentioned(root: Path, label: str, text: str) -> set[Path]:
@@ -91,18 +80,16 @@ def dependencies(
             if memo is not None:
                 memo[label] = hit
         files |= hit[1]
-    project = comp.project
-    if project is not None:
-        sources: list[Any] = [a.source for a in project.assets.values()]
-        sources.extend(i.source for i in _inputs(project))
-        for src in sources:
-            if isinstance(src, LocalFile):
-                files.add(Path(src.abs_path))
+    summary = comp.summary
+    if summary is not None:
+        files.update(Path(p) for p in summary.local_files)
     return files
 
 
 class Compiler:
-    """Compiles the same project again and again, re-using parses and digests."""
+    """Compiles the same project again and again: an incremental engine
+    (storyc.compiler.incremental) that recompiles only what a save changed, started from
+    and kept in the project's compiled state."""
 
     def __init__(
         self, path: Path, *, target: str | None = None, digests: DigestCache | None = None
@@ -110,22 +97,35 @@ class Compiler:
         self.path = Path(path).resolve()
         self.root = self.path if self.path.is_dir() else self.path.parent
         self.target = target
-        self.parse_cache = ParseCache()
         self._mentions: dict[str, tuple[str, set[Path]]] = {}
         self.digests = (
             digests if digests is not None else DigestCache(self.root / ".storyc" / "digests.json")
         )
+        self.state = CompiledState(self.root, self.path, target, self.digests)
+        self.engine = self.state.engine()
+        self.last: Compilation | None = None
 
     @property
     def parses(self) -> int:
-        return self.parse_cache.parses
+        """Declarations (or whole files) parsed since the session started."""
+        return self.engine.parses
+
+    def compile(self) -> Compilation:
+        comp = self.last = self.engine.update()
+        return comp
+
+    def save(self) -> None:
+        """Keep the compiled state for the next command (best effort)."""
+        if self.last is not None:
+            self.state.save(self.engine, self.last)
+        with contextlib.suppress(OSError):
+            self.digests.save()
 
     def __call__(self) -> Compiled:
-        comp = compile_project(
-            self.path, target=self.target, parse_cache=self.parse_cache, digests=self.digests
-        )
-        if comp.project is not None and Path(comp.project.root) != self.root:
-            self.root = Path(comp.project.root)
+        comp = self.compile()
+        summary = comp.summary
+        if summary is not None and Path(summary.root) != self.root:
+            self.root = Path(summary.root)
             self._mentions.clear()  # labels are relative to the root
         with contextlib.suppress(OSError):
             # The cache is an optimisation; a read-only .storyc must not stop watching.
@@ -135,15 +135,15 @@ class Compiler:
             files.add(self.root / "main.story")  # `storyc init` or a first save starts it
         # Notes (where a setting came from) are for `storyc check`; a screen redrawn on
         # every save shows only what needs attention.
-        shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
-        errors = sum(1 for d in shown if d.severity is Severity.ERROR)
+        shown = comp.shown()
+        errors, warnings, _ = comp.counts()
         return Compiled(
             comp=comp,
-            ok=comp.project is not None and errors == 0,
+            ok=comp.summary is not None and errors == 0,
             diagnostics=[to_json(d) for d in shown],
-            text=render_all(shown, comp.sources),
+            text=comp.rendered(notes=False),
             errors=errors,
-            warnings=len(shown) - errors,
+            warnings=warnings,
             files=files,
         )
 
@@ -152,11 +152,9 @@ class SetupFailed(Exception):
     """Watch cannot start: no project, an unknown backend, a paid backend without a key."""
 
 
-def _setting(project: Project | None, name: str) -> Any:
-    if project is None:
-        return None
-    s = project.settings.get(name)
-    return getattr(s, "value", s)
+def _setting(comp: Compilation, name: str) -> Any:
+    summary = comp.summary
+    return summary.settings.get(name) if summary is not None else None
 
 
 class _Events(Reporter):
@@ -282,8 +280,8 @@ class Pipeline:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
             # scenes stay eligible, so the next save after the fix builds them.
             raise BuildRefused(str(exc)) from None
-            self._store = None  # new records: the planner's store re-reads them
         finally:
+            self._store = None  # new records: the planner's store reads them again
             if journal is not None:
                 journal.close()
             guard.release()
@@ -296,16 +294,17 @@ class Pipeline:
     def _assemble_cuts(self, comp: Compilation, store: Store, lock: LockFile, result: Any) -> None:
         """As `storyc build` does after the scenes: every cut whose clips changed (the
         film stage; its lines are watch notes)."""
-        if comp.project is None or not comp.project.cuts:
+        facts = comp.cut_facts()  # from the units: no model is built for this
+        if not facts:
             return
         from storyc.film.cuts import build_cuts
-        from storyc.film.spec import cut_specs
+        from storyc.film.spec import specs_of
 
         build_cuts(
             self.root,
             store,
             lock,
-            cuts=cut_specs(comp.project, comp.diagnostics),
+            cuts=specs_of(facts, comp.diagnostics if comp.has_errors else ()),
             requests=comp.requests,
             order=comp.order,
             outcomes=result.scenes,
@@ -333,13 +332,10 @@ def make_wiring(
 ) -> Wiring:
     """Set up watch for the project at `path`. Raises SetupFailed (exit 3) or ValueError."""
     compiler = Compiler(Path(path), target=target)
-    first = compile_project(
-        compiler.path, target=target, parse_cache=compiler.parse_cache, digests=compiler.digests
-    )
+    first = compiler.compile()  # the session's first refresh finds it compiled
     if not first.found:
         raise SetupFailed(f"no storyc project at {path} (run `storyc init` to start one)")
-    project = first.project
-    name = backend or _setting(project, "backend") or "preview"
+    name = backend or _setting(first, "backend") or "preview"
     if name not in backends.names():
         raise SetupFailed(f"unknown backend {name!r} ({' or '.join(backends.names())})")
     api_key = None
@@ -350,7 +346,7 @@ def make_wiring(
                 f"the {name} backend needs an API key to render: set {KEY_ENV} "
                 "(or watch without --yes/--max-cost to see plans and costs only)"
             )
-    base_url = base_url or _setting(project, "base_url")
+    base_url = base_url or _setting(first, "base_url")
     pipe = Pipeline(
         compiler,
         name,
@@ -371,6 +367,7 @@ def make_wiring(
         build=pipe.build,
         backend=name,
         parses=lambda: compiler.parses,
+        close=compiler.save,
         pipeline=pipe,
         board=write_board if board else None,
     )

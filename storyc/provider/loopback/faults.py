@@ -6,7 +6,8 @@ that fires, if any. No I/O. Deterministic: exact schedules by call number, and
 probabilities drawn from a seeded RNG.
 
 Endpoints: submit (POST /apps/run), task (GET /tasks/{id}), status, stream, cancel,
-files (POST /files), upload (PUT of the bytes), download (GET of a file or output).
+files (POST /files), upload (PUT of the bytes), download (GET of a file or output), and
+webhook: the call the provider makes to a task's webhook URL when the task ends.
 
 Kinds:
     429 / 500 / 503   answer with that error (429 and 503 carry Retry-After if given)
@@ -20,6 +21,15 @@ Kinds:
     slow              downloads: pause `seconds` between 64 KiB blocks
     fail / reject     on submit: accept the task, which then ends failed (11) or
                       rejected (13, "insufficient balance") instead of completing
+    late              webhook: call `seconds` after the task ended
+    duplicate         webhook: call twice
+    lost              webhook: never call
+    forged            webhook: half-way through the task, two forged calls to its URL:
+                      one saying it completed (with a made-up output) while it runs, one
+                      for a task id this provider never created; then the real call
+
+A webhook fault is drawn once per task with a webhook, when it is submitted (`nth`
+counts those tasks in the order they arrived).
 """
 
 from __future__ import annotations
@@ -27,7 +37,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-ENDPOINTS = ("submit", "task", "status", "stream", "cancel", "files", "upload", "download")
+ENDPOINTS = (
+    "submit",
+    "task",
+    "status",
+    "stream",
+    "cancel",
+    "files",
+    "upload",
+    "download",
+    "webhook",
+)
 KINDS = (
     "429",
     "500",
@@ -41,6 +61,10 @@ KINDS = (
     "slow",
     "fail",
     "reject",
+    "late",
+    "duplicate",
+    "lost",
+    "forged",
 )
 
 

@@ -1,6 +1,7 @@
 """A small HTTP/1.1 server on asyncio streams, for the loopback provider.
 
-Stage: tooling (the offline provider). In: TCP connections on 127.0.0.1. Out: calls
+Stage: tooling (the offline provider; `storyc webhook serve` listens with it too). In:
+TCP connections (on 127.0.0.1 unless told otherwise). Out: calls
 to an async handler `handler(Request) -> Response` and the bytes of its answer.
 I/O: sockets only.
 
@@ -195,11 +196,13 @@ async def _write_response(writer: asyncio.StreamWriter, resp: Response, keep: bo
 
 
 class HttpServer:
-    """Listens on 127.0.0.1:`port` (0 = a free port) in the running event loop."""
+    """Listens on `host`:`port` (127.0.0.1 and a free port by default) in the running
+    event loop."""
 
-    def __init__(self, handler: Handler, port: int = 0) -> None:
+    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
         self.handler = handler
         self.port = port
+        self.host = host
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.connections = 0  # accepted so far: tests use it to see keep-alive at work
@@ -212,11 +215,13 @@ class HttpServer:
             self.connections += 1
             try:
                 await serve_connection(self.handler, r, w)
+            except asyncio.CancelledError:
+                pass  # stopped: the connection is closed, nothing to report
             finally:
                 self._conns.discard(task)
 
         self._server = await asyncio.start_server(
-            on_conn, "127.0.0.1", self.port, limit=MAX_HEADER_BYTES, backlog=256
+            on_conn, self.host, self.port, limit=MAX_HEADER_BYTES, backlog=256
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port

@@ -198,6 +198,12 @@ class LoopbackServer:
         return self.provider.book.arrivals
 
     @property
+    def webhook_calls(self) -> list[dict[str, Any]]:
+        """Every call made to a webhook URL: task id, URL, kind (real, duplicate, forged,
+        lost) and the HTTP status the receiver answered (None: nobody answered)."""
+        return self.provider.book.webhook_calls
+
+    @property
     def faults(self) -> FaultPlan:
         return self.provider.options.faults
 

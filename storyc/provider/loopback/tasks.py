@@ -8,11 +8,17 @@ Life cycle of a task (latency L): queued (0.2 L) → running (0.6 L, the output 
 rendered) → uploading (0.2 L) → completed. A `fail` fault ends it failed (11), a
 `reject` fault rejected (13, never ran), an end frame without a first frame fails as
 the real app does. Every status change is pushed to open streams at once.
+
+Webhooks: a submission with `"webhook": URL` gets one POST to that URL when its task
+ends (completed, failed, cancelled or rejected), as the real provider does, with the task
+as `GET /tasks/{id}` shows it as the body. The `webhook` faults make it late, duplicated,
+lost or accompanied by forged calls; every call made is recorded (`webhook_calls`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -100,6 +106,13 @@ class TaskBook:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.arrivals: list[float] = []  # time.monotonic() of every POST /apps/run read
+        self._hooks: dict[str, str] = {}  # task id -> the webhook URL it was sent with
+        self._hook_faults: dict[str, str | None] = {}  # task id -> its webhook's fault
+        self._hook_late: dict[str, float] = {}
+        # every webhook call made: {"task_id", "url", "kind": real|duplicate|forged, "status"}
+        self.webhook_calls: list[dict[str, Any]] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._http: Any = None  # an httpx.AsyncClient, made at the first call
 
     def form(self, status: Status) -> int | str:
         how = self.p.options.status_form
@@ -124,6 +137,8 @@ class TaskBook:
         if status in TERMINAL and self._records[task_id]["outcome"] is None:
             self._records[task_id]["outcome"] = status.name.lower()
             self.in_flight -= 1
+            if task_id in self._hooks:
+                self._spawn(self._deliver(task_id))
 
     async def fault_or(
         self, endpoint: str, req: Request, make: Callable[[Fault | None], Awaitable[Response]]
@@ -191,6 +206,15 @@ class TaskBook:
         }
         self.submissions.append(record)
         self._records[task_id] = record
+        hook = body.get("webhook")
+        if isinstance(hook, str) and hook:
+            self._hooks[task_id] = hook
+            # the webhook's fault is drawn per task, in the order tasks arrive
+            hook_fault = self.p.options.faults.pick("webhook")
+            self._hook_faults[task_id] = hook_fault.kind if hook_fault is not None else None
+            self._hook_late[task_id] = hook_fault.seconds if hook_fault is not None else 0.0
+            if self._hook_faults[task_id] == "forged":
+                self._spawn(self._forge(task_id))
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         outcome = fault.kind if fault is not None and fault.kind in ("fail", "reject") else None
@@ -300,7 +324,60 @@ class TaskBook:
         finally:
             self._watchers[task_id].remove(queue)
 
+    # -- webhooks -------------------------------------------------------------------------
+    def _spawn(self, work: Any) -> None:
+        job = asyncio.get_running_loop().create_task(work)
+        self._deliveries.add(job)
+        job.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, task_id: str) -> None:
+        """The call made when the task ends (or not made, or late, or twice)."""
+        url, kind = self._hooks[task_id], self._hook_faults.get(task_id)
+        if kind == "lost":
+            self.webhook_calls.append({"task_id": task_id, "url": url, "kind": "lost"})
+            return
+        if kind == "late":
+            await asyncio.sleep(self._hook_late.get(task_id, 1.0))
+        await self._call(url, task_id, self.view(task_id), "real")
+        if kind == "duplicate":
+            await self._call(url, task_id, self.view(task_id), "duplicate")
+
+    async def _forge(self, task_id: str) -> None:
+        """Forged calls, made while the task runs (half-way through its latency, when
+        its sender knows its id): it "completed" (with a made-up output), and a task id
+        this provider never created completed too."""
+        await asyncio.sleep(0.5 * self.p.options.latency)
+        url = self._hooks[task_id]
+        lie = {**self.view(task_id), "status": self.form(Status.COMPLETED)}
+        await self._call(url, task_id, {**lie, "output": _FAKE_OUTPUT}, "forged")
+        fake = uuid.uuid4().hex[:20]
+        forged = {"id": fake, "status": self.form(Status.COMPLETED), "output": _FAKE_OUTPUT}
+        await self._call(url, fake, forged, "forged")
+
+    async def _call(self, url: str, task_id: str, body: dict[str, Any], kind: str) -> None:
+        import httpx  # the loopback's own client, for its outgoing calls
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=30.0)
+        entry: dict[str, Any] = {"task_id": task_id, "url": url, "kind": kind}
+        try:
+            resp = await self._http.post(url, json=body)
+            entry["status"] = resp.status_code
+        except httpx.HTTPError as exc:  # nobody listening: the call is lost, as upstream
+            entry["status"] = None
+            entry["error"] = type(exc).__name__
+        self.webhook_calls.append(entry)
+
     async def shutdown(self) -> None:
         for runner in self._runners.values():
             runner.cancel()
         await asyncio.gather(*self._runners.values(), return_exceptions=True)
+        for job in list(self._deliveries):
+            job.cancel()
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await self._http.aclose()
+
+
+_FAKE_OUTPUT = {"video": "https://attacker.invalid/not-your-video.mp4"}
