@@ -222,9 +222,9 @@ def test_discovery_lists_the_story_files_of_a_folder(tmp_path: Path) -> None:
         (tmp_path / name).write_text("", "utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.story").write_text("", "utf-8")
-    assert discovery(str(tmp_path)) == ("a.story", "b.story")
-    assert discovery(str(tmp_path / "a.story")) == ()  # a file: no folder to discover
-    assert discovery(str(tmp_path / "missing")) == ()
+    assert list(discovery(str(tmp_path))) == ["a.story", "b.story"]
+    assert not discovery(str(tmp_path / "a.story"))  # a file: no folder to discover
+    assert not discovery(str(tmp_path / "missing"))
 
 
 def test_record_trusts_only_a_settled_complete_state(tmp_path: Path) -> None:
