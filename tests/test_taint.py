@@ -168,14 +168,15 @@ def test_every_error_is_traced_whatever_comes_before_it(tmp_path: Path, images: 
 
 
 def test_an_error_at_the_first_character_of_a_declaration_is_its_own() -> None:
-    from storyc.check.taint import _owner
+    from storyc.check.taint import _owner, file_regions
     from storyc.lang.parser import parse_text
 
     tree = parse_text('scene a { prompt = "x" }\nscene b { prompt = "y" }\n', "main.story").file
-    a, b = tree.items
-    decls = [(a.name_span.start, a), (b.name_span.start, b)]
-    assert _owner(decls, b.name_span.start) is b
-    assert _owner(decls, b.name_span.start - 1) is a
+    decls = file_regions(tree)
+    a, b = decls
+    assert (a.name, b.name) == ("a", "b")
+    assert _owner(decls, b.start) is b
+    assert _owner(decls, b.start - 1) is a
     assert _owner(decls, 0) is None  # before every declaration (the `scene` keyword)
 
 
