@@ -13,7 +13,6 @@ import contextlib
 import io
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -195,7 +194,6 @@ def _git(root: Path, *args: str) -> str:
     ).stdout
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is part of the test machine")
 def test_review_mode_since_a_revision(tmp_path: Path) -> None:
     story = STORY.replace(
         'scene broken { start = "assets/missing.png"  prompt = "never"  duration = 5 }\n', ""

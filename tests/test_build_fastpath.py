@@ -180,3 +180,81 @@ def test_paid_build_with_unknown_attempt_is_not_fast(
             assert summary(events)["fast_path"] is False
             assert "fate is unknown" in err
             time.sleep(RACY_S + 0.05)  # settled, and still never recorded
+
+
+def test_every_option_that_decides_a_build_is_in_its_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path answers only a build asked in exactly the same way: each option that
+    can change the result changes `options`; the same ones give the same signature."""
+    import argparse
+
+    from storyc.build.fastpath import options
+
+    def ns(**kw: object) -> argparse.Namespace:
+        base: dict[str, object] = dict(
+            path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
+            base_url=None, resubmit_unknown=False,
+        )  # fmt: skip
+        return argparse.Namespace(**{**base, **kw})
+
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    plain = options(ns())
+    assert options(ns()) == plain and options(ns(cuts=[])) == plain
+    for change in (
+        dict(target="inference/video-o1-v1"),
+        dict(scenes=["arrival"]),
+        dict(cuts=["final"]),
+        dict(backend="inference"),
+        dict(base_url="http://127.0.0.1:9"),
+        dict(resubmit_unknown=True),
+        dict(path=str(tmp_path / "elsewhere")),
+    ):
+        assert options(ns(**change)) != plain, change
+    monkeypatch.setenv("INFERENCE_BASE_URL", "http://127.0.0.1:9")
+    assert options(ns()) != plain
+
+
+def test_discovery_lists_the_story_files_of_a_folder(tmp_path: Path) -> None:
+    from storyc.build.fastpath import discovery
+
+    for name in ("b.story", "a.story", "notes.txt", "c.story.bak"):
+        (tmp_path / name).write_text("", "utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.story").write_text("", "utf-8")
+    assert list(discovery(str(tmp_path))) == ["a.story", "b.story"]
+    assert not discovery(str(tmp_path / "a.story"))  # a file: no folder to discover
+    assert not discovery(str(tmp_path / "missing"))
+
+
+def test_record_trusts_only_a_settled_complete_state(tmp_path: Path) -> None:
+    """`record` writes nothing for a missing input, for an input changed (by its mtime or
+    its ctime) too close to the build's start, or when it cannot write; with no inputs at
+    all it records."""
+    import argparse
+
+    from storyc.build.fastpath import record, record_path
+
+    args = argparse.Namespace(
+        path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
+        base_url=None, resubmit_unknown=False,
+    )  # fmt: skip
+    story = tmp_path / "main.story"
+    story.write_text("x", "utf-8")
+    root = str(tmp_path)
+    ctime = story.stat().st_ctime_ns / 1e9
+    later = ctime + RACY_S + 60  # a build that started well after the last change
+    assert not record(root, args, [str(story), str(tmp_path / "gone")], {}, later)
+    assert not os.path.exists(record_path(root))
+    assert not record(root, args, [str(story)], {}, ctime + RACY_S / 2)  # racy: changed just now
+    # an mtime set after the build's start (a tool restoring times) is as racy as a ctime
+    os.utime(story, ns=(story.stat().st_atime_ns, int((later + 5) * 1e9)))
+    assert not record(root, args, [str(story)], {}, later)
+    assert not os.path.exists(record_path(root))
+    assert record(root, args, [], {"note": 1}, later)  # nothing read: nothing to distrust
+    assert os.path.exists(record_path(root))
+    # .storyc/ cannot hold a record (a file in its place): not recorded, and no traceback
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / ".storyc").write_text("not a folder", "utf-8")
+    assert not record(str(other), args, [], {}, later)

@@ -7,11 +7,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from procs import Child
 from test_build_support import STORY_TAKES, build, make_project, rendered
 
 from storyc.provider import loopback
@@ -23,7 +23,7 @@ def test_second_ctrl_c_keeps_in_flight_tasks_for_reattachment(
 ) -> None:
     root = make_project(tmp_path / "p")
     with loopback.serve(latency=3.0, fast_outputs=True) as server:
-        proc = subprocess.Popen(
+        proc = Child(
             [
                 sys.executable,
                 "-m",
@@ -38,13 +38,9 @@ def test_second_ctrl_c_keeps_in_flight_tasks_for_reattachment(
                 "0.05",
             ],
             env={**os.environ, **server.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
-        assert proc.stdout is not None
         submitted = 0
-        for line in proc.stdout:
+        for line in proc.lines():
             event = json.loads(line)
             if event.get("state") == "submitted":
                 submitted += 1
@@ -53,12 +49,12 @@ def test_second_ctrl_c_keeps_in_flight_tasks_for_reattachment(
         # the first Ctrl-C only stops new submissions; the second stops waiting for the
         # three tasks in flight, which stay recorded for the next build
         proc.send_signal(signal.SIGINT)
-        for line in proc.stdout:
+        for line in proc.lines():
             if "interrupted" in json.loads(line).get("text", ""):
                 break
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, err
+        code, out, err = proc.finish(timeout=30)
+        assert code == 130, err
         assert "Traceback" not in err
         assert "interrupted" in err or "interrupted" in out
         assert len(server.submissions) == 3

@@ -20,7 +20,7 @@ def _loaded_after(args: list[str]) -> set[str]:
         " file=sys.stderr)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stderr.split()
     return set(out)
 

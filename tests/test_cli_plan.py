@@ -79,3 +79,47 @@ def test_gc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert not store.has(stray)
     lock = LockFile.load(root / "storyc.lock")
     assert all(store.has(t.output) for e in lock.scenes.values() for t in e.takes if t.output)
+
+
+def test_plan_why_and_gc_after_a_real_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The three read the records a real preview build left (not hand-written ones): all up
+    to date; an edit shows as the field that changed and the scenes downstream; gc keeps
+    every output the lock and renders/ use, and the next build renders only the edit."""
+    from test_build_support import build as real_build
+    from test_build_support import edit_story, make_project, rendered
+
+    root = make_project(tmp_path / "p")
+    code, _, err = real_build(root)
+    assert code == 0, err
+    capsys.readouterr()
+    code, out, _ = run(capsys, "plan", str(root))
+    assert code == 0 and out.splitlines()[-1].startswith("4 up to date")
+    code, out, _ = run(capsys, "why", "lanterns", str(root))
+    assert code == 0 and "nothing changed since the last build" in out
+    code, out, _ = run(capsys, "gc", str(root))
+    assert code == 0 and out.startswith("removed 0 objects")
+
+    edit_story(root, "A walk through @market at dusk", "A walk through @market at dawn")
+    code, out, _ = run(capsys, "why", "arrival", str(root))
+    assert "arrival: will render" in out
+    # the prompt as sent: mentions are the provider's placeholders
+    assert "    -A walk through @image_1 at dusk\n    +A walk through @image_1 at dawn" in out
+    code, out, _ = run(capsys, "plan", str(root), "--json")
+    scenes = json.loads(out)["scenes"]
+    # lanterns starts from arrival's last frame and rain edits arrival: both follow it
+    assert {n for n, s in scenes.items() if s["render"]} == {"arrival", "lanterns", "rain"}
+    code, events, err = real_build(root)
+    assert code == 0, err
+    assert sorted(rendered(events)) == ["arrival", "lanterns", "rain"]
+    # the old arrival chain is garbage now (kept 30 days by default, so reverting is free)
+    code, out, _ = run(capsys, "gc", str(root), "--keep-days", "0")
+    assert code == 0 and "removed 0 objects" not in out and ", 3 render records," in out
+    lock = LockFile.load(root / "storyc.lock")
+    store = Store.for_project(root)
+    assert all(store.has(t.output) for e in lock.scenes.values() for t in e.takes if t.output)
+    for name in ("arrival", "lanterns", "rain"):
+        assert (root / "renders" / f"{name}.mp4").resolve().is_file(), name
+    code, events, _ = real_build(root)
+    assert code == 0 and rendered(events) == []

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from procs import Child
 from test_build_support import STORY, STORY_TAKES, make_project
 
 from storyc.base.hashing import digest_file
@@ -32,10 +32,8 @@ CRASH_STORY = STORY + "".join(
 TAKES = STORY_TAKES + EXTRA
 
 
-def _start(
-    root: Path, env: dict[str, str], *extra: str, out: int | None = subprocess.DEVNULL
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def _start(root: Path, env: dict[str, str], *extra: str, out: bool = False) -> Child:
+    return Child(
         [
             sys.executable,
             "-m",
@@ -54,8 +52,6 @@ def _start(
         ],
         env={**os.environ, **env},
         stdout=out,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 
@@ -69,15 +65,14 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
         env = server.env
         killed = 0
         for k, delay in KILL_POINTS:
-            proc = _start(root, env, out=subprocess.PIPE)
-            assert proc.stdout is not None
+            proc = _start(root, env, out=True)
             for _ in range(k):
-                if not proc.stdout.readline():
+                if not proc.readline():
                     break  # it finished first
-            time.sleep(delay)
+            time.sleep(delay)  # a varying moment inside the step (the hook's windows are exact)
             proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
-            killed += proc.returncode == -signal.SIGKILL
+            code, _, _ = proc.finish(timeout=30)
+            killed += code == -signal.SIGKILL
             _check_lock(root)
         # the kills landed mid-build (not after a finished run); progress is kept across them
         assert killed >= 10, killed
@@ -86,20 +81,20 @@ def test_sigkill_at_many_moments(tmp_path: Path) -> None:
         resent_with_word = 0
         for _ in range(6):
             proc = _start(root, env)
-            _, err = proc.communicate(timeout=120)
+            code, _, err = proc.finish(timeout=120)
             _check_lock(root)
-            if proc.returncode == 0:
+            if code == 0:
                 break
-            assert proc.returncode == 4, err  # only "needs a decision" is acceptable
+            assert code == 4, err  # only "needs a decision" is acceptable
             assert "unknown" in err
             with Journal(root / ".storyc" / "journal.sqlite") as j:
                 resent_with_word += len(j.unknown())
             proc = _start(root, env, "--resubmit-unknown")
-            _, err = proc.communicate(timeout=120)
+            code, _, err = proc.finish(timeout=120)
             _check_lock(root)
-            if proc.returncode == 0:
+            if code == 0:
                 break
-        assert proc.returncode == 0, err
+        assert code == 0, err
 
         submissions = list(server.submissions)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from procs import Child
 from test_build_support import (
     STORY_TAKES,
     build_subprocess,
@@ -62,17 +63,13 @@ def _ended(server: loopback.LoopbackServer) -> bool:
     return all(s["outcome"] is not None for s in server.submissions)
 
 
-def _serve(root: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
+def _serve(root: Path, env: dict[str, str], *args: str) -> tuple[Child, str]:
+    proc = Child(
         [sys.executable, "-m", "storyc", "webhook", "serve", str(root), "--port", "0", *args],
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on http://127.0.0.1:"), line + (proc.stderr or "")
+    line = proc.readline(timeout=60)
+    assert line.startswith("listening on http://127.0.0.1:"), line + proc.stderr()
     return proc, line.split()[-1]
 
 
@@ -147,8 +144,8 @@ def test_a_detached_build_of_20_scenes_completes_by_webhook_alone(tmp_path: Path
             assert _snapshot(root) == before
         finally:
             hook.send_signal(signal.SIGTERM)
-            _, err = hook.communicate(timeout=60)
-        assert hook.returncode == 0 and "Traceback" not in err, err
+            code, _, err = hook.finish(timeout=60)
+        assert code == 0 and "Traceback" not in err, err
         assert len(server.submissions) == 20  # nothing was sent twice, not even what failed
         failed = [a for a in _journal(root) if a.state == "failed"]
         assert len(failed) == 1 and "failed on the provider" in err
@@ -279,22 +276,18 @@ def test_a_kill_during_detach_leaves_the_journal_exact(tmp_path: Path) -> None:
 def test_ctrl_c_during_detach_sends_nothing_new_and_the_next_one_goes_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p", _independent(4))
     with loopback.serve(latency=1.0, fast_outputs=True, faults=["submit:delay:seconds=1"]) as s:
-        proc = subprocess.Popen(
+        proc = Child(
             [sys.executable, "-m", "storyc", "build", str(root), *PAID, "--detach", "--json"],
             env={**os.environ, **s.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
-        assert proc.stdout is not None
         seen = []
-        for line in proc.stdout:
+        for line in proc.lines():
             seen.append(json.loads(line))
             if seen[-1].get("state") == "submitting" and len(seen) < 100:
                 proc.send_signal(signal.SIGINT)
                 break
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and "Traceback" not in err, err
+        code, out, err = proc.finish(timeout=60)
+        assert code == 130 and "Traceback" not in err, err
         seen += parse_events(out)
         i = next(i for i, e in enumerate(seen) if "interrupted" in e.get("text", ""))
         assert [e for e in seen[i:] if e.get("state") == "submitting"] == []

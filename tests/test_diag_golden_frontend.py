@@ -24,7 +24,6 @@ import pytest
 from storyc.base.diagnostics import render_all
 from storyc.compiler import frontend_diagnostics
 from storyc.media import ffmpeg as media
-from storyc.media import info as mediainfo
 
 CASES = Path(__file__).resolve().parent / "cases" / "diag"
 MEDIA = re.compile(r"[\"']([^\"'\s]+\.(?:png|jpe?g|mp4|mov))[\"']", re.I)
@@ -72,8 +71,6 @@ def prepare(case: Path, work: Path, samples: dict[str, Path]) -> Path:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_frontend_golden(name: str, tmp_path: Path, samples: dict[str, Path], golden) -> None:
-    if name == "wrong_kind_by_header" and getattr(mediainfo, "probe", None) is None:
-        pytest.skip("storyc.media.info.probe is not available yet")
     work = prepare(CASES / name, tmp_path / name, samples)
     diags, sources = frontend_diagnostics(work)
     assert diags.has_errors, "a bad story must report at least one error"

@@ -18,12 +18,10 @@ from conftest import GoldenCheck
 from storyc.base.diagnostics import render_all
 from storyc.compiler import compile_project
 from storyc.media import ffmpeg as media
-from storyc.media import info as mediainfo
 
 ROOT = Path(__file__).resolve().parent
 CASES = ROOT / "cases" / "diag_rules"
 ASSETS = ROOT / "cases" / "payload" / "_assets"
-MEDIA_CASES = ("image_limits", "video_limits")
 CODE = re.compile(r"\[([EW][0-9]{3})\]")
 
 
@@ -52,8 +50,6 @@ def test_enough_distinct_rule_codes() -> None:
 
 @pytest.mark.parametrize("case", _cases())
 def test_rule_diagnostics(case: str, tmp_path: Path, bad_media: Path, golden: GoldenCheck) -> None:
-    if case in MEDIA_CASES and getattr(mediainfo, "probe", None) is None:
-        pytest.skip("needs storyc.media.info.probe (header facts) to check media limits")
     work = tmp_path / case
     work.mkdir()
     shutil.copy(CASES / case / "main.story", work / "main.story")

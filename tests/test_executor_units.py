@@ -102,7 +102,7 @@ def test_project_lock_refuses_then_waits(tmp_path: Path) -> None:
     timer.start()
     with ProjectLock(tmp_path, wait=30):  # returns once the first one is released
         pass
-    timer.join()
+    timer.join(30)
 
 
 def test_json_progress_is_one_object_per_line() -> None:

@@ -257,27 +257,18 @@ def test_picking_another_take_reassembles_only_the_cuts_that_use_it(tmp_path: Pa
 
 def test_watch_assembles_the_cuts_after_each_build(tmp_path: Path) -> None:
     import json
-    import queue
     import signal
-    import threading
 
     from test_watch_cli import storyc
 
     root = make_project(tmp_path / "p", STORY)
-    p = storyc("watch", "--json", cwd=root)
-    lines: queue.Queue[str] = queue.Queue()
-    assert p.stdout is not None
-    threading.Thread(target=lambda: [lines.put(x) for x in p.stdout], daemon=True).start()
     notes: list[str] = []
-    try:
+    with storyc("watch", "--json", cwd=root) as p:
         while not any(n.startswith("cut short: assembled") for n in notes):
-            event = json.loads(lines.get(timeout=120))
+            event = json.loads(p.readline(timeout=120))
             if event["event"] == "note":
                 notes.append(event["text"])
         p.send_signal(signal.SIGINT)
-        p.wait(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
+        p.finish(timeout=60)
     assert any(n.startswith("cut final: assembled: renders/final.mp4") for n in notes), notes
     assert frames(root, "short") == frames(root, "c") + frames(root, "a")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.state.journal import Journal, JournalError
+from storyc.state.journal import Journal, JournalError, Spent
 
 K = "sha256:" + "1" * 64
 
@@ -86,7 +87,7 @@ os.kill(os.getpid(), 9)
 
 def test_recover_after_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "j.sqlite"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(db)], capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(db)], capture_output=True, timeout=60)
     assert proc.returncode == -9
     with Journal(db) as j:
         # Another process (a `storyc plan`) reading meanwhile must see the committed states.
@@ -132,13 +133,14 @@ def test_recover_does_not_trust_a_living_pid(tmp_path: Path) -> None:
             [sys.executable, "-c", ZOMBIE_OWNER, str(db), str(sleeper.pid)],
             check=True,
             capture_output=True,
+            timeout=60,
         )
         with Journal(db) as j:
             assert [x.key for x in j.recover()] == ["k1"]
             assert j.attempts("k1")[0].state == "unknown"
     finally:
         sleeper.kill()
-        sleeper.wait()
+        sleeper.wait(30)
 
 
 def test_adopt_and_forget(tmp_path: Path) -> None:
@@ -163,3 +165,259 @@ def test_adopt_and_forget(tmp_path: Path) -> None:
         d = j.begin(K, "intro", 1, "t", "inference", None)
         j.mark_not_sent(d, "interrupted before sending")
         assert j.get(d).state == "not_sent" and not j.get(d).may_have_cost
+
+
+STATES = ("planned", "submitting", "submitted", "unknown", "completed", "failed", "not_sent")
+STATES += ("cancelled",)
+OUT = "sha256:" + "2" * 64
+
+
+def _in_state(j: Journal, state: str, scene: str = "intro", take: int = 1) -> int:
+    """A new attempt brought to `state` by legal steps."""
+    a = j.begin(K, scene, take, "t", "inference", Decimal("0.25"))
+    if state in ("submitting", "submitted", "unknown", "completed"):
+        j.mark_submitting(a, '{"first":1}')
+    if state == "unknown":
+        j.mark_failed(a, "read timeout")
+    if state in ("submitted", "completed"):
+        j.mark_submitted(a, f"task-{a}")
+    if state == "completed":
+        j.mark_completed(a, OUT, None, None)
+    if state == "failed":
+        j.mark_failed(a, "400")
+    if state == "not_sent":
+        j.mark_not_sent(a, "stopped")
+    if state == "cancelled":
+        j.mark_cancelled(a)
+    assert j.get(a).state == state
+    return a
+
+
+# method -> (the states it may start from, the state it leads to)
+MOVES: dict[str, tuple[set[str], str]] = {
+    "mark_submitting": ({"planned"}, "submitting"),
+    "set_request": ({"submitting"}, "submitting"),
+    "mark_submitted": ({"submitting", "unknown"}, "submitted"),
+    "mark_completed": ({"submitted", "submitting", "unknown"}, "completed"),
+    "refused": ({"planned", "submitting", "submitted", "unknown"}, "failed"),
+    "mark_not_sent": ({"planned", "submitting"}, "not_sent"),
+    "mark_cancelled": ({"planned", "submitting", "submitted"}, "cancelled"),
+    "resend": ({"unknown"}, "failed"),
+    "forget": ({"unknown"}, "cancelled"),
+    "adopt": ({"unknown"}, "submitted"),
+}
+
+
+def _do(j: Journal, move: str, a: int) -> None:
+    calls = {
+        "mark_submitting": lambda: j.mark_submitting(a, '{"x":1}'),
+        "set_request": lambda: j.set_request(a, '{"again":2}'),
+        "mark_submitted": lambda: j.mark_submitted(a, "task-new"),
+        "mark_completed": lambda: j.mark_completed(a, OUT, "https://cdn.test/o.mp4", Decimal(1)),
+        "refused": lambda: j.mark_failed(a, "402 balance", certainly_not_sent=True),
+        "mark_not_sent": lambda: j.mark_not_sent(a, "stopped by the user"),
+        "mark_cancelled": lambda: j.mark_cancelled(a, "Ctrl-C"),
+        "resend": lambda: j.resolve_unknown(a, "resend"),
+        "forget": lambda: j.resolve_unknown(a, "forget"),
+        "adopt": lambda: j.adopt(a, f"task-found-{a}"),
+    }
+    calls[move]()
+
+
+@pytest.mark.parametrize("move", MOVES)
+def test_every_move_from_every_state(tmp_path: Path, move: str) -> None:
+    """The journal's state machine, whole: each move is allowed from exactly its states,
+    records what it says, and is refused from every other state, naming both states."""
+    allowed, target = MOVES[move]
+    with Journal(tmp_path / "j.sqlite") as j:
+        for state in STATES:
+            a = _in_state(j, state)
+            before = j.get(a)
+            if state in allowed:
+                _do(j, move, a)
+                after = j.get(a)
+                assert after.state == target, (move, state)
+                assert after.updated_at >= before.updated_at
+            else:
+                with pytest.raises(JournalError) as exc:
+                    _do(j, move, a)
+                assert str(exc.value) == f"attempt {a}: cannot go from {state} to {target}"
+                assert j.get(a) == before
+        with pytest.raises(JournalError) as exc:
+            _do(j, move, 999)
+        # mark_failed reads the attempt first (its state decides failed or unknown)
+        assert str(exc.value) == (
+            "no attempt 999"
+            if move == "refused"
+            else f"attempt 999: cannot go from missing to {target}"
+        )
+
+
+def test_what_each_move_records(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = j.begin(K, "intro", 2, "t", "inference", Decimal("0.25"))
+        assert j.get(a).sent_at is None and j.get(a).request is None
+        j.mark_submitting(a, '{"first":1}')
+        assert j.get(a).sent_at is not None and j.get(a).request == '{"first":1}'
+        j.set_request(a, '{"second":2}')
+        assert j.get(a).request == '{"second":2}'
+        j.mark_submitted(a, "task-7")
+        j.mark_completed(a, OUT, "https://cdn.test/o.mp4", Decimal("0.2"))
+        done = j.get(a)
+        assert (done.output, done.url, done.billed) == (
+            OUT,
+            "https://cdn.test/o.mp4",
+            Decimal("0.2"),
+        )
+        b = _in_state(j, "planned")
+        j.mark_failed(b, "400 bad request")
+        assert j.get(b).error == "400 bad request"
+        c = _in_state(j, "submitting")
+        j.mark_failed(c, "read timeout")  # may have left: unknown, with its error kept
+        assert (j.get(c).state, j.get(c).error) == ("unknown", "read timeout")
+        d = _in_state(j, "planned")
+        j.mark_not_sent(d, "interrupted")
+        assert j.get(d).error == "interrupted"
+        e = _in_state(j, "planned")
+        j.mark_cancelled(e)
+        assert j.get(e).error == "cancelled"
+        for decision, state in (("resend", "failed"), ("forget", "cancelled")):
+            u = _in_state(j, "unknown")
+            j.resolve_unknown(u, decision)
+            assert (j.get(u).state, j.get(u).decision) == (state, decision)
+        u = _in_state(j, "unknown")
+        j.resolve_unknown(u, "task:abc")
+        assert (j.get(u).state, j.get(u).task_id, j.get(u).decision) == (
+            "submitted",
+            "abc",
+            "task:abc",
+        )
+        for bad in ("task:", "keep", ""):
+            with pytest.raises(JournalError) as exc:
+                j.resolve_unknown(_in_state(j, "unknown"), bad)
+            assert str(exc.value) == (f"unknown decision {bad!r}: use resend, forget or task:<id>")
+        # a task already recorded for another attempt is not adopted twice
+        other = _in_state(j, "submitted", scene="rain", take=3)
+        with pytest.raises(JournalError) as exc:
+            j.adopt(_in_state(j, "unknown"), f"task-{other}")
+        assert str(exc.value) == (
+            f"task task-{other} is already recorded for scene 'rain' (take 3, attempt {other})"
+        )
+        # re-adopting its own task is no conflict (the attempt is unknown again after a kill)
+        mine = _in_state(j, "unknown")
+        j.adopt(mine, "task-mine")
+        assert j.by_task("task-mine") == j.get(mine)
+
+
+def test_queries_and_what_blocks_a_new_send(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        ids = {s: _in_state(j, s, take=1 + i % 2) for i, s in enumerate(STATES)}
+        for state, a in ids.items():
+            blocks = state in ("submitting", "submitted", "unknown", "completed")
+            with Journal(tmp_path / f"{state}.sqlite") as alone:
+                b = _in_state(alone, state)
+                assert (alone.blocking(K) is not None) == blocks, state
+                assert alone.blocking(K) == (alone.get(b) if blocks else None)
+                assert alone.blocking("sha256:" + "9" * 64) is None
+            assert j.get(a).state == state
+        # the newest blocking attempt is the one named
+        assert j.blocking(K) == j.get(ids["completed"])
+        assert [x.id for x in j.of_scene("intro")] == sorted(ids.values())
+        assert [x.take for x in j.of_scene("intro", 2)] == [2, 2, 2, 2]
+        assert j.of_scene("intro", 3) == [] and j.of_scene("other") == []
+        assert j.by_task(f"task-{ids['submitted']}") == j.get(ids["submitted"])
+        assert j.by_task("nope") is None
+        assert [x.id for x in j.in_flight()] == [ids["submitted"]]
+        assert [x.id for x in j.unknown()] == [ids["unknown"]]
+        assert len(j.all()) == len(j.attempts(K)) == len(STATES)
+
+
+def test_spent_counts_each_state_once(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        for state in STATES:
+            _in_state(j, state)  # each estimated at 0.25
+        done = _in_state(j, "submitted")
+        j.mark_completed(done, OUT, None, Decimal("0.30"))  # billed: the bill, not the estimate
+        free = j.begin(K, "intro", 1, "t", "preview", None)  # no estimate: costs nothing
+        j.mark_submitting(free)
+        s = j.spent()
+        # completed: 0.25 (estimate, no bill) + 0.30 (billed); in flight: submitting and
+        # submitted (0.25 each) and the free one; unknown: 0.25
+        assert s == Spent(
+            billed=Decimal("0.55"),
+            in_flight=Decimal("0.50"),
+            unknown=Decimal("0.25"),
+            completed=2,
+            attempts=len(STATES) + 2,
+            failed=1,
+        )
+
+
+def test_an_attempt_reads_back_whole(tmp_path: Path) -> None:
+    # the journal's folder is made when missing (a fresh checkout has no .storyc/)
+    with Journal(tmp_path / "new" / ".storyc" / "j.sqlite") as j:
+        assert re.fullmatch(r"\d+:[0-9a-f]{12}", j.owner)
+        a = j.begin(
+            K, "intro", 2, "inference/video-o1", "inference", Decimal("0.56"),
+            body_digest="sha256:" + "b" * 64, base_url="http://provider.test",
+        )  # fmt: skip
+        att = j.get(a)
+        assert (att.key, att.scene, att.take, att.target, att.backend) == (
+            K,
+            "intro",
+            2,
+            "inference/video-o1",
+            "inference",
+        )
+        assert (att.state, att.owner, att.estimate) == ("planned", j.owner, Decimal("0.56"))
+        assert att.body_digest == "sha256:" + "b" * 64 and att.base_url == "http://provider.test"
+        assert att.created_at == att.updated_at and att.created_at > 0
+        assert (att.task_id, att.billed, att.output, att.url, att.error, att.decision) == (
+            (None,) * 6
+        )
+
+
+def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "j.sqlite"
+    bad.write_bytes(b"this is not a database, just text that is long enough" * 40)
+    with pytest.raises(JournalError) as exc:
+        Journal(bad)
+    assert str(exc.value).startswith("cannot open the journal j.sqlite: ")
+
+
+def test_recover_goes_past_its_own_attempts(tmp_path: Path) -> None:
+    db = tmp_path / "j.sqlite"
+    with Journal(db) as mine, Journal(db) as gone:
+        own = _in_state(mine, "submitting")  # first in the table: this build's own
+        sending = _in_state(gone, "submitting")
+        planned = _in_state(gone, "planned")
+        assert [x.id for x in mine.recover()] == [sending]
+        assert mine.get(own).state == "submitting"
+        assert (mine.get(sending).state, mine.get(sending).error) == (
+            "unknown",
+            "the build stopped while sending, before a task id came back",
+        )
+        assert (mine.get(planned).state, mine.get(planned).error) == (
+            "not_sent",
+            "the build stopped before sending",
+        )
+
+
+def test_the_shortest_task_id_is_adopted(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = _in_state(j, "unknown")
+        j.resolve_unknown(a, "task:x")
+        assert j.get(a).task_id == "x"
+
+
+def test_spent_adds_up_several_of_each(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        for state in ("unknown", "unknown", "failed", "failed", "completed", "completed"):
+            _in_state(j, state)
+        s = j.spent()
+        assert (s.unknown, s.failed, s.completed, s.billed) == (
+            Decimal("0.50"),
+            2,
+            2,
+            Decimal("0.50"),
+        )

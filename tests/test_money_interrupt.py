@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import Child
 from test_build_support import make_project
 
 from storyc.provider import loopback
@@ -54,7 +54,7 @@ def _interrupt(
 ) -> tuple[int, list[dict[str, Any]]]:
     """Run a paid build; SIGINT when `when(event)` first holds (and again after the
     "interrupted" note with `twice`). Returns the exit code and every event."""
-    proc = subprocess.Popen(
+    proc = Child(
         [
             sys.executable,
             "-m",
@@ -71,14 +71,10 @@ def _interrupt(
             str(jobs),
         ],  # fmt: skip
         env={**os.environ, **server.env, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    assert proc.stdout is not None
     seen: list[dict[str, Any]] = []
     signalled = 0
-    for line in proc.stdout:
+    for line in proc.lines():
         event = json.loads(line)
         seen.append(event)
         if signalled == 0 and when(event):
@@ -87,10 +83,10 @@ def _interrupt(
         elif signalled == 1 and twice and "interrupted" in event.get("text", ""):
             proc.send_signal(signal.SIGINT)
             signalled = 2
-    _, err = proc.communicate(timeout=120)
+    code, _, err = proc.finish(timeout=120)
     assert signalled, f"the build ended before the moment to interrupt it: {err}"
     assert "Traceback" not in err, err
-    return proc.returncode, seen
+    return code, seen
 
 
 def _after_message(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,7 +160,7 @@ def test_third_interrupt_cancels_a_send_in_progress_and_says_its_fate_is_unknown
     with loopback.serve(
         latency=0.2, fast_outputs=True, faults=["submit:delay:seconds=5"]
     ) as server:
-        proc = subprocess.Popen(
+        proc = Child(
             [
                 sys.executable,
                 "-m",
@@ -179,20 +175,16 @@ def test_third_interrupt_cancels_a_send_in_progress_and_says_its_fate_is_unknown
                 "1",
             ],  # fmt: skip
             env={**os.environ, **server.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
-        assert proc.stdout is not None
         sent = 0
-        for line in proc.stdout:
+        for line in proc.lines():
             event = json.loads(line)
             if event.get("state") == "submitting" or "interrupted" in event.get("text", ""):
                 sent += 1
                 if sent <= 3:  # once on the send, then after each message
                     proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and "Traceback" not in err, err
+        code, _, err = proc.finish(timeout=60)
+        assert code == 130 and "Traceback" not in err, err
         with Journal(root / ".storyc" / "journal.sqlite") as j:
             states = sorted(a.state for a in j.all())
         # the request in the provider's hands: neither sent again nor called "not sent"

@@ -14,10 +14,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import Child
 from test_build_support import build, final_states, make_project, rendered
 
 from storyc.cli import main
@@ -229,30 +231,32 @@ def test_a_dead_build_whose_pid_still_answers_is_not_sent_again(tmp_path: Path) 
     with loopback.serve(
         latency=0.05, fast_outputs=True, faults=["submit:delay:seconds=1"]
     ) as server:
-        proc = subprocess.Popen(
+        proc = Child(
             [sys.executable, "-m", "storyc", "build", str(root), *PAID, "--json", "--jobs", "3"],
             env={**os.environ, **server.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
         )
-        assert proc.stdout is not None
         sending = 0
-        for line in proc.stdout:
+        for line in proc.lines():
             sending += json.loads(line).get("state") == "submitting"
             if sending == 3:
                 break
-        deadline = time.monotonic() + 20
-        while len(server.arrivals) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _until(lambda: len(server.arrivals) == 3, "the three sends reach the provider")
         os.kill(proc.pid, signal.SIGKILL)  # not waited for: a zombie keeps the pid
-        time.sleep(0.1)
         p = _sub(root, server)
         assert p.returncode == 4, p.stderr
-        time.sleep(1.2)  # the provider has created the three tasks
-        assert len(server.submissions) == 3  # nothing sent twice
+        # the provider creates the three tasks it was sent (each after its delay), and no other
+        _until(lambda: len(server.submissions) >= 3, "the provider creates the three tasks")
+        assert len(server.submissions) == len(server.arrivals) == 3  # nothing sent twice
         assert "fate is unknown" in p.stderr
-        proc.wait()
+        proc.finish(timeout=30)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Wait for an event seen from the test's side (polling, with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for: {what}"
+        time.sleep(0.01)
 
 
 def test_refetched_output_is_verified_against_its_digest(tmp_path: Path) -> None:

@@ -121,7 +121,10 @@ def _spans(node: object):
 
 def _check(text: str) -> None:
     res = parse_text(text, "main.story")
-    assert res.file.items or res.diagnostics or not text.strip() or res.ok
+    if not text.strip(" \t\r\n\f\ufeff"):  # the language's whitespace (storyc.lang.lexicon)
+        assert res.ok and not res.file.items, res.diagnostics
+    # every syntax error is an error, located, so an editor can underline it
+    assert all(d.is_error and d.span is not None for d in res.diagnostics), res.diagnostics
     for span in [*_spans(res.file), *(d.span for d in res.diagnostics if d.span)]:
         assert 0 <= span.start <= span.end <= len(text), span
         assert span == Span.from_offsets("main.story", text, span.start, span.end), span

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from procs import Child
 
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
@@ -214,7 +215,7 @@ def test_fault_specs_and_deterministic_schedules() -> None:
 
 
 def test_cli_serve_prints_url_and_key_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen(
+    proc = Child(
         [
             sys.executable,
             "-m",
@@ -228,13 +229,9 @@ def test_cli_serve_prints_url_and_key_and_stops_on_sigterm() -> None:
             "--key",
             "inf_cli_test",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
+        lines = [proc.readline(timeout=60) for _ in range(3)]
         url = lines[1].strip().split("=", 1)[1]
         assert lines[1].startswith("export INFERENCE_BASE_URL=http://127.0.0.1:")
         assert lines[2].strip() == "export INFERENCE_API_KEY=inf_cli_test"
@@ -246,7 +243,7 @@ def test_cli_serve_prints_url_and_key_and_stops_on_sigterm() -> None:
         assert r.status_code == 400  # schema v1 was selected: no `resolution` there
     finally:
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        code, _, _ = proc.finish(timeout=30)
     assert code == 0
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import inferencesh
 import pytest
 
 from storyc.media import ffmpeg as media
 from storyc.provider import loopback
-
-inferencesh = pytest.importorskip("inferencesh")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import Child
 from s3_support import Bucket, S3Server
 from test_build_support import (
     STORY,
@@ -66,15 +67,19 @@ def _paid(root: Path, env: dict[str, str], *args: str) -> tuple[int, list[dict[s
     return p.returncode, parse_events(p.stdout), p.stderr
 
 
+def _spawn_args(root: Path) -> list[str]:
+    return [sys.executable, "-m", "storyc", "build", str(root), "--json", "--poll-interval",
+            "0.05", "--backend", "inference", "--yes"]  # fmt: skip
+
+
 def _spawn(root: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "storyc", "build", str(root), "--json", "--poll-interval", "0.05",
-         "--backend", "inference", "--yes"],
+        _spawn_args(root),
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
 
 
 def _outputs(root: Path) -> dict[tuple[str, int], str | None]:
@@ -276,7 +281,7 @@ def _claim(bucket: Bucket, key: str, state: str, owner: Owner, task_id: str | No
 
 def _dead_owner() -> Owner:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
+    p.wait(60)
     return Owner(Owner.me().host, p.pid, "1", "dead")
 
 
@@ -322,13 +327,12 @@ def test_a_killed_machines_task_is_adopted_by_another(tmp_path: Path, bucket: Bu
     with loopback.serve(latency=2.5, fast_outputs=True) as provider:
         env = _env(bucket, provider)
         a = make_project(tmp_path / "a", SOLO)
-        proc = _spawn(a, env)
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        proc = Child(_spawn_args(a), env={**os.environ, **env})
+        for line in proc.lines():
             if json.loads(line).get("state") == "submitted":
                 break
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.finish(timeout=30)
         assert len(provider.submissions) == 1
         (claim,) = bucket.keys("claims/")
         assert json.loads(bucket.get(claim))["state"] == "submitted"

@@ -248,11 +248,12 @@ def test_server_errors_are_retried_and_a_dead_endpoint_is_unreachable(
     bucket.server.faults.add("PUT", "/objects/", "error", status=503)
     assert a.push(rec)  # boto3 retried the 503
     monkeypatch.setenv("STORYC_REMOTE_TIMEOUT", "0.5")
-    bucket.server.faults.add("GET", "renders/", "stall", seconds=1, times=-1)
-    t = time.monotonic()
+    stall = bucket.server.faults.add("GET", "renders/", "stall", seconds=1, times=-1)
     with pytest.raises(c.Unreachable):
         _team(bucket, tmp_path / "b").lookup_many([rec.key])
-    assert time.monotonic() - t < 10  # a few timed-out attempts, then given up
+    # a few timed-out attempts at the listing (4 here, boto3's retries included), then
+    # given up: counted, not timed
+    assert 1 <= stall.hits <= 4, stall.hits
     bucket.server.faults.clear()
     dead = parse_remote(f"s3://{bucket.name}/x?endpoint=http://127.0.0.1:9")
     with pytest.raises(c.Unreachable):
@@ -300,7 +301,7 @@ def test_a_dead_holder_is_seen_as_dead(bucket: Bucket) -> None:
     k = _key(2)
     # same machine: a process that has exited
     p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
+    p.wait(60)
     gone = Owner(me.owner.host, p.pid, "1", "x")
     held = ClaimBook(cl, gone).claim(k, "a", 1)
     assert isinstance(held, Held)

@@ -229,6 +229,36 @@ scene s { refs = [a]  prompt = "x" }
     assert p.settings["base_url"].value == "https://api.example.com"
 
 
+def test_extensions_are_matched_whatever_their_case(
+    tmp_path: Path, samples: dict[str, Path]
+) -> None:
+    """`MEI.PNG` is a PNG, and a clip named `.MP4` is a video where an image is wanted."""
+    make(
+        tmp_path,
+        {
+            "main.story": """
+image mei "assets/MEI.PNG"
+image wide "https://cdn.example.com/WIDE.JPG"
+video clip "assets/Clip.Mp4"
+scene s { refs = [mei, wide]  prompt = "x" }
+"""
+        },
+        samples,
+    )
+    (tmp_path / "assets").mkdir()
+    for upper, sample in (("assets/MEI.PNG", ".png"), ("assets/Clip.Mp4", ".mp4")):
+        shutil.copyfile(samples[sample], tmp_path / upper)
+    p = ok(tmp_path)
+    assert isinstance(p.assets["mei"].source, LocalFile)
+    assert p.assets["wide"].source == RemoteFile("https://cdn.example.com/WIDE.JPG", "image")
+    (tmp_path / "main.story").write_text(
+        'image oops "assets/Clip.Mp4"\nimage far "https://cdn.example.com/FAR.MOV"\n', "utf-8"
+    )
+    _, diags, _ = frontend(tmp_path)
+    errors = [(d.code, d.span.line if d.span else 0) for d in diags if d.is_error]
+    assert errors == [("E131", 1), ("E131", 2)]
+
+
 def test_unknown_target_is_reported(tmp_path: Path, samples: dict[str, Path]) -> None:
     make(
         tmp_path,

@@ -332,6 +332,9 @@ def test_empty_prompt() -> None:
 def test_element_with_too_many_angles() -> None:
     el = make_element("mei", image("m.png"), *(image(f"r{i}.png") for i in range(4)))
     assert "E220" in codes(make_scene(prompt="@mei", elements=("mei",)), elements=(el,))
+    # three extra angles is the limit itself: allowed
+    el = make_element("mei", image("m.png"), *(image(f"r{i}.png") for i in range(3)))
+    assert "E220" not in codes(make_scene(prompt="@mei", elements=("mei",)), elements=(el,))
 
 
 @pytest.mark.parametrize(

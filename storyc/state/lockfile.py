@@ -207,7 +207,8 @@ def _header_lines(text: str) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
     for i, line in enumerate(text.splitlines(), 1):
         for table in ("scenes", "previews"):
-            if line.startswith(f"[{table}.") and line.rstrip().endswith("]"):
+            # a hand-edited header may carry a comment: TOML decides what the line names
+            if line.startswith(f"[{table}."):
                 try:
                     names = list(tomllib.loads(f"{line.strip()}\n")[table])
                 except (tomllib.TOMLDecodeError, KeyError):
