@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
@@ -181,11 +182,14 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[by
     return out
 
 
-def _isobmff(f: BinaryIO) -> MediaInfo | None:
-    """Walk the top-level boxes, skipping mdat, and read moov into memory."""
+def top_boxes(f: BinaryIO) -> Iterator[tuple[bytes, int, int, bytes]]:
+    """The top-level boxes of an ISO BMFF file, without reading their bodies (mdat can be
+    gigabytes): (kind, size, header length, the box's first 16 bytes), the file positioned
+    at the box's body. A box that runs past the end (truncated or corrupt) is yielded with
+    kind b"" and ends the walk."""
     f.seek(0, os.SEEK_END)
     file_size = f.tell()
-    pos, brand, moov = 0, b"", None
+    pos = 0
     while pos + 8 <= file_size:
         f.seek(pos)
         hdr = f.read(16)
@@ -196,16 +200,26 @@ def _isobmff(f: BinaryIO) -> MediaInfo | None:
         elif size == 0:
             size = file_size - pos
         if size < header or pos + size > file_size:
+            yield b"", size, header, hdr
+            return
+        f.seek(pos + header)
+        yield kind, size, header, hdr
+        pos += size
+
+
+def _isobmff(f: BinaryIO) -> MediaInfo | None:
+    """Walk the top-level boxes, skipping mdat, and read moov into memory."""
+    brand, moov = b"", None
+    for kind, size, header, hdr in top_boxes(f):
+        if not kind:
             return None  # truncated or corrupt
         if kind == b"ftyp":
             brand = hdr[header : header + 4]
         elif kind == b"moov":
             if size > _MAX_MOOV:
                 return None
-            f.seek(pos + header)
             moov = f.read(size - header)
             break
-        pos += size
     if moov is None:
         return None
     return _moov(moov, "mov" if brand == b"qt  " else "mp4")

@@ -15,7 +15,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from storyc.media.info import _MAX_MOOV, _boxes
+from storyc.media.info import _MAX_MOOV, _boxes, top_boxes
 
 _CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 _VIDEO_CODECS = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}
@@ -46,28 +46,11 @@ class AudioTrack:
 
 def _moov(path: str | os.PathLike[str]) -> bytes | None:
     with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        pos = 0
-        while pos + 8 <= size:
-            f.seek(pos)
-            hdr = f.read(16)
-            box, kind = struct.unpack_from(">I4s", hdr)
-            header = 8
-            if box == 1:
-                box, header = struct.unpack_from(">Q", hdr, 8)[0], 16
-            elif box == 0:
-                box = size - pos
-            if box < header or pos + box > size:
-                return None
-            if kind == b"moof":
-                return None  # fragmented: the samples are not all listed in moov
+        for kind, box, header, _ in top_boxes(f):
+            if not kind or kind == b"moof":
+                return None  # corrupt, or fragmented: not every sample is listed in moov
             if kind == b"moov":
-                if box > _MAX_MOOV:
-                    return None
-                f.seek(pos + header)
-                return f.read(box - header)
-            pos += box
+                return f.read(box - header) if box <= _MAX_MOOV else None
     return None
 
 
