@@ -178,3 +178,18 @@ def test_a_lock_file_with_escapes_is_shown_escaped(tmp_path: Path) -> None:
     code, out, err = _main("plan", str(tmp_path))
     assert code == 1
     _no_control(out + err)
+
+
+@pytest.mark.parametrize("command", ["journal", "status", "gc", "push", "export", "build"])
+def test_a_path_with_escapes_is_shown_escaped_when_there_is_no_project(
+    tmp_path: Path, command: str
+) -> None:
+    where = tmp_path / "film\x1b]0;owned\x07"
+    where.mkdir()
+    args = [command, str(where)]
+    if command == "export":
+        args = [command, "final", str(where), "--to", str(tmp_path / "out")]
+    code, out, err = _main(*args)
+    assert code == 3, err
+    assert "no storyc project at" in err and "\\x1b" in err
+    _no_control(out + err)

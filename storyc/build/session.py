@@ -32,6 +32,7 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError, create
+from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
 from storyc.build import fastpath as build_fastpath
@@ -146,7 +147,10 @@ class BuildSession:
         self.report.note(text)
 
     def error(self, text: str) -> None:
-        """Errors and warnings go to stderr in every mode (and are events with --json)."""
+        """Errors and warnings go to stderr in every mode (and are events with --json),
+        with control characters escaped: a path, a name or a provider's message in them is
+        text from outside."""
+        text = printable(text)
         if self.args.json:
             self.report.event("message", text=text)
             print(text, file=sys.stderr, flush=True)

@@ -95,6 +95,17 @@ def project_root(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def root_or_say(path: str | os.PathLike[str]) -> Path | None:
+    """`project_root(path)`, or None after saying on stderr that there is no project there
+    (the path shown escaped: it is text from the command line)."""
+    root = project_root(path)
+    if root is None:
+        from storyc.base.diagnostics import printable
+
+        print(printable(f"error: no storyc project at {path}"), file=sys.stderr)
+    return root
+
+
 def _find_project(args: argparse.Namespace) -> None:
     """Run from a folder inside a project (or given one), a command works on the project
     above it, as git does: PATH becomes the project's folder, for every command alike

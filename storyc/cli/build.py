@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.cli import add_remote_flags
 
@@ -223,7 +224,7 @@ def run_pick(args: argparse.Namespace) -> int:
 
     root = find_root(Path(args.path))
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
+        print(printable(f"error: no storyc project at {args.path}"), file=sys.stderr)
         return ExitCode.ENVIRONMENT
     guard = ProjectLock(root)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.base.exits import ExitCode
-from storyc.cli import project_digests, project_root
+from storyc.cli import project_digests, root_or_say
 
 EPILOG = """\
 examples:
@@ -61,9 +61,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
     from storyc.state.store import Store
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
     comp = compile_project(Path(args.path), digests=digests)

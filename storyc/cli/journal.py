@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.base.exits import ExitCode
-from storyc.cli import project_root
+from storyc.cli import root_or_say
 from storyc.plan import pricing
 
 FMT = argparse.RawDescriptionHelpFormatter
@@ -161,9 +161,8 @@ def _open_journal(root: Path) -> Any:
 def cmd_journal(args: argparse.Namespace) -> int:
     from storyc.state.journal import JournalError
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     try:
         journal = _open_journal(root)
@@ -275,9 +274,8 @@ def _locked(args: argparse.Namespace, work: Any) -> int:
     from storyc.state.journal import JournalError
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     try:
         with ProjectLock(root):

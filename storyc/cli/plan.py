@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
-from storyc.cli import add_remote_flags, project_digests, project_root
+from storyc.cli import add_remote_flags, project_digests, project_root, root_or_say
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, ScenePlan, Status, explain, planner_for
 from storyc.state.gc import collect
@@ -160,9 +160,8 @@ def compiled(
     10,000-scene lock costs seconds."""
     from storyc.build.cache import BuildCache
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
     cache = cache if cache is not None else BuildCache(root)
@@ -170,7 +169,7 @@ def compiled(
     # it changed (storyc.compiler.state); the keys of unchanged requests are the cache's
     comp = cache.compile(Path(args.path), args.target, digests).comp
     if not comp.found:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
+        print(printable(f"error: no storyc project at {args.path}"), file=sys.stderr)
         return ExitCode.ENVIRONMENT
     # Errors and warnings only: notes make no fault (`storyc check --notes` shows them).
     shown = comp.rendered(notes=False)
@@ -510,9 +509,8 @@ def _journal_outputs(root: Path) -> set[str]:
 def cmd_gc(args: argparse.Namespace) -> int:
     from storyc.state.projectlock import ProjectLock, ProjectLocked
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     lock = _load_lock(root)
     if lock is None:

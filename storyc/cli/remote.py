@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.base.exits import ExitCode
-from storyc.cli import add_remote_flags, project_digests, project_root
+from storyc.cli import add_remote_flags, project_digests, root_or_say
 from storyc.cli.plan import FMT, _load_lock, compiled, open_team_store
 
 PULL_EPILOG = """\
@@ -182,9 +182,8 @@ def cmd_push(args: argparse.Namespace) -> int:
     from storyc.remote.team import Miss
     from storyc.state.store import Store
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     lock = _load_lock(root)
     if lock is None:

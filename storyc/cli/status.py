@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from storyc.base.exits import ExitCode
-from storyc.cli import project_root
+from storyc.cli import root_or_say
 
 FMT = argparse.RawDescriptionHelpFormatter
 KEY_ENV = "INFERENCE_API_KEY"
@@ -144,9 +144,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from storyc.build.status import gather, render_text
     from storyc.state.journal import JournalError
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     key = os.environ.get(KEY_ENV, "") or None
     tty = sys.stdout.isatty() and not args.json
@@ -186,9 +185,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_webhook_serve(args: argparse.Namespace) -> int:
     from storyc.build.webhook import serve_webhooks
 
-    root = project_root(args.path)
+    root = root_or_say(args.path)
     if root is None:
-        print(f"error: no storyc project at {args.path}", file=sys.stderr)
         return ExitCode.ENVIRONMENT
     return serve_webhooks(
         root,

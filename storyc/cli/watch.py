@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
             board=args.board,
         )
     except SetupFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from storyc.base.diagnostics import printable
+
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return ExitCode.ENVIRONMENT
     session = WatchSession(
         wiring.root, wiring, emit, max_cost=args.max_cost, yes=args.yes, debounce_ms=args.debounce
