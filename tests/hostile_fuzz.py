@@ -33,6 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storyc.resolve.values import (
+    CUT_ENTRY_SETTINGS,
+    ELEMENT_SETTINGS,
+    PROJECT_SETTINGS,
+    SCENE_SETTINGS,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = re.compile(r"[\"']([^\"'\s]+\.(?:png|jpe?g|mp4|mov))[\"']", re.I)
 FENCE = re.compile(r"^```story([^\n]*)\n(.*?)^```\s*$", re.M | re.S)
@@ -168,32 +175,11 @@ RAW = [
     "defaults",
     "cut",
 ]
+# every setting the language has (so a new one is fuzzed too), and two misspellings
 SETTINGS = [
-    "prompt",
-    "start",
-    "end",
-    "refs",
-    "elements",
-    "video",
-    "motion",
-    "edit",
-    "keep_sound",
-    "quality",
-    "aspect",
-    "duration",
-    "watermark",
-    "takes",
-    "target",
-    "vars",
-    "use",
-    "frontal",
-    "description",
-    "name",
-    "backend",
-    "base_url",
-    "max_cost",
-    "jobs",
-    "shared_folders",
+    *dict.fromkeys(
+        [*SCENE_SETTINGS, *ELEMENT_SETTINGS, *PROJECT_SETTINGS, *CUT_ENTRY_SETTINGS, "name"]
+    ),
     "promt",
     "strat",
 ]
