@@ -193,3 +193,9 @@ def test_a_path_with_escapes_is_shown_escaped_when_there_is_no_project(
     assert code == 3, err
     assert "no storyc project at" in err and "\\x1b" in err
     _no_control(out + err)
+
+
+def test_a_usage_error_repeats_the_refused_words_escaped() -> None:
+    code, out, err = _main("export", "final", "a", "b\x1b]0;owned\x07", "--to", "x")
+    assert code == 2 and "unrecognized arguments" in err and "\\x1b" in err
+    _no_control(out + err)

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from storyc import __version__
 from storyc.base.exits import ExitCode
@@ -140,9 +140,22 @@ def add_remote_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-remote", action="store_true", help="do not use the team store")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors repeat the words they refuse: those are shown with
+    control characters escaped, as every other message of storyc (a path on the command
+    line can hold escape codes). Subcommands' parsers are of this class too."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            from storyc.base.diagnostics import printable
+
+            message = printable(message)
+        super()._print_message(message, file)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (with `only`) one that knows just that command's module."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="storyc",
         description="Compile .story files into Kling Video O1 requests, and build the videos.",
         epilog=EPILOG,
