@@ -8,9 +8,11 @@ with ffmpeg once per session. `pytest --update-golden` rewrites the expected fil
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GoldenCheck
@@ -29,13 +31,30 @@ def _cases() -> list[str]:
     return sorted(p.name for p in CASES.iterdir() if (p / "main.story").is_file())
 
 
+# What the bad media is made of: a change here makes it again (the cache is keyed by it).
+BAD_MEDIA: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("image", "tiny.png", {"width": 200, "height": 200, "seed": 1}),
+    ("image", "banner.png", {"width": 1000, "height": 300, "seed": 2}),
+    ("video", "long.mp4", {"width": 720, "height": 720, "duration": 11.0, "fps": 24}),
+    ("video", "lowres.mp4", {"width": 640, "height": 360, "duration": 3.0, "fps": 15}),
+)
+
+
 @pytest.fixture(scope="module")
-def bad_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("bad_media")
-    media.make_test_image(d / "tiny.png", 200, 200, seed=1)
-    media.make_test_image(d / "banner.png", 1000, 300, seed=2)
-    media.make_test_video(d / "long.mp4", width=720, height=720, duration=11.0, fps=24)
-    media.make_test_video(d / "lowres.mp4", width=640, height=360, duration=3.0, fps=15)
+def bad_media(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made with ffmpeg once per checkout, in pytest's cache (the 11 s video takes seconds to
+    encode, and mutation testing runs these tests once per mutant); without the cache
+    plugin, once per session."""
+    key = hashlib.sha256(repr(BAD_MEDIA).encode()).hexdigest()[:16]
+    cache = getattr(request.config, "cache", None)
+    d = cache.mkdir(f"bad_media_{key}") if cache is not None else tmp_path_factory.mktemp("bad")
+    if not (d / "done").exists():
+        for kind, name, args in BAD_MEDIA:
+            if kind == "image":
+                media.make_test_image(d / name, args["width"], args["height"], seed=args["seed"])
+            else:
+                media.make_test_video(d / name, **args)
+        (d / "done").touch()  # last: a run killed while making them makes them again
     return d
 
 
@@ -54,7 +73,7 @@ def test_rule_diagnostics(case: str, tmp_path: Path, bad_media: Path, golden: Go
     work.mkdir()
     shutil.copy(CASES / case / "main.story", work / "main.story")
     shutil.copytree(ASSETS, work / "assets")
-    for f in bad_media.iterdir():
+    for f in bad_media.glob("*.*"):
         shutil.copy(f, work / "assets" / f.name)
     comp = compile_project(work)
     text = render_all(comp.diagnostics, comp.sources) + "\n"

@@ -389,3 +389,159 @@ def test_a_file_used_twice_is_reported_once() -> None:
 
 def test_remote_files_and_scene_outputs_skip_media_checks() -> None:
     assert codes(make_scene(prompt="@a @b", images=(inp(url(), "a"), inp(out("x"), "b")))) == []
+
+
+def _diags(*scenes: Scene, elements: tuple[Element, ...] = ()) -> list[Any]:
+    diags = Diagnostics()
+    rules.check(make_project(*scenes, elements=elements), diags)
+    return list(diags)
+
+
+def test_what_could_not_be_resolved_silences_the_rules_it_would_fool() -> None:
+    from dataclasses import replace
+
+    no_start = make_scene(prompt="@b", end=inp(image("b.png"), "b"))
+    assert "E201" in codes(no_start)
+    # `start = ...` was written but failed: its absence is not the writer's doing
+    assert "E201" not in codes(replace(no_start, unresolved=frozenset({"start"})))
+    many = make_scene(
+        prompt=" ".join(f"@i{i}" for i in range(8)),
+        images=tuple(inp(image(f"i{i}.png"), f"i{i}") for i in range(8)),
+    )
+    assert "E202" in codes(many)
+    # a prompt whose template failed: its mentions (which add references) are not known
+    assert "E202" not in codes(replace(many, unresolved=frozenset({"prompt"})))
+
+
+@pytest.mark.parametrize(
+    "w,h,shape",
+    [
+        (104, 100, "square"),
+        (105, 100, "square"),
+        (106, 100, "landscape"),
+        (100, 104, "square"),
+        (100, 105, "square"),
+        (100, 106, "portrait"),
+        (1920, 1080, "landscape"),
+        (1080, 1920, "portrait"),
+        (100, 100, "square"),
+    ],
+)
+def test_shape_of_a_picture_allows_five_percent(w: int, h: int, shape: str) -> None:
+    assert rules._shape(w, h) == shape
+
+
+@pytest.mark.parametrize(
+    "w,h,aspect,said",
+    [
+        (1080, 1920, "16:9", "1080×1920 (portrait), but the aspect ratio is 16:9 (landscape"),
+        (1000, 1000, "9:16", "1000×1000 (square), but the aspect ratio is 9:16 (portrait"),
+        (1920, 1080, "1:1", "1920×1080 (landscape), but the aspect ratio is 1:1 (square"),
+    ],
+)
+def test_a_first_frame_of_another_shape_is_said(w: int, h: int, aspect: str, said: str) -> None:
+    scene = make_scene(first=inp(image(w=w, h=h), "a"), aspect=aspect, aspect_origin="project")
+    [d] = _diags(scene)
+    assert d.code == "W250" and said in d.message
+
+
+def test_frame_times_must_fall_inside_the_upstream_scene() -> None:
+    def frame_at(upstream: Scene, at: float) -> list[str]:
+        use = make_scene("b", prompt="@a", first=inp(out("a", "frame", at), "a"), aspect=None)
+        return [c for c in codes(upstream, use) if c == "E250"]
+
+    ten = make_scene("a", duration=10)
+    assert frame_at(ten, 9.9) == [] and frame_at(ten, 10.0) == ["E250"]
+    unset = make_scene("a", duration=None)  # the provider's default: 5 s
+    assert frame_at(unset, 4.9) == [] and frame_at(unset, 5.0) == ["E250"]
+    # an edit lasts as long as its video (3 s here), whatever `duration` says
+    edit = make_scene(
+        "a", prompt="@v", video_in=inp(video(dur=3.0), "v"), video_mode="base", duration=None
+    )
+    assert frame_at(edit, 2.9) == [] and frame_at(edit, 3.0) == ["E250"]
+    # a referenced video does not set the length: the scene's duration does
+    ref = make_scene("a", prompt="@v", video_in=inp(video(dur=3.0), "v"), duration=10)
+    assert frame_at(ref, 7.0) == [] and frame_at(ref, 10.0) == ["E250"]
+    # an edited remote video: its length is not known before it renders
+    remote = make_scene(
+        "a", prompt="@v", video_in=inp(url(kind="video"), "v"), video_mode="base", duration=None
+    )
+    assert frame_at(remote, 99.0) == []
+    [d] = [
+        d
+        for d in _diags(
+            ten, make_scene("b", prompt="@a", first=inp(out("a", "frame", 12.5), "a"), aspect=None)
+        )
+        if d.code == "E250"
+    ]
+    assert d.message == "`a.frame(12.5)` is past the end of `a`, which lasts 10 s"
+
+
+def test_element_and_scene_files_are_the_local_files_they_name() -> None:
+    el = make_element("mei", image("m.png"), image("m2.png"), url())
+    scene = make_scene(
+        prompt="@mei @x @y", images=(inp(image("x.png"), "x"), inp(url(), "y")), elements=("mei",)
+    )
+    found = [f.path for f, _ in rules.element_and_scene_files(make_project(scene, elements=(el,)))]
+    assert found == ["m.png", "m2.png", "x.png"]
+
+
+def test_file_size_limit_is_inclusive_and_said_in_megabytes() -> None:
+    limit = 10 * 1024 * 1024
+    assert "E218" not in codes(make_scene(prompt="@a", images=(inp(image(size=limit), "a"),)))
+    scene = make_scene(prompt="@a", images=(inp(image(size=limit + 500_000), "a", line=7),))
+    [d] = [d for d in _diags(scene) if d.code == "E218"]
+    assert d.span == sp(7)
+    assert d.message == "assets/a.png is 11.0 MB; images may be at most 10 MB"
+
+
+def test_format_errors_name_the_format_and_the_way_out() -> None:
+    [d] = _diags(make_scene(prompt="@a", images=(inp(image(fmt="webp"), "a", line=7),)))
+    assert (d.code, d.span) == ("E219", sp(7))
+    assert d.message == "assets/a.png is a WEBP image; the provider takes JPEG or PNG"
+    assert d.hint == "convert it to PNG or JPEG"
+    [d] = _diags(make_scene(prompt="@v", video_in=inp(video(fmt="gif"), "v", line=7)))
+    assert (d.code, d.span) == ("E219", sp(7))
+    assert d.message == "assets/v.mp4 is a GIF file; the provider takes MP4 or MOV videos"
+
+
+def test_media_whose_size_is_unknown_is_not_judged_by_size() -> None:
+    from storyc.media.info import MediaInfo
+
+    no_size = LocalFile(
+        "a.png", "/nowhere/a.png", "image", 10, DIGEST, MediaInfo("image", "png", None, 100)
+    )
+    vid = LocalFile(
+        "v.mp4",
+        "/nowhere/v.mp4",
+        "video",
+        10,
+        DIGEST,
+        MediaInfo("video", "mp4", None, 100, 5.0, 30.0, True),
+    )
+    assert (
+        codes(make_scene(prompt="@a @v", images=(inp(no_size, "a"),), video_in=inp(vid, "v"))) == []
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs,ok",
+    [
+        ({"dur": 2.95}, True),
+        ({"dur": 2.9}, False),
+        ({"dur": 10.05}, True),
+        ({"dur": 10.03}, True),
+        ({"dur": 10.1}, False),
+        ({"w": 3840, "h": 2160}, False),
+        ({"w": 2160, "h": 1216}, True),
+        ({"w": 2161, "h": 1216}, False),
+        ({"w": 720, "h": 720}, True),
+        ({"fps": 23.99}, True),
+        ({"fps": 23.5}, False),
+        ({"fps": 60.01}, True),
+        ({"fps": 60.5}, False),
+    ],
+)
+def test_video_limits_at_their_edges(kwargs: dict[str, Any], ok: bool) -> None:
+    found = codes(make_scene(prompt="@v", video_in=inp(video(**kwargs), "v")))
+    assert (found == []) == ok, found
