@@ -258,3 +258,58 @@ def test_record_trusts_only_a_settled_complete_state(tmp_path: Path) -> None:
     other.mkdir()
     (other / ".storyc").write_text("not a folder", "utf-8")
     assert not record(str(other), args, [], {}, later)
+
+
+def test_options_of_a_command_without_cuts(tmp_path: Path) -> None:
+    """A namespace with no `cuts` at all (a command that has none) reads as no cuts."""
+    import argparse
+
+    from storyc.build.fastpath import options
+
+    base = dict(
+        path=str(tmp_path), target=None, scenes=None, backend="preview",
+        base_url=None, resubmit_unknown=False,
+    )  # fmt: skip
+    assert options(argparse.Namespace(**base))[6] == []
+    assert options(argparse.Namespace(**base)) == options(argparse.Namespace(**base, cuts=None))
+
+
+def test_a_story_file_as_the_path_finds_its_project(tmp_path: Path) -> None:
+    from storyc.build.fastpath import _root
+
+    story = tmp_path / "main.story"
+    story.write_text("", "utf-8")
+    assert _root(str(story)) == str(tmp_path)
+    assert _root(str(tmp_path)) == str(tmp_path)
+    assert _root(str(tmp_path / "missing.story")) is None
+
+
+def test_code_paths_cover_the_package_and_the_grammar_but_not_caches() -> None:
+    from storyc.build import fastpath
+
+    paths = fastpath.code_paths()
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(fastpath.__file__)))
+    grammar = os.path.join(os.path.dirname(pkg), "grammar")
+    assert os.path.join(grammar, "storyc.lark") in paths and grammar in paths
+    assert os.path.abspath(fastpath.__file__) in paths and pkg in paths
+    assert not any("__pycache__" in p for p in paths)
+    assert all(p.endswith((".py", ".lark")) or os.path.isdir(p) for p in paths)
+    assert paths == sorted(paths)
+
+
+def test_a_change_exactly_racy_s_before_the_start_is_trusted(tmp_path: Path) -> None:
+    import argparse
+
+    from storyc.build.fastpath import record
+
+    args = argparse.Namespace(
+        path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
+        base_url=None, resubmit_unknown=False,
+    )  # fmt: skip
+    story = tmp_path / "main.story"
+    story.write_text("x", "utf-8")
+    st = story.stat()
+    newest = max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+    started = newest + RACY_S
+    assert started - RACY_S == newest  # exact in floating point at this magnitude
+    assert record(str(tmp_path), args, [str(story)], {}, started)

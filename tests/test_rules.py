@@ -545,3 +545,210 @@ def test_media_whose_size_is_unknown_is_not_judged_by_size() -> None:
 def test_video_limits_at_their_edges(kwargs: dict[str, Any], ok: bool) -> None:
     found = codes(make_scene(prompt="@v", video_in=inp(video(**kwargs), "v")))
     assert (found == []) == ok, found
+
+
+def _full(*scenes: Scene, elements: tuple[Element, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every diagnostic in full: code, message, where, hint and notes."""
+    return [
+        (d.code, d.message, d.span, d.hint, d.notes) for d in _diags(*scenes, elements=elements)
+    ]
+
+
+@pytest.mark.parametrize(
+    "scene,message,line",
+    [
+        (make_scene(first=inp(video(), "v", 7)), "`v` is a video, but a first frame must be an image", 7),
+        (make_scene(first=inp(image(), "s"), end=inp(video(), None, 7)), "this input is a video, but an end frame must be an image", 7),
+        (make_scene(prompt="@r", images=(inp(video(), "r", 7),)), "`r` is a video, but a reference image must be an image", 7),
+        (make_scene(prompt="@v", video_in=inp(image(), "v", 7)), "`v` is an image, but a reference video must be a video", 7),
+    ],
+)  # fmt: skip
+def test_wrong_media_kind_is_said_in_full(scene: Scene, message: str, line: int) -> None:
+    [d] = [d for d in _diags(scene) if d.code == "E203"]
+    assert (d.message, d.span) == (message, sp(line))
+
+
+def test_rule_messages_in_full() -> None:
+    # E207: base editing with an end frame
+    edit_end = make_scene(
+        prompt="@v",
+        first=inp(image(), "s", 12),
+        end=inp(image("e.png"), "e", 13),
+        video_in=inp(video(), "v"),
+        video_mode="base",
+        duration=None,
+        aspect=None,
+    )
+    found = [(d.message, d.span) for d in _diags(edit_end) if d.code == "E207"]
+    assert found == [
+        ("base editing cannot be combined with a first frame", sp(12)),
+        ("base editing cannot be combined with an end frame", sp(13)),
+    ]
+    # E202 beside a reference video
+    imgs = tuple(inp(image(f"i{i}.png"), f"i{i}") for i in range(5))
+    many = make_scene(
+        prompt=" ".join(f"@i{i}" for i in range(5)) + " @v", images=imgs, video_in=inp(video(), "v")
+    )
+    [d] = [d for d in _diags(many) if d.code == "E202"]
+    assert d.message == (
+        "scene `shot` uses 5 reference image(s) and 0 element(s); at most 4 together"
+        " with a reference video"
+    )
+    # E204: not a whole number, said with its value where it was written
+    for value in (7.5, "7", True):
+        bad = make_scene(duration=value)  # type: ignore[arg-type]
+        [d] = [d for d in _diags(bad) if d.code == "E204"]
+        assert d.span == bad.duration.span  # type: ignore[union-attr]
+        assert (
+            d.message == f"duration must be a whole number of seconds from 3 to 10, not {value!r}"
+        )
+    # E205 names the mode with its article
+    [d] = [d for d in _diags(make_scene(first=inp(image(), "a"), aspect=None, duration=7))]
+    assert d.message == "an image-to-video scene can last 5 or 10 seconds, not 7"
+
+
+def test_settings_from_a_style_count_as_written_on_the_scene() -> None:
+    edit = {"video_in": inp(video(), "v"), "video_mode": "base", "prompt": "@v"}
+    assert codes(make_scene(duration=5, duration_origin="style", aspect=None, **edit)) == ["W206"]
+    [d] = _diags(make_scene(duration=None, aspect_origin="style", **edit))
+    assert (d.code, d.span) == ("W209", sp(8))
+    assert d.message == "aspect ratio is ignored here: the video being edited decides the shape"
+    [d] = _diags(make_scene(first=inp(image(), "a"), aspect_origin="style"))
+    assert d.message == "aspect ratio is ignored here: the first frame decides the shape"
+    # a style's aspect is the scene's choice: no W250 about a first frame of another shape
+    portrait = make_scene(first=inp(image(w=480, h=640), "a"), aspect_origin="style")
+    assert codes(portrait) == ["W209"]
+
+
+def test_an_inherited_aspect_without_a_place_has_no_note() -> None:
+    from dataclasses import replace
+
+    scene = make_scene(aspect_origin="project")
+    no_place = replace(scene, aspect=Setting("16:9", None, "project"))
+    [d] = _diags(no_place)
+    assert (d.code, d.notes) == ("W210", ())
+    [d] = _diags(scene)
+    assert d.notes == (("16:9 was written here", scene.aspect.span),)  # type: ignore[union-attr]
+
+
+def test_shape_warnings_in_full() -> None:
+    from dataclasses import replace
+
+    edit = make_scene(
+        prompt="@v",
+        video_in=inp(video(w=720, h=1280), "v", 7),
+        video_mode="base",
+        duration=None,
+        aspect_origin="project",
+    )
+    [d] = [d for d in _diags(edit) if d.code == "W250"]
+    assert d.span == sp(7)
+    assert d.message == (
+        "the edited video of `shot` is 720×1280 (portrait), but the aspect ratio is 16:9 "
+        "(landscape, from the project default): the edited video decides the shape, so this "
+        "scene will be portrait"
+    )
+    assert (
+        d.hint == "crop the image to 16:9, or write the aspect this scene really has on the scene"
+    )
+    assert d.notes == (("16:9 was written here", sp(8)),)
+    first = make_scene(first=inp(image(w=480, h=640), "a", 7), aspect_origin="defaults")
+    [d] = _diags(first)
+    assert d.code == "W250" and d.span == sp(7)
+    assert d.message.startswith("the first frame of `shot` is 480×640 (portrait)")
+    assert "from the defaults block): the first frame decides" in d.message
+    no_place = replace(first, aspect=Setting("16:9", None, "project"))
+    [d] = _diags(no_place)
+    assert d.notes == ()
+    # a picture whose size the header did not give cannot be judged
+    from storyc.media.info import MediaInfo
+
+    unknown = LocalFile(
+        "a.png", "/nowhere/a.png", "image", 10, DIGEST, MediaInfo("image", "png", 0, 640)
+    )
+    assert codes(make_scene(first=inp(unknown, "a"), aspect_origin="project")) == []
+
+
+def test_unresolved_settings_silence_exactly_their_rules() -> None:
+    from dataclasses import replace
+
+    def unres(scene: Scene, *what: str) -> list[str]:
+        return codes(replace(scene, unresolved=frozenset(what)))
+
+    edit = make_scene(prompt="@v", video_in=inp(video(), "v"), video_mode="base", aspect=None)
+    # an edit's duration is judged even when other inputs are unknown, unless the video is
+    assert unres(edit, "?") == ["W206"] and unres(edit, "?", "video") == []
+    # with an input perhaps misspelt the mode is not known: 7 s may be a reference scene's
+    assert unres(make_scene(duration=7), "?") == []
+    assert (
+        unres(make_scene(aspect=None), "?") == [] and unres(make_scene(aspect=None), "aspect") == []
+    )
+    assert unres(make_scene(prompt=""), "prompt") == []
+    portrait = make_scene(first=inp(image(w=480, h=640), "a"), aspect_origin="project")
+    assert unres(portrait, "aspect") == [] and unres(portrait) == ["W250"]
+
+
+def test_frame_times_check_every_input_and_skip_only_what_is_unknown() -> None:
+    from dataclasses import replace
+
+    ten = make_scene("a", duration=10)
+
+    def e250(*scenes: Scene) -> list[Any]:
+        return [d for d in _diags(*scenes) if d.code == "E250"]
+
+    bad = inp(out("a", "frame", 12.0), "a", 7)
+    for first in (
+        inp(image(), "s"),
+        inp(out("a", "last_frame"), "s"),
+        inp(out("a", "frame", 1.0), "s"),
+    ):
+        use = make_scene("b", prompt="@a @s", first=first, images=(bad,), aspect=None)
+        [d] = e250(ten, use)
+        assert d.span == sp(7)
+        assert (
+            d.hint
+            == "a frame time is from 0 to less than 10; for the very end, write `a.last_frame`"
+        )
+    # an upstream whose length is unknown is skipped, and the inputs after it still checked
+    for what in ("duration", "video", "?"):
+        vague = replace(make_scene("u"), unresolved=frozenset({what}))
+        use = make_scene(
+            "b", prompt="@a @u", first=inp(out("u", "frame", 99.0), "u"), images=(bad,), aspect=None
+        )
+        assert [d.span for d in e250(ten, vague, use)] == [sp(7)], what
+    missing = make_scene(
+        "b", prompt="@x @a", first=inp(out("x", "frame", 99.0), "x"), images=(bad,), aspect=None
+    )
+    assert len(e250(ten, missing)) == 1
+    # a last frame is at the end, whatever time it carries
+    last = make_scene("b", prompt="@a", first=inp(out("a", "last_frame", 99.0), "a"), aspect=None)
+    assert e250(ten, last) == []
+
+
+def test_unmentioned_input_warnings_in_full() -> None:
+    [d] = _diags(make_scene(images=(inp(url(), None, 7),)))
+    assert (d.code, d.span) == ("W211", sp(7))
+    assert d.message == "this reference image cannot be mentioned in the prompt: it has no name"
+    assert d.hint == (
+        "declare it as an asset and write `@name` in the prompt, so the model knows what it is for"
+    )
+    from dataclasses import replace
+
+    mei = replace(make_element("mei", image("m.png")), description="a tall woman")
+    kai = make_element("kai", image("k.png"))
+    found = _diags(make_scene(elements=("mei", "kai")), elements=(mei, kai))
+    assert [d.hint for d in found] == [
+        'say what it is for, e.g. "... @mei ..."; its description is sent only after a mention',
+        'say what it is for, e.g. "... @kai ..."',
+    ]
+    [d] = _diags(
+        make_scene(prompt="@m", images=(inp(image(), "m"), inp(image(), "mei"))), elements=(mei,)
+    )
+    assert d.hint == 'say what it is for, e.g. "... @mei ..."'  # an image, not the element
+    # an unnamed video from a scene is mentioned by the scene's name
+    assert codes(make_scene(prompt="like @arrival", video_in=inp(out("arrival", "video")))) == []
+
+
+def test_file_size_is_said_in_megabytes_of_a_million_bytes() -> None:
+    [d] = _diags(make_scene(prompt="@a", images=(inp(image(size=10_550_000), "a"),)))
+    assert d.message == "assets/a.png is 10.6 MB; images may be at most 10 MB"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storyc.base.hashing import digest_bytes
+from storyc.base.hashing import canonical_json, digest_bytes
 from storyc.state.gc import collect
 from storyc.state.store import RenderRecord, Store, StoreError, object_name
 
@@ -134,3 +134,252 @@ def test_gc_treats_a_damaged_render_time_as_expired(tmp_path: Path) -> None:
     store.record_render(RenderRecord(key, out, "a", 1, "preview", None, None, 5.0, "yesterday"))  # type: ignore[arg-type]
     rep = collect(store, set(), keep_days=30)
     assert [d for d, _ in rep.objects] == [out] and store.lookup_render(key) is None
+
+
+def _record(store: Store, key: str, edits: dict[str, object] | None = None) -> Path:
+    """A render record written as storyc writes it, then edited by hand (`edits`)."""
+    import json
+
+    out = store.put_bytes(b"out")
+    store.record_render(RenderRecord(key, out, "a", 1, "preview", "t1", None, 5.0, 1e9))
+    path = Path(store._record_path("renders", key))
+    if edits:
+        path.write_text(json.dumps({**json.loads(path.read_bytes()), **edits}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"scene": 3},
+        {"backend": None},
+        {"take": True},
+        {"take": "1"},
+        {"take": 1.0},
+        {"task_id": 7},
+        {"url": ["x"]},
+        {"duration": -1.0},
+        {"duration": "5"},
+        {"created": True},
+        {"created": "now"},
+        {"output": "sha256:nothex"},
+        {"key": digest_bytes(b"another key")},
+    ],
+)
+def test_a_hand_edited_or_damaged_record_is_a_miss(
+    tmp_path: Path, fields: dict[str, object]
+) -> None:
+    """Any edit breaks the checksum; a record older than checksums has none, and then each
+    field is checked by type."""
+    store = Store(tmp_path / ".storyc")
+    key = digest_bytes(b"k")
+    _record(store, key, fields)
+    assert store.lookup_render(key) is None
+    path = _record(store, key, {**fields, "sum": None})
+    import json
+
+    raw = json.loads(path.read_text())
+    del raw["sum"]
+    path.write_text(json.dumps(raw))
+    assert store.lookup_render(key) is None
+    if "key" not in fields:  # a record filed under another key is sound, just not this key's
+        assert [rec for _, rec in store.iter_renders()] == [None]
+
+
+def test_records_without_a_checksum_are_read_and_with_a_wrong_one_are_not(tmp_path: Path) -> None:
+    import json
+
+    store = Store(tmp_path / ".storyc")
+    key = digest_bytes(b"k")
+    path = _record(store, key)
+    raw = json.loads(path.read_bytes())
+    assert raw["sum"] == digest_bytes(canonical_json({k: v for k, v in raw.items() if k != "sum"}))
+    good = store.lookup_render(key)
+    assert good is not None and (good.take, good.task_id, good.duration, good.created) == (
+        1,
+        "t1",
+        5.0,
+        1e9,
+    )
+    del raw["sum"]
+    path.write_text(json.dumps(raw))
+    assert store.lookup_render(key) == good  # written before records had a checksum
+    path.write_text(json.dumps({**raw, "take": 2, "sum": good.key}))
+    assert store.lookup_render(key) is None
+    path.write_text(json.dumps({**raw, "sum": {"not": "comparable"}, "x": float("nan")}))
+    assert store.lookup_render(key) is None
+    path.write_text(
+        json.dumps({**raw, "duration": None, "url": "https://cdn.test/v", "created": 5})
+    )
+    rec = store.lookup_render(key)
+    assert rec is not None and rec.duration is None and rec.url == "https://cdn.test/v"
+    assert rec.created == 5.0 and isinstance(rec.created, float)
+    path.write_text("[1, 2]")
+    assert store.lookup_render(key) is None
+
+
+def test_objects_are_read_only_and_streamed_in_with_their_size(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    with store.writer() as w:
+        assert w.write(b"abc") == 3 and w.write(b"de") == 2
+        assert w.digest is None  # not published yet
+    assert w.size == 5 and w.digest == digest_bytes(b"abcde")
+    path = store.object_path(w.digest)
+    assert path.stat().st_mode & 0o777 == 0o444
+    assert list((store.objects / "incoming").iterdir()) == []
+
+
+def test_verified_index_is_written_only_when_it_changed(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    index = tmp_path / ".storyc" / "verified.json"
+    store.save()
+    assert not index.exists()
+    d = store.put_bytes(b"x")
+    with store:
+        pass
+    import json
+
+    assert json.loads(index.read_text()) == {d: list(store._verified[d])}
+    before = index.stat().st_mtime_ns
+    index.write_text(index.read_text())  # same content, a new time: would change if rewritten
+    after = index.stat().st_mtime_ns
+    again = Store(tmp_path / ".storyc")
+    assert again.has(d)
+    again.save()
+    assert index.stat().st_mtime_ns == after and after >= before
+    # a corrupt object found and removed: the index forgets it
+    os.chmod(store.object_path(d), 0o644)
+    store.object_path(d).write_bytes(b"y")
+    third = Store(tmp_path / ".storyc")
+    assert not third.has(d)
+    third.save()
+    assert json.loads(index.read_text()) == {}
+
+
+@pytest.mark.parametrize("junk", ['{"sha256:x": 5}', '{"a": [1, "b"]}', "[1]", '{"a": [[1]]}'])
+def test_a_junk_verified_index_only_costs_hashing(tmp_path: Path, junk: str) -> None:
+    store = Store(tmp_path / ".storyc")
+    d = store.put_bytes(b"x" * 1000)
+    (tmp_path / ".storyc" / "verified.json").write_text(junk)
+    again = Store(tmp_path / ".storyc")
+    assert again.has(d) and again.bytes_verified == 1000
+
+
+def test_adopted_objects_and_what_the_next_process_trusts(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    tmp = store.incoming("dl-1")
+    assert tmp == store.objects / "incoming" / ".tmp-dl-1"
+    tmp.write_bytes(b"pulled")
+    d = digest_bytes(b"pulled")
+    assert store.adopt(tmp, d, durable=False) == store.object_path(d) and not tmp.exists()
+    assert store.has(d) and store.bytes_verified == 0  # trusted by this process
+    store.save()
+    nxt = Store(tmp_path / ".storyc")
+    assert nxt.has(d) and nxt.bytes_verified == len(b"pulled")  # hashed again
+    tmp = store.incoming("dl-2")
+    tmp.write_bytes(b"paid")
+    d2 = digest_bytes(b"paid")
+    store.adopt(tmp, d2)
+    store.save()
+    nxt = Store(tmp_path / ".storyc")
+    assert nxt.has(d2) and nxt.bytes_verified == 0
+
+
+def test_iter_objects_lists_objects_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    assert list(store.iter_objects()) == []
+    a, b = store.put_bytes(b"a"), store.put_bytes(b"b")
+    (store.objects / "incoming" / ".tmp-x").write_bytes(b"partial")
+    (store.objects / "zz").write_bytes(b"a file where a shard would be")
+    (store.objects / a[7:9] / "not-hex").write_bytes(b"junk")
+    assert list(store.iter_objects()) == sorted(
+        [(a, store.object_path(a)), (b, store.object_path(b))]
+    )
+
+
+def test_stale_temps_are_old_temp_files_anywhere_in_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    old, new = time.time() - 7200, time.time()
+    made = []
+    for base in ("objects/incoming", "renders/ab", "derived/cd", "elsewhere"):
+        d = tmp_path / ".storyc" / base
+        d.mkdir(parents=True)
+        for name, t in ((".tmp-old", old), (".tmp-new", new), ("old-but-not-temp", old)):
+            (d / name).write_bytes(b"x")
+            os.utime(d / name, (t, t))
+        made.append(d / ".tmp-old")
+    assert sorted(store.stale_temps()) == sorted(made[:3])
+    assert len(store.stale_temps(older_than=-60)) == 6
+
+
+def test_remove_forgets_the_verification(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    d = store.put_bytes(b"x")
+    store.save()
+    fresh = Store(tmp_path / ".storyc")
+    fresh.remove(d)
+    assert not store.object_path(d).exists()
+    fresh.save()
+    import json
+
+    assert json.loads((tmp_path / ".storyc" / "verified.json").read_text()) == {}
+    fresh.remove(d)  # twice: nothing to do
+
+
+def test_iter_renders_skips_temps_and_reports_damage(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    assert list(store.iter_renders()) == []
+    key = digest_bytes(b"k")
+    path = _record(store, key)
+    (path.parent / ".tmp-abc").write_text("{}")
+    bad = path.parent / ("0" * 62)
+    bad.write_text("not json")
+    found = list(store.iter_renders())
+    assert [p for p, _ in found] == sorted([path, bad])
+    assert {p: r is None for p, r in found} == {path: False, bad: True}
+
+
+def test_derived_records_are_checked_like_render_records(tmp_path: Path) -> None:
+    import json
+
+    store = Store(tmp_path / ".storyc")
+    assert list(store.iter_derived()) == []
+    src, frame = store.put_bytes(b"video"), store.put_bytes(b"frame")
+    store.record_derived(src, "frame@2.5", frame)
+    assert store.lookup_derived(src, "frame@2.5") == frame
+    assert store.lookup_derived(src, "frame@2.4") is None
+    [(path, raw)] = list(store.iter_derived())
+    assert raw == {
+        "source": src,
+        "what": "frame@2.5",
+        "result": frame,
+        "sum": digest_bytes(canonical_json({"source": src, "what": "frame@2.5", "result": frame})),
+    }
+    (path.parent / ".tmp-x").write_text("{}")
+    assert len(list(store.iter_derived())) == 1
+    for edit in ({"result": src}, {"source": frame}, {"what": "last_frame"}, {"result": 5}):
+        path.write_text(json.dumps({**raw, **edit}))
+        assert store.lookup_derived(src, "frame@2.5") is None, edit
+    no_sum = {k: v for k, v in raw.items() if k != "sum"}
+    for result in (5, "sha256:nothex"):
+        path.write_text(json.dumps({**no_sum, "result": result}))
+        assert store.lookup_derived(src, "frame@2.5") is None, result
+    path.write_text(json.dumps(no_sum))
+    assert store.lookup_derived(src, "frame@2.5") == frame
+
+
+def test_unfetchable_urls_are_remembered_per_key_and_url(tmp_path: Path) -> None:
+    import json
+
+    store = Store(tmp_path / ".storyc")
+    k1, k2 = digest_bytes(b"k1"), digest_bytes(b"k2")
+    store.mark_unfetchable(k1, "https://cdn.test/x", "other bytes")
+    assert store.unfetchable(k2, "https://cdn.test/x") is None
+    path = Path(store._record_path("unfetchable", k1))
+    raw = json.loads(path.read_text())
+    assert raw["key"] == k1 and raw["reason"] == "other bytes"
+    assert abs(raw["at"] - time.time()) < 3600
+    path.write_text(json.dumps({**raw, "reason": None}))
+    assert store.unfetchable(k1, "https://cdn.test/x") == "it could not be fetched"
+    path.write_text(json.dumps({**raw, "key": k2}))
+    assert store.unfetchable(k1, "https://cdn.test/x") is None

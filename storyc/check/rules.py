@@ -128,11 +128,11 @@ def _check_frames(scene: Scene, mode: str, diags: Diagnostics, *, start_known: b
             hint="add `start = ...` (the provider needs `image` whenever `end_image` is set)",
         )
     if mode == EDIT:
-        for inp, what in ((scene.first_frame, "first frame"), (scene.end_frame, "end frame")):
+        for inp, what in ((scene.first_frame, "a first frame"), (scene.end_frame, "an end frame")):
             if inp is not None:
                 diags.error(
                     "E207",
-                    f"base editing cannot be combined with a {what}",
+                    f"base editing cannot be combined with {what}",
                     inp.span,
                     hint="edit the video alone, or use it as a `video =` reference",
                 )
