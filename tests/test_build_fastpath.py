@@ -313,3 +313,136 @@ def test_a_change_exactly_racy_s_before_the_start_is_trusted(tmp_path: Path) -> 
     started = newest + RACY_S
     assert started - RACY_S == newest  # exact in floating point at this magnitude
     assert record(str(tmp_path), args, [str(story)], {}, started)
+
+
+def _recorded(tmp_path: Path, **report: object) -> tuple[object, Path]:
+    """A project folder with a clean state recorded for `storyc build` (preview)."""
+    import argparse
+
+    from storyc.build.fastpath import record
+
+    root = tmp_path / "proj"
+    root.mkdir(parents=True)
+    story = root / "main.story"
+    story.write_text("x", "utf-8")
+    args = argparse.Namespace(
+        path=str(root), target=None, scenes=None, cuts=None, backend="preview",
+        base_url=None, resubmit_unknown=False, json=False,
+    )  # fmt: skip
+    full: dict[str, object] = {
+        "backend": "preview", "diagnostics": "", "plan_lines": ["plan: 1 scene"],
+        "scenes": ["a"], "json": '{"event": "summary"}\n', "build_line": "built: 0 rendered",
+    }  # fmt: skip
+    full.update(report)
+    st = story.stat()
+    assert record(str(root), args, [str(story)], full, max(st.st_mtime, st.st_ctime) + 60)
+    return args, story
+
+
+def test_load_answers_only_the_same_command_on_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from storyc.build.fastpath import load, record_path
+
+    monkeypatch.delenv("STORYC_NO_FASTPATH", raising=False)
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    args, story = _recorded(tmp_path)
+    data = load(args)  # type: ignore[arg-type]
+    assert data is not None and data["build_line"] == "built: 0 rendered"
+    monkeypatch.setenv("STORYC_NO_FASTPATH", "1")
+    assert load(args) is None  # type: ignore[arg-type]
+    monkeypatch.delenv("STORYC_NO_FASTPATH")
+    # the story file as the path: its folder's record
+    args.path = str(story)  # type: ignore[attr-defined]
+    assert load(args) is None  # another path: other options
+    args.path = str(story.parent)  # type: ignore[attr-defined]
+    args.scenes = ["a"]  # type: ignore[attr-defined]
+    assert load(args) is None  # type: ignore[arg-type]
+    args.scenes = None  # type: ignore[attr-defined]
+    (story.parent / "new.story").write_text("", "utf-8")  # discovery sees another file
+    assert load(args) is None  # type: ignore[arg-type]
+    (story.parent / "new.story").unlink()
+    assert load(args) is not None  # type: ignore[arg-type]
+    path = Path(record_path(str(story.parent)))
+    good = json.loads(path.read_text())
+    for damage in (
+        {"diagnostics": 1}, {"json": None}, {"build_line": ["x"]}, {"plan_lines": [1]},
+        {"scenes": [None]}, {"stats": [[5, 1, 1, 1, 1]]}, {"stats": [["/x", 1]]},
+        {"options": None},
+    ):  # fmt: skip
+        path.write_text(json.dumps({**good, **damage}))
+        assert load(args) is None, damage  # type: ignore[arg-type]
+    for raw in ("[1, 2]", "not json", "[" * 100_000):
+        path.write_text(raw)
+        assert load(args) is None, raw[:10]  # type: ignore[arg-type]
+    path.unlink()
+    assert load(args) is None  # type: ignore[arg-type]
+    args.path = str(tmp_path / "missing")  # type: ignore[attr-defined]
+    assert load(args) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["size", "mtime", "ino", "ctime"])
+def test_load_refuses_any_stat_that_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    import json
+
+    from storyc.build.fastpath import load, record_path
+
+    monkeypatch.delenv("STORYC_NO_FASTPATH", raising=False)
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    args, story = _recorded(tmp_path)
+    path = Path(record_path(str(story.parent)))
+    data = json.loads(path.read_text())
+    [[p, size, mtime, ino, ctime]] = data["stats"]
+    moved = {"size": size + 1, "mtime": mtime + 1, "ino": ino + 1, "ctime": ctime + 1}
+    values = {"size": size, "mtime": mtime, "ino": ino, "ctime": ctime, field: moved[field]}
+    data["stats"] = [[p, values["size"], values["mtime"], values["ino"], values["ctime"]]]
+    path.write_text(json.dumps(data))
+    assert load(args) is None  # type: ignore[arg-type]
+    data["stats"] = [[p, size, mtime, ino, ctime]]
+    path.write_text(json.dumps(data))
+    assert load(args) is not None  # type: ignore[arg-type]
+    story.unlink()
+    assert load(args) is None  # type: ignore[arg-type]
+
+
+def test_a_paid_clean_state_needs_the_key_to_be_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storyc.build.fastpath import load
+
+    monkeypatch.delenv("STORYC_NO_FASTPATH", raising=False)
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    monkeypatch.delenv("INFERENCE_API_KEY", raising=False)
+    args, _ = _recorded(tmp_path, backend="inference")
+    assert load(args) is None  # type: ignore[arg-type]
+    monkeypatch.setenv("INFERENCE_API_KEY", "k")
+    assert load(args) is not None  # type: ignore[arg-type]
+
+
+def test_try_fast_prints_the_recorded_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from storyc.build.fastpath import try_fast
+
+    monkeypatch.delenv("STORYC_NO_FASTPATH", raising=False)
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    args, _ = _recorded(
+        tmp_path, diagnostics="warning[W211]: x", plan_lines=["plan: 2 scenes", "all reused"]
+    )
+    assert try_fast(args) == 0  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert out == "plan: 2 scenes\nall reused\nbuilt: 0 rendered\n"
+    assert err.startswith("warning[W211]: x\n")
+    args.json = True  # type: ignore[attr-defined]
+    assert try_fast(args) == 0  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert out == '{"event": "summary"}\n' and err == "warning[W211]: x\n"
+    args2, _ = _recorded(tmp_path / "quiet")
+    assert try_fast(args2) == 0  # type: ignore[arg-type]
+    assert capsys.readouterr().err == ""  # no diagnostics: nothing on stderr
+    args2.scenes = ["other"]  # type: ignore[attr-defined]
+    assert try_fast(args2) is None  # type: ignore[arg-type]

@@ -752,3 +752,9 @@ def test_unmentioned_input_warnings_in_full() -> None:
 def test_file_size_is_said_in_megabytes_of_a_million_bytes() -> None:
     [d] = _diags(make_scene(prompt="@a", images=(inp(image(size=10_550_000), "a"),)))
     assert d.message == "assets/a.png is 10.6 MB; images may be at most 10 MB"
+
+
+def test_an_unknown_element_left_unmentioned_still_warns() -> None:
+    """The resolver reports the unknown name; the rule still says it is not mentioned."""
+    [d] = _diags(make_scene(elements=("ghost",)))
+    assert d.code == "W211" and d.hint == 'say what it is for, e.g. "... @ghost ..."'

@@ -383,3 +383,49 @@ def test_unfetchable_urls_are_remembered_per_key_and_url(tmp_path: Path) -> None
     assert store.unfetchable(k1, "https://cdn.test/x") == "it could not be fetched"
     path.write_text(json.dumps({**raw, "key": k2}))
     assert store.unfetchable(k1, "https://cdn.test/x") is None
+
+
+def test_put_file_with_an_expected_digest_stores_only_those_bytes(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    src = tmp_path / "x.mp4"
+    src.write_bytes(b"other bytes")
+    with pytest.raises(StoreError, match="expected"):
+        store.put_file(src, expected=digest_bytes(b"wanted bytes"))
+    assert list(store.iter_objects()) == []
+    assert store.put_file(src, expected=digest_bytes(b"other bytes")) == digest_bytes(
+        b"other bytes"
+    )
+
+
+def test_iter_objects_skips_a_stray_file_before_the_shards(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    d = store.put_bytes(b"a")
+    (store.objects / "00").write_bytes(b"a file with a shard's name")  # sorts first
+    assert list(store.iter_objects()) == [(d, store.object_path(d))]
+
+
+def test_temp_files_are_stale_after_an_hour(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    temp = store.incoming("dl")
+    temp.write_bytes(b"x")
+    t = time.time() - 3600.5
+    os.utime(temp, (t, t))
+    assert store.stale_temps() == [temp]
+
+
+def test_derived_records_of_one_object_are_kept_apart(tmp_path: Path) -> None:
+    import json
+
+    store = Store(tmp_path / ".storyc")
+    src = store.put_bytes(b"video")
+    first, last = store.put_bytes(b"first"), store.put_bytes(b"last")
+    other = store.put_bytes(b"another video")
+    store.record_derived(src, "first_frame", first)
+    store.record_derived(src, "last_frame", last)
+    assert store.lookup_derived(src, "first_frame") == first
+    assert store.lookup_derived(src, "last_frame") == last
+    # a record (from before checksums) found under another object's name is not its own
+    path = Path(store._record_path("derived", store._derived_id(other, "last_frame")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"source": src, "what": "last_frame", "result": last}))
+    assert store.lookup_derived(other, "last_frame") is None
