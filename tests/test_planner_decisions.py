@@ -20,6 +20,7 @@ from storyc.plan.planner import (
     Change,
     Planner,
     Sources,
+    TakePlan,
     _describe,
     _input_change,
     _is_url,
@@ -102,13 +103,17 @@ class World:
         return a
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
+def make_world(tmp_path: Path, story: str = STORY) -> World:
     root = tmp_path / "film"
     (root / "assets").mkdir(parents=True)
     shutil.copy(ASSETS / "street.mp4", root / "assets" / "street.mp4")
-    (root / "main.story").write_text(STORY, "utf-8")
-    w = World(root)
+    (root / "main.story").write_text(story, "utf-8")
+    return World(root)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = make_world(tmp_path)
     yield w  # type: ignore[misc]
     w.journal.close()
 
@@ -116,9 +121,13 @@ def world(tmp_path: Path) -> World:
 def test_nothing_known_renders_and_is_priced(world: World) -> None:
     sp = world.planner().plan().scenes["one"]
     d = sp.decisions[1]
+    assert (sp.name, sp.takes, sp.request) == ("one", 1, world.comp.requests["one"])
     assert (sp.status, sp.render, d.action, d.key) == ("render", (1,), "render", world.key("one"))
+    assert d.take == 1
     assert d.price.amount == Decimal("0.084") * 5 and sp.estimate.amount == d.price.amount
-    assert [(c.kind, c.message) for c in sp.reasons] == [("new", "not in the lock file (never built)")]
+    assert [(c.kind, c.message) for c in sp.reasons] == [
+        ("new", "not in the lock file (never built)")
+    ]
     assert sp.output is None and sp.duration == 5.0
 
 
@@ -206,10 +215,16 @@ def test_the_team_store_is_pulled_not_paid(world: World) -> None:
     team = Team({k: "sha256:" + "7" * 64})
     sp = world.planner(remote=team).plan().scenes["one"]
     d = sp.decisions[1]
-    assert (d.action, d.output, d.duration, sp.pull, sp.status) == (
-        "pull", "sha256:" + "7" * 64, 5.2, (1,), "up-to-date",
+    assert (d.take, d.key, d.action, d.output, d.duration, sp.pull, sp.status) == (
+        1, k, "pull", "sha256:" + "7" * 64, 5.2, (1,), "up-to-date",
     )  # fmt: skip
-    assert [c.message for c in sp.reasons] == ["take 1: in the team store; pulled, not paid"]
+    assert sp.reasons == [
+        Change("remote", "take 1", message="take 1: in the team store; pulled, not paid")
+    ]
+    # without a lock entry: its length is not known yet
+    del world.lock.scenes["one"]
+    d = world.planner(remote=team).plan().scenes["one"].decisions[1]
+    assert (d.action, d.duration) == ("pull", None)
     assert sp.estimate.amount == 0
 
 
@@ -219,10 +234,17 @@ def test_a_missing_output_is_fetched_from_a_url_that_still_works(world: World) -
     world.entry("one", TakeEntry(1, k, gone, "task-1", URL, 5.1, Decimal("0.42")))
     sp = world.planner().plan().scenes["one"]
     d = sp.decisions[1]
-    assert (d.action, d.output, d.url, d.task_id, d.duration, d.cost) == (
-        "fetch", gone, URL, "task-1", 5.1, Decimal("0.42"),
+    assert (d.take, d.key, d.action, d.output, d.url, d.task_id, d.duration, d.cost) == (
+        1, k, "fetch", gone, URL, "task-1", 5.1, Decimal("0.42"),
     )  # fmt: skip
     assert sp.fetch == (1,) and sp.status == "up-to-date" and sp.output == gone
+    assert sp.reasons == [
+        Change(
+            "missing",
+            "take 1",
+            message="take 1: output not in the store; fetched again from its recorded URL",
+        )
+    ]
     # the lock's URL known dead: the render record's
     world.store.mark_unfetchable(k, URL, "expired")
     rec_url = "https://cdn.test/rec.mp4"
@@ -237,8 +259,8 @@ def test_a_missing_output_is_fetched_from_a_url_that_still_works(world: World) -
     world.store.mark_unfetchable(k, "https://cdn.test/j.mp4", "other bytes")
     sp = world.planner().plan().scenes["one"]
     assert sp.decisions[1].action == "render"
-    assert [(c.kind, c.message) for c in sp.reasons] == [
-        ("missing", "output missing from the store, and no URL to fetch it again")
+    assert [(c.kind, c.field, c.message) for c in sp.reasons] == [
+        ("missing", "output", "output missing from the store, and no URL to fetch it again")
     ]
 
 
@@ -253,9 +275,14 @@ def test_what_the_journal_says_was_sent_is_followed_or_decided(world: World) -> 
     world.attempt(k, "submitting", "submitted", task="task-5")
     sp = world.planner().plan().scenes["one"]
     d = sp.decisions[1]
-    assert (d.action, d.task_id, sp.follow, sp.status) == ("follow", "task-5", (1,), "render")
+    assert (d.take, d.key, d.action, d.task_id, sp.follow, sp.status) == (
+        1, k, "follow", "task-5", (1,), "render",
+    )  # fmt: skip
+    assert d.attempt == world.journal.attempts(k)[0].id
     assert sp.reasons[-1] == Change(
-        "journal", "take 1", message="take 1 was already sent (task task-5); it is followed, not sent again"
+        "journal",
+        "take 1",
+        message="take 1 was already sent (task task-5); it is followed, not sent again",
     )
     assert sp.estimate.amount == 0  # already paid for: never priced twice
     k2 = world.key("pair", 2)
@@ -264,10 +291,21 @@ def test_what_the_journal_says_was_sent_is_followed_or_decided(world: World) -> 
     # being sent by a build that runs now: followed, not sent again
     sp = world.planner(live_build=True).plan().scenes["pair"]
     assert (sp.decisions[2].action, sp.decisions[2].attempt) == ("follow", b)
+    assert (sp.decisions[2].take, sp.decisions[2].key) == (2, k2)
     assert "take 2 is being sent by a build running now" in [c.message for c in sp.reasons]
     # nobody is sending it: its fate is unknown, and the user decides
     sp = world.planner().plan().scenes["pair"]
     assert (sp.decisions[2].action, sp.decisions[2].attempt, sp.unknown) == ("decide", b, (2,))
+    assert (sp.decisions[2].take, sp.decisions[2].key) == (2, k2)
+    assert (
+        Change(
+            "journal",
+            "take 2",
+            message="take 2: an earlier attempt's fate is unknown; needs your decision "
+            "(storyc adopt or storyc forget)",
+        )
+        in sp.reasons
+    )
     assert (
         "take 2: an earlier attempt's fate is unknown; needs your decision "
         "(storyc adopt or storyc forget)"
@@ -278,7 +316,7 @@ def test_what_the_journal_says_was_sent_is_followed_or_decided(world: World) -> 
     world.journal.mark_submitting(c)
     world.journal.mark_failed(c, "timeout")
     d = world.planner(resubmit_unknown=True).plan().scenes["pair"].decisions[2]
-    assert (d.action, d.resend) == ("render", (b, c))
+    assert (d.take, d.key, d.action, d.resend) == (2, k2, "render", (b, c))
 
 
 def test_attempts_that_failed_or_were_not_sent_render_again(world: World) -> None:
@@ -301,7 +339,10 @@ def test_scenes_that_cannot_be_planned_say_why(world: World) -> None:
     )
     plan = p.plan()
     assert plan.order == [*world.comp.order, "ghost", "lost"]
-    assert (plan.scenes["one"].status, plan.scenes["one"].blocked) == ("blocked", "the prompt failed")
+    assert (plan.scenes["one"].status, plan.scenes["one"].blocked) == (
+        "blocked",
+        "the prompt failed",
+    )
     assert plan.scenes["after"].blocked == "uses scene one, which is blocked"
     assert plan.scenes["ghost"].blocked == "uses scene one, which cannot be built"
     assert plan.scenes["lost"].blocked == "the scene has errors (see `storyc check`)"
@@ -325,16 +366,19 @@ def test_a_scene_planned_alone_uses_its_upstreams_recorded_output(world: World) 
 def test_waiting_scenes_are_priced_and_say_what_they_wait_for(world: World) -> None:
     plan = world.planner().plan()
     sp = plan.scenes["after"]
+    assert (sp.name, sp.takes, sp.picked) == ("after", 1, 1)
     assert (sp.status, sp.waiting_on, sp.render, sp.keys) == ("waiting", ("one",), (1,), {})
     assert [(c.kind, c.field, c.message) for c in sp.reasons] == [
         ("upstream", "one", "waits for scene one to render"),
         ("new", "", "not in the lock file (never built)"),
     ]
     assert sp.decisions[1].price.amount == Decimal("0.084") * 5 == sp.estimate.amount
+    assert sp.decisions == {1: TakePlan(1, "render", price=sp.decisions[1].price)}
+    assert sp.request is world.comp.requests["after"] and sp.upstream == {}
     assert sp.duration == 5.0
     snow = plan.scenes["snow"]  # an edit as long as the scene it edits
     assert snow.status == "waiting" and snow.duration == 5.0
-    assert snow.estimate.amount == Decimal("0.126") * 5
+    assert snow.estimate.amount == Decimal("0.126") * 5 == snow.decisions[1].price.amount
     local = plan.scenes["local"]  # an edit of a local video: priced by its header
     length = world.comp.media_duration("assets/street.mp4")
     assert length and local.duration == length
@@ -384,8 +428,9 @@ def test_a_take_added_renders_only_that_take_and_says_so(world: World) -> None:
 def test_a_key_that_changed_with_no_recorded_field_says_so(world: World) -> None:
     world.entry("one", TakeEntry(1, "sha256:" + "2" * 64, world.store.put_bytes(b"old")))
     sp = world.planner().plan().scenes["one"]
-    assert [(c.kind, c.message) for c in sp.reasons] == [
+    assert [(c.kind, c.field, c.message) for c in sp.reasons] == [
         (
+            "key",
             "key",
             "the key changed although no recorded field did (a new storyc version, or a lock "
             "file edited by hand)",
@@ -410,7 +455,11 @@ def test_explain_names_each_field_that_changed(world: World) -> None:
         ("setting", "duration", "duration: 10 → 5"),
         ("setting", "gone", "gone: true → (unset)"),
         *[
-            ("setting", "quality", f"quality: (unset) → {_show(keys.key_inputs(req, {})['settings']['quality'])}")
+            (
+                "setting",
+                "quality",
+                f"quality: (unset) → {_show(keys.key_inputs(req, {})['settings']['quality'])}",
+            )
             for _ in [0]
             if "quality" in keys.key_inputs(req, {})["settings"]
         ],
@@ -422,7 +471,7 @@ def test_explain_names_each_field_that_changed(world: World) -> None:
 def test_values_are_shown_as_the_story_writes_them() -> None:
     assert _show(None) == "(unset)" and _show("16:9") == "'16:9'"
     assert _show(True) == "true" and _show(False) == "false" and _show(5) == "5"
-    assert _show(2.5) == "2.5"
+    assert _show(2.5) == "2.5" and _show(["Std"]) == "['Std']" and _show(Decimal("1E+1")) == "1E+1"
 
 
 def test_input_changes_are_described_by_what_they_are() -> None:
@@ -454,6 +503,11 @@ def test_input_changes_are_described_by_what_they_are() -> None:
     assert _input_change("image", f1, {"url": "https://x.test/a.png"}) == (
         "image: assets/a.png (aaaaaaaaaaaa) → https://x.test/a.png"
     )
+    same_time = {**at, "upstream": d1}
+    assert _input_change("image", same_time, {**at, "upstream": d2}) == (
+        "image: the output of scene one changed"
+    )
+    assert _input_change("image", {**at, "upstream": d1}, at) == "image: scene one renders first"
     assert _describe({"scene": "one"}) == "video of scene one"
     assert _describe({"path": "p", "digest": "md5:1"}) == "p (md5:1)"
     assert _describe({"other": 1}) == "{'other': 1}"
@@ -462,7 +516,9 @@ def test_input_changes_are_described_by_what_they_are() -> None:
 def test_an_upstream_change_is_an_upstream_reason(world: World) -> None:
     o1, o2 = world.store.put_bytes(b"v1"), world.store.put_bytes(b"v2")
     world.entry("one", TakeEntry(1, world.key("one"), o2))
-    world.entry("after", TakeEntry(1, world.key("after", one=o1), world.store.put_bytes(b"a")), one=o1)
+    world.entry(
+        "after", TakeEntry(1, world.key("after", one=o1), world.store.put_bytes(b"a")), one=o1
+    )
     sp = world.planner().plan().scenes["after"]
     assert sp.status == "render"
     [c] = sp.reasons
@@ -513,7 +569,11 @@ def test_diff_of_two_plans(world: World) -> None:
     after = world.planner().plan()
     d = diff_plans(before, after)
     assert d.no_longer_rendering == ["one"] and d.newly_rendering == []
-    assert d.status_changes == {"one": ("render", "up-to-date"), "after": ("waiting", "render"), "snow": ("waiting", "render")}
+    assert d.status_changes == {
+        "one": ("render", "up-to-date"),
+        "after": ("waiting", "render"),
+        "snow": ("waiting", "render"),
+    }
     assert d.cost_delta == (after.total_estimate or 0) - (before.total_estimate or 0)
     first = diff_plans(None, before)
     assert first.newly_rendering == [n for n in before.order if before.scenes[n].will_render]
@@ -521,6 +581,267 @@ def test_diff_of_two_plans(world: World) -> None:
 
 
 def test_make_plan_is_the_planner_of_a_compilation(world: World) -> None:
-    plan = make_plan(world.comp, lock=world.lock, store=world.store, backend=PAID, journal=world.journal)
+    plan = make_plan(
+        world.comp, lock=world.lock, store=world.store, backend=PAID, journal=world.journal
+    )
     assert plan.order == world.comp.order and plan.backend == PAID
     assert plan.scenes["local"].duration == world.comp.media_duration("assets/street.mp4")
+
+
+def test_a_waiting_scene_explains_itself_against_its_lock_entry(world: World) -> None:
+    e = world.entry("after", TakeEntry(1, "sha256:" + "4" * 64, None), one="sha256:" + "5" * 64)
+    e.prompt = "Then the window opens"
+    sp = world.planner().plan().scenes["after"]
+    assert sp.status == "waiting"
+    assert [(c.kind, c.message) for c in sp.reasons] == [
+        ("upstream", "waits for scene one to render"),
+        ("prompt", "prompt text changed"),
+    ]
+
+
+def test_diff_of_plans_of_different_scenes_and_unknown_totals(world: World) -> None:
+    few = world.planner().plan(["one", "pair"])
+    every = world.planner().plan()
+    d = diff_plans(few, every)
+    assert d.status_changes == {
+        "after": (None, "waiting"), "snow": (None, "waiting"), "local": (None, "render"),
+    }  # fmt: skip
+    assert diff_plans(every, few).status_changes == {
+        n: (s, None) for n, (_, s) in d.status_changes.items()
+    }
+    unknown = world.planner(file_duration=lambda path: None).plan()
+    assert unknown.total_estimate is None
+    assert diff_plans(every, unknown).cost_delta is None
+    assert diff_plans(unknown, every).cost_delta is None
+    assert diff_plans(every, every).cost_delta == 0
+
+
+def test_a_waiting_scene_keeps_the_picked_take(tmp_path: Path) -> None:
+    w = make_world(
+        tmp_path,
+        'project "P" { aspect = "16:9" }\n'
+        'scene one { prompt = "A street"  duration = 5 }\n'
+        'scene twice { start = one.last_frame  prompt = "Then"  duration = 5  takes = 2 }\n',
+    )
+    e = w.entry("twice")
+    e.picked = 2
+    sp = w.planner().plan().scenes["twice"]
+    assert (sp.status, sp.takes, sp.picked, sp.render) == ("waiting", 2, 2, (1, 2))
+    assert [d.take for d in sp.decisions.values()] == [1, 2]
+    w.journal.close()
+
+
+# the lock's facts (task, url, duration, cost) -> what the reuse decision records
+@pytest.mark.parametrize(
+    "lock,expected",
+    [
+        (("T", "U", 5.0, "0.4"), ("T", "U", 5.0, "0.4")),
+        (("T", "U", None, "0.4"), ("T", "U", None, "0.4")),  # the lock knows it all
+        ((None, "U", 5.0, "0.4"), ("task-r", "U", 5.0, "0.4")),
+        (("T", None, 5.0, "0.4"), ("T", "R", 5.0, "0.4")),
+        (("T", None, None, "0.4"), ("T", "R", 4.0, "0.4")),
+        (("T", "U", 5.0, None), ("T", "U", 5.0, "0.5")),
+        ((None, None, None, None), ("task-r", "R", 4.0, "0.5")),
+    ],
+)
+def test_reuse_completes_the_lock_from_the_record_then_the_journal(
+    world: World, lock: tuple[Any, ...], expected: tuple[Any, ...]
+) -> None:
+    k = world.key("one")
+    out = world.store.put_bytes(b"out")
+    task, url, duration, cost = lock
+    world.entry("one", TakeEntry(1, k, out, task, url, duration, cost and Decimal(cost)))
+    world.store.record_render(RenderRecord(k, out, "one", 1, PAID, "task-r", "R", 4.0, 1e9))
+    a = world.attempt(k, "submitting", "submitted", task="task-j")
+    world.journal.mark_completed(a, out, "J", Decimal("0.5"))
+    d = world.planner().plan().scenes["one"].decisions[1]
+    assert (d.take, d.action, d.key, d.output, d.indexed) == (1, "reuse", k, out, True)
+    task, url, duration, cost = expected
+    assert (d.task_id, d.url, d.duration, d.cost) == (task, url, duration, Decimal(cost))
+
+
+def test_a_preview_reuse_takes_the_lock_as_it_is(world: World) -> None:
+    k = world.key("one", backend="preview")
+    out = world.store.put_bytes(b"out")
+    world.entry("one", TakeEntry(1, k, out), backend="preview")
+    world.store.record_render(RenderRecord(k, out, "one", 1, "preview", "t", "R", 4.0, 1e9))
+    d = world.planner("preview").plan().scenes["one"].decisions[1]
+    assert (d.take, d.key, d.task_id, d.url, d.duration, d.cost) == (1, k, None, None, None, 0)
+    # not in the lock: the record's facts, and a preview's cost is nothing
+    del world.lock.previews["one"]
+    d = world.planner("preview").plan().scenes["one"].decisions[1]
+    assert (d.take, d.key, d.task_id, d.url, d.duration, d.cost) == (1, k, "t", "R", 4.0, 0)
+
+
+def test_reuse_takes_its_facts_from_the_attempt_that_made_that_output(world: World) -> None:
+    k = world.key("one")
+    out = world.store.put_bytes(b"out")
+    world.entry("one", TakeEntry(1, k, out))
+    a = world.attempt(k, "submitting", "submitted", task="task-1")
+    world.journal.mark_completed(a, out, "https://cdn.test/1.mp4", Decimal("0.4"))
+    b = world.attempt(k, "submitting", "submitted", task="task-2")
+    world.journal.mark_completed(b, "sha256:" + "6" * 64, "https://cdn.test/2.mp4", Decimal("0.3"))
+    d = world.planner().plan().scenes["one"].decisions[1]
+    assert (d.action, d.output, d.task_id, d.url, d.cost) == (
+        "reuse", out, "task-1", "https://cdn.test/1.mp4", Decimal("0.4"),
+    )  # fmt: skip
+
+
+def test_make_plan_passes_on_the_live_build_and_the_team_store(world: World) -> None:
+    k = world.key("one")
+    a = world.attempt(k, "submitting")
+    kw: dict[str, Any] = dict(
+        lock=world.lock, store=world.store, backend=PAID, journal=world.journal
+    )
+    assert make_plan(world.comp, **kw).scenes["one"].decisions[1].action == "decide"
+    live = make_plan(world.comp, **kw, live_build=True).scenes["one"].decisions[1]
+    assert (live.action, live.attempt) == ("follow", a)
+    kp = world.key("pair", 1)
+    team = Team({kp: "sha256:" + "8" * 64})
+    assert make_plan(world.comp, **kw, remote=team).scenes["pair"].decisions[1].action == "pull"
+
+
+def test_a_two_take_scene_blocked_keeps_its_takes(tmp_path: Path) -> None:
+    w = make_world(
+        tmp_path,
+        'project "P" { aspect = "16:9" }\n'
+        'scene one { prompt = "A street"  duration = 5 }\n'
+        'scene twice { start = one.last_frame  prompt = "Then"  duration = 5  takes = 2 }\n',
+    )
+    sp = w.planner().plan(["twice"]).scenes["twice"]
+    assert (sp.name, sp.status, sp.takes, sp.request) == (
+        "twice", "blocked", 2, w.comp.requests["twice"],
+    )  # fmt: skip
+    p = Planner(
+        w.comp.requests, w.comp.order, Sources(lock=w.lock, store=w.store, backend=PAID),
+        broken={"one": "bad"},
+    )  # fmt: skip
+    sp = p.plan().scenes["twice"]
+    assert (sp.name, sp.status, sp.takes, sp.request) == (
+        "twice", "blocked", 2, w.comp.requests["twice"],
+    )  # fmt: skip
+    w.journal.close()
+
+
+def test_scenes_in_a_cycle_and_scenes_asked_for_are_in_the_plan(tmp_path: Path) -> None:
+    root = tmp_path / "cycle"
+    root.mkdir()
+    (root / "main.story").write_text(
+        'project "P" { aspect = "16:9" }\n'
+        'scene free { prompt = "A street"  duration = 5 }\n'
+        'scene x { start = y.last_frame  prompt = "X"  duration = 5 }\n'
+        'scene y { start = x.last_frame  prompt = "Y"  duration = 5 }\n',
+        "utf-8",
+    )
+    comp = compile_project(root)
+    assert comp.order == ["free"]
+    plan = make_plan(comp, lock=LockFile(), store=Store.for_project(root), backend=PAID)
+    assert plan.order == ["free", "x", "y"]
+    assert plan.scenes["x"].status == plan.scenes["y"].status == "blocked"
+    one = compile_project(root, scenes=["x"])
+    plan = make_plan(one, lock=LockFile(), store=Store.for_project(root), backend=PAID)
+    assert plan.order == ["x"] and plan.scenes["x"].status == "blocked"
+    (root / "main.story").write_text("scene {{{ broken", "utf-8")
+    broken = compile_project(root)
+    assert (
+        make_plan(broken, lock=LockFile(), store=Store.for_project(root), backend=PAID).order == []
+    )
+
+
+def test_explain_reports_inputs_added_and_removed_with_their_values(world: World) -> None:
+    req = world.comp.requests["after"]
+    d1 = "sha256:" + "a" * 64
+    e = world.entry("after", one=d1)
+    now = keys.key_inputs(req, {"one": d1})["inputs"]
+    [(path, value)] = now.items()
+    e.inputs = {"old_slot": {"path": "assets/x.png", "digest": d1}}
+    found = explain(e, req, PAID, {"one": d1})
+    assert [(c.kind, c.field, c.old, c.new) for c in found] == [
+        ("upstream", path, None, value),
+        ("input", "old_slot", {"path": "assets/x.png", "digest": d1}, None),
+    ]
+    assert found[0].message == f"{path}: added last_frame of scene one"
+    e.inputs = dict(now)
+    e.settings = {**e.settings, "duration": 10}
+    [c] = explain(e, req, PAID, {"one": d1})
+    assert (c.kind, c.field, c.old, c.new) == ("setting", "duration", 10, 5)
+
+
+def test_explain_lists_every_take_added() -> None:
+    from dataclasses import replace
+
+    from storyc.targets.request import Request
+
+    req = Request(
+        "s", "inference/video-o1", "v2", "klingai/video-o1", {"app": "a", "input": {"prompt": "p"}},
+        3, (), "std", 5, False, "text-to-video",
+    )  # fmt: skip
+    ki = keys.key_inputs(req, {})
+    entry = SceneEntry(
+        "s", PAID, req.target, req.schema, req.app, ki["prompt"], ki["inputs"], ki["settings"],
+        [TakeEntry(1, "k1")], 1,
+    )  # fmt: skip
+    [c] = explain(entry, req, PAID, {})
+    assert (c.kind, c.field, c.old, c.new, c.message) == (
+        "takes",
+        "takes",
+        1,
+        3,
+        "takes added: 2, 3",
+    )
+    entry.takes = [TakeEntry(2, "k2")]
+    [c] = explain(entry, replace(req, takes=2), PAID, {})
+    assert c.message == "takes added: 1"
+    entry.takes = []
+    assert explain(entry, req, PAID, {}) == []  # nothing locked: not "takes added"
+
+
+def test_memoised_keys_and_lookups_are_used_as_given(world: World) -> None:
+    calls: list[tuple[Any, ...]] = []
+    out = world.store.put_bytes(b"memo")
+
+    def key(req: Any, take: int, upstream: Any) -> str:
+        calls.append((req.scene, take, dict(upstream)))
+        return "sha256:" + f"{take:064x}"
+
+    def lookup(k: str) -> str | None:
+        calls.append(("lookup", k))
+        return out if k.endswith("1") else None
+
+    s = Sources(lock=world.lock, store=world.store, backend=PAID, key=key, lookup=lookup)
+    sp = planner_for(world.comp, s).plan(["pair"]).scenes["pair"]
+    assert sp.keys == {1: "sha256:" + f"{1:064x}", 2: "sha256:" + f"{2:064x}"}
+    assert ("pair", 1, {}) in calls and ("pair", 2, {}) in calls
+    assert ("lookup", "sha256:" + f"{1:064x}") in calls
+    assert (sp.decisions[1].action, sp.decisions[2].action) == ("reuse", "render")
+    assert s.lock is world.lock
+
+
+def test_without_file_lengths_an_edit_of_a_local_video_has_an_unknown_price(world: World) -> None:
+    s = Sources(lock=world.lock, store=world.store, backend=PAID)
+    sp = planner_for(world.comp, s).plan().scenes["local"]
+    assert sp.estimate.kind == "unknown" and sp.estimate.amount is None
+
+
+def test_each_take_is_priced_alone_on_its_backend(world: World) -> None:
+    pair = world.planner().plan().scenes["pair"]
+    assert [pair.decisions[t].price.amount for t in (1, 2)] == [Decimal("0.084") * 10] * 2
+    free = world.planner("preview").plan().scenes["pair"]
+    assert free.decisions[1].price.kind == "free" and free.decisions[1].price.amount == 0
+    # an edit decided once its upstream is known is priced by that upstream's length
+    out = world.store.put_bytes(b"one")
+    world.entry("one", TakeEntry(1, world.key("one"), out, duration=5.0))
+    snow = world.planner().plan().scenes["snow"]
+    assert snow.status == "render" and snow.decisions[1].price.amount == Decimal("0.126") * 5
+    assert (snow.name, snow.takes) == ("snow", 1)
+
+
+def test_a_reused_output_without_a_length_takes_the_scenes(world: World) -> None:
+    out = world.store.put_bytes(b"one")
+    world.entry("one", TakeEntry(1, world.key("one"), out))
+    sp = world.planner().plan().scenes["one"]
+    assert (sp.status, sp.duration) == ("up-to-date", 5.0)
+    snow_out = world.store.put_bytes(b"snow")
+    world.entry("snow", TakeEntry(1, world.key("snow", one=out), snow_out), one=out)
+    sp = world.planner().plan().scenes["snow"]
+    assert (sp.status, sp.duration) == ("up-to-date", 5.0)  # as long as what it edits

@@ -429,3 +429,60 @@ def test_derived_records_of_one_object_are_kept_apart(tmp_path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"source": src, "what": "last_frame", "result": last}))
     assert store.lookup_derived(other, "last_frame") is None
+
+
+def test_store_of_a_project_is_its_storyc_folder(tmp_path: Path) -> None:
+    assert Store.for_project(tmp_path).root == tmp_path / ".storyc"
+    assert Store.for_project(str(tmp_path)).objects == tmp_path / ".storyc" / "objects"
+
+
+def test_render_durations_from_zero_up_are_read(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    out = store.put_bytes(b"v")
+    for i, duration in enumerate((0.0, 0.5, 0)):
+        key = digest_bytes(f"k{i}".encode())
+        store.record_render(RenderRecord(key, out, "a", 1, "preview", None, None, duration, 1.0))
+        rec = store.lookup_render(key)
+        assert rec is not None and rec.duration == duration
+
+
+def test_hashing_is_counted_and_done_once_per_object(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    a, b = store.put_bytes(b"a" * 10), store.put_bytes(b"b" * 20)
+    fresh = Store(tmp_path / ".storyc")  # nothing saved: every object is hashed on first use
+    assert fresh.has(a) and fresh.has(b) and fresh.bytes_verified == 30
+    assert fresh.get(a) is not None and fresh.has(b) and fresh.bytes_verified == 30
+    fresh.save()
+    import json
+
+    assert sorted(json.loads((tmp_path / ".storyc" / "verified.json").read_text())) == sorted(
+        [a, b]
+    )
+
+
+def test_save_writes_the_index_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / ".storyc")
+    store.put_bytes(b"x")
+    store.save()
+    index = tmp_path / ".storyc" / "verified.json"
+    index.write_text("{}")  # what a second save would overwrite
+    store.save()
+    assert index.read_text() == "{}"
+
+
+def test_a_corrupt_object_never_verified_is_a_miss(tmp_path: Path) -> None:
+    first = Store(tmp_path / ".storyc")
+    d = first.put_bytes(b"good")  # verified in that process only: not saved
+    p = first.object_path(d)
+    os.chmod(p, 0o644)
+    p.write_bytes(b"evil")
+    second = Store(tmp_path / ".storyc")
+    assert second.get(d) is None and not p.exists()
+
+
+def test_adopt_a_file_written_outside_into_a_new_store(tmp_path: Path) -> None:
+    src = tmp_path / "download.part"
+    src.write_bytes(b"resumed download")
+    store = Store(tmp_path / "fresh" / ".storyc")  # no objects folder yet
+    d = digest_bytes(b"resumed download")
+    assert store.adopt(src, d) == store.object_path(d) and store.has(d)
