@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from storyc.base.hashing import canonical_json
 from storyc.compiler import Compilation
@@ -58,6 +59,8 @@ class IncrementalPlanner:
         self.entries: dict[str, _Entry] = {}
         self.down: dict[str, set[str]] = {}  # scene -> the scenes that use its output
         self.rendering: set[str] = set()  # scenes whose entry renders
+        self.view: PlanView | None = None  # the last view (kept while nothing moves)
+        self._scenes: Any = None  # the summary's scenes it was made with
         self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
 
     def plan(self, comp: Compilation, state: object) -> PlanView:
@@ -69,6 +72,7 @@ class IncrementalPlanner:
             self.entries = {}
             self.rendering = set()
             self.down = {}
+            self.view = None
             for n, r in comp.requests.items():
                 for u in r.upstream:
                     self.down.setdefault(u, set()).add(n)
@@ -94,12 +98,39 @@ class IncrementalPlanner:
                 order = [n for n in comp.order if n in context]
                 reqs = comp.requests
                 sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
+                was = {n for n in affected if n in self.rendering}
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
+                if self.view is not None and was == {n for n in affected if n in self.rendering}:
+                    self.view = self._patched(self.view, affected)
+                else:
+                    self.view = None
             else:
                 self.last_replanned = 0
         self.state = state
         self.requests = dict(comp.requests)
-        return self._view(comp)
+        scenes = comp.summary.scenes if comp.summary else None
+        if self.view is None or scenes != self._scenes:
+            self.view = self._view(comp)
+            self._scenes = scenes
+        return self.view
+
+    def _patched(self, view: PlanView, names: set[str]) -> PlanView:
+        """`view` with the entries of `names` as planned now, when the same scenes render
+        as before (their order is the last view's): dictionaries copied, not rebuilt."""
+        out = PlanView(dict(view.render), dict(view.costs), self.paid)
+        out.upstream, out.bodies = dict(view.upstream), dict(view.bodies)
+        for name in names:
+            if name not in self.rendering:
+                continue
+            e = self.entries[name]
+            out.render[name] = e.key
+            out.costs[name] = e.cost
+            out.upstream[name] = e.upstream
+            if e.body:
+                out.bodies[name] = e.body
+            else:
+                out.bodies.pop(name, None)
+        return out
 
     def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:
         self.last_replanned = len(names)
