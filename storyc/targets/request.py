@@ -80,19 +80,12 @@ class Request:
     def canonical(self) -> str:
         """Every field, in declaration order, as compact JSON (the body's fields in their
         order: the provider's schema order): what `fingerprint` digests, and how
-        `storyc.compiler.state` stores a request. Computed once (a request is frozen and
-        its body is never changed after lowering): the fingerprint and the compiled
-        state's record both need it, and at 10,000 scenes encoding twice was most of
-        what writing the state cost."""
-        raw: str | None = self.__dict__.get("_canonical")
-        if raw is None:
-            data = [
-                list(v) if isinstance(v, tuple) else v
-                for v in (getattr(self, f.name) for f in fields(self))
-            ]
-            raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-            self.__dict__["_canonical"] = raw
-        return raw
+        `storyc.compiler.state` stores a request."""
+        data = [
+            list(v) if isinstance(v, tuple) else v
+            for v in (getattr(self, f.name) for f in fields(self))
+        ]
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @cached_property
     def fingerprint(self) -> str:
