@@ -312,12 +312,42 @@ BAD = f'key = "sha256:{"0" * 64}"'
             f'[[scenes.a.takes]]\ntake = 3\n{BAD}\noutput = "clip.mp4"',
             "scene 'a': take 3: `output` is not a digest",
         ),
+        # a NaN would poison every sum it joins; TOML spells it, and Decimal reads it
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "NaN"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "-Infinity"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "-0.42"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = nan",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = -inf",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
     ],
 )
 def test_each_refusal_says_what_is_wrong(body: str, message: str) -> None:
     with pytest.raises(LockFileError) as exc:
         LockFile.loads(f"version = 1\n{body}\n")
     assert exc.value.detail == message
+
+
+def test_a_duration_that_is_not_a_number_is_written_as_unknown() -> None:
+    # what a provider or a header reader may hand over; the lock stays readable
+    for bad in (float("nan"), float("inf")):
+        take = TakeEntry(1, f"sha256:{'1' * 64}", duration=bad)
+        entry = SceneEntry("a", "inference", "t", "v1", "app", "p", takes=[take])
+        back = LockFile.loads(LockFile({"a": entry}).dumps())
+        assert back.scenes["a"].takes[0].duration is None
 
 
 def test_what_a_lock_may_leave_out() -> None:

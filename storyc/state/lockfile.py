@@ -20,6 +20,7 @@ inputs are recorded by project-relative path and content digest.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -250,10 +251,15 @@ def _scene(name: str, data: Any) -> SceneEntry:
             cost = None if t.get("cost") is None else Decimal(str(t["cost"]))
         except InvalidOperation:
             raise bad(f"take {t['take']}: `cost` is not a number") from None
+        if cost is not None and not (cost.is_finite() and cost >= 0):
+            # a NaN would poison every sum it joins (and refuse every comparison)
+            raise bad(f"take {t['take']}: `cost` is not an amount of money")
         output = t.get("output")
         if output is not None and not is_digest(output):
             raise bad(f"take {t['take']}: `output` is not a digest")
         dur = t.get("duration")
+        if isinstance(dur, float) and not (math.isfinite(dur) and dur >= 0):
+            raise bad(f"take {t['take']}: `duration` is not a number of seconds")
         takes.append(
             TakeEntry(
                 t["take"],
@@ -367,7 +373,7 @@ def _dump_scene(s: SceneEntry, table: str) -> str:
             v = getattr(t, k)
             if v is not None:
                 lines.append(f"{k} = {_basic(v)}")
-        if t.duration is not None:
+        if t.duration is not None and math.isfinite(t.duration):  # unknown otherwise
             lines.append(f"duration = {_value(float(t.duration))}")
         if t.cost is not None:
             lines.append(f"cost = {_basic(str(t.cost))}")
