@@ -11,7 +11,7 @@ from storyc.editor import index as index_mod
 from storyc.editor.complete import context as _context
 from storyc.editor.hover import lowered_mentions as _lowered_mentions
 from storyc.editor.positions import Lines
-from storyc.lang.loader import load
+from storyc.lang.loader import ParseCache, load
 
 
 def test_positions_count_utf16_units_by_default() -> None:
@@ -68,3 +68,26 @@ def test_index_finds_uses_in_every_form(tmp_path: Path) -> None:
     text = idx.texts["main.story"]
     (mention,) = [u for u in idx.uses["main.story"] if u.kind == "mention"]
     assert text[mention.span.start : mention.span.end] == "mei" and mention.scene == "a"
+
+
+def test_index_kept_between_checks_follows_the_lets(tmp_path: Path) -> None:
+    # a file that did not change keeps its template uses only while the project's `let`s
+    # are the same: a `let` declared (or removed) elsewhere changes what its templates name
+    (tmp_path / "main.story").write_text(
+        'include "lets.story"\nscene a { prompt = "rain in {{ mood }}, {{ look }}" }\n', "utf-8"
+    )
+    lets = tmp_path / "lets.story"
+    lets.write_text('let look = "noir"\n', "utf-8")
+    cache = ParseCache()
+    memo: index_mod.Memo = {}
+
+    def templated() -> set[str]:
+        idx = index_mod.build(load(tmp_path, cache=cache), memo)
+        return {u.name for u in idx.uses["main.story"] if u.kind == "template"}
+
+    assert templated() == {"look"}
+    assert templated() == {"look"}  # kept: the same tree, the same lets
+    lets.write_text('let look = "noir"\nlet mood = "calm"\n', "utf-8")
+    assert templated() == {"look", "mood"}
+    lets.write_text('let mood = "calm"\n', "utf-8")
+    assert templated() == {"mood"}

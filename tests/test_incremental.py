@@ -350,6 +350,17 @@ def snapshot(c: Compilation) -> dict[str, Any]:
             (d.code, d.severity, d.message, d.span, d.hint, d.notes) for d in c.diagnostics
         ],
         "order": c.order,
+        # the graph the board, `why` and the editor read (the engine's is built lazily
+        # from spans captured at the update: they must be where the text is then)
+        "graph": None
+        if c.graph is None
+        else (
+            c.graph.scenes,
+            sorted((e.src, e.dst, e.part, e.role, e.span) for e in c.graph.edges),
+            c.graph.order,
+            c.graph.cycles,
+            c.graph.leaves,
+        ),
         "blocked": c.blocked,
         "broken": c.broken,
         "selected": c.selected,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from conftest import GoldenCheck
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storyc.state import lockfile as lockfile_mod
 from storyc.state.lockfile import LockFile, LockFileError, SceneEntry, TakeEntry
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -312,12 +314,42 @@ BAD = f'key = "sha256:{"0" * 64}"'
             f'[[scenes.a.takes]]\ntake = 3\n{BAD}\noutput = "clip.mp4"',
             "scene 'a': take 3: `output` is not a digest",
         ),
+        # a NaN would poison every sum it joins; TOML spells it, and Decimal reads it
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "NaN"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "-Infinity"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f'[[scenes.a.takes]]\ntake = 4\n{BAD}\ncost = "-0.42"',
+            "scene 'a': take 4: `cost` is not an amount of money",
+        ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = nan",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = -inf",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
     ],
 )
 def test_each_refusal_says_what_is_wrong(body: str, message: str) -> None:
     with pytest.raises(LockFileError) as exc:
         LockFile.loads(f"version = 1\n{body}\n")
     assert exc.value.detail == message
+
+
+def test_a_duration_that_is_not_a_number_is_written_as_unknown() -> None:
+    # what a provider or a header reader may hand over; the lock stays readable
+    for bad in (float("nan"), float("inf")):
+        take = TakeEntry(1, f"sha256:{'1' * 64}", duration=bad)
+        entry = SceneEntry("a", "inference", "t", "v1", "app", "p", takes=[take])
+        back = LockFile.loads(LockFile({"a": entry}).dumps())
+        assert back.scenes["a"].takes[0].duration is None
 
 
 def test_what_a_lock_may_leave_out() -> None:
@@ -333,3 +365,58 @@ def test_what_a_lock_may_leave_out() -> None:
     with pytest.raises(LockFileError) as exc:
         LockFile.loads("version =")
     assert exc.value.line is None and exc.value.detail.startswith("not valid TOML: ")
+
+
+# -- the fast reader of what storyc wrote ------------------------------------------------------
+
+
+def _by_toml(text: str) -> LockFile:
+    return LockFile.from_data(tomllib.loads(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prompt=st.text(st.characters(codec="utf-8")),
+    name=st.text(min_size=1, max_size=12),
+    values=st.dictionaries(st.text(min_size=1, max_size=10), _VALUES, max_size=4),
+    duration=st.none() | st.floats(0, 1e6, allow_nan=False),
+    cost=st.none() | st.decimals(0, 100, places=4),
+)
+def test_the_fast_reader_reads_what_storyc_wrote_as_toml_does(
+    prompt: str, name: str, values: dict[str, object], duration: float | None, cost: Decimal | None
+) -> None:
+    s = scene(name, prompt, n=2)
+    s.settings = values
+    s.takes[0].duration, s.takes[0].cost = duration, cost
+    text = LockFile({name: s}, {"p": preview("p", prompt)}).dumps()
+    fast = lockfile_mod._canonical(text)
+    assert fast is not None  # storyc's own layout: read without the TOML reader
+    want = _by_toml(text)
+    assert (fast.scenes, fast.previews) == (want.scenes, want.previews)
+
+
+def test_the_fast_reader_steps_aside_for_any_other_layout() -> None:
+    lock = LockFile({"a": scene("a", "one two", n=2), "b c": scene("b c", "three\nfour")})
+    text = lock.dumps()
+    assert lockfile_mod._canonical(text) is not None
+    edits = [
+        text.replace("picked = 1", "picked = 1  # chosen by hand", 1),  # a comment
+        text.replace("picked = 1", "picked=1", 1),  # other spacing
+        text.replace('backend = "inference"', "backend = 'inference'", 1),  # literal string
+        text.replace("[scenes.a]", '[scenes."a"]', 1),  # a key quoted that need not be
+        text.replace(lockfile_mod.HEADER, "", 1),  # no header
+        text + "\n[scenes.z]\n",  # a table storyc would have written whole
+        text.replace('"one two"', '"""\none two"""', 1),  # the other string form
+        text.replace('"""\nthree', '"""three', 1),  # no line break after the opening
+    ]
+    for edited in edits:
+        assert edited != text
+        assert lockfile_mod._canonical(edited) is None, edited
+        want = _by_toml(edited)
+        got = LockFile.loads(edited)  # the TOML reader, with its line numbers for errors
+        assert (got.scenes, got.previews) == (want.scenes, want.previews)
+    # what the TOML reader refuses is refused with the same message, through either path
+    for broken in (text.replace('key = "', 'key = "x', 1), text.replace("\n[", "\n[[", 1)):
+        assert lockfile_mod._canonical(broken) is None
+        with pytest.raises(LockFileError):
+            LockFile.loads(broken)

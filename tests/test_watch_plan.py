@@ -58,6 +58,24 @@ def test_incremental_plan_matches_full_plan(tmp_path: Path) -> None:
     # Nothing changed: nothing re-planned, same answer.
     assert w.plan(w.compile().comp) == view and planner.last_replanned == 0
 
+    # A scene that takes another upstream in an edit that keeps the order: what uses a
+    # scene is kept up to date scene by scene (never recomputed for the whole project)
+    base = STORY.replace("A night market", "A dusk market")
+    linked = base.replace('"An empty alley"', '"An empty alley"\n  start = arrival.last_frame')
+    for text, replanned in (
+        (base, 3),  # arrival and stall, which uses it; alley (rainy before)
+        (linked, 1),  # alley now uses arrival
+        (linked.replace("A dusk market", "A dawn market"), 3),  # arrival, stall and alley
+        (base.replace("A dusk market", "A dawn market"), 1),  # alley no longer uses it
+        (base, 2),  # arrival and stall only
+    ):
+        (tmp_path / "main.story").write_text(text, "utf-8")
+        view = w.plan(w.compile().comp)
+        assert view == fresh_view(tmp_path)
+        assert planner.last_replanned == replanned, text
+    (tmp_path / "main.story").write_text(STORY, "utf-8")
+    assert w.plan(w.compile().comp) == fresh_view(tmp_path)
+
     # A scene removed: a full plan.
     (tmp_path / "main.story").write_text(STORY.split("scene alley")[0], "utf-8")
     view = w.plan(w.compile().comp)

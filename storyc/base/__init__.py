@@ -8,6 +8,7 @@ Stage: below all stages. Modules:
     reading       reading a file a story names: regular files only, bounded in size
     terminal      whether output may be styled (NO_COLOR), for plain and rich output alike
     exits         `ExitCode`, what every command returns
+    memory        keeping a compilation out of the cyclic collector's walks (`settle`)
 
 In: values, paths. Out: values, digests, files written whole. I/O: `hashing` and `reading`
 read files, `fsio` writes and stats them; `terminal` reads the environment;

@@ -272,10 +272,10 @@ class BuildCache:
             ],
             "renders": renders,
         }
-        if self._lock is not None:
-            doc["lock"] = {"sig": self._lock[0], "data": self._lock[1].to_data()}
-        elif self._lock_data is not None:
+        if self._lock_data is not None:  # read and not replaced: kept as it was read
             doc["lock"] = self._lock_data
+        elif self._lock is not None:
+            doc["lock"] = {"sig": self._lock[0], "data": self._lock[1].to_data()}
         try:
             body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             head = hashlib.sha256(body).hexdigest().encode("ascii")

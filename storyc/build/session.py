@@ -35,6 +35,7 @@ from storyc.backends import BackendOptions, SetupError, create
 from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
+from storyc.base.memory import settle
 from storyc.build import fastpath as build_fastpath
 from storyc.build.cache import BuildCache, BuildInput
 from storyc.build.effects import ProjectIO
@@ -174,6 +175,7 @@ class BuildSession:
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
         comp = cache.compile(Path(args.path), args.target, digests)
+        settle()  # the compilation lives as long as the build (storyc.base.memory)
         self.cached_compilation = cache.cached
         if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")

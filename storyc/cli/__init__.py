@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyc import __version__
 from storyc.base.exits import ExitCode
+from storyc.base.memory import unsettle
 
 if TYPE_CHECKING:
     from storyc.base.hashing import DigestCache
@@ -212,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
         return ExitCode.FAILED
+    finally:
+        unsettle()  # a command run in-process leaves the collector as it found it
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:

@@ -51,12 +51,12 @@ def register(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from storyc.base.diagnostics import Severity, render_all
-    from storyc.compiler import compile_project
+    from storyc.base.memory import settle
+    from storyc.compiler.state import compile_with_state
     from storyc.film.assemble import Assembler
     from storyc.film.cuts import build_cuts
     from storyc.film.export import ExportError, export_cut
-    from storyc.film.spec import cut_specs
+    from storyc.film.spec import specs_of
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.projectlock import ProjectLock, ProjectLocked
     from storyc.state.store import Store
@@ -65,14 +65,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if root is None:
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
-    comp = compile_project(Path(args.path), digests=digests)
+    # through the compiled state, as build does: an unchanged story is not compiled again,
+    # and the cuts come from what it keeps of them (no project model is built)
+    comp = compile_with_state(Path(args.path), digests=digests)
+    settle()
     digests.save()
-    shown = [d for d in comp.diagnostics if d.severity is not Severity.NOTE]
+    shown = comp.rendered(notes=False)
     if shown:
-        print(render_all(shown, comp.sources), file=sys.stderr)
-    if comp.project is None:
+        print(shown, file=sys.stderr)
+    if comp.summary is None:
         return ExitCode.FAILED if comp.found else ExitCode.ENVIRONMENT
-    specs = cut_specs(comp.project, comp.diagnostics)
+    errors = comp.counts()[0]
+    specs = specs_of(comp.cut_facts(), comp.diagnostics if errors else ())
     spec = specs.get(args.cut)
     if spec is None:
         known = ", ".join(specs) or "none"
@@ -81,8 +85,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if spec.errors:
         print(f"error: cut {args.cut} has errors; fix them first", file=sys.stderr)
         return ExitCode.FAILED
-    setting = comp.project.settings.get("backend")
-    backend = args.backend or (setting.value if setting is not None else None) or "preview"
+    backend = args.backend or comp.summary.settings.get("backend") or "preview"
     try:
         lock = LockFile.load(LockFile.path_for(root))
     except LockFileError as exc:

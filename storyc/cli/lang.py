@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from storyc.base.diagnostics import dumps_json, json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
+from storyc.base.memory import settle
 from storyc.base.terminal import styled
 from storyc.cli import project_digests
 
@@ -166,6 +167,7 @@ def _compile(path: str, *, state: bool = True, **options: Any) -> Compilation:
         from storyc.compiler import compile_project
 
         comp = compile_project(path, digests=digests, **options)
+    settle()  # the compilation lives as long as the command (storyc.base.memory)
     with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
         digests.save()
     return comp

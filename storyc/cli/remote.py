@@ -189,11 +189,12 @@ def cmd_push(args: argparse.Namespace) -> int:
     if lock is None:
         return ExitCode.FAILED
     store = Store.for_project(root)
-    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state
 
     # only the project block is needed (the `remote` setting); a story with errors elsewhere
-    # can still share what it rendered
-    comp = compile_project(Path(args.path), digests=project_digests(root))
+    # can still share what it rendered. Through the compiled state: after a build, nothing
+    # is compiled again
+    comp = compile_with_state(Path(args.path), digests=project_digests(root))
     team = open_team_store(args, comp, store)
     if isinstance(team, int):
         return team

@@ -64,6 +64,8 @@ class Engine(Protocol):
     edges_version: int
     media_version: int
     foreign: dict[str, set[str]]
+    label_versions: Counter[str]  # label -> changes to its units (kept, lowered, dropped)
+    res_errors: set[str]  # scenes whose unit has front-end errors
 
     @property
     def index(self) -> IndexView | None: ...
@@ -131,6 +133,7 @@ class Assembler:
         self.blocked: dict[str, str] = {}
         self.summary_key: Any = None
         self.summary: Summary | None = None
+        self.units_of: tuple[IndexView, list[Unit]] | None = None
 
     # -- decoding a unit ---------------------------------------------------------------
 
@@ -164,7 +167,7 @@ class Assembler:
         """`changed`: scenes whose unit was computed or lowered again this update."""
         index = engine.index
         assert index is not None
-        units = [engine.units[n] for n in index.scenes]
+        units = self._units(engine, index, changed)
         resolver = shell.resolver
 
         cut_diags = Diagnostics()
@@ -178,7 +181,7 @@ class Assembler:
             any(d.is_error for d in loader_diags)
             or any(d.is_error for d in shell.diags)
             or cut_diags.has_errors
-            or any(u.res_error for u in units)
+            or bool(engine.res_errors)
         )
         broken: dict[str, str] = {}
         if errors:
@@ -267,6 +270,19 @@ class Assembler:
             cut_facts=facts,
             segments=segments,
         )
+
+    def _units(self, engine: Engine, index: IndexView, changed: set[str]) -> list[Unit]:
+        """The units in declaration order: the last list with this update's new units put
+        in place, while the index is the same (a new unit is always a changed scene)."""
+        last = self.units_of
+        if last is not None and last[0] is index and len(last[1]) == len(index.scenes):
+            units = list(last[1])
+            for name in changed:
+                units[index.pos[name]] = engine.units[name]
+        else:
+            units = [engine.units[n] for n in index.scenes]
+        self.units_of = (index, units)
+        return units
 
     @staticmethod
     def _cut_facts(engine: Engine, cuts: dict[str, Cut]) -> dict[str, dict[str, Any]]:
@@ -371,7 +387,8 @@ class Assembler:
                 context,
                 engine.file_identity(label),
                 tuple(getattr(parts, k).get(label, ()) for k in vars(parts)),
-                tuple(engine.units[n].version for n in own),
+                tuple(own),
+                engine.label_versions[label],
                 tuple(sorted((n, engine.units[n].version) for n in foreign if n in engine.units)),
             )
             hit = self.segments.get(label)
@@ -476,9 +493,9 @@ class Assembler:
         """The new requests of the `changed` scenes, when each was built before and still
         is, with the same upstream scenes; else None (the whole pass decides)."""
         out: dict[str, Request] = {}
-        for u in units:
-            if u.scene not in changed:
-                continue
+        assert self.units_of is not None  # this update's, in the order of `units`
+        pos = self.units_of[0].pos
+        for u in (units[pos[n]] for n in changed):
             old = self.requests.get(u.scene)
             req = u.req()
             if (
@@ -541,8 +558,10 @@ class LazyGraph:
         order: list[str],
         cycles: list[list[str]],
     ) -> None:
-        self.names = [u.scene for u in units]
-        self.records = [(u, engine.anchors_now(u) if u.edges else None) for u in units]
+        self.units = units
+        # where the declarations are now, for the units whose edges have spans to decode
+        # later (the engine may have moved on by then); the others need nothing
+        self.records = [(u, engine.anchors_now(u)) for u in units if u.edges]
         self.order = order
         self.cycles = cycles
         self._graph: graph_mod.Graph | None = None
@@ -552,8 +571,6 @@ class LazyGraph:
         if self._edges is None:
             out: list[graph_mod.Edge] = []
             for u, now in self.records:
-                if now is None:
-                    continue
                 dec = Decoder(now)
                 for src, part, role, span in u.edges:
                     s = dec.span(span)
@@ -572,8 +589,9 @@ class LazyGraph:
 
     def graph(self) -> graph_mod.Graph:
         if self._graph is None:
-            leaves = {u.scene: [(k, n) for k, n in u.leaves] for u, _ in self.records}
-            self._graph = graph_mod.Graph(self.names, self.edges(), self.order, self.cycles, leaves)
+            leaves = {u.scene: [(k, n) for k, n in u.leaves] for u in self.units}
+            names = [u.scene for u in self.units]
+            self._graph = graph_mod.Graph(names, self.edges(), self.order, self.cycles, leaves)
         return self._graph
 
 

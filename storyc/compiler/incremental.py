@@ -44,6 +44,7 @@ from __future__ import annotations
 import gc
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -274,6 +275,10 @@ class Engine:
         self.reads: dict[str, bool] = {}  # story files the last update tried to read
         self.saved: dict[str, Any] = {}  # what storyc.compiler.state last wrote, per file
         self.parses = 0  # declarations (or whole files) parsed in this engine's life
+        self._file_values: dict[str, str] = {}  # this update's (see `_file_value`)
+        # for the assembly, kept as units come and go (not a pass over every unit):
+        self.label_versions: Counter[str] = Counter()  # label -> changes to its units
+        self.res_errors: set[str] = set()  # scenes whose unit has front-end errors
         self._version = 0
 
     # -- the API ---------------------------------------------------------------------------
@@ -352,6 +357,7 @@ class Engine:
 
     def _update(self, scenes: list[str] | None) -> Compilation:
         self.generation += 1
+        self._file_values = {}
         self.stats = Stats()
         self._anchors.clear()
         self.reads = {}
@@ -663,11 +669,19 @@ class Engine:
     # -- dependencies ------------------------------------------------------------------------------
 
     def _file_value(self, path: str) -> str:
+        """What a file a scene or the shared part names is now: stat-keyed, and asked for
+        once per update (the shared part and the units both depend on every asset)."""
+        hit = self._file_values.get(path)
+        if hit is None:
+            hit = self._file_values[path] = self._file_value_now(path)
+        return hit
+
+    def _file_value_now(self, path: str) -> str:
         try:
             st = os.stat(path)
         except OSError:
             return ABSENT
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return "not-a-file"
         try:
             return f"{st.st_size}:{self.digests.digest(path, st)}"
@@ -830,6 +844,8 @@ class Engine:
         unit = self.units.pop(name, None)
         if unit is None:
             return
+        self.label_versions[unit.label] += 1
+        self.res_errors.discard(name)
         self._home(unit, remove=True)
         self._used.subtract(unit.used)
         if not replaced:
@@ -852,6 +868,9 @@ class Engine:
         self._version += 1
         unit.version = self._version
         self.units[unit.scene] = unit
+        self.label_versions[unit.label] += 1
+        if unit.res_error:
+            self.res_errors.add(unit.scene)
         self._used.update(unit.used)
         self._home(unit)
         self._record(unit)
@@ -986,6 +1005,7 @@ class Engine:
         unit.ok = full and request is not None and not local.has_errors
         self._version += 1
         unit.version = self._version
+        self.label_versions[unit.label] += 1
 
     # -- the model, when asked for ---------------------------------------------------------------
 

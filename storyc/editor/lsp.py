@@ -32,6 +32,7 @@ from pygls.lsp.server import LanguageServer
 from storyc import __version__
 from storyc.base.diagnostics import Diagnostic, Diagnostics, Severity, Span
 from storyc.base.hashing import DigestCache
+from storyc.base.memory import Settler
 from storyc.editor import complete
 from storyc.editor import hover as hover_mod
 from storyc.editor import index as index_mod
@@ -73,6 +74,9 @@ COMPLETION_KINDS = {
 }
 
 
+# A pause in checks this long lets the collector look at everything (once in a while).
+IDLE_SECONDS = 2.0
+
 # -- projects -------------------------------------------------------------------------------
 
 
@@ -81,6 +85,10 @@ class StoryServer(LanguageServer):
         super().__init__("storyc", __version__)
         self.projects: dict[Path, ProjectState] = {}
         self.owner: dict[Path, Path] = {}  # story file → the entry of its project
+        # what a check builds stays out of the collector's walks; its cyclic garbage is
+        # collected once in a while, after a pause in typing (storyc.base.memory)
+        self.settler = Settler()
+        self._idle_at: asyncio.TimerHandle | None = None
 
     # -- which project ---------------------------------------------------------------------
     def _entry_for(self, path: Path) -> Path:
@@ -143,6 +151,18 @@ class StoryServer(LanguageServer):
                     message=f"storyc: internal error while checking: {type(exc).__name__}: {first}",
                 )
             )
+        self.settler.refreshed()
+        with contextlib.suppress(RuntimeError):  # no loop: a check outside the server
+            loop = asyncio.get_running_loop()
+            if self._idle_at is not None:
+                self._idle_at.cancel()
+            self._idle_at = loop.call_later(IDLE_SECONDS, self._idle)
+
+    def _idle(self) -> None:
+        """A pause in typing: the collector's turn, if one is due and nothing waits."""
+        self._idle_at = None
+        if not any(s.stale for s in self.projects.values()):
+            self.settler.idle()
 
     def _refresh(self, state: ProjectState) -> None:
         overlays = self.overlays()

@@ -20,9 +20,12 @@ inputs are recorded by project-relative path and content digest.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -111,6 +114,9 @@ class LockFile:
                 "(or delete the conflicting scene's table: it is rebuilt or re-fetched)",
                 conflict,
             )
+        fast = _canonical(text)
+        if fast is not None:
+            return fast
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -201,6 +207,173 @@ def _conflict_line(text: str) -> int | None:
     return None
 
 
+# -- reading what storyc wrote, fast ---------------------------------------------------------
+# Python's TOML reader takes seconds for a 10,000-scene lock (6 MB), and a lock that changed
+# under the build cache (a clone, a pull, a merge) is read whole. What storyc itself wrote has
+# one layout (`dumps`): read that layout directly, then write the result again and accept it
+# only if that gives the very same text — so what this returns is what the TOML reader would
+# have read (`dumps` is one-to-one on what TOML can hold). Anything else — a hand edit, another
+# writer's spacing, an error to report with its line — goes to the TOML reader.
+
+_TABLE = re.compile(
+    r"\[(scenes|previews)\.([A-Za-z0-9_-]+|\"(?:[^\"\\]|\\.)*\")(\.settings|\.inputs)?\]"
+)
+_TAKES = re.compile(r"\[\[(scenes|previews)\.([A-Za-z0-9_-]+|\"(?:[^\"\\]|\\.)*\")\.takes\]\]")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_DECODE = json.JSONDecoder(strict=True)
+# `key = "text"` or `key = 12` on a line of its own (the string without raw control
+# characters: JSON and TOML escape alike there)
+_SIMPLE = re.compile(
+    r"([A-Za-z0-9_-]+) = (?:(-?(?:0|[1-9][0-9]*))"
+    r'|"([^"\\\x00-\x1f\x7f]*(?:\\.[^"\\\x00-\x1f\x7f]*)*)")\n'
+)
+# JSON's string reader: a basic TOML string as storyc writes it is a JSON string
+_SCANSTRING: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def _scan(text: str, pos: int) -> tuple[str, int]:
+    return _SCANSTRING(text, pos, True)  # strict: no raw control character
+
+
+class _NotCanonical(Exception):
+    pass
+
+
+def _canonical(text: str) -> LockFile | None:
+    """The lock in `text` if storyc wrote it as it is (see above), else None."""
+    try:
+        raw = _canonical_data(text)
+        lock = LockFile.from_data(raw)
+    except (
+        _NotCanonical,
+        LockFileError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        RecursionError,
+    ):
+        return None
+    return lock if lock.dumps() == text else None
+
+
+def _canonical_data(text: str) -> dict[str, Any]:
+    if not text.startswith(HEADER):
+        raise _NotCanonical
+    pos = len(HEADER)
+    head = f"version = {VERSION}\n"
+    if not text.startswith(head, pos):
+        raise _NotCanonical
+    pos += len(head)
+    tables: dict[str, dict[str, Any]] = {"scenes": {}, "previews": {}}
+    current: dict[str, Any] = {}  # before any table: dropped, so the check below fails
+    end = len(text)
+    simple, decode = _SIMPLE.match, _DECODE.decode
+    while pos < end:
+        m = simple(text, pos)
+        if m is not None:  # most lines: `key = "text"` or `key = 12`
+            key, number, word = m.groups()
+            if key in current:
+                raise _NotCanonical
+            if number is not None:
+                current[key] = int(number)
+            else:
+                current[key] = word if "\\" not in word else decode(f'"{word}"')
+            pos = m.end()
+            continue
+        ch = text[pos]
+        if ch == "\n":
+            pos += 1
+            continue
+        if ch == "[":
+            if text.startswith("[[", pos):
+                m = _TAKES.match(text, pos)
+                if m is None:
+                    raise _NotCanonical
+                scene = tables[m.group(1)].setdefault(_key_of(m.group(2)), {})
+                current = {}
+                scene.setdefault("takes", []).append(current)
+            else:
+                m = _TABLE.match(text, pos)
+                if m is None:
+                    raise _NotCanonical
+                scene = tables[m.group(1)].setdefault(_key_of(m.group(2)), {})
+                current = scene if m.group(3) is None else scene.setdefault(m.group(3)[1:], {})
+            pos = m.end()
+        else:
+            key, pos = _read_key(text, pos)
+            if not text.startswith(" = ", pos):
+                raise _NotCanonical
+            value, pos = _read_value(text, pos + 3)
+            if key in current:
+                raise _NotCanonical
+            current[key] = value
+        if pos >= end or text[pos] != "\n":
+            raise _NotCanonical
+        pos += 1
+    return {"version": VERSION, **tables}
+
+
+def _key_of(written: str) -> str:
+    return _DECODE.decode(written) if written.startswith('"') else written
+
+
+def _read_key(text: str, pos: int) -> tuple[str, int]:
+    if text.startswith('"', pos):
+        value, end = _scan(text, pos + 1)
+        return value, end
+    m = _BARE.match(text, pos)
+    if m is None:
+        raise _NotCanonical
+    return m.group(), m.end()
+
+
+def _read_value(text: str, pos: int) -> tuple[Any, int]:
+    if text.startswith('"""\n', pos):
+        close = text.find('"""', pos + 4)
+        if close < 0:
+            raise _NotCanonical
+        body = text[pos + 4 : close].replace("\n", "\\n").replace("\t", "\\t")
+        return _DECODE.decode('"' + body + '"'), close + 3
+    ch = text[pos : pos + 1]
+    if ch == '"':
+        value, end = _scan(text, pos + 1)
+        return value, end
+    if ch == "[":
+        items: list[Any] = []
+        pos += 1
+        while not text.startswith("]", pos):
+            if items:
+                if not text.startswith(", ", pos):
+                    raise _NotCanonical
+                pos += 2
+            item, pos = _read_value(text, pos)
+            items.append(item)
+        return items, pos + 1
+    if ch == "{":
+        table: dict[str, Any] = {}
+        pos += 1
+        while not text.startswith("}", pos):
+            if table:
+                if not text.startswith(", ", pos):
+                    raise _NotCanonical
+                pos += 2
+            key, pos = _read_key(text, pos)
+            if not text.startswith(" = ", pos) or key in table:
+                raise _NotCanonical
+            table[key], pos = _read_value(text, pos + 3)
+        return table, pos + 1
+    if text.startswith("true", pos):
+        return True, pos + 4
+    if text.startswith("false", pos):
+        return False, pos + 5
+    m = _NUMBER.match(text, pos)
+    if m is None:
+        raise _NotCanonical
+    word = m.group()
+    return (float(word) if m.group(1) or m.group(2) else int(word)), m.end()
+
+
 def _header_lines(text: str) -> dict[tuple[str, str], int]:
     """(table, scene name) → line of its `[scenes.<name>]` or `[previews.<name>]`
     header, for error messages."""
@@ -250,10 +423,15 @@ def _scene(name: str, data: Any) -> SceneEntry:
             cost = None if t.get("cost") is None else Decimal(str(t["cost"]))
         except InvalidOperation:
             raise bad(f"take {t['take']}: `cost` is not a number") from None
+        if cost is not None and not (cost.is_finite() and cost >= 0):
+            # a NaN would poison every sum it joins (and refuse every comparison)
+            raise bad(f"take {t['take']}: `cost` is not an amount of money")
         output = t.get("output")
         if output is not None and not is_digest(output):
             raise bad(f"take {t['take']}: `output` is not a digest")
         dur = t.get("duration")
+        if isinstance(dur, float) and not (math.isfinite(dur) and dur >= 0):
+            raise bad(f"take {t['take']}: `duration` is not a number of seconds")
         takes.append(
             TakeEntry(
                 t["take"],
@@ -286,12 +464,24 @@ def _key(k: str) -> str:
     return k if _BARE.fullmatch(k) else _basic(k)
 
 
+# What a basic string must escape (`_escape` says how), and what a multi-line one must: a
+# quote only where it would end the string (before another quote, or last). Escaping by
+# pattern, not character by character: a 10,000-scene lock is 3 million characters.
+_ESC_BASIC = re.compile(r'[\\"\x00-\x1f\x7f]')
+_ESC_MULTI = re.compile(r'[\\\x00-\x08\x0b-\x1f\x7f]|"(?="|\Z)')
+
+
 def _basic(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        out.append(_escape(ch))
-    out.append('"')
-    return "".join(out)
+    return '"' + _ESC_BASIC.sub(_escape_match, s) + '"'
+
+
+def _escape_match(m: re.Match[str]) -> str:
+    return _escape(m.group())
+
+
+def _escape_multi(m: re.Match[str]) -> str:
+    ch = m.group()
+    return '\\"' if ch == '"' else _escape(ch, multiline=True)
 
 
 def _escape(ch: str, *, multiline: bool = False) -> str:
@@ -315,14 +505,8 @@ def _escape(ch: str, *, multiline: bool = False) -> str:
 def _string(s: str) -> str:
     if "\n" not in s:
         return _basic(s)
-    out = ['"""\n']
-    for i, ch in enumerate(s):
-        if ch == '"' and (i + 1 == len(s) or s[i + 1] == '"'):
-            out.append('\\"')  # never two quotes in a row, never a quote before the end
-        else:
-            out.append(_escape(ch, multiline=True))
-    out.append('"""')
-    return "".join(out)
+    # never two quotes in a row, never a quote before the end
+    return '"""\n' + _ESC_MULTI.sub(_escape_multi, s) + '"""'
 
 
 def _value(v: Any) -> str:
@@ -367,7 +551,7 @@ def _dump_scene(s: SceneEntry, table: str) -> str:
             v = getattr(t, k)
             if v is not None:
                 lines.append(f"{k} = {_basic(v)}")
-        if t.duration is not None:
+        if t.duration is not None and math.isfinite(t.duration):  # unknown otherwise
             lines.append(f"duration = {_value(float(t.duration))}")
         if t.cost is not None:
             lines.append(f"cost = {_basic(str(t.cost))}")

@@ -14,9 +14,10 @@ added, removed or reordered, another lock file, a build since) means a full plan
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from storyc.base.hashing import canonical_json
 from storyc.compiler import Compilation
@@ -34,7 +35,7 @@ class _Entry:
     body: str
 
 
-def _closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
+def _closure(start: set[str], edges: Mapping[str, Iterable[str]] | _Upstream) -> set[str]:
     seen = set(start)
     todo = list(start)
     while todo:
@@ -56,6 +57,10 @@ class IncrementalPlanner:
         self.order: list[str] = []
         self.requests: dict[str, Request] = {}
         self.entries: dict[str, _Entry] = {}
+        self.down: dict[str, set[str]] = {}  # scene -> the scenes that use its output
+        self.rendering: set[str] = set()  # scenes whose entry renders
+        self.view: PlanView | None = None  # the last view (kept while nothing moves)
+        self._scenes: Any = None  # the summary's scenes it was made with
         self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
 
     def plan(self, comp: Compilation, state: object) -> PlanView:
@@ -65,8 +70,15 @@ class IncrementalPlanner:
             or comp.requests.keys() != self.requests.keys()
         ):
             self.entries = {}
+            self.rendering = set()
+            self.down = {}
+            self.view = None
+            for n, r in comp.requests.items():
+                for u in r.upstream:
+                    self.down.setdefault(u, set()).add(n)
             plan = self.make(comp)
             self._take(comp, plan, plan.order)
+            self.order = list(comp.order)
         else:
             # The incremental compiler hands back the very request object of a scene it did
             # not compile again: an identity test settles all but the scenes it did.
@@ -75,23 +87,50 @@ class IncrementalPlanner:
                 n for n, r in comp.requests.items() if (p := before.get(n)) is not r and p != r
             }
             if changed:
-                down: dict[str, set[str]] = {}
-                up: dict[str, set[str]] = {}
-                for n, r in comp.requests.items():
-                    up[n] = set(r.upstream)
-                    for u in r.upstream:
-                        down.setdefault(u, set()).add(n)
-                affected = _closure(changed, down)
-                context = _closure(affected, up)
+                for n in changed:  # the edges of the changed scenes only
+                    for u in before[n].upstream:
+                        self.down.get(u, set()).discard(n)
+                    for u in comp.requests[n].upstream:
+                        self.down.setdefault(u, set()).add(n)
+                affected = _closure(changed, self.down)
+                up = {n: set(comp.requests[n].upstream) for n in affected}
+                context = _closure(affected, _Upstream(comp.requests, up))
                 order = [n for n in comp.order if n in context]
-                sub = comp.narrowed(order, {n: r for n, r in comp.requests.items() if n in context})
+                reqs = comp.requests
+                sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
+                was = {n for n in affected if n in self.rendering}
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
+                if self.view is not None and was == {n for n in affected if n in self.rendering}:
+                    self.view = self._patched(self.view, affected)
+                else:
+                    self.view = None
             else:
                 self.last_replanned = 0
         self.state = state
-        self.order = list(comp.order)
         self.requests = dict(comp.requests)
-        return self._view(comp)
+        scenes = comp.summary.scenes if comp.summary else None
+        if self.view is None or scenes != self._scenes:
+            self.view = self._view(comp)
+            self._scenes = scenes
+        return self.view
+
+    def _patched(self, view: PlanView, names: set[str]) -> PlanView:
+        """`view` with the entries of `names` as planned now, when the same scenes render
+        as before (their order is the last view's): dictionaries copied, not rebuilt."""
+        out = PlanView(dict(view.render), dict(view.costs), self.paid)
+        out.upstream, out.bodies = dict(view.upstream), dict(view.bodies)
+        for name in names:
+            if name not in self.rendering:
+                continue
+            e = self.entries[name]
+            out.render[name] = e.key
+            out.costs[name] = e.cost
+            out.upstream[name] = e.upstream
+            if e.body:
+                out.bodies[name] = e.body
+            else:
+                out.bodies.pop(name, None)
+        return out
 
     def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:
         self.last_replanned = len(names)
@@ -99,6 +138,7 @@ class IncrementalPlanner:
             sp = plan.scenes.get(name)
             if sp is None:
                 self.entries.pop(name, None)
+                self.rendering.discard(name)
                 continue
             req = comp.requests.get(name)
             key = (
@@ -112,19 +152,44 @@ class IncrementalPlanner:
             self.entries[name] = _Entry(
                 sp.will_render, key, sp.estimate.amount, tuple(req.upstream) if req else (), body
             )
+            if sp.will_render:
+                self.rendering.add(name)
+            else:
+                self.rendering.discard(name)
 
     def _view(self, comp: Compilation) -> PlanView:
         view = PlanView({}, {}, self.paid)
-        names = list(comp.order)
-        listed = set(names)
-        names += [n for n in (comp.summary.scenes if comp.summary else ()) if n not in listed]
+        rendering = self.rendering
+        if not rendering:
+            return view
+        names = [n for n in comp.order if n in rendering]
+        listed = set(comp.order)
+        names += [
+            n
+            for n in (comp.summary.scenes if comp.summary else ())
+            if n in rendering and n not in listed
+        ]
         for name in names:
-            e = self.entries.get(name)
-            if e is None or not e.render:
-                continue
+            e = self.entries[name]
             view.render[name] = e.key
             view.costs[name] = e.cost
             view.upstream[name] = e.upstream
             if e.body:
                 view.bodies[name] = e.body
         return view
+
+
+class _Upstream:
+    """`edges.get(scene)` for `_closure`: a scene's upstream, from its request (those of
+    the affected scenes as given), without a map of the whole project."""
+
+    def __init__(self, requests: dict[str, Request], known: dict[str, set[str]]) -> None:
+        self.requests = requests
+        self.known = known
+
+    def get(self, name: str, default: tuple[str, ...] = ()) -> Iterable[str]:
+        hit = self.known.get(name)
+        if hit is not None:
+            return hit
+        req = self.requests.get(name)
+        return req.upstream if req is not None else default

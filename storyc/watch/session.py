@@ -35,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from storyc.base.memory import Settler
 from storyc.watch.view import Emit
 from storyc.watch.watcher import Watcher
 
@@ -157,6 +158,9 @@ class WatchSession:
         self._last_held: tuple[str, str] | None = None
         self.refreshes = 0
         self.interrupted = False
+        # what a refresh builds stays out of the collector's walks; its cyclic garbage
+        # is collected once in a while, when the session is idle (storyc.base.memory)
+        self.settler = Settler()
         if wiring.pipeline is not None:
             wiring.pipeline.emit = lambda kind, data: self.emit(kind, **data)
             wiring.pipeline.budget_left = self.budget_left
@@ -185,31 +189,34 @@ class WatchSession:
             self.emit("change", files=sorted(self._rel(p) for p in changed))
         with self.lock:
             try:
-                c = self.wiring.compile()
-            except Exception as exc:  # a bug below must not end the session
-                self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
-                return self.watched
-            self.refreshes += 1
-            self.emit(
-                "diagnostics",
-                errors=c.errors,
-                warnings=c.warnings,
-                items=c.diagnostics,
-                text=c.text,
-            )
-            # A broken story may name fewer files than it did: keep watching the old ones
-            # too, so fixing any of them is noticed.
-            self.watched = set(c.files) if c.ok else set(c.files) | self.watched
-            if not c.ok:
-                self.emit("kept", reason="the story has errors")
-                return self.watched
-            self.good = c
-            try:
-                plan = self.wiring.plan(c.comp)
-            except Exception as exc:
-                self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
-                return self.watched
-            self._emit_plan(plan, (time.perf_counter() - t) * 1000)
+                try:
+                    c = self.wiring.compile()
+                except Exception as exc:  # a bug below must not end the session
+                    self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
+                    return self.watched
+                self.refreshes += 1
+                self.emit(
+                    "diagnostics",
+                    errors=c.errors,
+                    warnings=c.warnings,
+                    items=c.diagnostics,
+                    text=c.text,
+                )
+                # A broken story may name fewer files than it did: keep watching the old ones
+                # too, so fixing any of them is noticed.
+                self.watched = set(c.files) if c.ok else set(c.files) | self.watched
+                if not c.ok:
+                    self.emit("kept", reason="the story has errors")
+                    return self.watched
+                self.good = c
+                try:
+                    plan = self.wiring.plan(c.comp)
+                except Exception as exc:
+                    self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
+                    return self.watched
+                self._emit_plan(plan, (time.perf_counter() - t) * 1000)
+            finally:
+                self.settler.refreshed()
         self.wake.set()
         return self.watched
 
@@ -385,6 +392,11 @@ class WatchSession:
                 if self.wake.wait(0.2):
                     self.wake.clear()
                     self.build_pending()
+                elif self.lock.acquire(blocking=False):  # idle: no refresh under way
+                    try:
+                        self.settler.idle()
+                    finally:
+                        self.lock.release()
         finally:
             self.stop.set()
             thread.join(10)

@@ -1,0 +1,72 @@
+"""storyc.base.memory: a compilation is kept out of the cyclic collector's walks, a long
+session still frees its cyclic garbage, and a command run in-process leaves the
+interpreter's collector as it found it."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import weakref
+from pathlib import Path
+
+import pytest
+
+from storyc.base.memory import Settler, settle, unsettle
+from storyc.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+@pytest.fixture(autouse=True)
+def _clean_collector():
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_settled_objects_are_not_collected_until_unsettled():
+    node = Node()
+    ref = weakref.ref(node)
+    settle()
+    assert gc.get_freeze_count() > 0
+    del node
+    gc.collect()
+    assert ref() is not None  # frozen: the collector does not look at it
+    unsettle()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_session_frees_its_cyclic_garbage_when_idle():
+    settler = Settler(every=3)
+    node = Node()
+    ref = weakref.ref(node)
+    settler.refreshed()  # the node was alive at this refresh: settled
+    del node
+    gc.collect()
+    assert ref() is not None
+    assert settler.idle() is False  # one refresh: no full collection yet
+    settler.refreshed()
+    assert settler.idle() is False
+    settler.refreshed()
+    assert settler.idle() is True  # the third: everything is looked at once
+    assert ref() is None
+    assert settler.collections == 1 and settler.since == 0
+    assert gc.get_freeze_count() > 0  # and what is alive is settled again
+
+
+@pytest.mark.parametrize("command", ["check", "plan", "build"])
+def test_a_command_leaves_the_collector_as_it_found_it(tmp_path, command, capsys):
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLES / "night-market", project)
+    assert gc.get_freeze_count() == 0
+    code = main([command, str(project)] + (["--json"] if command == "build" else []))
+    capsys.readouterr()
+    assert code == 0
+    assert gc.get_freeze_count() == 0
