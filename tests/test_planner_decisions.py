@@ -347,6 +347,9 @@ def test_scenes_that_cannot_be_planned_say_why(world: World) -> None:
     assert plan.scenes["ghost"].blocked == "uses scene one, which cannot be built"
     assert plan.scenes["lost"].blocked == "the scene has errors (see `storyc check`)"
     assert plan.by_status("blocked") == ["one", "after", "snow", "ghost", "lost"]
+    assert [plan.scenes[n].name for n in plan.order] == plan.order
+    after = plan.scenes["after"]
+    assert (after.takes, after.request) == (1, world.comp.requests["after"])
 
 
 def test_a_scene_planned_alone_uses_its_upstreams_recorded_output(world: World) -> None:
@@ -642,6 +645,7 @@ def test_a_waiting_scene_keeps_the_picked_take(tmp_path: Path) -> None:
         (("T", None, None, "0.4"), ("T", "R", 4.0, "0.4")),
         (("T", "U", 5.0, None), ("T", "U", 5.0, "0.5")),
         ((None, None, None, None), ("task-r", "R", 4.0, "0.5")),
+        (("T", "U", None, None), ("T", "U", 4.0, "0.5")),
     ],
 )
 def test_reuse_completes_the_lock_from_the_record_then_the_journal(
@@ -821,10 +825,12 @@ def test_without_file_lengths_an_edit_of_a_local_video_has_an_unknown_price(worl
     s = Sources(lock=world.lock, store=world.store, backend=PAID)
     sp = planner_for(world.comp, s).plan().scenes["local"]
     assert sp.estimate.kind == "unknown" and sp.estimate.amount is None
+    assert sp.duration is None
 
 
 def test_each_take_is_priced_alone_on_its_backend(world: World) -> None:
     pair = world.planner().plan().scenes["pair"]
+    assert (pair.name, pair.takes) == ("pair", 2)
     assert [pair.decisions[t].price.amount for t in (1, 2)] == [Decimal("0.084") * 10] * 2
     free = world.planner("preview").plan().scenes["pair"]
     assert free.decisions[1].price.kind == "free" and free.decisions[1].price.amount == 0
@@ -845,3 +851,74 @@ def test_a_reused_output_without_a_length_takes_the_scenes(world: World) -> None
     world.entry("snow", TakeEntry(1, world.key("snow", one=out), snow_out), one=out)
     sp = world.planner().plan().scenes["snow"]
     assert (sp.status, sp.duration) == ("up-to-date", 5.0)  # as long as what it edits
+
+
+def test_reuse_found_in_the_journal_keeps_the_lock_and_its_own_attempt(world: World) -> None:
+    k = world.key("one")
+    out = world.store.put_bytes(b"out")
+    a = world.attempt(k, "submitting", "submitted", task="task-j")
+    world.journal.mark_completed(a, out, "J", Decimal("0.5"))
+    d = world.planner().plan().scenes["one"].decisions[1]  # no lock, no record: the journal's
+    assert (d.take, d.key, d.task_id, d.url, d.cost, d.indexed) == (
+        1,
+        k,
+        "task-j",
+        "J",
+        Decimal("0.5"),
+        False,
+    )
+    world.entry("one", TakeEntry(1, k, out, "T", "U", 5.0, Decimal("0.4")))
+    d = world.planner().plan().scenes["one"].decisions[1]  # the lock knows it all
+    assert (d.take, d.task_id, d.url, d.duration, d.cost) == (1, "T", "U", 5.0, Decimal("0.4"))
+    # the lock lacks the URL and no record has one: the journal's, and the lock's cost stays
+    world.entry("one", TakeEntry(1, k, out, "T", None, 5.0, Decimal("0.4")))
+    d = world.planner().plan().scenes["one"].decisions[1]
+    assert (d.task_id, d.url, d.duration, d.cost) == ("T", "J", 5.0, Decimal("0.4"))
+
+
+def test_a_reuse_from_the_lock_alone_is_that_take(world: World) -> None:
+    k = world.key("pair", 2)
+    out = world.store.put_bytes(b"t2")
+    world.entry("pair", TakeEntry(2, k, out, "T", "U", 10.0, Decimal(1)))
+    d = world.planner().plan().scenes["pair"].decisions[2]
+    assert (d.take, d.key, d.action, d.indexed) == (2, k, "reuse", False)
+
+
+def test_edits_of_edits_and_scenes_with_two_upstreams(tmp_path: Path) -> None:
+    w = make_world(
+        tmp_path,
+        'project "P" { aspect = "16:9" }\n'
+        'video street "assets/street.mp4"\n'
+        'scene rain { edit = street  prompt = "Rain" }\n'
+        'scene again { edit = rain  prompt = "Snow too" }\n'
+        'scene one { prompt = "A street"  duration = 5 }\n'
+        'scene two { prompt = "A door"  duration = 5 }\n'
+        'scene both { start = one.last_frame  end = two.last_frame  prompt = "x"  duration = 5 }\n',
+    )
+    # the edited video's length unknown: so is the edit's, and the edit of that edit
+    s = Sources(lock=w.lock, store=w.store, backend=PAID)
+    plan = planner_for(w.comp, s).plan()
+    assert plan.scenes["rain"].duration is None and plan.scenes["again"].duration is None
+    assert plan.scenes["again"].estimate.amount is None
+    out = w.store.put_bytes(b"one")
+    w.entry("one", TakeEntry(1, w.key("one"), out))
+    sp = w.planner().plan().scenes["both"]
+    assert (sp.status, sp.waiting_on, sp.upstream) == ("waiting", ("two",), {"one": out})
+    w.journal.close()
+
+
+def test_a_compilation_without_a_selection_plans_every_scene(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "main.story").write_text(
+        'project "P" { aspect = "16:9" }\n'
+        'scene free { prompt = "A street"  duration = 5 }\n'
+        'scene x { start = y.last_frame  prompt = "X"  duration = 5 }\n'
+        'scene y { start = x.last_frame  prompt = "Y"  duration = 5 }\n',
+        "utf-8",
+    )
+    comp = replace(compile_project(root), selected=[])  # as a compilation read back has it
+    plan = make_plan(comp, lock=LockFile(), store=Store.for_project(root), backend=PAID)
+    assert plan.order == ["free", "x", "y"]
