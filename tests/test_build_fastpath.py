@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -449,3 +450,25 @@ def test_try_fast_prints_the_recorded_report(
     assert capsys.readouterr().err == ""  # no diagnostics: nothing on stderr
     args2.scenes = ["other"]  # type: ignore[attr-defined]
     assert try_fast(args2) is None  # type: ignore[arg-type]
+
+
+def test_try_fast_on_a_terminal_shows_each_scene_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storyc.build.fastpath import try_fast
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("STORYC_NO_FASTPATH", raising=False)
+    monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+    args, _ = _recorded(tmp_path, scenes=["harbour_at_dusk"])
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert try_fast(args) == 0  # type: ignore[arg-type]
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.getvalue())  # without the colours
+    # the scene's row: its name, its state, and why (its output is reused)
+    assert re.search(r"harbour_at_dusk +reused +reused", shown), shown
+    # the live table takes over stdout while it runs: the report's lines go through it
+    assert "plan: 1 scene" in shown and "built: 0 rendered" in shown
