@@ -162,6 +162,10 @@ class TaskBook:
         if kind == "drop_early" or (kind == "drop" and endpoint != "submit"):
             raise Drop
         if kind == "delay" and fault is not None:
+            if endpoint == "submit":
+                # a slow answer to a request received whole: the client dying meanwhile
+                # does not undo the send (the task is created after the delay all the same)
+                await req.body()
             await asyncio.sleep(fault.seconds)
         return await make(fault)
 
