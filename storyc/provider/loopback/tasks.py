@@ -106,6 +106,7 @@ class TaskBook:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.arrivals: list[float] = []  # time.monotonic() of every POST /apps/run read
+        self.received: list[float] = []  # ... and once its body was read whole
         self._hooks: dict[str, str] = {}  # task id -> the webhook URL it was sent with
         self._hook_faults: dict[str, str | None] = {}  # task id -> its webhook's fault
         self._hook_late: dict[str, float] = {}
@@ -162,10 +163,6 @@ class TaskBook:
         if kind == "drop_early" or (kind == "drop" and endpoint != "submit"):
             raise Drop
         if kind == "delay" and fault is not None:
-            if endpoint == "submit":
-                # a slow answer to a request received whole: the client dying meanwhile
-                # does not undo the send (the task is created after the delay all the same)
-                await req.body()
             await asyncio.sleep(fault.seconds)
         return await make(fault)
 
