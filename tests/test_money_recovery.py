@@ -240,7 +240,8 @@ def test_a_dead_build_whose_pid_still_answers_is_not_sent_again(tmp_path: Path) 
             sending += json.loads(line).get("state") == "submitting"
             if sending == 3:
                 break
-        _until(lambda: len(server.arrivals) == 3, "the three sends reach the provider")
+        # whole (headers and body): from then on the provider has them, whatever the client
+        _until(lambda: len(server.received) == 3, "the three sends reach the provider")
         os.kill(proc.pid, signal.SIGKILL)  # not waited for: a zombie keeps the pid
         p = _sub(root, server)
         assert p.returncode == 4, p.stderr

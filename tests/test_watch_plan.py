@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from storyc.media import ffmpeg as media
-from storyc.watch.session import NotBuilt
+from storyc.watch.session import NotBuilt, PlanView
 from storyc.watch.wiring import make_wiring
 
 STORY = """project "p" {
@@ -29,7 +29,7 @@ scene alley {
 """
 
 
-def fresh_view(root: Path) -> object:
+def fresh_view(root: Path) -> PlanView:
     w = make_wiring(root, backend="inference", target=None, jobs=1, max_cost=None, yes=False)
     return w.plan(w.compile().comp)
 
@@ -68,10 +68,13 @@ def test_incremental_plan_matches_full_plan(tmp_path: Path) -> None:
         (linked.replace("A dusk market", "A dawn market"), 3),  # arrival, stall and alley
         (base.replace("A dusk market", "A dawn market"), 1),  # alley no longer uses it
         (base, 2),  # arrival and stall only
+        (base.replace("duration = 10", "duration = 5"), 1),  # alley costs less: the total too
     ):
         (tmp_path / "main.story").write_text(text, "utf-8")
         view = w.plan(w.compile().comp)
-        assert view == fresh_view(tmp_path)
+        fresh = fresh_view(tmp_path)
+        assert view == fresh
+        assert view.cost() == fresh.cost() > 0  # the total carried from view to view
         assert planner.last_replanned == replanned, text
     (tmp_path / "main.story").write_text(STORY, "utf-8")
     assert w.plan(w.compile().comp) == fresh_view(tmp_path)

@@ -119,10 +119,12 @@ class IncrementalPlanner:
         as before (their order is the last view's): dictionaries copied, not rebuilt."""
         out = PlanView(dict(view.render), dict(view.costs), self.paid)
         out.upstream, out.bodies = dict(view.upstream), dict(view.bodies)
+        total = view.cost()  # the new total from the old one: no sum over every scene
         for name in names:
             if name not in self.rendering:
                 continue
             e = self.entries[name]
+            total += (e.cost or Decimal(0)) - (view.costs.get(name) or Decimal(0))
             out.render[name] = e.key
             out.costs[name] = e.cost
             out.upstream[name] = e.upstream
@@ -130,6 +132,7 @@ class IncrementalPlanner:
                 out.bodies[name] = e.body
             else:
                 out.bodies.pop(name, None)
+        out.__dict__["_total"] = total
         return out
 
     def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:

@@ -51,7 +51,14 @@ class PlanView:
     bodies: dict[str, str] = field(default_factory=dict)  # scene -> canonical request JSON
 
     def cost(self, scenes: Iterable[str] | None = None) -> Decimal:
-        names = self.render if scenes is None else scenes
+        if scenes is None:  # the whole plan's: summed once per view (a save compares two)
+            total = self.__dict__.get("_total")
+            if total is None:
+                total = self.__dict__["_total"] = self._sum(self.render)
+            return total
+        return self._sum(scenes)
+
+    def _sum(self, names: Iterable[str]) -> Decimal:
         return sum((self.costs.get(s) or Decimal(0) for s in names), Decimal(0))
 
     def unknown_cost(self, scenes: Iterable[str]) -> bool:

@@ -150,7 +150,10 @@ class Compiler:
         # Notes (where a setting came from) are for `storyc check`; a screen redrawn on
         # every save shows only what needs attention.
         shown = comp.shown()
-        errors, warnings, _ = comp.counts()
+        # counted from what is shown: the notes' count (which `counts()` also makes, by
+        # decoding them) is never on this screen
+        errors = sum(1 for d in shown if d.is_error)
+        warnings = len(shown) - errors
         return Compiled(
             comp=comp,
             ok=comp.summary is not None and errors == 0,

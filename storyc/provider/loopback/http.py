@@ -40,8 +40,12 @@ class Request:
     reader: asyncio.StreamReader
     _remaining: int | None = 0  # None: chunked
     _done: bool = False
+    _kept: bytes | None = None  # the body, once `body()` has read it
 
     async def iter_body(self, size: int = 1 << 16) -> AsyncIterator[bytes]:
+        if self._kept is not None:
+            yield self._kept
+            return
         if self._done:
             return
         if self._remaining is None:
@@ -64,7 +68,10 @@ class Request:
         self._done = True
 
     async def body(self) -> bytes:
-        return b"".join([b async for b in self.iter_body()])
+        """The whole body (read once; asked again, the same bytes)."""
+        if self._kept is None:
+            self._kept = b"".join([b async for b in self.iter_body()])
+        return self._kept
 
     async def json(self) -> Any:
         return json.loads(await self.body() or b"null")

@@ -64,6 +64,10 @@ class LoopbackProvider:
             )
         if req.method == "POST" and path == "/apps/run":
             self.book.arrivals.append(time.monotonic())
+            # the request whole before any fault: what a provider has in hand once a client
+            # has sent it, whatever happens to that client next
+            await req.body()
+            self.book.received.append(time.monotonic())
             return await self.book.fault_or("submit", req, lambda f: self.book.submit(req, f))
         if req.method == "POST" and path == "/files":
             return await self.book.fault_or("files", req, lambda f: self.register_files(req))
@@ -196,6 +200,12 @@ class LoopbackServer:
     def arrivals(self) -> list[float]:
         """`time.monotonic()` at which each POST /apps/run arrived (accepted or not)."""
         return self.provider.book.arrivals
+
+    @property
+    def received(self) -> list[float]:
+        """`time.monotonic()` at which each POST /apps/run had been read whole (its body
+        too): from then on the provider has the request, whatever the client does."""
+        return self.provider.book.received
 
     @property
     def webhook_calls(self) -> list[dict[str, Any]]:

@@ -106,6 +106,7 @@ class TaskBook:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.arrivals: list[float] = []  # time.monotonic() of every POST /apps/run read
+        self.received: list[float] = []  # ... and once its body was read whole
         self._hooks: dict[str, str] = {}  # task id -> the webhook URL it was sent with
         self._hook_faults: dict[str, str | None] = {}  # task id -> its webhook's fault
         self._hook_late: dict[str, float] = {}
