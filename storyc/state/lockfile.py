@@ -328,6 +328,15 @@ def _read_key(text: str, pos: int) -> tuple[str, int]:
     return m.group(), m.end()
 
 
+def _after_comma(text: str, pos: int, more: bool) -> int:
+    """Where the next item of an array or inline table starts: after `, ` but the first."""
+    if not more:
+        return pos
+    if not text.startswith(", ", pos):
+        raise _NotCanonical
+    return pos + 2
+
+
 def _read_value(text: str, pos: int) -> tuple[Any, int]:
     if text.startswith('"""\n', pos):
         close = text.find('"""', pos + 4)
@@ -343,22 +352,14 @@ def _read_value(text: str, pos: int) -> tuple[Any, int]:
         items: list[Any] = []
         pos += 1
         while not text.startswith("]", pos):
-            if items:
-                if not text.startswith(", ", pos):
-                    raise _NotCanonical
-                pos += 2
-            item, pos = _read_value(text, pos)
+            item, pos = _read_value(text, _after_comma(text, pos, bool(items)))
             items.append(item)
         return items, pos + 1
     if ch == "{":
         table: dict[str, Any] = {}
         pos += 1
         while not text.startswith("}", pos):
-            if table:
-                if not text.startswith(", ", pos):
-                    raise _NotCanonical
-                pos += 2
-            key, pos = _read_key(text, pos)
+            key, pos = _read_key(text, _after_comma(text, pos, bool(table)))
             if not text.startswith(" = ", pos) or key in table:
                 raise _NotCanonical
             table[key], pos = _read_value(text, pos + 3)
