@@ -263,3 +263,24 @@ def test_cut_entries_with_trims_and_transitions() -> None:
         "]\n"
     )
     assert verify(text, out) is None and _fmt(out) == out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # found by the property test above: a line comment before a trailing separator put
+        # the closing brace on a line of its own, and a second pass laid the block out anew
+        'image mei "@mei walks {{ style }}" image mei "@mei walks {{ style }}" defaults '
+        '{ prompt = "x" prompt =\n\n\n"x" # note\nfrontal # note\n= // note\nvideo // note\n,}'
+        " cut a = [ ]",
+        # a separator after a line comment: `, ` was added before the comment, then dropped
+        'image mei "@mei walks {{ style }}" image\n\n\nmei # note\n"@mei walks {{ style }}" '
+        "// note\ndefaults // note\n{ // note\nfrontal /* note */ =/*a\n b*/video # note\n"
+        ',prompt = "x" prompt = "x" } cut a = [ ]',
+        # a separator on a line of its own, the next setting after it on that line
+        'project "{% for %}" { keep_sound =x_1 # note\n. # note\nx\n,prompt = a . last_frame }'
+        " defaults { }",
+    ],
+)
+def test_formatting_twice_changes_nothing_after_separators_and_comments(text: str) -> None:
+    _properties(text)

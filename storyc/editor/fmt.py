@@ -324,8 +324,12 @@ class _Printer:
         for t in toks[open_i + 1 : first + 1]:
             if t.nl or t.is_line_comment:
                 return True
+        # back from the closing bracket past comments and the trailing separators the
+        # layout drops: a line break or line comment after the last item puts the bracket
+        # on a line of its own, so the bracket is laid over lines (else a second pass would
+        # find it there and lay it out differently)
         j = close - 1
-        while toks[j].kind == "COMMENT":
+        while toks[j].kind in ("COMMENT", "COMMA", "SEMICOLON"):
             j -= 1
         return any(t.nl or t.is_line_comment for t in toks[j + 1 : close + 1])
 
@@ -377,6 +381,7 @@ class _Printer:
             self.setting(group, _FORCE if ml and first else _KEEP)
             first = False
             at = self.mark()
+            start = self.i  # what lies between this setting and the next, separator too
             kind = self.peek()
             if kind in ("COMMA", "SEMICOLON"):
                 self.drop(kind, self.indent)
@@ -385,11 +390,14 @@ class _Printer:
                 break
             if kind != "NAME":
                 raise _Reject
-            # Another setting on the same line is set off by `, `.
-            j = self.i
+            # Another setting on the same line is set off by `, `: on the same line means
+            # no comment on a line of its own and no line comment before it, on either side
+            # of the dropped separator (whose own line break the layout does not keep)
+            j = start
             same = True
-            while self.toks[j].kind == "COMMENT":
-                if self.toks[j].nl or self.toks[j].is_line_comment:
+            while self.toks[j].kind != "NAME":
+                t = self.toks[j]
+                if t.kind == "COMMENT" and (t.nl or t.is_line_comment):
                     same = False
                 j += 1
             if same and not self.toks[j].nl:
