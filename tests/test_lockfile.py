@@ -420,3 +420,15 @@ def test_the_fast_reader_steps_aside_for_any_other_layout() -> None:
         assert lockfile_mod._canonical(broken) is None
         with pytest.raises(LockFileError):
             LockFile.loads(broken)
+
+
+@pytest.mark.parametrize(
+    "value", ['"\n', 'x\\"y\n"', 'tab\tq"\n\\', "a\\\nb", 'q""\n"', '\n\\"""\\']
+)
+def test_the_fast_reader_reads_multi_line_strings_with_quotes_and_escapes(value: str) -> None:
+    # found by the property test: a bare quote, and an escaped quote before the end
+    s = scene("a", "", n=2)
+    s.settings = {"k": value}
+    text = LockFile({"a": s}).dumps()
+    fast = lockfile_mod._canonical(text)
+    assert fast is not None and fast.scenes == _by_toml(text).scenes

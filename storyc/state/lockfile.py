@@ -328,6 +328,17 @@ def _read_key(text: str, pos: int) -> tuple[str, int]:
     return m.group(), m.end()
 
 
+# a multi-line string's body as a JSON string's: escapes kept, bare quotes, line breaks
+# and tabs escaped
+_MULTI_BODY = re.compile(r'((?:[^"\\]|\\.|"(?!""))*)"""', re.S)
+_MULTI_TO_JSON = re.compile(r'\\.|["\n\t]', re.S)
+_JSON_ESCAPES = {'"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def _to_json(m: re.Match[str]) -> str:
+    return _JSON_ESCAPES.get(m.group(), m.group())
+
+
 def _after_comma(text: str, pos: int, more: bool) -> int:
     """Where the next item of an array or inline table starts: after `, ` but the first."""
     if not more:
@@ -339,11 +350,11 @@ def _after_comma(text: str, pos: int, more: bool) -> int:
 
 def _read_value(text: str, pos: int) -> tuple[Any, int]:
     if text.startswith('"""\n', pos):
-        close = text.find('"""', pos + 4)
-        if close < 0:
+        m = _MULTI_BODY.match(text, pos + 4)  # escapes taken as pairs: `\\"` ends nothing
+        if m is None:
             raise _NotCanonical
-        body = text[pos + 4 : close].replace("\n", "\\n").replace("\t", "\\t")
-        return _DECODE.decode('"' + body + '"'), close + 3
+        body = _MULTI_TO_JSON.sub(_to_json, m.group(1))
+        return _DECODE.decode('"' + body + '"'), m.end()
     ch = text[pos : pos + 1]
     if ch == '"':
         value, end = _scan(text, pos + 1)
