@@ -14,7 +14,7 @@ added, removed or reordered, another lock file, a build since) means a full plan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -35,11 +35,11 @@ class _Entry:
     body: str
 
 
-def _closure(start: set[str], edges: Mapping[str, Iterable[str]] | _Upstream) -> set[str]:
+def _closure(start: set[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
     seen = set(start)
     todo = list(start)
     while todo:
-        for nxt in edges.get(todo.pop(), ()):
+        for nxt in edges(todo.pop()):
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
@@ -92,11 +92,10 @@ class IncrementalPlanner:
                         self.down.get(u, set()).discard(n)
                     for u in comp.requests[n].upstream:
                         self.down.setdefault(u, set()).add(n)
-                affected = _closure(changed, self.down)
-                up = {n: set(comp.requests[n].upstream) for n in affected}
-                context = _closure(affected, _Upstream(comp.requests, up))
-                order = [n for n in comp.order if n in context]
                 reqs = comp.requests
+                affected = _closure(changed, lambda n: self.down.get(n, ()))
+                context = _closure(affected, lambda n: reqs[n].upstream if n in reqs else ())
+                order = [n for n in comp.order if n in context]
                 sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
                 was = {n for n in affected if n in self.rendering}
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
@@ -132,7 +131,7 @@ class IncrementalPlanner:
                 out.bodies[name] = e.body
             else:
                 out.bodies.pop(name, None)
-        out.__dict__["_total"] = total
+        out.total = total
         return out
 
     def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:
@@ -180,19 +179,3 @@ class IncrementalPlanner:
             if e.body:
                 view.bodies[name] = e.body
         return view
-
-
-class _Upstream:
-    """`edges.get(scene)` for `_closure`: a scene's upstream, from its request (those of
-    the affected scenes as given), without a map of the whole project."""
-
-    def __init__(self, requests: dict[str, Request], known: dict[str, set[str]]) -> None:
-        self.requests = requests
-        self.known = known
-
-    def get(self, name: str, default: tuple[str, ...] = ()) -> Iterable[str]:
-        hit = self.known.get(name)
-        if hit is not None:
-            return hit
-        req = self.requests.get(name)
-        return req.upstream if req is not None else default

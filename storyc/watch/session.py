@@ -49,13 +49,15 @@ class PlanView:
     paid: bool  # the backend costs money
     upstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
     bodies: dict[str, str] = field(default_factory=dict)  # scene -> canonical request JSON
+    # the whole plan's cost, once known: summed once per view (a save compares two), or
+    # carried over by whoever made this view from another (storyc.watch.replan)
+    total: Decimal | None = field(default=None, compare=False, repr=False)
 
     def cost(self, scenes: Iterable[str] | None = None) -> Decimal:
-        if scenes is None:  # the whole plan's: summed once per view (a save compares two)
-            total = self.__dict__.get("_total")
-            if total is None:
-                total = self.__dict__["_total"] = self._sum(self.render)
-            return total
+        if scenes is None:
+            if self.total is None:
+                self.total = self._sum(self.render)
+            return self.total
         return self._sum(scenes)
 
     def _sum(self, names: Iterable[str]) -> Decimal:
@@ -196,36 +198,43 @@ class WatchSession:
             self.emit("change", files=sorted(self._rel(p) for p in changed))
         with self.lock:
             try:
-                try:
-                    c = self.wiring.compile()
-                except Exception as exc:  # a bug below must not end the session
-                    self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
+                if not self._refresh_locked(t):
                     return self.watched
-                self.refreshes += 1
-                self.emit(
-                    "diagnostics",
-                    errors=c.errors,
-                    warnings=c.warnings,
-                    items=c.diagnostics,
-                    text=c.text,
-                )
-                # A broken story may name fewer files than it did: keep watching the old ones
-                # too, so fixing any of them is noticed.
-                self.watched = set(c.files) if c.ok else set(c.files) | self.watched
-                if not c.ok:
-                    self.emit("kept", reason="the story has errors")
-                    return self.watched
-                self.good = c
-                try:
-                    plan = self.wiring.plan(c.comp)
-                except Exception as exc:
-                    self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
-                    return self.watched
-                self._emit_plan(plan, (time.perf_counter() - t) * 1000)
             finally:
                 self.settler.refreshed()
         self.wake.set()
         return self.watched
+
+    def _refresh_locked(self, t: float) -> bool:
+        """The refresh itself, under the lock: True when a plan was shown (the builder has
+        something to look at), False when compiling or planning stopped short."""
+        try:
+            c = self.wiring.compile()
+        except Exception as exc:  # a bug below must not end the session
+            self.emit("error", message=f"compile failed: {type(exc).__name__}: {exc}")
+            return False
+        self.refreshes += 1
+        self.emit(
+            "diagnostics",
+            errors=c.errors,
+            warnings=c.warnings,
+            items=c.diagnostics,
+            text=c.text,
+        )
+        # A broken story may name fewer files than it did: keep watching the old ones
+        # too, so fixing any of them is noticed.
+        self.watched = set(c.files) if c.ok else set(c.files) | self.watched
+        if not c.ok:
+            self.emit("kept", reason="the story has errors")
+            return False
+        self.good = c
+        try:
+            plan = self.wiring.plan(c.comp)
+        except Exception as exc:
+            self.emit("error", message=f"planning failed: {type(exc).__name__}: {exc}")
+            return False
+        self._emit_plan(plan, (time.perf_counter() - t) * 1000)
+        return True
 
     def _emit_plan(self, plan: PlanView, ms: float) -> None:
         old = self.last_plan
