@@ -941,25 +941,25 @@ class CompiledState:
                     continue
                 values.update(u.deps)
                 engine.keep(u)
-        versions = self._versions(engine)
-        engine.saved = {p: self._signature(engine, p, versions) for p in engine.files}
+        by_label = self._by_label(engine)
+        engine.saved = {p: self._signature(engine, p, by_label) for p in engine.files}
         return engine
 
     @staticmethod
-    def _versions(engine: Engine) -> dict[str, list[tuple[str, int]]]:
-        """Each file's units as (scene, version), by label: one pass over the units (a pass
-        per file was 20 passes over 10,000 units)."""
-        out: dict[str, list[tuple[str, int]]] = {}
+    def _by_label(engine: Engine) -> dict[str, list[Unit]]:
+        """Each file's units, by label: one pass over the units (a pass per file was 20
+        passes over 10,000 units)."""
+        out: dict[str, list[Unit]] = {}
         for u in engine.units.values():
-            out.setdefault(u.label, []).append((u.scene, u.version))
+            out.setdefault(u.label, []).append(u)
         return out
 
     @staticmethod
-    def _signature(engine: Engine, path: str, versions: dict[str, list[tuple[str, int]]]) -> Any:
+    def _signature(engine: Engine, path: str, by_label: dict[str, list[Unit]]) -> Any:
         fd = engine.files.get(path)
         if fd is None:
             return None
-        return (id(fd), tuple(sorted(versions.get(fd.label, ()))))
+        return (id(fd), tuple(sorted((u.scene, u.version) for u in by_label.get(fd.label, ()))))
 
     def save(self, engine: Engine, comp: Compilation, *, result: bool = True) -> None:
         """Write what changed since the engine was restored or last saved. Best effort: a
@@ -978,17 +978,14 @@ class CompiledState:
     def _save(self, engine: Engine, comp: Compilation, result: bool) -> None:
         index = engine.index
         assert index is not None
-        by_label: dict[str, list[Unit]] = {}
-        for u in engine.units.values():
-            by_label.setdefault(u.label, []).append(u)
+        by_label = self._by_label(engine)
         records: list[str] = []
-        versions = self._versions(engine)
         for path in index.files:
             fd = engine.files[path]
             if fd.decls is None:
                 continue
             records.append(_record_name(path, "q"))
-            sig = self._signature(engine, path, versions)
+            sig = self._signature(engine, path, by_label)
             if engine.saved.get(path) == sig:
                 continue
             units = by_label.get(fd.label, [])
