@@ -335,6 +335,14 @@ BAD = f'key = "sha256:{"0" * 64}"'
             f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = -inf",
             "scene 'a': take 5: `duration` is not a number of seconds",
         ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = -5",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
+        (
+            f"[[scenes.a.takes]]\ntake = 5\n{BAD}\nduration = true",
+            "scene 'a': take 5: `duration` is not a number of seconds",
+        ),
     ],
 )
 def test_each_refusal_says_what_is_wrong(body: str, message: str) -> None:
@@ -350,6 +358,9 @@ def test_a_duration_that_is_not_a_number_is_written_as_unknown() -> None:
         entry = SceneEntry("a", "inference", "t", "v1", "app", "p", takes=[take])
         back = LockFile.loads(LockFile({"a": entry}).dumps())
         assert back.scenes["a"].takes[0].duration is None
+        # and in the plain data the build cache keeps (it is read back with the same checks)
+        data = LockFile({"a": entry}).to_data()
+        assert LockFile.from_data(data).scenes["a"].takes[0].duration is None
 
 
 def test_what_a_lock_may_leave_out() -> None:

@@ -442,7 +442,11 @@ def _scene(name: str, data: Any) -> SceneEntry:
         if output is not None and not is_digest(output):
             raise bad(f"take {t['take']}: `output` is not a digest")
         dur = t.get("duration")
-        if isinstance(dur, float) and not (math.isfinite(dur) and dur >= 0):
+        if dur is not None and (
+            isinstance(dur, bool)
+            or not isinstance(dur, int | float)
+            or not (math.isfinite(dur) and dur >= 0)
+        ):
             raise bad(f"take {t['take']}: `duration` is not a number of seconds")
         takes.append(
             TakeEntry(
@@ -451,7 +455,7 @@ def _scene(name: str, data: Any) -> SceneEntry:
                 output,
                 _opt_str(t.get("task_id")),
                 _opt_str(t.get("url")),
-                float(dur) if isinstance(dur, int | float) else None,
+                None if dur is None else float(dur),
                 cost,
             )
         )
@@ -540,6 +544,12 @@ def _value(v: Any) -> str:
     return _basic(str(v))
 
 
+def _known(duration: float | None) -> float | None:
+    """A take's length as written: a length that is not a number (from a damaged header,
+    say) is written as unknown, in the file and in its plain data alike."""
+    return float(duration) if duration is not None and math.isfinite(duration) else None
+
+
 def _dump_scene(s: SceneEntry, table: str) -> str:
     head = f"{table}.{_key(s.name)}"
     lines = [f"[{head}]"]
@@ -563,8 +573,9 @@ def _dump_scene(s: SceneEntry, table: str) -> str:
             v = getattr(t, k)
             if v is not None:
                 lines.append(f"{k} = {_basic(v)}")
-        if t.duration is not None and math.isfinite(t.duration):  # unknown otherwise
-            lines.append(f"duration = {_value(float(t.duration))}")
+        duration = _known(t.duration)
+        if duration is not None:
+            lines.append(f"duration = {_value(duration)}")
         if t.cost is not None:
             lines.append(f"cost = {_basic(str(t.cost))}")
     return "\n".join(lines) + "\n"
@@ -588,7 +599,7 @@ def _table_data(entries: dict[str, SceneEntry]) -> dict[str, Any]:
                     "output": t.output,
                     "task_id": t.task_id,
                     "url": t.url,
-                    "duration": t.duration,
+                    "duration": _known(t.duration),
                     "cost": None if t.cost is None else str(t.cost),
                 }
                 for t in e.takes
