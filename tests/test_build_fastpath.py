@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_build_support import build, make_project, rendered, summary
@@ -228,18 +229,24 @@ def test_discovery_lists_the_story_files_of_a_folder(tmp_path: Path) -> None:
     assert not discovery(str(tmp_path / "missing"))
 
 
+def _build_args(path: Path, **more: object) -> Any:
+    """`storyc build PATH`'s parsed options, as the fast path reads them (preview)."""
+    import argparse
+
+    return argparse.Namespace(
+        path=str(path), target=None, scenes=None, cuts=None, backend="preview",
+        base_url=None, resubmit_unknown=False, **more,
+    )  # fmt: skip
+
+
 def test_record_trusts_only_a_settled_complete_state(tmp_path: Path) -> None:
     """`record` writes nothing for a missing input, for an input changed (by its mtime or
     its ctime) too close to the build's start, or when it cannot write; with no inputs at
     all it records."""
-    import argparse
 
     from storyc.build.fastpath import record, record_path
 
-    args = argparse.Namespace(
-        path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
-        base_url=None, resubmit_unknown=False,
-    )  # fmt: skip
+    args = _build_args(tmp_path)
     story = tmp_path / "main.story"
     story.write_text("x", "utf-8")
     root = str(tmp_path)
@@ -302,14 +309,10 @@ def test_code_paths_cover_the_package_and_the_grammar_but_not_caches() -> None:
 
 
 def test_a_change_exactly_racy_s_before_the_start_is_trusted(tmp_path: Path) -> None:
-    import argparse
 
     from storyc.build.fastpath import record
 
-    args = argparse.Namespace(
-        path=str(tmp_path), target=None, scenes=None, cuts=None, backend="preview",
-        base_url=None, resubmit_unknown=False,
-    )  # fmt: skip
+    args = _build_args(tmp_path)
     story = tmp_path / "main.story"
     story.write_text("x", "utf-8")
     st = story.stat()
@@ -321,7 +324,6 @@ def test_a_change_exactly_racy_s_before_the_start_is_trusted(tmp_path: Path) -> 
 
 def _recorded(tmp_path: Path, **report: object) -> tuple[object, Path]:
     """A project folder with a clean state recorded for `storyc build` (preview)."""
-    import argparse
 
     from storyc.build.fastpath import record
 
@@ -329,10 +331,7 @@ def _recorded(tmp_path: Path, **report: object) -> tuple[object, Path]:
     root.mkdir(parents=True)
     story = root / "main.story"
     story.write_text("x", "utf-8")
-    args = argparse.Namespace(
-        path=str(root), target=None, scenes=None, cuts=None, backend="preview",
-        base_url=None, resubmit_unknown=False, json=False,
-    )  # fmt: skip
+    args = _build_args(root, json=False)
     full: dict[str, object] = {
         "backend": "preview", "diagnostics": "", "plan_lines": ["plan: 1 scene"],
         "scenes": ["a"], "json": '{"event": "summary"}\n', "build_line": "built: 0 rendered",

@@ -727,8 +727,8 @@ def test_a_two_take_scene_blocked_keeps_its_takes(tmp_path: Path) -> None:
     w.journal.close()
 
 
-def test_scenes_in_a_cycle_and_scenes_asked_for_are_in_the_plan(tmp_path: Path) -> None:
-    root = tmp_path / "cycle"
+def _cycle_project(root: Path) -> Path:
+    """A project of one free scene and two that start from each other's last frame."""
     root.mkdir()
     (root / "main.story").write_text(
         'project "P" { aspect = "16:9" }\n'
@@ -737,6 +737,11 @@ def test_scenes_in_a_cycle_and_scenes_asked_for_are_in_the_plan(tmp_path: Path) 
         'scene y { start = x.last_frame  prompt = "Y"  duration = 5 }\n',
         "utf-8",
     )
+    return root
+
+
+def test_scenes_in_a_cycle_and_scenes_asked_for_are_in_the_plan(tmp_path: Path) -> None:
+    root = _cycle_project(tmp_path / "cycle")
     comp = compile_project(root)
     assert comp.order == ["free"]
     plan = make_plan(comp, lock=LockFile(), store=Store.for_project(root), backend=PAID)
@@ -910,15 +915,7 @@ def test_edits_of_edits_and_scenes_with_two_upstreams(tmp_path: Path) -> None:
 def test_a_compilation_without_a_selection_plans_every_scene(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "main.story").write_text(
-        'project "P" { aspect = "16:9" }\n'
-        'scene free { prompt = "A street"  duration = 5 }\n'
-        'scene x { start = y.last_frame  prompt = "X"  duration = 5 }\n'
-        'scene y { start = x.last_frame  prompt = "Y"  duration = 5 }\n',
-        "utf-8",
-    )
+    root = _cycle_project(tmp_path / "p")
     comp = replace(compile_project(root), selected=[])  # as a compilation read back has it
     plan = make_plan(comp, lock=LockFile(), store=Store.for_project(root), backend=PAID)
     assert plan.order == ["free", "x", "y"]
