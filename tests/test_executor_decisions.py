@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -40,9 +42,10 @@ STORY = (
     HEAD
     + 'scene one { prompt = "A quiet street"  duration = 5 }\n'
     + 'scene pair { prompt = "Two takes of the harbour"  duration = 10  takes = 2 }\n'
-    + 'scene after { start = one.last_frame  prompt = "Then the door opens"  duration = 5 }\n'
+    + 'scene after { start = one.last_frame  prompt = "Then the door opens"  duration = 10 }\n'
     + 'scene snow { edit = one  prompt = "Make it snow" }\n'
 )
+ASSETS = Path(__file__).parent / "cases" / "payload" / "_assets"
 TAKE = Decimal("0.42")  # a 5 s std take
 LONG = Decimal("0.84")  # a 10 s one (each take of `pair`)
 
@@ -115,10 +118,12 @@ class Rig:
             self.root, self.store, self.journal, self.lock, self.digests, backend=self.backend
         )
 
-    def plan(self, *names: str, resubmit_unknown: bool = False) -> tuple[Plan, ProjectIO]:
+    def plan(
+        self, *names: str, resubmit_unknown: bool = False, live_build: bool = False
+    ) -> tuple[Plan, ProjectIO]:
         assert not self.comp.has_errors, [d.message for d in self.comp.diagnostics]
         pio = self.project_io()
-        sources = pio.sources(resubmit_unknown=resubmit_unknown)
+        sources = pio.sources(resubmit_unknown=resubmit_unknown, live_build=live_build)
         self.planner = Planner(self.comp.requests, self.comp.order, sources)
         return self.planner.plan(set(names) if names else None), pio
 
@@ -128,9 +133,10 @@ class Rig:
         hook: Callable[[Executor, str, str, str], None] | None = None,
         before: Callable[[Executor], None] | None = None,
         resubmit_unknown: bool = False,
+        live_build: bool = False,
         **options: Any,
     ) -> BuildResult:
-        plan, pio = self.plan(*names, resubmit_unknown=resubmit_unknown)
+        plan, pio = self.plan(*names, resubmit_unknown=resubmit_unknown, live_build=live_build)
         self.events = Events()
         opts = BuildOptions(backend=self.backend, resubmit_unknown=resubmit_unknown, **options)
 
@@ -939,3 +945,93 @@ def test_the_picked_take_is_what_dependents_use(tmp_path: Path) -> None:
     rig.lock.table("preview")["pair"].picked = 3
     again = rig.build("pair")
     assert again.scenes["pair"].picked == 1
+
+
+def test_a_scene_whose_upstream_must_be_fetched_first_waits_for_it(paid: Rig) -> None:
+    first = paid.build("one", "after")
+    one = first.scenes["one"].takes[1]
+    paid.store.remove(one.digest or "")
+    result = paid.build("one", "after")
+    assert result.scenes["one"].takes[1].how == "refetched"
+    after = result.scenes["after"]
+    assert (
+        after.state == "reused" and after.takes[1].digest == first.scenes["after"].takes[1].digest
+    )
+    assert paid.events.detail("after", "waiting") == "for one"  # not settled before it
+    assert result.submitted == 0
+
+
+def test_a_scene_with_a_take_reused_and_one_rendered_says_both(tmp_path: Path) -> None:
+    rig = Rig(tmp_path / "p", TAKES, "preview", None)
+    first = rig.build("pair")
+    second = first.scenes["pair"].takes[2]
+    rig.store.remove(second.digest or "")
+    result = rig.build("pair")
+    out = result.scenes["pair"]
+    assert out.state == "done" and result.submitted == 1 and result.reused == 1
+    assert {n: t.how for n, t in out.takes.items()} == {1: "reused", 2: "rendered"}
+    assert rig.events.detail("pair", "done") == "rendered, reused"
+
+
+def test_an_attempt_being_sent_by_a_live_build_is_never_sent_again(paid: Rig) -> None:
+    j = paid.journal
+    assert j is not None
+    a = j.begin(paid.key("one"), "one", 1, "inference/video-o1", "inference", TAKE)
+    j.mark_submitting(a)
+    before = paid.sent()
+    result = paid.build("one", live_build=True)
+    out = result.scenes["one"]
+    assert (out.state, out.error) == ("unknown", unknown_message("one", 1, 1))
+    assert paid.sent() == before and j.get(a).state == "submitting"
+
+
+def test_a_failed_edit_of_a_file_is_priced_by_the_files_length(
+    tmp_path: Path, provider: loopback.LoopbackServer
+) -> None:
+    story = HEAD + 'video street "assets/street.mp4"\n'
+    story += 'scene local { edit = street  prompt = "Make it rain" }\n'
+    root = tmp_path / "q"
+    (root / "assets").mkdir(parents=True)
+    shutil.copy(ASSETS / "street.mp4", root / "assets" / "street.mp4")
+    rig = paid_rig(tmp_path, provider, story)
+    provider.add_fault("submit:fail:times=1")
+    rig.build(detach=True)
+    result = rig.build()  # re-attached: failed, so sent again at the file's price
+    assert result.ok and result.submitted == 1
+    failed, sent = rig.attempts("local")
+    length = rig.comp.media_duration("assets/street.mp4")
+    assert rig.planner is not None and length
+    price = rig.planner.price(rig.comp.requests["local"], length).amount
+    assert price is not None and sent.estimate == price == failed.estimate
+    rig.close()
+
+
+def test_a_stray_task_still_running_is_left_running(paid: Rig) -> None:
+    paid.server.provider.options.latency = 5.0  # type: ignore[union-attr]
+    paid.build("one", detach=True)
+    (old,) = paid.attempts("one")
+    paid.edit('"A quiet street"', '"A quiet street at night"')
+    result = paid.build("one", "pair", detach=True)
+    assert result.collected == 0 and paid.events.notes == []
+    assert paid.journal.get(old.id).state == "submitted"  # type: ignore[union-attr]
+    # a build of other scenes only does not ask about it
+    paid.server.provider.options.latency = 0.05  # type: ignore[union-attr]
+    other = paid.build("pair")
+    assert other.collected == 0
+    assert paid.journal.get(old.id).state == "submitted"  # type: ignore[union-attr]
+
+
+def test_a_stopped_build_asks_about_no_stray_task(paid: Rig) -> None:
+    paid.build("one", detach=True)
+    (old,) = paid.attempts("one")
+    paid.edit('"A quiet street"', '"A quiet street at night"')
+    time.sleep(0.2)  # it has finished on the provider
+    result = paid.build("one", before=lambda ex: ex.stop())
+    assert result.collected == 0 and paid.events.notes == []
+    assert paid.journal.get(old.id).state == "submitted"  # type: ignore[union-attr]
+
+
+def test_a_preview_build_asks_about_no_stray_task(tmp_path: Path) -> None:
+    rig = Rig(tmp_path / "p", scenes(1), "preview", None)
+    result = rig.build()
+    assert result.ok and result.collected == 0 and rig.events.notes == []
