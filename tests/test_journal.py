@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -421,3 +422,56 @@ def test_spent_adds_up_several_of_each(tmp_path: Path) -> None:
             2,
             Decimal("0.50"),
         )
+
+
+def test_a_detached_send_is_recorded_as_such(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        waited = j.begin(K, "intro", 1, "t", "inference", Decimal("0.25"))
+        left = j.begin(K, "intro", 1, "t", "inference", Decimal("0.25"), detached=True)
+        assert j.get(waited).detached is False and j.get(left).detached is True
+    with Journal(tmp_path / "j.sqlite") as again:  # read back by the next build
+        assert [a.detached for a in again.all()] == [False, True]
+
+
+def test_amounts_read_back_only_when_plausible(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        cases = {
+            Decimal(0): Decimal(0),  # free is a price
+            Decimal(10**9): Decimal(10**9),  # the largest plausible amount
+            Decimal(10**9 + 1): None,
+            Decimal("-0.01"): None,
+            Decimal("NaN"): None,
+            Decimal("Infinity"): None,
+        }
+        for written, read in cases.items():
+            a = j.begin(K, "intro", 1, "t", "inference", written)
+            assert j.get(a).estimate == read, written
+
+
+def test_unknown_amounts_are_stored_as_null(tmp_path: Path) -> None:
+    # other readers of the journal (sqlite3, `storyc status` of an older storyc) see NULL,
+    # not the text "None"
+    with Journal(tmp_path / "j.sqlite") as j:
+        a = j.begin(K, "intro", 1, "t", "preview", None)
+        j.mark_submitting(a)
+        j.mark_submitted(a, "task-1")
+        j.mark_completed(a, OUT, None, None)
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    try:
+        row = db.execute("SELECT estimate, billed FROM attempts WHERE id=?", (a,)).fetchone()
+    finally:
+        db.close()
+    assert row == (None, None)
+
+
+def test_pending_lists_what_status_shows(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as j:
+        ids = {s: _in_state(j, s) for s in STATES}
+        want = [ids[s] for s in ("submitting", "submitted", "unknown")]
+        assert [a.id for a in j.pending()] == sorted(want)
+
+
+def test_a_busy_journal_is_waited_for_half_a_minute(tmp_path: Path) -> None:
+    # another build's write in progress is waited for, not an error after sqlite's 5 s
+    with Journal(tmp_path / "j.sqlite") as j:
+        assert j._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
