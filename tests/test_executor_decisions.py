@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3_support import ACCESS, Bucket, S3Server
 from test_build_support import edit_story, make_project
 
 from storyc.backends import BackendOptions, create
@@ -29,10 +31,14 @@ from storyc.build.effects import ProjectIO
 from storyc.build.executor import Executor, _Stop, _worst, unknown_message
 from storyc.build.outcome import BuildOptions, BuildResult
 from storyc.build.progress import Reporter
+from storyc.build.team import TeamLink
 from storyc.compiler import Compilation, compile_project
-from storyc.plan.planner import Plan, Planner
+from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.provider import loopback
 from storyc.provider.loopback.faults import FaultPlan
+from storyc.remote.claims import ClaimBook, Owner, _host_id
+from storyc.remote.planning import plan_with_remote
+from storyc.remote.team import TeamStore, open_team
 from storyc.state.journal import Attempt, Journal
 from storyc.state.lockfile import LockFile
 from storyc.state.store import Store
@@ -119,11 +125,17 @@ class Rig:
         )
 
     def plan(
-        self, *names: str, resubmit_unknown: bool = False, live_build: bool = False
+        self,
+        *names: str,
+        resubmit_unknown: bool = False,
+        live_build: bool = False,
+        remote: RemoteLookup | None = None,
     ) -> tuple[Plan, ProjectIO]:
         assert not self.comp.has_errors, [d.message for d in self.comp.diagnostics]
         pio = self.project_io()
-        sources = pio.sources(resubmit_unknown=resubmit_unknown, live_build=live_build)
+        sources = pio.sources(
+            resubmit_unknown=resubmit_unknown, live_build=live_build, remote=remote
+        )
         self.planner = Planner(self.comp.requests, self.comp.order, sources)
         return self.planner.plan(set(names) if names else None), pio
 
@@ -134,10 +146,28 @@ class Rig:
         before: Callable[[Executor], None] | None = None,
         resubmit_unknown: bool = False,
         live_build: bool = False,
+        team: TeamStore | None = None,
         **options: Any,
     ) -> BuildResult:
-        plan, pio = self.plan(*names, resubmit_unknown=resubmit_unknown, live_build=live_build)
         self.events = Events()
+        link = None
+        if team is None:
+            plan, pio = self.plan(*names, resubmit_unknown=resubmit_unknown, live_build=live_build)
+        else:  # as `storyc build` with a team store: asked first, pulled, not paid
+            made: list[tuple[Plan, ProjectIO]] = []
+
+            def make(remote: RemoteLookup | None) -> Plan:
+                made.append(self.plan(*names, resubmit_unknown=resubmit_unknown, remote=remote))
+                return made[-1][0]
+
+            plan = plan_with_remote(make, team)
+            pio = made[-1][1]
+            link = TeamLink(
+                team,
+                note=self.events.scene,
+                poll=0.05,
+                resubmit_unknown=resubmit_unknown,
+            )
         opts = BuildOptions(backend=self.backend, resubmit_unknown=resubmit_unknown, **options)
 
         async def go() -> BuildResult:
@@ -150,7 +180,8 @@ class Rig:
             await backend.open()
             pio.base_url = getattr(backend, "base_url", None)
             assert self.planner is not None
-            ex = self.executor = Executor(plan, self.planner, backend, pio, opts, self.events)
+            ex = Executor(plan, self.planner, backend, pio, opts, self.events, link)
+            self.executor = ex
             if hook is not None:
                 self.events.hook = lambda s, st, d: hook(ex, s, st, d)
             if before is not None:
@@ -1035,3 +1066,195 @@ def test_a_preview_build_asks_about_no_stray_task(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "p", scenes(1), "preview", None)
     result = rig.build()
     assert result.ok and result.collected == 0 and rig.events.notes == []
+
+
+def test_a_scene_the_plan_blocks_is_reported_and_blocks_its_dependents(paid: Rig) -> None:
+    result = paid.build("after")  # `one` is not built now and has no output yet
+    after = result.scenes["after"]
+    assert (after.state, after.error) == ("blocked", "uses scene one, which has no output yet")
+    assert paid.events.log == [("after", "blocked", "uses scene one, which has no output yet")]
+    assert result.submitted == 0 and paid.attempts() == []
+    assert paid.executor is not None and paid.executor._picked["after"].result() is None
+
+
+# -- with a team store: pull before paying, one payer per request, push after --------------
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    srv = S3Server()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+    for k, v in ACCESS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3.faults.clear()
+    yield s3.new_bucket()
+    s3.faults.clear()
+
+
+def team_of(rig: Rig, bucket: Bucket) -> TeamStore:
+    team = open_team(None, rig.store, flag=bucket.url, env={})
+    assert team is not None
+    return team
+
+
+DEAD = Owner(_host_id(), 2**22 + 17, "", "gone")  # a build on this machine that died
+
+
+def claim_as(team: TeamStore, owner: Owner, key: str, state: str, task_id: str | None) -> None:
+    """Another build's claim on `key`, in `state`."""
+    book = ClaimBook(team.client, owner)
+    held = book.claim(key, "one", 1)
+    assert not hasattr(held, "alive")
+    if state != "claimed" or task_id:
+        book.update(held, state=state, task_id=task_id)  # type: ignore[arg-type]
+
+
+def task_of_another_machine(tmp_path: Path, provider: loopback.LoopbackServer) -> str:
+    other = Rig(tmp_path / "other", STORY, "inference", provider)
+    other.build("one", detach=True)
+    (att,) = other.attempts("one")
+    other.close()
+    assert att.task_id
+    return att.task_id
+
+
+def test_a_paid_render_is_claimed_then_pushed_and_pulled_by_the_next_machine(
+    tmp_path: Path, paid: Rig, bucket: Bucket
+) -> None:
+    first = paid.build("one", team=team_of(paid, bucket))
+    take = first.scenes["one"].takes[1]
+    assert take.how == "rendered" and first.submitted == 1
+    assert "pushing" in paid.events.of("one") and "pushed" in paid.events.of("one")
+    assert paid.events.detail("one", "pushing") == "to the team store"
+    assert len(bucket.keys("renders/")) == 1 and bucket.keys("claims/") == []
+    # another machine: pulled, not paid
+    b = Rig(tmp_path / "b", STORY, "inference", paid.server)
+    before = b.sent()
+    result = b.build("one", team=team_of(b, bucket))
+    got = result.scenes["one"].takes[1]
+    assert b.sent() == before and result.submitted == 0 and result.committed == 0
+    assert (got.how, got.digest, got.task_id) == ("pulled", take.digest, take.task_id)
+    assert got.duration == take.duration and result.billed is None
+    assert b.events.detail("one", "pulling") == "from the team store"
+    assert "pushing" not in b.events.of("one")
+    rec = b.store.lookup_render(take.key)
+    assert rec is not None and rec.output == take.digest
+    assert b.lock.table("inference")["one"].takes[0].output == take.digest
+    b.close()
+
+
+def test_a_damaged_team_copy_is_rendered_here_at_its_price(
+    tmp_path: Path, paid: Rig, bucket: Bucket, s3: S3Server
+) -> None:
+    paid.build("one", team=team_of(paid, bucket))
+    b = Rig(tmp_path / "b", STORY, "inference", paid.server)
+    s3.faults.add("GET", "/objects/", "corrupt", times=-1)
+    before = b.sent()
+    result = b.build("one", team=team_of(b, bucket))
+    take = result.scenes["one"].takes[1]
+    assert take.how == "rendered" and b.sent() == before + 1 and result.committed == TAKE
+    (att,) = b.attempts("one")
+    assert att.estimate == TAKE and att.state == "completed"
+    b.close()
+
+
+def test_a_team_copy_that_cannot_be_downloaded_fails_unpaid(
+    tmp_path: Path, paid: Rig, bucket: Bucket, s3: S3Server
+) -> None:
+    paid.build("one", team=team_of(paid, bucket))
+    b = Rig(tmp_path / "b", STORY, "inference", paid.server)
+    s3.faults.add("GET", "/objects/", "error", times=-1, status=500)
+    before = b.sent()
+    result = b.build("one", team=team_of(b, bucket))
+    out = result.scenes["one"]
+    assert out.state == "failed" and "it is not paid for again" in (out.error or "")
+    assert b.sent() == before and b.attempts() == []
+    b.close()
+
+
+def test_a_task_another_machine_is_sending_is_followed_not_sent(
+    tmp_path: Path, paid: Rig, bucket: Bucket
+) -> None:
+    task = task_of_another_machine(tmp_path, paid.server)  # type: ignore[arg-type]
+    team = team_of(paid, bucket)
+    alive = Owner(_host_id(), os.getppid(), "", "busy")  # a live build on this machine
+    claim_as(team, alive, paid.key("one"), "submitted", task)
+    before = paid.sent()
+    result = paid.build("one", team=team)
+    take = result.scenes["one"].takes[1]
+    assert paid.sent() == before and result.submitted == 0
+    assert (take.how, take.task_id) == ("followed", task) and take.cost == TAKE
+    assert "pushing" not in paid.events.of("one")  # the machine that paid pushes it
+    assert len(bucket.keys("claims/")) == 1
+    assert paid.attempts() == []
+
+
+def test_a_task_of_a_machine_that_died_is_adopted_and_pushed(
+    tmp_path: Path, paid: Rig, bucket: Bucket
+) -> None:
+    task = task_of_another_machine(tmp_path, paid.server)  # type: ignore[arg-type]
+    team = team_of(paid, bucket)
+    claim_as(team, DEAD, paid.key("one"), "submitted", task)
+    before = paid.sent()
+    result = paid.build("one", team=team)
+    take = result.scenes["one"].takes[1]
+    assert paid.sent() == before and (take.how, take.task_id) == ("adopted", task)
+    assert "pushed" in paid.events.of("one")
+    assert bucket.keys("claims/") == [] and len(bucket.keys("renders/")) == 1
+
+
+def test_a_machine_that_died_while_sending_leaves_the_decision_to_the_user(
+    paid: Rig, bucket: Bucket
+) -> None:
+    team = team_of(paid, bucket)
+    claim_as(team, DEAD, paid.key("one"), "submitting", None)
+    before = paid.sent()
+    result = paid.build("one", team=team)
+    out = result.scenes["one"]
+    assert out.state == "unknown" and (out.error or "").startswith("warning[W344]")
+    assert paid.sent() == before and paid.attempts() == []
+
+
+def test_a_stop_while_waiting_for_another_machine_sends_nothing(paid: Rig, bucket: Bucket) -> None:
+    team = team_of(paid, bucket)
+    alive = Owner(_host_id(), os.getppid(), "", "busy")
+    claim_as(team, alive, paid.key("one"), "claimed", None)
+
+    def hook(ex: Executor, label: str, state: str, detail: str) -> None:
+        if state == "waiting":
+            ex.stop()
+
+    result = paid.build("one", team=team, hook=hook)
+    out = result.scenes["one"]
+    assert (out.state, out.error) == ("stopped", "not started: the build was interrupted")
+    assert paid.attempts() == []
+
+
+def test_a_refused_send_under_a_claim_releases_it(paid: Rig, bucket: Bucket) -> None:
+    paid.server.add_fault("submit:402")  # type: ignore[union-attr]
+    result = paid.build("one", team=team_of(paid, bucket))
+    assert result.scenes["one"].state == "failed"
+    assert bucket.keys("claims/") == [] and bucket.keys("renders/") == []
+
+
+def test_a_re_attached_task_is_pushed_and_its_dead_claim_cleared(paid: Rig, bucket: Bucket) -> None:
+    team = team_of(paid, bucket)
+    paid.build("one", detach=True, team=team)
+    (att,) = paid.attempts("one")
+    assert len(bucket.keys("claims/")) == 1  # left with its task id
+    # the build that sent it died: its claim names a process that is gone
+    book = ClaimBook(team.client, DEAD)
+    found = book.read(paid.key("one"))
+    assert found is not None and found.task_id == att.task_id
+    assert book.take_over(found, "one", 1, state="submitted", task_id=att.task_id)
+    result = paid.build("one", team=team_of(paid, bucket))
+    take = result.scenes["one"].takes[1]
+    assert (take.how, result.reattached) == ("reattached", 1)
+    assert "pushed" in paid.events.of("one")
+    assert bucket.keys("claims/") == [] and len(bucket.keys("renders/")) == 1
