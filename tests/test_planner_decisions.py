@@ -919,3 +919,20 @@ def test_a_compilation_without_a_selection_plans_every_scene(tmp_path: Path) -> 
     comp = replace(compile_project(root), selected=[])  # as a compilation read back has it
     plan = make_plan(comp, lock=LockFile(), store=Store.for_project(root), backend=PAID)
     assert plan.order == ["free", "x", "y"]
+
+
+def test_every_dead_url_of_an_output_stays_dead(world: World) -> None:
+    # the lock file and the render record hold two URLs for one output, both dead: marking
+    # the second used to forget the first, and the next plan offered to fetch it again
+    k = world.key("one")
+    gone = "sha256:" + "1" * 64
+    rec_url = "https://cdn.test/rec.mp4"
+    world.entry("one", TakeEntry(1, k, gone, "task-1", URL, 5.1, Decimal("0.42")))
+    world.store.record_render(RenderRecord(k, gone, "one", 1, PAID, None, rec_url, 5.0, 1e9))
+    world.store.mark_unfetchable(k, URL, "expired (HTTP 404)")
+    assert world.planner().plan().scenes["one"].decisions[1].url == rec_url
+    world.store.mark_unfetchable(k, rec_url, "other bytes")
+    assert world.store.unfetchable(k, URL) == "expired (HTTP 404)"
+    assert world.store.unfetchable(k, rec_url) == "other bytes"
+    d = world.planner().plan().scenes["one"].decisions[1]
+    assert (d.action, d.url) == ("render", None)

@@ -377,12 +377,37 @@ def test_unfetchable_urls_are_remembered_per_key_and_url(tmp_path: Path) -> None
     assert store.unfetchable(k2, "https://cdn.test/x") is None
     path = Path(store._record_path("unfetchable", k1))
     raw = json.loads(path.read_text())
-    assert raw["key"] == k1 and raw["reason"] == "other bytes"
+    assert raw["key"] == k1 and raw["urls"] == {"https://cdn.test/x": "other bytes"}
     assert abs(raw["at"] - time.time()) < 3600
-    path.write_text(json.dumps({**raw, "reason": None}))
+    # a second dead URL of the same output is added, the first one kept
+    store.mark_unfetchable(k1, "https://cdn.test/y", "expired (HTTP 410)")
+    assert store.unfetchable(k1, "https://cdn.test/x") == "other bytes"
+    assert store.unfetchable(k1, "https://cdn.test/y") == "expired (HTTP 410)"
+    assert store.unfetchable(k1, "https://cdn.test/z") is None
+    raw = json.loads(path.read_text())
+    assert list(raw["urls"]) == ["https://cdn.test/x", "https://cdn.test/y"]
+    # marked again: the newest reason
+    store.mark_unfetchable(k1, "https://cdn.test/x", "expired (HTTP 404)")
+    assert store.unfetchable(k1, "https://cdn.test/x") == "expired (HTTP 404)"
+    assert store.unfetchable(k1, "https://cdn.test/y") == "expired (HTTP 410)"
+    path.write_text(json.dumps({**raw, "urls": {"https://cdn.test/x": None, "7": 7}}))
     assert store.unfetchable(k1, "https://cdn.test/x") == "it could not be fetched"
     path.write_text(json.dumps({**raw, "key": k2}))
     assert store.unfetchable(k1, "https://cdn.test/x") is None
+    path.write_text(json.dumps({**raw, "urls": ["https://cdn.test/x"]}))
+    assert store.unfetchable(k1, "https://cdn.test/x") is None
+    # the one-URL form an earlier storyc wrote is read, and kept when another URL is added
+    old = {"key": k1, "url": "https://cdn.test/old", "reason": "expired (HTTP 403)", "at": 1.0}
+    path.write_text(json.dumps(old))
+    assert store.unfetchable(k1, "https://cdn.test/old") == "expired (HTTP 403)"
+    path.write_text(json.dumps({**old, "reason": None}))
+    assert store.unfetchable(k1, "https://cdn.test/old") == "it could not be fetched"
+    path.write_text(json.dumps({**old, "url": 3}))
+    assert store.unfetchable(k1, "https://cdn.test/old") is None
+    path.write_text(json.dumps(old))
+    store.mark_unfetchable(k1, "https://cdn.test/new", "other bytes")
+    assert store.unfetchable(k1, "https://cdn.test/old") == "expired (HTTP 403)"
+    assert store.unfetchable(k1, "https://cdn.test/new") == "other bytes"
 
 
 def test_put_file_with_an_expected_digest_stores_only_those_bytes(tmp_path: Path) -> None:

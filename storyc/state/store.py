@@ -21,8 +21,9 @@ record being written and never corrupts the others:
 - `renders/ab/cd…` (by render key): the output digest of a finished render, kept
   so that reverting an edit reuses the old output instead of paying again;
 - `derived/ab/cd…` (by digest of (object, what)): e.g. a video's last frame;
-- `unfetchable/ab/cd…` (by render key): a recorded output URL that no longer gives the
-  recorded bytes (expired, or other bytes), so the planner stops offering to fetch it.
+- `unfetchable/ab/cd…` (by render key): the recorded output URLs that no longer give the
+  recorded bytes (expired, or other bytes), each with why, so the planner stops offering
+  to fetch from them.
 """
 
 from __future__ import annotations
@@ -89,6 +90,22 @@ def _sound(raw: dict[str, Any]) -> bool:
         return bool(raw["sum"] == _record_sum(raw))
     except (TypeError, ValueError, RecursionError):
         return False
+
+
+def _dead_urls(raw: dict[str, Any] | None, key: str) -> dict[str, str]:
+    """The dead URLs an unfetchable record holds for `key`, each with why: {url: reason}.
+    Reads the one-URL form of earlier versions too (`url`, `reason`)."""
+    if raw is None or raw.get("key") != key:
+        return {}
+    found = raw.get("urls")
+    pairs = list(found.items()) if isinstance(found, dict) else []
+    if isinstance(raw.get("url"), str):
+        pairs.append((raw["url"], raw.get("reason")))
+    return {
+        u: r if isinstance(r, str) else "it could not be fetched"
+        for u, r in pairs
+        if isinstance(u, str)
+    }
 
 
 def _render_record(raw: dict[str, Any] | None) -> RenderRecord | None:
@@ -404,14 +421,15 @@ class Store:
 
     def mark_unfetchable(self, key: str, url: str, reason: str) -> None:
         """The recorded `url` of `key`'s output can no longer be fetched (or gives other
-        bytes): the next plan renders it instead of fetching it again."""
-        data = {"key": key, "url": url, "reason": reason, "at": time.time()}
-        atomic_write(Path(self._record_path("unfetchable", key)), canonical_json(data))
+        bytes): the next plan renders it instead of fetching it again. One output may have
+        several recorded URLs (the lock file's, the render record's, the journal's): each
+        dead one is remembered, so that marking one never revives another."""
+        path = self._record_path("unfetchable", key)
+        dead = _dead_urls(self._read_record(path), key)
+        dead[url] = reason
+        data = {"key": key, "urls": dict(sorted(dead.items())), "at": time.time()}
+        atomic_write(Path(path), canonical_json(data))
 
     def unfetchable(self, key: str, url: str) -> str | None:
         """Why `url` cannot give `key`'s output any more, or None (worth a try)."""
-        raw = self._read_record(self._record_path("unfetchable", key))
-        if raw is None or raw.get("key") != key or raw.get("url") != url:
-            return None
-        reason = raw.get("reason")
-        return reason if isinstance(reason, str) else "it could not be fetched"
+        return _dead_urls(self._read_record(self._record_path("unfetchable", key)), key).get(url)
