@@ -265,6 +265,13 @@ def test_worst_error_is_a_failure_then_the_most_telling_stop() -> None:
 
 
 def test_the_unknown_message_names_the_take_only_among_several() -> None:
+    assert unknown_message("arrival", 1, 1) == (
+        "an earlier submission of this request may have reached the provider (its fate is "
+        "unknown), so it is not sent again. Find the task on the provider's dashboard and run "
+        "`storyc adopt arrival TASK_ID`; if it never ran, `storyc forget arrival`; or build "
+        "with --resubmit-unknown to send it again (this may pay twice)"
+    )
+    assert "`storyc adopt arrival TASK_ID --take 2`" in unknown_message("arrival", 2, 2)
     one = unknown_message("arrival", 1, 1)
     assert "`storyc adopt arrival TASK_ID`;" in one and "`storyc forget arrival`" in one
     assert "--take" not in one and "--resubmit-unknown" in one
@@ -288,6 +295,9 @@ def test_stop_asks_three_things_in_turn(tmp_path: Path) -> None:
         assert not ex._may_send() and not ex._abandon.is_set()
         ex.stop("again")
         assert ex._abandon.is_set() and ex.result.stopped_reason == "asked by the user"
+        plain = Executor(plan, rig.planner, backend, pio, BuildOptions(), rig.events)
+        plain.stop()
+        assert plain.result.stopped_reason == "interrupted"
         sleeper = asyncio.create_task(asyncio.sleep(30))
         ex._tasks.append(sleeper)
         ex.stop()
@@ -837,7 +847,9 @@ def test_a_missing_output_is_fetched_from_its_recorded_url_and_checked(paid: Rig
     assert out.state == "expired" and not paid.store.has(take.digest)
     assert (out.error or "").startswith("take 1: the recorded URL now gives other bytes")
     assert (out.error or "").endswith("; the next build renders it again ($0.42, asked first)")
-    assert paid.store.unfetchable(take.key, other.url or "")
+    assert (paid.store.unfetchable(take.key, other.url or "") or "").startswith(
+        "the recorded URL now gives other bytes than the recorded output"
+    )
     assert paid.sent() == before and bad.committed == 0
     # the next plan tries the URL the render record holds, not the one that gave other bytes
     plan, _ = paid.plan("one")
@@ -1258,3 +1270,59 @@ def test_a_re_attached_task_is_pushed_and_its_dead_claim_cleared(paid: Rig, buck
     assert (take.how, result.reattached) == ("reattached", 1)
     assert "pushed" in paid.events.of("one")
     assert bucket.keys("claims/") == [] and len(bucket.keys("renders/")) == 1
+
+
+def test_a_fetched_take_keeps_its_recorded_length_or_is_measured(paid: Rig) -> None:
+    first = paid.build("pair")
+    take = first.scenes["pair"].takes[2]
+    entry = paid.lock.table("inference")["pair"]
+    entry.takes[1].duration = 9.5  # what the lock file says is kept
+    paid.store.remove(take.digest or "")
+    result = paid.build("pair")
+    got = result.scenes["pair"].takes[2]
+    assert (got.how, got.duration) == ("refetched", 9.5)
+    assert paid.events.detail("pair#2", "fetching") == "from the recorded URL"
+    entry.takes[1].duration = None  # unknown: measured
+    Path(paid.store._record_path("renders", take.key)).unlink()
+    paid.store.remove(take.digest or "")
+    again = paid.build("pair")
+    got = again.scenes["pair"].takes[2]
+    assert got.how == "refetched" and got.duration == pytest.approx(10.0, abs=0.2)
+
+
+def test_an_edit_whose_url_died_is_priced_by_the_video_it_edits(paid: Rig) -> None:
+    first = paid.build("one", "snow", "pair")
+    snow = first.scenes["snow"].takes[1]
+    paid.store.remove(snow.digest or "")
+    Path(paid.store._record_path("renders", snow.key)).unlink()
+    # the lock file's URL, tried first, now gives other bytes
+    paid.lock.table("inference")["snow"].takes[0].url = first.scenes["pair"].takes[1].url
+    result = paid.build("one", "snow")
+    out = result.scenes["snow"]
+    assert out.state == "expired"
+    # an edit of a 5 s video: 5 s at the edit's price per second
+    assert (out.error or "").endswith("; the next build renders it again ($0.63, asked first)")
+
+
+def test_a_take_of_unknown_fate_among_several_is_named(paid: Rig) -> None:
+    j = paid.journal
+    assert j is not None
+    a = j.begin(paid.key("pair", 2), "pair", 2, "inference/video-o1", "inference", LONG)
+    j.mark_submitting(a)
+    j.mark_failed(a, "the answer was lost")  # unknown
+    result = paid.build("pair")
+    out = result.scenes["pair"]
+    assert out.state == "unknown" and out.error == unknown_message("pair", 2, 2)
+    assert result.scenes["pair"].takes[1].how == "rendered"  # the other take is sent
+
+
+def test_a_waiting_scene_recovers_what_the_index_lost(paid: Rig) -> None:
+    first = paid.build("one", "after")
+    one, after = first.scenes["one"].takes[1], first.scenes["after"].takes[1]
+    paid.store.remove(one.digest or "")
+    Path(paid.store._record_path("renders", after.key)).unlink()
+    result = paid.build("one", "after")
+    got = result.scenes["after"].takes[1]
+    assert (got.how, got.digest) == ("recovered", after.digest)
+    rec = paid.store.lookup_render(after.key)
+    assert rec is not None and rec.scene == "after" and rec.output == after.digest
