@@ -448,7 +448,7 @@ def test_amounts_read_back_only_when_plausible(tmp_path: Path) -> None:
             assert j.get(a).estimate == read, written
 
 
-def test_unknown_amounts_are_stored_as_null(tmp_path: Path) -> None:
+def test_unknown_amounts_are_stored_as_null_and_flags_as_0_or_1(tmp_path: Path) -> None:
     # other readers of the journal (sqlite3, `storyc status` of an older storyc) see NULL,
     # not the text "None"
     with Journal(tmp_path / "j.sqlite") as j:
@@ -459,9 +459,18 @@ def test_unknown_amounts_are_stored_as_null(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "j.sqlite")
     try:
         row = db.execute("SELECT estimate, billed FROM attempts WHERE id=?", (a,)).fetchone()
+        flags = db.execute("SELECT detached FROM attempts ORDER BY id").fetchall()
     finally:
         db.close()
     assert row == (None, None)
+    assert flags == [(0,)]
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.begin(K, "intro", 1, "t", "inference", None, detached=True)
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    try:  # a flag, 0 or 1, as SQLite keeps booleans
+        assert db.execute("SELECT detached FROM attempts ORDER BY id").fetchall() == [(0,), (1,)]
+    finally:
+        db.close()
 
 
 def test_pending_lists_what_status_shows(tmp_path: Path) -> None:
@@ -474,4 +483,4 @@ def test_pending_lists_what_status_shows(tmp_path: Path) -> None:
 def test_a_busy_journal_is_waited_for_half_a_minute(tmp_path: Path) -> None:
     # another build's write in progress is waited for, not an error after sqlite's 5 s
     with Journal(tmp_path / "j.sqlite") as j:
-        assert j._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+        assert j._db.execute("PRAGMA busy_timeout").fetchone() == {"timeout": 30_000}

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 STATES = (
     "planned",
@@ -166,7 +167,7 @@ class Journal:
         self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
+            self._db.row_factory = _dict_row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
@@ -430,7 +431,13 @@ class Journal:
         return Spent(billed, in_flight, unknown, completed, len(rows), failed)
 
 
-def _attempt(row: sqlite3.Row) -> Attempt:
+def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    """A row as a plain dict: each column is read by its exact name. (`sqlite3.Row` would
+    answer to any case, so a column named in the wrong case could never fail a test.)"""
+    return {col[0]: v for col, v in zip(cursor.description, values, strict=True)}
+
+
+def _attempt(row: dict[str, Any]) -> Attempt:
     keys = row.keys()
     return Attempt(
         id=row["id"],
