@@ -596,7 +596,7 @@ def test_a_re_attached_task_that_failed_is_sent_again(paid: Rig) -> None:
     assert result.ok and result.submitted == 1 and result.reattached == 0
     failed, sent = paid.attempts("one")
     assert failed.state == "failed" and sent.state == "completed"
-    assert "retrying" in paid.events.of("one")
+    assert paid.events.detail("one", "retrying").startswith(f"task {failed.task_id} failed")
     assert result.scenes["one"].takes[1].how == "rendered"
     assert result.committed == TAKE  # the new send was reserved
 
@@ -794,11 +794,12 @@ def test_an_output_the_key_index_lacks_is_recovered_into_it(paid: Rig) -> None:
     result = paid.build("one")
     again = result.scenes["one"].takes[1]
     assert result.submitted == 0 and result.reused == 1
-    assert (again.how, again.digest, again.task_id, again.url) == (
+    assert (again.how, again.digest, again.task_id, again.url, again.cost) == (
         "recovered",
         take.digest,
         take.task_id,
         take.url,
+        TAKE,
     )
     assert result.scenes["one"].state == "reused"  # settled at once: nothing to wait for
     assert paid.events.detail("one", "reused") == "recovered"
@@ -1153,6 +1154,9 @@ def test_a_paid_render_is_claimed_then_pushed_and_pulled_by_the_next_machine(
     assert b.sent() == before and result.submitted == 0 and result.committed == 0
     assert (got.how, got.digest, got.task_id) == ("pulled", take.digest, take.task_id)
     assert got.duration == take.duration and result.billed is None
+    assert got.cost == TAKE  # what the machine that paid recorded, not this one's estimate
+    plan, _ = b.plan("one")
+    assert plan.scenes["one"].decisions[1].price.amount != TAKE
     assert b.events.detail("one", "pulling") == "from the team store"
     assert "pushing" not in b.events.of("one")
     rec = b.store.lookup_render(take.key)
@@ -1326,3 +1330,23 @@ def test_a_waiting_scene_recovers_what_the_index_lost(paid: Rig) -> None:
     assert (got.how, got.digest) == ("recovered", after.digest)
     rec = paid.store.lookup_render(after.key)
     assert rec is not None and rec.scene == "after" and rec.output == after.digest
+
+
+def test_a_damaged_team_copy_of_an_edit_is_priced_by_the_video_it_edits(
+    tmp_path: Path, bucket: Bucket, s3: S3Server
+) -> None:
+    # each prompt its own video: the edit's bytes are not those of the video it edits
+    with loopback.serve(latency=0.05) as own:
+        a = Rig(tmp_path / "a", STORY, "inference", own)
+        a.build("one", "snow", team=team_of(a, bucket))
+        snow = a.lock.table("inference")["snow"].takes[0].output
+        a.close()
+        b = Rig(tmp_path / "b", STORY, "inference", own)
+        s3.faults.add("GET", f"/objects/{(snow or '')[7:9]}/", "corrupt", times=-1)
+        result = b.build("one", "snow", team=team_of(b, bucket))
+        attempts = b.attempts("snow")
+        b.close()
+    assert result.ok and result.submitted == 1
+    assert result.scenes["one"].takes[1].how == "pulled"
+    assert result.scenes["snow"].takes[1].how == "rendered"
+    assert [a.estimate for a in attempts] == [Decimal("0.63")]  # 5 s at the edit's price
