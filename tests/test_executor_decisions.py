@@ -36,6 +36,7 @@ from storyc.compiler import Compilation, compile_project
 from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.provider import loopback
 from storyc.provider.loopback.faults import FaultPlan
+from storyc.provider.uploads import UploadRegistry
 from storyc.remote.claims import ClaimBook, Owner, _host_id
 from storyc.remote.planning import plan_with_remote
 from storyc.remote.team import TeamStore, open_team
@@ -505,6 +506,7 @@ def test_a_failed_task_is_paid_for_and_sent_again_within_the_retries(paid: Rig) 
     assert result.failed_attempts == 1 and result.failed_cost == TAKE
     first, second = paid.attempts("one")
     assert first.state == "failed" and first.task_id and first.may_have_cost
+    assert (first.error or "").startswith(f"task {first.task_id} failed on the provider")
     assert second.state == "completed"
     assert "retrying" in paid.events.of("one")
 
@@ -1353,3 +1355,39 @@ def test_a_damaged_team_copy_of_an_edit_is_priced_by_the_video_it_edits(
     assert result.scenes["one"].takes[1].how == "pulled"
     assert result.scenes["snow"].takes[1].how == "rendered"
     assert [a.estimate for a in attempts] == [Decimal("0.63")]  # 5 s at the edit's price
+
+
+def test_every_fault_point_of_a_paid_take_is_reached_once_in_order(
+    paid: Rig, fault_points: Callable[[dict[str, float]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the hook that kills a build at each point (tests/test_money_recovery.py) must find
+    # every point where the docstring of storyc.build.faults says it is
+    fault_points({p: 0.0 for p in faults.POINTS})
+    monkeypatch.setattr(faults, "_seen", {})
+    result = paid.build("one")
+    assert result.ok
+    assert faults._seen == {p: 1 for p in faults.POINTS}
+    assert list(faults._seen) == list(faults.POINTS)
+
+
+def test_a_request_sent_again_after_a_stale_upload_is_what_the_journal_keeps(
+    tmp_path: Path, provider: loopback.LoopbackServer
+) -> None:
+    story = HEAD + 'image market "assets/market.png"\n'
+    story += 'scene s1 { prompt = "A walk through @market"  duration = 5 }\n'
+    story += 'scene s2 { prompt = "Back through @market"  duration = 5 }\n'
+    rig = paid_rig(tmp_path, provider, story)
+    assert rig.build("s1").ok
+    uploads = UploadRegistry(rig.root / ".storyc" / "uploads.json")
+    (good,) = uploads.known_uris(provider.url)
+    bogus = f"{provider.url}/files/{'0' * 32}/market.png"
+    for d in list(uploads._entries[provider.url.rstrip("/")]):
+        uploads.remember(provider.url, d, bogus, 1)  # a file the provider cleaned up
+    before, posts = rig.sent(), len(provider.arrivals)
+    result = rig.build("s2")
+    assert result.ok and rig.sent() == before + 1 and result.submitted == 1
+    assert len(provider.arrivals) == posts + 2  # refused for the stale file, then sent again
+    (att,) = rig.attempts("s2")
+    assert att.request and bogus not in att.request and good not in att.request
+    assert f"{provider.url}/files/" in att.request  # the URI of the new upload
+    rig.close()
