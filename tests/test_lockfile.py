@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tomllib
 from decimal import Decimal
@@ -443,3 +444,32 @@ def test_the_fast_reader_reads_multi_line_strings_with_quotes_and_escapes(value:
     text = LockFile({"a": s}).dumps()
     fast = lockfile_mod._canonical(text)
     assert fast is not None and fast.scenes == _by_toml(text).scenes
+
+
+def test_the_plain_data_the_build_cache_keeps_reads_back_whole() -> None:
+    # BuildCache keeps `to_data()` as JSON and reads it with `from_data`: every field of
+    # every take, in both tables, must come back as it was
+    def entry(name: str, backend: str, n: int) -> SceneEntry:
+        takes = [
+            TakeEntry(
+                t,
+                f"sha256:{str(t) * 64}",
+                f"sha256:{'a' * 63}{t}",
+                f"task-{t}",
+                f"https://cdn.test/{name}/{t}.mp4",
+                5.0 + t,
+                Decimal(f"0.4{t}"),
+            )  # fmt: skip
+            for t in range(1, n + 1)
+        ]
+        return SceneEntry(
+            name, backend, "inference/video-o1", "v2", "klingai/video-o1", f"prompt of {name}",
+            {"image": {"$file": "a.png", "digest": f"sha256:{'c' * 64}"}},
+            {"duration": 5, "aspect_ratio": "16:9"}, takes, n,
+        )  # fmt: skip
+
+    lock = LockFile({"a": entry("a", "inference", 2)}, {"b": entry("b", "preview", 1)})
+    lock.scenes["a"].takes[1].cost = None  # an unknown cost stays unknown
+    data = json.loads(json.dumps(lock.to_data()))
+    assert LockFile.from_data(data) == lock
+    assert data["scenes"]["a"]["takes"][0]["cost"] == "0.41"
