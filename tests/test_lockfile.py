@@ -473,3 +473,25 @@ def test_the_plain_data_the_build_cache_keeps_reads_back_whole() -> None:
     data = json.loads(json.dumps(lock.to_data()))
     assert LockFile.from_data(data) == lock
     assert data["scenes"]["a"]["takes"][0]["cost"] == "0.41"
+
+
+def test_a_hand_ordered_lock_with_storyc_s_header_is_read() -> None:
+    # the header and version line of a file storyc wrote, then tables in another order:
+    # not the fast reader's form, read as TOML all the same
+    key = f"sha256:{'1' * 64}"
+    text = (
+        f"{lockfile_mod.HEADER}version = 1\n\n"
+        f'[[scenes.a.takes]]\ntake = 1\nkey = "{key}"\nduration = 0.0\n\n'
+        '[scenes.a]\nbackend = "inference"\n'
+    )
+    lock = LockFile.loads(text)
+    (take,) = lock.scenes["a"].takes
+    assert (take.key, take.duration) == (key, 0.0)  # a length of 0 s is a length
+    assert lock.scenes["a"].backend == "inference"
+
+
+def test_plain_data_that_is_not_a_table_is_refused() -> None:
+    for raw in ([], "version = 1", None):
+        with pytest.raises(LockFileError) as exc:
+            LockFile.from_data(raw)
+        assert exc.value.detail == "not a table"

@@ -207,6 +207,9 @@ def prepare(work: Path, module: Module) -> None:
     data = tomllib.loads((HERE / "pyproject.toml").read_text("utf-8"))
     base = dict(data.get("tool", {}).get("mutmut", {}))
     base["only_mutate"] = list(module.files)
+    # a mutant that makes a test wait forever (a future never set) burns no CPU, so
+    # mutmut's CPU limit never ends it: pytest-timeout does, and the mutant counts as killed
+    base["pytest_add_cli_args"] = [*base.get("pytest_add_cli_args", []), "--timeout=90"]
     base["pytest_add_cli_args_test_selection"] = list(module.tests)
     text = (HERE / "pyproject.toml").read_text("utf-8")
     text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
