@@ -1,0 +1,155 @@
+"""The client side of `storyc daemon` (storyc.cli.daemon): find the project's daemon, ask
+it to run a command, print its answer. Light on purpose — socket and json only — because
+`storyc` runs it before anything else.
+
+Stage: the command line. In: argv, the working directory, the environment. Out: the
+daemon's answer printed, and its exit code; or None (the caller runs the command itself).
+I/O: connects to `.storyc/daemon.sock` of the project the working directory is in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from storyc import __version__
+from storyc.base.exits import ExitCode
+
+SERVED = frozenset({"check", "compile", "plan"})
+DISABLE_ENV = "STORYC_NO_DAEMON"  # set to anything: every command runs in its own process
+SOCKET_NAME = "daemon.sock"
+LOG_NAME = "daemon.log"
+PROTOCOL = 1
+IDLE_S = 3600.0  # a daemon nobody asked for an hour goes away
+_MAX_LINE = 64 << 20  # a request is small; a reply holds a command's whole output
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def identity() -> list[str]:
+    """What must be the same on both ends: storyc's version and code, and the Python."""
+    return [__version__, _PKG, sys.version]
+
+
+# -- the client: light (socket and json only), run by `storyc` before anything else -------
+
+
+def find_socket(start: str) -> str | None:
+    """The daemon socket of the project `start` is in (searched upwards, as git does)."""
+    d = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(d, ".storyc", SOCKET_NAME)
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.stat(candidate).st_mode):
+                return candidate
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+@contextlib.contextmanager
+def _connected(path: str, timeout: float | None) -> Iterator[socket.socket]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        if len(os.fsencode(path)) < 100:
+            s.connect(path)
+        else:  # a socket address holds ~107 bytes: connect by a path relative to its folder
+            here = os.getcwd()
+            os.chdir(os.path.dirname(path))
+            try:
+                s.connect(os.path.basename(path))
+            finally:
+                os.chdir(here)
+        yield s
+    finally:
+        s.close()
+
+
+def send_line(s: socket.socket, doc: dict[str, Any]) -> None:
+    s.sendall(json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
+
+
+def receive_line(s: socket.socket) -> dict[str, Any] | None:
+    """One JSON object line, or None if the peer closed or sent something else."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        got = s.recv(1 << 16)
+        if not got:
+            return None
+        nl = got.find(b"\n")
+        if nl >= 0:
+            parts.append(got[:nl])
+            break
+        parts.append(got)
+        size += len(got)
+        if size > _MAX_LINE:
+            return None
+    try:
+        doc = json.loads(b"".join(parts).decode("utf-8", "surrogatepass"))
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def ask(path: str, doc: dict[str, Any], timeout: float | None = 5.0) -> dict[str, Any] | None:
+    """One request, its reply (None: no daemon answered)."""
+    try:
+        with _connected(path, timeout) as s:
+            send_line(s, {"v": PROTOCOL, **doc})
+            return receive_line(s)
+    except OSError:
+        return None
+
+
+def try_served(words: Sequence[str]) -> int | None:
+    """Run a `SERVED` command through the project's daemon: its exit code after printing
+    its output, or None when there is no daemon to ask or it declined (the caller then
+    runs the command itself). Never raises for a daemon's fault."""
+    if os.environ.get(DISABLE_ENV):
+        return None
+    first = next((w for w in words if not w.startswith("-")), None)
+    if first not in SERVED or any(w in ("-h", "--help") for w in words):
+        return None
+    try:
+        cwd = os.getcwd()
+        path = find_socket(cwd)
+        if path is None:
+            return None
+        env = dict(os.environ)
+        tty = [sys.stdout.isatty(), sys.stderr.isatty()]
+        if tty[0] and "COLUMNS" not in env:
+            with contextlib.suppress(OSError):
+                env["COLUMNS"] = str(os.get_terminal_size(sys.stdout.fileno()).columns)
+    except OSError:  # no working directory any more, say: the command says so itself
+        return None
+    request = {"op": "run", "argv": list(words), "cwd": cwd, "env": env, "tty": tty}
+    reply = ask(path, {**request, "who": identity()}, timeout=None)
+    if reply is None or "declined" in reply:
+        return None
+    chunks, code = reply.get("chunks"), reply.get("exit")
+    if (
+        not isinstance(chunks, list)
+        or type(code) is not int
+        or not all(
+            isinstance(c, list) and len(c) == 2 and c[0] in (1, 2) and isinstance(c[1], str)
+            for c in chunks
+        )
+    ):
+        return None
+    try:
+        for stream, text in chunks:
+            out = sys.stdout if stream == 1 else sys.stderr
+            out.write(text)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    return code

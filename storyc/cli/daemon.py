@@ -1,0 +1,428 @@
+"""`storyc daemon`: one process that keeps a project compiled, so that `storyc check`,
+`storyc compile` and `storyc plan` after an edit cost what the edit costs.
+
+Stage: the command line (outermost). In: the project, then requests from `storyc`
+commands over a Unix socket. Out: each command's output and exit code, exactly as the
+command run on its own would give them. I/O: listens on `.storyc/daemon.sock` (mode
+0600; a peer of another user is refused), appends to `.storyc/daemon.log`, and does
+whatever the commands it runs do (they write the compiled state, the build cache and the
+digest cache as they always do).
+
+A command run on its own reads the project's compiled state back from `.storyc/` before
+it can compile the one scene that changed: at 10,000 scenes that reading is seconds.
+The daemon keeps the compiler engine, the build cache and the digest cache in memory
+(storyc.base.warm) and runs the command in its own process; the engine reads every story
+file and stats every asset on each command, as `storyc watch` does, so an answer is
+never older than the files. Only commands that spend nothing and change nothing but
+caches are served (`SERVED`): whatever goes wrong on the way — no daemon, a dead one, a
+daemon of another storyc or another project, a reply cut short — the command simply runs
+in the caller's process instead, with the same result.
+
+Protocol: one JSON object per line each way.
+  {"op": "run", "argv": [...], "cwd": ..., "env": {...}, "tty": [out, err], "who": [...]}
+      -> {"chunks": [[1|2, text], ...], "exit": N} or {"declined": why}
+  {"op": "status"} -> {"pid", "root", "served", "since", "rss_mb"}
+  {"op": "stop"} -> {"stopping": true}
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from storyc.base.exits import ExitCode
+from storyc.cli.client import (
+    IDLE_S,
+    LOG_NAME,
+    PROTOCOL,
+    SERVED,
+    SOCKET_NAME,
+    ask,
+    identity,
+    receive_line,
+    send_line,
+)
+
+# -- the server ---------------------------------------------------------------------------
+
+
+class _Capture:
+    """A command's stdout or stderr: what it writes, in order with the other stream's,
+    and whether the caller's stream is a terminal."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, n: int, chunks: list[list[Any]], tty: bool) -> None:
+        self.n, self.chunks, self.tty = n, chunks, tty
+
+    def write(self, text: str) -> int:
+        if text:
+            if self.chunks and self.chunks[-1][0] == self.n:
+                self.chunks[-1][1].append(text)
+            else:
+                self.chunks.append([self.n, [text]])
+        return len(text)
+
+    def writelines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def fileno(self) -> int:
+        raise OSError("not a file")  # io.UnsupportedOperation is an OSError too
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+class Server:
+    def __init__(self, root: Path, idle: float = IDLE_S) -> None:
+        self.root = root.resolve()
+        self.sock_path = self.root / ".storyc" / SOCKET_NAME
+        self.idle = idle
+        self.served = 0
+        self.since = time.time()
+        self.stopping = False
+        self._listener: socket.socket | None = None
+        self._code = self._code_sig()
+        self._inode: int | None = None
+        self.last_ms: float | None = None  # the last command's time in the daemon
+
+    @staticmethod
+    def _code_sig() -> list[Any]:
+        from storyc.build.fastpath import code_paths, stat_of
+
+        return [stat_of(p) for p in code_paths()]
+
+    # -- running commands -----------------------------------------------------------------
+
+    def run_command(self, req: dict[str, Any]) -> dict[str, Any]:
+        from storyc import cli
+
+        argv, cwd, env, tty = req.get("argv"), req.get("cwd"), req.get("env"), req.get("tty")
+        if req.get("who") != identity():
+            return {"declined": "another storyc"}
+        if self._code_sig() != self._code:
+            self.stopping = True  # storyc was changed under it: the code in memory is old
+            return {"declined": "storyc changed since the daemon started"}
+        if not (
+            isinstance(argv, list)
+            and all(isinstance(w, str) for w in argv)
+            and isinstance(cwd, str)
+            and isinstance(env, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+            and isinstance(tty, list)
+            and len(tty) == 2
+        ):
+            return {"declined": "a malformed request"}
+        chunks: list[list[Any]] = []
+        out, err = _Capture(1, chunks, bool(tty[0])), _Capture(2, chunks, bool(tty[1]))
+        saved_env = dict(os.environ)
+        saved_streams = sys.stdout, sys.stderr
+        try:
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(env)
+            if not self._mine(argv):
+                return {"declined": "not this daemon's project or command"}
+            sys.stdout, sys.stderr = out, err
+            try:
+                code = cli.run(argv)
+            except SystemExit as exc:  # argparse's --help or a usage error
+                code = exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+        except OSError as exc:
+            return {"declined": f"cannot run there: {exc.strerror}"}
+        finally:
+            sys.stdout, sys.stderr = saved_streams
+            os.environ.clear()
+            os.environ.update(saved_env)
+            with contextlib.suppress(OSError):
+                os.chdir(self.root)
+        self.served += 1
+        return {"chunks": [[n, "".join(parts)] for n, parts in chunks], "exit": int(code)}
+
+    def _mine(self, argv: list[str]) -> bool:
+        """Whether `argv` is a served command on this daemon's project (the parse is
+        thrown away: `main` parses again, as the command on its own would)."""
+        from storyc import cli
+
+        first = next((w for w in argv if not w.startswith("-")), None)
+        if first not in SERVED:
+            return False
+        try:
+            with contextlib.redirect_stderr(_Capture(2, [], False)):
+                args, extra = cli.build_parser(first).parse_known_args(argv)
+        except SystemExit:
+            return False  # a usage error: the caller's own parser says it
+        if extra or getattr(args, "func", None) is None:
+            return False
+        cli._find_project(args)
+        root = cli.project_root(getattr(args, "path", "."))
+        return root is not None and root.resolve() == self.root
+
+    # -- the socket -----------------------------------------------------------------------
+
+    def bind(self) -> bool:
+        """Listen on the project's socket; False if another daemon answers there."""
+        path = self.sock_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if ask(str(path), {"op": "status"}, timeout=2.0) is not None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a dead daemon's socket
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o077)  # the socket is the user's alone (srwx------)
+        here = os.getcwd()
+        try:
+            os.chdir(path.parent)  # bound by its short name: a socket address is ~107 bytes
+            s.bind(SOCKET_NAME)
+        finally:
+            os.chdir(here)
+            os.umask(old)
+        s.listen(8)
+        self._listener = s
+        self._inode = os.stat(path).st_ino
+        return True
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with contextlib.suppress(OSError):
+            if os.stat(self.sock_path).st_ino == self._inode:  # ours, not a newer daemon's
+                self.sock_path.unlink()
+
+    def serve(self) -> None:
+        from storyc.base import warm
+        from storyc.base.memory import Settler
+
+        assert self._listener is not None
+        settler = Settler()
+        last = time.monotonic()
+        self._listener.settimeout(1.0)
+        while not self.stopping:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                # a second without commands: write back the compiled state and caches
+                # (a burst of commands writes them once, after the last)
+                warm.run_later()
+                if time.monotonic() - last > self.idle:
+                    break
+                settler.idle()
+                continue
+            last = time.monotonic()
+            with conn:
+                self._handle(conn)
+            settler.refreshed()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(30.0)
+        if sys.platform.startswith("linux"):
+            pid, uid, gid = struct.unpack(
+                "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            )
+            if uid != os.getuid():
+                return  # another user: not even a reply
+        try:
+            req = receive_line(conn)
+        except OSError:
+            return
+        if req is None or req.get("v") != PROTOCOL:
+            reply: dict[str, Any] = {"declined": "another protocol"}
+        elif req.get("op") == "status":
+            reply = self.status()
+        elif req.get("op") == "stop":
+            self.stopping = True
+            reply = {"stopping": True}
+        elif req.get("op") == "run":
+            conn.settimeout(None)
+            t = time.perf_counter()
+            reply = self.run_command(req)
+            word = next((w for w in req.get("argv") or () if not str(w).startswith("-")), "?")
+            what = f"exit {reply['exit']}" if "exit" in reply else f"declined: {reply['declined']}"
+            self.last_ms = (time.perf_counter() - t) * 1000
+            print(f"{time.strftime('%H:%M:%S')} {word}: {what}, {self.last_ms:.0f} ms", flush=True)
+        else:
+            reply = {"declined": "unknown request"}
+        with contextlib.suppress(OSError):
+            send_line(conn, reply)
+
+    def status(self) -> dict[str, Any]:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {
+            "pid": os.getpid(),
+            "root": str(self.root),
+            "served": self.served,
+            "since": self.since,
+            "rss_mb": round(rss, 1),
+            "last_ms": self.last_ms,
+        }
+
+
+# -- the commands -------------------------------------------------------------------------
+
+
+def _root(path: str) -> Path | None:
+    from storyc.cli import root_or_say
+
+    return root_or_say(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The daemon in the foreground (what `start` runs in the background)."""
+    import signal
+
+    from storyc.base import warm
+
+    root = _root(args.path)
+    if root is None:
+        return ExitCode.ENVIRONMENT
+    server = Server(root, idle=args.idle)
+    warm.enable()
+    # warm up: the first command then costs what an edit costs, not a whole reading
+    from storyc import cli
+
+    with (
+        contextlib.redirect_stdout(_Capture(1, [], False)),
+        contextlib.redirect_stderr(_Capture(2, [], False)),
+    ):
+        cli.run(["plan", str(root)])
+    warm.run_later()
+    if not server.bind():
+        print("storyc daemon: another daemon already serves this project", file=sys.stderr)
+        return ExitCode.USAGE
+
+    def stop(signum: int, frame: Any) -> None:
+        server.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"storyc daemon {os.getpid()}: serving {root}", flush=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        warm.disable()
+    print(f"storyc daemon {os.getpid()}: stopped after {server.served} commands", flush=True)
+    return ExitCode.OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    import subprocess
+
+    root = _root(args.path)
+    if root is None:
+        return ExitCode.ENVIRONMENT
+    sock = str(root / ".storyc" / SOCKET_NAME)
+    st = ask(sock, {"op": "status"}, timeout=2.0)
+    if st is not None and "pid" in st:
+        print(f"storyc daemon: already running (pid {st['pid']})")
+        return ExitCode.OK
+    (root / ".storyc").mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "storyc", "daemon", "run", str(root), "--idle", str(args.idle)]
+    with open(root / ".storyc" / LOG_NAME, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            print(
+                f"storyc daemon: it stopped at start (exit {proc.returncode}); see "
+                f".storyc/{LOG_NAME}",
+                file=sys.stderr,
+            )
+            return ExitCode.FAILED
+        st = ask(sock, {"op": "status"}, timeout=2.0)
+        if st is not None and st.get("pid") == proc.pid:
+            print(f"storyc daemon: serving {root} (pid {proc.pid})")
+            return ExitCode.OK
+        time.sleep(0.05)
+    print(f"storyc daemon: not ready after {args.wait:g} s (pid {proc.pid})", file=sys.stderr)
+    return ExitCode.FAILED
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    root = _root(args.path)
+    if root is None:
+        return ExitCode.ENVIRONMENT
+    sock = root / ".storyc" / SOCKET_NAME
+    st = ask(str(sock), {"op": "status"}, timeout=2.0)
+    if st is None:
+        print("storyc daemon: none running")
+        return ExitCode.OK
+    ask(str(sock), {"op": "stop"}, timeout=2.0)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and sock.exists():
+        time.sleep(0.05)
+    print(f"storyc daemon: stopped (pid {st.get('pid')})")
+    return ExitCode.OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    root = _root(args.path)
+    if root is None:
+        return ExitCode.ENVIRONMENT
+    st = ask(str(root / ".storyc" / SOCKET_NAME), {"op": "status"}, timeout=2.0)
+    if st is None:
+        print("storyc daemon: none running")
+        return ExitCode.FAILED
+    up = time.time() - float(st.get("since", time.time()))
+    print(
+        f"storyc daemon: pid {st.get('pid')}, up {up:.0f} s, {st.get('served')} commands "
+        f"served, {st.get('rss_mb')} MB"
+    )
+    return ExitCode.OK
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "daemon",
+        help="keep the project compiled in memory: check, compile and plan answer at once",
+        description=(
+            "A background process that keeps the project compiled, so `storyc check`, "
+            "`storyc compile` and `storyc plan` run from inside the project after an edit "
+            "cost what the edit costs. Set STORYC_NO_DAEMON to run without it."
+        ),
+    )
+    dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, func, helptext in (
+        ("start", cmd_start, "start it in the background (once ready, it answers)"),
+        ("stop", cmd_stop, "stop it"),
+        ("status", cmd_status, "whether it runs, and what it served"),
+        ("run", cmd_run, "run it in the foreground"),
+    ):
+        q = dsub.add_parser(name, help=helptext)
+        q.add_argument("path", nargs="?", default=".", help="the project (default: here)")
+        if name in ("start", "run"):
+            q.add_argument(
+                "--idle",
+                type=float,
+                default=IDLE_S,
+                metavar="SECONDS",
+                help=f"stop after this long without a command (default {IDLE_S:g})",
+            )
+        if name == "start":
+            q.add_argument(
+                "--wait", type=float, default=120.0, metavar="SECONDS", help=argparse.SUPPRESS
+            )
+        q.set_defaults(func=func)
