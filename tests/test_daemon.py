@@ -260,6 +260,14 @@ def test_declines_other_projects_other_commands_and_another_storyc(project: Path
     ):
         reply = daemon.ask(sock, {**base, "argv": argv, "who": who}, timeout=TIMEOUT)
         assert reply is not None and "declined" in reply, argv
+    # hostile requests: not JSON, not an object, fields of the wrong type
+    for raw in (b"garbage\n", b"[1, 2]\n", b'{"v": 1, "op": "run", "argv": "plan"}\n'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(TIMEOUT)
+            s.connect(sock)
+            s.sendall(raw)
+            reply = daemon.receive_line(s)
+        assert reply is not None and "declined" in reply, raw
     assert served(project) == 0
     reply = daemon.ask(sock, {**base, "argv": ["plan"], "who": daemon.identity()}, timeout=TIMEOUT)
     assert reply is not None and reply["exit"] == 0

@@ -32,8 +32,9 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def identity() -> list[str]:
-    """What must be the same on both ends: storyc's version and code, and the Python."""
-    return [__version__, _PKG, sys.version]
+    """What must be the same on both ends: storyc's version and code, the Python and its
+    environment (the libraries storyc runs on)."""
+    return [__version__, _PKG, sys.version, sys.prefix]
 
 
 # -- the client: light (socket and json only), run by `storyc` before anything else -------
@@ -125,9 +126,11 @@ def try_served(words: Sequence[str]) -> int | None:
             return None
         env = dict(os.environ)
         tty = [sys.stdout.isatty(), sys.stderr.isatty()]
-        if tty[0] and "COLUMNS" not in env:
-            with contextlib.suppress(OSError):
-                env["COLUMNS"] = str(os.get_terminal_size(sys.stdout.fileno()).columns)
+        for stream, is_tty in zip((sys.stdout, sys.stderr), tty, strict=True):
+            if is_tty and "COLUMNS" not in env:  # the daemon has no terminal to ask
+                with contextlib.suppress(OSError, ValueError):
+                    size = os.get_terminal_size(stream.fileno())
+                    env["COLUMNS"], env["LINES"] = str(size.columns), str(size.lines)
     except OSError:  # no working directory any more, say: the command says so itself
         return None
     request = {"op": "run", "argv": list(words), "cwd": cwd, "env": env, "tty": tty}

@@ -228,7 +228,10 @@ class Server:
                 continue
             last = time.monotonic()
             with conn:
-                self._handle(conn)
+                try:
+                    self._handle(conn)
+                except Exception as exc:  # one bad request never ends the daemon
+                    print(f"{time.strftime('%H:%M:%S')} a request failed: {type(exc).__name__}")
             settler.refreshed()
 
     def _handle(self, conn: socket.socket) -> None:
