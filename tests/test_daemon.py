@@ -95,6 +95,7 @@ EVERY = (
     ("check", "--notes"),
     ("compile", "--json"),
     ("compile", "--scene", "stall"),
+    ("why", "stall"),
 )
 COMMANDS = (("plan", "--json"), ("check",), ("compile", "--json"))
 

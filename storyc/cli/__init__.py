@@ -189,7 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"storyc {__version__}")
         return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
-    if first in ("check", "compile", "plan"):  # storyc.cli.client.SERVED, without importing it
+    if first in (
+        "check",
+        "compile",
+        "plan",
+        "why",
+    ):  # storyc.cli.client.SERVED, without importing it
         from storyc.cli.client import try_served
 
         try:

@@ -21,7 +21,7 @@ from typing import Any
 from storyc import __version__
 from storyc.base.exits import ExitCode
 
-SERVED = frozenset({"check", "compile", "plan"})
+SERVED = frozenset({"check", "compile", "plan", "why"})
 DISABLE_ENV = "STORYC_NO_DAEMON"  # set to anything: every command runs in its own process
 SOCKET_NAME = "daemon.sock"
 LOG_NAME = "daemon.log"

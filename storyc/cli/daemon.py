@@ -1,5 +1,5 @@
 """`storyc daemon`: one process that keeps a project compiled, so that `storyc check`,
-`storyc compile` and `storyc plan` after an edit cost what the edit costs.
+`storyc compile`, `storyc plan` and `storyc why` after an edit cost what the edit costs.
 
 Stage: the command line (outermost). In: the project, then requests from `storyc`
 commands over a Unix socket. Out: each command's output and exit code, exactly as the
@@ -400,10 +400,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "daemon",
-        help="keep the project compiled in memory: check, compile and plan answer at once",
+        help="keep the project compiled in memory: check, compile, plan and why answer at once",
         description=(
             "A background process that keeps the project compiled, so `storyc check`, "
-            "`storyc compile` and `storyc plan` run from inside the project after an edit "
+            "`storyc compile`, `storyc plan` and `storyc why` run from inside the project "
+            "after an edit "
             "cost what the edit costs. Set STORYC_NO_DAEMON to run without it."
         ),
     )
