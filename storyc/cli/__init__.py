@@ -216,7 +216,11 @@ def run(words: list[str]) -> int:
     # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
     gc.set_threshold(50_000, 20, 20)
     first = next((w for w in words if not w.startswith("-")), None)
-    parser = build_parser(first)
+    from storyc.base import warm
+
+    # argparse keeps nothing from one parse to the next: a long-lived process (the
+    # daemon) builds each command's parser once
+    parser = warm.held(("parser", first), lambda: build_parser(first))
     args, extra = parser.parse_known_args(words)
     if extra:
         # argparse leaves a command's unknown options to the top-level parser, which would

@@ -160,13 +160,15 @@ class Server:
         """Whether `argv` is a served command on this daemon's project (the parse is
         thrown away: `main` parses again, as the command on its own would)."""
         from storyc import cli
+        from storyc.base import warm
 
         first = next((w for w in argv if not w.startswith("-")), None)
         if first not in SERVED:
             return False
         try:
             with contextlib.redirect_stderr(_Capture(2, [], False)):
-                args, extra = cli.build_parser(first).parse_known_args(argv)
+                parser = warm.held(("parser", first), lambda: cli.build_parser(first))
+                args, extra = parser.parse_known_args(argv)
         except SystemExit:
             return False  # a usage error: the caller's own parser says it
         if extra or getattr(args, "func", None) is None:
