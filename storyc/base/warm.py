@@ -81,8 +81,16 @@ def pending() -> bool:
     return bool(_later)
 
 
-def run_later() -> None:
-    """Run the deferred work, oldest first."""
+def run_later(failed: Callable[[Exception], None] | None = None) -> None:
+    """Run the deferred work, oldest first. With `failed`, an error in one piece is
+    handed to it and the rest still runs (nobody waits for deferred work to report to)."""
     while _later:
         k = next(iter(_later))
-        _later.pop(k)()
+        fn = _later.pop(k)
+        if failed is None:
+            fn()
+            continue
+        try:
+            fn()
+        except Exception as exc:
+            failed(exc)

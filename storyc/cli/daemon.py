@@ -223,7 +223,7 @@ class Server:
             except TimeoutError:
                 # a second without commands: write back the compiled state and caches
                 # (a burst of commands writes them once, after the last)
-                warm.run_later()
+                warm.run_later(self._later_failed)
                 if time.monotonic() - last > self.idle:
                     break
                 settler.idle()
@@ -235,6 +235,11 @@ class Server:
                 except Exception as exc:  # one bad request never ends the daemon
                     print(f"{time.strftime('%H:%M:%S')} a request failed: {type(exc).__name__}")
             settler.refreshed()
+
+    @staticmethod
+    def _later_failed(exc: Exception) -> None:
+        # a cache that cannot be written only makes the next command slower
+        print(f"{time.strftime('%H:%M:%S')} writing a cache failed: {type(exc).__name__}")
 
     def _handle(self, conn: socket.socket) -> None:
         conn.settimeout(30.0)
@@ -259,12 +264,16 @@ class Server:
             conn.settimeout(None)
             t = time.perf_counter()
             reply = self.run_command(req)
-            word = next((w for w in req.get("argv") or () if not str(w).startswith("-")), "?")
+            got = req.get("argv")
+            argv: list[Any] = got if isinstance(got, list) else []
+            word = next((w for w in argv if not str(w).startswith("-")), None)
+            word = word if word in SERVED else "(another command)"  # nothing else of argv
             what = f"exit {reply['exit']}" if "exit" in reply else f"declined: {reply['declined']}"
             self.last_ms = (time.perf_counter() - t) * 1000
             print(f"{time.strftime('%H:%M:%S')} {word}: {what}, {self.last_ms:.0f} ms", flush=True)
         else:
             reply = {"declined": "unknown request"}
+        conn.settimeout(60.0)  # a client that stopped reading (Ctrl-Z) must not hold everyone
         with contextlib.suppress(OSError):
             send_line(conn, reply)
 
@@ -326,6 +335,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
+        warm.run_later(server._later_failed)
         warm.disable()
     print(f"storyc daemon {os.getpid()}: stopped after {server.served} commands", flush=True)
     return ExitCode.OK
