@@ -226,6 +226,7 @@ def _fake_daemon(path: Path, reply: bytes) -> threading.Thread:
         b'{"chunks": "text", "exit": 0}\n',
         b'["a", "list"]\n',
         b'{"declined": "not mine"}\n',
+        b'{"out": [1, "you have been served\\n"]}\n',  # cut short before its exit code
     ],
 )
 def test_a_damaged_reply_means_the_command_runs_here(tmp_path: Path, reply: bytes) -> None:
@@ -255,7 +256,8 @@ def test_declines_other_projects_other_commands_and_another_storyc(project: Path
     (other / "main.story").write_text(SMALL.replace("scene a", "scene b"))
     for argv, who in (
         (["plan"], ["0.0.0", "elsewhere", sys.version]),  # another storyc
-        (["build"], daemon.identity()),  # spends: never served
+        (["build", "--backend", "inference"], daemon.identity()),  # would pay: never served
+        (["gc"], daemon.identity()),  # not a command the daemon serves
         (["plan", str(other)], daemon.identity()),  # another project
         (["plan", "--no-such-option"], daemon.identity()),  # the caller says the usage error
     ):
@@ -270,9 +272,168 @@ def test_declines_other_projects_other_commands_and_another_storyc(project: Path
             reply = daemon.receive_line(s)
         assert reply is not None and "declined" in reply, raw
     assert served(project) == 0
-    reply = daemon.ask(sock, {**base, "argv": ["plan"], "who": daemon.identity()}, timeout=TIMEOUT)
-    assert reply is not None and reply["exit"] == 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # the whole answer
+        s.settimeout(TIMEOUT)
+        s.connect(sock)
+        daemon.send_line(s, {"v": 1, **base, "argv": ["plan"], "who": daemon.identity()})
+        lines = daemon.Lines(s)
+        msgs = []
+        while (msg := lines.next()) is not None:
+            msgs.append(msg)
+    assert msgs[-1] == {"exit": 0}
+    assert all(list(m) == ["out"] for m in msgs[:-1]) and len(msgs) > 1
     assert served(project) == 1
     # the commands a daemon declines still work, in the caller's process
     code, out, _ = storyc(other, "plan")
     assert code == 0 and "b" in out
+
+
+# -- builds ------------------------------------------------------------------------------
+
+SHOTS = """project "p" {
+  aspect = "16:9"
+  duration = 5
+}
+image market = "assets/market.png"
+scene a {
+  prompt = "A night market @market"
+}
+scene b {
+  prompt = "Close on a stall"
+  start = a.last_frame
+}
+scene c {
+  prompt = "An alley"
+}
+scene d {
+  prompt = "Lanterns"
+}
+cut main = [a, b, c, d]
+"""
+
+
+def events(text: str) -> list[dict[str, object]]:
+    """A build's JSON events without what differs from run to run: times, and what this
+    process happened to hash or read from its caches."""
+    out = []
+    for line in text.splitlines():
+        ev = json.loads(line)
+        ev.pop("elapsed", None)
+        if ev.get("event") == "summary":
+            for k in ("bytes_read", "bytes_verified", "cached_compilation"):
+                ev.pop(k, None)
+        out.append(ev)
+    return out
+
+
+def links(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): os.readlink(p)
+        for p in sorted((root / "renders").rglob("*"))
+        if p.is_symlink()
+    }
+
+
+def make_shots(root: Path) -> None:
+    (root / "assets").mkdir(parents=True)
+    media.make_test_image(root / "assets" / "market.png", 640, 360, seed=3)
+    (root / "main.story").write_text(SHOTS, "utf-8")
+
+
+def test_a_free_build_through_the_daemon_is_the_build_here(tmp_path: Path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    make_shots(here)
+    make_shots(there)
+    code, _, err = storyc(there, "daemon", "start")
+    assert code == 0, err
+    try:
+        for edit in (None, lambda t: t.replace("An alley", "A rainy alley")):
+            if edit is not None:
+                for root in (here, there):
+                    story = root / "main.story"
+                    story.write_text(edit(story.read_text("utf-8")), "utf-8")
+            before = served(there)
+            # one job: scenes finish in the same order both ways
+            through = storyc(there, "build", "--json", "--jobs", "1")
+            assert served(there) == before + 1
+            alone = storyc(here, "build", "--json", "--jobs", "1", local=True)
+            assert through[0] == alone[0] == 0, through[2]
+            assert events(through[1]) == events(alone[1])
+            assert through[2] == alone[2]
+            lock = (there / "storyc.lock").read_text("utf-8")
+            assert lock == (here / "storyc.lock").read_text("utf-8")
+            assert links(there) == links(here) and links(here)
+        # a no-op build: once it has been recorded clean (by a build that reused all,
+        # here through the daemon), the fast path answers in the caller's process
+        for _ in range(3):
+            before = served(there)
+            code, out, _ = storyc(there, "build", "--json")
+            assert code == 0
+            if '"fast_path": true' in out:
+                assert served(there) == before  # not asked
+                break
+            assert served(there) == before + 1
+        else:
+            raise AssertionError("no build took the fast path")
+        # and the plan after a build through the daemon is the plan here
+        assert storyc(there, "plan", "--json")[1] == storyc(there, "plan", "--json", local=True)[1]
+    finally:
+        storyc(there, "daemon", "stop")
+
+
+def test_a_paid_build_is_never_served(project: Path) -> None:
+    env_key = "INFERENCE_API_KEY"
+    for args in (("build", "--backend", "inference"), ("build", "--detach")):
+        before = served(project)
+        through = storyc(project, *args)
+        assert served(project) == before, args  # declined: it ran here
+        assert through == storyc(project, *args, local=True)
+        assert through[0] != 0  # no key here (inference), --detach needs a paid backend
+    # the project's own setting: paid, and the daemon declines before anything prints
+    story = project / "main.story"
+    story.write_text(STORY.replace('aspect = "16:9"', 'aspect = "16:9"\n  backend = "inference"'))
+    before = served(project)
+    code, out, err = storyc(project, "build")
+    assert served(project) == before
+    assert code == 3 and env_key in err  # the local build's own refusal: no key
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_stops_a_build_in_the_daemon_as_here(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    make_shots(root)
+    code, _, err = storyc(root, "daemon", "start")
+    assert code == 0, err
+    try:
+        env = {k: v for k, v in os.environ.items() if k != daemon.DISABLE_ENV}
+        p = subprocess.Popen(
+            [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stdout is not None
+        seen = []
+        for line in p.stdout:  # Ctrl-C once the first scene is done (an event, not a time)
+            seen.append(line)
+            if '"state": "done"' in line:
+                p.send_signal(signal.SIGINT)
+                break
+        rest, err = p.communicate(timeout=TIMEOUT)
+        evs = [json.loads(x) for x in [*seen, *rest.splitlines()]]
+        assert p.returncode == 130, err
+        summary = evs[-1]
+        assert summary["event"] == "summary" and summary["interrupted"] is True
+        assert summary["scenes"]["stopped"] >= 1  # type: ignore[index]
+        assert "Traceback" not in err
+        # the daemon lives on, and the next build does what is left
+        assert served(root) >= 1
+        code, out, err = storyc(root, "build", "--json")
+        assert code == 0, err
+        done = [e for e in events(out) if e.get("event") == "scene" and e["state"] == "done"]
+        assert 1 <= len(done) <= 3
+        assert storyc(root, "plan") == storyc(root, "plan", local=True)
+    finally:
+        storyc(root, "daemon", "stop")

@@ -231,6 +231,7 @@ def run(words: list[str]) -> int:
     if func is None:
         parser.print_help()
         return ExitCode.USAGE
+    args.argv = list(words)  # as typed: what a command hands on to the daemon
     try:
         _find_project(args)
         return int(func(args))

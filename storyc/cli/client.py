@@ -21,7 +21,8 @@ from typing import Any
 from storyc import __version__
 from storyc.base.exits import ExitCode
 
-SERVED = frozenset({"check", "compile", "plan", "why"})
+SERVED = frozenset({"check", "compile", "plan", "why", "build"})
+STREAMED = frozenset({"build"})  # shown as it comes, not when it ends
 DISABLE_ENV = "STORYC_NO_DAEMON"  # set to anything: every command runs in its own process
 SOCKET_NAME = "daemon.sock"
 LOG_NAME = "daemon.log"
@@ -77,27 +78,39 @@ def send_line(s: socket.socket, doc: dict[str, Any]) -> None:
     s.sendall(json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n")
 
 
+class Lines:
+    """JSON object lines read from a socket, one at a time."""
+
+    def __init__(self, s: socket.socket) -> None:
+        self.s = s
+        self.buf = bytearray()
+
+    def next(self) -> dict[str, Any] | None:
+        """The next object, or None if the peer closed or sent something else."""
+        start = 0
+        while True:
+            nl = self.buf.find(b"\n", start)
+            if nl >= 0:
+                break
+            if len(self.buf) > _MAX_LINE:
+                return None
+            start = len(self.buf)
+            got = self.s.recv(1 << 16)
+            if not got:
+                return None
+            self.buf += got
+        line = bytes(self.buf[:nl])
+        del self.buf[: nl + 1]
+        try:
+            doc = json.loads(line.decode("utf-8", "surrogatepass"))
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+
 def receive_line(s: socket.socket) -> dict[str, Any] | None:
     """One JSON object line, or None if the peer closed or sent something else."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        got = s.recv(1 << 16)
-        if not got:
-            return None
-        nl = got.find(b"\n")
-        if nl >= 0:
-            parts.append(got[:nl])
-            break
-        parts.append(got)
-        size += len(got)
-        if size > _MAX_LINE:
-            return None
-    try:
-        doc = json.loads(b"".join(parts).decode("utf-8", "surrogatepass"))
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+    return Lines(s).next()
 
 
 def ask(path: str, doc: dict[str, Any], timeout: float | None = 5.0) -> dict[str, Any] | None:
@@ -113,7 +126,13 @@ def ask(path: str, doc: dict[str, Any], timeout: float | None = 5.0) -> dict[str
 def try_served(words: Sequence[str]) -> int | None:
     """Run a `SERVED` command through the project's daemon: its exit code after printing
     its output, or None when there is no daemon to ask or it declined (the caller then
-    runs the command itself). Never raises for a daemon's fault."""
+    runs the command itself). Never raises for a daemon's fault.
+
+    What a command prints is held until its exit code arrives, so a reply cut short
+    costs nothing but running the command here — except for `build` (`STREAMED`), whose
+    progress is shown as it comes: cut short after that, it says so and fails. Ctrl-C
+    during a build asks the daemon to stop it as Ctrl-C stops a build here (what was
+    sent stays recorded); a second Ctrl-C leaves at once."""
     if os.environ.get(DISABLE_ENV):
         return None
     first = next((w for w in words if not w.startswith("-")), None)
@@ -134,25 +153,72 @@ def try_served(words: Sequence[str]) -> int | None:
     except OSError:  # no working directory any more, say: the command says so itself
         return None
     request = {"op": "run", "argv": list(words), "cwd": cwd, "env": env, "tty": tty}
-    reply = ask(path, {**request, "who": identity()}, timeout=None)
-    if reply is None or "declined" in reply:
-        return None
-    chunks, code = reply.get("chunks"), reply.get("exit")
-    if (
-        not isinstance(chunks, list)
-        or type(code) is not int
-        or not all(
-            isinstance(c, list) and len(c) == 2 and c[0] in (1, 2) and isinstance(c[1], str)
-            for c in chunks
-        )
-    ):
-        return None
+    reply = _Reply(first in STREAMED)
     try:
-        for stream, text in chunks:
-            out = sys.stdout if stream == 1 else sys.stderr
+        with _connected(path, None) as s:
+            send_line(s, {"v": PROTOCOL, **request, "who": identity()})
+            lines = Lines(s)
+            try:
+                return reply.pump(lines)
+            except KeyboardInterrupt:
+                if not reply.printed:
+                    raise
+                # as Ctrl-C stops a build here: no new sends, then its summary
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_WR)
+                return reply.pump(lines)
+    except _OutputClosed:
+        return int(ExitCode.OK)  # as `main` answers a closed pipe
+    except OSError:
+        return _cut_short() if reply.printed else None
+
+
+class _OutputClosed(Exception):
+    """Our own stdout or stderr went away (`storyc build | head`)."""
+
+
+def _cut_short() -> int:
+    print("storyc: the daemon stopped answering in the middle of the command", file=sys.stderr)
+    return int(ExitCode.FAILED)
+
+
+class _Reply:
+    def __init__(self, streamed: bool) -> None:
+        self.streamed = streamed
+        self.held: list[tuple[int, str]] = []
+        self.printed = False  # something of it is on the screen already
+
+    def pump(self, lines: Lines) -> int | None:
+        while True:
+            msg = lines.next()
+            if msg is None:
+                break
+            if "declined" in msg and not self.printed and not self.held:
+                return None
+            out, code = msg.get("out"), msg.get("exit")
+            if (
+                isinstance(out, list)
+                and len(out) == 2
+                and out[0] in (1, 2)
+                and isinstance(out[1], str)
+            ):
+                if self.streamed:
+                    self._write(out[0], out[1])
+                else:
+                    self.held.append((out[0], out[1]))
+            elif type(code) is int and len(msg) == 1:
+                for n, text in self.held:
+                    self._write(n, text)
+                return code
+            else:
+                break
+        return _cut_short() if self.printed else None
+
+    def _write(self, n: int, text: str) -> None:
+        out = sys.stdout if n == 1 else sys.stderr
+        try:
             out.write(text)
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        return int(ExitCode.OK)
-    return code
+            out.flush()
+        except BrokenPipeError:
+            raise _OutputClosed from None
+        self.printed = True

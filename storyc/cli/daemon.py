@@ -1,27 +1,34 @@
 """`storyc daemon`: one process that keeps a project compiled, so that `storyc check`,
-`storyc compile`, `storyc plan` and `storyc why` after an edit cost what the edit costs.
+`storyc compile`, `storyc plan`, `storyc why` and free builds after an edit cost what the
+edit costs.
 
 Stage: the command line (outermost). In: the project, then requests from `storyc`
 commands over a Unix socket. Out: each command's output and exit code, exactly as the
 command run on its own would give them. I/O: listens on `.storyc/daemon.sock` (mode
 0600; a peer of another user is refused), appends to `.storyc/daemon.log`, and does
-whatever the commands it runs do (they write the compiled state, the build cache and the
-digest cache as they always do).
+whatever the commands it runs do (a preview build renders, writes the store, the lock
+file and renders/ as it always does).
 
 A command run on its own reads the project's compiled state back from `.storyc/` before
 it can compile the one scene that changed: at 10,000 scenes that reading is seconds.
 The daemon keeps the compiler engine, the build cache and the digest cache in memory
 (storyc.base.warm) and runs the command in its own process; the engine reads every story
 file and stats every asset on each command, as `storyc watch` does, so an answer is
-never older than the files. Only commands that spend nothing and change nothing but
-caches are served (`SERVED`): whatever goes wrong on the way — no daemon, a dead one, a
-daemon of another storyc or another project, a reply cut short — the command simply runs
+never older than the files. Served (`SERVED`): commands that change nothing but caches,
+and builds that spend nothing and talk to nobody (the preview backend, no team store;
+checked on a fresh compilation before anything runs, and again by the build itself).
+Whatever goes wrong on the way — no daemon, a dead one, a daemon of another storyc or
+another project, a reply cut short before anything was shown — the command simply runs
 in the caller's process instead, with the same result.
+
+A build's output goes to the caller as it is written (`STREAMED`); the caller closing
+its side of the connection (its Ctrl-C) is passed on as SIGINT while the build runs, so
+it stops exactly as a build stops on Ctrl-C in its own process.
 
 Protocol: one JSON object per line each way.
   {"op": "run", "argv": [...], "cwd": ..., "env": {...}, "tty": [out, err], "who": [...]}
-      -> {"chunks": [[1|2, text], ...], "exit": N} or {"declined": why}
-  {"op": "status"} -> {"pid", "root", "served", "since", "rss_mb"}
+      -> {"declined": why}, or {"out": [1|2, text]} ... then {"exit": N}
+  {"op": "status"} -> {"pid", "root", "served", "since", "rss_mb", "last_ms"}
   {"op": "stop"} -> {"stopping": true}
 """
 
@@ -30,11 +37,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import struct
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +54,7 @@ from storyc.cli.client import (
     PROTOCOL,
     SERVED,
     SOCKET_NAME,
+    STREAMED,
     ask,
     identity,
     receive_line,
@@ -56,20 +66,30 @@ from storyc.cli.client import (
 
 class _Capture:
     """A command's stdout or stderr: what it writes, in order with the other stream's,
-    and whether the caller's stream is a terminal."""
+    and whether the caller's stream is a terminal. With `live`, each write goes to the
+    caller at once (a build's progress), from whichever thread writes it."""
 
     encoding = "utf-8"
     errors = "strict"
 
-    def __init__(self, n: int, chunks: list[list[Any]], tty: bool) -> None:
-        self.n, self.chunks, self.tty = n, chunks, tty
+    def __init__(
+        self,
+        n: int,
+        chunks: list[list[Any]],
+        tty: bool,
+        live: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.n, self.chunks, self.tty, self.live = n, chunks, tty, live
 
     def write(self, text: str) -> int:
-        if text:
-            if self.chunks and self.chunks[-1][0] == self.n:
-                self.chunks[-1][1].append(text)
-            else:
-                self.chunks.append([self.n, [text]])
+        if not text:
+            return 0
+        if self.live is not None:
+            self.live(self.n, text)
+        elif self.chunks and self.chunks[-1][0] == self.n:
+            self.chunks[-1][1].append(text)
+        else:
+            self.chunks.append([self.n, [text]])
         return len(text)
 
     def writelines(self, lines: Sequence[str]) -> None:
@@ -90,6 +110,57 @@ class _Capture:
         return False
 
 
+class _Caller:
+    """The connection of the command being run: what it prints goes there, and the
+    caller closing its side (Ctrl-C) stops the command as Ctrl-C would here."""
+
+    def __init__(self, conn: socket.socket, server: Server) -> None:
+        self.conn = conn
+        self.server = server
+        self.lock = threading.Lock()
+        self.gone = False  # the caller cannot be written to any more
+        self.done = threading.Event()
+        self._watch: threading.Thread | None = None
+
+    def send(self, doc: dict[str, Any]) -> None:
+        with self.lock:
+            if self.gone:
+                return
+            try:
+                send_line(self.conn, doc)
+            except OSError:
+                self.gone = True
+                self.interrupt()
+
+    def out(self, n: int, text: str) -> None:
+        self.send({"out": [n, text]})
+
+    def watch(self) -> None:
+        """Until `finish`: the caller closing its side means Ctrl-C."""
+
+        def run() -> None:
+            while not self.done.is_set():
+                try:
+                    if not self.conn.recv(1 << 10):
+                        break  # the caller closed its side
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+            self.interrupt()
+
+        self._watch = threading.Thread(target=run, name="storyc-daemon-caller", daemon=True)
+        self._watch.start()
+
+    def interrupt(self) -> None:
+        if not self.done.is_set() and not self.server.interrupted:
+            self.server.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def finish(self) -> None:
+        self.done.set()
+
+
 class Server:
     def __init__(self, root: Path, idle: float = IDLE_S) -> None:
         self.root = root.resolve()
@@ -102,6 +173,8 @@ class Server:
         self._code = self._code_sig()
         self._inode: int | None = None
         self.last_ms: float | None = None  # the last command's time in the daemon
+        self.interrupted = False  # a caller's Ctrl-C was passed on as SIGINT
+        self.running = False  # a command is running (a SIGINT is for it)
 
     @staticmethod
     def _code_sig() -> list[Any]:
@@ -111,7 +184,10 @@ class Server:
 
     # -- running commands -----------------------------------------------------------------
 
-    def run_command(self, req: dict[str, Any]) -> dict[str, Any]:
+    def run_command(self, req: dict[str, Any], caller: _Caller | None = None) -> dict[str, Any]:
+        """Run the command `req` asks for. Returns {"declined": why} before anything is
+        printed, or {"chunks": [[stream, text], ...], "exit": N}; with `caller`, a
+        streamed command's output has gone to it already (its chunks are empty)."""
         from storyc import cli
 
         argv, cwd, env, tty = req.get("argv"), req.get("cwd"), req.get("env"), req.get("tty")
@@ -130,21 +206,35 @@ class Server:
             and len(tty) == 2
         ):
             return {"declined": "a malformed request"}
+        first = next((w for w in argv if not w.startswith("-")), None)
+        live = caller.out if caller is not None and first in STREAMED else None
         chunks: list[list[Any]] = []
-        out, err = _Capture(1, chunks, bool(tty[0])), _Capture(2, chunks, bool(tty[1]))
+        out = _Capture(1, chunks, bool(tty[0]), live)
+        err = _Capture(2, chunks, bool(tty[1]), live)
         saved_env = dict(os.environ)
         saved_streams = sys.stdout, sys.stderr
         try:
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(env)
-            if not self._mine(argv):
-                return {"declined": "not this daemon's project or command"}
+            why = self._refusal(argv)
+            if why is not None:
+                return {"declined": why}
             sys.stdout, sys.stderr = out, err
+            self.interrupted = False
+            if caller is not None and live is not None:
+                caller.watch()
             try:
+                self.running = True  # a SIGINT now interrupts the command (`_sigint`)
                 code = cli.run(argv)
             except SystemExit as exc:  # argparse's --help or a usage error
                 code = exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+            except KeyboardInterrupt:  # between `run`'s own handlers: as `run` answers it
+                code = ExitCode.INTERRUPTED
+            finally:
+                self.running = False
+                if caller is not None:
+                    caller.finish()
         except OSError as exc:
             return {"declined": f"cannot run there: {exc.strerror}"}
         finally:
@@ -154,28 +244,62 @@ class Server:
             with contextlib.suppress(OSError):
                 os.chdir(self.root)
         self.served += 1
+        if first == "build":
+            # the lock file and the store changed: every kept plan is planned again anyway;
+            # the memory of one that may share scene plans with the build goes now
+            from storyc.base import warm
+
+            warm.drop(("plan", str(self.root), "preview"))
         return {"chunks": [[n, "".join(parts)] for n, parts in chunks], "exit": int(code)}
 
-    def _mine(self, argv: list[str]) -> bool:
-        """Whether `argv` is a served command on this daemon's project (the parse is
-        thrown away: `main` parses again, as the command on its own would)."""
+    def _refusal(self, argv: list[str]) -> str | None:
+        """Why `argv` is not for this daemon, or None: a served command on its project
+        (the parse is thrown away: `run` parses again, as the command on its own would).
+        A build is served only when it spends nothing and talks to nobody: the preview
+        backend, no team store."""
         from storyc import cli
         from storyc.base import warm
 
         first = next((w for w in argv if not w.startswith("-")), None)
         if first not in SERVED:
-            return False
+            return "not a command the daemon serves"
         try:
             with contextlib.redirect_stderr(_Capture(2, [], False)):
                 parser = warm.held(("parser", first), lambda: cli.build_parser(first))
                 args, extra = parser.parse_known_args(argv)
         except SystemExit:
-            return False  # a usage error: the caller's own parser says it
+            return "a usage error"  # the caller's own parser says it
         if extra or getattr(args, "func", None) is None:
-            return False
+            return "a usage error"
         cli._find_project(args)
         root = cli.project_root(getattr(args, "path", "."))
-        return root is not None and root.resolve() == self.root
+        if root is None or root.resolve() != self.root:
+            return "another project"
+        if first == "build":
+            return self._build_refusal(args, root)
+        return None
+
+    @staticmethod
+    def _build_refusal(args: argparse.Namespace, root: Path) -> str | None:
+        from storyc.build.cache import BuildCache
+        from storyc.cli import project_digests
+        from storyc.plan import pricing
+
+        if args.backend is not None and args.backend not in pricing.FREE_BACKENDS:
+            return "a paid build"
+        if getattr(args, "remote", None) or os.environ.get("STORYC_REMOTE"):
+            return "a build with a team store"
+        if getattr(args, "detach", False):
+            return "a detached build"
+        # what the project says (the compilation the build is about to make anyway)
+        bi = BuildCache.open(root).compile(Path(args.path), args.target, project_digests(root))
+        settings = bi.settings if bi.ok else {}
+        backend = args.backend or _value(settings.get("backend")) or "preview"
+        if backend not in pricing.FREE_BACKENDS:
+            return "a paid build"
+        if _value(settings.get("remote")) and not getattr(args, "no_remote", False):
+            return "a build with a team store"
+        return None
 
     # -- the socket -----------------------------------------------------------------------
 
@@ -200,6 +324,15 @@ class Server:
         self._listener = s
         self._inode = os.stat(path).st_ino
         return True
+
+    def sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT: a caller's Ctrl-C passed on, or Ctrl-C on a daemon in the foreground.
+        It interrupts a command that runs (as in the caller's own process); between
+        commands it never lands in the middle of the daemon's own bookkeeping."""
+        if not self.interrupted:
+            self.stopping = True  # not passed on: someone stops the daemon itself
+        if self.running:
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         if self._listener is not None:
@@ -261,9 +394,18 @@ class Server:
             self.stopping = True
             reply = {"stopping": True}
         elif req.get("op") == "run":
-            conn.settimeout(None)
+            # sending waits at most a minute: a caller that stopped reading (Ctrl-Z)
+            # must not hold every other
+            conn.settimeout(60.0)
+            caller = _Caller(conn, self)
             t = time.perf_counter()
-            reply = self.run_command(req)
+            reply = self.run_command(req, caller)
+            if "declined" in reply:
+                caller.send({"declined": reply["declined"]})
+            else:
+                for n, text in reply["chunks"]:
+                    caller.out(n, text)
+                caller.send({"exit": reply["exit"]})
             got = req.get("argv")
             argv: list[Any] = got if isinstance(got, list) else []
             word = next((w for w in argv if not str(w).startswith("-")), None)
@@ -271,6 +413,7 @@ class Server:
             what = f"exit {reply['exit']}" if "exit" in reply else f"declined: {reply['declined']}"
             self.last_ms = (time.perf_counter() - t) * 1000
             print(f"{time.strftime('%H:%M:%S')} {word}: {what}, {self.last_ms:.0f} ms", flush=True)
+            return
         else:
             reply = {"declined": "unknown request"}
         conn.settimeout(60.0)  # a client that stopped reading (Ctrl-Z) must not hold everyone
@@ -291,6 +434,11 @@ class Server:
         }
 
 
+def _value(setting: Any) -> Any:
+    """A project setting's plain value (settings may hold located values)."""
+    return getattr(setting, "value", setting)
+
+
 # -- the commands -------------------------------------------------------------------------
 
 
@@ -302,8 +450,6 @@ def _root(path: str) -> Path | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The daemon in the foreground (what `start` runs in the background)."""
-    import signal
-
     from storyc.base import warm
 
     root = _root(args.path)
@@ -328,6 +474,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         server.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, server.sigint)
     print(f"storyc daemon {os.getpid()}: serving {root}", flush=True)
     try:
         server.serve()
@@ -412,12 +559,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "daemon",
-        help="keep the project compiled in memory: check, compile, plan and why answer at once",
+        help="keep the project compiled in memory for check, compile, plan, why and previews",
         description=(
             "A background process that keeps the project compiled, so `storyc check`, "
-            "`storyc compile`, `storyc plan` and `storyc why` run from inside the project "
-            "after an edit "
-            "cost what the edit costs. Set STORYC_NO_DAEMON to run without it."
+            "`storyc compile`, `storyc plan`, `storyc why` and preview builds run from "
+            "inside the project after an edit cost what the edit costs. Paid builds always "
+            "run in your own process. Set STORYC_NO_DAEMON to run without it."
         ),
     )
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
