@@ -175,6 +175,7 @@ class Server:
         self.last_ms: float | None = None  # the last command's time in the daemon
         self.interrupted = False  # a caller's Ctrl-C was passed on as SIGINT
         self.running = False  # a command is running (a SIGINT is for it)
+        self.handles_sigint = False  # `sigint` is the process's SIGINT handler
 
     @staticmethod
     def _code_sig() -> list[Any]:
@@ -235,6 +236,8 @@ class Server:
                 self.running = False
                 if caller is not None:
                     caller.finish()
+                if self.handles_sigint:  # asyncio put back Python's own handler, not ours
+                    signal.signal(signal.SIGINT, self.sigint)
         except OSError as exc:
             return {"declined": f"cannot run there: {exc.strerror}"}
         finally:
@@ -475,6 +478,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, server.sigint)
+    server.handles_sigint = True
     print(f"storyc daemon {os.getpid()}: serving {root}", flush=True)
     try:
         server.serve()
