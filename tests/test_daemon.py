@@ -97,7 +97,7 @@ EVERY = (
     ("compile", "--scene", "stall"),
     ("why", "stall"),
 )
-COMMANDS = (("plan", "--json"), ("check",), ("compile", "--json"))
+COMMANDS = (("plan", "--json"), ("check",))
 
 
 def same_both_ways(root: Path, commands: tuple[tuple[str, ...], ...] = COMMANDS) -> None:
@@ -202,7 +202,7 @@ def _fake_daemon(path: Path, reply: bytes) -> threading.Thread:
     def serve() -> None:
         with s:
             s.settimeout(20)
-            for _ in range(2):
+            for _ in range(1):
                 try:
                     conn, _ = s.accept()
                 except OSError:
@@ -217,27 +217,30 @@ def _fake_daemon(path: Path, reply: bytes) -> threading.Thread:
     return t
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        b"",  # closes at once
-        b"not json\n",
-        b'{"chunks": [[1, "you have been served\\n"]], "exit": "0"}\n',  # exit not a number
-        b'{"chunks": "text", "exit": 0}\n',
-        b'["a", "list"]\n',
-        b'{"declined": "not mine"}\n',
-        b'{"out": [1, "you have been served\\n"]}\n',  # cut short before its exit code
-    ],
+REPLIES = (
+    b"",  # closes at once
+    b"not json\n",
+    b'{"chunks": [[1, "you have been served\\n"]], "exit": "0"}\n',  # exit not a number
+    b'{"chunks": "text", "exit": 0}\n',
+    b'["a", "list"]\n',
+    b'{"declined": "not mine"}\n',
+    b'{"out": [1, "you have been served\\n"]}\n',  # cut short before its exit code
 )
-def test_a_damaged_reply_means_the_command_runs_here(tmp_path: Path, reply: bytes) -> None:
+
+
+def test_a_damaged_reply_means_the_command_runs_here(tmp_path: Path) -> None:
     (tmp_path / "main.story").write_text(SMALL)
     (tmp_path / ".storyc").mkdir()
-    t = _fake_daemon(tmp_path / ".storyc" / daemon.SOCKET_NAME, reply)
-    through = storyc(tmp_path, "check")
-    t.join(timeout=1)
-    assert through == storyc(tmp_path, "check", local=True)
-    assert through[0] == 0 and "ok:" in through[1]
-    assert "you have been served" not in through[1]
+    alone = storyc(tmp_path, "check", local=True)
+    assert alone[0] == 0 and "ok:" in alone[1]
+    sock = tmp_path / ".storyc" / daemon.SOCKET_NAME
+    for reply in REPLIES:
+        t = _fake_daemon(sock, reply)
+        through = storyc(tmp_path, "check")
+        t.join(timeout=1)
+        sock.unlink()
+        assert through == alone, reply
+        assert "you have been served" not in through[1]
 
 
 def test_a_regular_file_named_like_the_socket_is_ignored(tmp_path: Path) -> None:
