@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from storyc import __version__
+from storyc.base import warm
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap
-from storyc.base.fsio import atomic_write
+from storyc.base.fsio import atomic_write, stat_sig
 from storyc.base.hashing import DigestCache, is_digest
 from storyc.build import fastpath as build_fastpath
 from storyc.film.spec import CutSpec, specs_of
@@ -127,7 +128,18 @@ class BuildCache:
         self._lock_data: Any = None  # as read, until asked for
         self._current: BuildInput | None = None
         self.dirty = False
+        self._sig = stat_sig(self.path)  # the file as this cache last read or wrote it
+        self._by_fp: tuple[dict[Any, str], dict[str, list[Any]]] | None = None
         self._load()
+
+    @classmethod
+    def open(cls, root: Path) -> BuildCache:
+        """The project's build cache: read from its file, or, in a long-lived process
+        (storyc.base.warm), the one the last command used while no other process has
+        written the file since."""
+        return warm.held(
+            ("build-cache", str(root)), lambda: cls(root), lambda c: stat_sig(c.path) == c._sig
+        )
 
     def _load(self) -> None:
         try:
@@ -176,11 +188,14 @@ class BuildCache:
         self.cached = isinstance(comp, StoredCompilation)
         bi = self._current = BuildInput.of(comp)
         self._scene_keys = {}
-        by_fp: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
-        for (fp, take, backend, upstream), key in self._keys.items():
-            by_fp.setdefault(fp, []).append((take, backend, upstream, key))
+        by_fp = self._by_fp
+        if by_fp is None or by_fp[0] is not self._keys:  # made once per set of keys
+            index: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
+            for (fp, take, backend, upstream), key in self._keys.items():
+                index.setdefault(fp, []).append((take, backend, upstream, key))
+            by_fp = self._by_fp = (self._keys, index)
         for scene, req in bi.requests.items():
-            for take, backend, upstream, key in by_fp.get(req.fingerprint, ()):
+            for take, backend, upstream, key in by_fp[1].get(req.fingerprint, ()):
                 self._scene_keys[(scene, take, backend, upstream)] = key
         return bi
 
@@ -280,6 +295,7 @@ class BuildCache:
             body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             head = hashlib.sha256(body).hexdigest().encode("ascii")
             atomic_write(self.path, head + b"\n" + body, durable=False)
+            self._sig = stat_sig(self.path)
         except (OSError, TypeError, ValueError):
             pass  # a cache we cannot write is only slower
         self._keys = keys

@@ -32,6 +32,7 @@ from typing import Any
 
 from storyc import backends
 from storyc.backends import BackendOptions, SetupError, create
+from storyc.base import warm
 from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
@@ -170,8 +171,12 @@ class BuildSession:
         if root is None:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        digests = self.digests = DigestCache(root / ".storyc" / "digests.json")
-        cache = self.cache = BuildCache(root)
+        # stat-keyed, and kept by a long-lived process (storyc daemon) while the files
+        # they describe are as they were (storyc.base.warm)
+        digests = self.digests = warm.held(
+            ("digests", str(root)), lambda: DigestCache(root / ".storyc" / "digests.json")
+        )
+        cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
         comp = cache.compile(Path(args.path), args.target, digests)
@@ -203,6 +208,11 @@ class BuildSession:
         backend_name = args.backend or _setting(project, "backend") or "preview"
         if backend_name not in backends.names():
             self.error(f"error: unknown backend {backend_name!r} ({' or '.join(backends.names())})")
+            return ExitCode.USAGE
+        if warm.enabled() and backend_name not in pricing.FREE_BACKENDS:
+            # the daemon (storyc.cli.daemon) serves free builds only and checked so before
+            # it began; the story changed in between: nothing is sent from here
+            self.error("error: the project now builds with a paid backend: run storyc build again")
             return ExitCode.USAGE
         jobs = args.jobs or _int(_setting(project, "jobs")) or 0  # 0: the mode's default
         detach = bool(getattr(args, "detach", False))
@@ -445,6 +455,9 @@ class BuildSession:
             team = self._team_store(comp, store)
             if isinstance(team, int):
                 return team
+            if team is not None and warm.enabled():  # as for a paid backend, above
+                self.error("error: the project now uses a team store: run storyc build again")
+                return ExitCode.USAGE
             planners: list[Planner] = []
 
             def make(remote: RemoteLookup | None) -> Plan:

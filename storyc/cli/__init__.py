@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "storyc.cli.remote",  # pull, push (the team store)
     "storyc.cli.provider",  # provider (loopback server)
     "storyc.cli.editor",  # fmt, lsp
+    "storyc.cli.daemon",  # daemon
 )
 # Which module registers each command, so a run imports only the one it needs: start-up
 # time is most of a no-op build. `storyc --help` (or an unknown word) imports them all.
@@ -65,6 +66,7 @@ COMMANDS = {
     "provider": "storyc.cli.provider",
     "fmt": "storyc.cli.editor",
     "lsp": "storyc.cli.editor",
+    "daemon": "storyc.cli.daemon",
 }
 
 EPILOG = """\
@@ -127,7 +129,12 @@ def project_digests(path: str | os.PathLike[str]) -> DigestCache:
     from storyc.base.hashing import DigestCache
 
     root = project_root(path)
-    return DigestCache(root / ".storyc" / "digests.json" if root is not None else None)
+    if root is None:
+        return DigestCache(None)
+    from storyc.base import warm
+
+    # stat-keyed: one held by a long-lived process (storyc daemon) stays right as files change
+    return warm.held(("digests", str(root)), lambda: DigestCache(root / ".storyc" / "digests.json"))
 
 
 def add_remote_flags(p: argparse.ArgumentParser) -> None:
@@ -177,15 +184,43 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # A compile allocates hundreds of thousands of small acyclic objects; the default
-    # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
-    gc.set_threshold(50_000, 20, 20)
     words = list(sys.argv[1:] if argv is None else argv)
     if words == ["--version"]:  # without importing every command's module
         print(f"storyc {__version__}")
         return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
-    parser = build_parser(first)
+    if first in (
+        "check",
+        "compile",
+        "plan",
+        "why",
+    ):  # storyc.cli.client.SERVED, without importing it
+        from storyc.cli.client import try_served
+
+        try:
+            served = try_served(words)
+        except KeyboardInterrupt:  # the daemon goes on and finishes alone: nothing spends
+            print("interrupted", file=sys.stderr)
+            return ExitCode.INTERRUPTED
+        if served is not None:
+            return served
+    try:
+        return run(words)
+    finally:
+        unsettle()  # a command run in-process leaves the collector as it found it
+
+
+def run(words: list[str]) -> int:
+    """Run one command in this process (`main` without the daemon; the daemon's own)."""
+    # A compile allocates hundreds of thousands of small acyclic objects; the default
+    # cyclic-GC threshold (700) walks them over and over. Collect 70x less often.
+    gc.set_threshold(50_000, 20, 20)
+    first = next((w for w in words if not w.startswith("-")), None)
+    from storyc.base import warm
+
+    # argparse keeps nothing from one parse to the next: a long-lived process (the
+    # daemon) builds each command's parser once
+    parser = warm.held(("parser", first), lambda: build_parser(first))
     args, extra = parser.parse_known_args(words)
     if extra:
         # argparse leaves a command's unknown options to the top-level parser, which would
@@ -196,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return ExitCode.USAGE
+    args.argv = list(words)  # as typed: what a command hands on to the daemon
     try:
         _find_project(args)
         return int(func(args))
@@ -213,8 +249,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"storyc: internal error: {type(exc).__name__}: {first}", file=sys.stderr)
         return ExitCode.FAILED
-    finally:
-        unsettle()  # a command run in-process leaves the collector as it found it
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:

@@ -211,6 +211,17 @@ def run_build(args: argparse.Namespace) -> int:
     code = try_fast(args)  # a build identical to the last clean one: nothing to import
     if code is not None:
         return code
+    words = getattr(args, "argv", None)
+    if words is not None:
+        # the project's daemon, if one runs and the build is free: the compilation is in
+        # its memory already (storyc.cli.daemon); it never asks itself
+        from storyc.base import warm
+        from storyc.cli.client import try_served
+
+        if not warm.enabled():
+            served = try_served(words)
+            if served is not None:
+                return served
     from storyc.build.session import BuildSession
 
     return BuildSession(args).run()

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storyc.base import warm
 from storyc.base.diagnostics import dumps_json, json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
@@ -168,8 +169,12 @@ def _compile(path: str, *, state: bool = True, **options: Any) -> Compilation:
 
         comp = compile_project(path, digests=digests, **options)
     settle()  # the compilation lives as long as the command (storyc.base.memory)
-    with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-        digests.save()
+
+    def save() -> None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            digests.save()
+
+    warm.later(save, ("digests", id(digests)))
     return comp
 
 

@@ -10,6 +10,7 @@ and only while holding the project's build lock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import os
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storyc.base import warm
 from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.base.memory import settle
@@ -165,7 +167,7 @@ def compiled(
     if root is None:
         return ExitCode.ENVIRONMENT
     digests = project_digests(root)
-    cache = cache if cache is not None else BuildCache(root)
+    cache = cache if cache is not None else BuildCache.open(root)
     # the compiled state: an unchanged story is not compiled again, an edited one only where
     # it changed (storyc.compiler.state); the keys of unchanged requests are the cache's
     comp = cache.compile(Path(args.path), args.target, digests).comp
@@ -191,7 +193,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
     from storyc.build.cache import BuildCache
 
     root = project_root(args.path)
-    cache = BuildCache(root) if root is not None else None
+    cache = BuildCache.open(root) if root is not None else None
     got = compiled(args, cache)
     if isinstance(got, int):
         return got
@@ -228,7 +230,14 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             def plan_of(remote: Any = None) -> Plan:
                 return planner_for(comp, io.sources(live_build=live, remote=remote)).plan()
 
-            if team is None:
+            if team is None and warm.enabled():
+                # a long-lived process (storyc daemon) plans again only what changed
+                from storyc.plan.memo import PlanMemo, sources_state
+
+                memo = warm.held(("plan", str(root), backend), PlanMemo)
+                state = sources_state(root, lock, live, store)
+                plan = memo.plan(comp, io.sources(live_build=live), state)
+            elif team is None:
                 plan = plan_of()
             else:
                 from storyc.remote.planning import plan_with_remote
@@ -237,9 +246,16 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
         finally:
             if journal is not None:
                 journal.close()
-    digests.save()
+
+    # caches only: a long-lived process writes them once its answer is out
+    def save_digests() -> None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            digests.save()
+
+    warm.later(save_digests, ("digests", id(digests)))
     if cache is not None:
-        cache.save(keys_seen=len(cache.keys))
+        kept = cache
+        warm.later(lambda: kept.save(keys_seen=len(kept.keys)), ("build-cache", str(root)))
     if backend not in pricing.FREE_BACKENDS:
         from storyc.build.session import pin_warnings
 
@@ -298,8 +314,12 @@ def _total(plan: Plan) -> str:
 
 
 def _summary(plan: Plan) -> str:
-    counts = [f"{len(plan.by_status(s))} {LABELS[s]}" for s in LABELS if plan.by_status(s)]
-    pulled = sum(len(s.pull) for s in plan.scenes.values())
+    by: dict[str, int] = {}
+    pulled = 0
+    for sp in plan.scenes.values():  # one pass (10,000 scenes: six passes were 30 ms)
+        by[sp.status] = by.get(sp.status, 0) + 1
+        pulled += len(sp.pull)
+    counts = [f"{by[s]} {LABELS[s]}" for s in LABELS if by.get(s)]
     team = f" · {pulled} take{'s' if pulled != 1 else ''} from the team store" if pulled else ""
     return (
         f"{', '.join(counts) or 'no scenes'}{team} · backend {plan.backend} · total {_total(plan)}"
@@ -400,10 +420,14 @@ def cut_lines(cuts: dict[str, Any]) -> list[str]:
 def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
     head = ("scene", "status", "takes", "cost", "why")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    for r in [head, *rows]:
-        cells = [r[i].ljust(widths[i]) for i in range(4)]
-        print(printable("  ".join([*cells, r[4]]).rstrip()))
-    print(printable(summary))
+    a, b, c, d = widths
+    lines = [
+        f"{r[0].ljust(a)}  {r[1].ljust(b)}  {r[2].ljust(c)}  {r[3].ljust(d)}  {r[4]}".rstrip()
+        for r in [head, *rows]
+    ]
+    lines.append(summary)
+    # one write, escaped once: 10,000 rows printed one by one were most of a plan's time
+    sys.stdout.write(printable("\n".join(lines)) + "\n")
 
 
 def _rich_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:

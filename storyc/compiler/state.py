@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storyc import __version__
+from storyc.base import warm
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap, Span
 from storyc.base.fsio import atomic_write, stat_sig
 from storyc.base.hashing import DigestCache, is_digest
@@ -1091,6 +1092,21 @@ def compile_with_state(
     gc.disable()  # reading and writing the state makes many small objects, no cycles
     try:
         state = CompiledState(root, Path(path), target, digests)
+        if warm.enabled():
+            # a long-lived process (storyc daemon): the engine of the last command, which
+            # reads every story file and stats every asset again on update; the state on
+            # disk is brought up to date once the answer is out
+            engine = warm.held(
+                ("engine", str(root), str(p), target),
+                state.engine,
+                lambda e: e.digests is digests,
+            )
+            comp = engine.update(scenes=scenes)
+            warm.later(
+                lambda: state.save(engine, comp, result=scenes is None),
+                ("compiled-state", str(root), str(p), target),
+            )
+            return comp
         if scenes is None:
             hit = state.answer()
             if hit is not None:

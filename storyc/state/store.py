@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from storyc.base.fsio import atomic_write, fsync_dir, sig_of
+from storyc.base.fsio import atomic_write, fsync_dir, sig_of, stat_sig
 from storyc.base.hashing import DIGEST_PREFIX, canonical_json, digest_bytes, digest_file, is_digest
 
 STORE_DIR = ".storyc"
@@ -350,6 +350,22 @@ class Store:
             self._verified_dirty = True
 
     # -- records ---------------------------------------------------------------
+
+    def shape(self) -> list[Any]:
+        """The stat signatures of the folders objects and records live in: any object or
+        record added, removed or replaced changes one of them (a long-lived planner's
+        test that the store is the one it planned against; storyc.plan.memo)."""
+        out: list[Any] = []
+        for kind in ("objects", "renders", "unfetchable"):
+            top = f"{self._root_s}/{kind}"
+            out.append((kind, stat_sig(top)))
+            try:
+                with os.scandir(top) as it:
+                    names = sorted(e.name for e in it)
+            except OSError:
+                continue
+            out += [(kind, n, stat_sig(f"{top}/{n}")) for n in names]
+        return out
 
     def _record_path(self, kind: str, digest: str) -> str:
         return f"{self._root_s}/{kind}/{object_name(digest)}"

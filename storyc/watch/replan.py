@@ -14,13 +14,14 @@ added, removed or reordered, another lock file, a build since) means a full plan
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from storyc.base.hashing import canonical_json
 from storyc.compiler import Compilation
+from storyc.plan.memo import closure
 from storyc.plan.planner import Plan
 from storyc.targets.request import Request
 from storyc.watch.session import PlanView
@@ -33,17 +34,6 @@ class _Entry:
     cost: Decimal | None
     upstream: tuple[str, ...]
     body: str
-
-
-def _closure(start: set[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
-    seen = set(start)
-    todo = list(start)
-    while todo:
-        for nxt in edges(todo.pop()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return seen
 
 
 class IncrementalPlanner:
@@ -93,8 +83,8 @@ class IncrementalPlanner:
                     for u in comp.requests[n].upstream:
                         self.down.setdefault(u, set()).add(n)
                 reqs = comp.requests
-                affected = _closure(changed, lambda n: self.down.get(n, ()))
-                context = _closure(affected, lambda n: reqs[n].upstream if n in reqs else ())
+                affected = closure(changed, lambda n: self.down.get(n, ()))
+                context = closure(affected, lambda n: reqs[n].upstream if n in reqs else ())
                 order = [n for n in comp.order if n in context]
                 sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
                 was = {n for n in affected if n in self.rendering}

@@ -1,0 +1,170 @@
+"""The last plan, kept by a long-lived process: plan again only what an edit can change.
+
+Stage: plan. In: successive compilations of one project, each with the planner's
+`Sources` and a snapshot of what those sources read (`state`: the lock file, the
+journal, the store's folders). Out: the same `Plan` a full `Planner.plan()` gives. I/O:
+stats the store objects the kept plan relies on (nothing else beyond what planning does).
+
+A scene's plan depends on its request, the plans of the scenes it uses, and the sources.
+When the sources are as they were (same `state`, every object the last plan relied on
+unchanged) and the story has the same scenes in the same order, only scenes whose
+request changed, and every scene downstream of them, can plan differently: those are
+planned again, with their upstream scenes as context, and the rest are kept. Any doubt
+means a full plan. storyc.watch.replan does the same for watch's compact view; this one
+keeps whole `ScenePlan`s, for `storyc plan` answered by the daemon (storyc.cli.daemon).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from storyc.base.fsio import stat_sig
+from storyc.compiler import Compilation
+from storyc.plan.planner import Plan, Planner, ScenePlan, Sources, planner_for
+from storyc.targets.request import Request
+
+RACY_NS = 2_000_000_000  # a folder changed this recently could change again unseen
+
+
+def closure(start: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
+    """`start` and everything reachable from it along `edges`."""
+    seen = set(start)
+    todo = list(seen)
+    while todo:
+        for nxt in edges(todo.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _relied_on(scenes: Iterable[ScenePlan]) -> set[str]:
+    """Every store object these plans' decisions name (their presence decided them)."""
+    out: set[str] = set()
+    for sp in scenes:
+        if sp.output:
+            out.add(sp.output)
+        out.update(sp.upstream.values())
+        for tp in sp.decisions.values():
+            if tp.output:
+                out.add(tp.output)
+    return out
+
+
+def racy(state: Iterable[Any], now_ns: int | None = None) -> bool:
+    """Whether a stat signature in `state` (tuples ending in (size, mtime_ns, ino,
+    ctime_ns)) is so recent that a change within the same clock tick could hide."""
+    now = time.time_ns() if now_ns is None else now_ns
+    for item in state:
+        sig = item[-1] if isinstance(item, tuple) and item and isinstance(item[-1], tuple) else item
+        if isinstance(sig, tuple) and len(sig) == 4 and now - max(sig[1], sig[3]) < RACY_NS:
+            return True
+    return False
+
+
+class PlanMemo:
+    """`plan(comp, sources, state)`: the full plan of `comp`, re-planning only what
+    changed since the last call when `state` is equal to that call's."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.last: Plan | None = None
+        self.requests: dict[str, Request] = {}
+        self.shape: Any = None
+        self.down: dict[str, set[str]] = {}
+        self.objects: dict[str, Any] = {}  # object file -> its stat signature then
+        self.replanned = 0  # scenes planned by the last call (tests and bench read it)
+
+    def plan(self, comp: Compilation, sources: Sources, state: Any) -> Plan:
+        planner = planner_for(comp, sources)
+        shape = (sources.backend, planner.order, planner.extra, planner.broken, planner.blocked)
+        last = self.last
+        if (
+            last is None
+            or state is None
+            or state != self.state
+            or shape != self.shape
+            or comp.requests.keys() != self.requests.keys()
+            or any(stat_sig(f) != s for f, s in self.objects.items())
+        ):
+            plan = self._full(planner, comp)
+            self.objects = {}
+            fresh: Iterable[ScenePlan] = plan.scenes.values()
+        else:
+            plan, fresh = self._patched(planner, comp, last)
+        self.state = None if state is None or racy(state) else state
+        self.shape = shape
+        self.requests = dict(comp.requests)
+        self.last = plan
+        if self.state is not None:
+            # objects a replaced plan relied on stay watched: one removed later only costs
+            # a full plan
+            store = sources.store
+            new = {(f := store.object_file(d)): stat_sig(f) for d in _relied_on(fresh)}
+            self.objects.update(new)
+            if racy(new.values()):
+                self.state = None
+        return plan
+
+    def _full(self, planner: Planner, comp: Compilation) -> Plan:
+        self.down = {}
+        for n, r in comp.requests.items():
+            for u in r.upstream:
+                self.down.setdefault(u, set()).add(n)
+        plan = planner.plan()
+        self.replanned = len(plan.order)
+        return plan
+
+    def _patched(
+        self, planner: Planner, comp: Compilation, last: Plan
+    ) -> tuple[Plan, list[ScenePlan]]:
+        """The plan, and the scene plans made anew."""
+        before = self.requests
+        reqs = comp.requests
+        # the compiler hands back the very request object of a scene it did not compile
+        # again: an identity test settles all but the scenes it did
+        changed = {n for n, r in reqs.items() if (p := before[n]) is not r and p != r}
+        if not changed:
+            self.replanned = 0
+            return Plan(last.backend, dict(last.scenes), list(last.order)), []
+        for n in changed:  # the edges of the changed scenes only
+            for u in before[n].upstream:
+                self.down.get(u, set()).discard(n)
+            for u in reqs[n].upstream:
+                self.down.setdefault(u, set()).add(n)
+        affected = closure(changed, lambda n: self.down.get(n, ()))
+        context = closure(affected, lambda n: reqs[n].upstream if n in reqs else ())
+        order = [n for n in planner.order if n in context]
+        if len(order) != len(context):  # a scene outside the dependency order: plan all
+            self.objects = {}
+            full = self._full(planner, comp)
+            return full, list(full.scenes.values())
+        sub = Planner(
+            {n: reqs[n] for n in context if n in reqs},
+            order,
+            planner.sources,
+            broken=planner.broken,
+            blocked=planner.blocked,
+        ).plan()
+        scenes: dict[str, ScenePlan] = dict(last.scenes)
+        for n in affected:
+            scenes[n] = sub.scenes[n]
+        self.replanned = len(affected)
+        return Plan(last.backend, scenes, list(last.order)), [sub.scenes[n] for n in affected]
+
+
+def sources_state(root: str | os.PathLike[str], lock: Any, live: bool, store: Any) -> Any:
+    """What the planner reads besides the compilation, as one comparable value: the lock
+    file (the very object: a long-lived process re-reads it only when its file changes),
+    the journal's files, the store's folders, and whether a build is running."""
+    j = os.path.join(root, ".storyc", "journal.sqlite")
+    return (
+        lock,
+        live,
+        ("journal", stat_sig(j)),
+        ("journal-wal", stat_sig(j + "-wal")),
+        *store.shape(),
+    )
