@@ -1391,3 +1391,21 @@ def test_a_request_sent_again_after_a_stale_upload_is_what_the_journal_keeps(
     assert att.request and bogus not in att.request and good not in att.request
     assert f"{provider.url}/files/" in att.request  # the URI of the new upload
     rig.close()
+
+
+def test_a_stray_that_cannot_be_recorded_does_not_fail_the_build(paid: Rig) -> None:
+    # collecting an old task is a side job: a store that cannot take its record is not
+    # this build's failure (the journal has it: the next build records it again)
+    paid.build("one", detach=True)
+    (old,) = paid.attempts("one")
+    paid.edit('"A quiet street"', '"A quiet street at night"')
+    new_key = paid.key("one")
+    shard = Path(paid.store._record_path("renders", old.key)).parent
+    assert shard != Path(paid.store._record_path("renders", new_key)).parent
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    shard.write_text("in the way")  # the old key's records cannot be written
+    time.sleep(0.2)  # the old task has finished on the provider
+    result = paid.build("one")
+    assert result.ok and result.submitted == 1
+    assert result.collected == 0 and paid.events.notes == []  # its record failed
+    assert paid.journal.get(old.id).state == "completed"  # type: ignore[union-attr]
