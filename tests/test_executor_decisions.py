@@ -347,7 +347,8 @@ def test_a_paid_take_is_recorded_before_it_is_sent_and_after_it_finished(paid: R
     (att,) = paid.attempts("one")
     out = result.scenes["one"]
     take = out.takes[1]
-    assert (out.state, out.picked, take.how, take.key) == ("done", 1, "rendered", paid.key("one"))
+    assert (out.scene, out.state, out.picked) == ("one", "done", 1)
+    assert (take.how, take.key) == ("rendered", paid.key("one"))
     assert (att.state, att.key, att.take, att.estimate) == ("completed", take.key, 1, TAKE)
     assert att.task_id == take.task_id and att.output == take.digest and att.url == take.url
     assert att.base_url == paid.server.url and att.body_digest and not att.detached  # type: ignore[union-attr]
@@ -1409,3 +1410,55 @@ def test_a_stray_that_cannot_be_recorded_does_not_fail_the_build(paid: Rig) -> N
     assert result.ok and result.submitted == 1
     assert result.collected == 0 and paid.events.notes == []  # its record failed
     assert paid.journal.get(old.id).state == "completed"  # type: ignore[union-attr]
+
+
+def test_a_take_among_several_whose_answer_was_lost_is_named(paid: Rig) -> None:
+    paid.server.add_fault("submit:drop:times=1")  # type: ignore[union-attr]
+    result = paid.build("pair", jobs=1)
+    out = result.scenes["pair"]
+    (lost,) = [a for a in paid.attempts("pair") if a.state == "unknown"]
+    assert out.state == "unknown"
+    assert (out.error or "").endswith(unknown_message("pair", lost.take, 2))
+
+
+def test_failed_tasks_add_up(paid: Rig) -> None:
+    paid.server.add_fault("submit:fail:nth=1+2")  # type: ignore[union-attr]
+    result = paid.build("one", retries=2)
+    assert result.ok and result.submitted == 3
+    assert (result.failed_attempts, result.failed_cost) == (2, 2 * TAKE)
+
+
+def test_a_third_stop_while_preparing_gives_back_and_says_so(
+    paid: Rig, fault_points: Callable[[dict[str, float]], None]
+) -> None:
+    fault_points({"hashing": 30.0})
+
+    def hook(ex: Executor, label: str, state: str, detail: str) -> None:
+        if state == "preparing":
+            for _ in range(3):  # the third cancels the take where it is
+                ex.stop()
+
+    before = paid.sent()
+    result = paid.build("one", hook=hook)
+    assert result.scenes["one"].state == "stopped" and paid.sent() == before
+    assert result.committed == 0  # it had not started to send: nothing owed
+    (att,) = paid.attempts("one")
+    assert (att.state, att.error) == ("not_sent", "interrupted while sending")
+
+
+def test_takes_waiting_for_another_machine_say_which(paid: Rig, bucket: Bucket) -> None:
+    team = team_of(paid, bucket)
+    alive = Owner(_host_id(), os.getppid(), "", "busy")
+    for t in (1, 2):
+        claim_as(team, alive, paid.key("pair", t), "claimed", None)
+    waited: set[str] = set()
+
+    def hook(ex: Executor, label: str, state: str, detail: str) -> None:
+        if state == "waiting":
+            waited.add(label)
+            if waited == {"pair#1", "pair#2"}:
+                ex.stop()
+
+    result = paid.build("pair", team=team, hook=hook)
+    assert waited == {"pair#1", "pair#2"} and result.scenes["pair"].state == "stopped"
+    assert paid.attempts() == []
