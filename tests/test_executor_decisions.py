@@ -400,6 +400,7 @@ def test_the_budget_stops_the_build_at_the_first_take_that_does_not_fit(
     assert states == {"s0": "done", "s1": "over-budget", "s2": "over-budget"}
     assert "would exceed the budget of $0.42" in (result.scenes["s1"].error or "")
     assert result.scenes["s2"].error == "not submitted: the budget is spent"
+    assert rig.events.detail("s2", "over-budget") == "not submitted: the budget is spent"
     assert (result.halted or "").startswith("over budget: $0.42 already sent or reserved")
     assert result.committed == TAKE and result.sent == TAKE
     assert rig.executor is not None and rig.executor.budget.cap == TAKE
@@ -877,6 +878,7 @@ def test_a_url_that_cannot_be_reached_now_is_tried_again_later(paid: Rig) -> Non
     out = result.scenes["one"]
     assert out.state == "failed"
     assert (out.error or "").startswith("take 1: could not fetch its recorded URL: ")
+    assert paid.events.detail("one", "failed") == out.error
     assert paid.store.unfetchable(take.key, take.url or "") is None
     plan, _ = paid.plan("one")
     assert plan.scenes["one"].decisions[1].action == "fetch"
