@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import Child
 
 from storyc.cli import client as daemon
 from storyc.media import ffmpeg as media
@@ -409,24 +410,17 @@ def test_ctrl_c_stops_a_build_in_the_daemon_as_here(tmp_path: Path) -> None:
     assert code == 0, err
     try:
         env = {k: v for k, v in os.environ.items() if k != daemon.DISABLE_ENV}
-        p = subprocess.Popen(
-            [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert p.stdout is not None
-        seen = []
-        for line in p.stdout:  # Ctrl-C once the first scene is done (an event, not a time)
-            seen.append(line)
-            if '"state": "done"' in line:
-                p.send_signal(signal.SIGINT)
-                break
-        rest, err = p.communicate(timeout=TIMEOUT)
+        cmd = [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"]
+        with Child(cmd, cwd=str(root), env=env) as p:
+            seen = []
+            for line in p.lines(TIMEOUT):  # Ctrl-C once the first scene is done (an event)
+                seen.append(line)
+                if '"state": "done"' in line:
+                    p.send_signal(signal.SIGINT)
+                    break
+            code, rest, err = p.finish(TIMEOUT)
         evs = [json.loads(x) for x in [*seen, *rest.splitlines()]]
-        assert p.returncode == 130, err
+        assert code == 130, err
         summary = evs[-1]
         assert summary["event"] == "summary" and summary["interrupted"] is True
         assert summary["scenes"]["stopped"] >= 1  # type: ignore[index]
