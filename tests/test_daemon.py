@@ -117,12 +117,18 @@ def test_answers_equal_the_command_on_its_own(project: Path) -> None:
     story = root / "main.story"
     text = STORY
     for edit in (
-        lambda t: t.replace("empty alley", "rainy alley"),  # one scene
         lambda t: t.replace('"at dusk"', '"at dawn"'),  # a let: the scene that uses it
-        lambda t: t + 'scene coda {\n  prompt = "The lights go out"\n}\n',  # a new scene
-        lambda t: t.replace("duration = 10", "duration = 11"),  # an error (E-code)
-        lambda t: t.replace("duration = 11", "duration = 10"),  # and its fix
-        lambda t: t.replace("scene stall {", "scene stall {\n  takes = 2"),  # two takes
+        # a new scene, and an error (E204) in another
+        lambda t: (
+            t.replace("duration = 10", "duration = 11")
+            + 'scene coda {\n  prompt = "The lights go out"\n}\n'
+        ),
+        # the error fixed, two takes of a scene, one scene's prompt
+        lambda t: (
+            t.replace("duration = 11", "duration = 10")
+            .replace("scene stall {", "scene stall {\n  takes = 2")
+            .replace("empty alley", "rainy alley")
+        ),
     ):
         text = edit(text)
         story.write_text(text, "utf-8")
