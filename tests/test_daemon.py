@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import Child
 
 from storyc.cli import client as daemon
 from storyc.media import ffmpeg as media
@@ -116,12 +117,18 @@ def test_answers_equal_the_command_on_its_own(project: Path) -> None:
     story = root / "main.story"
     text = STORY
     for edit in (
-        lambda t: t.replace("empty alley", "rainy alley"),  # one scene
         lambda t: t.replace('"at dusk"', '"at dawn"'),  # a let: the scene that uses it
-        lambda t: t + 'scene coda {\n  prompt = "The lights go out"\n}\n',  # a new scene
-        lambda t: t.replace("duration = 10", "duration = 11"),  # an error (E-code)
-        lambda t: t.replace("duration = 11", "duration = 10"),  # and its fix
-        lambda t: t.replace("scene stall {", "scene stall {\n  takes = 2"),  # two takes
+        # a new scene, and an error (E204) in another
+        lambda t: (
+            t.replace("duration = 10", "duration = 11")
+            + 'scene coda {\n  prompt = "The lights go out"\n}\n'
+        ),
+        # the error fixed, two takes of a scene, one scene's prompt
+        lambda t: (
+            t.replace("duration = 11", "duration = 10")
+            .replace("scene stall {", "scene stall {\n  takes = 2")
+            .replace("empty alley", "rainy alley")
+        ),
     ):
         text = edit(text)
         story.write_text(text, "utf-8")
@@ -409,24 +416,17 @@ def test_ctrl_c_stops_a_build_in_the_daemon_as_here(tmp_path: Path) -> None:
     assert code == 0, err
     try:
         env = {k: v for k, v in os.environ.items() if k != daemon.DISABLE_ENV}
-        p = subprocess.Popen(
-            [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"],
-            cwd=root,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert p.stdout is not None
-        seen = []
-        for line in p.stdout:  # Ctrl-C once the first scene is done (an event, not a time)
-            seen.append(line)
-            if '"state": "done"' in line:
-                p.send_signal(signal.SIGINT)
-                break
-        rest, err = p.communicate(timeout=TIMEOUT)
+        cmd = [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"]
+        with Child(cmd, cwd=str(root), env=env) as p:
+            seen = []
+            for line in p.lines(TIMEOUT):  # Ctrl-C once the first scene is done (an event)
+                seen.append(line)
+                if '"state": "done"' in line:
+                    p.send_signal(signal.SIGINT)
+                    break
+            code, rest, err = p.finish(TIMEOUT)
         evs = [json.loads(x) for x in [*seen, *rest.splitlines()]]
-        assert p.returncode == 130, err
+        assert code == 130, err
         summary = evs[-1]
         assert summary["event"] == "summary" and summary["interrupted"] is True
         assert summary["scenes"]["stopped"] >= 1  # type: ignore[index]
