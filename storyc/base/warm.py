@@ -19,8 +19,14 @@ the registry only saves re-reading it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # not imported by every command's start (the no-op build's fast path)
+    from storyc.base.hashing import DigestCache
 
 T = TypeVar("T")
 
@@ -94,3 +100,27 @@ def run_later(failed: Callable[[Exception], None] | None = None) -> None:
             fn()
         except Exception as exc:
             failed(exc)
+
+
+# -- what every command keeps the same way ------------------------------------------------
+
+
+def digest_cache(root: str | os.PathLike[str]) -> DigestCache:
+    """The project's persistent digest cache, `.storyc/digests.json`; when enabled, the one
+    the last command used (being stat-keyed, it stays right as files change)."""
+    from storyc.base.hashing import DigestCache
+
+    return held(
+        ("digests", str(root)), lambda: DigestCache(Path(root) / ".storyc" / "digests.json")
+    )
+
+
+def save_soon(digests: DigestCache) -> None:
+    """`digests.save()` as a best effort (a cache that cannot be written only makes the
+    next command slower): now, or when enabled once the answer is out."""
+
+    def save() -> None:
+        with contextlib.suppress(OSError):
+            digests.save()
+
+    later(save, ("digests", id(digests)))

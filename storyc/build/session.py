@@ -171,11 +171,7 @@ class BuildSession:
         if root is None:
             self.error(f"error: no storyc project at {args.path}")
             return ExitCode.ENVIRONMENT
-        # stat-keyed, and kept by a long-lived process (storyc daemon) while the files
-        # they describe are as they were (storyc.base.warm)
-        digests = self.digests = warm.held(
-            ("digests", str(root)), lambda: DigestCache(root / ".storyc" / "digests.json")
-        )
+        digests = self.digests = warm.digest_cache(root)
         cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)

@@ -69,6 +69,10 @@ COMMANDS = {
     "daemon": "storyc.cli.daemon",
 }
 
+# The commands that ask the project's daemon first (storyc.cli.client.SERVED, less `build`,
+# which asks after its fast path), named here so that no other command imports the client.
+ASKS_DAEMON = frozenset({"check", "compile", "plan", "why"})
+
 EPILOG = """\
 examples:
   storyc init my-film          start a new project
@@ -133,8 +137,7 @@ def project_digests(path: str | os.PathLike[str]) -> DigestCache:
         return DigestCache(None)
     from storyc.base import warm
 
-    # stat-keyed: one held by a long-lived process (storyc daemon) stays right as files change
-    return warm.held(("digests", str(root)), lambda: DigestCache(root / ".storyc" / "digests.json"))
+    return warm.digest_cache(root)
 
 
 def add_remote_flags(p: argparse.ArgumentParser) -> None:
@@ -189,12 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"storyc {__version__}")
         return ExitCode.OK
     first = next((w for w in words if not w.startswith("-")), None)
-    if first in (
-        "check",
-        "compile",
-        "plan",
-        "why",
-    ):  # storyc.cli.client.SERVED, without importing it
+    if first in ASKS_DAEMON:
         from storyc.cli.client import try_served
 
         try:

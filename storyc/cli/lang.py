@@ -12,7 +12,6 @@ line, "internal error: ...", exit 1, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
@@ -169,12 +168,7 @@ def _compile(path: str, *, state: bool = True, **options: Any) -> Compilation:
 
         comp = compile_project(path, digests=digests, **options)
     settle()  # the compilation lives as long as the command (storyc.base.memory)
-
-    def save() -> None:
-        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            digests.save()
-
-    warm.later(save, ("digests", id(digests)))
+    warm.save_soon(digests)
     return comp
 
 

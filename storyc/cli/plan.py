@@ -10,7 +10,6 @@ and only while holding the project's build lock.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import difflib
 import json
 import os
@@ -248,11 +247,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
                 journal.close()
 
     # caches only: a long-lived process writes them once its answer is out
-    def save_digests() -> None:
-        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
-            digests.save()
-
-    warm.later(save_digests, ("digests", id(digests)))
+    warm.save_soon(digests)
     if cache is not None:
         kept = cache
         warm.later(lambda: kept.save(keys_seen=len(kept.keys)), ("build-cache", str(root)))
