@@ -83,3 +83,10 @@ def test_check_hashes_an_unchanged_asset_once(
     assert main(["check", str(tmp_path)]) == ExitCode.OK
     assert main(["compile", str(tmp_path), "--json"]) == ExitCode.OK
     assert reads == []
+
+
+def test_the_commands_that_ask_the_daemon_first_are_those_it_serves() -> None:
+    from storyc.cli import ASKS_DAEMON
+    from storyc.cli.client import SERVED, STREAMED
+
+    assert SERVED - STREAMED == ASKS_DAEMON  # build asks after its fast path (cli/build.py)

@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.cli.client import (
     IDLE_S,
@@ -479,7 +480,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, server.sigint)
     server.handles_sigint = True
-    print(f"storyc daemon {os.getpid()}: serving {root}", flush=True)
+    print(printable(f"storyc daemon {os.getpid()}: serving {root}"), flush=True)
     try:
         server.serve()
     except KeyboardInterrupt:
@@ -520,7 +521,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             return ExitCode.FAILED
         st = ask(sock, {"op": "status"}, timeout=2.0)
         if st is not None and st.get("pid") == proc.pid:
-            print(f"storyc daemon: serving {root} (pid {proc.pid})")
+            print(printable(f"storyc daemon: serving {root} (pid {proc.pid})"))
             return ExitCode.OK
         time.sleep(0.05)
     print(f"storyc daemon: not ready after {args.wait:g} s (pid {proc.pid})", file=sys.stderr)
