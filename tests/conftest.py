@@ -1,4 +1,5 @@
-"""Shared pytest configuration: the --update-golden switch and the `golden` fixture.
+"""Shared pytest configuration: the --update-golden switch and the `golden` fixture, and
+`s3`, a real S3 endpoint on loopback (moto's server) for a test module.
 
 Golden files are rewritten only with `pytest --update-golden`; CI never passes it, so a
 missing or different golden file fails the test.
@@ -6,8 +7,9 @@ missing or different golden file fails the test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +41,14 @@ def golden(request: pytest.FixtureRequest) -> GoldenCheck:
         assert actual == expected, f"output differs from golden file {path}"
 
     return check
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """A real S3 endpoint on loopback (tests/s3_support.py), one per test module; each
+    module's `bucket` fixture makes a fresh bucket and clears its faults."""
+    from s3_support import S3Server  # moto: only for the modules that use it
+
+    srv = S3Server()
+    yield srv
+    srv.stop()

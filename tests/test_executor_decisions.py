@@ -1101,13 +1101,6 @@ def test_a_scene_the_plan_blocks_is_reported_and_blocks_its_dependents(paid: Rig
 # -- with a team store: pull before paying, one payer per request, push after --------------
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    srv = S3Server()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
 def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
     for k, v in ACCESS.items():

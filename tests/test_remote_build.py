@@ -37,13 +37,6 @@ from storyc.state.journal import Journal
 from storyc.state.lockfile import LockFile
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    srv = S3Server()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
 def bucket(s3: S3Server) -> Iterator[Bucket]:
     s3.faults.clear()

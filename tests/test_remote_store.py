@@ -22,21 +22,14 @@ from storyc.remote.team import Damaged, Miss, TeamStore
 from storyc.state.store import Store
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[S3Server]:
-    srv = S3Server()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def bucket(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
+def bucket(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket]:
     for k, v in ACCESS.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("STORYC_REMOTE_TIMEOUT", "2")
-    server.faults.clear()
-    yield server.new_bucket()
-    server.faults.clear()
+    s3.faults.clear()
+    yield s3.new_bucket()
+    s3.faults.clear()
 
 
 def _team(bucket: Bucket, root: Path, warnings: list[str] | None = None) -> TeamStore:
