@@ -670,6 +670,7 @@ def test_tasks_sent_for_an_earlier_version_are_collected(paid: Rig) -> None:
     rec = paid.store.lookup_render(old.key)
     assert rec is not None and rec.output == found.output and rec.task_id == old.task_id
     assert rec.scene == "one" and rec.take == 1 and rec.url == found.url
+    assert rec.duration == 5  # as the provider reported it
     assert paid.events.notes == [
         f"one: collected task {old.task_id}, sent for an earlier version of the scene "
         "(kept in the store: going back to it costs nothing)"
@@ -824,6 +825,15 @@ def test_a_reused_take_without_a_known_length_is_measured(paid: Rig) -> None:
     again = result.scenes["one"].takes[1]
     assert again.how == "recovered" and again.duration == pytest.approx(take.duration, abs=0.1)
     assert paid.lock.table("inference")["one"].takes[0].duration == again.duration
+
+
+def test_a_reused_take_keeps_its_recorded_length_unmeasured(paid: Rig) -> None:
+    # a no-op build reads what the lock knows: it probes no video (4.5 s is not the file's)
+    paid.build("one")
+    paid.lock.table("inference")["one"].takes[0].duration = 4.5
+    result = paid.build("one")
+    again = result.scenes["one"].takes[1]
+    assert again.how == "reused" and again.duration == 4.5
 
 
 def test_a_missing_output_is_fetched_from_its_recorded_url_and_checked(paid: Rig) -> None:
