@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import time
@@ -352,7 +353,7 @@ def test_a_paid_take_is_recorded_before_it_is_sent_and_after_it_finished(paid: R
     assert (att.state, att.key, att.take, att.estimate) == ("completed", take.key, 1, TAKE)
     assert att.task_id == take.task_id and att.output == take.digest and att.url == take.url
     assert att.base_url == paid.server.url and att.body_digest and not att.detached  # type: ignore[union-attr]
-    assert take.cost == TAKE and take.duration is not None and take.duration > 4
+    assert take.cost == TAKE and take.duration == 5  # as the provider reported it
     rec = paid.store.lookup_render(take.key)
     assert rec is not None and (rec.output, rec.task_id, rec.url) == (
         take.digest,
@@ -1173,6 +1174,23 @@ def test_a_paid_render_is_claimed_then_pushed_and_pulled_by_the_next_machine(
     rec = b.store.lookup_render(take.key)
     assert rec is not None and rec.output == take.digest
     assert b.lock.table("inference")["one"].takes[0].output == take.digest
+    b.close()
+
+
+def test_a_pulled_take_whose_record_has_no_length_is_measured(
+    tmp_path: Path, paid: Rig, bucket: Bucket
+) -> None:
+    # a record pushed without a length (its length is optional): measured here, so the
+    # lock and a base edit downstream know it
+    take = paid.build("one", team=team_of(paid, bucket)).scenes["one"].takes[1]
+    (name,) = bucket.keys("renders/")
+    raw = json.loads(bucket.get(name))
+    del raw["duration"]
+    bucket.put(name, json.dumps(raw).encode())
+    b = Rig(tmp_path / "b", STORY, "inference", paid.server)
+    got = b.build("one", team=team_of(b, bucket)).scenes["one"].takes[1]
+    assert got.how == "pulled" and got.duration == take.duration == 5
+    assert b.lock.table("inference")["one"].takes[0].duration == 5
     b.close()
 
 
