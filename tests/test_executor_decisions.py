@@ -497,6 +497,7 @@ def test_a_send_that_may_have_arrived_is_never_sent_again(paid: Rig) -> None:
     assert out.state == "unknown" and "storyc adopt one TASK_ID" in (out.error or "")
     (att,) = paid.attempts("one")
     assert att.state == "unknown" and att.may_have_cost
+    assert att.error and (out.error or "").startswith(f"{att.error}; ")  # the journal says why
     assert result.committed == TAKE  # it may have cost: it stays reserved
     assert result.submitted == 0 and "retrying" not in paid.events.of("one")
     assert paid.server.faults.counts["submit"] == 1  # type: ignore[union-attr]
