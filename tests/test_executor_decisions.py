@@ -1095,6 +1095,31 @@ def test_a_stopped_build_asks_about_no_stray_task(paid: Rig) -> None:
     assert paid.journal.get(old.id).state == "submitted"  # type: ignore[union-attr]
 
 
+def test_a_scene_uses_a_recorded_upstream_and_one_built_now(
+    tmp_path: Path, provider: loopback.LoopbackServer
+) -> None:
+    # `a` is not built now (its recorded output is used), `b` is: `c` waits for `b` and is
+    # decided with both, whichever of its upstream scenes comes first
+    story = (
+        HEAD
+        + 'scene a { prompt = "The shore"  duration = 5 }\n'
+        + 'scene b { prompt = "The pier"  duration = 5 }\n'
+        + 'scene c { start = a.last_frame  end = b.first_frame  prompt = "Between"  duration = 5 }\n'
+    )
+    rig = paid_rig(tmp_path, provider, story)
+    assert list(rig.comp.requests["c"].upstream) == ["a", "b"]
+    a = rig.build("a").scenes["a"].takes[1].digest
+    result = rig.build("b", "c")
+    b = result.scenes["b"].takes[1].digest
+    c = result.scenes["c"]
+    assert c.state == "done" and c.takes[1].how == "rendered"
+    assert rig.events.detail("c", "waiting") == "for b"
+    assert c.takes[1].key == rig.key("c", a=a, b=b)
+    plan, _ = rig.plan()
+    assert plan.scenes["c"].status == "up-to-date"
+    rig.close()
+
+
 def test_a_preview_build_asks_about_no_stray_task(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "p", scenes(1), "preview", None)
     result = rig.build()
