@@ -1220,6 +1220,35 @@ def test_a_pulled_take_whose_record_has_no_length_is_measured(
     b.close()
 
 
+def test_a_base_edit_the_team_has_in_part_is_priced_with_its_base_after_asking(
+    tmp_path: Path, paid: Rig, bucket: Bucket
+) -> None:
+    # `one` renders here (the team lost it), so `snow` waits; once `one` is there the team
+    # has `snow`'s first take: the second is still sent, priced from the length of `one`
+    # (a budget refuses a take of unknown cost)
+    story = HEAD + 'scene one { prompt = "A quiet street"  duration = 5 }\n'
+    story += 'scene snow { edit = one  prompt = "Make it snow"  takes = 2 }\n'
+    a = paid_rig(tmp_path, paid.server, story)  # type: ignore[arg-type]
+    first = a.build(team=team_of(a, bucket))
+    one = first.scenes["one"].takes[1].digest
+    assert len(bucket.keys("renders/")) == 3
+    for key in (a.key("one"), a.key("snow", 2, one=one)):
+        for name in bucket.keys(f"renders/{key.removeprefix('sha256:')}/"):
+            bucket.delete(name)
+    a.close()
+    b = Rig(tmp_path / "b", story, "inference", paid.server)
+    result = b.build(team=team_of(b, bucket), max_cost=Decimal(5))
+    snow = result.scenes["snow"]
+    assert result.scenes["one"].takes[1].digest == one  # the same video: the same keys
+    assert snow.state == "done", snow.error
+    assert (snow.takes[1].how, snow.takes[2].how) == ("pulled", "rendered")
+    assert b.planner is not None
+    price = b.planner.price(b.comp.requests["snow"], 5.0).amount
+    (att,) = b.attempts("snow")
+    assert att.take == 2 and price is not None and att.estimate == price
+    b.close()
+
+
 def test_a_damaged_team_copy_is_rendered_here_at_its_price(
     tmp_path: Path, paid: Rig, bucket: Bucket, s3: S3Server
 ) -> None:
