@@ -37,6 +37,7 @@ from storyc.compiler import Compilation, compile_project
 from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.provider import loopback
 from storyc.provider.loopback.faults import FaultPlan
+from storyc.provider.task import TERMINAL
 from storyc.provider.uploads import UploadRegistry
 from storyc.remote.claims import ClaimBook, Owner, _host_id
 from storyc.remote.planning import plan_with_remote
@@ -683,6 +684,24 @@ def test_tasks_sent_for_an_earlier_version_are_collected(paid: Rig) -> None:
     assert back.submitted == 0 and back.scenes["one"].takes[1].digest == found.output
 
 
+def test_every_take_re_attached_and_every_stray_collected_is_counted(paid: Rig) -> None:
+    paid.build("pair", detach=True)
+    done = paid.build("pair")  # waits: both takes re-attached
+    assert done.ok and (done.reattached, done.submitted) == (2, 0)
+    paid.edit('"Two takes of the harbour"', '"Two takes of the harbour at dusk"')
+    paid.build("pair", detach=True)
+    sent = [a.task_id for a in paid.attempts("pair") if a.state == "submitted"]
+    book = paid.server.provider.book  # type: ignore[union-attr]
+    for _ in range(500):  # both finished on the provider before the next build asks
+        if all(book.state[t] in TERMINAL for t in sent):
+            break
+        time.sleep(0.02)
+    paid.edit('"Two takes of the harbour at dusk"', '"Two takes of the harbour at night"')
+    result = paid.build("pair")
+    assert len(sent) == 2 and result.ok and result.collected == 2
+    assert len(paid.events.notes) == 2
+
+
 def test_a_stray_task_that_failed_is_recorded_failed(paid: Rig) -> None:
     paid.server.add_fault("submit:fail:times=1")  # type: ignore[union-attr]
     paid.build("one", detach=True)
@@ -1129,7 +1148,8 @@ def test_a_preview_build_asks_about_no_stray_task(tmp_path: Path) -> None:
 def test_a_scene_the_plan_blocks_is_reported_and_blocks_its_dependents(paid: Rig) -> None:
     result = paid.build("after")  # `one` is not built now and has no output yet
     after = result.scenes["after"]
-    assert (after.state, after.error) == ("blocked", "uses scene one, which has no output yet")
+    assert (after.scene, after.state) == ("after", "blocked")
+    assert after.error == "uses scene one, which has no output yet"
     assert paid.events.log == [("after", "blocked", "uses scene one, which has no output yet")]
     assert result.submitted == 0 and paid.attempts() == []
     assert paid.executor is not None and paid.executor._picked["after"].result() is None
@@ -1242,6 +1262,7 @@ def test_a_base_edit_the_team_has_in_part_is_priced_with_its_base_after_asking(
     assert result.scenes["one"].takes[1].digest == one  # the same video: the same keys
     assert snow.state == "done", snow.error
     assert (snow.takes[1].how, snow.takes[2].how) == ("pulled", "rendered")
+    assert b.events.detail("snow#1", "pulling") == "from the team store"
     assert b.planner is not None
     price = b.planner.price(b.comp.requests["snow"], 5.0).amount
     (att,) = b.attempts("snow")
