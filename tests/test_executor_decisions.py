@@ -367,6 +367,7 @@ def test_a_paid_take_is_recorded_before_it_is_sent_and_after_it_finished(paid: R
     states = paid.events.of("one")
     assert states[:2] == ["preparing", "submitting"] and states[-1] == "done"
     assert "submitted" in states and paid.events.detail("one", "done") == "rendered"
+    assert "task:downloading" in states  # the provider's progress, as it comes
     assert paid.events.detail("one", "submitted") == f"task {take.task_id}"
     assert paid.events.detail("one", "preparing") == "hashing inputs, frames"
     assert paid.executor is not None and paid.executor.in_flight == 0
@@ -554,6 +555,8 @@ def test_a_detached_take_is_sent_recorded_and_left_running(paid: Rig) -> None:
     (att,) = paid.attempts("one")
     assert out.state == "running" and att.state == "submitted" and att.detached
     assert result.running == [("one", att.task_id)]
+    counts = paid.server.faults.counts  # type: ignore[union-attr]
+    assert counts["submit"] == 1 and not {"task", "status", "stream"} & set(counts)  # not asked
     assert out.error == (
         f"task {att.task_id} sent; collect it with `storyc build` (or `storyc webhook serve`)"
     )
