@@ -442,8 +442,9 @@ def test_a_balance_refusal_halts_every_send_that_has_not_left(
     rig.close()
 
 
-def test_a_balance_refusal_stops_the_sends_still_preparing(
-    tmp_path: Path, provider: loopback.LoopbackServer
+@pytest.mark.parametrize("refusal", ["402", "401"])  # no balance; a refused key
+def test_a_refusal_stops_the_sends_still_preparing(
+    tmp_path: Path, provider: loopback.LoopbackServer, refusal: str
 ) -> None:
     story = (
         HEAD
@@ -454,11 +455,12 @@ def test_a_balance_refusal_stops_the_sends_still_preparing(
         )
     )
     rig = paid_rig(tmp_path, provider, story)
-    provider.add_fault("submit:402:times=1")
+    provider.add_fault(f"submit:{refusal}:times=1")
     provider.add_fault("upload:delay:seconds=0.5")  # s1 and s2 still upload when s0 is refused
     result = rig.build(jobs=4)
     assert [result.scenes[s].state for s in ("s0", "s1", "s2")] == ["failed"] * 3
     assert result.halted and result.halted in (result.scenes["s0"].error or "")
+    assert (result.setup_error == result.halted) is (refusal == "401")
     for s in ("s1", "s2"):
         assert result.scenes[s].error == f"not submitted: {result.halted}"
     assert result.committed == 0 and result.submitted == 0
@@ -1224,6 +1226,19 @@ def test_a_paid_render_is_claimed_then_pushed_and_pulled_by_the_next_machine(
     assert rec is not None and rec.output == take.digest
     assert b.lock.table("inference")["one"].takes[0].output == take.digest
     b.close()
+
+
+def test_the_claim_says_submitting_before_the_request_leaves(paid: Rig, bucket: Bucket) -> None:
+    # a holder that dies from here on leaves a take of unknown fate, not a free one
+    seen: list[str] = []
+
+    def hook(ex: Executor, label: str, state: str, detail: str) -> None:
+        if state == "submitting":  # right before the POST
+            (name,) = bucket.keys("claims/")
+            seen.append(json.loads(bucket.get(name))["state"])
+
+    paid.build("one", team=team_of(paid, bucket), hook=hook)
+    assert seen == ["submitting"] and bucket.keys("claims/") == []
 
 
 def test_a_pulled_take_whose_record_has_no_length_is_measured(
