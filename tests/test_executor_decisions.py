@@ -1144,6 +1144,16 @@ def test_a_scene_uses_a_recorded_upstream_and_one_built_now(
     rig.close()
 
 
+def test_a_scene_whose_upstream_is_not_built_now_is_reused_at_once(paid: Rig) -> None:
+    first = paid.build("one", "after")
+    result = paid.build("after")  # `one` is not part of this build: as recorded
+    after = result.scenes["after"]
+    assert (
+        after.state == "reused" and after.takes[1].digest == first.scenes["after"].takes[1].digest
+    )
+    assert paid.executor is not None and paid.executor._tasks == []  # settled, nothing awaited
+
+
 def test_a_preview_build_asks_about_no_stray_task(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "p", scenes(1), "preview", None)
     result = rig.build()
