@@ -1259,6 +1259,7 @@ def test_a_pulled_take_whose_record_has_no_length_is_measured(
     take = paid.build("one", team=team_of(paid, bucket)).scenes["one"].takes[1]
     (name,) = bucket.keys("renders/")
     raw = json.loads(bucket.get(name))
+    assert raw["duration"] == 5  # pushed with it
     del raw["duration"]
     bucket.put(name, json.dumps(raw).encode())
     b = Rig(tmp_path / "b", STORY, "inference", paid.server)
