@@ -438,6 +438,7 @@ def test_a_balance_refusal_halts_every_send_that_has_not_left(
     assert rig.executor is not None and rig.executor._refused == result.halted
     (failed,) = rig.attempts()  # the others were never journaled
     assert failed.state == "failed" and not failed.may_have_cost
+    assert failed.error == result.halted
     assert provider.faults.counts["submit"] == 1  # nothing else reached the provider
     rig.close()
 
@@ -479,8 +480,8 @@ def test_a_turned_away_send_is_given_back_and_sent_again(paid: Rig) -> None:
     first, second = paid.attempts("one")
     assert first.state == "failed" and not first.may_have_cost and first.task_id is None
     assert second.state == "completed"
-    assert "retrying" in paid.events.of("one")
-    assert paid.events.detail("one", "retrying").endswith("(attempt 2)")
+    assert "retrying" in paid.events.of("one") and first.error
+    assert paid.events.detail("one", "retrying") == f"{first.error} (attempt 2)"
 
 
 def test_a_send_turned_away_more_often_than_the_retries_fails(paid: Rig) -> None:
@@ -544,6 +545,7 @@ def test_a_refused_key_is_a_setup_error_that_halts(
     assert result.committed == 0 and result.submitted == 0
     (att,) = rig.attempts()
     assert att.state == "failed" and not att.may_have_cost
+    assert att.error == result.setup_error
     rig.close()
 
 
@@ -1391,6 +1393,19 @@ def test_a_refused_send_under_a_claim_releases_it(paid: Rig, bucket: Bucket) -> 
     result = paid.build("one", team=team_of(paid, bucket))
     assert result.scenes["one"].state == "failed"
     assert bucket.keys("claims/") == [] and bucket.keys("renders/") == []
+
+
+def test_a_send_stopped_at_the_last_moment_releases_its_claim(paid: Rig, bucket: Bucket) -> None:
+    # the claim said `submitting`, but the guard of the POST said no: nothing left, so no
+    # take of unknown fate is left for the team to adopt
+    def hook(ex: Executor, label: str, state: str, detail: str) -> None:
+        if state == "preparing":
+            ex.stop("interrupted")
+
+    result = paid.build("one", team=team_of(paid, bucket), hook=hook)
+    (att,) = paid.attempts("one")
+    assert result.scenes["one"].state == "stopped" and att.state == "not_sent"
+    assert bucket.keys("claims/") == []
 
 
 def test_a_re_attached_task_is_pushed_and_its_dead_claim_cleared(paid: Rig, bucket: Bucket) -> None:
