@@ -65,6 +65,11 @@ def held(key: Hashable, make: Callable[[], T], fresh: Callable[[T], bool] | None
     return obj
 
 
+def peek(key: Hashable) -> Any:
+    """What is held under `key`, or None (nothing is made)."""
+    return None if _held is None else _held.get(key)
+
+
 def drop(key: Hashable) -> None:
     """Forget what is held under `key` (its next use makes a new one)."""
     if _held is not None:

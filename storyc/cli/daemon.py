@@ -248,12 +248,6 @@ class Server:
             with contextlib.suppress(OSError):
                 os.chdir(self.root)
         self.served += 1
-        if first == "build":
-            # the lock file and the store changed: every kept plan is planned again anyway;
-            # the memory of one that may share scene plans with the build goes now
-            from storyc.base import warm
-
-            warm.drop(("plan", str(self.root), "preview"))
         return {"chunks": [[n, "".join(parts)] for n, parts in chunks], "exit": int(code)}
 
     def _refusal(self, argv: list[str]) -> str | None:
