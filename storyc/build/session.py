@@ -466,6 +466,8 @@ class BuildSession:
             if self.cache.holds(comp):
                 io.use_known_keys(self.cache.keys)  # same requests: same keys
                 io.lock_is_current = lock_cached and self.cached_compilation
+            # kept by a long-lived process: what the last build found right, entry by entry
+            io.verified = warm.held(("lock-verified", str(root), backend_name), dict)
             if journal is not None:
                 # we hold the build lock: every send of another build is from one that is
                 # gone; what it was sending is of unknown fate until the user decides
