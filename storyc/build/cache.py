@@ -116,6 +116,11 @@ def _lock_sig(path: Path) -> list[Any] | None:
     return list(s) if s is not None else None
 
 
+# A long-lived process that compiled the project to decide whether to run a build
+# (storyc.cli.daemon) hands that compilation to the build: (real path, target, BuildInput)
+HANDED_OVER = ("build-input",)
+
+
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.path = root / ".storyc" / CACHE_NAME
@@ -198,6 +203,19 @@ class BuildCache:
             for take, backend, upstream, key in by_fp[1].get(req.fingerprint, ()):
                 self._scene_keys[(scene, take, backend, upstream)] = key
         return bi
+
+    def handed_over(self, path: str | os.PathLike[str], target: str | None) -> BuildInput | None:
+        """The compilation a long-lived process made of `path` for this very build, just
+        before it (`HANDED_OVER`), if it is this cache's current one; else None."""
+        from storyc.base import warm
+
+        got = warm.take(HANDED_OVER)
+        if got is None:
+            return None
+        p, t, bi = got
+        if p != os.path.realpath(path) or t != target or not self.holds(bi):
+            return None
+        return bi  # type: ignore[no-any-return]
 
     def holds(self, bi: BuildInput) -> bool:
         """Whether `keys` are for `bi`'s requests."""

@@ -175,7 +175,9 @@ class BuildSession:
         cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
-        comp = cache.compile(Path(args.path), args.target, digests)
+        comp = cache.handed_over(args.path, args.target) or cache.compile(
+            Path(args.path), args.target, digests
+        )
         settle()  # the compilation lives as long as the build (storyc.base.memory)
         self.cached_compilation = cache.cached
         if not comp.found or not comp.ok and not comp.rendered:
