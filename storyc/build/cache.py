@@ -193,16 +193,21 @@ class BuildCache:
         self.cached = isinstance(comp, StoredCompilation)
         bi = self._current = BuildInput.of(comp)
         self._scene_keys = {}
-        by_fp = self._by_fp
-        if by_fp is None or by_fp[0] is not self._keys:  # made once per set of keys
-            index: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
-            for (fp, take, backend, upstream), key in self._keys.items():
-                index.setdefault(fp, []).append((take, backend, upstream, key))
-            by_fp = self._by_fp = (self._keys, index)
+        by_fp = self._index()
         for scene, req in bi.requests.items():
             for take, backend, upstream, key in by_fp[1].get(req.fingerprint, ()):
                 self._scene_keys[(scene, take, backend, upstream)] = key
         return bi
+
+    def _index(self) -> tuple[Any, dict[str, list[tuple[int, str, Any, str]]]]:
+        """fingerprint -> its keys, made once per set of keys."""
+        by_fp = self._by_fp
+        if by_fp is None or by_fp[0] is not self._keys:
+            index: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
+            for (fp, take, backend, upstream), key in self._keys.items():
+                index.setdefault(fp, []).append((take, backend, upstream, key))
+            by_fp = self._by_fp = (self._keys, index)
+        return by_fp
 
     def handed_over(self, path: str | os.PathLike[str], target: str | None) -> BuildInput | None:
         """The compilation a long-lived process made of `path` for this very build, just
@@ -316,5 +321,10 @@ class BuildCache:
             self._sig = stat_sig(self.path)
         except (OSError, TypeError, ValueError):
             pass  # a cache we cannot write is only slower
-        self._keys = keys
+        if keys != self._keys:  # the same set keeps its index
+            self._keys = keys
+            from storyc.base import warm
+
+            if warm.enabled():  # a long-lived process saves once the answer is out:
+                self._index()  # the next command finds the index made
         self.dirty = False

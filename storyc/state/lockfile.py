@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from storyc.base import warm
 from storyc.base.fsio import atomic_write
 from storyc.base.hashing import is_digest
 
@@ -83,9 +84,9 @@ class SceneEntry:
 
 @dataclass
 class LockFile:
-    """The lock file's two tables. Their entries are replaced, never changed in place: a
-    lock kept by a long-lived process (storyc daemon) writes each unchanged entry from the
-    text it made of that very entry last time (`dumps`)."""
+    """The lock file's two tables. A lock kept by a long-lived process (storyc daemon),
+    whose builds replace entries and never change one in place, writes each unchanged
+    entry from the text it made of that very entry last time (`dumps`)."""
 
     scenes: dict[str, SceneEntry] = field(default_factory=dict)  # paid renders
     previews: dict[str, SceneEntry] = field(default_factory=dict)  # preview renders
@@ -184,7 +185,10 @@ class LockFile:
         for n, e in self.scenes.items():  # put there by hand: written where it belongs
             if e.backend == PREVIEW:
                 previews.setdefault(n, e)
-        old, new = self._text, {}
+        # only a long-lived process keeps the text: there the lock is only ever changed
+        # by the build, which replaces entries (storyc pick and tests change one in place)
+        keep = warm.enabled()
+        old, new = self._text if keep else {}, {}
         for table, entries in (("scenes", paid), ("previews", previews)):
             for name in sorted(entries):
                 e = entries[name]
@@ -193,7 +197,8 @@ class LockFile:
                     text = hit[2]
                 else:
                     text = _dump_scene(e, table)
-                new[id(e)] = (e, table, text)
+                if keep:
+                    new[id(e)] = (e, table, text)
                 parts.append("\n" + text)
         self._text = new
         return "".join(parts)
