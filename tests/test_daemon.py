@@ -440,3 +440,51 @@ def test_ctrl_c_stops_a_build_in_the_daemon_as_here(tmp_path: Path) -> None:
         assert storyc(root, "plan") == storyc(root, "plan", local=True)
     finally:
         storyc(root, "daemon", "stop")
+
+
+def test_a_daemon_killed_mid_build_loses_nothing_and_the_next_build_finishes(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL to the daemon while it runs a build (after the first scene's `done`): the
+    client says the daemon stopped answering and fails — it never runs the build a second
+    time behind the user's back — the project lock dies with the daemon, nothing it wrote
+    is half-written, and the next build (in the caller's process: the socket is dead)
+    does exactly what is left and ends where a build that was never killed ends."""
+    root, clean = tmp_path / "p", tmp_path / "clean"
+    make_shots(root)
+    make_shots(clean)
+    code, _, err = storyc(root, "daemon", "start")
+    assert code == 0, err
+    sock = str(root / ".storyc" / daemon.SOCKET_NAME)
+    st = daemon.ask(sock, {"op": "status"})
+    assert st is not None
+    pid = int(st["pid"])
+    try:
+        env = {k: v for k, v in os.environ.items() if k != daemon.DISABLE_ENV}
+        cmd = [sys.executable, "-m", "storyc", "build", "--json", "--jobs", "1"]
+        with Child(cmd, cwd=str(root), env=env) as p:
+            seen = []
+            for line in p.lines(TIMEOUT):
+                seen.append(line)
+                if '"state": "done"' in line:
+                    os.kill(pid, signal.SIGKILL)
+                    break
+            code, rest, err = p.finish(TIMEOUT)
+        assert code == 1, err
+        assert "the daemon stopped answering" in err
+        assert "Traceback" not in err
+        evs = [json.loads(x) for x in [*seen, *rest.splitlines()] if x.startswith("{")]
+        assert not any(e.get("event") == "summary" for e in evs)  # it never ran again here
+        # the lock file, if written, is whole; the next build finishes the rest here
+        code, out, err = storyc(root, "build", "--json")
+        assert code == 0, err
+        done = [e for e in events(out) if e.get("event") == "scene" and e["state"] == "done"]
+        assert 1 <= len(done) <= 3, out  # the killed build's finished scene is not redone
+        code, _, err = storyc(clean, "build", "--json", local=True)
+        assert code == 0, err
+        assert (root / "storyc.lock").read_bytes() == (clean / "storyc.lock").read_bytes()
+        assert links(root) == links(clean)
+        assert storyc(root, "build", "--json")[0] == 0  # and then nothing is left to do
+        assert storyc(root, "plan") == storyc(root, "plan", local=True)
+    finally:
+        storyc(root, "daemon", "stop")

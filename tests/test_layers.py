@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -230,13 +231,19 @@ def test_the_checks_see_a_violation(tmp_path: Path) -> None:
         "if TYPE_CHECKING:\n    from storyc.build import executor\n"
         "def f():\n    from storyc.cli import lang\n"
     )
+    # on a copy of the package: a file written into storyc/ itself would change storyc's
+    # code under a daemon or a no-op build's record in another test running meanwhile
+    global ROOT, PKG
+    saved = ROOT, PKG
+    ROOT, PKG = tmp_path, tmp_path / "storyc"
+    shutil.copytree(saved[1], PKG, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     fake = PKG / "plan" / "_probe_for_test.py"
     try:
         fake.write_text(src, "utf-8")
         _modules.cache_clear()
         found = _internal(fake)
     finally:
-        fake.unlink()
+        ROOT, PKG = saved
         _modules.cache_clear()
         _imports.cache_clear()
     assert {"storyc.build.executor", "storyc.cli.lang"} <= found

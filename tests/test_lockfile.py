@@ -7,6 +7,7 @@ import subprocess
 import tomllib
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import GoldenCheck
@@ -495,3 +496,41 @@ def test_plain_data_that_is_not_a_table_is_refused() -> None:
         with pytest.raises(LockFileError) as exc:
             LockFile.from_data(raw)
         assert exc.value.detail == "not a table"
+
+
+def test_a_kept_lock_writes_each_entry_as_a_fresh_one_would() -> None:
+    """A long-lived process keeps its lock and writes unchanged entries from the text it
+    made of them last time: what it writes is always what a lock read anew writes —
+    after an entry is replaced, moved between tables, removed or added."""
+    import dataclasses
+
+    from storyc.base import warm
+
+    warm.enable()
+    try:
+        _kept_lock_writes_as_fresh(dataclasses)
+    finally:
+        warm.disable()
+    # in a one-shot process an entry changed in place is written as it is now
+    lock = LockFile(scenes={"a": scene("a")})
+    lock.dumps()
+    lock.scenes["a"].picked = 2
+    assert "picked = 2" in lock.dumps()
+
+
+def _kept_lock_writes_as_fresh(dataclasses: Any) -> None:
+    lock = LockFile(scenes={"a": scene("a"), "b": scene("b", n=1)}, previews={"c": preview("c")})
+
+    def fresh() -> str:
+        return LockFile.from_data(lock.to_data()).dumps()
+
+    assert lock.dumps() == fresh()
+    lock.scenes["a"] = dataclasses.replace(lock.scenes["a"], picked=2)
+    assert "picked = 2" in lock.dumps()
+    assert lock.dumps() == fresh()
+    lock.previews["b"] = dataclasses.replace(lock.scenes.pop("b"), backend="preview")
+    assert lock.dumps() == fresh()
+    del lock.previews["c"]
+    lock.scenes["d"] = scene("d", "Mei runs.", n=2)
+    assert lock.dumps() == fresh()
+    assert "[scenes.d]" in lock.dumps() and "[previews.c]" not in lock.dumps()

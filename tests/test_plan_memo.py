@@ -10,6 +10,7 @@ scenes downstream of them.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -176,3 +177,77 @@ def test_an_object_changed_in_place_is_noticed(built: Path) -> None:
     got, full = both()
     assert got.scenes["s5"].status == full.scenes["s5"].status == "render"
     assert plan_json(got) == plan_json(full)
+
+
+def test_after_each_build_in_a_long_lived_process_the_kept_plan_is_the_full_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon's builds (storyc.build.session, warm): after a build the kept plans stand
+    for what the build left (storyc.plan.memo.PlanMemo.rebase), so the next build plans
+    again only the scenes the build touched, the edited ones and what is downstream — and
+    its plan is still the full planner's, scene by scene."""
+    from storyc import cli
+    from storyc.base import warm
+    from storyc.compiler import compile_project
+    from storyc.plan.planner import Planner
+
+    root = tmp_path
+    (root / "assets").mkdir()
+    media.make_test_image(root / "assets" / "pic.png", 640, 360, seed=2)
+    prompts = [f"shot {i}" for i in range(N)]
+    links: list[int | None] = [None, 0, None, 2, 3, None, None, 6]
+    durations = [3] * N
+    (root / "main.story").write_text(story(prompts, links, durations), "utf-8")
+    rnd = random.Random(7)
+    key = ("build-plan", str(root), "preview", False)
+    warm.enable()
+    try:
+        assert cli.run(["build", str(root), "--json"]) == 0
+        patched = 0
+        for step in range(5):
+            i = rnd.randrange(N)
+            prompts[i] = f"shot {i} v{step}"  # never seen before: it must render
+            if step % 2:
+                durations[i] = 8 - durations[i] + 3  # 3 <-> 8
+            (root / "main.story").write_text(story(prompts, links, durations), "utf-8")
+            memo = warm.peek(key)
+            assert isinstance(memo, PlanMemo)
+            assert memo.state is not None  # the build left a plan to build on
+            comp = compile_project(root)
+            store = Store.for_project(root)
+            lock = LockFile.load(LockFile.path_for(root))
+            sources = Sources(lock=lock, store=store, backend="preview")
+            state = sources_state(root, lock, False, store)
+
+            got = memo.plan(comp, sources, state, make=lambda c, s: Planner(c.requests, c.order, s))
+            full = Planner(comp.requests, comp.order, sources).plan()
+            assert plan_json(got) == plan_json(full)
+            assert got.scenes[f"s{i}"].status == "render"
+            if memo.replanned < N:
+                patched += 1
+            capsys.readouterr()
+            assert cli.run(["build", str(root), "--json"]) == 0
+            out = capsys.readouterr().out
+            states = {
+                e["scene"]: e["state"]
+                for e in map(json.loads, out.splitlines())
+                if e.get("event") == "scene"
+            }
+            assert states[f"s{i}"] == "done", states
+        assert patched >= 3  # kept plans were used after builds, not thrown away
+    finally:
+        warm.disable()
+
+
+def test_the_racy_window_follows_the_filesystems_clock() -> None:
+    from storyc.plan.memo import COARSE_NS, FINE_NS, racy_for
+
+    now = 1_800_000_000 * 10**9
+    whole = ("objects", (10, now - 10**9, 1, now - 10**9))  # whole seconds: a coarse clock
+    assert racy_for([whole], now) == COARSE_NS - 10**9
+    assert racy_for([whole], now + COARSE_NS) == 0
+    fine = ("objects", (10, now - 123_456, 1, now - 123_456))  # sub-second digits
+    assert racy_for([fine], now) == FINE_NS - 123_456
+    assert racy_for([fine, whole], now) == FINE_NS - 123_456  # one fine time shows the kind
+    assert racy_for([fine], now + FINE_NS) == 0
+    assert racy_for([("lock", None)], now) == 0  # no signature: nothing to be racy about

@@ -65,6 +65,22 @@ def held(key: Hashable, make: Callable[[], T], fresh: Callable[[T], bool] | None
     return obj
 
 
+def peek(key: Hashable) -> Any:
+    """What is held under `key`, or None (nothing is made)."""
+    return None if _held is None else _held.get(key)
+
+
+def put(key: Hashable, obj: Any) -> None:
+    """Hand `obj` to whoever `take`s `key` next (when enabled; else nothing is kept)."""
+    if _held is not None:
+        _held[key] = obj
+
+
+def take(key: Hashable) -> Any:
+    """What `put` left under `key`, once (then it is gone), or None."""
+    return None if _held is None else _held.pop(key, None)
+
+
 def drop(key: Hashable) -> None:
     """Forget what is held under `key` (its next use makes a new one)."""
     if _held is not None:

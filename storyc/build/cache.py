@@ -116,6 +116,11 @@ def _lock_sig(path: Path) -> list[Any] | None:
     return list(s) if s is not None else None
 
 
+# A long-lived process that compiled the project to decide whether to run a build
+# (storyc.cli.daemon) hands that compilation to the build: (real path, target, BuildInput)
+HANDED_OVER = ("build-input",)
+
+
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.path = root / ".storyc" / CACHE_NAME
@@ -188,16 +193,34 @@ class BuildCache:
         self.cached = isinstance(comp, StoredCompilation)
         bi = self._current = BuildInput.of(comp)
         self._scene_keys = {}
-        by_fp = self._by_fp
-        if by_fp is None or by_fp[0] is not self._keys:  # made once per set of keys
-            index: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
-            for (fp, take, backend, upstream), key in self._keys.items():
-                index.setdefault(fp, []).append((take, backend, upstream, key))
-            by_fp = self._by_fp = (self._keys, index)
+        by_fp = self._index()
         for scene, req in bi.requests.items():
             for take, backend, upstream, key in by_fp[1].get(req.fingerprint, ()):
                 self._scene_keys[(scene, take, backend, upstream)] = key
         return bi
+
+    def _index(self) -> tuple[Any, dict[str, list[tuple[int, str, Any, str]]]]:
+        """fingerprint -> its keys, made once per set of keys."""
+        by_fp = self._by_fp
+        if by_fp is None or by_fp[0] is not self._keys:
+            index: dict[str, list[tuple[int, str, tuple[tuple[str, str], ...], str]]] = {}
+            for (fp, take, backend, upstream), key in self._keys.items():
+                index.setdefault(fp, []).append((take, backend, upstream, key))
+            by_fp = self._by_fp = (self._keys, index)
+        return by_fp
+
+    def handed_over(self, path: str | os.PathLike[str], target: str | None) -> BuildInput | None:
+        """The compilation a long-lived process made of `path` for this very build, just
+        before it (`HANDED_OVER`), if it is this cache's current one; else None."""
+        from storyc.base import warm
+
+        got = warm.take(HANDED_OVER)
+        if got is None:
+            return None
+        p, t, bi = got
+        if p != os.path.realpath(path) or t != target or not self.holds(bi):
+            return None
+        return bi  # type: ignore[no-any-return]
 
     def holds(self, bi: BuildInput) -> bool:
         """Whether `keys` are for `bi`'s requests."""
@@ -298,5 +321,10 @@ class BuildCache:
             self._sig = stat_sig(self.path)
         except (OSError, TypeError, ValueError):
             pass  # a cache we cannot write is only slower
-        self._keys = keys
+        if keys != self._keys:  # the same set keeps its index
+            self._keys = keys
+            from storyc.base import warm
+
+            if warm.enabled():  # a long-lived process saves once the answer is out:
+                self._index()  # the next command finds the index made
         self.dirty = False

@@ -83,6 +83,10 @@ class ProjectIO:
         self._previews_dir = ""
         # set by the session when both the compilation and the lock file come from the cache
         self.lock_is_current = False
+        # scene -> (request, upstream, entry) of entries written or found right from that
+        # very request object; a long-lived process (storyc daemon) hands the next build
+        # the same dict, so after an edit only the edited scenes' entries are made again
+        self.verified: dict[str, tuple[Any, dict[str, str], SceneEntry]] = {}
         self._objects_rel = ""
         self.paid = backend != PREVIEW
         self._paid_current: dict[str, str | None] = {}  # preview builds: current paid clips
@@ -279,16 +283,25 @@ class ProjectIO:
         assert request is not None
         table = self.lock.table(self.backend)
         old = table.get(scene)
+        seen = self.verified.get(scene)
         if (
-            self.lock_is_current
+            (
+                self.lock_is_current
+                or seen is not None
+                and seen[0] is request
+                and seen[2] is old
+                and seen[1] == sp.upstream
+            )
             and old is not None
             and old.picked == picked
             and old.backend == self.backend
             and [(t.take, t.key, t.output) for t in old.takes]
             == [(n, t.key, t.digest) for n, t in sorted(takes.items())]
         ):
-            # the lock file is the one the last build wrote from this same compilation:
-            # an entry with the same keys and outputs is already exactly right
+            # the lock file is the one the last build wrote from this same compilation
+            # (or this entry was made from this very request): an entry with the same
+            # keys and outputs is already exactly right
+            self.verified[scene] = (request, dict(sp.upstream), old)
             self.link_renders(sp, takes, picked)
             return
         material = keys.key_inputs(request, sp.upstream)
@@ -318,6 +331,7 @@ class ProjectIO:
         if table.get(scene) != entry:
             table[scene] = entry
             self._lock_dirty = True
+        self.verified[scene] = (request, dict(sp.upstream), table[scene])
         self.link_renders(sp, takes, picked)
         # a crash loses at most the last moments of lock entries: the store's render
         # records still hold the outputs, and the next build writes them again

@@ -175,7 +175,9 @@ class BuildSession:
         cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
-        comp = cache.compile(Path(args.path), args.target, digests)
+        comp = cache.handed_over(args.path, args.target) or cache.compile(
+            Path(args.path), args.target, digests
+        )
         settle()  # the compilation lives as long as the build (storyc.base.memory)
         self.cached_compilation = cache.cached
         if not comp.found or not comp.ok and not comp.rendered:
@@ -261,6 +263,8 @@ class BuildSession:
         code: int = ExitCode.FAILED
         try:
             code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key, webhook)
+            if self._memo is not None:  # still holding the project: nobody else wrote
+                self._rebase_memos(root, backend_name)
             return code
         finally:
             cache.save(keys_seen=len(cache.keys))
@@ -284,6 +288,36 @@ class BuildSession:
     _cuts: list[Any] = []  # the film stage's outcomes (replaced, never mutated)
     _cut_log: list[tuple[str, dict[str, Any]]] = []  # what the cuts said (for the fast path)
     scenes: list[str] = []  # --scene and --cut (replaced, never mutated)
+    # in a long-lived process: the kept plan, what it planned against, the lock's entries then
+    _memo: tuple[Any, Any, dict[str, Any]] | None = None
+    _plan: Plan | None = None
+
+    def _rebase_memos(self, root: Path, backend: str) -> None:
+        """After a build in a long-lived process (storyc daemon): its kept plans stand for
+        the sources as this build left them, re-planning next time only the scenes it
+        touched — those whose lock entry it replaced, or that had anything to do — and
+        what is downstream of them (storyc.plan.memo). A build only adds outputs, records
+        and entries, so no other scene can plan differently."""
+        from storyc.plan.memo import PlanMemo, settled, sources_state
+
+        assert self._memo is not None
+        memo, before, entries = self._memo
+        lock, store, plan = self._lock, self._store, self._plan
+        if plan is None or lock is None or store is None:
+            memo.rebase(before, None, ())
+            return
+        now = lock.table(backend)
+        touched = {n for n in entries.keys() | now.keys() if entries.get(n) is not now.get(n)}
+        touched.update(
+            n
+            for n, sp in plan.scenes.items()
+            if sp.status != "up-to-date"
+            or any(tp.action != "reuse" or not tp.indexed for tp in sp.decisions.values())
+        )
+        after = settled(lambda: sources_state(root, lock, False, store))
+        for m in (memo, warm.peek(("plan", str(root), backend))):
+            if isinstance(m, PlanMemo):
+                m.rebase(before, after, touched)
 
     def _record_clean(self, root: Path, comp: Any, backend: str) -> None:
         """After a build that found everything selected up to date, remember the state for
@@ -434,6 +468,8 @@ class BuildSession:
             if self.cache.holds(comp):
                 io.use_known_keys(self.cache.keys)  # same requests: same keys
                 io.lock_is_current = lock_cached and self.cached_compilation
+            # kept by a long-lived process: what the last build found right, entry by entry
+            io.verified = warm.held(("lock-verified", str(root), backend_name), dict)
             if journal is not None:
                 # we hold the build lock: every send of another build is from one that is
                 # gone; what it was sending is of unknown fate until the user decides
@@ -461,7 +497,24 @@ class BuildSession:
                 planners.append(Planner(comp.requests, comp.order, sources))
                 return planners[-1].plan(wanted)
 
-            if team is None:
+            if team is None and wanted is None and warm.enabled():
+                # a long-lived process (storyc daemon) plans again only what changed since
+                # its last build or plan (storyc.plan.memo)
+                from storyc.plan.memo import PlanMemo, sources_state
+
+                unknown = bool(args.resubmit_unknown)
+                memo = warm.held(("build-plan", str(root), backend_name, unknown), PlanMemo)
+                before = sources_state(root, lock, False, store)
+                self._memo = (memo, before, dict(lock.table(backend_name)))
+                plan = memo.plan(
+                    comp,
+                    io.sources(resubmit_unknown=unknown),
+                    before,
+                    make=lambda c, src: Planner(c.requests, c.order, src),
+                )
+                assert memo.planner is not None
+                planners.append(memo.planner)
+            elif team is None:
                 plan = make(None)
             else:  # what the team store has is pulled, not paid: asked in batches
                 from storyc.remote.planning import plan_with_remote
@@ -476,6 +529,7 @@ class BuildSession:
                     resubmit_unknown=args.resubmit_unknown,
                 )
             planner = planners[-1]  # the one that made the plan decides what is left
+            self._plan = plan
             detach = self.detach = self._detaching(plan, journal)
             jobs = jobs or (UNCAPPED if detach else 4)
             self._show_plan(plan, backend_name)

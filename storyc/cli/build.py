@@ -12,6 +12,7 @@ refused, never lost.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from storyc.base.diagnostics import printable
@@ -302,7 +303,9 @@ def _pick(root: Path, args: argparse.Namespace) -> int:
         )
         return ExitCode.FAILED
     if entry.picked != args.take:
-        entry.picked = args.take
+        # entries are replaced, never changed in place (LockFile.dumps keeps their text)
+        table = lock.previews if is_preview else lock.scenes
+        table[args.scene] = dataclasses.replace(entry, picked=args.take)
         lock.save(LockFile.path_for(root))
     store.save()
     name = f"renders/preview/{args.scene}.mp4" if keep_main else f"renders/{args.scene}.mp4"

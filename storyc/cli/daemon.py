@@ -242,18 +242,16 @@ class Server:
         except OSError as exc:
             return {"declined": f"cannot run there: {exc.strerror}"}
         finally:
+            from storyc.base import warm
+            from storyc.build.cache import HANDED_OVER
+
+            warm.drop(HANDED_OVER)  # good for the command it was made for only
             sys.stdout, sys.stderr = saved_streams
             os.environ.clear()
             os.environ.update(saved_env)
             with contextlib.suppress(OSError):
                 os.chdir(self.root)
         self.served += 1
-        if first == "build":
-            # the lock file and the store changed: every kept plan is planned again anyway;
-            # the memory of one that may share scene plans with the build goes now
-            from storyc.base import warm
-
-            warm.drop(("plan", str(self.root), "preview"))
         return {"chunks": [[n, "".join(parts)] for n, parts in chunks], "exit": int(code)}
 
     def _refusal(self, argv: list[str]) -> str | None:
@@ -285,7 +283,8 @@ class Server:
 
     @staticmethod
     def _build_refusal(args: argparse.Namespace, root: Path) -> str | None:
-        from storyc.build.cache import BuildCache
+        from storyc.base import warm
+        from storyc.build.cache import HANDED_OVER, BuildCache
         from storyc.cli import project_digests
         from storyc.plan import pricing
 
@@ -297,6 +296,9 @@ class Server:
             return "a detached build"
         # what the project says (the compilation the build is about to make anyway)
         bi = BuildCache.open(root).compile(Path(args.path), args.target, project_digests(root))
+        # the build starts from this very compilation, checked here, instead of compiling
+        # again a moment later (storyc.build.session)
+        warm.put(HANDED_OVER, (os.path.realpath(args.path), args.target, bi))
         settings = bi.settings if bi.ok else {}
         backend = args.backend or _value(settings.get("backend")) or "preview"
         if backend not in pricing.FREE_BACKENDS:

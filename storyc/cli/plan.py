@@ -331,20 +331,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         doc = {**plan.to_json(), "cuts": cuts}
         print(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
     else:
-        rows = [
-            (
-                n,
-                LABELS[plan.scenes[n].status],
-                _takes(plan.scenes[n]),
-                _cost(plan.scenes[n]),
-                _why_line(plan.scenes[n]),
-            )
-            for n in plan.order
-        ]
+        kept = _Rows.held(plan.backend)
+        rows = kept.rows(plan)
         if sys.stdout.isatty():
             _rich_table(rows, _summary(plan))
         else:
-            _plain_table(rows, _summary(plan))
+            _plain_table(rows, _summary(plan), kept)
         for line in cut_lines(cuts):
             print(line)
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
@@ -412,14 +404,56 @@ def cut_lines(cuts: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _plain_table(rows: Sequence[tuple[str, ...]], summary: str) -> None:
+class _Rows:
+    """Each scene plan's table row, and its line at the last widths. A long-lived process
+    (storyc daemon) keeps them: its kept plan hands back the very `ScenePlan` of a scene it
+    did not plan again (storyc.plan.memo), and a row depends on its scene plan alone."""
+
+    def __init__(self) -> None:
+        self.by_plan: dict[int, tuple[ScenePlan, tuple[str, ...]]] = {}
+        self.lines: dict[int, tuple[tuple[str, ...], str]] = {}  # id(row) -> row, line
+        self.widths: tuple[int, ...] = ()
+
+    @staticmethod
+    def held(backend: str) -> _Rows:
+        return warm.held(("plan-rows", backend), _Rows)
+
+    def rows(self, plan: Plan) -> list[tuple[str, ...]]:
+        old, new = self.by_plan, {}
+        out = []
+        for n in plan.order:
+            sp = plan.scenes[n]
+            hit = old.get(id(sp))
+            if hit is not None and hit[0] is sp:
+                row = hit[1]
+            else:
+                row = (n, LABELS[sp.status], _takes(sp), _cost(sp), _why_line(sp))
+            new[id(sp)] = (sp, row)
+            out.append(row)
+        self.by_plan = new  # only what this plan holds: the rest may be freed
+        return out
+
+
+def _plain_table(rows: Sequence[tuple[str, ...]], summary: str, kept: _Rows | None = None) -> None:
     head = ("scene", "status", "takes", "cost", "why")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    widths = tuple(max(len(r[i]) for r in [head, *rows]) for i in range(4))
     a, b, c, d = widths
-    lines = [
-        f"{r[0].ljust(a)}  {r[1].ljust(b)}  {r[2].ljust(c)}  {r[3].ljust(d)}  {r[4]}".rstrip()
-        for r in [head, *rows]
-    ]
+    known: dict[int, tuple[tuple[str, ...], str]] = {}
+    if kept is not None and kept.widths == widths:  # lines of rows kept from the last plan
+        known = kept.lines
+    lines = []
+    made: dict[int, tuple[tuple[str, ...], str]] = {}
+    for r in [head, *rows]:
+        hit = known.get(id(r))
+        if hit is not None and hit[0] is r:
+            line = hit[1]
+        else:
+            line = f"{r[0].ljust(a)}  {r[1].ljust(b)}  {r[2].ljust(c)}  {r[3].ljust(d)}  {r[4]}"
+            line = line.rstrip()
+        made[id(r)] = (r, line)
+        lines.append(line)
+    if kept is not None:
+        kept.lines, kept.widths = made, widths
     lines.append(summary)
     # one write, escaped once: 10,000 rows printed one by one were most of a plan's time
     sys.stdout.write(printable("\n".join(lines)) + "\n")

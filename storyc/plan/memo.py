@@ -26,7 +26,13 @@ from storyc.compiler import Compilation
 from storyc.plan.planner import Plan, Planner, ScenePlan, Sources, planner_for
 from storyc.targets.request import Request
 
-RACY_NS = 2_000_000_000  # a folder changed this recently could change again unseen
+# How recent a stat signature's time may be before a change within the same clock tick could
+# hide behind it. A filesystem that keeps sub-second times stamps them from the kernel's
+# clock, whose tick is at most 10 ms (HZ=100): 50 ms is five of those. One that keeps whole
+# seconds (or FAT's two) needs two seconds.
+FINE_NS = 50_000_000
+COARSE_NS = 2_000_000_000
+RACY_NS = COARSE_NS  # the window when nothing shows which kind of filesystem it is
 
 
 def closure(start: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
@@ -54,15 +60,53 @@ def _relied_on(scenes: Iterable[ScenePlan]) -> set[str]:
     return out
 
 
-def racy(state: Iterable[Any], now_ns: int | None = None) -> bool:
-    """Whether a stat signature in `state` (tuples ending in (size, mtime_ns, ino,
-    ctime_ns)) is so recent that a change within the same clock tick could hide."""
-    now = time.time_ns() if now_ns is None else now_ns
+def _sigs(state: Iterable[Any]) -> list[tuple[int, int, int, int]]:
+    out = []
     for item in state:
         sig = item[-1] if isinstance(item, tuple) and item and isinstance(item[-1], tuple) else item
-        if isinstance(sig, tuple) and len(sig) == 4 and now - max(sig[1], sig[3]) < RACY_NS:
-            return True
-    return False
+        if isinstance(sig, tuple) and len(sig) == 4:
+            out.append(sig)
+    return out
+
+
+def window_ns(sigs: Iterable[tuple[int, int, int, int]]) -> int:
+    """The racy window for these signatures: fine when any time in them has sub-second
+    digits (the filesystem keeps them), else coarse."""
+    for s in sigs:
+        if s[1] % 1_000_000_000 or s[3] % 1_000_000_000:
+            return FINE_NS
+    return COARSE_NS
+
+
+def racy_for(state: Iterable[Any], now_ns: int | None = None) -> int:
+    """How long (ns) until no stat signature in `state` (tuples ending in (size,
+    mtime_ns, ino, ctime_ns)) is recent enough that a change within the same clock tick
+    could hide behind it; 0 when none is."""
+    now = time.time_ns() if now_ns is None else now_ns
+    sigs = _sigs(state)
+    if not sigs:
+        return 0
+    newest = max(max(s[1], s[3]) for s in sigs)
+    return max(0, window_ns(sigs) - (now - newest))
+
+
+def racy(state: Iterable[Any], now_ns: int | None = None) -> bool:
+    return racy_for(state, now_ns) > 0
+
+
+def settled(make_state: Callable[[], Any]) -> Any:
+    """`make_state()` once no time in it is recent enough to hide a change, or None when
+    that is further off than a fine window. The caller keeps other writers out (it holds
+    the project lock): waiting out the tick of its own last write is then enough."""
+    state = make_state()
+    wait = racy_for(state)
+    if wait == 0:
+        return state
+    if wait > FINE_NS:
+        return None
+    time.sleep(wait / 1e9)
+    state = make_state()
+    return None if racy(state) else state
 
 
 class PlanMemo:
@@ -77,9 +121,18 @@ class PlanMemo:
         self.down: dict[str, set[str]] = {}
         self.objects: dict[str, Any] = {}  # object file -> its stat signature then
         self.replanned = 0  # scenes planned by the last call (tests and bench read it)
+        self.dirty: set[str] = set()  # scenes a build touched since (see `rebase`)
+        self.planner: Planner | None = None  # the last call's planner (a build goes on with it)
 
-    def plan(self, comp: Compilation, sources: Sources, state: Any) -> Plan:
-        planner = planner_for(comp, sources)
+    def plan(
+        self,
+        comp: Compilation,
+        sources: Sources,
+        state: Any,
+        make: Callable[[Compilation, Sources], Planner] = planner_for,
+    ) -> Plan:
+        """The plan `make(comp, sources).plan()` gives, re-planning only what changed."""
+        planner = self.planner = make(comp, sources)
         shape = (sources.backend, planner.order, planner.extra, planner.broken, planner.blocked)
         last = self.last
         if (
@@ -95,6 +148,7 @@ class PlanMemo:
             fresh: Iterable[ScenePlan] = plan.scenes.values()
         else:
             plan, fresh = self._patched(planner, comp, last)
+        self.dirty = set()
         self.state = None if state is None or racy(state) else state
         self.shape = shape
         self.requests = dict(comp.requests)
@@ -108,6 +162,18 @@ class PlanMemo:
             if racy(new.values()):
                 self.state = None
         return plan
+
+    def rebase(self, before: Any, after: Any, touched: Iterable[str]) -> None:
+        """A build that kept every other writer out (it held the project lock) went from
+        sources `before` to `after`, changing what the planner reads only for the scenes
+        in `touched` (their lock entries, outputs and records): a memo that planned against
+        `before` now stands for `after`, with those scenes (and what is downstream of them)
+        planned again next time. Anything else, or `after` None, means a full plan."""
+        if self.last is None or after is None or self.state is None or self.state != before:
+            self.state = None
+            return
+        self.state = after
+        self.dirty |= set(touched)
 
     def _full(self, planner: Planner, comp: Compilation) -> Plan:
         self.down = {}
@@ -127,6 +193,7 @@ class PlanMemo:
         # the compiler hands back the very request object of a scene it did not compile
         # again: an identity test settles all but the scenes it did
         changed = {n for n, r in reqs.items() if (p := before[n]) is not r and p != r}
+        changed |= self.dirty & reqs.keys()
         if not changed:
             self.replanned = 0
             return Plan(last.backend, dict(last.scenes), list(last.order)), []

@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from storyc.base import warm
 from storyc.base.fsio import atomic_write
 from storyc.base.hashing import is_digest
 
@@ -83,8 +84,16 @@ class SceneEntry:
 
 @dataclass
 class LockFile:
+    """The lock file's two tables. A lock kept by a long-lived process (storyc daemon),
+    whose builds replace entries and never change one in place, writes each unchanged
+    entry from the text it made of that very entry last time (`dumps`)."""
+
     scenes: dict[str, SceneEntry] = field(default_factory=dict)  # paid renders
     previews: dict[str, SceneEntry] = field(default_factory=dict)  # preview renders
+    # id(entry) -> (entry, table, its text): only entries still in the tables are kept
+    _text: dict[int, tuple[SceneEntry, str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def table(self, backend: str) -> dict[str, SceneEntry]:
         """The entries of `backend`: previews for the preview backend, else paid renders."""
@@ -176,10 +185,22 @@ class LockFile:
         for n, e in self.scenes.items():  # put there by hand: written where it belongs
             if e.backend == PREVIEW:
                 previews.setdefault(n, e)
-        for name in sorted(paid):
-            parts.append("\n" + _dump_scene(paid[name], "scenes"))
-        for name in sorted(previews):
-            parts.append("\n" + _dump_scene(previews[name], "previews"))
+        # only a long-lived process keeps the text: there the lock is only ever changed
+        # by the build, which replaces entries (storyc pick and tests change one in place)
+        keep = warm.enabled()
+        old, new = self._text if keep else {}, {}
+        for table, entries in (("scenes", paid), ("previews", previews)):
+            for name in sorted(entries):
+                e = entries[name]
+                hit = old.get(id(e))
+                if hit is not None and hit[0] is e and hit[1] == table:
+                    text = hit[2]
+                else:
+                    text = _dump_scene(e, table)
+                if keep:
+                    new[id(e)] = (e, table, text)
+                parts.append("\n" + text)
+        self._text = new
         return "".join(parts)
 
     def save(self, path: str | os.PathLike[str]) -> None:
