@@ -422,6 +422,21 @@ def test_a_budget_with_room_sends_everything(
     rig.close()
 
 
+def test_a_budget_refuses_a_take_of_unknown_cost_and_says_why(paid: Rig) -> None:
+    paid.build("one")
+    before = paid.sent()
+    result = paid.build("snow", max_cost=Decimal(5))  # `one` is not built now: its length
+    assert paid.planner is not None  # is not known to the plan, so neither is the price
+    price = paid.planner.price(paid.comp.requests["snow"])
+    assert price.amount is None and price.reason
+    snow = result.scenes["snow"]
+    assert (snow.state, snow.error) == (
+        "over-budget",
+        f"not submitted: its cost is unknown ({price.reason}), and a budget needs a price",
+    )
+    assert paid.sent() == before and paid.attempts("snow") == [] and result.committed == 0
+
+
 def test_a_balance_refusal_halts_every_send_that_has_not_left(
     tmp_path: Path, provider: loopback.LoopbackServer
 ) -> None:
