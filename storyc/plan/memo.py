@@ -9,8 +9,10 @@ A scene's plan depends on its request, the plans of the scenes it uses, and the 
 When the sources are as they were (same `state`, every object the last plan relied on
 unchanged) and the story has the same scenes in the same order, only scenes whose
 request changed, and every scene downstream of them, can plan differently: those are
-planned again, with their upstream scenes as context, and the rest are kept. Any doubt
-means a full plan. storyc.watch.replan does the same for watch's compact view; this one
+planned again, with their upstream scenes as context, and the rest are kept. After a build
+that held the project (so nobody else wrote), `rebase` moves the memo to the sources as the
+build left them, with the scenes it touched planned again next time. Any doubt means a
+full plan. storyc.watch.replan does the same for watch's compact view; this one
 keeps whole `ScenePlan`s, for `storyc plan` answered by the daemon (storyc.cli.daemon).
 """
 
