@@ -70,3 +70,14 @@ def test_a_command_leaves_the_collector_as_it_found_it(tmp_path, command, capsys
     capsys.readouterr()
     assert code == 0
     assert gc.get_freeze_count() == 0
+
+
+def test_a_long_lived_process_gives_freed_heap_back() -> None:
+    """The daemon gives the C heap's free pages back between commands (glibc here)."""
+    import ctypes.util
+
+    from storyc.base.memory import give_back
+
+    expected = ctypes.util.find_library("c") is not None
+    assert give_back() is expected
+    assert give_back() is expected  # and again: the function is looked up once

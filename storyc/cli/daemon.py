@@ -28,7 +28,7 @@ it stops exactly as a build stops on Ctrl-C in its own process.
 Protocol: one JSON object per line each way.
   {"op": "run", "argv": [...], "cwd": ..., "env": {...}, "tty": [out, err], "who": [...]}
       -> {"declined": why}, or {"out": [1|2, text]} ... then {"exit": N}
-  {"op": "status"} -> {"pid", "root", "served", "since", "rss_mb", "last_ms"}
+  {"op": "status"} -> {"pid", "root", "served", "since", "rss_mb", "peak_mb", "last_ms"}
   {"op": "stop"} -> {"stopping": true}
 """
 
@@ -350,11 +350,14 @@ class Server:
 
     def serve(self) -> None:
         from storyc.base import warm
-        from storyc.base.memory import Settler
+        from storyc.base.memory import Settler, give_back
 
         assert self._listener is not None
-        settler = Settler()
+        # a full collection every ten commands, when idle: a build leaves cyclic garbage
+        # (its event loop, tasks, tracebacks) that only a collection frees
+        settler = Settler(every=10)
         last = time.monotonic()
+        served = self.served  # commands since the heap was last given back
         self._listener.settimeout(1.0)
         while not self.stopping:
             try:
@@ -366,6 +369,9 @@ class Server:
                 if time.monotonic() - last > self.idle:
                     break
                 settler.idle()
+                if served != self.served:  # what the commands freed goes back to the system
+                    give_back()
+                    served = self.served
                 continue
             last = time.monotonic()
             with conn:
@@ -429,13 +435,21 @@ class Server:
     def status(self) -> dict[str, Any]:
         import resource
 
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        now = peak
+        # Linux: what it holds now (the peak stays at the largest command's)
+        with (
+            contextlib.suppress(OSError, ValueError, IndexError),
+            open("/proc/self/statm", "rb") as f,
+        ):
+            now = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
         return {
             "pid": os.getpid(),
             "root": str(self.root),
             "served": self.served,
             "since": self.since,
-            "rss_mb": round(rss, 1),
+            "rss_mb": round(now, 1),
+            "peak_mb": round(peak, 1),
             "last_ms": self.last_ms,
         }
 
@@ -558,7 +572,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     up = time.time() - float(st.get("since", time.time()))
     print(
         f"storyc daemon: pid {st.get('pid')}, up {up:.0f} s, {st.get('served')} commands "
-        f"served, {st.get('rss_mb')} MB"
+        f"served, {st.get('rss_mb')} MB (peak {st.get('peak_mb')} MB)"
     )
     return ExitCode.OK
 
