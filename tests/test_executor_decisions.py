@@ -710,6 +710,9 @@ def test_every_take_re_attached_and_every_stray_collected_is_counted(paid: Rig) 
     paid.build("pair", detach=True)
     done = paid.build("pair")  # waits: both takes re-attached
     assert done.ok and (done.reattached, done.submitted) == (2, 0)
+    # each under its own label, as it was sent
+    reattached = [s for s, state, _ in paid.events.log if state == "re-attaching"]
+    assert sorted(reattached) == ["pair#1", "pair#2"]
     paid.edit('"Two takes of the harbour"', '"Two takes of the harbour at dusk"')
     paid.build("pair", detach=True)
     sent = [a.task_id for a in paid.attempts("pair") if a.state == "submitted"]
@@ -733,7 +736,9 @@ def test_a_stray_task_that_failed_is_recorded_failed(paid: Rig) -> None:
         paid.build("one")
         if paid.journal.get(old.id).state != "submitted":  # type: ignore[union-attr]
             break
-    assert paid.journal.get(old.id).state == "failed"  # type: ignore[union-attr]
+    failed = paid.journal.get(old.id)  # type: ignore[union-attr]
+    # the provider's own words: what `storyc journal` shows for a task paid for nothing
+    assert failed.state == "failed" and "generation failed" in (failed.error or "")
     assert paid.store.lookup_render(old.key) is None and paid.events.notes == []
 
 
