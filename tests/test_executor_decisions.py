@@ -980,6 +980,8 @@ def test_a_scene_waits_for_the_frame_of_the_scene_it_uses(paid: Rig) -> None:
     # built again: the same upstream, nothing re-decided, nothing sent
     again = paid.build("one", "after")
     assert again.submitted == 0 and again.scenes["after"].state == "reused"
+    # its upstream settled first, as planned: settled too, no scene task started
+    assert paid.executor is not None and paid.executor._tasks == []
 
 
 def test_a_scene_built_alone_uses_what_the_lock_file_records(paid: Rig) -> None:
