@@ -1364,6 +1364,7 @@ def test_a_task_another_machine_is_sending_is_followed_not_sent(
     take = result.scenes["one"].takes[1]
     assert paid.sent() == before and result.submitted == 0
     assert (take.how, take.task_id) == ("followed", task) and take.cost == TAKE
+    assert paid.events.detail("one", "submitted") == f"task {task}"  # followed as its own
     assert "pushing" not in paid.events.of("one")  # the machine that paid pushes it
     assert len(bucket.keys("claims/")) == 1
     assert paid.attempts() == []
