@@ -499,6 +499,15 @@ def test_a_turned_away_send_is_given_back_and_sent_again(paid: Rig) -> None:
     assert paid.events.detail("one", "retrying") == f"{first.error} (attempt 2)"
 
 
+def test_a_take_among_several_turned_away_is_sent_again_under_its_own_label(paid: Rig) -> None:
+    paid.server.add_fault("submit:429:retry_after=1000:times=1")  # type: ignore[union-attr]
+    result = paid.build("pair")
+    assert result.ok and result.submitted == 2
+    retried = [(s, d) for s, state, d in paid.events.log if state == "retrying"]
+    assert len(retried) == 1 and retried[0][0] in ("pair#1", "pair#2")
+    assert retried[0][1].endswith(" (attempt 2)")
+
+
 def test_a_send_turned_away_more_often_than_the_retries_fails(paid: Rig) -> None:
     paid.server.add_fault("submit:429:retry_after=1000")  # type: ignore[union-attr]
     result = paid.build("one", retries=1)
