@@ -591,8 +591,10 @@ def test_a_detached_take_is_sent_recorded_and_left_running(paid: Rig) -> None:
     assert result.submitted == 1 and result.committed == TAKE
     assert paid.executor is not None and paid.executor.in_flight == 1  # it keeps its slot
     # asked again without waiting: still running, left as it is
+    asked = counts.get("status", 0)
     again = paid.build("one", detach=True)
     assert again.scenes["one"].state == "running" and again.submitted == 0
+    assert counts["status"] == asked + 1  # once: not asked again as another build's task
     assert again.running == [("one", att.task_id)]
     assert paid.events.detail("one", "collecting") == f"task {att.task_id}"
     assert "is running" in (again.scenes["one"].error or "") or "queued" in (
