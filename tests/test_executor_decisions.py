@@ -1286,20 +1286,22 @@ def test_the_claim_says_submitting_before_the_request_leaves(paid: Rig, bucket: 
     assert seen == ["submitting"] and bucket.keys("claims/") == []
 
 
-def test_a_pulled_take_whose_record_has_no_length_is_measured(
+def test_a_pulled_take_whose_record_has_no_length_nor_cost_is_measured_and_free(
     tmp_path: Path, paid: Rig, bucket: Bucket
 ) -> None:
-    # a record pushed without a length (its length is optional): measured here, so the
-    # lock and a base edit downstream know it
+    # a record pushed without a length or a cost (both optional): measured here, so the
+    # lock and a base edit downstream know it; its cost is then what this build paid for
+    # it (a pull: nothing), never an unknown cost
     take = paid.build("one", team=team_of(paid, bucket)).scenes["one"].takes[1]
     (name,) = bucket.keys("renders/")
     raw = json.loads(bucket.get(name))
-    assert raw["duration"] == 5  # pushed with it
-    del raw["duration"]
+    assert raw["duration"] == 5 and Decimal(raw["cost"]) == TAKE  # pushed with them
+    del raw["duration"], raw["cost"]
     bucket.put(name, json.dumps(raw).encode())
     b = Rig(tmp_path / "b", STORY, "inference", paid.server)
     got = b.build("one", team=team_of(b, bucket)).scenes["one"].takes[1]
     assert got.how == "pulled" and got.duration == take.duration == 5
+    assert got.cost == 0
     assert b.lock.table("inference")["one"].takes[0].duration == 5
     b.close()
 
