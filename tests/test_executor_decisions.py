@@ -1570,6 +1570,7 @@ def test_a_request_sent_again_after_a_stale_upload_is_what_the_journal_keeps(
     (att,) = rig.attempts("s2")
     assert att.request and bogus not in att.request and good not in att.request
     assert f"{provider.url}/files/" in att.request  # the URI of the new upload
+    assert json.loads(att.request)["app"] == rig.comp.requests["s2"].app  # whole, as sent
     rig.close()
 
 
