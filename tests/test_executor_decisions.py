@@ -1608,6 +1608,17 @@ def test_failed_tasks_add_up(paid: Rig) -> None:
     assert (result.failed_attempts, result.failed_cost) == (2, 2 * TAKE)
 
 
+def test_a_failed_task_of_unknown_cost_is_counted_and_sent_again(paid: Rig) -> None:
+    paid.build("one")
+    paid.server.add_fault("submit:fail:times=1")  # type: ignore[union-attr]
+    result = paid.build("snow")  # `one` is not built now: the price of its edit is unknown
+    assert result.ok and result.submitted == 2
+    failed, sent = paid.attempts("snow")
+    assert (failed.state, failed.estimate, sent.state) == ("failed", None, "completed")
+    # paid for, at a price no one knows: counted, and adds nothing known to the cost
+    assert (result.failed_attempts, result.failed_cost) == (1, 0)
+
+
 def test_a_third_stop_while_preparing_gives_back_and_says_so(
     paid: Rig, fault_points: Callable[[dict[str, float]], None]
 ) -> None:
