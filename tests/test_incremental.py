@@ -401,12 +401,25 @@ def test_incremental_equals_from_scratch(
     root = workdir / f"p{len(list(workdir.iterdir()))}"
     world = World(root, spec, images)
     engine = Engine(root)
-    assert snapshot(engine.update()) == snapshot(reference(world))
+    first = prev = engine.update()
+    assert snapshot(first) == snapshot(reference(world))
     for i, (kind, a, b) in enumerate(steps):
         changes = world.apply(kind, a, b)
         got = engine.update(changes)
         want = snapshot(reference(world))
         assert snapshot(got) == want, (kind, a, b)
+        # what the engine says changed since an earlier update of its own (planners
+        # re-plan only those): never less than what did
+        for earlier in (prev, first):
+            said = got.changed_since(earlier)
+            if said is not None:
+                differ = {
+                    n
+                    for n in got.requests.keys() | earlier.requests.keys()
+                    if got.requests.get(n) != earlier.requests.get(n)
+                }
+                assert differ <= said, (kind, a, b, differ - said)
+        prev = got
         if world.overlays:
             continue
         # The same through the compiled state on disk: an engine restored from what the
@@ -443,6 +456,55 @@ def test_an_edit_costs_one_scene(tmp_path: Path) -> None:
     unchanged = engine.update()
     assert engine.stats.resolved == [] and engine.stats.regions_parsed == 0
     assert unchanged.dumps() == comp.dumps()
+
+
+def _differ(a: Compilation, b: Compilation) -> set[str]:
+    return {
+        n for n in a.requests.keys() | b.requests.keys() if a.requests.get(n) != b.requests.get(n)
+    }
+
+
+def test_the_engine_says_which_requests_its_updates_replaced(tmp_path: Path) -> None:
+    """Planners re-plan what `changed_since` names instead of comparing every request:
+    it must name every scene whose request changed (over several updates too), and say
+    it does not know rather than guess."""
+    body = "\n".join(
+        f'scene s{i} {{\n  prompt = "shot {i}"\n  duration = 5\n}}\n' for i in range(40)
+    )
+    main = tmp_path / "main.story"
+    text = 'project "p" { aspect = "16:9" }\n' + body
+    main.write_text(text, "utf-8")
+    engine = Engine(tmp_path)
+    c0 = engine.update()
+    text = text.replace('"shot 3"', '"shot three"')
+    c1 = engine.update({str(main): text})
+    assert c1.changed_since(c0) == {"s3"} == _differ(c1, c0)
+    assert (
+        c1.changed_since(c1) == set()
+        and engine.update({str(main): text}).changed_since(c1) == set()
+    )
+    text = text.replace('"shot 7"', '"shot seven"')
+    c2 = engine.update({str(main): text})
+    assert c2.changed_since(c1) == {"s7"} and c2.changed_since(c0) == {"s3", "s7"}
+    assert c1.changed_since(c2) is None  # not the other way round
+    # an error blocks a scene: the engine recomputed which scenes have requests, and says
+    # it does not know which changed, since then or since before
+    broken = text.replace('"shot 9"', '"shot {{ nowhere }}"')
+    c3 = engine.update({str(main): broken})
+    assert "s9" not in c3.requests
+    said = c3.changed_since(c2)
+    assert said is None or _differ(c3, c2) <= said
+    c4 = engine.update({str(main): text})
+    for earlier in (c3, c2):
+        said = c4.changed_since(earlier)
+        assert said is None or _differ(c4, earlier) <= said
+    text = text.replace('"shot 11"', '"shot eleven"')
+    c5 = engine.update({str(main): text})
+    assert c5.changed_since(c4) == {"s11"}
+    # a narrowed compilation (watch plans a few scenes) and another engine's: not known
+    assert c5.narrowed(["s1"], {"s1": c5.requests["s1"]}).changed_since(c4) is None
+    assert Engine(tmp_path).update({str(main): text}).changed_since(c4) is None
+    assert compile_project(tmp_path).changed_since(c4) is None
 
 
 def test_a_let_recompiles_the_scenes_that_use_it(tmp_path: Path) -> None:

@@ -1101,6 +1101,7 @@ def compile_with_state(
                 state.engine,
                 lambda e: e.digests is digests,
             )
+            engine.settle = True  # the daemon settles after each command
             comp = engine.update(scenes=scenes)
             warm.later(
                 lambda: state.save(engine, comp, result=scenes is None),
