@@ -184,7 +184,11 @@ class Watcher:
         first = 0.0
         # The notifier itself waits `step` for quiet before handing a batch over; the rest of
         # the debounce is waited here (rust_timeout), so the total quiet time is the debounce.
-        step = max(5, min(10, self.debounce_ms // 4))
+        # The notifier looks every `step`, so a batch reaches us up to two steps after its
+        # last event and the quiet ends up to a step late: 5 ms keeps that within ~10 ms of
+        # the debounce (10 ms cost ~10-20 ms) for a few hundred wake-ups a second, each a
+        # check of the stop event.
+        step = max(5, min(10, self.debounce_ms // 16))
         quiet = max(step, self.debounce_ms - step)
         if not dirs:
             # Nothing to watch (an empty project): idle until stopped or told otherwise.
