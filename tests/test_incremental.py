@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storyc.base.fsio import FINE_NS, stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.compiler import Compilation, compile_project, summary_of
 from storyc.compiler.incremental import Engine, by_file
@@ -505,6 +507,103 @@ def test_the_engine_says_which_requests_its_updates_replaced(tmp_path: Path) -> 
     assert c5.narrowed(["s1"], {"s1": c5.requests["s1"]}).changed_since(c4) is None
     assert Engine(tmp_path).update({str(main): text}).changed_since(c4) is None
     assert compile_project(tmp_path).changed_since(c4) is None
+
+
+def _settle(path: Path) -> None:
+    """Wait until the files' last changes are settled (storyc.base.fsio.settled_sig)."""
+    if stat_sig(path) is not None and not (stat_sig(path) or (0, 0, 0, 0))[1] % 1_000_000_000:
+        pytest.skip("this filesystem keeps whole-second times: nothing is reused for 2 s")
+    time.sleep(FINE_NS / 1e9 + 0.03)
+
+
+def _same_as_from_scratch(comp: Compilation, root: Path) -> None:
+    want = compile_project(root)
+    assert comp.dumps() == want.dumps()
+    assert [(d.code, d.message, d.span) for d in comp.diagnostics] == [
+        (d.code, d.message, d.span) for d in want.diagnostics
+    ]
+
+
+def test_an_update_reads_again_only_the_story_files_that_changed(tmp_path: Path) -> None:
+    """Each story file's signature is kept with the text read under it: an update reads
+    and parses only the files whose signature moved, or whose last change was too recent
+    to trust (a change within the same clock tick would not show)."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    main = tmp_path / "main.story"
+    main.write_text(
+        'project "p" { aspect = "16:9" }\ninclude "parts/a.story"\ninclude "parts/b.story"\n',
+        "utf-8",
+    )
+    for name in ("a", "b"):
+        (parts / f"{name}.story").write_text(
+            "".join(
+                f'scene {name}{i} {{ prompt = "{name} {i}"  duration = 5 }}\n' for i in range(3)
+            ),
+            "utf-8",
+        )
+    engine = Engine(tmp_path)
+    engine.update()
+    assert not engine.stats.reloaded
+    _settle(main)
+    engine.update()  # every file read before its times settled: read again, now kept
+    _settle(main)
+    engine.update()
+    assert engine.stats.reloaded and engine.stats.files_read == 0
+    b = parts / "b.story"
+    b.write_text(b.read_text("utf-8").replace('"b 1"', '"b one"'), "utf-8")
+    comp = engine.update()  # b changed a moment ago: read, but not trusted yet
+    assert engine.stats.reloaded and engine.stats.files_read == 1
+    assert comp.requests["b1"].prompt == "b one"
+    _same_as_from_scratch(comp, tmp_path)
+    engine.update()
+    assert engine.stats.files_read == 1  # b again: its last change was too recent to trust
+    _settle(main)
+    engine.update()
+    engine.update()
+    assert engine.stats.reloaded and engine.stats.files_read == 0
+    # what a file-by-file update cannot decide goes to a whole load, which reports
+    cases = [
+        (b, b.read_text("utf-8") + 'include "a.story"\n'),  # an include added
+        (main, main.read_text("utf-8") + "\n"),  # the entry file itself
+        (b, 'scene b0 { prompt = "unfinished"\n'),  # a syntax error
+    ]
+    for path, text in cases:
+        path.write_text(text, "utf-8")
+        _settle(main)
+        comp = engine.update()
+        assert not engine.stats.reloaded, text
+        _same_as_from_scratch(comp, tmp_path)
+    b.unlink()
+    comp = engine.update()
+    assert "E012" in [d.code for d in comp.diagnostics]
+    _same_as_from_scratch(comp, tmp_path)
+
+
+def test_a_folder_swapped_for_a_link_outside_is_refused_after_a_kept_load(tmp_path: Path) -> None:
+    """A kept load must not read an included file through a folder that now leads out of
+    the project (E017), even though the file's own name did not change."""
+    root, outside = tmp_path / "film", tmp_path / "elsewhere"
+    (root / "parts").mkdir(parents=True)
+    (outside / "parts").mkdir(parents=True)
+    main = root / "main.story"
+    main.write_text('project "p" { aspect = "16:9" }\ninclude "parts/a.story"\n', "utf-8")
+    (root / "parts" / "a.story").write_text(
+        'scene a { prompt = "inside"  duration = 5 }\n', "utf-8"
+    )
+    (outside / "parts" / "a.story").write_text(
+        'scene a { prompt = "secret"  duration = 5 }\n', "utf-8"
+    )
+    engine = Engine(root)
+    engine.update()
+    _settle(main)
+    engine.update()
+    shutil.rmtree(root / "parts")
+    (root / "parts").symlink_to(outside / "parts")
+    comp = engine.update()
+    assert "E017" in [d.code for d in comp.diagnostics]
+    assert "secret" not in comp.dumps()
+    _same_as_from_scratch(comp, root)
 
 
 def test_a_let_recompiles_the_scenes_that_use_it(tmp_path: Path) -> None:
