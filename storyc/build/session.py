@@ -36,7 +36,7 @@ from storyc.base import warm
 from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
-from storyc.base.memory import settle
+from storyc.base.memory import settling
 from storyc.build import fastpath as build_fastpath
 from storyc.build.cache import BuildCache, BuildInput
 from storyc.build.effects import ProjectIO
@@ -175,10 +175,10 @@ class BuildSession:
         cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
-        comp = cache.handed_over(args.path, args.target) or cache.compile(
-            Path(args.path), args.target, digests
-        )
-        settle()  # the compilation lives as long as the build (storyc.base.memory)
+        with settling():  # the compilation lives as long as the build (storyc.base.memory)
+            comp = cache.handed_over(args.path, args.target) or cache.compile(
+                Path(args.path), args.target, digests
+            )
         self.cached_compilation = cache.cached
         if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")
