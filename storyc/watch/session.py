@@ -29,6 +29,7 @@ import hashlib
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -72,9 +73,10 @@ class PlanView:
         # the whole plan's cost, once known: summed once per view (a save compares two),
         # or carried over from the view this one was made from
         self.total: Decimal | None = None
-        # a view whose scenes to render are these, in this order (the view this one was
-        # made from): nothing is new and nothing is done
-        self.same_scenes: PlanView | None = None
+        # the view this one was made from, whose scenes to render are these in this order
+        # (nothing is new, nothing is done); weak, so that views do not chain up
+        self._same: weakref.ref[PlanView] | None = None
+        self._root: PlanView | None = None  # where a patched view's maps come from
         self.unknown_list: list[str] | None = None
         self._names: list[str] | None = None
         self._changes: dict[str, _Change] = {}
@@ -82,11 +84,16 @@ class PlanView:
     @classmethod
     def patched(cls, base: PlanView, changes: dict[str, _Change]) -> PlanView:
         """`base` with these scenes' key, cost, upstream and body replaced; every one of
-        them renders in `base` and still does."""
+        them renders in `base` and still does. Its maps come from the last view whose
+        maps were all made, with every change since: a session of many saves never
+        chains views (a read would walk the chain)."""
         out = cls({}, {}, base.paid)
         out._render = out._costs = out._upstream = out._bodies = None
-        out.same_scenes = base
-        out._changes = changes
+        out._same = weakref.ref(base)
+        if base._root is None or base._whole():
+            out._root, out._changes = base, dict(changes)
+        else:
+            out._root, out._changes = base._root, {**base._changes, **changes}
         total = base.cost()  # the new total from the old one: no sum over every scene
         unknown_same = True
         for name, (_, cost, _, _) in changes.items():
@@ -98,9 +105,17 @@ class PlanView:
             out.unknown_list = base.unknown_list
         return out
 
+    def same_scenes(self) -> PlanView | None:
+        """The view this one was made from, when it is still alive: the same scenes
+        render, in the same order."""
+        return self._same() if self._same is not None else None
+
+    def _whole(self) -> bool:
+        return None not in (self._render, self._costs, self._upstream, self._bodies)
+
     def _base(self) -> PlanView:
-        assert self.same_scenes is not None
-        return self.same_scenes
+        assert self._root is not None
+        return self._root
 
     def cost_of(self, scene: str) -> Decimal | None:
         if self._costs is None:
@@ -379,7 +394,7 @@ class WatchSession:
     def _emit_plan(self, plan: PlanView, ms: float) -> None:
         old = self.last_plan
         now = list(plan.names())
-        if old is not None and (plan is old or plan.same_scenes is old):
+        if old is not None and (plan is old or plan.same_scenes() is old):
             new: list[str] = []
             done: list[str] = []
         else:
