@@ -39,7 +39,7 @@ from storyc.base.hashing import DigestCache
 from storyc.base.memory import settling
 from storyc.build import fastpath as build_fastpath
 from storyc.build.cache import BuildCache, BuildInput
-from storyc.build.effects import ProjectIO
+from storyc.build.effects import LinkMemo, ProjectIO
 from storyc.build.executor import Executor
 from storyc.build.outcome import (
     BLOCKED,
@@ -267,7 +267,10 @@ class BuildSession:
                 self._rebase_memos(root, backend_name)
             return code
         finally:
-            cache.save(keys_seen=len(cache.keys))
+            seen = len(cache.keys)
+            # a long-lived process writes it once the answer is out (it keeps the cache in
+            # memory meanwhile: the next command there uses that very object)
+            warm.later(lambda: cache.save(keys_seen=seen), ("build-cache-save", str(root)))
             if code == ExitCode.OK:
                 # no record only means that the next no-op build takes the normal path
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -470,6 +473,10 @@ class BuildSession:
                 io.lock_is_current = lock_cached and self.cached_compilation
             # kept by a long-lived process: what the last build found right, entry by entry
             io.verified = warm.held(("lock-verified", str(root), backend_name), dict)
+            if warm.enabled():  # and the readable names it knows to be right
+                io.links = warm.held(("renders-links", str(root)), LinkMemo)
+                io.links.begin()
+                warm.later(io.links.check, ("renders-links", str(root)))
             if journal is not None:
                 # we hold the build lock: every send of another build is from one that is
                 # gone; what it was sending is of unknown fate until the user decides
