@@ -1045,6 +1045,7 @@ class Engine:
         self._pointing(enc, deps)
         unit.model = scene
         unit.model_at = self._model_key(unit, shell)
+        unit.model_gen = self.generation
         return unit
 
     def _pointing(self, enc: Encoder, deps: dict[str, str]) -> None:
@@ -1065,9 +1066,12 @@ class Engine:
         lowered; see `compile_project`)."""
         shell, index = self.shell, self.index
         assert shell is not None and index is not None
-        if unit.model is None or unit.model_at != self._model_key(unit, shell):
+        # a model made in this very update is current (nothing has moved since)
+        if unit.model is None or (
+            unit.model_gen != self.generation and unit.model_at != self._model_key(unit, shell)
+        ):
             fresh = self._unit(unit.scene, index, shell)
-            unit.model, unit.model_at = fresh.model, fresh.model_at
+            unit.model, unit.model_at, unit.model_gen = fresh.model, fresh.model_at, fresh.model_gen
         self.stats.lowered.append(unit.scene)
         scene = unit.model
         assert scene is not None
