@@ -73,12 +73,13 @@ def test_a_command_leaves_the_collector_as_it_found_it(tmp_path, command, capsys
 
 
 def test_a_long_lived_process_gives_freed_heap_back() -> None:
-    """The daemon gives the C heap's free pages back between commands (glibc here)."""
-    import ctypes.util
+    """The daemon gives the C heap's free pages back between commands: with glibc (as on
+    Debian, where CI runs), and nothing to do with another C library."""
+    import platform
 
     from storyc.base.memory import give_back
 
-    expected = ctypes.util.find_library("c") is not None
+    expected = platform.libc_ver()[0] == "glibc"
     assert give_back() is expected
     assert give_back() is expected  # and again: the function is looked up once
 

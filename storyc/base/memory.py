@@ -89,8 +89,10 @@ def give_back() -> bool:
         try:
             import ctypes
 
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
+            # the C library this interpreter runs on, whatever its file is called; only
+            # glibc has malloc_trim (musl, macOS: nothing to give back this way)
+            _trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError, TypeError):
             _trim = False
     if _trim is False:
         return False
