@@ -23,17 +23,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from storyc.base.fsio import stat_sig
+from storyc.base.fsio import COARSE_NS, FINE_NS, stat_sig
 from storyc.compiler import Compilation
 from storyc.plan.planner import Plan, Planner, ScenePlan, Sources, planner_for
 from storyc.targets.request import Request
 
 # How recent a stat signature's time may be before a change within the same clock tick could
-# hide behind it. A filesystem that keeps sub-second times stamps them from the kernel's
-# clock, whose tick is at most 10 ms (HZ=100): 50 ms is five of those. One that keeps whole
-# seconds (or FAT's two) needs two seconds.
-FINE_NS = 50_000_000
-COARSE_NS = 2_000_000_000
+# hide behind it (storyc.base.fsio: 50 ms with sub-second times, 2 s with whole seconds)
 RACY_NS = COARSE_NS  # the window when nothing shows which kind of filesystem it is
 
 
