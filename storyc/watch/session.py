@@ -123,12 +123,22 @@ class PlanView:
             return hit[1] if hit is not None else self._base().cost_of(scene)
         return self._costs.get(scene)
 
+    def _made(self, field: int) -> dict[str, Any]:
+        """A patched view's map number `field` of `_Change` (key, cost, upstream, body):
+        its root's with the changes (an empty body is none)."""
+        base = self._base()
+        out: dict[str, Any] = dict((base.render, base.costs, base.upstream, base.bodies)[field])
+        for n, c in self._changes.items():
+            if field == 3 and not c[3]:
+                out.pop(n, None)
+            else:
+                out[n] = c[field]
+        return out
+
     @property
     def render(self) -> dict[str, str | None]:
         if self._render is None:
-            out = dict(self._base().render)
-            out.update((n, c[0]) for n, c in self._changes.items())
-            self._render = out
+            self._render = self._made(0)
         return self._render
 
     @render.setter
@@ -139,9 +149,7 @@ class PlanView:
     @property
     def costs(self) -> dict[str, Decimal | None]:
         if self._costs is None:
-            out = dict(self._base().costs)
-            out.update((n, c[1]) for n, c in self._changes.items())
-            self._costs = out
+            self._costs = self._made(1)
         return self._costs
 
     @costs.setter
@@ -152,9 +160,7 @@ class PlanView:
     @property
     def upstream(self) -> dict[str, tuple[str, ...]]:
         if self._upstream is None:
-            out = dict(self._base().upstream)
-            out.update((n, c[2]) for n, c in self._changes.items())
-            self._upstream = out
+            self._upstream = self._made(2)
         return self._upstream
 
     @upstream.setter
@@ -164,13 +170,7 @@ class PlanView:
     @property
     def bodies(self) -> dict[str, str]:
         if self._bodies is None:
-            out = dict(self._base().bodies)
-            for n, c in self._changes.items():
-                if c[3]:
-                    out[n] = c[3]
-                else:
-                    out.pop(n, None)
-            self._bodies = out
+            self._bodies = self._made(3)
         return self._bodies
 
     @bodies.setter
