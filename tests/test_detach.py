@@ -197,7 +197,9 @@ def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path:
 
 def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")  # arrival → lanterns, rain; other (2 takes)
-    with loopback.serve(latency=3.0, fast_outputs=True) as server:
+    # the tasks run until released: what the detached build and `status --watch` see
+    # while they run does not depend on how fast this machine starts a process
+    with loopback.serve(latency=0.3, fast_outputs=True, hold=True) as server:
         p = build_subprocess(root, *PAID, "--detach", env=server.env)
         assert p.returncode == 0, p.stderr
         events = parse_events(p.stdout)
@@ -212,13 +214,23 @@ def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path)
         assert "collect with `storyc build`" in notes
 
         # status --watch refreshes until nothing runs; it sends nothing
-        code, docs = _status(root, server.env, "--watch", "--interval", "0.3")
+        watch = Child(
+            [sys.executable, "-m", "storyc", "status", str(root), "--json", "--watch"]
+            + ["--interval", "0.3"],
+            env={**os.environ, **server.env},
+        )
+        first = json.loads(watch.readline(timeout=60))
+        assert first["total"]["running"] == 3 and not first["settled"]
+        server.release()
+        code, rest, err = watch.finish(60)
+        assert "Traceback" not in err, err
+        docs = [first, *(json.loads(line) for line in rest.splitlines())]
         assert code == 0 and len(docs) >= 2
-        assert docs[0]["total"]["running"] == 3 and not docs[0]["settled"]
         assert docs[-1]["settled"] and docs[-1]["total"]["finished"] == 3
         assert len(server.arrivals) == 3
 
         # a plain build collects what finished, sends what became ready, and leaves it
+        server.hold()
         p = build_subprocess(root, *PAID, env=server.env)
         events = parse_events(p.stdout)
         assert p.returncode == 0, p.stderr
@@ -232,6 +244,7 @@ def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path)
         assert s["collected"] == 3 and s["submitted"] == 2 and len(server.submissions) == 5
 
         # --wait follows everything to the end
+        server.release()
         p = build_subprocess(root, *PAID, "--wait", env=server.env)
         s = summary(parse_events(p.stdout))
         assert p.returncode == 0 and s["settled"] and s["submitted"] == 0, p.stderr

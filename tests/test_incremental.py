@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storyc.base.fsio import COARSE_NS, FINE_NS, stat_sig
 from storyc.base.hashing import DigestCache
 from storyc.compiler import Compilation, compile_project, summary_of
 from storyc.compiler.incremental import Engine, by_file
@@ -401,12 +403,25 @@ def test_incremental_equals_from_scratch(
     root = workdir / f"p{len(list(workdir.iterdir()))}"
     world = World(root, spec, images)
     engine = Engine(root)
-    assert snapshot(engine.update()) == snapshot(reference(world))
+    first = prev = engine.update()
+    assert snapshot(first) == snapshot(reference(world))
     for i, (kind, a, b) in enumerate(steps):
         changes = world.apply(kind, a, b)
         got = engine.update(changes)
         want = snapshot(reference(world))
         assert snapshot(got) == want, (kind, a, b)
+        # what the engine says changed since an earlier update of its own (planners
+        # re-plan only those): never less than what did
+        for earlier in (prev, first):
+            said = got.changed_since(earlier)
+            if said is not None:
+                differ = {
+                    n
+                    for n in got.requests.keys() | earlier.requests.keys()
+                    if got.requests.get(n) != earlier.requests.get(n)
+                }
+                assert differ <= said, (kind, a, b, differ - said)
+        prev = got
         if world.overlays:
             continue
         # The same through the compiled state on disk: an engine restored from what the
@@ -443,6 +458,153 @@ def test_an_edit_costs_one_scene(tmp_path: Path) -> None:
     unchanged = engine.update()
     assert engine.stats.resolved == [] and engine.stats.regions_parsed == 0
     assert unchanged.dumps() == comp.dumps()
+
+
+def _differ(a: Compilation, b: Compilation) -> set[str]:
+    return {
+        n for n in a.requests.keys() | b.requests.keys() if a.requests.get(n) != b.requests.get(n)
+    }
+
+
+def test_the_engine_says_which_requests_its_updates_replaced(tmp_path: Path) -> None:
+    """Planners re-plan what `changed_since` names instead of comparing every request:
+    it must name every scene whose request changed (over several updates too), and say
+    it does not know rather than guess."""
+    body = "\n".join(
+        f'scene s{i} {{\n  prompt = "shot {i}"\n  duration = 5\n}}\n' for i in range(40)
+    )
+    main = tmp_path / "main.story"
+    text = 'project "p" { aspect = "16:9" }\n' + body
+    main.write_text(text, "utf-8")
+    engine = Engine(tmp_path)
+    c0 = engine.update()
+    text = text.replace('"shot 3"', '"shot three"')
+    c1 = engine.update({str(main): text})
+    assert c1.changed_since(c0) == {"s3"} == _differ(c1, c0)
+    assert (
+        c1.changed_since(c1) == set()
+        and engine.update({str(main): text}).changed_since(c1) == set()
+    )
+    text = text.replace('"shot 7"', '"shot seven"')
+    c2 = engine.update({str(main): text})
+    assert c2.changed_since(c1) == {"s7"} and c2.changed_since(c0) == {"s3", "s7"}
+    assert c1.changed_since(c2) is None  # not the other way round
+    # an error blocks a scene: the engine recomputed which scenes have requests, and says
+    # it does not know which changed, since then or since before
+    broken = text.replace('"shot 9"', '"shot {{ nowhere }}"')
+    c3 = engine.update({str(main): broken})
+    assert "s9" not in c3.requests
+    said = c3.changed_since(c2)
+    assert said is None or _differ(c3, c2) <= said
+    c4 = engine.update({str(main): text})
+    for earlier in (c3, c2):
+        said = c4.changed_since(earlier)
+        assert said is None or _differ(c4, earlier) <= said
+    text = text.replace('"shot 11"', '"shot eleven"')
+    c5 = engine.update({str(main): text})
+    assert c5.changed_since(c4) == {"s11"}
+    # a narrowed compilation (watch plans a few scenes) and another engine's: not known
+    assert c5.narrowed(["s1"], {"s1": c5.requests["s1"]}).changed_since(c4) is None
+    assert Engine(tmp_path).update({str(main): text}).changed_since(c4) is None
+    assert compile_project(tmp_path).changed_since(c4) is None
+
+
+def _settle(path: Path) -> None:
+    """Wait until the files' last changes are settled (storyc.base.fsio.settled_sig): a
+    moment where times have sub-second digits, two seconds where they are whole."""
+    sig = stat_sig(path)
+    fine = sig is not None and (sig[1] % 1_000_000_000 or sig[3] % 1_000_000_000)
+    time.sleep((FINE_NS if fine else COARSE_NS) / 1e9 + 0.03)
+
+
+def _same_as_from_scratch(comp: Compilation, root: Path) -> None:
+    want = compile_project(root)
+    assert comp.dumps() == want.dumps()
+    assert [(d.code, d.message, d.span) for d in comp.diagnostics] == [
+        (d.code, d.message, d.span) for d in want.diagnostics
+    ]
+
+
+def test_an_update_reads_again_only_the_story_files_that_changed(tmp_path: Path) -> None:
+    """Each story file's signature is kept with the text read under it: an update reads
+    and parses only the files whose signature moved, or whose last change was too recent
+    to trust (a change within the same clock tick would not show)."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    main = tmp_path / "main.story"
+    main.write_text(
+        'project "p" { aspect = "16:9" }\ninclude "parts/a.story"\ninclude "parts/b.story"\n',
+        "utf-8",
+    )
+    for name in ("a", "b"):
+        (parts / f"{name}.story").write_text(
+            "".join(
+                f'scene {name}{i} {{ prompt = "{name} {i}"  duration = 5 }}\n' for i in range(3)
+            ),
+            "utf-8",
+        )
+    engine = Engine(tmp_path)
+    engine.update()
+    assert not engine.stats.reloaded
+    _settle(main)
+    engine.update()  # every file read before its times settled: read again, now kept
+    _settle(main)
+    engine.update()
+    assert engine.stats.reloaded and engine.stats.files_read == 0
+    b = parts / "b.story"
+    b.write_text(b.read_text("utf-8").replace('"b 1"', '"b one"'), "utf-8")
+    comp = engine.update()  # b changed a moment ago: read, but not trusted yet
+    assert engine.stats.reloaded and engine.stats.files_read == 1
+    assert comp.requests["b1"].prompt == "b one"
+    _same_as_from_scratch(comp, tmp_path)
+    engine.update()
+    assert engine.stats.files_read == 1  # b again: its last change was too recent to trust
+    _settle(main)
+    engine.update()
+    engine.update()
+    assert engine.stats.reloaded and engine.stats.files_read == 0
+    # what a file-by-file update cannot decide goes to a whole load, which reports
+    cases = [
+        (b, b.read_text("utf-8") + 'include "a.story"\n'),  # an include added
+        (main, main.read_text("utf-8") + "\n"),  # the entry file itself
+        (b, 'scene b0 { prompt = "unfinished"\n'),  # a syntax error
+    ]
+    for path, text in cases:
+        path.write_text(text, "utf-8")
+        _settle(main)
+        comp = engine.update()
+        assert not engine.stats.reloaded, text
+        _same_as_from_scratch(comp, tmp_path)
+    b.unlink()
+    comp = engine.update()
+    assert "E012" in [d.code for d in comp.diagnostics]
+    _same_as_from_scratch(comp, tmp_path)
+
+
+def test_a_folder_swapped_for_a_link_outside_is_refused_after_a_kept_load(tmp_path: Path) -> None:
+    """A kept load must not read an included file through a folder that now leads out of
+    the project (E017), even though the file's own name did not change."""
+    root, outside = tmp_path / "film", tmp_path / "elsewhere"
+    (root / "parts").mkdir(parents=True)
+    (outside / "parts").mkdir(parents=True)
+    main = root / "main.story"
+    main.write_text('project "p" { aspect = "16:9" }\ninclude "parts/a.story"\n', "utf-8")
+    (root / "parts" / "a.story").write_text(
+        'scene a { prompt = "inside"  duration = 5 }\n', "utf-8"
+    )
+    (outside / "parts" / "a.story").write_text(
+        'scene a { prompt = "secret"  duration = 5 }\n', "utf-8"
+    )
+    engine = Engine(root)
+    engine.update()
+    _settle(main)
+    engine.update()
+    shutil.rmtree(root / "parts")
+    (root / "parts").symlink_to(outside / "parts")
+    comp = engine.update()
+    assert "E017" in [d.code for d in comp.diagnostics]
+    assert "secret" not in comp.dumps()
+    _same_as_from_scratch(comp, root)
 
 
 def test_a_let_recompiles_the_scenes_that_use_it(tmp_path: Path) -> None:

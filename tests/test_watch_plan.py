@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,31 @@ def test_damaged_lock_file_refuses_the_build_without_sending(tmp_path: Path) -> 
     with pytest.raises(NotBuilt, match="storyc.lock"):
         w.build(comp, ["alley"])
     assert not (tmp_path / "renders").exists()
+
+
+def test_a_long_session_of_saves_never_chains_plan_views() -> None:
+    """Each save's view is made from the last without copying its maps; after thousands
+    of saves, reading a view's maps or a scene's cost must not walk back through every
+    earlier view (a chain would also keep them all alive)."""
+    base = PlanView(
+        {"a": "k0", "b": "k0", "c": None},
+        {"a": Decimal(1), "b": Decimal(2), "c": None},
+        True,
+        {"c": ("a",)},
+        {"c": "{}"},
+    )
+    assert base.unknown() == ["c"]
+    view = base
+    for i in range(1, 3000):
+        view = PlanView.patched(view, {"a": (f"k{i}", Decimal(i % 7), (), "")})
+    assert view.cost_of("b") == Decimal(2) and view.cost_of("a") == Decimal(2999 % 7)
+    assert view.render == {"a": "k2999", "b": "k0", "c": None}
+    assert view.costs == {"a": Decimal(2999 % 7), "b": Decimal(2), "c": None}
+    assert view.upstream == {"a": (), "c": ("a",)} and view.bodies == {"c": "{}"}
+    assert view.cost() == Decimal(2999 % 7) + 2 and view.unknown() == ["c"]
+    assert view.names() == ["a", "b", "c"]
+    # the maps made, the next view starts from this one; the one before is not kept alive
+    later = PlanView.patched(view, {"b": ("k1", Decimal(5), (), "")})
+    assert later.same_scenes() is view
+    assert later.render == {"a": "k2999", "b": "k1", "c": None}
+    assert later.cost() == Decimal(2999 % 7) + 5

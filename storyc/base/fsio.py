@@ -32,6 +32,23 @@ def sig_of(st: os.stat_result) -> Sig:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+# How long ago a file must have changed before its signature can be trusted to show the
+# next change: a change within the same clock tick as the last one leaves the times as they
+# were. A filesystem that keeps sub-second times stamps them from the kernel's clock, whose
+# tick is at most 10 ms (HZ=100): 50 ms is five ticks. One that keeps whole seconds (or
+# FAT's two) needs two seconds.
+FINE_NS = 50_000_000
+COARSE_NS = 2_000_000_000
+
+
+def settled_sig(sig: Sig, now_ns: int) -> bool:
+    """Whether `sig`'s last change is far enough before `now_ns` that a later change,
+    however small, shows in the signature."""
+    _, mtime, _, ctime = sig
+    fine = mtime % 1_000_000_000 or ctime % 1_000_000_000
+    return now_ns - max(mtime, ctime) >= (FINE_NS if fine else COARSE_NS)
+
+
 def stat_sig(path: str | os.PathLike[str]) -> Sig | None:
     """The signature of `path` (following links), or None when it cannot be stat'ed."""
     try:

@@ -40,12 +40,17 @@ _CHUNK = 1 << 20
 RACY_NS = 50_000_000
 
 
+# json.dumps with these options makes this very encoder on every call; made once, it spells
+# exactly the same (render keys are digests of this spelling: it must never change)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """The one JSON spelling that digests are taken of: sorted keys, no spaces, UTF-8,
     no NaN or infinity (they are not JSON)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def digest_bytes(data: bytes) -> str:

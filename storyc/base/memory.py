@@ -22,12 +22,29 @@ cyclic garbage left by objects that died since cannot pile up over a long sessio
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
 def settle() -> None:
     """Exclude every object alive now from future cyclic collections (see above)."""
     gc.freeze()
+
+
+@contextmanager
+def settling() -> Iterator[None]:
+    """Make what lives as long as the command (a compilation) with the collector off, and
+    settle it before the collector is on again: switched on first, its first collection
+    would walk every object just made (0.2-0.3 s at 10,000 scenes)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def unsettle() -> None:
@@ -72,8 +89,10 @@ def give_back() -> bool:
         try:
             import ctypes
 
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
+            # the C library this interpreter runs on, whatever its file is called; only
+            # glibc has malloc_trim (musl, macOS: nothing to give back this way)
+            _trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError, TypeError):
             _trim = False
     if _trim is False:
         return False

@@ -79,6 +79,11 @@ def open_regular(
 def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     """The whole of a regular file of at most `limit` bytes (a file that grows past the
     limit while it is read is refused too)."""
+    return read_regular_stat(path, limit)[0]
+
+
+def read_regular_stat(path: str | os.PathLike[str], limit: int) -> tuple[bytes, os.stat_result]:
+    """`read_regular`, with the file's fstat taken before it was read."""
     fd, st = open_regular(path, limit)
     try:
         chunks: list[bytes] = []
@@ -91,6 +96,6 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
             total += len(chunk)
             if total > limit:
                 raise FileTooLarge(os.fspath(path), total, limit)
-        return b"".join(chunks)
+        return b"".join(chunks), st
     finally:
         os.close(fd)

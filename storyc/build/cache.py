@@ -74,6 +74,14 @@ class BuildInput:
             return []
         return [d for d in self.comp.diagnostics if d.severity is not Severity.NOTE]
 
+    def changed_since(self, earlier: Any) -> set[str] | None:
+        """`Compilation.changed_since` of the compilations these two were made of (their
+        requests are those compilations' own)."""
+        theirs = getattr(earlier, "comp", earlier)
+        if self.comp is None or theirs is None:
+            return None
+        return self.comp.changed_since(theirs)  # type: ignore[no-any-return]
+
     @classmethod
     def of(cls, comp: Any) -> BuildInput:
         summary = comp.summary

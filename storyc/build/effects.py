@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from storyc.backends import BackendError, Job, LocalInput
-from storyc.base.fsio import replace_link
+from storyc.base.fsio import Sig, replace_link, settled_sig, stat_sig
 from storyc.base.hashing import DigestCache, canonical_json, digest_bytes
 from storyc.build import faults
 from storyc.build.cache import BuildCache
@@ -49,6 +49,68 @@ def _frame_what(marker: Mapping[str, Any]) -> str:
     if part == "frame":
         return f"frame@{float(marker.get('at') or 0.0):g}"
     return part
+
+
+class LinkMemo:
+    """The readable names (`renders/<scene>.mp4`) a long-lived process (storyc daemon)
+    knows to be right, so that a build after an edit does not read 20,000 links back.
+
+    A name's link can only change by replacing the entry (a link is never changed in
+    place), which changes its folder's times. So the names of a folder are trusted while
+    the folder's signature is the one taken when they were last all read back and found
+    as known (`check`, run when the process is idle): signature, then every link, then
+    the signature again, equal and settled (storyc.base.fsio.settled_sig) — a change by
+    anyone after the first look shows in the second or in the next build's. Any doubt
+    means the build reads every link, as without the memo."""
+
+    def __init__(self) -> None:
+        # link path -> (the object's folder relative to the link's, its digest), and what
+        # the link then points at
+        self.known: dict[str, tuple[tuple[str, str], str]] = {}
+        self.trusted: dict[str, Sig] = {}  # folder -> its signature when checked
+        self._now: dict[str, bool] = {}  # this build: folder -> trusted
+
+    def begin(self) -> None:
+        """A build starts: each folder is looked at again, once."""
+        self._now = {}
+
+    def right(self, folder: str, path: str, what: tuple[str, str]) -> bool:
+        hit = self.known.get(path)
+        if hit is None or hit[0] != what:
+            return False
+        ok = self._now.get(folder)
+        if ok is None:
+            ok = self._now[folder] = (
+                folder in self.trusted and stat_sig(folder) == self.trusted[folder]
+            )
+        return ok
+
+    def wrote(self, path: str, what: tuple[str, str], target: str) -> None:
+        self.known[path] = (what, target)
+
+    def check(self) -> None:
+        """Read every known link back (idle time): drop what is not as known, and trust
+        each folder whose signature did not move meanwhile and is settled."""
+        folders: dict[str, list[str]] = {}
+        for path in self.known:
+            folders.setdefault(os.path.dirname(path), []).append(path)
+        self.trusted = {}
+        for folder, paths in folders.items():
+            before = stat_sig(folder)
+            if before is None:
+                for path in paths:
+                    del self.known[path]
+                continue
+            for path in paths:
+                try:
+                    right = os.readlink(path) == self.known[path][1]
+                except OSError:
+                    right = False
+                if not right:
+                    del self.known[path]
+            after = stat_sig(folder)
+            if after == before and settled_sig(before, time.time_ns()):
+                self.trusted[folder] = before
 
 
 class ProjectIO:
@@ -90,6 +152,7 @@ class ProjectIO:
         self._objects_rel = ""
         self.paid = backend != PREVIEW
         self._paid_current: dict[str, str | None] = {}  # preview builds: current paid clips
+        self.links: LinkMemo | None = None  # kept by a long-lived process (see LinkMemo)
 
     # -- what the planner reads ---------------------------------------------------------
     def sources(
@@ -376,8 +439,15 @@ class ProjectIO:
         names = {f"{scene}.mp4": outputs[picked]}
         if len(outputs) > 1:
             names.update({f"{scene}.take{n}.mp4": d for n, d in outputs.items()})
+        memo = self.links
         for name, digest in names.items():
-            _link(f"{rel}/{object_name(digest)}", f"{folder}/{name}")
+            path = f"{folder}/{name}"
+            if memo is not None and memo.right(folder, path, (rel, digest)):
+                continue
+            target = f"{rel}/{object_name(digest)}"
+            _link(target, path)
+            if memo is not None:
+                memo.wrote(path, (rel, digest), target)
 
     def link_renders(self, sp: ScenePlan, takes: Mapping[int, TakeOutcome], picked: int) -> None:
         outputs = {n: t.digest for n, t in takes.items() if t.digest}

@@ -36,10 +36,10 @@ from storyc.base import warm
 from storyc.base.diagnostics import printable
 from storyc.base.exits import ExitCode
 from storyc.base.hashing import DigestCache
-from storyc.base.memory import settle
+from storyc.base.memory import settling
 from storyc.build import fastpath as build_fastpath
 from storyc.build.cache import BuildCache, BuildInput
-from storyc.build.effects import ProjectIO
+from storyc.build.effects import LinkMemo, ProjectIO
 from storyc.build.executor import Executor
 from storyc.build.outcome import (
     BLOCKED,
@@ -175,10 +175,10 @@ class BuildSession:
         cache = self.cache = BuildCache.open(root)
         # through the compiled state: an unchanged story is not compiled again, an edited
         # one only where it changed (storyc.compiler.state)
-        comp = cache.handed_over(args.path, args.target) or cache.compile(
-            Path(args.path), args.target, digests
-        )
-        settle()  # the compilation lives as long as the build (storyc.base.memory)
+        with settling():  # the compilation lives as long as the build (storyc.base.memory)
+            comp = cache.handed_over(args.path, args.target) or cache.compile(
+                Path(args.path), args.target, digests
+            )
         self.cached_compilation = cache.cached
         if not comp.found or not comp.ok and not comp.rendered:
             self.error(f"error: no storyc project at {args.path}")
@@ -267,7 +267,10 @@ class BuildSession:
                 self._rebase_memos(root, backend_name)
             return code
         finally:
-            cache.save(keys_seen=len(cache.keys))
+            seen = len(cache.keys)
+            # a long-lived process writes it once the answer is out (it keeps the cache in
+            # memory meanwhile: the next command there uses that very object)
+            warm.later(lambda: cache.save(keys_seen=seen), ("build-cache-save", str(root)))
             if code == ExitCode.OK:
                 # no record only means that the next no-op build takes the normal path
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -470,6 +473,10 @@ class BuildSession:
                 io.lock_is_current = lock_cached and self.cached_compilation
             # kept by a long-lived process: what the last build found right, entry by entry
             io.verified = warm.held(("lock-verified", str(root), backend_name), dict)
+            if warm.enabled():  # and the readable names it knows to be right
+                io.links = warm.held(("renders-links", str(root)), LinkMemo)
+                io.links.begin()
+                warm.later(io.links.check, ("renders-links", str(root)))
             if journal is not None:
                 # we hold the build lock: every send of another build is from one that is
                 # gone; what it was sending is of unknown fate until the user decides

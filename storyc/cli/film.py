@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from storyc.base.memory import settle
+    from storyc.base.memory import settling
     from storyc.compiler.state import compile_with_state
     from storyc.film.assemble import Assembler
     from storyc.film.cuts import build_cuts
@@ -67,8 +67,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     digests = project_digests(root)
     # through the compiled state, as build does: an unchanged story is not compiled again,
     # and the cuts come from what it keeps of them (no project model is built)
-    comp = compile_with_state(Path(args.path), digests=digests)
-    settle()
+    with settling():  # the compilation lives as long as the command (storyc.base.memory)
+        comp = compile_with_state(Path(args.path), digests=digests)
     digests.save()
     shown = comp.rendered(notes=False)
     if shown:

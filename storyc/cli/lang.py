@@ -22,7 +22,7 @@ from storyc.base import warm
 from storyc.base.diagnostics import dumps_json, json_safe, printable
 from storyc.base.exits import ExitCode
 from storyc.base.fsio import atomic_write_text
-from storyc.base.memory import settle
+from storyc.base.memory import settling
 from storyc.base.terminal import styled
 from storyc.cli import project_digests
 
@@ -159,15 +159,15 @@ def _compile(path: str, *, state: bool = True, **options: Any) -> Compilation:
     project is not compiled again, an edited one only where it changed: see
     storyc.compiler.state)."""
     digests = project_digests(path)
-    if state:
-        from storyc.compiler.state import compile_with_state
+    with settling():  # the compilation lives as long as the command (storyc.base.memory)
+        if state:
+            from storyc.compiler.state import compile_with_state
 
-        comp = compile_with_state(path, digests=digests, **options)
-    else:
-        from storyc.compiler import compile_project
+            comp = compile_with_state(path, digests=digests, **options)
+        else:
+            from storyc.compiler import compile_project
 
-        comp = compile_project(path, digests=digests, **options)
-    settle()  # the compilation lives as long as the command (storyc.base.memory)
+            comp = compile_project(path, digests=digests, **options)
     warm.save_soon(digests)
     return comp
 

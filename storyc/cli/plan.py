@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from storyc.base import warm
 from storyc.base.diagnostics import json_safe, printable
 from storyc.base.exits import ExitCode
-from storyc.base.memory import settle
+from storyc.base.memory import settling
 from storyc.cli import add_remote_flags, project_digests, project_root, root_or_say
 from storyc.plan import pricing
 from storyc.plan.planner import Plan, ScenePlan, Status, explain, planner_for
@@ -169,8 +169,8 @@ def compiled(
     cache = cache if cache is not None else BuildCache.open(root)
     # the compiled state: an unchanged story is not compiled again, an edited one only where
     # it changed (storyc.compiler.state); the keys of unchanged requests are the cache's
-    comp = cache.compile(Path(args.path), args.target, digests).comp
-    settle()  # the compilation lives as long as the command (storyc.base.memory)
+    with settling():  # the compilation lives as long as the command (storyc.base.memory)
+        comp = cache.compile(Path(args.path), args.target, digests).comp
     if not comp.found:
         print(printable(f"error: no storyc project at {args.path}"), file=sys.stderr)
         return ExitCode.ENVIRONMENT

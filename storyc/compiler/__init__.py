@@ -144,7 +144,26 @@ class Compilation:
         new.order = order
         new.selected = list(order)
         new.requests = requests
+        new.__dict__.pop("_lineage", None)  # its requests are not the engine's any more
         return new
+
+    def changed_since(self, earlier: Compilation) -> set[str] | None:
+        """The scenes whose request may differ from `earlier`'s (replaced, added or
+        removed), when that is known without comparing every request: both made by the
+        same incremental engine (storyc.compiler.assembly), `earlier` not long before.
+        None when not known."""
+        mine = self.__dict__.get("_lineage")
+        theirs = earlier.__dict__.get("_lineage")
+        if mine is None or theirs is None or mine[0] is not theirs[0] or theirs[1] > mine[1]:
+            return None
+        log = mine[2]
+        out: set[str] = set()
+        for seq in range(theirs[1] + 1, mine[1] + 1):
+            step = log.get(seq)
+            if step is None:
+                return None
+            out |= step
+        return out
 
     def media_duration(self, path: str) -> float | None:
         """The length in seconds of the project's local video `path` (project-relative),

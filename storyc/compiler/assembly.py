@@ -134,6 +134,17 @@ class Assembler:
         self.summary_key: Any = None
         self.summary: Summary | None = None
         self.units_of: tuple[IndexView, list[Unit]] | None = None
+        # what the last lowering pass left every unit as: (index, broken, whole project)
+        self.lowered_key: Any = None
+        self.edged_key: Any = None
+        self.edged: list[str] = []  # scenes with edges, in declaration order
+        self.all_key: Any = None
+        self.all_scenes: frozenset[str] = frozenset()
+        # Which scenes' requests each assembly replaced (storyc.compiler.Compilation
+        # .changed_since): by sequence number, None for "any of them"; the last few only.
+        self.token = object()
+        self.seq = 0
+        self.log: dict[int, frozenset[str] | None] = {}
 
     # -- decoding a unit ---------------------------------------------------------------
 
@@ -195,7 +206,7 @@ class Assembler:
             broken = broken_from(engine.regions(), everything)
 
         order, cycles = self._order(engine, units)
-        graph = LazyGraph(engine, self, units, order, cycles)
+        graph = LazyGraph(engine, self, units, self._edged(engine, units), order, cycles)
         cycle_diags = Diagnostics()
         for cycle in cycles:
             path = " → ".join([*cycle, cycle[0]])
@@ -220,16 +231,31 @@ class Assembler:
             if scenes is None
             else _select(list(index.scenes), scenes, select_diags)
         )
-        chosen = set(wanted)
+        if scenes is None:
+            if self.all_key is not index:  # the same index names the same scenes
+                self.all_key, self.all_scenes = index, frozenset(index.scenes)
+            chosen: set[str] = self.all_scenes  # type: ignore[assignment]  # never changed
+        else:
+            chosen = set(wanted)
         # the scenes the chosen ones use, all the way up: an error there blocks a chosen one
         needed = chosen if scenes is None else _with_upstream(units, chosen)
-        for u in units:
+        # After a pass over the whole project every unit is lowered as its scene's place in
+        # `broken` asks: with the same index and the same `broken`, only the units made
+        # again since (all in `changed`) can need it.
+        lowered_key = (index, tuple(sorted(broken))) if scenes is None else None
+        todo = (
+            [engine.units[n] for n in changed if n in engine.units]
+            if lowered_key is not None and lowered_key == self.lowered_key
+            else units
+        )
+        for u in todo:
             if u.scene not in needed:
                 continue
             full = u.scene not in broken
             if u.low is None or (full and not u.low_full):
                 engine.lower(u, full=full)
                 changed.add(u.scene)
+        self.lowered_key = lowered_key
 
         parts = _Parts(
             _by_file(loader_diags),
@@ -252,9 +278,14 @@ class Assembler:
             engine, parts, context, chosen, needed, broken, in_cut, used_up, bool(cuts)
         )
 
-        requests, blocked, final = self._requests(units, order, chosen, needed, broken, changed)
+        requests, blocked, final, delta = self._requests(
+            units, order, chosen, needed, broken, changed
+        )
         summary = self._summary(engine, shell, units)
-        return EngineCompilation(
+        self.seq += 1
+        self.log[self.seq] = delta
+        self.log.pop(self.seq - 64, None)
+        comp = EngineCompilation(
             None,
             requests,
             final,
@@ -263,13 +294,15 @@ class Assembler:
             None,
             selected=wanted,
             blocked=blocked,
-            broken={n: broken[n] for n in final if n in broken},
+            broken={n: broken[n] for n in final if n in broken} if broken else {},
             lazy_graph=graph,
             summary_data=summary,
             model=engine.model_maker(loaded),
             cut_facts=facts,
             segments=segments,
         )
+        comp.__dict__["_lineage"] = (self.token, self.seq, self.log)
+        return comp
 
     def _units(self, engine: Engine, index: IndexView, changed: set[str]) -> list[Unit]:
         """The units in declaration order: the last list with this update's new units put
@@ -309,6 +342,15 @@ class Assembler:
                 "extent": [ext.file, ext.start, ext.end] if ext is not None else None,
             }
         return out
+
+    def _edged(self, engine: Engine, units: list[Unit]) -> list[str]:
+        """The scenes whose units have edges (a unit whose edges come or go changes the
+        engine's `edges_version`)."""
+        key = (engine.index_key(), engine.edges_version)
+        if key != self.edged_key:
+            self.edged_key = key
+            self.edged = [u.scene for u in units if u.edges]
+        return self.edged
 
     def _order(self, engine: Engine, units: list[Unit]) -> tuple[list[str], list[list[str]]]:
         key = (engine.index_key(), engine.edges_version)
@@ -405,9 +447,12 @@ class Assembler:
             units = []
             touched: set[str] = set()
             for n in names:
-                now = engine.anchors_now(engine.units[n])
+                u = engine.units[n]
+                if not (u.res or u.graph or u.low or any(recs for _, recs in u.media)):
+                    continue  # nothing to place: most scenes say nothing
+                now = engine.anchors_now(u)
                 touched.update(a[0] for a in now if a is not None)
-                units.append((engine.units[n], Decoder(now)))
+                units.append((u, Decoder(now)))
             unreached = None
             if has_cuts and own:
                 path = index.label_path[label]
@@ -441,7 +486,9 @@ class Assembler:
         needed: set[str],
         broken: dict[str, str],
         changed: set[str],
-    ) -> tuple[dict[str, Request], dict[str, str], list[str]]:
+    ) -> tuple[dict[str, Request], dict[str, str], list[str], frozenset[str] | None]:
+        """The requests, the blocked scenes, the final order, and which scenes' requests
+        differ from the last call's (None: any may)."""
         final = [n for n in order if n in chosen] if len(chosen) != len(order) else order
         key = (
             id(order),
@@ -451,14 +498,14 @@ class Assembler:
             frozenset(needed) if len(needed) != len(units) else None,
         )
         if key == self.requests_key and not changed:
-            return dict(self.requests), dict(self.blocked), final
+            return dict(self.requests), dict(self.blocked), final, frozenset()
         if key == self.requests_key and len(changed) * 8 < len(units):
             # an edit of a few scenes whose requests keep their upstream: nothing can be
             # blocked or unblocked by it, so only their requests are replaced
             fresh = self._replaced(units, changed, broken)
             if fresh is not None:
                 self.requests.update(fresh)
-                return dict(self.requests), dict(self.blocked), final
+                return dict(self.requests), dict(self.blocked), final, frozenset(fresh)
         by_name = {u.scene: u for u in units}
         ordered = set(order)
         built = [n for n in order if n in needed] if len(needed) != len(order) else order
@@ -485,7 +532,7 @@ class Assembler:
         blocked = {n: blocked[n] for n in final if n in blocked}
         result = {n: requests[n] for n in final if n in requests and n not in blocked}
         self.requests_key, self.requests, self.blocked = key, result, blocked
-        return dict(result), dict(blocked), final
+        return dict(result), dict(blocked), final, None
 
     def _replaced(
         self, units: list[Unit], changed: set[str], broken: dict[str, str]
@@ -555,13 +602,14 @@ class LazyGraph:
         engine: Engine,
         assembler: Assembler,
         units: list[Unit],
+        edged: list[str],
         order: list[str],
         cycles: list[list[str]],
     ) -> None:
         self.units = units
         # where the declarations are now, for the units whose edges have spans to decode
         # later (the engine may have moved on by then); the others need nothing
-        self.records = [(u, engine.anchors_now(u)) for u in units if u.edges]
+        self.records = [(u, engine.anchors_now(u)) for u in map(engine.units.__getitem__, edged)]
         self.order = order
         self.cycles = cycles
         self._graph: graph_mod.Graph | None = None

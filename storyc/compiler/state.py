@@ -210,6 +210,9 @@ def diags_in(recs: Any) -> list[Diagnostic]:
     ]
 
 
+_SCENE_NAME = json.JSONEncoder(ensure_ascii=False)  # json.dumps makes one per call
+
+
 def _requests_out(requests: list[Request]) -> bytes:
     """A q- record: scene -> [fingerprint, the request's canonical JSON], each request
     serialised once (its fingerprint is the digest of that very text)."""
@@ -219,7 +222,7 @@ def _requests_out(requests: list[Request]) -> bytes:
         if "fingerprint" not in req.__dict__:
             digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
             req.__dict__["fingerprint"] = "sha256:" + digest
-        parts.append(f'{json.dumps(req.scene, ensure_ascii=False)}:["{req.fingerprint}",{raw}]')
+        parts.append(f'{_SCENE_NAME.encode(req.scene)}:["{req.fingerprint}",{raw}]')
     return ("{" + ",".join(parts) + "}").encode("utf-8", "surrogatepass")
 
 
@@ -1101,6 +1104,7 @@ def compile_with_state(
                 state.engine,
                 lambda e: e.digests is digests,
             )
+            engine.settle = True  # the daemon settles after each command
             comp = engine.update(scenes=scenes)
             warm.later(
                 lambda: state.save(engine, comp, result=scenes is None),

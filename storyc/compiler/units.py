@@ -77,6 +77,7 @@ class Unit:
     version: int = field(default=0, repr=False)  # new for every (re)computation
     model: Scene | None = field(default=None, repr=False)
     model_at: Any = field(default=None, repr=False)
+    model_gen: int = field(default=-1, repr=False)  # the engine update that made `model`
     decoded: Any = field(default=None, repr=False)  # (key, Decoded)
     _req: Request | None = field(default=None, repr=False)
 

@@ -170,6 +170,7 @@ class StoryServer(LanguageServer):
             from storyc.compiler.incremental import Engine
 
             state.engine = Engine(state.entry, digests=state.digests)
+            state.engine.settle = True  # the server settles after each refresh
         # every open document stands for its file: what changed since the last check is
         # recompiled, nothing else (the diagnostics are compile_project's all the same)
         state.comp = state.engine.update(overlays, replace=True)

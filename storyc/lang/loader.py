@@ -17,6 +17,7 @@ resolved, or inside a folder the project block lists in `shared_folders` (E017).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,9 +107,38 @@ class Loaded:
             yield from walk(self.files[0])
 
 
-def label_for(abs_path: str, root: Path) -> str:
-    rel = os.path.relpath(abs_path, root)
-    return Path(rel).as_posix()
+def label_for(abs_path: str, root: Path | str) -> str:
+    top = os.fspath(root)
+    if abs_path.startswith(top) and abs_path[len(top) : len(top) + 1] == os.sep:
+        rel = abs_path[len(top) + 1 :]  # the usual case, without relpath's walk
+    else:
+        rel = os.path.relpath(abs_path, top)
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
+class _RealPaths:
+    """`os.path.realpath` for the story files of one load: the folder's real path once
+    per folder, then one `lstat` per file (a file that is itself a link, or whose folder
+    is not a folder, takes the whole walk)."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        folder, name = os.path.split(path)
+        if not name or name in (".", ".."):
+            return os.path.realpath(path)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(path)
+        except FileNotFoundError:
+            pass  # realpath keeps a missing last part as it is written
+        except OSError:
+            return os.path.realpath(path)
+        real = self.folders.get(folder)
+        if real is None:
+            real = self.folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name)
 
 
 def find_entry(path: Path, diags: Diagnostics) -> Path | None:
@@ -202,9 +232,11 @@ def load(
     loaded: dict[str, LoadedFile] = {}
     stack: list[str] = []
     allowed: list[str] = [str(root)]  # + the entry's shared folders, once it is parsed
+    top = str(root)
+    realpath = _RealPaths()
 
     def visit(abs_path: str, via: ast.Include | None) -> LoadedFile | None:
-        label = label_for(abs_path, root)
+        label = label_for(abs_path, top)
         where = via.path.span if via is not None else None
         overlay = overlays.get(abs_path) if overlays else None
         try:
@@ -257,12 +289,12 @@ def load(
         loaded[abs_path] = lf
         files.append(lf)
         stack.append(abs_path)
-        base = Path(abs_path).parent
+        base = os.path.dirname(abs_path)
         if via is None:
             allowed.extend(real for _, real in shared_folders(result.file, root))
         for i, item in enumerate(result.file.items):
             if isinstance(item, ast.Include):
-                target = _include_target(item, base, root, diags, stack, tuple(allowed))
+                target = _include_target(item, base, root, diags, stack, tuple(allowed), realpath)
                 if target is None:
                     continue
                 if target in loaded:
@@ -287,11 +319,12 @@ def load(
 
 def _include_target(
     item: ast.Include,
-    base: Path,
+    base: str,
     root: Path,
     diags: Diagnostics,
     stack: list[str],
     allowed: tuple[str, ...],
+    realpath: Callable[[str], str] = os.path.realpath,
 ) -> str | None:
     written = item.path.value
     if not written.strip():
@@ -305,8 +338,8 @@ def _include_target(
     if "\0" in written:
         diags.error("E012", "an include path cannot contain a NUL byte", item.path.span)
         return None
-    target = os.path.normpath(base / written)
-    if not is_inside(os.path.realpath(target), allowed):
+    target = os.path.normpath(os.path.join(base, written))
+    if not is_inside(realpath(target), allowed):
         _outside(diags, item.path.span, f"`{written}`", "include")
         return None
     if target in stack:

@@ -23,17 +23,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from storyc.base.fsio import stat_sig
+from storyc.base.fsio import COARSE_NS, FINE_NS, stat_sig
 from storyc.compiler import Compilation
 from storyc.plan.planner import Plan, Planner, ScenePlan, Sources, planner_for
 from storyc.targets.request import Request
 
 # How recent a stat signature's time may be before a change within the same clock tick could
-# hide behind it. A filesystem that keeps sub-second times stamps them from the kernel's
-# clock, whose tick is at most 10 ms (HZ=100): 50 ms is five of those. One that keeps whole
-# seconds (or FAT's two) needs two seconds.
-FINE_NS = 50_000_000
-COARSE_NS = 2_000_000_000
+# hide behind it (storyc.base.fsio: 50 ms with sub-second times, 2 s with whole seconds)
 RACY_NS = COARSE_NS  # the window when nothing shows which kind of filesystem it is
 
 
@@ -47,6 +43,25 @@ def closure(start: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def changed_requests(
+    comp: Compilation, before: dict[str, Request], last: Compilation | None
+) -> set[str] | None:
+    """The scenes of `comp` whose request differs from `before` (the requests of `last`,
+    the compilation planned last time); None when scenes were added or removed. The
+    compiler says which requests it replaced since `last` when it can; else the incremental
+    compiler hands back the very request object of a scene it did not compile again, so an
+    identity test settles all but the scenes it did."""
+    reqs = comp.requests
+    known = comp.changed_since(last) if last is not None else None
+    if known is None:
+        if reqs.keys() != before.keys():
+            return None
+        return {n for n, r in reqs.items() if (p := before[n]) is not r and p != r}
+    if any((n in reqs) != (n in before) for n in known):
+        return None
+    return {n for n in known if n in reqs and (p := before[n]) is not (r := reqs[n]) and p != r}
 
 
 def _relied_on(scenes: Iterable[ScenePlan]) -> set[str]:
@@ -125,6 +140,7 @@ class PlanMemo:
         self.replanned = 0  # scenes planned by the last call (tests and bench read it)
         self.dirty: set[str] = set()  # scenes a build touched since (see `rebase`)
         self.planner: Planner | None = None  # the last call's planner (a build goes on with it)
+        self.comp: Compilation | None = None  # the last call's compilation
 
     def plan(
         self,
@@ -137,23 +153,28 @@ class PlanMemo:
         planner = self.planner = make(comp, sources)
         shape = (sources.backend, planner.order, planner.extra, planner.broken, planner.blocked)
         last = self.last
+        changed = None
         if (
-            last is None
-            or state is None
-            or state != self.state
-            or shape != self.shape
-            or comp.requests.keys() != self.requests.keys()
-            or any(stat_sig(f) != s for f, s in self.objects.items())
+            last is not None
+            and state is not None
+            and state == self.state
+            and shape == self.shape
+            and not any(stat_sig(f) != s for f, s in self.objects.items())
         ):
+            changed = changed_requests(comp, self.requests, self.comp)
+        if last is None or changed is None:
             plan = self._full(planner, comp)
             self.objects = {}
             fresh: Iterable[ScenePlan] = plan.scenes.values()
+            self.requests = dict(comp.requests)
         else:
-            plan, fresh = self._patched(planner, comp, last)
+            plan, fresh = self._patched(planner, comp, last, changed)
+            for n in changed:
+                self.requests[n] = comp.requests[n]
         self.dirty = set()
         self.state = None if state is None or racy(state) else state
         self.shape = shape
-        self.requests = dict(comp.requests)
+        self.comp = comp
         self.last = plan
         if self.state is not None:
             # objects a replaced plan relied on stay watched: one removed later only costs
@@ -187,15 +208,13 @@ class PlanMemo:
         return plan
 
     def _patched(
-        self, planner: Planner, comp: Compilation, last: Plan
+        self, planner: Planner, comp: Compilation, last: Plan, changed: set[str]
     ) -> tuple[Plan, list[ScenePlan]]:
-        """The plan, and the scene plans made anew."""
+        """The plan, and the scene plans made anew; `changed`: the scenes whose request
+        changed (the same scenes as last time)."""
         before = self.requests
         reqs = comp.requests
-        # the compiler hands back the very request object of a scene it did not compile
-        # again: an identity test settles all but the scenes it did
-        changed = {n for n, r in reqs.items() if (p := before[n]) is not r and p != r}
-        changed |= self.dirty & reqs.keys()
+        changed = changed | (self.dirty & reqs.keys())
         if not changed:
             self.replanned = 0
             return Plan(last.backend, dict(last.scenes), list(last.order)), []

@@ -81,11 +81,8 @@ class Request:
         """Every field, in declaration order, as compact JSON (the body's fields in their
         order: the provider's schema order): what `fingerprint` digests, and how
         `storyc.compiler.state` stores a request."""
-        data = [
-            list(v) if isinstance(v, tuple) else v
-            for v in (getattr(self, f.name) for f in fields(self))
-        ]
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        data = [list(v) if isinstance(v, tuple) else v for v in (getattr(self, f) for f in _FIELDS)]
+        return _COMPACT.encode(data)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -94,3 +91,7 @@ class Request:
         valid across compilations. Computed once; `storyc.compiler.state` stores it."""
         raw = self.canonical().encode("utf-8", "surrogatepass")
         return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+_FIELDS = tuple(f.name for f in fields(Request))  # in declaration order, as `canonical` writes
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call

@@ -21,7 +21,7 @@ from typing import Any
 
 from storyc.base.hashing import canonical_json
 from storyc.compiler import Compilation
-from storyc.plan.memo import closure
+from storyc.plan.memo import changed_requests, closure
 from storyc.plan.planner import Plan
 from storyc.targets.request import Request
 from storyc.watch.session import PlanView
@@ -51,14 +51,18 @@ class IncrementalPlanner:
         self.rendering: set[str] = set()  # scenes whose entry renders
         self.view: PlanView | None = None  # the last view (kept while nothing moves)
         self._scenes: Any = None  # the summary's scenes it was made with
+        self.comp: Compilation | None = None  # the last call's compilation
+        self._pos: tuple[list[str], dict[str, int]] | None = None
         self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
 
     def plan(self, comp: Compilation, state: object) -> PlanView:
-        if (
-            state != self.state
-            or comp.order != self.order
-            or comp.requests.keys() != self.requests.keys()
-        ):
+        if comp is self.comp and state == self.state and self.view is not None:
+            self.last_replanned = 0
+            return self.view  # the builder asks again about what the watcher just planned
+        changed = None
+        if state == self.state and (comp.order is self.order or comp.order == self.order):
+            changed = changed_requests(comp, self.requests, self.comp)
+        if changed is None:
             self.entries = {}
             self.rendering = set()
             self.down = {}
@@ -68,14 +72,9 @@ class IncrementalPlanner:
                     self.down.setdefault(u, set()).add(n)
             plan = self.make(comp)
             self._take(comp, plan, plan.order)
-            self.order = list(comp.order)
+            self.requests = dict(comp.requests)
         else:
-            # The incremental compiler hands back the very request object of a scene it did
-            # not compile again: an identity test settles all but the scenes it did.
             before = self.requests
-            changed = {
-                n for n, r in comp.requests.items() if (p := before.get(n)) is not r and p != r
-            }
             if changed:
                 for n in changed:  # the edges of the changed scenes only
                     for u in before[n].upstream:
@@ -85,7 +84,8 @@ class IncrementalPlanner:
                 reqs = comp.requests
                 affected = closure(changed, lambda n: self.down.get(n, ()))
                 context = closure(affected, lambda n: reqs[n].upstream if n in reqs else ())
-                order = [n for n in comp.order if n in context]
+                pos = self._positions(comp.order)
+                order = sorted((n for n in context if n in pos), key=pos.__getitem__)
                 sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
                 was = {n for n in affected if n in self.rendering}
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
@@ -93,36 +93,35 @@ class IncrementalPlanner:
                     self.view = self._patched(self.view, affected)
                 else:
                     self.view = None
+                for n in changed:
+                    before[n] = comp.requests[n]
             else:
                 self.last_replanned = 0
         self.state = state
-        self.requests = dict(comp.requests)
+        self.order = comp.order
+        self.comp = comp
         scenes = comp.summary.scenes if comp.summary else None
-        if self.view is None or scenes != self._scenes:
+        if self.view is None or (scenes is not self._scenes and scenes != self._scenes):
             self.view = self._view(comp)
             self._scenes = scenes
         return self.view
 
+    def _positions(self, order: list[str]) -> dict[str, int]:
+        """Each scene's place in `order` (kept while the compiler hands back the same
+        order)."""
+        if self._pos is None or self._pos[0] is not order:
+            self._pos = (order, {n: i for i, n in enumerate(order)})
+        return self._pos[1]
+
     def _patched(self, view: PlanView, names: set[str]) -> PlanView:
         """`view` with the entries of `names` as planned now, when the same scenes render
-        as before (their order is the last view's): dictionaries copied, not rebuilt."""
-        out = PlanView(dict(view.render), dict(view.costs), self.paid)
-        out.upstream, out.bodies = dict(view.upstream), dict(view.bodies)
-        total = view.cost()  # the new total from the old one: no sum over every scene
+        as before (their order is the last view's)."""
+        changes = {}
         for name in names:
-            if name not in self.rendering:
-                continue
-            e = self.entries[name]
-            total += (e.cost or Decimal(0)) - (view.costs.get(name) or Decimal(0))
-            out.render[name] = e.key
-            out.costs[name] = e.cost
-            out.upstream[name] = e.upstream
-            if e.body:
-                out.bodies[name] = e.body
-            else:
-                out.bodies.pop(name, None)
-        out.total = total
-        return out
+            if name in self.rendering:
+                e = self.entries[name]
+                changes[name] = (e.key, e.cost, e.upstream, e.body)
+        return PlanView.patched(view, changes)
 
     def _take(self, comp: Compilation, plan: Plan, names: list[str]) -> None:
         self.last_replanned = len(names)

@@ -29,8 +29,9 @@ import hashlib
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,19 +40,148 @@ from storyc.base.memory import Settler
 from storyc.watch.view import Emit
 from storyc.watch.watcher import Watcher
 
+_Change = tuple[str | None, Decimal | None, tuple[str, ...], str]  # key, cost, upstream, body
 
-@dataclass
+
 class PlanView:
-    """What watch needs from a plan, independent of the planner's own types."""
+    """What watch needs from a plan, independent of the planner's own types.
 
-    render: dict[str, str | None]  # scene -> render key (None: upstream not rendered yet)
-    costs: dict[str, Decimal | None]  # scene -> estimate (None: unknown)
-    paid: bool  # the backend costs money
-    upstream: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    bodies: dict[str, str] = field(default_factory=dict)  # scene -> canonical request JSON
-    # the whole plan's cost, once known: summed once per view (a save compares two), or
-    # carried over by whoever made this view from another (storyc.watch.replan)
-    total: Decimal | None = field(default=None, compare=False, repr=False)
+    `render`: scene -> render key (None: upstream not rendered yet), in render order;
+    `costs`: scene -> estimate (None: unknown); `paid`: the backend costs money;
+    `upstream`: scene -> the scenes it uses; `bodies`: scene -> canonical request JSON
+    (stands in for a key not known yet).
+
+    A view made from another by changing some scenes' keys and costs (`patched`: the same
+    scenes render, in the same order) builds its maps only when they are read: showing a
+    plan after a save needs its scene names, its total and its scenes of unknown cost, all
+    carried over from the view before, so nothing proportional to the project is done
+    between a save and its plan on screen."""
+
+    def __init__(
+        self,
+        render: dict[str, str | None],
+        costs: dict[str, Decimal | None],
+        paid: bool,
+        upstream: dict[str, tuple[str, ...]] | None = None,
+        bodies: dict[str, str] | None = None,
+    ) -> None:
+        self._render: dict[str, str | None] | None = render
+        self._costs: dict[str, Decimal | None] | None = costs
+        self._upstream: dict[str, tuple[str, ...]] | None = upstream if upstream is not None else {}
+        self._bodies: dict[str, str] | None = bodies if bodies is not None else {}
+        self.paid = paid
+        # the whole plan's cost, once known: summed once per view (a save compares two),
+        # or carried over from the view this one was made from
+        self.total: Decimal | None = None
+        # the view this one was made from, whose scenes to render are these in this order
+        # (nothing is new, nothing is done); weak, so that views do not chain up
+        self._same: weakref.ref[PlanView] | None = None
+        self._root: PlanView | None = None  # where a patched view's maps come from
+        self.unknown_list: list[str] | None = None
+        self._names: list[str] | None = None
+        self._changes: dict[str, _Change] = {}
+
+    @classmethod
+    def patched(cls, base: PlanView, changes: dict[str, _Change]) -> PlanView:
+        """`base` with these scenes' key, cost, upstream and body replaced; every one of
+        them renders in `base` and still does. Its maps come from the last view whose
+        maps were all made, with every change since: a session of many saves never
+        chains views (a read would walk the chain)."""
+        out = cls({}, {}, base.paid)
+        out._render = out._costs = out._upstream = out._bodies = None
+        out._same = weakref.ref(base)
+        if base._root is None or base._whole():
+            out._root, out._changes = base, dict(changes)
+        else:
+            out._root, out._changes = base._root, {**base._changes, **changes}
+        total = base.cost()  # the new total from the old one: no sum over every scene
+        unknown_same = True
+        for name, (_, cost, _, _) in changes.items():
+            was = base.cost_of(name)
+            total += (cost or Decimal(0)) - (was or Decimal(0))
+            unknown_same = unknown_same and (was is None) == (cost is None)
+        out.total = total
+        if unknown_same and base.unknown_list is not None:
+            out.unknown_list = base.unknown_list
+        return out
+
+    def same_scenes(self) -> PlanView | None:
+        """The view this one was made from, when it is still alive: the same scenes
+        render, in the same order."""
+        return self._same() if self._same is not None else None
+
+    def _whole(self) -> bool:
+        return None not in (self._render, self._costs, self._upstream, self._bodies)
+
+    def _base(self) -> PlanView:
+        assert self._root is not None
+        return self._root
+
+    def cost_of(self, scene: str) -> Decimal | None:
+        if self._costs is None:
+            hit = self._changes.get(scene)
+            return hit[1] if hit is not None else self._base().cost_of(scene)
+        return self._costs.get(scene)
+
+    def _made(self, field: int) -> dict[str, Any]:
+        """A patched view's map number `field` of `_Change` (key, cost, upstream, body):
+        its root's with the changes (an empty body is none)."""
+        base = self._base()
+        out: dict[str, Any] = dict((base.render, base.costs, base.upstream, base.bodies)[field])
+        for n, c in self._changes.items():
+            if field == 3 and not c[3]:
+                out.pop(n, None)
+            else:
+                out[n] = c[field]
+        return out
+
+    @property
+    def render(self) -> dict[str, str | None]:
+        if self._render is None:
+            self._render = self._made(0)
+        return self._render
+
+    @render.setter
+    def render(self, value: dict[str, str | None]) -> None:
+        self._render = value
+        self._names = self.unknown_list = self.total = None
+
+    @property
+    def costs(self) -> dict[str, Decimal | None]:
+        if self._costs is None:
+            self._costs = self._made(1)
+        return self._costs
+
+    @costs.setter
+    def costs(self, value: dict[str, Decimal | None]) -> None:
+        self._costs = value
+        self.unknown_list = self.total = None
+
+    @property
+    def upstream(self) -> dict[str, tuple[str, ...]]:
+        if self._upstream is None:
+            self._upstream = self._made(2)
+        return self._upstream
+
+    @upstream.setter
+    def upstream(self, value: dict[str, tuple[str, ...]]) -> None:
+        self._upstream = value
+
+    @property
+    def bodies(self) -> dict[str, str]:
+        if self._bodies is None:
+            self._bodies = self._made(3)
+        return self._bodies
+
+    @bodies.setter
+    def bodies(self, value: dict[str, str]) -> None:
+        self._bodies = value
+
+    def names(self) -> list[str]:
+        """The scenes to render, in order (kept once made; a patched view's are its base's)."""
+        if self._names is None:
+            self._names = self._base().names() if self._render is None else list(self._render)
+        return self._names
 
     def cost(self, scenes: Iterable[str] | None = None) -> Decimal:
         if scenes is None:
@@ -61,10 +191,35 @@ class PlanView:
         return self._sum(scenes)
 
     def _sum(self, names: Iterable[str]) -> Decimal:
-        return sum((self.costs.get(s) or Decimal(0) for s in names), Decimal(0))
+        return sum((self.cost_of(s) or Decimal(0) for s in names), Decimal(0))
 
     def unknown_cost(self, scenes: Iterable[str]) -> bool:
-        return self.paid and any(self.costs.get(s) is None for s in scenes)
+        return self.paid and any(self.cost_of(s) is None for s in scenes)
+
+    def unknown(self) -> list[str]:
+        """The scenes to render whose cost is not known, in order (kept once made)."""
+        if self.unknown_list is None:
+            costs = self.costs
+            self.unknown_list = (
+                [s for s in self.render if costs.get(s) is None] if self.paid else []
+            )
+        return self.unknown_list
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PlanView):
+            return NotImplemented
+        return (
+            self.paid == other.paid
+            and self.render == other.render
+            and self.costs == other.costs
+            and self.upstream == other.upstream
+            and self.bodies == other.bodies
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PlanView(render={self.render!r}, costs={self.costs!r}, paid={self.paid!r})"
 
 
 @dataclass
@@ -238,21 +393,27 @@ class WatchSession:
 
     def _emit_plan(self, plan: PlanView, ms: float) -> None:
         old = self.last_plan
-        before = set() if old is None else set(old.render)
-        now = list(plan.render)
+        now = list(plan.names())
+        if old is not None and (plan is old or plan.same_scenes() is old):
+            new: list[str] = []
+            done: list[str] = []
+        else:
+            before = set() if old is None else set(old.render)
+            new = [s for s in now if s not in before]
+            done = sorted(before - plan.render.keys())
         cost = plan.cost()
         delta = cost - (old.cost() if old is not None else Decimal(0))
         self.emit(
             "plan",
             render=now,
-            new=[s for s in now if s not in before],
-            done=sorted(before - set(now)),
+            new=new,
+            done=done,
             rendering=list(self.rendering),
             cost=float(cost),
             delta=float(delta),
             currency="USD",
             free=not plan.paid,
-            unknown=[s for s in now if plan.paid and plan.costs.get(s) is None],
+            unknown=list(plan.unknown()),
             ms=round(ms, 1),
             parses=self.wiring.parses(),
         )

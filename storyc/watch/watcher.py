@@ -154,16 +154,18 @@ class Watcher:
 
     def _deliver(self, paths: frozenset[Path]) -> None:
         self.batches += 1
+        # What was delivered is stat'ed before the callback reads it: a save made while the
+        # callback runs then differs from the snapshot, so a notifier restarted afterwards
+        # (its event died with the old one) still finds it. Stat'ed after, the snapshot
+        # would already hold that save and nothing would ever deliver it.
+        seen = {p: stat_sig(p) for p in paths if p in self._snapshot}
         new = self.on_change(paths)
+        self._snapshot.update(seen)  # only what was delivered: a big set is not re-stat'ed
         files = None if new is None else {Path(os.path.abspath(p)) for p in new}
         if files is not None and files != self.watched:
-            self.set_watched(files, new_unknown=True)
-        else:
-            # Same set: only what was delivered has a new stat (a 1,000-file set is not
-            # re-stat'ed on every save).
-            for p in paths:
-                if p in self._snapshot:
-                    self._snapshot[p] = stat_sig(p)
+            # files already known keep what the snapshot says of them (a change not yet
+            # delivered stays a change); files new to the set are read at the next start
+            self.set_watched(files, keep_snapshot=True, new_unknown=True)
 
     def run(self, initial: Iterable[Path], *, since_ns: int | None = None) -> None:
         """Watch `initial` (and what `on_change` returns) until stopped. `since_ns`: when
@@ -184,7 +186,11 @@ class Watcher:
         first = 0.0
         # The notifier itself waits `step` for quiet before handing a batch over; the rest of
         # the debounce is waited here (rust_timeout), so the total quiet time is the debounce.
-        step = max(5, min(10, self.debounce_ms // 4))
+        # The notifier looks every `step`, so a batch reaches us up to two steps after its
+        # last event and the quiet ends up to a step late: 5 ms keeps that within ~10 ms of
+        # the debounce (10 ms cost ~10-20 ms) for a few hundred wake-ups a second, each a
+        # check of the stop event.
+        step = max(5, min(10, self.debounce_ms // 16))
         quiet = max(step, self.debounce_ms - step)
         if not dirs:
             # Nothing to watch (an empty project): idle until stopped or told otherwise.

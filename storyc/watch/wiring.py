@@ -117,6 +117,7 @@ class Compiler:
         )
         self.state = CompiledState(self.root, self.path, target, self.digests)
         self.engine = self.state.engine()
+        self.engine.settle = True  # the session settles after each refresh
         self.last: Compilation | None = None
 
     @property

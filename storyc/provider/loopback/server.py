@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,20 @@ class LoopbackServer:
 
     def add_fault(self, fault: Fault | str) -> None:
         self.faults.add(fault)  # one list append: atomic, safe from the test's thread
+
+    def release(self) -> None:
+        """Let the tasks held running (`serve(hold=True)`) finish, from the test's thread."""
+        self._in_loop(self.provider.book.release)
+
+    def hold(self) -> None:
+        """Hold tasks again, from those that reach their end from now on (`release` ends it)."""
+        self._in_loop(self.provider.book.hold)
+
+    def _in_loop(self, fn: Callable[[], None]) -> None:
+        async def call() -> None:
+            fn()
+
+        asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
 
     @property
     def env(self) -> dict[str, str]:

@@ -46,6 +46,9 @@ class Options:
     status_form: str = "int"  # "int" (current numbering), "string", or "legacy" ints
     video_form: str = "url"  # output `video` as a URL string, or an {"uri": ...} "object"
     fast_outputs: bool = False  # cache outputs by duration and aspect only
+    # tasks stay running, their output made, until the test says so (`release`): what a
+    # test sees while tasks run is then decided by events, not by the clock
+    hold: bool = False
     heartbeat: float = 0.5  # seconds between stream heartbeats
     faults: FaultPlan = field(default_factory=FaultPlan)
     # pinned app versions this provider hosts: `klingai/video-o1@<id>` -> input schema.
@@ -114,6 +117,21 @@ class TaskBook:
         self.webhook_calls: list[dict[str, Any]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
         self._http: Any = None  # an httpx.AsyncClient, made at the first call
+        self._released: asyncio.Event | None = None  # with `hold`: set by `release`
+
+    def release(self) -> None:
+        """Let held tasks (and every later one) finish (`Options.hold`)."""
+        self._gate().set()
+
+    def hold(self) -> None:
+        """Hold the tasks that reach their end from now on, until `release` (`Options.hold`)."""
+        if self._gate().is_set():
+            self._released = asyncio.Event()
+
+    def _gate(self) -> asyncio.Event:
+        if self._released is None:
+            self._released = asyncio.Event()
+        return self._released
 
     def form(self, status: Status) -> int | str:
         how = self.p.options.status_form
@@ -241,6 +259,8 @@ class TaskBook:
             name = await self.p.shelf.render(look)
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, 0.6 * lat - elapsed))
+            if self.p.options.hold:
+                await self._gate().wait()
             if outcome == "fail":
                 self.set(task_id, Status.FAILED, error="injected failure: generation failed")
                 return
