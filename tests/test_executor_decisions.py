@@ -738,6 +738,19 @@ def test_every_take_re_attached_and_every_stray_collected_is_counted(paid: Rig) 
     assert len(paid.events.notes) == 2
 
 
+def test_every_take_collected_without_waiting_is_counted(paid: Rig) -> None:
+    paid.build("pair", detach=True)
+    sent = [a.task_id for a in paid.attempts("pair")]
+    book = paid.server.provider.book  # type: ignore[union-attr]
+    for _ in range(500):  # both finished on the provider before the next build asks
+        if all(book.state[t] in TERMINAL for t in sent):
+            break
+        time.sleep(0.02)
+    result = paid.build("pair", detach=True)
+    assert result.scenes["pair"].state == "done" and result.submitted == 0
+    assert (result.collected, result.reattached) == (2, 0)
+
+
 def test_a_stray_task_that_failed_is_recorded_failed(paid: Rig) -> None:
     paid.server.add_fault("submit:fail:times=1")  # type: ignore[union-attr]
     paid.build("one", detach=True)
@@ -1106,6 +1119,11 @@ def test_an_attempt_being_sent_by_a_live_build_is_never_sent_again(paid: Rig) ->
     out = result.scenes["one"]
     assert (out.state, out.error) == ("unknown", unknown_message("one", 1, 1))
     assert paid.sent() == before and j.get(a).state == "submitting"
+    # one take among several: the message names it
+    b = j.begin(paid.key("pair", 2), "pair", 2, "inference/video-o1", "inference", LONG)
+    j.mark_submitting(b)
+    pair = paid.build("pair", live_build=True).scenes["pair"]
+    assert (pair.state, pair.error) == ("unknown", unknown_message("pair", 2, 2))
 
 
 def test_a_failed_edit_of_a_file_is_priced_by_the_files_length(
