@@ -1000,6 +1000,7 @@ def test_a_scene_waits_for_the_frame_of_the_scene_it_uses(paid: Rig) -> None:
     (att,) = paid.attempts("after")
     assert "uploading" in paid.events.of("after")
     assert paid.events.detail("after", "uploading") == "1 input(s)"
+    assert "uploading" not in paid.events.of("one")  # it has no input to upload
     assert att.request and '"image"' in att.request and "$scene" not in att.request
     # built again: the same upstream, nothing re-decided, nothing sent
     again = paid.build("one", "after")
