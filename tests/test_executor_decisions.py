@@ -1002,6 +1002,7 @@ def test_a_scene_waits_for_the_frame_of_the_scene_it_uses(paid: Rig) -> None:
     assert paid.events.detail("after", "uploading") == "1 input(s)"
     assert "uploading" not in paid.events.of("one")  # it has no input to upload
     assert att.request and '"image"' in att.request and "$scene" not in att.request
+    assert json.loads(att.request)["app"] == paid.comp.requests["after"].app  # whole, as sent
     # built again: the same upstream, nothing re-decided, nothing sent
     again = paid.build("one", "after")
     assert again.submitted == 0 and again.scenes["after"].state == "reused"
