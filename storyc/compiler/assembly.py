@@ -72,6 +72,7 @@ class Engine(Protocol):
 
     def anchor_files(self, unit: Unit) -> list[FileDecls | None]: ...
     def anchors_now(self, unit: Unit) -> list[tuple[str, Anchor] | None]: ...
+    def anchor_view(self) -> Any: ...
     def shell_generation(self, foreign: bool) -> int: ...
     def used_names(self) -> set[str]: ...
     def regions(self) -> dict[str, list[DeclInfo]]: ...
@@ -136,8 +137,6 @@ class Assembler:
         self.units_of: tuple[IndexView, list[Unit]] | None = None
         # what the last lowering pass left every unit as: (index, broken, whole project)
         self.lowered_key: Any = None
-        self.edged_key: Any = None
-        self.edged: list[str] = []  # scenes with edges, in declaration order
         self.all_key: Any = None
         self.all_scenes: frozenset[str] = frozenset()
         # Which scenes' requests each assembly replaced (storyc.compiler.Compilation
@@ -206,7 +205,7 @@ class Assembler:
             broken = broken_from(engine.regions(), everything)
 
         order, cycles = self._order(engine, units)
-        graph = LazyGraph(engine, self, units, self._edged(engine, units), order, cycles)
+        graph = LazyGraph(engine, self, units, order, cycles)
         cycle_diags = Diagnostics()
         for cycle in cycles:
             path = " → ".join([*cycle, cycle[0]])
@@ -342,15 +341,6 @@ class Assembler:
                 "extent": [ext.file, ext.start, ext.end] if ext is not None else None,
             }
         return out
-
-    def _edged(self, engine: Engine, units: list[Unit]) -> list[str]:
-        """The scenes whose units have edges (a unit whose edges come or go changes the
-        engine's `edges_version`)."""
-        key = (engine.index_key(), engine.edges_version)
-        if key != self.edged_key:
-            self.edged_key = key
-            self.edged = [u.scene for u in units if u.edges]
-        return self.edged
 
     def _order(self, engine: Engine, units: list[Unit]) -> tuple[list[str], list[list[str]]]:
         key = (engine.index_key(), engine.edges_version)
@@ -602,14 +592,13 @@ class LazyGraph:
         engine: Engine,
         assembler: Assembler,
         units: list[Unit],
-        edged: list[str],
         order: list[str],
         cycles: list[list[str]],
     ) -> None:
-        self.units = units
-        # where the declarations are now, for the units whose edges have spans to decode
-        # later (the engine may have moved on by then); the others need nothing
-        self.records = [(u, engine.anchors_now(u)) for u in map(engine.units.__getitem__, edged)]
+        self.units = units  # this update's (the assembly makes a new list each time)
+        # where the declarations are at this update, for the edges' spans decoded when the
+        # graph is asked for (the engine may have moved on by then): nothing per scene now
+        self.view = engine.anchor_view()
         self.order = order
         self.cycles = cycles
         self._graph: graph_mod.Graph | None = None
@@ -618,8 +607,10 @@ class LazyGraph:
     def edges(self) -> list[graph_mod.Edge]:
         if self._edges is None:
             out: list[graph_mod.Edge] = []
-            for u, now in self.records:
-                dec = Decoder(now)
+            for u in self.units:
+                if not u.edges:
+                    continue
+                dec = Decoder(self.view.anchors(u))
                 for src, part, role, span in u.edges:
                     s = dec.span(span)
                     assert s is not None
