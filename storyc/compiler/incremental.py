@@ -928,13 +928,29 @@ class Engine:
             if unit is None or unit.fp != fd.decls[i].fp or unit.label != fd.label:
                 dirty.add(name)
         moved = bool(changed_files) or structure
+        # With the same index, a declaration (`at:`) or a file's text (`text:`) can only
+        # have changed in a file that changed: the others are the very same versions.
+        moved_paths = set(changed_files)
+        moved_labels = {self.files[p].label for p in changed_files}
+
+        def in_moved(d: str) -> bool:
+            if structure:
+                return True
+            if d.startswith("text:"):
+                return d[5:] in moved_labels
+            ident = d[3:]
+            if ident.startswith("n:"):
+                loc = index.named.get(ident[2:])
+                return loc is None or loc[0] in moved_paths
+            return ident[2:].rsplit(":", 2)[0] in moved_labels
+
         changed_deps = [
             d
             for d, v in self.values.items()
             if (
                 d.startswith("f:")
                 or ((rerun or structure) and not d.startswith(("f:", "at:", "text:")))
-                or (moved and d.startswith(("at:", "text:")))
+                or (moved and d.startswith(("at:", "text:")) and in_moved(d))
             )
             and self._value(d) != v
         ]
