@@ -17,6 +17,7 @@ touching it changed. Inside a file the diagnostics are gathered in the order
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from storyc.check import rules
 from storyc.check.taint import broken_from
 from storyc.compiler import Compilation, Summary, _select
 from storyc.compiler.segments import NOSPAN, PHASES, Contribution, Segment
-from storyc.compiler.units import Decoded, Decoder, Unit
+from storyc.compiler.units import Decoded, Decoder, LazyDecoder, Unit
 from storyc.resolve.model import Cut, LocalFile, Project
 from storyc.targets.request import Request
 
@@ -412,6 +413,7 @@ class Assembler:
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
         out: list[Segment] = []
+        view: Any = None  # this update's AnchorView, made once if a file is placed again
         for label in sorted(labels):
             own = index.by_label.get(label, ())
             foreign = engine.foreign.get(label, set())
@@ -434,15 +436,17 @@ class Assembler:
             names = sorted(
                 {*own, *(n for n in foreign if n in engine.units)}, key=index.pos.__getitem__
             )
-            units = []
+            units: list[tuple[Unit, Decoder]] = []
             touched: set[str] = set()
+            view = view or engine.anchor_view()
             for n in names:
                 u = engine.units[n]
                 if not (u.res or u.graph or u.low or any(recs for _, recs in u.media)):
                     continue  # nothing to place: most scenes say nothing
-                now = engine.anchors_now(u)
-                touched.update(a[0] for a in now if a is not None)
-                units.append((u, Decoder(now)))
+                # the files it points into now; where in them, only if a span is ever
+                # placed (notes, most of a file's diagnostics, mostly are not)
+                touched |= view.labels(u)
+                units.append((u, LazyDecoder(functools.partial(view.anchors, u))))
             unreached = None
             if has_cuts and own:
                 path = index.label_path[label]

@@ -146,15 +146,31 @@ class AnchorView:
     ) -> None:
         self.index, self.files, self.found = index, files, found
 
+    def _found(self, ident: str) -> tuple[FileDecls, int] | None:
+        try:
+            return self.found[ident]
+        except KeyError:
+            hit = self.found[ident] = _find_anchor(self.index, self.files, ident)
+            return hit
+
     def anchors(self, unit: Unit) -> list[tuple[str, Anchor] | None]:
         out: list[tuple[str, Anchor] | None] = []
         for ident in unit.anchors:
-            try:
-                hit = self.found[ident]
-            except KeyError:
-                hit = self.found[ident] = _find_anchor(self.index, self.files, ident)
+            hit = self._found(ident)
             out.append((hit[0].label, hit[0].anchor(hit[1])) if hit else None)
         return out
+
+    def labels(self, unit: Unit) -> frozenset[str]:
+        """The files `unit`'s anchors are in: with the same index, the same (which
+        declarations each file holds, and in which order, is part of the index)."""
+        kept = unit.labels_at
+        if kept is not None and kept[0] is self.index and kept[1] == len(unit.anchors):
+            return kept[2]  # type: ignore[no-any-return]
+        labels = frozenset(
+            hit[0].label for ident in unit.anchors if (hit := self._found(ident)) is not None
+        )
+        unit.labels_at = (self.index, len(unit.anchors), labels)
+        return labels
 
 
 def _includes(tree: ast.File) -> list[tuple[int, str]]:
