@@ -607,6 +607,45 @@ def test_a_folder_swapped_for_a_link_outside_is_refused_after_a_kept_load(tmp_pa
     _same_as_from_scratch(comp, root)
 
 
+def test_a_graph_and_notes_asked_for_after_the_engine_moved_on_have_that_updates_spans(
+    tmp_path: Path,
+) -> None:
+    """The graph's edges (with their spans) are made when asked for, from where the
+    declarations were at that compilation's update: asked after later edits moved every
+    declaration, they are still that text's, as compile_project gives them for it."""
+    body = "".join(
+        f'scene s{i} {{\n  prompt = "shot {i}"\n  duration = 5\n'
+        + (f"  start = s{i - 1}.last_frame\n" if i else "")
+        + "}\n"
+        for i in range(12)
+    )
+    main = tmp_path / "main.story"
+    text = 'project "p" { aspect = "16:9" }\n' + body
+    engine = Engine(tmp_path)
+
+    def edges(c: Compilation) -> list[tuple[str, str, str, str, Any]]:
+        assert c.graph is not None
+        return sorted((e.src, e.dst, e.part, e.role, e.span) for e in c.graph.edges)
+
+    main.write_text(text, "utf-8")
+    first = engine.update()
+    reference = compile_project(tmp_path)
+    want = edges(reference)
+    want_notes = [(d.code, d.message, d.span) for d in reference.diagnostics]
+    later = text.replace('project "p"', '# a comment\n\n\nproject "p"').replace(
+        '"shot 3"', '"shot three, longer"'
+    )
+    engine.update({str(main): later})
+    engine.update({str(main): later.replace('"shot 7"', '"shot seven"')})
+    assert edges(first) == want and len(want) == 11
+    # and its diagnostics, notes too, placed only now: where that update's text had them
+    assert [(d.code, d.message, d.span) for d in first.diagnostics] == want_notes
+    assert any(d.severity.value == "note" for d in first.diagnostics)
+    main.write_text(later, "utf-8")
+    now = engine.update({str(main): None})  # the buffer closed: the file on disk again
+    assert edges(now) == edges(compile_project(tmp_path)) != want
+
+
 def test_a_let_recompiles_the_scenes_that_use_it(tmp_path: Path) -> None:
     story = (
         'project "p" { aspect = "16:9"  duration = 5 }\nlet city = "Rome"\nlet mood = "calm"\n'

@@ -17,6 +17,7 @@ touching it changed. Inside a file the diagnostics are gathered in the order
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from storyc.check import rules
 from storyc.check.taint import broken_from
 from storyc.compiler import Compilation, Summary, _select
 from storyc.compiler.segments import NOSPAN, PHASES, Contribution, Segment
-from storyc.compiler.units import Decoded, Decoder, Unit
+from storyc.compiler.units import Decoded, Decoder, LazyDecoder, Unit
 from storyc.resolve.model import Cut, LocalFile, Project
 from storyc.targets.request import Request
 
@@ -72,6 +73,7 @@ class Engine(Protocol):
 
     def anchor_files(self, unit: Unit) -> list[FileDecls | None]: ...
     def anchors_now(self, unit: Unit) -> list[tuple[str, Anchor] | None]: ...
+    def anchor_view(self) -> Any: ...
     def shell_generation(self, foreign: bool) -> int: ...
     def used_names(self) -> set[str]: ...
     def regions(self) -> dict[str, list[DeclInfo]]: ...
@@ -136,8 +138,6 @@ class Assembler:
         self.units_of: tuple[IndexView, list[Unit]] | None = None
         # what the last lowering pass left every unit as: (index, broken, whole project)
         self.lowered_key: Any = None
-        self.edged_key: Any = None
-        self.edged: list[str] = []  # scenes with edges, in declaration order
         self.all_key: Any = None
         self.all_scenes: frozenset[str] = frozenset()
         # Which scenes' requests each assembly replaced (storyc.compiler.Compilation
@@ -206,7 +206,7 @@ class Assembler:
             broken = broken_from(engine.regions(), everything)
 
         order, cycles = self._order(engine, units)
-        graph = LazyGraph(engine, self, units, self._edged(engine, units), order, cycles)
+        graph = LazyGraph(engine, self, units, order, cycles)
         cycle_diags = Diagnostics()
         for cycle in cycles:
             path = " → ".join([*cycle, cycle[0]])
@@ -343,15 +343,6 @@ class Assembler:
             }
         return out
 
-    def _edged(self, engine: Engine, units: list[Unit]) -> list[str]:
-        """The scenes whose units have edges (a unit whose edges come or go changes the
-        engine's `edges_version`)."""
-        key = (engine.index_key(), engine.edges_version)
-        if key != self.edged_key:
-            self.edged_key = key
-            self.edged = [u.scene for u in units if u.edges]
-        return self.edged
-
     def _order(self, engine: Engine, units: list[Unit]) -> tuple[list[str], list[list[str]]]:
         key = (engine.index_key(), engine.edges_version)
         if key != self.order_key:
@@ -422,6 +413,7 @@ class Assembler:
         for path, scene in self.media_owner.items():
             owners.setdefault(scene, set()).add(path)
         out: list[Segment] = []
+        view: Any = None  # this update's AnchorView, made once if a file is placed again
         for label in sorted(labels):
             own = index.by_label.get(label, ())
             foreign = engine.foreign.get(label, set())
@@ -444,15 +436,17 @@ class Assembler:
             names = sorted(
                 {*own, *(n for n in foreign if n in engine.units)}, key=index.pos.__getitem__
             )
-            units = []
+            units: list[tuple[Unit, Decoder]] = []
             touched: set[str] = set()
+            view = view or engine.anchor_view()
             for n in names:
                 u = engine.units[n]
                 if not (u.res or u.graph or u.low or any(recs for _, recs in u.media)):
                     continue  # nothing to place: most scenes say nothing
-                now = engine.anchors_now(u)
-                touched.update(a[0] for a in now if a is not None)
-                units.append((u, Decoder(now)))
+                # the files it points into now; where in them, only if a span is ever
+                # placed (notes, most of a file's diagnostics, mostly are not)
+                touched |= view.labels(u)
+                units.append((u, LazyDecoder(functools.partial(view.anchors, u))))
             unreached = None
             if has_cuts and own:
                 path = index.label_path[label]
@@ -602,14 +596,13 @@ class LazyGraph:
         engine: Engine,
         assembler: Assembler,
         units: list[Unit],
-        edged: list[str],
         order: list[str],
         cycles: list[list[str]],
     ) -> None:
-        self.units = units
-        # where the declarations are now, for the units whose edges have spans to decode
-        # later (the engine may have moved on by then); the others need nothing
-        self.records = [(u, engine.anchors_now(u)) for u in map(engine.units.__getitem__, edged)]
+        self.units = units  # this update's (the assembly makes a new list each time)
+        # where the declarations are at this update, for the edges' spans decoded when the
+        # graph is asked for (the engine may have moved on by then): nothing per scene now
+        self.view = engine.anchor_view()
         self.order = order
         self.cycles = cycles
         self._graph: graph_mod.Graph | None = None
@@ -618,8 +611,10 @@ class LazyGraph:
     def edges(self) -> list[graph_mod.Edge]:
         if self._edges is None:
             out: list[graph_mod.Edge] = []
-            for u, now in self.records:
-                dec = Decoder(now)
+            for u in self.units:
+                if not u.edges:
+                    continue
+                dec = Decoder(self.view.anchors(u))
                 for src, part, role, span in u.edges:
                     s = dec.span(span)
                     assert s is not None

@@ -113,6 +113,66 @@ class Stats:
 # -- what the real resolver is given ----------------------------------------------------------
 
 
+def _find_anchor(
+    index: Index, files: Mapping[str, FileDecls], ident: str
+) -> tuple[FileDecls, int] | None:
+    """The declaration an anchor names: `n:NAME`, or `k:LABEL:KIND:K` (the K-th
+    declaration of KIND in the file LABEL)."""
+    if ident.startswith("n:"):
+        loc = index.named.get(ident[2:])
+        return (files[loc[0]], loc[1]) if loc is not None else None
+    label, kind, k = ident[2:].rsplit(":", 2)
+    path = index.label_path.get(label)
+    fd = files.get(path) if path is not None else None
+    if fd is None or fd.decls is None:
+        return None
+    n = int(k)
+    for i, d in enumerate(fd.decls):
+        if d.kind == kind:
+            if n == 0:
+                return fd, i
+            n -= 1
+    return None
+
+
+class AnchorView:
+    """`Engine.anchors_now` as of one update (see `Engine.anchor_view`)."""
+
+    def __init__(
+        self,
+        index: Index,
+        files: dict[str, FileDecls],
+        found: dict[str, tuple[FileDecls, int] | None],
+    ) -> None:
+        self.index, self.files, self.found = index, files, found
+
+    def _found(self, ident: str) -> tuple[FileDecls, int] | None:
+        try:
+            return self.found[ident]
+        except KeyError:
+            hit = self.found[ident] = _find_anchor(self.index, self.files, ident)
+            return hit
+
+    def anchors(self, unit: Unit) -> list[tuple[str, Anchor] | None]:
+        out: list[tuple[str, Anchor] | None] = []
+        for ident in unit.anchors:
+            hit = self._found(ident)
+            out.append((hit[0].label, hit[0].anchor(hit[1])) if hit else None)
+        return out
+
+    def labels(self, unit: Unit) -> frozenset[str]:
+        """The files `unit`'s anchors are in: with the same index, the same (which
+        declarations each file holds, and in which order, is part of the index)."""
+        kept = unit.labels_at
+        if kept is not None and kept[0] is self.index and kept[1] == len(unit.anchors):
+            return kept[2]  # type: ignore[no-any-return]
+        labels = frozenset(
+            hit[0].label for ident in unit.anchors if (hit := self._found(ident)) is not None
+        )
+        unit.labels_at = (self.index, len(unit.anchors), labels)
+        return labels
+
+
 def _includes(tree: ast.File) -> list[tuple[int, str]]:
     """Where a file's includes are and what they name."""
     return [(i, d.path.value) for i, d in enumerate(tree.items) if isinstance(d, ast.Include)]
@@ -435,7 +495,7 @@ class Engine:
         self.generation += 1
         self._file_values = {}
         self.stats = Stats()
-        self._anchors.clear()
+        self._anchors = {}  # a new one: an AnchorView of the last update keeps its own
         self.reads = {}
         loaded = self._reload()
         if loaded is None:
@@ -789,23 +849,15 @@ class Engine:
             return found
 
     def _find_anchor(self, ident: str) -> tuple[FileDecls, int] | None:
-        index = self.index
-        assert index is not None
-        if ident.startswith("n:"):
-            loc = index.named.get(ident[2:])
-            return (self.files[loc[0]], loc[1]) if loc is not None else None
-        label, kind, k = ident[2:].rsplit(":", 2)
-        path = index.label_path.get(label)
-        fd = self.files.get(path) if path is not None else None
-        if fd is None or fd.decls is None:
-            return None
-        n = int(k)
-        for i, d in enumerate(fd.decls):
-            if d.kind == kind:
-                if n == 0:
-                    return fd, i
-                n -= 1
-        return None
+        assert self.index is not None
+        return _find_anchor(self.index, self.files, ident)
+
+    def anchor_view(self) -> AnchorView:
+        """Where the declarations are at this update, for spans decoded later, when the
+        engine may have moved on (each update has its own cache of found anchors; files
+        are immutable versions)."""
+        assert self.index is not None
+        return AnchorView(self.index, dict(self.files), self._anchors)
 
     def _identity(self, fd: FileDecls, i: int) -> str:
         assert fd.decls is not None and self.index is not None
@@ -892,13 +944,29 @@ class Engine:
             if unit is None or unit.fp != fd.decls[i].fp or unit.label != fd.label:
                 dirty.add(name)
         moved = bool(changed_files) or structure
+        # With the same index, a declaration (`at:`) or a file's text (`text:`) can only
+        # have changed in a file that changed: the others are the very same versions.
+        moved_paths = set(changed_files)
+        moved_labels = {self.files[p].label for p in changed_files}
+
+        def in_moved(d: str) -> bool:
+            if structure:
+                return True
+            if d.startswith("text:"):
+                return d[5:] in moved_labels
+            ident = d[3:]
+            if ident.startswith("n:"):
+                loc = index.named.get(ident[2:])
+                return loc is None or loc[0] in moved_paths
+            return ident[2:].rsplit(":", 2)[0] in moved_labels
+
         changed_deps = [
             d
             for d, v in self.values.items()
             if (
                 d.startswith("f:")
                 or ((rerun or structure) and not d.startswith(("f:", "at:", "text:")))
-                or (moved and d.startswith(("at:", "text:")))
+                or (moved and d.startswith(("at:", "text:")) and in_moved(d))
             )
             and self._value(d) != v
         ]

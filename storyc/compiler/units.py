@@ -78,6 +78,8 @@ class Unit:
     model: Scene | None = field(default=None, repr=False)
     model_at: Any = field(default=None, repr=False)
     model_gen: int = field(default=-1, repr=False)  # the engine update that made `model`
+    # (index, len(anchors), the files its anchors are in), kept while the index is the same
+    labels_at: Any = field(default=None, repr=False)
     decoded: Any = field(default=None, repr=False)  # (key, Decoded)
     _req: Request | None = field(default=None, repr=False)
 
@@ -178,6 +180,22 @@ class Decoder:
 
     def diags(self, recs: list[Any]) -> list[Diagnostic]:
         return [self.diag(r) for r in recs]
+
+
+class LazyDecoder(Decoder):
+    """A `Decoder` whose anchors are found the first time a span is placed: a file's
+    diagnostics are mostly notes nobody prints, and finding where 200 declarations are
+    costs more than the rest of an edit."""
+
+    def __init__(self, make: Callable[[], list[tuple[str, Anchor] | None]]) -> None:
+        self._make: Callable[[], list[tuple[str, Anchor] | None]] | None = make
+        self._now: list[tuple[str, Anchor] | None] = []
+
+    @property  # a read-only view of what Decoder keeps as an attribute
+    def now(self) -> list[tuple[str, Anchor] | None]:  # type: ignore[override]
+        if self._make is not None:
+            self._now, self._make = self._make(), None
+        return self._now
 
 
 @dataclass

@@ -201,9 +201,10 @@ class StoryServer(LanguageServer):
         open_docs = set(self.workspace.text_documents)
         for label, diags in by_file.items():
             uri = path_to_uri(state.path(label))
-            text = comp.sources.texts.get(label, "")
-            lines = Lines(text, enc)
-            items = [self._diagnostic(d, lines, state, enc) for d in diags]
+            items = []
+            if diags:  # a file's line table only when something points into it
+                lines = Lines(comp.sources.texts.get(label, ""), enc)
+                items = [self._diagnostic(d, lines, state, enc) for d in diags]
             # An open file hears after every check, clean or not; a closed one only
             # when its diagnostics change to or from none.
             if items or uri in state.published or uri in open_docs:
