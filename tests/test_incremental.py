@@ -646,6 +646,30 @@ def test_a_graph_and_notes_asked_for_after_the_engine_moved_on_have_that_updates
     assert edges(now) == edges(compile_project(tmp_path)) != want
 
 
+def test_a_note_into_another_files_declaration_follows_an_edit_inside_it(tmp_path: Path) -> None:
+    """Scenes whose notes point into a declaration of another file (W210: the aspect ratio
+    "was written here", in the project block): an edit inside that declaration which keeps
+    what it says (spaces before `aspect`) moves the note's place within it, so those scenes
+    are placed again, their notes where compile_project puts them."""
+    main = tmp_path / "main.story"
+    main.write_text('project "p" { aspect = "16:9" }\ninclude "scenes.story"\n', "utf-8")
+    (tmp_path / "scenes.story").write_text(
+        "".join(f'scene s{i} {{\n  prompt = "shot {i}"\n  duration = 5\n}}\n' for i in range(3)),
+        "utf-8",
+    )
+    engine = Engine(tmp_path)
+
+    def notes(c: Compilation) -> list[Any]:
+        return [(d.code, d.span, d.notes) for d in c.diagnostics if d.code == "W210"]
+
+    assert len(notes(engine.update())) == 3
+    for pad in ("  ", "    "):
+        main.write_text(f'project "p" {{{pad}aspect = "16:9" }}\ninclude "scenes.story"\n', "utf-8")
+        comp = engine.update()
+        assert notes(comp) == notes(compile_project(tmp_path)), pad
+        assert sorted(engine.stats.resolved) == ["s0", "s1", "s2"]
+
+
 def test_a_let_recompiles_the_scenes_that_use_it(tmp_path: Path) -> None:
     story = (
         'project "p" { aspect = "16:9"  duration = 5 }\nlet city = "Rome"\nlet mood = "calm"\n'
