@@ -146,7 +146,7 @@ class AnchorView:
     ) -> None:
         self.index, self.files, self.found = index, files, found
 
-    def _found(self, ident: str) -> tuple[FileDecls, int] | None:
+    def found_one(self, ident: str) -> tuple[FileDecls, int] | None:
         try:
             return self.found[ident]
         except KeyError:
@@ -156,7 +156,7 @@ class AnchorView:
     def anchors(self, unit: Unit) -> list[tuple[str, Anchor] | None]:
         out: list[tuple[str, Anchor] | None] = []
         for ident in unit.anchors:
-            hit = self._found(ident)
+            hit = self.found_one(ident)
             out.append((hit[0].label, hit[0].anchor(hit[1])) if hit else None)
         return out
 
@@ -167,7 +167,7 @@ class AnchorView:
         if kept is not None and kept[0] is self.index and kept[1] == len(unit.anchors):
             return kept[2]  # type: ignore[no-any-return]
         labels = frozenset(
-            hit[0].label for ident in unit.anchors if (hit := self._found(ident)) is not None
+            hit[0].label for ident in unit.anchors if (hit := self.found_one(ident)) is not None
         )
         unit.labels_at = (self.index, len(unit.anchors), labels)
         return labels
@@ -840,17 +840,9 @@ class Engine:
         return digest(list(self.index.kinds.items()))
 
     def _anchor_of(self, ident: str) -> tuple[FileDecls, int] | None:
-        """The declaration an anchor names: `n:NAME`, or `k:LABEL:KIND:K` (the K-th
-        declaration of KIND in the file LABEL)."""
-        try:
-            return self._anchors[ident]
-        except KeyError:
-            found = self._anchors[ident] = self._find_anchor(ident)
-            return found
-
-    def _find_anchor(self, ident: str) -> tuple[FileDecls, int] | None:
+        """The declaration an anchor names (see `_find_anchor`), found once an update."""
         assert self.index is not None
-        return _find_anchor(self.index, self.files, ident)
+        return AnchorView(self.index, self.files, self._anchors).found_one(ident)
 
     def anchor_view(self) -> AnchorView:
         """Where the declarations are at this update, for spans decoded later, when the
@@ -886,11 +878,9 @@ class Engine:
         return out
 
     def anchors_now(self, unit: Unit) -> list[tuple[str, Anchor] | None]:
-        out: list[tuple[str, Anchor] | None] = []
-        for ident in unit.anchors:
-            found = self._anchor_of(ident)
-            out.append((found[0].label, found[0].anchor(found[1])) if found else None)
-        return out
+        assert self.index is not None
+        # the same placing as a kept view, over the live files and this update's cache
+        return AnchorView(self.index, self.files, self._anchors).anchors(unit)
 
     def _value(self, dep: str) -> str:
         """What `dep` is now (spelt as a unit records it)."""
