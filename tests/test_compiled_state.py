@@ -4,6 +4,7 @@ planted or stale records are misses, never errors, never code."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import shutil
@@ -112,10 +113,51 @@ def test_a_planted_request_cannot_name_a_file_outside(root: Path, tmp_path: Path
                 "digest": "sha256:" + "0" * 64,
             }
         path.write_text(json.dumps(doc), "utf-8")
+        _tie(folder, path)  # planted with care: the digests that tie it say it belongs
     comp = compile_with_state(root)
     for req in comp.requests.values():
         assert "passwd" not in json.dumps(req.body)
     assert snapshot(comp) == snapshot(compile_project(root))
+
+
+def _tie(folder: Path, q: Path) -> None:
+    """Make the f- record and result.json name `q`'s bytes as their q- record."""
+    digest = hashlib.blake2b(q.read_bytes(), digest_size=16).hexdigest()
+    f = folder / ("f-" + q.name[2:])
+    doc = json.loads(f.read_text("utf-8"))
+    doc["q"] = digest
+    f.write_text(json.dumps(doc), "utf-8")
+    result = json.loads((folder / "result.json").read_text("utf-8"))
+    result["records"] = [[n, digest if n == q.name else d] for n, d in result["records"]]
+    (folder / "result.json").write_text(json.dumps(result), "utf-8")
+
+
+def test_a_request_record_of_another_save_is_a_miss(root: Path, tmp_path: Path) -> None:
+    # Records are named by story file, not by content: two commands saving at once (watch
+    # and a build) can leave one's q- record beside the other's f- record and result. A
+    # scene then got the request of another version of its story: the story says
+    # "Night falls", the request said "Night" (a paid build would have sent it).
+    compile_with_state(root)
+    folder = next((root / ".storyc" / "compiled").iterdir())
+    first = tmp_path / "first"
+    shutil.copytree(folder, first)
+    (root / "more.story").write_text(MORE.replace("Night falls", "Night"), "utf-8")
+    compile_with_state(root)
+    second = tmp_path / "second"
+    shutil.copytree(folder, second)
+    (root / "more.story").write_text(MORE, "utf-8")
+    truth = snapshot(compile_project(root))
+    for keep in ("result.json", "f-"):  # the whole answer; the engine's records alone
+        shutil.rmtree(folder)
+        shutil.copytree(first, folder)
+        for q in second.glob("q-*.json"):
+            shutil.copy(q, folder / q.name)
+        if keep == "f-":
+            (folder / "result.json").unlink()
+        comp = compile_with_state(root)
+        assert comp.requests["night"].prompt == "Night falls", keep
+        assert snapshot(comp) == truth
+        assert snapshot(compile_with_state(root)) == truth  # and the state it left
 
 
 def test_check_twice_prints_the_same(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

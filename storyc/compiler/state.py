@@ -23,6 +23,13 @@ Layout (docs/build.md shows it), read lazily: a command reads only what it needs
   f-<h>.json      one story file: its text, its declarations, one unit per scene declared
                   in it (what the scene consulted, its diagnostics)
   q-<h>.json      the requests of the scenes declared in that file, with fingerprints
+
+A q- record is read only through a digest of its bytes kept where it is used (its file's
+f- record, and result.json's list of records): records are named by story file, not by
+content, so two commands saving at once (watch and a build, say) can leave one's q-
+record beside the other's f- record or result. Without the tie, a scene would get the
+request of another version of its story (a paid build would send a prompt the story no
+longer says); with it, such a pair is a miss.
 """
 
 from __future__ import annotations
@@ -80,6 +87,10 @@ class Damaged(ValueError):
 
 def _text_digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _bytes_digest(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 def code_signature() -> str:
@@ -687,11 +698,19 @@ class StoredCompilation(Compilation):
     def _requests(self) -> dict[str, Request]:
         names = _strs(self._result()["requests"])
         found: dict[str, Request] = {}
-        for record in _strs(self._result()["records"]):
+        records = self._result()["records"]
+        if type(records) is not list:
+            raise _bad("not a list of records")
+        for entry in records:
+            if type(entry) is not list or len(entry) != 2 or not all(map(_is_str, entry)):
+                raise _bad("not a record")
             try:
-                found.update(_requests_in((self._dir / record).read_bytes()))
+                raw = (self._dir / _record_file(entry[0])).read_bytes()
             except (OSError, RecursionError) as exc:
                 raise Damaged("a request record is gone") from exc
+            if _bytes_digest(raw) != entry[1]:
+                raise Damaged("a request record of another compilation")
+            found.update(_requests_in(raw))
         if not set(names) <= set(found):
             raise Damaged("a request record is gone")
         return {n: found[n] for n in names}
@@ -919,17 +938,22 @@ class CompiledState:
         inputs: Inputs = d["inputs"]
         labels: dict[str, str] = d["labels"]
         values: dict[str, str] = {}
+        q_digests: dict[str, Any] = {}
         for path, ok in inputs.reads.items():
             label = labels.get(path)
             if not ok or label is None:
                 continue
             try:
-                fd, raw_units = _file_in(self._read(_record_name(path, "f")))
+                doc = self._read(_record_name(path, "f"))
+                fd, raw_units = _file_in(doc)
                 if fd.label != label:
                     continue
                 units = [_unit_in(u, label) for u in raw_units]
+                q_digest = doc.get("q")
                 try:
-                    requests = _requests_in((self.dir / _record_name(path, "q")).read_bytes())
+                    raw = (self.dir / _record_name(path, "q")).read_bytes()
+                    # another save's q- record beside this f- record: lowered again
+                    requests = _requests_in(raw) if _bytes_digest(raw) == q_digest else {}
                 except (OSError, ValueError, RecursionError):
                     requests = {}
                 for u in units:
@@ -937,6 +961,7 @@ class CompiledState:
             except (Damaged, KeyError, TypeError, ValueError, IndexError):
                 continue  # this file is parsed and compiled again
             engine.files[path] = fd
+            q_digests[path] = q_digest
             for u in units:
                 if u.low is not None and u.ok and u._req is None:
                     continue  # its request went missing: lower it again
@@ -946,7 +971,9 @@ class CompiledState:
                 values.update(u.deps)
                 engine.keep(u)
         by_label = self._by_label(engine)
-        engine.saved = {p: self._signature(engine, p, by_label) for p in engine.files}
+        engine.saved = {
+            p: (self._signature(engine, p, by_label), q_digests[p]) for p in engine.files
+        }
         return engine
 
     @staticmethod
@@ -983,20 +1010,24 @@ class CompiledState:
         index = engine.index
         assert index is not None
         by_label = self._by_label(engine)
-        records: list[str] = []
+        records: list[list[str]] = []  # [q- record, digest of its bytes]
         for path in index.files:
             fd = engine.files[path]
             if fd.decls is None:
                 continue
-            records.append(_record_name(path, "q"))
             sig = self._signature(engine, path, by_label)
-            if engine.saved.get(path) == sig:
+            prior = engine.saved.get(path)
+            if prior is not None and prior[0] == sig and type(prior[1]) is str:
+                records.append([_record_name(path, "q"), prior[1]])
                 continue
             units = by_label.get(fd.label, [])
-            self._write(_record_name(path, "f"), _file_out(fd, units))
             reqs = [r for u in units if (r := u.req()) is not None]
-            atomic_write(self.dir / _record_name(path, "q"), _requests_out(reqs), durable=False)
-            engine.saved[path] = sig
+            raw = _requests_out(reqs)
+            q_digest = _bytes_digest(raw)
+            self._write(_record_name(path, "f"), {**_file_out(fd, units), "q": q_digest})
+            atomic_write(self.dir / _record_name(path, "q"), raw, durable=False)
+            engine.saved[path] = (sig, q_digest)
+            records.append([_record_name(path, "q"), q_digest])
         files = {d[2:]: v for d, v in engine.values.items() if d.startswith("f:")}
         if engine.shell is not None:
             files.update({d[2:]: v for d, v in engine.shell.deps.items() if d.startswith("f:")})
@@ -1063,6 +1094,16 @@ class CompiledState:
 
 def _record_name(abs_path: str, kind: str) -> str:
     return f"{kind}-{_text_digest(abs_path)[:20]}.json"
+
+
+_RECORD = re.compile(r"q-[0-9a-f]{20}\.json")
+
+
+def _record_file(name: str) -> str:
+    """A q- record's name as result.json lists it, checked (never a path elsewhere)."""
+    if not _RECORD.fullmatch(name):
+        raise _bad("not a record name")
+    return name
 
 
 def _builtin_targets() -> bool:
