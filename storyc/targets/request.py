@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, Literal
 
 FILE_MARKER = "$file"
@@ -81,8 +82,7 @@ class Request:
         """Every field, in declaration order, as compact JSON (the body's fields in their
         order: the provider's schema order): what `fingerprint` digests, and how
         `storyc.compiler.state` stores a request."""
-        data = [list(v) if isinstance(v, tuple) else v for v in (getattr(self, f) for f in _FIELDS)]
-        return _COMPACT.encode(data)
+        return _COMPACT.encode(_VALUES(self))  # tuples are written as JSON arrays too
 
     @cached_property
     def fingerprint(self) -> str:
@@ -94,4 +94,5 @@ class Request:
 
 
 _FIELDS = tuple(f.name for f in fields(Request))  # in declaration order, as `canonical` writes
+_VALUES = attrgetter(*_FIELDS)  # every field's value, as one tuple, in that order
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once, not per call
