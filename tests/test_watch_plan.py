@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storyc.media import ffmpeg as media
 from storyc.watch.session import NotBuilt, PlanView
@@ -30,8 +33,8 @@ scene alley {
 """
 
 
-def fresh_view(root: Path) -> PlanView:
-    w = make_wiring(root, backend="inference", target=None, jobs=1, max_cost=None, yes=False)
+def fresh_view(root: Path, backend: str = "inference") -> PlanView:
+    w = make_wiring(root, backend=backend, target=None, jobs=1, max_cost=None, yes=False)
     return w.plan(w.compile().comp)
 
 
@@ -126,3 +129,85 @@ def test_a_long_session_of_saves_never_chains_plan_views() -> None:
     assert later.same_scenes() is view
     assert later.render == {"a": "k2999", "b": "k1", "c": None}
     assert later.cost() == Decimal(2999 % 7) + 5
+
+
+N = 7
+
+
+def _story(prompts: list[str], links: list[tuple[str, int] | None], durations: list[int]) -> str:
+    out = ['project "p" {\n  aspect = "16:9"\n}\nimage market = "assets/market.png"\n']
+    for i in range(len(prompts)):
+        body = [f'  prompt = "{prompts[i]} @market"', f"  duration = {durations[i]}"]
+        link = links[i]
+        if link is not None and link[0] == "start":
+            body = [f'  prompt = "{prompts[i]}"', f"  start = s{link[1]}.last_frame"]
+        elif link is not None:  # an edit of the other scene's video: its length prices it
+            body = [f'  prompt = "{prompts[i]} of @s{link[1]}"', f"  edit = s{link[1]}"]
+        out.append(f"scene s{i} {{\n" + "\n".join(body) + "\n}\n")
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def half_built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose first scenes were rendered for real (preview): up to date until an
+    edit, up to date again when the edit is undone."""
+    from storyc.cli import main
+
+    root = tmp_path_factory.mktemp("watchplan")
+    (root / "assets").mkdir()
+    media.make_test_image(root / "assets" / "market.png", 640, 360, seed=1)
+    prompts = [f"shot {i}" for i in range(N)]
+    (root / "main.story").write_text(_story(prompts, [None] * N, [5] * N), "utf-8")
+    assert main(["build", str(root), "--json", "--scene", "s0", "--scene", "s1"]) == 0
+    return root
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.randoms(use_true_random=False), st.sampled_from(["preview", "inference"]))
+def test_each_saves_view_is_a_fresh_plans_view(
+    half_built: Path, rnd: random.Random, backend: str
+) -> None:
+    """Random saves (prompts edited and undone, lengths, scenes that start from or edit
+    another, scenes added and removed), the views' maps read at random moments or not at
+    all: after every save watch's view is the view a fresh plan gives, and so are the
+    total, the scenes of unknown cost and the order it shows."""
+    root = half_built
+    prompts = [f"shot {i}" for i in range(N)]
+    links: list[tuple[str, int] | None] = [None] * N
+    durations = [5] * N
+    (root / "main.story").write_text(_story(prompts, links, durations), "utf-8")
+    w = make_wiring(root, backend=backend, target=None, jobs=1, max_cost=None, yes=False)
+    w.plan(w.compile().comp)
+    for _ in range(8):
+        kind = rnd.choice(["prompt", "undo", "duration", "start", "edit", "unlink", "grow"])
+        i = rnd.randrange(len(prompts))
+        if kind == "prompt":
+            prompts[i] = f"shot {i} v{rnd.randrange(1000)}"
+        elif kind == "undo":
+            prompts[i] = f"shot {i}"
+        elif kind == "duration":
+            durations[i] = rnd.choice([5, 10])
+        elif kind in ("start", "edit") and i > 0:
+            links[i] = (kind, rnd.randrange(i))  # only earlier scenes: never a cycle
+        elif kind == "unlink":
+            links[i] = None
+        elif kind == "grow":
+            if len(prompts) > N or rnd.random() < 0.5:
+                if len(prompts) > 2:
+                    del prompts[-1], links[-1], durations[-1]
+            else:
+                prompts.append(f"shot {len(prompts)}")
+                links.append(None)
+                durations.append(5)
+        (root / "main.story").write_text(_story(prompts, links, durations), "utf-8")
+        view = w.plan(w.compile().comp)
+        fresh = fresh_view(root, backend)
+        if rnd.random() < 0.5:  # the maps made now (else the next view patches this one)
+            assert view == fresh, kind
+        assert view.cost() == fresh.cost(), kind
+        assert view.unknown() == fresh.unknown(), kind
+        assert view.names() == fresh.names() == list(fresh.render), kind
+        for name in fresh.render:
+            assert view.cost_of(name) == fresh.cost_of(name), (kind, name)
+    assert w.plan(w.compile().comp) == fresh_view(root, backend)
+    w.close()
