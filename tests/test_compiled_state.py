@@ -218,3 +218,26 @@ def test_request_records_are_checked_before_they_are_read(marker: str) -> None:
     assert _requests_in(record.replace("MARKER", good).encode())["s"].input["image"]["$file"]
     with pytest.raises(Damaged):
         _requests_in(record.replace("MARKER", marker).encode())
+
+
+def test_a_long_lived_engine_writes_its_records_again_after_another_command_saved(
+    root: Path,
+) -> None:
+    # watch and the daemon keep an engine and save after each refresh, writing only the
+    # records of files whose scenes changed. A command in another terminal saving meanwhile
+    # replaces those records with its own; the engine's next save must write them again
+    # (it checks each q- record is still the one it wrote), or every later command would
+    # find the result's digests disagreeing and compile again.
+    state = CompiledState(root, root, None, DigestCache())
+    engine = state.engine()
+    state.save(engine, engine.update())
+    (root / "more.story").write_text(MORE.replace("Night falls", "Night"), "utf-8")
+    assert compile_with_state(root).requests["night"].prompt == "Night"  # the other command
+    (root / "more.story").write_text(MORE, "utf-8")
+    comp = engine.update()  # the same text as its last update: nothing compiled again
+    state.save(engine, comp)
+    answered = CompiledState(root, root, None, DigestCache()).answer()
+    assert isinstance(answered, StoredCompilation)
+    assert answered.requests["night"].prompt == "Night falls"
+    assert answered._fresh is None  # read from the records, not compiled again
+    assert snapshot(answered) == snapshot(compile_project(root))

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from storyc import __version__
 from storyc.base import warm
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap, Span
-from storyc.base.fsio import atomic_write, stat_sig
+from storyc.base.fsio import atomic_write, sig_of, stat_sig
 from storyc.base.hashing import DigestCache, is_digest
 from storyc.base.reading import read_regular
 from storyc.compiler import Compilation, Summary
@@ -949,9 +949,10 @@ class CompiledState:
                 if fd.label != label:
                     continue
                 units = [_unit_in(u, label) for u in raw_units]
-                q_digest = doc.get("q")
+                q_digest, q_sig = doc.get("q"), None
                 try:
-                    raw = (self.dir / _record_name(path, "q")).read_bytes()
+                    with open(self.dir / _record_name(path, "q"), "rb") as fh:
+                        q_sig, raw = sig_of(os.fstat(fh.fileno())), fh.read()
                     # another save's q- record beside this f- record: lowered again
                     requests = _requests_in(raw) if _bytes_digest(raw) == q_digest else {}
                 except (OSError, ValueError, RecursionError):
@@ -961,7 +962,7 @@ class CompiledState:
             except (Damaged, KeyError, TypeError, ValueError, IndexError):
                 continue  # this file is parsed and compiled again
             engine.files[path] = fd
-            q_digests[path] = q_digest
+            q_digests[path] = (q_digest, q_sig)
             for u in units:
                 if u.low is not None and u.ok and u._req is None:
                     continue  # its request went missing: lower it again
@@ -972,7 +973,7 @@ class CompiledState:
                 engine.keep(u)
         by_label = self._by_label(engine)
         engine.saved = {
-            p: (self._signature(engine, p, by_label), q_digests[p]) for p in engine.files
+            p: (self._signature(engine, p, by_label), *q_digests[p]) for p in engine.files
         }
         return engine
 
@@ -1017,17 +1018,26 @@ class CompiledState:
                 continue
             sig = self._signature(engine, path, by_label)
             prior = engine.saved.get(path)
-            if prior is not None and prior[0] == sig and type(prior[1]) is str:
-                records.append([_record_name(path, "q"), prior[1]])
+            q_path = self.dir / _record_name(path, "q")
+            # written already, and still the q- record written then (another command
+            # saving meanwhile replaces both records: they are written again)
+            if (
+                prior is not None
+                and prior[0] == sig
+                and type(prior[1]) is str
+                and prior[2] is not None
+                and stat_sig(q_path) == prior[2]
+            ):
+                records.append([q_path.name, prior[1]])
                 continue
             units = by_label.get(fd.label, [])
             reqs = [r for u in units if (r := u.req()) is not None]
             raw = _requests_out(reqs)
             q_digest = _bytes_digest(raw)
             self._write(_record_name(path, "f"), {**_file_out(fd, units), "q": q_digest})
-            atomic_write(self.dir / _record_name(path, "q"), raw, durable=False)
-            engine.saved[path] = (sig, q_digest)
-            records.append([_record_name(path, "q"), q_digest])
+            atomic_write(q_path, raw, durable=False)
+            engine.saved[path] = (sig, q_digest, stat_sig(q_path))
+            records.append([q_path.name, q_digest])
         files = {d[2:]: v for d, v in engine.values.items() if d.startswith("f:")}
         if engine.shell is not None:
             files.update({d[2:]: v for d, v in engine.shell.deps.items() if d.startswith("f:")})
