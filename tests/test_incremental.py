@@ -704,3 +704,31 @@ def test_the_model_is_built_only_when_asked_for(tmp_path: Path) -> None:
     assert comp.summary is not None and comp.summary.scenes == ("a",)
     assert comp.project is not None and list(comp.project.scenes) == ["a"]
     assert summary_of(comp.project) == comp.summary
+
+
+@pytest.mark.parametrize("char", ["\x1b]0;owned\x07", "\x85", "\u202e"])
+def test_a_control_character_above_the_first_declaration_is_reported_after_an_edit(
+    tmp_path: Path, char: str
+) -> None:
+    # The text before a file's first declaration is in no declaration's region: after an
+    # edit there, the engine parsed nothing and missed what a whole compile reports (E001,
+    # a control character in a comment), so `storyc check` said ok. Found by running the
+    # hostile fuzzer's inputs through the engine (test_hostile_fuzz.py).
+    story = (
+        '# A night market.\nproject "p" { aspect = "16:9" }\n'
+        'scene a { prompt = "x"  duration = 5 }\n'
+    )
+    (tmp_path / "main.story").write_text(story, "utf-8")
+    engine = Engine(tmp_path)
+    assert not [d for d in engine.update().diagnostics if d.is_error]
+    for text in (
+        story.replace("night", f"night{char}"),  # inside the comment
+        f"# {char}\n",  # every declaration gone, only the comment left
+        story,
+    ):
+        (tmp_path / "main.story").write_text(text, "utf-8")
+        got = engine.update()
+        assert snapshot(got) == snapshot(compile_project(tmp_path)), repr(text)
+        assert [d.code for d in got.diagnostics if d.is_error] == (
+            ["E001"] * (text.count(char[0]) + text.count("\x07")) if text != story else []
+        )

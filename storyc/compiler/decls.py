@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from storyc.base.diagnostics import Span
 from storyc.check.taint import DeclInfo, decl_info
 from storyc.lang import ast
-from storyc.lang.parser import ParseResult, declaration_starts, parse_text
+from storyc.lang.parser import CONTROL, ParseResult, declaration_starts, parse_text
 
 # The keyword of each kind of declaration (assets use `image` or `video`).
 KINDS: dict[type, str] = {
@@ -299,6 +299,19 @@ def _edit(old: FileDecls, text: str) -> FileDecls | None:
             break
         window += found[:-1]
         pos, stop = q, q + 1
+    # The text before the first declaration is in no region: what a whole parse reports
+    # there, a control character (E001) in a comment, is looked for here (any token there
+    # already stopped `declaration_starts`).
+    if a == 0:
+        first = (
+            window[0]
+            if window
+            else old.starts[tail] + delta
+            if tail < len(old.starts)
+            else len(text)
+        )
+        if CONTROL.search(text, 0, first):
+            return None
     # Head: unchanged. Window: scanned again. Tail: the old declarations, moved by delta.
     if a > 0:
         line, col, prev = old.lines[a - 1], old.cols[a - 1], old.starts[a - 1]
