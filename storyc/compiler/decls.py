@@ -44,6 +44,9 @@ KINDS: dict[type, str] = {
 NAMED = ("image", "video", "element", "style", "scene", "cut")
 
 Anchor = tuple[int, int, int]  # (offset, line, column) of a declaration's keyword
+# Past this many declarations to parse, one whole-file parse costs less than a parser call
+# per region (each call has a fixed cost several times a declaration's own).
+MANY_REGIONS = 24
 Rel = tuple[int, int, int, int, int, int]
 
 
@@ -172,7 +175,7 @@ class FileDecls:
         missing = [
             i for i in indices if decls[i].node is None or decls[i].node_at != self.anchor(i)
         ]
-        if len(missing) > 24:
+        if len(missing) > MANY_REGIONS:
             result = parse_text(self.text, self.label)
             if not result.diagnostics and len(result.file.items) == len(decls):
                 for i, node in enumerate(result.file.items):
@@ -325,8 +328,10 @@ def _edit(old: FileDecls, text: str) -> FileDecls | None:
     ends = window[1:] + [t_starts[0] if t_starts else len(text)] if window else []
     decls = list(old.decls[:a])
     parses = 0
-    for start, end, ln, cl in zip(window, ends, w_lines, w_cols, strict=True):
-        fp = fingerprint(text[start:end])
+    fps = [fingerprint(text[start:end]) for start, end in zip(window, ends, strict=True)]
+    if sum(1 for fp in fps if fp not in by_fp) > MANY_REGIONS:
+        return None  # a paste of many declarations: one whole parse costs less
+    for start, ln, cl, fp, end in zip(window, w_lines, w_cols, fps, ends, strict=True):
         same = by_fp.get(fp)
         if same:
             decls.append(same.pop(0))  # its tree is re-placed when asked for (`node`)
