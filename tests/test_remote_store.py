@@ -309,9 +309,13 @@ def test_a_dead_holder_is_seen_as_dead(bucket: Bucket) -> None:
     k2 = _key(3)
     far = ClaimBook(cl, Owner("another-host", 1, "1", "y"))
     far.claim(k2, "b", 1)
-    me.ttl = 0.5
+    # young, it is alive: S3 times are whole seconds, so a claim written at x.99 and read
+    # at x+1.01 is a second old; a half-second limit made this fail (1 run in ~10 on a
+    # loaded machine, found by running the suite in a loop)
+    me.ttl = 30.0
     assert me.read(k2).alive  # type: ignore[union-attr]
-    time.sleep(1.6)  # S3 times are whole seconds
+    me.ttl = 0.5
+    time.sleep(1.6)  # at least one whole second later on any clock: older than the limit
     assert not me.read(k2).alive  # type: ignore[union-attr]
 
 
