@@ -6,7 +6,10 @@ a slow machine as the limits allow; the pytest timeout is only a guard against a
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +109,41 @@ def test_a_limit_is_a_located_diagnostic(tmp_path: Path) -> None:
     assert diag.span is not None and diag.span.line == 5
     assert "at most 100,000" in diag.message
     assert comp.requests == {}
+
+
+def _deep(frames: int, call: Callable[[], object]) -> object:
+    """`call()` from `frames` Python frames further down the stack."""
+    return call() if frames <= 0 else _deep(frames - 1, call)
+
+
+@pytest.mark.parametrize("shape", ["({})", "[{}]", "{{{{{}"])
+def test_a_deeply_nested_template_fails_alike_wherever_it_is_compiled(
+    tmp_path: Path, shape: str
+) -> None:
+    # The incremental engine compiles a prompt from deeper in the stack than a compile
+    # from scratch: a template nested near Python's recursion limit compiled in one and
+    # not the other, and the message quoted Python's own words, which differ with where
+    # the limit is met ("maximum recursion depth exceeded" / "... in comparison"). Found
+    # by sending the hostile fuzzer's inputs through the compiled state.
+    from storyc.compiler.incremental import Engine
+
+    (tmp_path / "main.story").write_text('project "p" { aspect = "16:9" }\n', "utf-8")
+    seen = set()
+    for depth in range(40, 130, 3):
+        expr = "x"
+        for _ in range(depth):
+            expr = shape.format(expr) if shape != "{{{{{}" else "{" + expr
+        prompt = "{{ " + expr + " }}"
+        story = 'project "p" { aspect = "16:9" }\nlet x = "a"\n'
+        story += f"scene a {{ prompt = {json.dumps(prompt)}  duration = 5 }}\n"
+        (tmp_path / "main.story").write_text(story, "utf-8")
+
+        def errors(comp: Any) -> list[str]:
+            return [d.message for d in comp.diagnostics if d.is_error]
+
+        shallow = errors(compile_project(tmp_path))
+        assert errors(_deep(300, lambda: compile_project(tmp_path))) == shallow, depth
+        assert errors(Engine(tmp_path).update()) == shallow, depth
+        assert not any("recursion depth" in m for m in shallow), shallow
+        seen.add(bool(shallow))
+    assert seen == {True, False} or shape == "{{{{{}"  # the range crosses the limit

@@ -33,7 +33,8 @@ import string
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -553,9 +554,10 @@ class Templates:
             return hit
         result: Template | Problem
         try:
-            parsed = self.env.parse(source)
-            self._needs[source] = frozenset(meta.find_undeclared_variables(parsed))
-            result = self.env.from_string(parsed)  # the tree, not the text: parse once
+            with _frames():
+                parsed = self.env.parse(source)
+                self._needs[source] = frozenset(meta.find_undeclared_variables(parsed))
+                result = self.env.from_string(parsed)  # the tree, not the text: parse once
         except TemplateSyntaxError as exc:
             result = Problem(
                 "E120",
@@ -564,6 +566,10 @@ class Templates:
                 detail=exc.message,
                 hint="see the Jinja2 template syntax: {{ var }}, {% if %}...{% endif %}, "
                 "{% for x in xs %}...{% endfor %}",
+            )
+        except RecursionError:  # its own words vary with where the limit was met
+            result = Problem(
+                "E120", "template cannot be compiled", line=1, detail="it is nested too deeply"
             )
         except Exception as exc:  # the sandbox must never take the compiler down
             result = Problem("E120", "template cannot be compiled", line=1, detail=str(exc))
@@ -611,7 +617,8 @@ class Templates:
         try:
             try:
                 context = compiled.new_context(dict(variables))
-                return Rendered(budget.run(lambda: compiled.root_render_func(context)))
+                with _frames():
+                    return Rendered(budget.run(lambda: compiled.root_render_func(context)))
             except Exception:
                 # re-raised with the template's own line numbers, as `Template.render` does
                 compiled.environment.handle_exception()
@@ -649,6 +656,33 @@ class Templates:
                     )
                 ],
             )
+
+
+# Python frames a template's compilation or rendering may use beyond where it was called
+# from: the same budget wherever that is (a compile from scratch, the incremental engine,
+# the language server), so a template nested near the limit fails in all or none of them.
+TEMPLATE_FRAMES = 1000
+
+
+@contextmanager
+def _frames() -> Iterator[None]:
+    """Run with `TEMPLATE_FRAMES` frames of room above the caller (the recursion limit is
+    only ever raised, so other threads keep at least what they had)."""
+    depth = 0
+    f: FrameType | None = sys._getframe()
+    while f is not None:
+        depth += 1
+        f = f.f_back
+    old = sys.getrecursionlimit()
+    want = depth + TEMPLATE_FRAMES
+    if want <= old:
+        yield  # a limit raised by the program itself: leave it
+        return
+    sys.setrecursionlimit(want)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _what(exc: BaseException) -> str:
