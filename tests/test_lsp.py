@@ -8,13 +8,17 @@ references, rename across the include, completion, outline, formatting and quick
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
+from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 from storyc.compiler import compile_project
 from storyc.media import ffmpeg as media
@@ -47,6 +51,7 @@ element ava {
   descripton = "a woman in a yellow coat"
 }
 """
+FIXED_CAST = CAST.replace("descripton", "description")
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +65,26 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _publish_diagnostics(client: LanguageClient, params: lsp.PublishDiagnosticsParams) -> None:
+    client.diagnostics[params.uri] = params.diagnostics
+    client.__dict__.setdefault("_published", {})[params.uri] = params  # with its version
+
+
+def _client() -> LanguageClient:
+    """pytest-lsp's test client, also keeping the version each file's diagnostics were made from."""
+    client = LanguageClient(converter_factory=default_converter)
+    register_lsp_features(
+        client,
+        {**DEFAULT_CLIENT_FEATURES, lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: _publish_diagnostics},
+    )
+    return client
+
+
 @pytest_lsp.fixture(
     scope="module",
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "storyc", "lsp"]),
+    config=ClientServerConfig(
+        server_command=[sys.executable, "-m", "storyc", "lsp"], client_factory=_client
+    ),
 )
 async def client(lsp_client: LanguageClient, project: Path):
     await lsp_client.initialize_session(
@@ -90,24 +112,86 @@ def _doc(project: Path, name: str) -> lsp.TextDocumentIdentifier:
     return lsp.TextDocumentIdentifier(uri=_uri(project, name))
 
 
+def _show(client: LanguageClient, uri: str, text: str) -> int:
+    """Put `text` in the editor's buffer of `uri`, as an editor does: opened on first use, then
+    changed whole. So each test sets the buffers it needs, whichever tests ran before it."""
+    versions: dict[str, int] = client.__dict__.setdefault("_story_versions", {})
+    if uri in versions:
+        versions[uri] += 1
+        client.text_document_did_change(
+            lsp.DidChangeTextDocumentParams(
+                lsp.VersionedTextDocumentIdentifier(version=versions[uri], uri=uri),
+                [lsp.TextDocumentContentChangeWholeDocument(text)],
+            )
+        )
+    else:
+        versions[uri] = 1
+        client.text_document_did_open(
+            lsp.DidOpenTextDocumentParams(
+                lsp.TextDocumentItem(uri=uri, language_id="story", version=1, text=text)
+            )
+        )
+    return versions[uri]
+
+
+async def _check(client: LanguageClient, project: Path, text: str) -> list[lsp.Diagnostic]:
+    """Show `text` as main.story's buffer and wait for the check of exactly that version
+    (diagnostics name the version they were made from): its diagnostics. One check publishes
+    every file's diagnostics at once, and a request answered after them is a barrier, so the
+    other files' diagnostics of that check have arrived too."""
+    uri = _uri(project, "main.story")
+    version = _show(client, uri, text)
+    published: dict[str, lsp.PublishDiagnosticsParams] = client.__dict__.setdefault(
+        "_published", {}
+    )
+    for _ in range(50):
+        got = published.get(uri)
+        if got is not None and got.version == version:
+            await client.text_document_document_symbol_async(
+                lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri))
+            )
+            return list(got.diagnostics)
+        try:
+            await asyncio.wait_for(
+                client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60
+            )
+        except TimeoutError:
+            break
+    raise AssertionError(f"no diagnostics for version {version} of {uri}")
+
+
+def _save_cast(client: LanguageClient, project: Path, text: str = FIXED_CAST) -> None:
+    """Save cast.story (the file is not open) and tell the server, as an editor does. Each test
+    saves the cast it needs, whichever tests ran before it."""
+    (project / "cast.story").write_text(text, "utf-8")
+    client.diagnostics.pop(_uri(project, "cast.story"), None)
+    client.workspace_did_change_watched_files(
+        lsp.DidChangeWatchedFilesParams(
+            changes=[
+                lsp.FileEvent(uri=_uri(project, "cast.story"), type=lsp.FileChangeType.Changed)
+            ]
+        )
+    )
+
+
 async def _diagnostics(client: LanguageClient, uri: str) -> list[lsp.Diagnostic]:
     for _ in range(50):
         if uri in client.diagnostics:
             return list(client.diagnostics[uri])
-        await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        try:
+            await asyncio.wait_for(
+                client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60
+            )
+        except TimeoutError:
+            break
     raise AssertionError(f"no diagnostics for {uri}")
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_diagnostics_for_every_file_match_check(client: LanguageClient, project: Path):
-    client.text_document_did_open(
-        lsp.DidOpenTextDocumentParams(
-            lsp.TextDocumentItem(
-                uri=_uri(project, "main.story"), language_id="story", version=1, text=MAIN
-            )
-        )
-    )
-    cast = await _diagnostics(client, _uri(project, "cast.story"))  # not open, still checked
+    _save_cast(client, project, CAST)
+    await _check(client, project, MAIN)
+    cast = client.diagnostics[_uri(project, "cast.story")]  # not open, still checked
     expected = [d for d in compile_project(project).diagnostics if d.severity.value != "note"]
     assert [d.code for d in cast] == [d.code for d in expected if d.span.file == "cast.story"]
     (e102,) = [d for d in cast if d.code == "E102"]
@@ -118,33 +202,21 @@ async def test_diagnostics_for_every_file_match_check(client: LanguageClient, pr
 
     # An edit in the open buffer (not saved) is checked at once.
     broken = MAIN.replace("= arrival.last_frame", "= arival.last_frame")
-    client.diagnostics.pop(_uri(project, "main.story"), None)
-    client.text_document_did_change(
-        lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(version=2, uri=_uri(project, "main.story")),
-            [lsp.TextDocumentContentChangeWholeDocument(broken)],
-        )
-    )
-    main = await _diagnostics(client, _uri(project, "main.story"))
+    main = await _check(client, project, broken)
     assert any(
         d.severity == lsp.DiagnosticSeverity.Error
         and d.range.start == _pos(broken, "arival")
         and "did you mean `arrival`?" in d.message
         for d in main
     ), main
-    client.diagnostics.pop(_uri(project, "main.story"), None)
-    client.text_document_did_change(
-        lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(version=3, uri=_uri(project, "main.story")),
-            [lsp.TextDocumentContentChangeWholeDocument(MAIN)],
-        )
-    )
-    assert await _diagnostics(client, _uri(project, "main.story")) == []
+    assert await _check(client, project, MAIN) == []
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_quick_fix_from_did_you_mean(client: LanguageClient, project: Path):
-    diags = await _diagnostics(client, _uri(project, "cast.story"))
+    _save_cast(client, project, CAST)
+    await _check(client, project, MAIN)  # a project is checked once a file of it is open
+    diags = client.diagnostics[_uri(project, "cast.story")]
     e102 = next(d for d in diags if d.code == "E102")
     actions = await client.text_document_code_action_async(
         lsp.CodeActionParams(
@@ -158,21 +230,14 @@ async def test_quick_fix_from_did_you_mean(client: LanguageClient, project: Path
     assert edit.new_text == "description" and edit.range == e102.range
 
     # The fix saved to disk (the file is not open): the editor reports the change.
-    (project / "cast.story").write_text(CAST.replace("descripton", "description"), "utf-8")
-    client.diagnostics.pop(_uri(project, "cast.story"), None)
-    client.workspace_did_change_watched_files(
-        lsp.DidChangeWatchedFilesParams(
-            changes=[
-                lsp.FileEvent(uri=_uri(project, "cast.story"), type=lsp.FileChangeType.Changed)
-            ]
-        )
-    )
+    _save_cast(client, project)
     assert await _diagnostics(client, _uri(project, "cast.story")) == []
 
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_hover_scene_asset_and_mention(client: LanguageClient, project: Path):
     main = _doc(project, "main.story")
+    _save_cast(client, project)
     h = await client.text_document_hover_async(
         lsp.HoverParams(text_document=main, position=_pos(MAIN, "arrival {", 2))
     )
@@ -283,6 +348,7 @@ async def test_completion(client: LanguageClient, project: Path):
 @pytest.mark.asyncio(loop_scope="module")
 async def test_outline_and_formatting(client: LanguageClient, project: Path):
     main = _doc(project, "main.story")
+    _show(client, main.uri, MAIN)
     symbols = await client.text_document_document_symbol_async(
         lsp.DocumentSymbolParams(text_document=main)
     )
@@ -294,12 +360,7 @@ async def test_outline_and_formatting(client: LanguageClient, project: Path):
     assert [c.name for c in arrival.children] == ["prompt", "duration"]
 
     messy = MAIN.replace("  aspect = ", "aspect=")
-    client.text_document_did_change(
-        lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(version=10, uri=main.uri),
-            [lsp.TextDocumentContentChangeWholeDocument(messy)],
-        )
-    )
+    _show(client, main.uri, messy)
     edits = await client.text_document_formatting_async(
         lsp.DocumentFormattingParams(
             text_document=main, options=lsp.FormattingOptions(tab_size=2, insert_spaces=True)
@@ -333,6 +394,7 @@ async def test_an_untitled_buffer_is_formatted_and_otherwise_left_alone(client: 
 async def test_hover_reads_the_build_state(client: LanguageClient, project: Path):
     import subprocess
 
+    _save_cast(client, project)
     r = subprocess.run(
         [sys.executable, "-m", "storyc", "build", str(project), "--yes"],
         capture_output=True,
@@ -352,3 +414,19 @@ async def test_hover_reads_the_build_state(client: LanguageClient, project: Path
         lsp.HoverParams(text_document=main, position=_pos(MAIN, "lanterns {", 2))
     )
     assert "build (preview): up to date" in h.contents.value
+
+    # The build's outputs removed again (the project is shared with the other tests of this
+    # file): the hover says so at once.
+    (project / "storyc.lock").unlink()
+    shutil.rmtree(project / ".storyc")
+    client.workspace_did_change_watched_files(
+        lsp.DidChangeWatchedFilesParams(
+            changes=[
+                lsp.FileEvent(uri=_uri(project, "storyc.lock"), type=lsp.FileChangeType.Deleted)
+            ]
+        )
+    )
+    h = await client.text_document_hover_async(
+        lsp.HoverParams(text_document=main, position=_pos(MAIN, "lanterns {", 2))
+    )
+    assert "build (preview): will render" in h.contents.value

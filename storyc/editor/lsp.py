@@ -198,7 +198,9 @@ class StoryServer(LanguageServer):
             by_file.setdefault(label, []).append(d)
         enc = self.encoding()
         out: set[str] = set()
-        open_docs = set(self.workspace.text_documents)
+        # An open file's diagnostics name the version of the buffer they were made from, so
+        # an editor drops those of a version it has already moved past.
+        open_docs = {uri: doc.version for uri, doc in self.workspace.text_documents.items()}
         for label, diags in by_file.items():
             uri = path_to_uri(state.path(label))
             items = []
@@ -209,7 +211,9 @@ class StoryServer(LanguageServer):
             # when its diagnostics change to or from none.
             if items or uri in state.published or uri in open_docs:
                 self.text_document_publish_diagnostics(
-                    lsp.PublishDiagnosticsParams(uri=uri, diagnostics=items)
+                    lsp.PublishDiagnosticsParams(
+                        uri=uri, diagnostics=items, version=open_docs.get(uri)
+                    )
                 )
             if items:
                 out.add(uri)
