@@ -82,6 +82,21 @@ def test_plain_save_is_delivered(tmp_path: Path, make) -> None:
     assert h.get() == {story}
 
 
+def test_a_save_to_the_target_of_a_linked_asset_is_delivered(tmp_path: Path, make) -> None:
+    """An asset that is a link (`img/a.png -> ../raw/a.png`): saving its target is a
+    change, though the link's own folder hears nothing."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "raw").mkdir()
+    target = tmp_path / "raw" / "a.png"
+    target.write_bytes(b"one")
+    link = tmp_path / "img" / "a.png"
+    link.symlink_to("../raw/a.png")
+    h = make([link])
+    with open(target, "wb") as f:  # in place, through its real path
+        f.write(b"two")
+    assert target in h.get()  # (and the link, whose stat is its target's)
+
+
 def test_burst_of_saves_is_one_batch(tmp_path: Path, make) -> None:
     story = tmp_path / "main.story"
     other = tmp_path / "cast.story"

@@ -71,10 +71,23 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+def where_value(path: str) -> str:
+    """Where a file really is, when a link sends its path elsewhere ("" when it is where
+    its path says): part of what a file is for a compilation (the engine's dependencies,
+    the compiled state's inputs), so a file swapped for a link to the same bytes outside
+    the project is checked again (E140, E017) instead of being taken from what was kept."""
+    real = os.path.realpath(path)
+    return "" if real == path else f"@{real}"
+
+
+def atomic_write(
+    path: str | os.PathLike[str], data: bytes, *, durable: bool = True, mode: int | None = None
+) -> None:
     """Replace `path` with `data` atomically; parents are created. `durable` fsyncs the
     file and its directory (records and the lock file); caches that are only a speed-up
-    pass False. On any error the temp file is removed and the old file is untouched."""
+    pass False. `mode`: the new file's permission bits (a user's file rewritten in place
+    keeps its own), else the umask's. On any error the temp file is removed and the old
+    file is untouched."""
     target = os.fspath(path)
     folder = os.path.dirname(target) or "."
     os.makedirs(folder, exist_ok=True)
@@ -83,6 +96,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             if durable:
                 f.flush()
@@ -96,8 +111,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, durable: bool = T
         fsync_dir(folder)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
-    atomic_write(path, text.encode("utf-8"), durable=durable)
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, durable: bool = True, mode: int | None = None
+) -> None:
+    atomic_write(path, text.encode("utf-8"), durable=durable, mode=mode)
 
 
 def replace_link(rel: str, name: str) -> None:

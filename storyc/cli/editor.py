@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,12 @@ def cmd_fmt(args: argparse.Namespace) -> int:
                 print(name)
             status = ExitCode.FAILED
             continue
-        atomic_write_text(path.resolve(), formatted)  # through a symlink, not over it
+        target = path.resolve()  # through a symlink, not over it
+        try:
+            mode: int | None = stat.S_IMODE(target.stat().st_mode)  # the file keeps its mode
+        except OSError:
+            mode = None
+        atomic_write_text(target, formatted, mode=mode)
         if not args.diff:
             print(name)
     return status

@@ -54,7 +54,7 @@ from typing import Any
 
 from storyc import targets
 from storyc.base.diagnostics import Diagnostic, Diagnostics, SourceMap, Span
-from storyc.base.fsio import Sig, settled_sig, sig_of, stat_sig
+from storyc.base.fsio import Sig, settled_sig, sig_of, stat_sig, where_value
 from storyc.base.hashing import DigestCache
 from storyc.base.reading import read_regular_stat
 from storyc.check import graph as graph_mod
@@ -82,7 +82,13 @@ from storyc.resolve.templating import has_template_syntax
 
 # Part of every stored unit's validity: a unit made by another engine is not reused.
 ENGINE_VERSION = 1
-_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+# A tag ends at the first `}}`/`%}` outside a quoted string: `{{ "}}" ~ city }}` names `city`.
+_QUOTED = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
+_TAG = re.compile(
+    rf"\{{\{{(?:{_QUOTED}|[^\"'])*?\}}\}}|\{{%(?:{_QUOTED}|[^\"'])*?%\}}",
+    re.S,
+)
+_TAG_PLAIN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -871,7 +877,7 @@ class Engine:
         if not stat.S_ISREG(st.st_mode):
             return "not-a-file"
         try:
-            return f"{st.st_size}:{self.digests.digest(path, st)}"
+            return f"{st.st_size}:{self.digests.digest(path, st)}{where_value(path)}"
         except OSError:
             return "unreadable"
 
@@ -1116,7 +1122,11 @@ class Engine:
         deps.update({f"f:{p}": self._file_value(p) for p in paths})
         for src in sources:
             if has_template_syntax(src):
-                for tag in _TAG.findall(src):
+                # quote-aware tags, and the plain ones too (an unterminated quote): a
+                # name missed here is a `let` whose edit would leave this unit stale
+                tags = _TAG.findall(src)
+                tags += _TAG_PLAIN.findall(src)
+                for tag in tags:
                     for ident in _IDENT.findall(tag):
                         deps[f"let:{ident}"] = self._value(f"let:{ident}")
         if names.pooled:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from storyc import __version__
 from storyc.base import warm
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap, Span
-from storyc.base.fsio import atomic_write, sig_of, stat_sig
+from storyc.base.fsio import atomic_write, sig_of, stat_sig, where_value
 from storyc.base.hashing import DigestCache, is_digest
 from storyc.base.reading import read_regular
 from storyc.compiler import Compilation, Summary
@@ -87,6 +87,12 @@ class Damaged(ValueError):
 
 def _text_digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _story_value(path: str, text: str) -> str:
+    """A story file's text, and where it really is when a link sends it elsewhere (a file
+    swapped for a link to the same text outside the project is compiled again: E017)."""
+    return _text_digest(text) + where_value(path)
 
 
 def _bytes_digest(raw: bytes) -> str:
@@ -528,7 +534,7 @@ def file_value(path: str, digests: DigestCache) -> str:
     if not os.path.isfile(path):
         return "not-a-file"
     try:
-        return f"{st.st_size}:{digests.digest(path, st)}"
+        return f"{st.st_size}:{digests.digest(path, st)}{where_value(path)}"
     except OSError:
         return "unreadable"
 
@@ -579,7 +585,7 @@ def _current_texts(inputs: Inputs) -> dict[str, str] | None:
             text = read_regular(path, MAX_STORY_BYTES).decode("utf-8").removeprefix("\ufeff")
         except (OSError, UnicodeDecodeError):
             return None
-        if _text_digest(text) != inputs.texts.get(path):
+        if _story_value(path, text) != inputs.texts.get(path):
             return None
         texts[path] = text
     return texts
@@ -1041,7 +1047,7 @@ class CompiledState:
         files = {d[2:]: v for d, v in engine.values.items() if d.startswith("f:")}
         if engine.shell is not None:
             files.update({d[2:]: v for d, v in engine.shell.deps.items() if d.startswith("f:")})
-        texts = {p: _text_digest(engine.files[p].text) for p, ok in engine.reads.items() if ok}
+        texts = {p: _story_value(p, engine.files[p].text) for p, ok in engine.reads.items() if ok}
         doc: dict[str, Any] = {
             "format": FORMAT,
             "storyc": __version__,

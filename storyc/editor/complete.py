@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from storyc import targets
@@ -215,16 +216,20 @@ Candidate = tuple[
 
 
 def candidates(
-    text: str, offset: int, symbols: dict[str, Symbol]
+    text: str, offset: int, symbols: dict[str, Symbol], lets: dict[str, Symbol] | None = None
 ) -> tuple[int, list[Candidate], bool]:
     """Where the word being completed starts, what may be written there (sorted, at most
-    `MAX_ITEMS`), and whether there was more."""
+    `MAX_ITEMS`), and whether there was more. `lets`: every `let` (one may share its
+    name with a declaration in `symbols`)."""
     ctx = context(text, offset)
     typed = text[ctx.prefix_start : offset].lstrip('"')
     found: list[Candidate] = []
 
     def names(kinds: tuple[str, ...]) -> None:
-        for sym in symbols.values():
+        pool: Iterable[Symbol] = symbols.values()
+        if lets:
+            pool = [*(x for x in symbols.values() if x.kind != "let"), *lets.values()]
+        for sym in pool:
             if sym.kind in kinds and sym.name.startswith(typed):
                 found.append((sym.name, sym.kind, sym.kind, sym.name))
 

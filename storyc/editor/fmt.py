@@ -203,6 +203,10 @@ class _Printer:
 
     def _long(self, tok: Tok, line: _Line) -> str:
         raw = tok.text
+        if "\r\n" in raw:  # a file saved with CRLF: its lines end as every other line
+            lf = raw.replace("\r\n", "\n")
+            if dedent_long(lf[3:-3]) == dedent_long(raw[3:-3]):
+                raw = lf
         inner = raw[3:-3]
         if "\n" not in raw:
             value = dedent_long(inner)

@@ -27,6 +27,8 @@ from storyc.resolve.prompt import source_offset
 # not inside quotes: a rough cut that the declared names then filter).
 _TEMPLATE_TAG = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 _TEMPLATE_WORD = re.compile(r"""(?<![\w.'"])([A-Za-z_][A-Za-z0-9_]*)""")
+# just before a filter's or a test's name (`| title`, `is not upper`), matched at the end
+_FILTER_OR_TEST = re.compile(r"(?:\|\s*|\bis\s+(?:not\s+)?)\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,25 +53,45 @@ class Use:
 
 @dataclass
 class Index:
+    # by name: assets, elements, styles, scenes and cuts (one set of names), and each `let`
+    # whose name none of those has (`lets` holds every `let`: theirs is another set of
+    # names, `let harbour` and `scene harbour` may both be declared)
     symbols: dict[str, Symbol] = field(default_factory=dict)
     uses: dict[str, list[Use]] = field(default_factory=dict)  # by file
     decls: dict[str, list[tuple[ast.Decl, Span]]] = field(default_factory=dict)  # by file
     texts: dict[str, str] = field(default_factory=dict)
+    lets: dict[str, Symbol] = field(default_factory=dict)
 
     def at(self, file: str, offset: int) -> Symbol | Use | None:
         """The declaration name or the use whose characters hold `offset` (or end at it)."""
         for use in self.uses.get(file, ()):
             if use.span.start <= offset <= use.span.end:
                 return use
-        for sym in self.symbols.values():
+        for sym in (*self.symbols.values(), *self.lets.values()):
             if sym.file == file and sym.span.start <= offset <= sym.span.end:
                 return sym
         return None
 
-    def uses_of(self, name: str) -> Iterator[Use]:
+    def symbol_of(self, hit: Symbol | Use) -> Symbol | None:
+        """The declaration a name at some place stands for: a template's word is a `let`,
+        any other use one of the other declarations."""
+        if isinstance(hit, Symbol):
+            return hit
+        if hit.kind == "template":
+            return self.lets.get(hit.name)
+        sym = self.symbols.get(hit.name)
+        return sym if sym is not None and sym.kind != "let" else None
+
+    def uses_of(self, name: str, let: bool | None = None) -> Iterator[Use]:
+        """The uses of `name`: of the `let` (`let=True`), of the other declaration of
+        that name (`let=False`), or of either (None)."""
         for uses in self.uses.values():
             for use in uses:
-                if use.name == name and use.kind != "include":
+                if (
+                    use.name == name
+                    and use.kind != "include"
+                    and (let is None or (use.kind == "template") == let)
+                ):
                     yield use
 
 
@@ -83,7 +105,7 @@ class _FilePart:
     # the `let`s its prompt templates name, for the project's set of `let`s it was found
     # with (a file unchanged, with the same `let`s, is not walked again: at 1,000 scenes
     # walking every file's templates was half of each check in the editor)
-    template: tuple[frozenset[str], list[Use]] | None = None
+    template: tuple[frozenset[str], dict[str, frozenset[str]], list[Use]] | None = None
 
 
 # What one file contributes, by label: reused while its tree (from the parse cache) and
@@ -101,20 +123,31 @@ def build(loaded: Loaded, memo: Memo | None = None) -> Index:
             if memo is not None:
                 memo[f.label] = part
         for sym in part.symbols:
-            index.symbols.setdefault(sym.name, sym)
+            if sym.kind == "let":
+                index.lets.setdefault(sym.name, sym)
+            else:
+                index.symbols.setdefault(sym.name, sym)
         index.decls[f.label] = part.decls
         index.uses[f.label] = list(part.uses)
-    lets = frozenset(n for n, s in index.symbols.items() if s.kind == "let")
+    for name, sym in index.lets.items():
+        index.symbols.setdefault(name, sym)
+    lets = frozenset(index.lets)
+    shadows = _shadows(loaded) if lets else {}
     for f in loaded.files:
         part = memo.get(f.label) if memo is not None else None
+        here = {
+            getattr(item, "name", ""): shadows.get(getattr(item, "name", ""), frozenset())
+            for item in f.tree.items
+            if isinstance(item, ast.StyleDecl | ast.SceneDecl)
+        }
         if part is not None and part.tree is f.tree and part.template is not None:
-            known, found = part.template
-            if known == lets:
+            known, seen, found = part.template
+            if known == lets and seen == here:
                 index.uses[f.label].extend(found)
                 continue
-        found = list(_template_uses(f.tree, f.label, f.text, set(lets)))
+        found = list(_template_uses(f.tree, f.label, f.text, set(lets), shadows))
         if part is not None and part.tree is f.tree:
-            part.template = (lets, found)
+            part.template = (lets, here, found)
         index.uses[f.label].extend(found)
     return index
 
@@ -244,10 +277,71 @@ def _strings(v: ast.Value) -> Iterator[ast.Str]:
             yield from _strings(s.value)
 
 
-def _template_uses(tree: ast.File, file: str, text: str, lets: set[str]) -> Iterator[Use]:
+def _var_names(settings: list[ast.Setting]) -> set[str]:
+    return {
+        v.name
+        for st in settings
+        if st.name == "vars" and isinstance(st.value, ast.Block)
+        for v in st.value.settings
+    }
+
+
+def _shadows(loaded: Loaded) -> dict[str, frozenset[str]]:
+    """For each style and scene, the template variables its `vars` (or those of the
+    project, the defaults, the styles it inherits from, or for a style the scenes and
+    styles inheriting from it) may set: such a name in its templates is not the `let`."""
+    base: set[str] = set()
+    own: dict[str, set[str]] = {}
+    parent: dict[str, str] = {}
+    for f in loaded.files:
+        for item in f.tree.items:
+            if isinstance(item, ast.ProjectDecl | ast.DefaultsDecl):
+                base |= _var_names(item.settings)
+            elif isinstance(item, ast.StyleDecl | ast.SceneDecl):
+                own.setdefault(item.name, set()).update(_var_names(item.settings))
+                up = item.parent.name if item.parent is not None else None
+                for st in item.settings:
+                    if st.name == "use" and isinstance(st.value, ast.Ref):
+                        up = st.value.name
+                if up is not None:
+                    parent[item.name] = up
+    children: dict[str, list[str]] = {}
+    for child, up in parent.items():
+        children.setdefault(up, []).append(child)
+    out: dict[str, frozenset[str]] = {}
+    for name in own:
+        names = set(base)
+        seen: set[str] = set()
+        k: str | None = name
+        while k is not None and k not in seen:
+            seen.add(k)
+            names |= own.get(k, set())
+            k = parent.get(k)
+        todo = list(children.get(name, ()))
+        while todo:
+            c = todo.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            names |= own.get(c, set())
+            todo.extend(children.get(c, ()))
+        out[name] = frozenset(names)
+    return out
+
+
+def _template_uses(
+    tree: ast.File,
+    file: str,
+    text: str,
+    lets: set[str],
+    shadows: dict[str, frozenset[str]] | None = None,
+) -> Iterator[Use]:
     if not lets:
         return
     for item in tree.items:
+        shadowed = (shadows or {}).get(getattr(item, "name", ""), frozenset())
+        if not isinstance(item, ast.StyleDecl | ast.SceneDecl):
+            shadowed = frozenset()
         values = [s.value for s in settings_of(item)]
         if isinstance(item, ast.Let):
             values.append(item.value)
@@ -259,8 +353,10 @@ def _template_uses(tree: ast.File, file: str, text: str, lets: set[str]) -> Iter
                     body_start = tag.start(1) if tag.group(1) is not None else tag.start(2)
                     body = tag.group(1) if tag.group(1) is not None else tag.group(2)
                     for w in _TEMPLATE_WORD.finditer(body):
-                        if w.group(1) not in lets:
+                        if w.group(1) not in lets or w.group(1) in shadowed:
                             continue
+                        if _FILTER_OR_TEST.search(body, 0, w.start(1)):
+                            continue  # `x | title`, `x is upper`: Jinja's, not the `let`
                         at = source_offset(node, text, body_start + w.start(1))
                         if at is None or text[at : at + len(w.group(1))] != w.group(1):
                             continue

@@ -351,7 +351,7 @@ def hover(ls: StoryServer, params: lsp.HoverParams) -> lsp.Hover | None:
         if hit.kind == "include":
             text = [f"includes `{hit.target or hit.name}`"]
         else:
-            sym = state.index.symbols.get(hit.name)
+            sym = state.index.symbol_of(hit)
             if sym is None:
                 return None
             text = hover_mod.symbol_hover(state, sym)
@@ -383,14 +383,16 @@ def definition(ls: StoryServer, params: lsp.DefinitionParams) -> list[lsp.Locati
             return None
         start = lsp.Position(0, 0)
         return [lsp.Location(path_to_uri(state.path(hit.target)), lsp.Range(start, start))]
-    name = hit.name if hit is not None else None
-    sym = state.index.symbols.get(name) if name else None
+    sym = state.index.symbol_of(hit) if hit is not None else None
     return [ls.location(state, sym.span)] if sym is not None else None
 
 
-def _occurrences(state: ProjectState, name: str, declaration: bool) -> list[Span]:
-    spans = [u.span for u in state.index.uses_of(name)]
-    sym = state.index.symbols.get(name)
+def _occurrences(state: ProjectState, hit: Symbol | Use, declaration: bool) -> list[Span]:
+    """Where the declaration `hit` stands for is named: a `let` and a scene of the same
+    name are two declarations (their names are two sets)."""
+    sym = state.index.symbol_of(hit)
+    let = sym.kind == "let" if sym is not None else isinstance(hit, Use) and hit.kind == "template"
+    spans = [u.span for u in state.index.uses_of(hit.name, let)]
     if declaration and sym is not None:
         spans.insert(0, sym.span)
     return spans
@@ -412,7 +414,7 @@ def references(ls: StoryServer, params: lsp.ReferenceParams) -> list[lsp.Locatio
             if u.kind == "include" and u.target is not None and u.target == hit.target
         ]
         return [ls.location(state, s) for s in spans]
-    spans = _occurrences(state, hit.name, params.context.include_declaration)
+    spans = _occurrences(state, hit, params.context.include_declaration)
     return [ls.location(state, s) for s in spans]
 
 
@@ -429,7 +431,7 @@ def _declared_at(
     """The declared name (its declaration or a use of it) at `pos`, if any."""
     state, label, offset, lines = ls.where(uri, pos)
     hit = state.index.at(label, offset)
-    if hit is None or hit.name not in state.index.symbols:
+    if hit is None or state.index.symbol_of(hit) is None:
         return None
     if isinstance(hit, Use) and hit.kind == "include":
         return None
@@ -448,10 +450,12 @@ def rename(ls: StoryServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | Non
         raise JsonRpcInvalidParams(
             f"`{new}` is not a name: letters, digits and _, not first a digit"
         )
-    if new in state.index.symbols and new != hit.name:
+    sym = state.index.symbol_of(hit)
+    taken = state.index.lets if sym is not None and sym.kind == "let" else state.index.symbols
+    if new != hit.name and new in taken and (taken is state.index.lets or taken[new].kind != "let"):
         raise JsonRpcInvalidParams(f"`{new}` is already declared")
     changes: dict[str, list[lsp.TextEdit]] = {}
-    for span in _occurrences(state, hit.name, True):
+    for span in _occurrences(state, hit, True):
         loc = ls.location(state, span)
         changes.setdefault(loc.uri, []).append(lsp.TextEdit(loc.range, new))
     return lsp.WorkspaceEdit(changes=changes)
@@ -582,8 +586,10 @@ def completion(ls: StoryServer, params: lsp.CompletionParams) -> lsp.CompletionL
     lines = Lines(text, ls.encoding())
     offset = lines.offset(params.position)
     # The last compile's names are good enough (no compile per keystroke here).
-    symbols = ls.project_for(uri_to_path(uri)).index.symbols if uri.startswith("file:") else {}
-    start, found, more = complete.candidates(text, offset, symbols)
+    index = ls.project_for(uri_to_path(uri)).index if uri.startswith("file:") else None
+    symbols = index.symbols if index is not None else {}
+    lets = index.lets if index is not None else None
+    start, found, more = complete.candidates(text, offset, symbols, lets)
     rng = lsp.Range(lines.position(start), lines.position(offset))
     items = [
         lsp.CompletionItem(

@@ -76,6 +76,8 @@ def long_layout(raw: str) -> tuple[int, list[str], int]:
 
 
 def dedent_long(raw: str) -> str:
-    """The value of a `\"\"\"...\"\"\"` string (see `long_layout`)."""
+    """The value of a `\"\"\"...\"\"\"` string (see `long_layout`). A line break is one
+    `\\n` whether the file was saved with LF or CRLF endings: the same story checked out
+    on Windows (git `core.autocrlf`) must send the same prompt, under the same keys."""
     _, lines, cut = long_layout(raw)
-    return "\n".join(ln[cut:] if ln.strip() else "" for ln in lines)
+    return "\n".join(ln[cut:].removesuffix("\r") if ln.strip() else "" for ln in lines)

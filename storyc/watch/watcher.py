@@ -113,6 +113,9 @@ class Watcher:
         they may have been written after the callback read them and before their folder
         was watched."""
         files = {Path(os.path.abspath(p)) for p in paths}
+        # A file that is a link changes where its target is: that folder's events are the
+        # ones that tell (the link's own folder hears nothing when the target is saved).
+        files |= {Path(os.path.realpath(p)) for p in files if os.path.islink(p)}
         before = self.watched
         self.watched = frozenset(p for p in files if not self.is_ignored(p))
         old = self._snapshot if keep_snapshot else {}
