@@ -14,6 +14,7 @@ file with the umask's mode instead of its own.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -219,6 +220,31 @@ def test_files_swapped_for_links_outside_are_checked_again(tmp_path: Path) -> No
         assert want
         for comp in (engine.update(), compile_with_state(root)):
             assert [(d.code, d.span) for d in comp.diagnostics if d.code == code] == want
+
+
+def test_a_folder_swapped_for_a_link_outside_is_checked_again(tmp_path: Path) -> None:
+    """Not the file but its folder becomes a link (`img/` -> a copy outside the project):
+    each file in it is elsewhere too, though none of them is a link."""
+    root = tmp_path / "p"
+    (root / "img").mkdir(parents=True)
+    media.make_test_image(root / "img" / "a.png", 640, 480, seed=3)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "a.png").write_bytes((root / "img" / "a.png").read_bytes())
+    (root / "main.story").write_text(
+        'project "p" { aspect = "16:9"  duration = 5 }\n'
+        'image a "img/a.png"\nscene m { prompt = "main"  start = a }\n',
+        "utf-8",
+    )
+    engine = Engine(root)
+    assert not engine.update().has_errors
+    assert not compile_with_state(root).has_errors
+    shutil.rmtree(root / "img")
+    (root / "img").symlink_to(tmp_path / "outside")
+    time.sleep(0.05)
+    want = [(d.code, d.span) for d in compile_project(root).diagnostics if d.code == "E140"]
+    assert want
+    for comp in (engine.update(), compile_with_state(root)):
+        assert [(d.code, d.span) for d in comp.diagnostics if d.code == "E140"] == want
 
 
 def test_fmt_keeps_the_files_mode(tmp_path: Path) -> None:

@@ -71,12 +71,24 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def where_value(path: str) -> str:
+def where_value(path: str, folders: dict[str, str] | None = None) -> str:
     """Where a file really is, when a link sends its path elsewhere ("" when it is where
     its path says): part of what a file is for a compilation (the engine's dependencies,
     the compiled state's inputs), so a file swapped for a link to the same bytes outside
-    the project is checked again (E140, E017) instead of being taken from what was kept."""
-    real = os.path.realpath(path)
+    the project is checked again (E140, E017) instead of being taken from what was kept.
+    `folders` keeps each folder's real path for one pass over many files (a pass, not
+    longer: a folder may become a link between two): then a file costs one `lstat`, not
+    the `lstat` of every part of its path."""
+    folder, name = os.path.split(path)
+    if name in ("", ".", "..") or os.path.islink(path):
+        real = os.path.realpath(path)
+    else:
+        real_folder = folders.get(folder) if folders is not None else None
+        if real_folder is None:
+            real_folder = os.path.realpath(folder)
+            if folders is not None:
+                folders[folder] = real_folder
+        real = os.path.join(real_folder, name)
     return "" if real == path else f"@{real}"
 
 

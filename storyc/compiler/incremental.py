@@ -372,6 +372,7 @@ class Engine:
         # after each command or save anyway (watch, the daemon, the language server)
         self.settle = False
         self._file_values: dict[str, str] = {}  # this update's (see `_file_value`)
+        self._folders: dict[str, str] = {}
         # for the assembly, kept as units come and go (not a pass over every unit):
         self.label_versions: Counter[str] = Counter()  # label -> changes to its units
         self.res_errors: set[str] = set()  # scenes whose unit has front-end errors
@@ -500,6 +501,7 @@ class Engine:
     def _update(self, scenes: list[str] | None) -> Compilation:
         self.generation += 1
         self._file_values = {}
+        self._folders = {}  # this update's real folders (see `where_value`)
         self.stats = Stats()
         self._anchors = {}  # a new one: an AnchorView of the last update keeps its own
         self.reads = {}
@@ -877,7 +879,7 @@ class Engine:
         if not stat.S_ISREG(st.st_mode):
             return "not-a-file"
         try:
-            return f"{st.st_size}:{self.digests.digest(path, st)}{where_value(path)}"
+            return f"{st.st_size}:{self.digests.digest(path, st)}{where_value(path, self._folders)}"
         except OSError:
             return "unreadable"
 

@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -524,18 +525,19 @@ def _discovery(path: Path) -> list[Any]:
     return out
 
 
-def file_value(path: str, digests: DigestCache) -> str:
+def file_value(path: str, digests: DigestCache, folders: dict[str, str] | None = None) -> str:
     """What a file is for a compilation: its size and digest, or that it is not there
-    (the same spelling as the engine's dependencies `f:PATH`)."""
+    (the same spelling as the engine's dependencies `f:PATH`). `folders`: see
+    `where_value`."""
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return "-"
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(st.st_mode):
         return "not-a-file"
     try:
-        return f"{st.st_size}:{digests.digest(path, st)}{where_value(path)}"
-    except OSError:
+        return f"{st.st_size}:{digests.digest(path, st)}{where_value(path, folders)}"
+    except (OSError, ValueError):
         return "unreadable"
 
 
@@ -893,8 +895,9 @@ class CompiledState:
         texts = _current_texts(inputs)
         if texts is None:
             return None
+        folders: dict[str, str] = {}
         for path, value in inputs.files.items():
-            if file_value(path, self.digests) != value:
+            if file_value(path, self.digests, folders) != value:
                 return None
         facts = d["facts"]
         if not all(type(facts.get(k)) is int for k in ("errors", "warnings", "notes", "ready")):
