@@ -80,8 +80,6 @@ from storyc.resolve.model import LocalFile, Project, RemoteFile
 from storyc.resolve.resolver import Resolver
 from storyc.resolve.templating import has_template_syntax
 
-# Part of every stored unit's validity: a unit made by another engine is not reused.
-ENGINE_VERSION = 1
 # A tag ends at the first `}}`/`%}` outside a quoted string: `{{ "}}" ~ city }}` names `city`.
 _QUOTED = r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"
 _TAG = re.compile(
