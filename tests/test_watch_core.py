@@ -158,6 +158,41 @@ def test_watched_set_grows_into_a_new_folder(tmp_path: Path, make) -> None:
     assert h.watcher.restarts >= 1
 
 
+def test_folders_made_before_the_notifier_listens_are_watched(tmp_path: Path) -> None:
+    """`mkdir -p assets/chars` between the watcher planning its folders and its notifier
+    listening (the window of every restart): the folder creations it waits for are gone
+    before it hears anything, so it must see that they exist now, or it would wait on
+    `assets/`'s parent forever and never hear a save inside `chars/`."""
+    story = tmp_path / "main.story"
+    story.write_text("a")
+    asset = tmp_path / "assets" / "chars" / "mei.png"
+
+    class MadeMeanwhile(Harness):
+        def __init__(self) -> None:
+            super().__init__(tmp_path, [story, asset])
+            listen = self.watcher._listen
+
+            def late(dirs: frozenset[Path]) -> None:
+                asset.parent.mkdir(parents=True, exist_ok=True)  # planned, not yet listening
+                listen(dirs)
+
+            self.watcher._listen = late  # type: ignore[method-assign]
+
+    h = MadeMeanwhile()
+    h.thread.start()
+    try:
+        assert h.watcher.ready.wait(WAIT)
+        # Well after the notifier's first look (a save before it is found by stat anyway):
+        # only an event can tell of this one.
+        time.sleep(0.6)
+        asset.write_bytes(b"png")
+        assert asset in h.get()
+    finally:
+        h.stop.set()
+        h.thread.join(WAIT)
+    assert h.error is None, h.error
+
+
 def test_deleted_file_is_a_change(tmp_path: Path, make) -> None:
     story = tmp_path / "main.story"
     inc = tmp_path / "cast.story"

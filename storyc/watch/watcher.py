@@ -223,6 +223,12 @@ class Watcher:
                     # The notifier is listening now; a save made before it started (while
                     # the previous one was torn down, or before the first) shows in stat.
                     started = True
+                    if any(q.is_dir() for q in self._missing_parents):
+                        # A folder it waits for was made before it listened (`mkdir -p`
+                        # while it started): that event is lost, so plan the folders again
+                        # now, or a save inside would never be heard.
+                        self.set_watched(self.watched, keep_snapshot=True)
+                        return
                     gap = self.changed_since_snapshot()
                     if gap and not pending:
                         first = now
