@@ -39,7 +39,7 @@ def _project(tmp_path: Path) -> Path:
 
     root = make_project(tmp_path / "p", STORY)
     for i in range(N):  # every scene has its own image: every take uploads
-        media.make_test_image(root / "assets" / f"img{i}.png", 320, 180, seed=10 + i)
+        media.make_test_image(root / "assets" / f"img{i}.png", 640, 360, seed=10 + i)
     return root
 
 

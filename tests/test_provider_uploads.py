@@ -213,3 +213,28 @@ def test_download_gives_up_when_always_truncated(blob: Path) -> None:
 
         with pytest.raises(E.DownloadError, match="incomplete"):
             run(go())
+
+
+def test_a_file_changed_since_it_was_hashed_is_never_remembered_under_that_digest(
+    blob: Path, tmp_path: Path
+) -> None:
+    """The asset is saved again between being hashed (its digest is in the key and the
+    lock) and being sent: the provider would hold other bytes than the digest says. The
+    bytes are hashed as they are sent; a mismatch is an upload error and the registry
+    never maps the old digest to the new bytes (it would, for days, hand every scene
+    that sends the old picture the new one)."""
+    digest = digest_file(blob)[0]
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    blob.write_bytes(bytes(data))
+    registry = UploadRegistry(tmp_path / "uploads.json")
+    with loopback.serve() as srv:
+
+        async def go() -> None:
+            async with client(srv, registry) as c:
+                await c.upload(blob, digest=digest)
+
+        with pytest.raises(E.UploadError, match="changed while it was being uploaded"):
+            run(go())
+    assert registry.get(srv.url, digest) is None
+    assert registry.get(srv.url, digest_file(blob)[0]) is None

@@ -150,6 +150,7 @@ class Executor:
         self._durations: dict[str, float | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._handled: set[int] = set()  # journal attempts this build sent or followed
+        self._resent: set[int] = set()  # attempts of unknown fate resolved by sending again
         self._refused: str | None = None  # no request may leave any more (balance, key)
         self._OBTAIN: dict[str, Callable[[ScenePlan, TakePlan], Awaitable[TakeOutcome]]] = {
             "reuse": self._reuse_take,
@@ -401,7 +402,13 @@ class Executor:
                 keep = stop.state == RUNNING
                 raise
             except TaskFailed as exc:
-                # known to have failed: sending it again is allowed (and reserved)
+                # known to have failed: sending it again is allowed (and reserved), within
+                # --retries: that failure was the take's first try. A balance refusal
+                # (status 13) is never sent again and stops every further submission.
+                if exc.stop_all:
+                    self._halt(str(exc), sends_too=True)
+                if exc.stop_all or not exc.retryable or self.options.retries < 1:
+                    raise
                 self.report.scene(label, "retrying", detail=str(exc))
                 assert sp.request is not None
                 price = self.planner.price(sp.request, self._base_duration(sp.request))
@@ -422,7 +429,7 @@ class Executor:
             if self.team is not None:  # its claim, left by the build that died: gone
                 await self.team.clear_stale(done.key, done.task_id)
             return done
-        return await self._render(sp, render)
+        return await self._render(sp, render, failures=1)
 
     async def _strays(self) -> None:
         """Tasks an earlier build sent for a request this build did not follow (the
@@ -462,13 +469,12 @@ class Executor:
             "scene (kept in the store: going back to it costs nothing)"
         )
 
-    async def _render(self, sp: ScenePlan, d: TakePlan) -> TakeOutcome:
+    async def _render(self, sp: ScenePlan, d: TakePlan, *, failures: int = 0) -> TakeOutcome:
         if self.options.collect_only:  # the webhook receiver: it never sends
             raise _Stop(DEFERRED, f"not sent: collecting only; {LATER}")
         label = self._label(sp, d.take)
-        for attempt in d.resend:  # the user said: send it again (--resubmit-unknown)
-            self.io.journal_resolve_unknown(attempt)
-        failures = 0
+        # d.resend (--resubmit-unknown): those attempts of unknown fate are resolved only
+        # when their request is sent again (`_submit`), never by a build that sends nothing
         while True:
             try:
                 return await self._claim_and_submit(sp, d)
@@ -600,6 +606,10 @@ class Executor:
                 nonlocal sent
                 if attempt is not None:
                     if not sent:
+                        for old in d.resend:  # the user said: send it again; it is, now
+                            if old not in self._resent:
+                                self._resent.add(old)
+                                self.io.journal_resolve_unknown(old)
                         self.io.journal_submitting(attempt, job.request.app, body)
                         faults.reach("after-intent")
                     else:  # sent again after re-uploading an expired input

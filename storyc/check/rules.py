@@ -419,6 +419,34 @@ def check_media(project: Project, diags: Diagnostics) -> None:
             check_file(f, span, diags)
 
 
+def check_declared_media(project: Project, diags: Diagnostics) -> set[str]:
+    """`check_media` for the files assets and elements name (the first part of its order):
+    the paths it checked. Their errors block the scenes that name those declarations."""
+    seen: set[str] = set()
+    for asset in project.assets.values():
+        if isinstance(asset.source, LocalFile) and asset.source.path not in seen:
+            seen.add(asset.source.path)
+            check_file(asset.source, asset.span, diags)
+    for element in project.elements.values():
+        for f, span in element_files(element):
+            if f.path not in seen:
+                seen.add(f.path)
+                check_file(f, span, diags)
+    return seen
+
+
+def unsendable(scene: Scene) -> str | None:
+    """Why a scene cannot be sent because of a file it names itself: the first such file
+    that breaks a media limit (E213-E219), wherever that error is reported (once per file,
+    at its first place)."""
+    for f, span in scene_files(scene):
+        found = Diagnostics()
+        check_file(f, span, found)
+        if found.has_errors:
+            return f"{f.path} cannot be sent (see its error)"
+    return None
+
+
 def check_file(f: LocalFile, span: Span, diags: Diagnostics) -> None:
     """The media limits of one file, reported at `span` (`check_media` picks the span)."""
     # The resolver already refuses such files (E134); this holds for a Project

@@ -376,10 +376,19 @@ def _compile(
     if project is None:
         return Compilation(None, {}, [], diags.sorted(), loaded.sources)
 
+    # The media limits before anything is blocked: a file the provider cannot take
+    # (E213-E219) blocks the scenes that send it, as any other error in what they name.
+    seen = rules.check_declared_media(project, diags)
     broken = broken_scenes((f.tree for f in loaded.files), diags)
+    for scene in project.scenes.values():
+        for f, span in rules.scene_files(scene):
+            if f.path not in seen:  # reported once, at its first place
+                seen.add(f.path)
+                rules.check_file(f, span, diags)
+        if scene.name not in broken and (why := rules.unsendable(scene)) is not None:
+            broken[scene.name] = why
     graph = graph_mod.build(project, diags)
     graph_mod.check_cuts(project, graph, diags, broken)
-    rules.check_media(project, diags)
 
     wanted = (
         list(project.scenes) if scenes is None else _select(list(project.scenes), scenes, diags)

@@ -188,11 +188,15 @@ class Assembler:
         resolver.unused()
         resolver.diags = Diagnostics()  # nothing else may report into those
 
+        # the media limits first: a file the provider cannot take (E213-E219) blocks the
+        # scenes that send it, as any other error in what they name does
+        self._media(engine, shell, units)
         errors = (
             any(d.is_error for d in loader_diags)
             or any(d.is_error for d in shell.diags)
             or cut_diags.has_errors
             or bool(engine.res_errors)
+            or any(d.is_error for d in self.shell_media)
         )
         broken: dict[str, str] = {}
         if errors:
@@ -203,7 +207,15 @@ class Assembler:
                 if u.res_error:
                     everything.extend(self.decoded(engine, u).res)
             everything.extend(cut_diags)
+            everything.extend(self.shell_media)
             broken = broken_from(engine.regions(), everything)
+        for u in units:  # as `storyc.check.rules.unsendable`, from the unit's own checks
+            if u.scene in broken or not any(recs for _, recs in u.media):
+                continue
+            for path, diags in self.decoded(engine, u).media:
+                if any(d.is_error for d in diags):
+                    broken[u.scene] = f"{path} cannot be sent (see its error)"
+                    break
 
         order, cycles = self._order(engine, units)
         graph = LazyGraph(engine, self, units, order, cycles)
@@ -223,7 +235,6 @@ class Assembler:
         facts = self._cut_facts(engine, cuts)
         used_up = self._used_up(engine, units)
         w245 = (True, frozenset(in_cut), frozenset(used_up)) if cuts else (False,)
-        self._media(engine, shell, units)
 
         select_diags = Diagnostics()
         wanted = (
@@ -368,18 +379,8 @@ class Assembler:
         if key == self.media_key:
             return
         self.media_key = key
-        seen: set[str] = set()
         diags = Diagnostics()
-        p = shell.project
-        for asset in p.assets.values():
-            if isinstance(asset.source, LocalFile) and asset.source.path not in seen:
-                seen.add(asset.source.path)
-                rules.check_file(asset.source, asset.span, diags)
-        for element in p.elements.values():
-            for f, span in rules.element_files(element):
-                if f.path not in seen:
-                    seen.add(f.path)
-                    rules.check_file(f, span, diags)
+        seen = rules.check_declared_media(shell.project, diags)
         owner: dict[str, str] = {}
         for u in units:
             for path, _ in u.media:

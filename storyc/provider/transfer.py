@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import mimetypes
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -47,13 +48,22 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Path, seen: Any = None) -> AsyncIterator[bytes]:
+    """The file's bytes; `seen` (a hashlib object) is fed every block sent."""
     with open(path, "rb") as f:
         while True:
             block = f.read(CHUNK)
             if not block:
                 return
+            if seen is not None:
+                seen.update(block)
             yield block
+
+
+def _sha256_of(digest: str) -> str | None:
+    """The hex of a full `sha256:` digest (what the bytes sent are checked against)."""
+    hexpart = digest[7:] if digest.startswith("sha256:") else ""
+    return hexpart if len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart) else None
 
 
 async def upload(
@@ -103,9 +113,20 @@ async def _upload_once(
     headers = {"Content-Type": ctype, "Content-Length": str(size)}
     attempt = 0
     while True:
+        seen = hashlib.sha256()
         try:
-            resp = await client.http.put(upload_url, content=_file_chunks(path), headers=headers)
+            resp = await client.http.put(
+                upload_url, content=_file_chunks(path, seen), headers=headers
+            )
             if resp.status_code < 300:
+                expected = _sha256_of(digest)
+                if expected is not None and seen.hexdigest() != expected:
+                    # the file changed since it was hashed: the provider holds other bytes
+                    # than the key says; never remembered, never sent under this digest
+                    raise E.UploadError(
+                        f"{path.name} changed while it was being uploaded; "
+                        "nothing was sent: run storyc build again"
+                    )
                 break
             err: E.ProviderError = E.UploadError(
                 f"uploading {path.name} failed (HTTP {resp.status_code})",
