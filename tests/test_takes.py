@@ -72,7 +72,14 @@ def test_preview_takes_differ_and_picking_renders_dependents_again(tmp_path: Pat
     assert outs["a"][0] != outs["a"][1]  # two takes, two different videos
     b_before = outs["b"][0]
 
-    assert _pick(root, "a", 2) == 0
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["pick", "a", "2", str(root)]) == 0
+    assert said.getvalue().endswith("scenes that use a will render again on the next build\n")
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):  # the same take again: nothing to render
+        assert main(["pick", "a", "2", str(root)]) == 0
+    assert said.getvalue().endswith("it was already picked: nothing changes\n")
     code, events, err = build(root)
     assert code == 0, err
     # b starts from a's last frame: another take of a is another start for b

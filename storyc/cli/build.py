@@ -302,6 +302,7 @@ def _pick(root: Path, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.FAILED
+    before = entry.take(entry.picked)
     if entry.picked != args.take:
         # entries are replaced, never changed in place (LockFile.dumps keeps their text)
         table = lock.previews if is_preview else lock.scenes
@@ -310,8 +311,13 @@ def _pick(root: Path, args: argparse.Namespace) -> int:
     store.save()
     name = f"renders/preview/{args.scene}.mp4" if keep_main else f"renders/{args.scene}.mp4"
     kind = "preview " if is_preview else ""
-    print(
-        f"{args.scene}: {kind}take {args.take} picked ({name}); scenes that use "
-        f"{args.scene} will render again on the next build"
-    )
+    if entry.picked == args.take:
+        after = "it was already picked: nothing changes"
+    elif before is not None and before.output == take.output:
+        after = (
+            f"its video is take {entry.picked}'s: the scenes that use {args.scene} stay as they are"
+        )
+    else:
+        after = f"scenes that use {args.scene} will render again on the next build"
+    print(f"{args.scene}: {kind}take {args.take} picked ({name}); {after}")
     return ExitCode.OK
