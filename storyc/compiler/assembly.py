@@ -128,6 +128,7 @@ class Assembler:
         self.used_up_key: Any = None
         self.used_up: set[str] = set()
         self.media_key: Any = None
+        self.with_media: set[str] = set()  # scenes whose own files have diagnostics
         self.media_owner: dict[str, str] = {}  # path -> the scene that names it first
         self.shell_media: list[Diagnostic] = []
         self.requests_key: Any = None
@@ -209,8 +210,11 @@ class Assembler:
             everything.extend(cut_diags)
             everything.extend(self.shell_media)
             broken = broken_from(engine.regions(), everything)
-        for u in units:  # as `storyc.check.rules.unsendable`, from the unit's own checks
-            if u.scene in broken or not any(recs for _, recs in u.media):
+        # as `storyc.check.rules.unsendable`, from the unit's own checks (only the few
+        # scenes whose files have diagnostics at all: not a pass over every unit a save)
+        for name in sorted(self.with_media, key=index.pos.__getitem__):
+            u = units[index.pos[name]]
+            if u.scene in broken:
                 continue
             for path, diags in self.decoded(engine, u).media:
                 if any(d.is_error for d in diags):
@@ -322,9 +326,14 @@ class Assembler:
         if last is not None and last[0] is index and len(last[1]) == len(index.scenes):
             units = list(last[1])
             for name in changed:
-                units[index.pos[name]] = engine.units[name]
+                unit = units[index.pos[name]] = engine.units[name]
+                if any(recs for _, recs in unit.media):
+                    self.with_media.add(name)
+                else:
+                    self.with_media.discard(name)
         else:
             units = [engine.units[n] for n in index.scenes]
+            self.with_media = {u.scene for u in units if any(recs for _, recs in u.media)}
         self.units_of = (index, units)
         return units
 
