@@ -106,11 +106,48 @@ class _FilePart:
     # with (a file unchanged, with the same `let`s, is not walked again: at 1,000 scenes
     # walking every file's templates was half of each check in the editor)
     template: tuple[frozenset[str], dict[str, frozenset[str]], list[Use]] | None = None
+    # what its declarations say of template variables (see `_vars_of`), once per tree
+    vars: _Vars | None = None
 
 
 # What one file contributes, by label: reused while its tree (from the parse cache) and
 # its includes are the same, so an edit re-indexes only the file it changed.
 Memo = dict[str, _FilePart]
+
+
+@dataclass
+class _Vars:
+    """One file's part of `_shadows`: the `vars` of its project and defaults blocks, each
+    style's and scene's own `vars` (only those that have some), what each inherits from,
+    and the names of its styles and scenes."""
+
+    base: set[str]
+    own: dict[str, set[str]]
+    parent: dict[str, str]
+    names: list[str]
+
+
+def _vars_of(tree: ast.File, part: _FilePart | None) -> _Vars:
+    if part is not None and part.tree is tree and part.vars is not None:
+        return part.vars
+    out = _Vars(set(), {}, {}, [])
+    for item in tree.items:
+        if isinstance(item, ast.ProjectDecl | ast.DefaultsDecl):
+            out.base |= _var_names(item.settings)
+        elif isinstance(item, ast.StyleDecl | ast.SceneDecl):
+            out.names.append(item.name)
+            own = _var_names(item.settings)
+            if own:
+                out.own.setdefault(item.name, set()).update(own)
+            up = item.parent.name if item.parent is not None else None
+            for st in item.settings:
+                if st.name == "use" and isinstance(st.value, ast.Ref):
+                    up = st.value.name
+            if up is not None:
+                out.parent[item.name] = up
+    if part is not None and part.tree is tree:
+        part.vars = out
+    return out
 
 
 def build(loaded: Loaded, memo: Memo | None = None) -> Index:
@@ -132,14 +169,12 @@ def build(loaded: Loaded, memo: Memo | None = None) -> Index:
     for name, sym in index.lets.items():
         index.symbols.setdefault(name, sym)
     lets = frozenset(index.lets)
-    shadows = _shadows(loaded) if lets else {}
-    for f in loaded.files:
-        part = memo.get(f.label) if memo is not None else None
-        here = {
-            getattr(item, "name", ""): shadows.get(getattr(item, "name", ""), frozenset())
-            for item in f.tree.items
-            if isinstance(item, ast.StyleDecl | ast.SceneDecl)
-        }
+    parts = [memo.get(f.label) if memo is not None else None for f in loaded.files]
+    found_vars = [_vars_of(f.tree, p) for f, p in zip(loaded.files, parts, strict=True)]
+    shadows = _shadows(found_vars) if lets else {}
+    for f, part, fv in zip(loaded.files, parts, found_vars, strict=True):
+        # no `vars` anywhere (the usual case): nothing to compare, nothing walked
+        here = {n: shadows[n] for n in fv.names if n in shadows} if shadows else {}
         if part is not None and part.tree is f.tree and part.template is not None:
             known, seen, found = part.template
             if known == lets and seen == here:
@@ -286,30 +321,27 @@ def _var_names(settings: list[ast.Setting]) -> set[str]:
     }
 
 
-def _shadows(loaded: Loaded) -> dict[str, frozenset[str]]:
+def _shadows(files: list[_Vars]) -> dict[str, frozenset[str]]:
     """For each style and scene, the template variables its `vars` (or those of the
     project, the defaults, the styles it inherits from, or for a style the scenes and
-    styles inheriting from it) may set: such a name in its templates is not the `let`."""
+    styles inheriting from it) may set: such a name in its templates is not the `let`.
+    Only the names for which that is not empty: none at all when no block has `vars`."""
     base: set[str] = set()
     own: dict[str, set[str]] = {}
     parent: dict[str, str] = {}
-    for f in loaded.files:
-        for item in f.tree.items:
-            if isinstance(item, ast.ProjectDecl | ast.DefaultsDecl):
-                base |= _var_names(item.settings)
-            elif isinstance(item, ast.StyleDecl | ast.SceneDecl):
-                own.setdefault(item.name, set()).update(_var_names(item.settings))
-                up = item.parent.name if item.parent is not None else None
-                for st in item.settings:
-                    if st.name == "use" and isinstance(st.value, ast.Ref):
-                        up = st.value.name
-                if up is not None:
-                    parent[item.name] = up
+    for v in files:
+        base |= v.base
+        for name, names in v.own.items():
+            own.setdefault(name, set()).update(names)
+    if not base and not own:
+        return {}
+    for v in files:
+        parent.update(v.parent)
     children: dict[str, list[str]] = {}
     for child, up in parent.items():
         children.setdefault(up, []).append(child)
     out: dict[str, frozenset[str]] = {}
-    for name in own:
+    for name in (n for v in files for n in v.names):
         names = set(base)
         seen: set[str] = set()
         k: str | None = name
@@ -325,7 +357,8 @@ def _shadows(loaded: Loaded) -> dict[str, frozenset[str]]:
             seen.add(c)
             names |= own.get(c, set())
             todo.extend(children.get(c, ()))
-        out[name] = frozenset(names)
+        if names:
+            out[name] = frozenset(names)
     return out
 
 
