@@ -6,7 +6,9 @@ again and stops every further submission; a failure is sent again only within
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,22 @@ STORY = (
 PAID = ("--backend", "inference", "--yes", "--jobs", "1")
 
 
-def _sent_earlier(root: Path, server: loopback.LoopbackServer, how: str) -> None:
+@contextlib.contextmanager
+def _sent_earlier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, fault: str
+) -> Iterator[tuple[loopback.LoopbackServer, Path]]:
+    """A loopback provider with `fault` on its first submission, and a project whose
+    scene `a` an earlier build sent (`how`: it detached, or it was killed) and that has
+    ended on the provider since."""
+    with loopback.serve(latency=0.2, fast_outputs=True, faults=[fault]) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        root = make_project(tmp_path / "p", STORY)
+        _send_and_end(root, server, how)
+        yield server, root
+
+
+def _send_and_end(root: Path, server: loopback.LoopbackServer, how: str) -> None:
     if how == "detach":
         code, events, err = build(root, *PAID, "--detach")
         assert code == 0 and final_states(events)["a"] == "running", err
@@ -53,11 +70,7 @@ def _ended(server: loopback.LoopbackServer) -> None:
 def test_a_reattached_task_rejected_for_balance_is_not_sent_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    with loopback.serve(latency=0.2, fast_outputs=True, faults=["submit:reject:nth=1"]) as srv:
-        for k, v in srv.env.items():
-            monkeypatch.setenv(k, v)
-        root = make_project(tmp_path / "p", STORY)
-        _sent_earlier(root, srv, how)
+    with _sent_earlier(tmp_path, monkeypatch, how, "submit:reject:nth=1") as (srv, root):
         code, events, err = build(root, *PAID)
         assert len(srv.submissions) == 1, [s["input"]["prompt"] for s in srv.submissions]
         assert code == 1 and final_states(events)["a"] == "failed" and "balance" in err
@@ -69,11 +82,7 @@ def test_a_reattached_task_rejected_for_balance_is_not_sent_again(
 def test_a_reattached_failed_task_is_sent_again_only_within_retries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    with loopback.serve(latency=0.2, fast_outputs=True, faults=["submit:fail:nth=1"]) as srv:
-        for k, v in srv.env.items():
-            monkeypatch.setenv(k, v)
-        root = make_project(tmp_path / "p", STORY)
-        _sent_earlier(root, srv, how)
+    with _sent_earlier(tmp_path, monkeypatch, how, "submit:fail:nth=1") as (srv, root):
         code, events, err = build(root, *PAID, "--retries", "0")
         assert len(srv.submissions) == 1 + (how == "killed")  # b only, once a slot is free
         assert code == 1 and final_states(events)["a"] == "failed", err

@@ -379,16 +379,6 @@ def _check_mentions(scene: Scene, project: Project, diags: Diagnostics) -> None:
             )
 
 
-def _files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
-    for asset in project.assets.values():
-        if isinstance(asset.source, LocalFile):
-            yield asset.source, asset.span
-    for element in project.elements.values():
-        yield from element_files(element)
-    for scene in project.scenes.values():
-        yield from scene_files(scene)
-
-
 def element_and_scene_files(project: Project) -> Iterator[tuple[LocalFile, Span]]:
     """The local files elements and scenes name (assets' own are `project.assets`)."""
     for element in project.elements.values():
@@ -412,11 +402,12 @@ def scene_files(scene: Scene) -> Iterator[tuple[LocalFile, Span]]:
 
 def check_media(project: Project, diags: Diagnostics) -> None:
     """Upstream media limits, once per file, at the first place the file is declared."""
-    seen: set[str] = set()
-    for f, span in _files(project):
-        if f.path not in seen:
-            seen.add(f.path)
-            check_file(f, span, diags)
+    seen = check_declared_media(project, diags)
+    for scene in project.scenes.values():
+        for f, span in scene_files(scene):
+            if f.path not in seen:
+                seen.add(f.path)
+                check_file(f, span, diags)
 
 
 def check_declared_media(project: Project, diags: Diagnostics) -> set[str]:
