@@ -203,7 +203,7 @@ def test_after_each_build_in_a_long_lived_process_the_kept_plan_is_the_full_plan
     durations = [3] * N
     (root / "main.story").write_text(story(prompts, links, durations), "utf-8")
     rnd = random.Random(7)
-    key = ("build-plan", str(root), "preview", False)
+    key = ("build-plan", str(root), "preview", None, False)  # backend, provider, unknown
     warm.enable()
     try:
         assert cli.run(["build", str(root), "--json"]) == 0

@@ -250,7 +250,7 @@ def test_retry_after_longer_than_the_cap_is_left_to_the_caller() -> None:
 
 
 def test_base_url_precedence_flag_env_setting_default() -> None:
-    from storyc.provider.client import DEFAULT_BASE_URL, resolve_base_url
+    from storyc.plan.address import DEFAULT_BASE_URL, resolve_base_url
 
     env = {"INFERENCE_BASE_URL": "http://127.0.0.1:9000/"}
     assert resolve_base_url("http://127.0.0.1:1", "https://s.test", env) == "http://127.0.0.1:1"

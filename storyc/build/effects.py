@@ -126,6 +126,7 @@ class ProjectIO:
         target: str | None = None,
         cache: BuildCache | None = None,
         base_url: str | None = None,
+        provider: str | None = None,
     ) -> None:
         self.root = root
         self.store = store
@@ -135,6 +136,9 @@ class ProjectIO:
         self.backend = backend
         self.target = target
         self.base_url = base_url
+        # a provider other than the default: its origin, which every key names
+        # (`storyc.plan.address.key_provider`)
+        self.provider = provider
         self._frame_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._lock_dirty = False
         self._lock_saved = 0.0
@@ -175,18 +179,28 @@ class ProjectIO:
             file_duration=self.file_duration,
             live_build=live_build,
             resubmit_unknown=resubmit_unknown,
+            provider=self.provider,
         )
 
     def key(
-        self, request: Request, take: int, upstream: Mapping[str, str], backend: str | None = None
+        self,
+        request: Request,
+        take: int,
+        upstream: Mapping[str, str],
+        backend: str | None = None,
+        provider: str | None = None,
     ) -> str:
-        """`keys.request_key`, computed once per build for each (scene, take, upstream)."""
-        backend = backend or self.backend
-        memo = (request.scene, take, backend, tuple(sorted(upstream.items())))
+        """`keys.request_key`, computed once per build for each (scene, take, upstream);
+        by default for this build's backend and provider."""
+        if backend is None:
+            backend, provider = self.backend, self.provider
+        # the memo (kept by the build cache from build to build) tells providers apart
+        who = backend if provider is None else f"{backend} {provider}"
+        memo = (request.scene, take, who, tuple(sorted(upstream.items())))
         found = self._keys.get(memo)
         if found is None:
             found = self._keys[memo] = keys.request_key(
-                request, backend=backend, take=take, upstream=upstream
+                request, backend=backend, take=take, upstream=upstream, provider=provider
             )
         return found
 
@@ -358,6 +372,7 @@ class ProjectIO:
             and old is not None
             and old.picked == picked
             and old.backend == self.backend
+            and old.provider == self.provider
             and [(t.take, t.key, t.output) for t in old.takes]
             == [(n, t.key, t.digest) for n, t in sorted(takes.items())]
         ):
@@ -371,6 +386,7 @@ class ProjectIO:
         entry = SceneEntry(
             name=scene,
             backend=self.backend,
+            provider=self.provider,
             target=request.target,
             schema=request.schema,
             app=request.app,
@@ -484,7 +500,7 @@ class ProjectIO:
         for t in entry.takes:
             if t.take > max(1, request.takes) or not t.output:
                 continue
-            if self.key(request, t.take, upstream, entry.backend) != t.key:
+            if self.key(request, t.take, upstream, entry.backend, entry.provider) != t.key:
                 return None
             if not self.store.has(t.output):
                 return None

@@ -56,6 +56,7 @@ from storyc.build.outcome import (
 from storyc.build.progress import Reporter, make_reporter
 from storyc.build.team import TeamLink
 from storyc.plan import pricing
+from storyc.plan.address import key_provider, resolve_base_url
 from storyc.plan.planner import Plan, Planner, RemoteLookup
 from storyc.state.projectlock import ProjectLock, ProjectLocked
 
@@ -464,15 +465,26 @@ class BuildSession:
                 self.error(f"error: {exc}")
                 return ExitCode.ENVIRONMENT
         try:
-            base_url = args.base_url or _setting(comp, "base_url")
+            setting = _setting(comp, "base_url")
+            base_url = resolve_base_url(
+                args.base_url, setting if isinstance(setting, str) else None
+            )
+            provider = key_provider(backend_name, args.base_url, setting)
             io = ProjectIO(
-                root, store, journal, lock, digests, backend=backend_name, cache=self.cache
+                root,
+                store,
+                journal,
+                lock,
+                digests,
+                backend=backend_name,
+                cache=self.cache,
+                provider=provider,
             )
             if self.cache.holds(comp):
                 io.use_known_keys(self.cache.keys)  # same requests: same keys
                 io.lock_is_current = lock_cached and self.cached_compilation
             # kept by a long-lived process: what the last build found right, entry by entry
-            io.verified = warm.held(("lock-verified", str(root), backend_name), dict)
+            io.verified = warm.held(("lock-verified", str(root), backend_name, provider), dict)
             if warm.enabled():  # and the readable names it knows to be right
                 io.links = warm.held(("renders-links", str(root)), LinkMemo)
                 io.links.begin()
@@ -510,7 +522,9 @@ class BuildSession:
                 from storyc.plan.memo import PlanMemo, sources_state
 
                 unknown = bool(args.resubmit_unknown)
-                memo = warm.held(("build-plan", str(root), backend_name, unknown), PlanMemo)
+                memo = warm.held(
+                    ("build-plan", str(root), backend_name, provider, unknown), PlanMemo
+                )
                 before = sources_state(root, lock, False, store)
                 self._memo = (memo, before, dict(lock.table(backend_name)))
                 plan = memo.plan(

@@ -221,8 +221,19 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             # finished renders from its cache, so a plan after a one-scene edit hashes
             # one request, not every one
             from storyc.build.effects import ProjectIO
+            from storyc.plan.address import key_provider
 
-            io = ProjectIO(root, store, journal, lock, digests, backend=backend, cache=cache)
+            provider = key_provider(backend, None, settings.get("base_url"))
+            io = ProjectIO(
+                root,
+                store,
+                journal,
+                lock,
+                digests,
+                backend=backend,
+                cache=cache,
+                provider=provider,
+            )
             if cache is not None:
                 io.use_known_keys(cache.keys)
 
@@ -233,7 +244,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
                 # a long-lived process (storyc daemon) plans again only what changed
                 from storyc.plan.memo import PlanMemo, sources_state
 
-                memo = warm.held(("plan", str(root), backend), PlanMemo)
+                memo = warm.held(("plan", str(root), backend, provider), PlanMemo)
                 state = sources_state(root, lock, live, store)
                 plan = memo.plan(comp, io.sources(live_build=live), state)
             elif team is None:
@@ -487,18 +498,20 @@ def cmd_why(args: argparse.Namespace) -> int:
         known = ", ".join(plan.order) or "none"
         print(f"error: no scene named {args.scene!r} (scenes: {known})", file=sys.stderr)
         return ExitCode.USAGE
-    print(printable("\n".join(why_lines(sp, lock, plan.backend))))
+    print(printable("\n".join(why_lines(sp, lock, plan.backend, plan.provider))))
     return ExitCode.FAILED if comp.has_errors else ExitCode.OK
 
 
-def why_lines(sp: ScenePlan, lock: LockFile, backend: str) -> list[str]:
+def why_lines(
+    sp: ScenePlan, lock: LockFile, backend: str, provider: str | None = None
+) -> list[str]:
     """The full explanation of one scene, as `storyc why` prints it."""
     out = [f"{sp.name}: {LABELS[sp.status]}"]
     if sp.status == "blocked":
         return [*out, f"  {sp.blocked}"]
     entry = lock.table(backend).get(sp.name)
     assert sp.request is not None
-    changes = explain(entry, sp.request, backend, sp.upstream)
+    changes = explain(entry, sp.request, backend, sp.upstream, provider)
     if sp.status == "up-to-date" and changes and entry is not None:
         out.append(
             "  differs from storyc.lock, but an earlier render with exactly these "

@@ -109,6 +109,7 @@ def _lock_project(root: Path) -> Any:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from storyc.plan.address import key_provider
     from storyc.plan.planner import make_plan
     from storyc.remote.client import RemoteError
     from storyc.remote.planning import plan_with_remote
@@ -121,6 +122,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     root, digests, comp, lock = got
     settings = comp.summary.settings if comp.summary is not None else {}
     backend = args.backend or settings.get("backend") or "preview"
+    provider = key_provider(backend, None, settings.get("base_url"))
     store = Store.for_project(root)
     team = open_team_store(args, comp, store)
     if isinstance(team, int):
@@ -132,7 +134,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         return guard
     try:
         plan = plan_with_remote(
-            lambda remote: make_plan(comp, lock=lock, store=store, backend=backend, remote=remote),
+            lambda remote: make_plan(
+                comp, lock=lock, store=store, backend=backend, remote=remote, provider=provider
+            ),
             team,
         )
         if team.down:

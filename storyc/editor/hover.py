@@ -59,6 +59,7 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
     hit = state.plans.get(name)
     if hit is not None:
         return backend, hit
+    from storyc.plan.address import key_provider
     from storyc.plan.planner import make_plan
     from storyc.state.lockfile import LockFile, LockFileError
     from storyc.state.store import Store
@@ -79,7 +80,10 @@ def scene_plan(state: ProjectState, name: str) -> tuple[str, Any]:
             state.build_state = (lock, Store.for_project(state.root))
         lock, store = state.build_state
         sub = comp.narrowed(order, comp.requests)
-        state.plans.update(make_plan(sub, lock=lock, store=store, backend=backend).scenes)
+        where = getattr(comp.project.settings.get("base_url"), "value", None)
+        provider = key_provider(backend, None, where)
+        plan = make_plan(sub, lock=lock, store=store, backend=backend, provider=provider)
+        state.plans.update(plan.scenes)
     except (LockFileError, OSError) as exc:
         return backend, f"unknown ({exc})"
     return backend, state.plans.get(name, "unknown")

@@ -12,9 +12,13 @@ scene output by the digest of that scene's picked video, and the take number.
 Comments, formatting, declaration order, renaming a file without changing its bytes,
 and edits to unrelated scenes therefore never change a key; any change to what the
 model would receive always does. The backend is part of it so that a free preview
-animatic can never stand in for a paid render. A preview's key also holds what only the
-preview shows: the scene's name and the prompt as written (its tag and caption), so that
-a renamed scene or mention gets a preview that says so; paid keys never hold them.
+animatic can never stand in for a paid render. A render made by a provider other than
+inference.sh (the loopback provider of a rehearsal, say) also names that provider's
+origin (`provider`), so it never stands in for a real one; renders of the default
+provider name none, so their keys are what they always were. A preview's key also holds
+what only the preview shows: the scene's name and the prompt as written (its tag and
+caption), so that a renamed scene or mention gets a preview that says so; paid keys
+never hold them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from storyc.targets.request import FILE_MARKER, SCENE_MARKER, Request, iter_mark
 # Bump when the meaning of the material changes; every key changes with it.
 KEY_SCHEMA = 1
 PREVIEW = "preview"  # the backend whose pictures show the scene's name and written prompt
+DEFAULT_PROVIDER = "the default provider"  # how `why` names the provider no key names
 
 
 class UpstreamUnknown(LookupError):
@@ -60,9 +65,16 @@ def _replace(value: Any, upstream: Mapping[str, str]) -> Any:
 
 
 def key_material(
-    request: Request, *, backend: str, take: int, upstream: Mapping[str, str]
+    request: Request,
+    *,
+    backend: str,
+    take: int,
+    upstream: Mapping[str, str],
+    provider: str | None = None,
 ) -> dict[str, Any]:
-    """The dict whose canonical JSON is hashed. Raises `UpstreamUnknown`."""
+    """The dict whose canonical JSON is hashed. `provider`: the origin of a provider other
+    than the default one (`storyc.plan.address.key_provider`). Raises
+    `UpstreamUnknown`."""
     if take < 1:
         raise ValueError("takes are numbered from 1")
     material = {
@@ -74,20 +86,37 @@ def key_material(
         "input": _replace(request.input, upstream),
         "take": take,
     }
+    if provider is not None and backend != PREVIEW:
+        material["provider"] = provider
     if backend == PREVIEW:
         material["shown"] = {"scene": request.scene, "caption": request.prompt_as_written}
     return material
 
 
-def request_key(request: Request, *, backend: str, take: int, upstream: Mapping[str, str]) -> str:
-    material = key_material(request, backend=backend, take=take, upstream=upstream)
+def request_key(
+    request: Request,
+    *,
+    backend: str,
+    take: int,
+    upstream: Mapping[str, str],
+    provider: str | None = None,
+) -> str:
+    material = key_material(
+        request, backend=backend, take=take, upstream=upstream, provider=provider
+    )
     return digest_bytes(canonical_json(material))
 
 
-def scene_keys(request: Request, *, backend: str, upstream: Mapping[str, str]) -> dict[int, str]:
+def scene_keys(
+    request: Request,
+    *,
+    backend: str,
+    upstream: Mapping[str, str],
+    provider: str | None = None,
+) -> dict[int, str]:
     """Keys of every take of the scene, 1-based."""
     return {
-        t: request_key(request, backend=backend, take=t, upstream=upstream)
+        t: request_key(request, backend=backend, take=t, upstream=upstream, provider=provider)
         for t in range(1, max(1, request.takes) + 1)
     }
 

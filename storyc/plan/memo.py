@@ -151,7 +151,14 @@ class PlanMemo:
     ) -> Plan:
         """The plan `make(comp, sources).plan()` gives, re-planning only what changed."""
         planner = self.planner = make(comp, sources)
-        shape = (sources.backend, planner.order, planner.extra, planner.broken, planner.blocked)
+        shape = (
+            sources.backend,
+            sources.provider,
+            planner.order,
+            planner.extra,
+            planner.broken,
+            planner.blocked,
+        )
         last = self.last
         changed = None
         if (
@@ -217,7 +224,7 @@ class PlanMemo:
         changed = changed | (self.dirty & reqs.keys())
         if not changed:
             self.replanned = 0
-            return Plan(last.backend, dict(last.scenes), list(last.order)), []
+            return Plan(last.backend, dict(last.scenes), list(last.order), last.provider), []
         for n in changed:  # the edges of the changed scenes only
             for u in before[n].upstream:
                 self.down.get(u, set()).discard(n)
@@ -241,7 +248,9 @@ class PlanMemo:
         for n in affected:
             scenes[n] = sub.scenes[n]
         self.replanned = len(affected)
-        return Plan(last.backend, scenes, list(last.order)), [sub.scenes[n] for n in affected]
+        return Plan(last.backend, scenes, list(last.order), last.provider), [
+            sub.scenes[n] for n in affected
+        ]
 
 
 def sources_state(root: str | os.PathLike[str], lock: Any, live: bool, store: Any) -> Any:

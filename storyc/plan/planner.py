@@ -59,8 +59,8 @@ class RemoteLookup(Protocol):
 
 @dataclass(frozen=True)
 class Change:
-    """One reason a scene renders. `kind`: new, backend, target, schema, app, prompt,
-    input, setting, takes, upstream, missing, key."""
+    """One reason a scene renders. `kind`: new, provider, backend, target, schema, app,
+    prompt, input, setting, takes, upstream, missing, key."""
 
     kind: str
     field: str
@@ -130,6 +130,7 @@ class Plan:
     backend: str
     scenes: dict[str, ScenePlan]
     order: list[str]
+    provider: str | None = None  # a provider other than the default (see keys.key_material)
 
     def estimates(self) -> list[pricing.Estimate]:
         return [s.estimate for s in self.scenes.values() if s.will_render]
@@ -154,6 +155,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "backend": self.backend,
+            "provider": self.provider,
             "scenes": {n: _scene_json(self.scenes[n]) for n in self.order},
             "total": None if self.total_estimate is None else str(self.total_estimate),
             "known_total": str(self.known_total),
@@ -221,12 +223,19 @@ def diff_plans(old: Plan | None, new: Plan) -> PlanDiff:
 
 
 def explain(
-    entry: SceneEntry | None, request: Request, backend: str, upstream: dict[str, str]
+    entry: SceneEntry | None,
+    request: Request,
+    backend: str,
+    upstream: dict[str, str],
+    provider: str | None = None,
 ) -> list[Change]:
     """Field-level differences between what the lock file recorded and the request now."""
     if entry is None:
         return [Change("new", "", message="not in the lock file (never built)")]
     out: list[Change] = []
+    if entry.provider != provider and entry.backend == backend:
+        old_p, new_p = entry.provider or keys.DEFAULT_PROVIDER, provider or keys.DEFAULT_PROVIDER
+        out.append(Change("provider", "provider", old_p, new_p, f"provider: {old_p} → {new_p}"))
     for name, old, new in (
         ("backend", entry.backend, backend),
         ("target", entry.target, request.target),
@@ -340,11 +349,13 @@ class Sources:
         live_build: bool = False,
         resubmit_unknown: bool = False,
         remote: RemoteLookup | None = None,
+        provider: str | None = None,
     ) -> None:
         self.remote = remote  # the team store, when there is one
         self.lock = lock
         self.store = store
         self.backend = backend
+        self.provider = provider  # another provider than the default: its origin
         self.journal = journal
         self.entries = lock.table(backend)
         self._key = key
@@ -356,7 +367,9 @@ class Sources:
     def key(self, request: Request, take: int, upstream: Mapping[str, str]) -> str:
         if self._key is not None:
             return self._key(request, take, upstream)
-        return keys.request_key(request, backend=self.backend, take=take, upstream=upstream)
+        return keys.request_key(
+            request, backend=self.backend, take=take, upstream=upstream, provider=self.provider
+        )
 
     def lookup(self, key: str) -> str | None:
         """The output of a finished render of `key`, if its object is in the store."""
@@ -413,6 +426,10 @@ class Planner:
     def backend(self) -> str:
         return self.sources.backend
 
+    @property
+    def provider(self) -> str | None:
+        return self.sources.provider
+
     def plan(self, names: Iterable[str] | None = None) -> Plan:
         """The plan of `names` (default: every scene), in dependency order."""
         wanted = None if names is None else set(names)
@@ -420,7 +437,7 @@ class Planner:
         plans: dict[str, ScenePlan] = {}
         for name in order:
             plans[name] = self._plan_scene(name, plans)
-        return Plan(self.backend, plans, order)
+        return Plan(self.backend, plans, order, self.provider)
 
     def _plan_scene(self, name: str, plans: dict[str, ScenePlan]) -> ScenePlan:
         if name in self.broken:
@@ -484,7 +501,11 @@ class Planner:
         sp.picked = _picked(entry, n)
         sp.reasons = [
             Change("upstream", up, message=f"waits for scene {up} to render") for up in waiting
-        ] + [c for c in explain(entry, req, self.backend, upstream) if c.kind != "upstream"]
+        ] + [
+            c
+            for c in explain(entry, req, self.backend, upstream, self.provider)
+            if c.kind != "upstream"
+        ]
         sp.estimate = pricing.estimate(req, backend=self.backend, takes=n, base_duration=base)
         sp.duration = float(req.duration) if req.duration is not None else base
         return sp
@@ -602,7 +623,7 @@ class Planner:
         return TakePlan(take, "render", key)
 
     def _reasons(self, sp: ScenePlan, entry: SceneEntry | None, req: Request) -> list[Change]:
-        reasons = explain(entry, req, self.backend, sp.upstream)
+        reasons = explain(entry, req, self.backend, sp.upstream, self.provider)
         pending = [*sp.render, *sp.unknown, *sp.follow]
         if entry is not None and not reasons and pending:
             reasons = [_missing_reason(entry, sp, pending)]
@@ -773,6 +794,7 @@ def make_plan(
     journal: Journal | None = None,
     live_build: bool = False,
     remote: RemoteLookup | None = None,
+    provider: str | None = None,
 ) -> Plan:
     sources = Sources(
         lock=lock,
@@ -782,6 +804,7 @@ def make_plan(
         file_duration=_file_durations(comp),
         live_build=live_build,
         remote=remote,
+        provider=provider,
     )
     return planner_for(comp, sources).plan()
 

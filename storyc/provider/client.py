@@ -39,6 +39,7 @@ if importlib.util.find_spec("sniffio") is None:
     # absence once keeps the same outcome (ImportError) at no cost.
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
+from storyc.plan.address import resolve_base_url
 from storyc.provider import errors as E
 from storyc.provider.api import Retry
 from storyc.provider.follow import follow_task
@@ -48,9 +49,7 @@ from storyc.provider.uploads import UploadRegistry
 
 log = logging.getLogger("storyc.provider")
 
-DEFAULT_BASE_URL = "https://api.inference.sh"
 KEY_ENV = "INFERENCE_API_KEY"
-BASE_URL_ENV = "INFERENCE_BASE_URL"
 DEFAULT_DEADLINE = 1800.0
 
 # Raised before any byte of the request left the machine: nothing can have been received.
@@ -61,14 +60,6 @@ _NOT_SENT = (
     httpx.UnsupportedProtocol,
     httpx.LocalProtocolError,  # e.g. a header value h11 refuses to write
 )
-
-
-def resolve_base_url(
-    flag: str | None = None, setting: str | None = None, env: dict[str, str] | None = None
-) -> str:
-    """Base URL precedence: command-line flag, then INFERENCE_BASE_URL, then `base_url` setting."""
-    env_value = (env if env is not None else os.environ).get(BASE_URL_ENV)
-    return (flag or env_value or setting or DEFAULT_BASE_URL).rstrip("/")
 
 
 class _Secret:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storyc.plan.address import key_provider
 from storyc.plan.planner import make_plan
 from storyc.review.board import Board, BoardInputs, collect, write_board
 from storyc.review.page import render_page
@@ -43,13 +44,17 @@ def make_board(
     since_rev: str | None = None,
     target: str | None = None,
     workers: int = 2,
+    base_url: str | None = None,
 ) -> Made:
-    """Write `renders/board.html` for `comp`. Raises LockFileError (unreadable lock file)
-    and, with `since_rev`, storyc.review.since.SinceError."""
+    """Write `renders/board.html` for `comp` (`base_url`: the `--base-url` flag, if any).
+    Raises LockFileError (unreadable lock file) and, with `since_rev`,
+    storyc.review.since.SinceError."""
     t0 = time.perf_counter()
     lock = lock if lock is not None else LockFile.load(LockFile.path_for(root))
     with Store.for_project(root) as store:
-        plan = make_plan(comp, lock=lock, store=store, backend=backend)
+        setting = comp.summary.settings.get("base_url") if comp.summary is not None else None
+        provider = key_provider(backend, base_url, setting)
+        plan = make_plan(comp, lock=lock, store=store, backend=backend, provider=provider)
         since: Since | None = None
         if since_rev is not None:
             from storyc.review.since import changes_since

@@ -113,6 +113,7 @@ def _entry(comp: Compilation, plan: Plan, name: str, lock: LockFile) -> SceneEnt
     return SceneEntry(
         name=name,
         backend=plan.backend,
+        provider=plan.provider,
         target=req.target,
         schema=req.schema,
         app=req.app,
@@ -137,7 +138,9 @@ def changes_since(
         except LockFileError:
             old_lock = LockFile()
     old_plan = (
-        make_plan(old_comp, lock=old_lock, store=store, backend=plan.backend)
+        make_plan(
+            old_comp, lock=old_lock, store=store, backend=plan.backend, provider=plan.provider
+        )
         if old_comp is not None and old_comp.project is not None
         else None
     )
@@ -174,7 +177,7 @@ def changes_since(
         sp = plan.scenes[name]
         found = [
             c
-            for c in explain(entry, req, plan.backend, sp.upstream)
+            for c in explain(entry, req, plan.backend, sp.upstream, plan.provider)
             if c.kind not in ("backend", "takes")
         ]
         if not found and old_written == new_written:

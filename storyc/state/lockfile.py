@@ -74,6 +74,7 @@ class SceneEntry:
     settings: dict[str, Any] = field(default_factory=dict)
     takes: list[TakeEntry] = field(default_factory=list)
     picked: int = 1
+    provider: str | None = None  # the origin of a provider other than the default one
 
     def take(self, n: int) -> TakeEntry | None:
         return next((t for t in self.takes if t.take == n), None)
@@ -445,6 +446,9 @@ def _scene(name: str, data: Any) -> SceneEntry:
     picked = data.get("picked", 1)
     if not _is_int(picked) or picked < 1:
         raise bad("`picked` must be a take number")
+    provider = data.get("provider")
+    if provider is not None and (not isinstance(provider, str) or not provider):
+        raise bad("`provider` must be a provider's address")
     raw_takes = data.get("takes", [])
     if not isinstance(raw_takes, list):
         raise bad("`takes` must be an array of tables ([[scenes.<name>.takes]])")
@@ -481,7 +485,15 @@ def _scene(name: str, data: Any) -> SceneEntry:
             )
         )
     takes.sort(key=lambda t: t.take)
-    return SceneEntry(name, **strs, inputs=inputs, settings=settings, takes=takes, picked=picked)
+    return SceneEntry(
+        name,
+        **strs,
+        inputs=inputs,
+        settings=settings,
+        takes=takes,
+        picked=picked,
+        provider=provider,
+    )
 
 
 def _is_int(v: Any) -> bool:
@@ -576,6 +588,8 @@ def _dump_scene(s: SceneEntry, table: str) -> str:
     lines = [f"[{head}]"]
     for k in ("backend", "target", "schema", "app"):
         lines.append(f"{k} = {_basic(getattr(s, k))}")
+    if s.provider is not None:
+        lines.append(f"provider = {_basic(s.provider)}")
     lines.append(f"picked = {s.picked}")
     lines.append(f"prompt = {_string(s.prompt)}")
     if s.settings:
@@ -609,6 +623,7 @@ def _table_data(entries: dict[str, SceneEntry]) -> dict[str, Any]:
             "target": e.target,
             "schema": e.schema,
             "app": e.app,
+            "provider": e.provider,
             "prompt": e.prompt,
             "inputs": e.inputs,
             "settings": e.settings,

@@ -43,6 +43,7 @@ from storyc.build.session import KEY_ENV, execute
 from storyc.compiler import Compilation
 from storyc.compiler.state import CompiledState
 from storyc.plan import pricing
+from storyc.plan.address import key_provider, resolve_base_url
 from storyc.plan.planner import Plan, Planner, make_plan
 from storyc.state.journal import Journal, JournalError
 from storyc.state.lockfile import LockFile, LockFileError
@@ -201,6 +202,7 @@ class Pipeline:
         jobs: int,
         api_key: str | None,
         base_url: str | None,
+        provider: str | None = None,
     ) -> None:
         self.compiler = compiler
         self.backend = backend
@@ -208,6 +210,7 @@ class Pipeline:
         self.jobs = jobs
         self._api_key = api_key
         self.base_url = base_url
+        self.provider = provider  # what every key names of a provider other than the default
         self.emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
         self.budget_left: Callable[[], Decimal | None] = lambda: None
         self._lock: tuple[StatSig, LockFile] | None = None
@@ -233,7 +236,9 @@ class Pipeline:
         store = self._store  # a build on the other thread may drop it meanwhile
         if store is None:
             store = self._store = Store.for_project(self.root)
-        return make_plan(comp, lock=self._lockfile(), store=store, backend=self.backend)
+        return make_plan(
+            comp, lock=self._lockfile(), store=store, backend=self.backend, provider=self.provider
+        )
 
     def plan(self, comp: Compilation) -> PlanView:
         if self._store is None:
@@ -264,6 +269,7 @@ class Pipeline:
                 lock,
                 DigestCache(root / ".storyc" / "digests.json"),
                 backend=self.backend,
+                provider=self.provider,
             )
             options = BuildOptions(
                 backend=self.backend,
@@ -364,19 +370,20 @@ def make_wiring(
                 f"the {name} backend needs an API key to render: set {KEY_ENV} "
                 "(or watch without --yes/--max-cost to see plans and costs only)"
             )
-    base_url = base_url or _setting(first, "base_url")
+    setting = _setting(first, "base_url")
     pipe = Pipeline(
         compiler,
         name,
         jobs=max(1, jobs),
         api_key=api_key,
-        base_url=str(base_url) if base_url else None,
+        base_url=resolve_base_url(base_url, setting if isinstance(setting, str) else None),
+        provider=key_provider(name, base_url, setting),
     )
 
     def write_board(comp: Compilation) -> Path:
         from storyc.review.make import make_board
 
-        return make_board(compiler.root, comp, backend=name, target=target).path
+        return make_board(compiler.root, comp, backend=name, target=target, base_url=base_url).path
 
     return Wiring(
         root=compiler.root,
