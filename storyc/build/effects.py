@@ -382,9 +382,53 @@ class ProjectIO:
             self.verified[scene] = (request, dict(sp.upstream), old)
             self.link_renders(sp, takes, picked)
             return
+        self._put_entry(sp, self._take_entries(takes), picked)
+        self.verified[scene] = (request, dict(sp.upstream), table[scene])
+        self.link_renders(sp, takes, picked)
+        self._save_soon()
+
+    def record_takes(self, sp: ScenePlan, takes: Mapping[int, TakeOutcome]) -> None:
+        """A paid scene some of whose takes failed, or whose fate is unknown: the takes it
+        did obtain go into the lock file at once, with what a teammate needs to get each
+        clip without paying, beside the takes the entry already holds for these very keys
+        (so a take that stays unknown for days does not keep a paid one out of the lock).
+        The scene is not complete: its picked take may be missing, so no readable names."""
+        if not self.paid or sp.request is None:
+            return
+        got = self._take_entries({n: t for n, t in takes.items() if t.digest})
+        if not got:
+            return
+        old = self.lock.table(self.backend).get(sp.name)
+        have = {t.take for t in got}
+        kept = [
+            t
+            for t in (old.takes if old is not None else ())
+            if t.take not in have and t.output and sp.keys.get(t.take) == t.key
+        ]
+        self._put_entry(sp, sorted([*got, *kept], key=lambda t: t.take), sp.picked)
+        self.verified.pop(sp.name, None)
+        self._save_soon()
+
+    def _take_entries(self, takes: Mapping[int, TakeOutcome]) -> list[TakeEntry]:
+        return [
+            TakeEntry(
+                take=n,
+                key=t.key,
+                output=t.digest,
+                task_id=t.task_id,
+                url=t.url,
+                duration=t.duration,
+                cost=Decimal(0) if not self.paid else t.cost,
+            )
+            for n, t in sorted(takes.items())
+        ]
+
+    def _put_entry(self, sp: ScenePlan, takes: list[TakeEntry], picked: int) -> None:
+        request = sp.request
+        assert request is not None
         material = keys.key_inputs(request, sp.upstream)
         entry = SceneEntry(
-            name=scene,
+            name=sp.name,
             backend=self.backend,
             provider=self.provider,
             target=request.target,
@@ -394,24 +438,14 @@ class ProjectIO:
             inputs=material["inputs"],
             settings=material["settings"],
             picked=picked,
-            takes=[
-                TakeEntry(
-                    take=n,
-                    key=t.key,
-                    output=t.digest,
-                    task_id=t.task_id,
-                    url=t.url,
-                    duration=t.duration,
-                    cost=Decimal(0) if not self.paid else t.cost,
-                )
-                for n, t in sorted(takes.items())
-            ],
+            takes=takes,
         )
-        if table.get(scene) != entry:
-            table[scene] = entry
+        table = self.lock.table(self.backend)
+        if table.get(sp.name) != entry:
+            table[sp.name] = entry
             self._lock_dirty = True
-        self.verified[scene] = (request, dict(sp.upstream), table[scene])
-        self.link_renders(sp, takes, picked)
+
+    def _save_soon(self) -> None:
         # a crash loses at most the last moments of lock entries: the store's render
         # records still hold the outputs, and the next build writes them again
         if self._lock_dirty and time.monotonic() - self._lock_saved > LOCK_SAVE_INTERVAL:

@@ -287,6 +287,8 @@ class Executor:
                 if isinstance(t, TakeOutcome):
                     out.takes[t.take] = t
             if errors:
+                # the takes that were obtained are in the lock file now, the scene is not
+                self.io.record_takes(sp, out.takes)
                 raise _worst(errors)
             out.state = REUSED if all(t.how == "reused" for t in out.takes.values()) else DONE
             self._complete(out, sp)
