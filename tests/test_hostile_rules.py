@@ -3,6 +3,7 @@ and what a story's media say about its shape."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,34 @@ def test_a_deep_style_chain_is_a_located_error_not_a_crash(tmp_path: Path) -> No
     comp = compile_project(root)
     assert "E145" in [d.code for d in comp.diagnostics]
     assert comp.requests == {}  # neither scene is sent without its styles
+
+
+def test_how_deep_a_style_chain_is_does_not_depend_on_declaration_order(tmp_path: Path) -> None:
+    # a chain of 71 styles: declared parent first it used to pass (each chain was made
+    # from its parent's), declared child first it was E145; reordering declarations must
+    # never change what a story means
+    decls = ["style s0 { duration = 5 }\n"] + [f"style s{i + 1} : s{i} {{ }}\n" for i in range(70)]
+    seen = set()
+    for order in range(4):
+        styles = list(decls)
+        if order == 1:
+            styles.reverse()
+        elif order > 1:
+            random.Random(order).shuffle(styles)
+        root = _project(
+            tmp_path / str(order),
+            'project "P" { aspect = "16:9" }\n'
+            + "".join(styles)
+            + 'scene x : s70 { prompt = "x" }\nscene y : s63 { prompt = "y" }\n',
+        )
+        comp = compile_project(root)
+        errors = [(d.code, d.message) for d in comp.diagnostics if d.is_error]
+        seen.add((tuple(errors), tuple(sorted(comp.requests))))
+    assert seen == {((("E145", _deep_message("s64", "s63")),), ("y",))}
+
+
+def _deep_message(style: str, parent: str) -> str:
+    return f"styles inherit from each other more than 64 deep (`{style}` -> `{parent}` -> ...)"
 
 
 def test_did_you_mean_is_bounded(tmp_path: Path) -> None:

@@ -297,9 +297,41 @@ class SceneResolver:
         self.variables = variables
         for layer in self.base:
             self._check_layer(layer)
-        for name, named in self.r.names.items():
-            if named.kind == "style":
-                self._style_chain(name)
+        for name in self._parents_first():
+            self._style_chain(name)
+
+    def _parents_first(self) -> list[str]:
+        """Every style, each after the style it inherits from: each chain is then made
+        from its parent's, already made, whatever order the styles are declared in (so
+        how deep a chain is, E145, does not depend on that order, and no chain is
+        followed by recursion). Styles in a cycle come last, in declaration order."""
+        styles = [n for n, named in self.r.names.items() if named.kind == "style"]
+        parent: dict[str, str] = {}
+        for name in styles:
+            decl = self.r.names[name].decl
+            assert isinstance(decl, ast.StyleDecl)
+            up = decl.parent.name if decl.parent is not None else None
+            for st in decl.settings:
+                if up is None and st.name == "use" and isinstance(st.value, ast.Ref):
+                    up = st.value.name
+            if up is not None and up in self.r.names and self.r.names[up].kind == "style":
+                parent[name] = up
+        depth: dict[str, int] = {}
+        for name in styles:
+            path: list[str] = []
+            on_path: set[str] = set()
+            n: str | None = name
+            while n is not None and n not in depth and n not in on_path:
+                path.append(n)
+                on_path.add(n)
+                n = parent.get(n)
+            if n is not None and n in on_path:  # a cycle: its members and those below it
+                base = len(styles)
+            else:
+                base = depth[n] + 1 if n is not None else 0
+            for i, m in enumerate(reversed(path)):
+                depth[m] = base + i
+        return sorted(styles, key=lambda n: depth[n])  # stable: declaration order in ties
 
     def _check_layer(self, layer: Layer) -> None:
         """Check a layer's values once, even if no scene ends up using them."""
@@ -408,22 +440,31 @@ class SceneResolver:
                 )
                 chain = None
             elif len(self._visiting) >= MAX_STYLE_DEPTH:
-                # a chain this deep is not a style sheet; and following it further would
-                # meet Python's recursion limit
-                self.diags.error(
-                    "E145",
-                    f"styles inherit from each other more than {MAX_STYLE_DEPTH} deep "
-                    f"(`{self._visiting[0]}` -> ... -> `{name}` -> `{parent}`)",
-                    named.span,
-                    hint="flatten the chain: a style may gather the settings of its parents",
-                )
+                # only in a cycle longer than this (parents are made first, see
+                # `_parents_first`): following it further would meet Python's recursion
+                # limit
+                self._too_deep(name, parent, named.span)
                 chain = None
             else:
                 up = self._style_chain(parent)
-                chain = None if up is None else [*up, layer]
+                if up is not None and len(up) >= MAX_STYLE_DEPTH:
+                    # a chain this deep is not a style sheet
+                    self._too_deep(name, parent, named.span)
+                    chain = None
+                else:
+                    chain = None if up is None else [*up, layer]
         self._visiting.pop()
         self._chains[name] = chain
         return chain
+
+    def _too_deep(self, name: str, parent: str, span: Span) -> None:
+        self.diags.error(
+            "E145",
+            f"styles inherit from each other more than {MAX_STYLE_DEPTH} deep "
+            f"(`{name}` -> `{parent}` -> ...)",
+            span,
+            hint="flatten the chain: a style may gather the settings of its parents",
+        )
 
     def _parent(self, parent: ast.Ref | None, use: ast.Setting | None, who: str) -> str | None:
         if use is not None:
