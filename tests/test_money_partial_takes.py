@@ -53,3 +53,29 @@ def test_a_paid_take_is_locked_when_its_sibling_fails_or_is_unknown(
         assert len(server.submissions) == 4  # a#2 and b, nothing more
         assert _takes(clone)[1][0] == output
         assert sorted(_takes(clone)) == [1, 2]
+
+
+def test_a_rehearsal_that_fails_half_way_keeps_the_real_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The takes a rehearsal obtained before a sibling failed are not written over the
+    lock file's record of real renders either (see test_review_provider.py)."""
+    from storyc.plan import address
+
+    root = make_project(tmp_path / "p", STORY)
+    with loopback.serve(fast_outputs=True) as real:
+        monkeypatch.setattr(address, "_DEFAULT_ORIGIN", real.url)  # it stands in for the real one
+        for k, v in real.env.items():
+            monkeypatch.setenv(k, v)
+        code, events, err = build(root, *PAID)
+        assert code == 0, err
+        paid = LockFile.load(LockFile.path_for(root)).scenes
+        assert sorted(t.take for t in paid["a"].takes) == [1, 2]
+        story = STORY.replace('prompt = "Shot a"', 'prompt = "Shot a, again"')
+        (root / "main.story").write_text(story, "utf-8")
+        with loopback.serve(fast_outputs=True, faults=["submit:fail:nth=2"]) as rehearsal:
+            for k, v in rehearsal.env.items():
+                monkeypatch.setenv(k, v)
+            code, events, err = build(root, *PAID)
+            assert code != 0 and len(rehearsal.submissions) == 2
+        assert LockFile.load(LockFile.path_for(root)).scenes == paid

@@ -33,6 +33,7 @@ from storyc.build.outcome import TakeOutcome
 from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 from storyc.plan import keys
+from storyc.plan.address import is_local
 from storyc.plan.planner import RemoteLookup, ScenePlan, Sources
 from storyc.state.journal import Journal
 from storyc.state.lockfile import PREVIEW, LockFile, SceneEntry, TakeEntry
@@ -382,6 +383,9 @@ class ProjectIO:
             self.verified[scene] = (request, dict(sp.upstream), old)
             self.link_renders(sp, takes, picked)
             return
+        if self._real_kept(old):
+            self.link_renders(sp, takes, picked)
+            return
         self._put_entry(sp, self._take_entries(takes), picked)
         self.verified[scene] = (request, dict(sp.upstream), table[scene])
         self.link_renders(sp, takes, picked)
@@ -399,6 +403,8 @@ class ProjectIO:
         if not got:
             return
         old = self.lock.table(self.backend).get(sp.name)
+        if self._real_kept(old):
+            return
         have = {t.take for t in got}
         kept = [
             t
@@ -408,6 +414,19 @@ class ProjectIO:
         self._put_entry(sp, sorted([*got, *kept], key=lambda t: t.take), sp.picked)
         self.verified.pop(sp.name, None)
         self._save_soon()
+
+    def _real_kept(self, old: SceneEntry | None) -> bool:
+        """A rehearsal (a provider on this machine, the loopback) never replaces the record
+        of a render of a real provider: its task ids and URLs are what a teammate fetches
+        the paid clips with, while the rehearsal's URLs point at 127.0.0.1. Its own
+        outputs stay known by their keys (the store's render records)."""
+        return (
+            old is not None
+            and old.backend == self.backend
+            and is_local(self.provider)
+            and not is_local(old.provider)
+            and any(t.output for t in old.takes)
+        )
 
     def _take_entries(self, takes: Mapping[int, TakeOutcome]) -> list[TakeEntry]:
         return [

@@ -265,7 +265,7 @@ class BuildSession:
         try:
             code = self._locked(root, comp, digests, backend_name, jobs, max_cost, api_key, webhook)
             if self._memo is not None:  # still holding the project: nobody else wrote
-                self._rebase_memos(root, backend_name)
+                self._rebase_memos(root, backend_name, self._provider)
             return code
         finally:
             seen = len(cache.keys)
@@ -295,8 +295,9 @@ class BuildSession:
     # in a long-lived process: the kept plan, what it planned against, the lock's entries then
     _memo: tuple[Any, Any, dict[str, Any]] | None = None
     _plan: Plan | None = None
+    _provider: str | None = None  # the provider this build's keys name (key_provider)
 
-    def _rebase_memos(self, root: Path, backend: str) -> None:
+    def _rebase_memos(self, root: Path, backend: str, provider: str | None = None) -> None:
         """After a build in a long-lived process (storyc daemon): its kept plans stand for
         the sources as this build left them, re-planning next time only the scenes it
         touched — those whose lock entry it replaced, or that had anything to do — and
@@ -319,7 +320,8 @@ class BuildSession:
             or any(tp.action != "reuse" or not tp.indexed for tp in sp.decisions.values())
         )
         after = settled(lambda: sources_state(root, lock, False, store))
-        for m in (memo, warm.peek(("plan", str(root), backend))):
+        # `storyc plan`'s kept plan: the key it is held under (storyc.cli.plan._prepare)
+        for m in (memo, warm.peek(("plan", str(root), backend, provider))):
             if isinstance(m, PlanMemo):
                 m.rebase(before, after, touched)
 
@@ -362,6 +364,8 @@ class BuildSession:
             if locked is None:
                 return
             outputs.update(t.output for t in locked.takes if t.output)
+            # what the build linked (a rehearsal's takes are not in the lock's entry)
+            outputs.update(t.digest for t in result.scenes[scene].takes.values() if t.digest)
             paid = self._lock.scenes.get(scene) if not self.paid else None
             if paid is not None:  # renders/<scene>.mp4 may show the paid clip
                 outputs.update(t.output for t in paid.takes if t.output)
@@ -469,7 +473,7 @@ class BuildSession:
             base_url = resolve_base_url(
                 args.base_url, setting if isinstance(setting, str) else None
             )
-            provider = key_provider(backend_name, args.base_url, setting)
+            provider = self._provider = key_provider(backend_name, args.base_url, setting)
             io = ProjectIO(
                 root,
                 store,
@@ -620,6 +624,7 @@ class BuildSession:
             order=comp.order,
             outcomes=result.scenes,
             backend=backend,
+            provider=self._provider,
             names=getattr(self.args, "cuts", None),
             broken=comp.broken,
             jobs=min(jobs, os.cpu_count() or 1),

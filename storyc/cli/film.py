@@ -86,6 +86,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"error: cut {args.cut} has errors; fix them first", file=sys.stderr)
         return ExitCode.FAILED
     backend = args.backend or comp.summary.settings.get("backend") or "preview"
+    from storyc.plan.address import key_provider
+
+    provider = key_provider(str(backend), None, comp.summary.settings.get("base_url"))
     try:
         lock = LockFile.load(LockFile.path_for(root))
     except LockFileError as exc:
@@ -104,6 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 order=comp.order,
                 outcomes={},
                 backend=str(backend),
+                provider=provider,
                 names=[spec.name],
                 broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
                 say=say,

@@ -119,6 +119,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="price and key for this backend (default: the project's, else preview)",
     )
     p.add_argument("--target", metavar="T", help="override every scene's target")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="key for this provider, as `storyc build --base-url` does (default: "
+        "INFERENCE_BASE_URL, the project's base_url, or inference.sh)",
+    )
     add_remote_flags(p)
 
 
@@ -223,7 +229,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, Plan, LockFile] | int:
             from storyc.build.effects import ProjectIO
             from storyc.plan.address import key_provider
 
-            provider = key_provider(backend, None, settings.get("base_url"))
+            flag = getattr(args, "base_url", None)
+            provider = key_provider(backend, flag, settings.get("base_url"))
             io = ProjectIO(
                 root,
                 store,

@@ -56,6 +56,12 @@ def register(sub: Any) -> None:
     _common(p)
     p.add_argument("--backend", choices=("preview", "inference"), help="default: the project's")
     p.add_argument("--target", metavar="T", help="override every scene's target")
+    p.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="pull the renders of this provider, as `storyc build --base-url` keys them "
+        "(default: INFERENCE_BASE_URL, the project's base_url, or inference.sh)",
+    )
     p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser(
@@ -122,7 +128,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     root, digests, comp, lock = got
     settings = comp.summary.settings if comp.summary is not None else {}
     backend = args.backend or settings.get("backend") or "preview"
-    provider = key_provider(backend, None, settings.get("base_url"))
+    provider = key_provider(backend, getattr(args, "base_url", None), settings.get("base_url"))
     store = Store.for_project(root)
     team = open_team_store(args, comp, store)
     if isinstance(team, int):

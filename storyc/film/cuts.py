@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from storyc.film.assemble import Assembler, CutOutcome
 from storyc.film.sources import choose, preview_outputs
 from storyc.film.spec import CutSpec
+from storyc.plan.address import is_local
 from storyc.state.lockfile import LockFile
 from storyc.state.store import Store
 from storyc.targets.request import Request
@@ -39,9 +40,11 @@ def picked_outputs(
     lock: LockFile,
     store: Store,
     backend: str,
+    provider: str | None = None,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Scene -> its picked output for `backend` (built now, or recorded in the lock for
-    this backend), and scene -> why it has none."""
+    this backend and `provider`: a rehearsal's clip never stands in for a render of a real
+    provider, `storyc.plan.address.key_provider`), and scene -> why it has none."""
     picked: dict[str, str] = {}
     why: dict[str, str] = {}
     for scene in scenes:
@@ -53,6 +56,14 @@ def picked_outputs(
                 continue
         entry = lock.table(backend).get(scene)  # paid renders or previews
         t = entry.picked_take() if entry is not None and entry.backend == backend else None
+        if (
+            t is not None
+            and entry is not None
+            and entry.provider != provider
+            and not is_local(provider)  # a rehearsal may show what is real
+        ):
+            t = None
+            why.setdefault(scene, "its render is from another provider")
         if t is not None and t.output and store.has(t.output):
             picked[scene] = t.output
         elif o is not None and o.state not in ("done", "reused"):
@@ -70,6 +81,7 @@ def build_cuts(
     order: Sequence[str],
     outcomes: Mapping[str, Any],
     backend: str,
+    provider: str | None = None,
     names: Sequence[str] | None = None,
     broken: Mapping[str, str] | None = None,
     jobs: int = 2,
@@ -83,7 +95,7 @@ def build_cuts(
     if not wanted:
         return []
     scenes = sorted({s for spec in wanted for s in spec.scenes})
-    picked, why = picked_outputs(scenes, outcomes, lock, store, backend)
+    picked, why = picked_outputs(scenes, outcomes, lock, store, backend, provider)
     for scene in scenes:
         o = outcomes.get(scene)
         state = o.state if o is not None else None if scene in requests else "blocked"

@@ -333,6 +333,7 @@ class Pipeline:
             order=comp.order,
             outcomes=result.scenes,
             backend=self.backend,
+            provider=self.provider,
             broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
             jobs=min(self.jobs, os.cpu_count() or 1),
             say=lambda text: self.emit("note", {"text": text}),
