@@ -340,3 +340,31 @@ def test_adopt_compares_what_was_sent_files_by_uri() -> None:
     assert "its prompt" in str(_difference(sent, task({**same, "prompt": "q"})))
     assert "its duration" in str(_difference(sent, task({**same, "duration": 10})))
     assert "app" in str(_difference(sent, task(same, app="klingai/video-o1@x")))
+
+
+def test_forget_never_mixes_the_attempts_of_two_providers(tmp_path: Path) -> None:
+    """A rehearsal's attempt of unknown fate and a real one of the same scene: `forget a`
+    would have cleared both, and the next real build sent the real request again though
+    it may have reached the provider. Now it asks which provider (--base-url)."""
+    root = make_project(tmp_path / "p", HEAD + 'scene a { prompt = "Only"  duration = 5 }\n')
+    (root / ".storyc").mkdir(exist_ok=True)
+    with Journal(root / ".storyc" / "journal.sqlite") as j:
+        ids = []
+        for url in ("http://127.0.0.1:8765", None):
+            key = "sha256:" + "1" * 64
+            a = j.begin(key, "a", 1, "inference/video-o1", "inference", None, base_url=url)
+            j.mark_submitting(a, '{"app":"klingai/video-o1"}')
+            j.mark_failed(a, "read timeout")
+            ids.append(a)
+    code, text = _cli("forget", "a", str(root))
+    assert code == 2, text
+    assert "http://127.0.0.1:8765, https://api.inference.sh" in text
+    code, text = _cli("forget", "a", str(root), "--base-url", "http://127.0.0.1:8765/")
+    assert code == 0, text
+    with Journal(root / ".storyc" / "journal.sqlite") as j:
+        assert [j.get(a).state for a in ids] == ["cancelled", "unknown"]
+    code, text = _cli("forget", "a", str(root), "--base-url", "http://127.0.0.1:8765")
+    assert code == 1 and "sent to http://127.0.0.1:8765" in text
+    # one provider left: no --base-url needed
+    code, text = _cli("forget", "a", str(root))
+    assert code == 0, text

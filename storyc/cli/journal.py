@@ -103,6 +103,10 @@ def register(sub: Any) -> None:
     p.add_argument("scene", metavar="SCENE")
     p.add_argument("path", nargs="?", default=".", metavar="PATH")
     p.add_argument("--take", type=int, metavar="N", help="which take (scenes with several)")
+    p.add_argument(
+        "--base-url",
+        help="only the attempts sent to this provider (needed when they went to several)",
+    )
     p.set_defaults(func=cmd_forget)
 
 
@@ -251,14 +255,41 @@ class _Refused(Exception):
         self.code = code
 
 
-def _unknown_attempts(journal: Any, scene: str, take: int | None) -> list[Any]:
+def _sent_to(attempt: Any) -> str:
+    """The provider an attempt was sent to, spelled as keys name it (its origin)."""
+    from storyc.plan.address import DEFAULT_BASE_URL, origin
+
+    return origin(attempt.base_url or DEFAULT_BASE_URL)
+
+
+def _unknown_attempts(
+    journal: Any, scene: str, take: int | None, base_url: str | None = None, *, pick: bool = False
+) -> list[Any]:
+    """The attempts of unknown fate of `scene` (and `take`), all sent to one provider: those
+    sent to `base_url` (with `pick`, only when they went to several)."""
+    from storyc.plan.address import origin
+
     unknown = [a for a in journal.of_scene(scene, take) if a.state == "unknown"]
+    if base_url is not None and not (pick and len({_sent_to(a) for a in unknown}) < 2):
+        unknown = [a for a in unknown if _sent_to(a) == origin(base_url)]
+        there = f" sent to {origin(base_url)}"
+    else:
+        there = ""
     if not unknown:
         which = f" take {take}" if take is not None else ""
         raise _Refused(
-            f"scene {scene!r}{which} has no attempt of unknown fate (see `storyc journal "
-            f"--scene {scene}`)",
+            f"scene {scene!r}{which} has no attempt of unknown fate{there} (see `storyc "
+            f"journal --scene {scene}`)",
             ExitCode.FAILED,
+        )
+    providers = sorted({_sent_to(a) for a in unknown})
+    if len(providers) > 1:
+        # a rehearsal's attempt and a real one: forgetting both could send the real
+        # request again when it did reach the provider
+        raise _Refused(
+            f"scene {scene!r} has attempts of unknown fate sent to {', '.join(providers)}: "
+            "say which provider with --base-url URL",
+            ExitCode.USAGE,
         )
     takes = sorted({a.take for a in unknown})
     if take is None and len(takes) > 1:
@@ -294,7 +325,7 @@ def _locked(args: argparse.Namespace, work: Any) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     def work(root: Path, journal: Any) -> int:
-        unknown = _unknown_attempts(journal, args.scene, args.take)
+        unknown = _unknown_attempts(journal, args.scene, args.take, args.base_url)
         for a in unknown:
             journal.resolve_unknown(a.id, "forget")
         take = unknown[-1].take
@@ -319,7 +350,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         return ExitCode.ENVIRONMENT
 
     def work(root: Path, journal: Any) -> int:
-        unknown = _unknown_attempts(journal, args.scene, args.take)
+        unknown = _unknown_attempts(journal, args.scene, args.take, args.base_url, pick=True)
         att = unknown[-1]
         if not att.request:
             raise _Refused(
