@@ -178,7 +178,7 @@ def changes_since(
         found = [
             c
             for c in explain(entry, req, plan.backend, sp.upstream, plan.provider)
-            if c.kind not in ("backend", "takes")
+            if c.kind not in ("backend", "provider", "takes")
         ]
         if not found and old_written == new_written:
             continue
