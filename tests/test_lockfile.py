@@ -208,13 +208,13 @@ def test_errors_name_the_header_of_the_table_they_are_in() -> None:
     assert exc.value.line is None
 
 
-def test_picked_take_falls_back_to_the_first() -> None:
+def test_picked_take_is_the_picked_one_or_none() -> None:
     e = scene("a")
     e.takes = [TakeEntry(2, D[2]), TakeEntry(3, D[3])]
     e.picked = 3
     assert e.picked_take() == e.takes[1] and e.take(3) == e.takes[1]
-    e.picked = 7  # a take no longer in the lock: the first one stands in
-    assert e.take(7) is None and e.picked_take() == e.takes[0]
+    e.picked = 7  # a take not in the lock (a partial entry's): no other stands in for it
+    assert e.take(7) is None and e.picked_take() is None
     e.takes = []
     assert e.picked_take() is None
 

@@ -270,11 +270,18 @@ def _unknown_attempts(
     from storyc.plan.address import origin
 
     unknown = [a for a in journal.of_scene(scene, take) if a.state == "unknown"]
+    there = ""
     if base_url is not None and not (pick and len({_sent_to(a) for a in unknown}) < 2):
         unknown = [a for a in unknown if _sent_to(a) == origin(base_url)]
         there = f" sent to {origin(base_url)}"
-    else:
-        there = ""
+    elif base_url is not None:
+        # adopt, the attempts sent to one provider: --base-url is where the task is read,
+        # never another provider than the one the journal says they went to (its task
+        # would stand for a request that may run there, which no build could then find);
+        # an attempt of an old journal, which does not say, goes where the user says
+        sent = sorted({_sent_to(a) for a in unknown})
+        unknown = [a for a in unknown if a.base_url is None or _sent_to(a) == origin(base_url)]
+        there = f" sent to {origin(base_url)}" + (f" (they went to {sent[0]})" if sent else "")
     if not unknown:
         which = f" take {take}" if take is not None else ""
         raise _Refused(

@@ -99,7 +99,17 @@ def build_cuts(
     for scene in scenes:
         o = outcomes.get(scene)
         state = o.state if o is not None else None if scene in requests else "blocked"
-        if scene in picked and state is not None and state not in ("done", "reused"):
+        # a take this build obtained (the scene's other takes failed, storyc.lock holds
+        # it already) is of the story as it is now
+        obtained = o is not None and any(
+            t.digest is not None and t.digest == picked.get(scene) for t in o.takes.values()
+        )
+        if (
+            scene in picked
+            and state is not None
+            and state not in ("done", "reused")
+            and not obtained
+        ):
             # the video the lock records is from before the story changed: say so, or a
             # film "up to date" hides that one of its scenes could not be made as written
             (warn or say)(

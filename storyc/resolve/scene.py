@@ -81,6 +81,7 @@ class SceneResolver:
         self.variables: dict[str, object] = {}
         self._chains: dict[str, list[Layer] | None] = {}
         self._visiting: list[str] = []
+        self._style_parent: dict[str, str] = {}  # each style's parent style (`_parents_first`)
         self._lines: dict[str, LineIndex] = {}
         self._shared: dict[int, Any] = {}
 
@@ -310,10 +311,14 @@ class SceneResolver:
         for name in styles:
             decl = self.r.names[name].decl
             assert isinstance(decl, ast.StyleDecl)
-            up = decl.parent.name if decl.parent is not None else None
-            for st in decl.settings:
-                if up is None and st.name == "use" and isinstance(st.value, ast.Ref):
-                    up = st.value.name
+            # the parent `_parent` follows: the first `use =` wins over `: parent` (both
+            # is E103), so the order is that of the chains `_style_chain` makes
+            use = next((st for st in decl.settings if st.name == "use"), None)
+            if use is not None:
+                v = use.value
+                up = v.name if isinstance(v, ast.Ref) and v.attr is None else None
+            else:
+                up = decl.parent.name if decl.parent is not None else None
             if up is not None and up in self.r.names and self.r.names[up].kind == "style":
                 parent[name] = up
         depth: dict[str, int] = {}
@@ -331,6 +336,7 @@ class SceneResolver:
                 base = depth[n] + 1 if n is not None else 0
             for i, m in enumerate(reversed(path)):
                 depth[m] = base + i
+        self._style_parent = parent
         return sorted(styles, key=lambda n: depth[n])  # stable: declaration order in ties
 
     def _check_layer(self, layer: Layer) -> None:
@@ -430,8 +436,12 @@ class SceneResolver:
         parent = self._parent(decl.parent, settings.get("use"), f"style `{name}`")
         chain: list[Layer] | None = [layer]
         if parent is not None:
+            cycle = None
             if parent in self._visiting:
                 cycle = self._visiting[self._visiting.index(parent) :] + [parent]
+            elif len(self._visiting) >= MAX_STYLE_DEPTH:
+                cycle = self._long_cycle(parent)
+            if cycle is not None:
                 self.diags.error(
                     "E113",
                     "styles inherit from each other in a cycle: " + " -> ".join(cycle),
@@ -456,6 +466,19 @@ class SceneResolver:
         self._visiting.pop()
         self._chains[name] = chain
         return chain
+
+    def _long_cycle(self, parent: str) -> list[str] | None:
+        """The cycle the styles being made are in, when it is longer than a chain may be
+        deep (parents are made first: only a cycle is followed this far). Reported as the
+        cycle it is (E113), not as a chain too deep to be a style sheet (E145)."""
+        path = list(self._visiting)
+        n: str | None = parent
+        while n is not None and n not in self._visiting and len(path) <= len(self.r.names):
+            path.append(n)
+            n = self._style_parent.get(n)
+        if n is None or n not in self._visiting:
+            return None
+        return path[path.index(n) :] + [n]
 
     def _too_deep(self, name: str, parent: str, span: Span) -> None:
         self.diags.error(

@@ -80,7 +80,11 @@ class SceneEntry:
         return next((t for t in self.takes if t.take == n), None)
 
     def picked_take(self) -> TakeEntry | None:
-        return self.take(self.picked) or (self.takes[0] if self.takes else None)
+        """The take the user picked, or None when the entry does not hold it: an entry
+        written while a sibling take failed or is of unknown fate keeps the user's pick
+        (`ProjectIO.record_takes`), and no other take may stand in for it (a film, or
+        a scene that uses this one, would show or be paid for from a take nobody picked)."""
+        return self.take(self.picked)
 
 
 @dataclass
