@@ -798,9 +798,11 @@ def test_explain_lists_every_take_added() -> None:
         3,
         "takes added: 2, 3",
     )
-    entry.takes = [TakeEntry(2, "k2")]
+    entry.takes = [TakeEntry(2, "k2")]  # take 1 failed while take 2 was paid
     [c] = explain(entry, replace(req, takes=2), PAID, {})
-    assert c.message == "takes added: 1"
+    assert c.message == "take 1 not in storyc.lock"
+    [c] = explain(entry, replace(req, takes=4), PAID, {})
+    assert c.message == "take 1 not in storyc.lock; takes added: 3, 4"
     entry.takes = []
     assert explain(entry, req, PAID, {}) == []  # nothing locked: not "takes added"
 

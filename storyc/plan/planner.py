@@ -259,17 +259,18 @@ def explain(
                 Change("setting", name, was, value, f"{name}: {_show(was)} → {_show(value)}")
             )
     locked_takes = {t.take for t in entry.takes}
-    added = [t for t in range(1, request.takes + 1) if t not in locked_takes]
-    if added and locked_takes:
-        out.append(
-            Change(
-                "takes",
-                "takes",
-                len(locked_takes),
-                request.takes,
-                f"takes added: {', '.join(map(str, added))}",
-            )
-        )
+    absent = [t for t in range(1, request.takes + 1) if t not in locked_takes]
+    if absent and locked_takes:
+        # beyond the last take the lock holds: added; before it, a take that failed or is
+        # of unknown fate while its siblings were paid (ProjectIO.record_takes)
+        last = max(locked_takes)
+        added = [t for t in absent if t > last]
+        missing = [t for t in absent if t < last]
+        said = [f"takes added: {', '.join(map(str, added))}"] if added else []
+        if missing:
+            which = ", ".join(map(str, missing))
+            said.insert(0, f"take{'s' if len(missing) > 1 else ''} {which} not in storyc.lock")
+        out.append(Change("takes", "takes", len(locked_takes), request.takes, "; ".join(said)))
     return out
 
 
