@@ -67,3 +67,22 @@ def test_a_cut_does_not_call_a_take_of_the_story_as_it_is_a_render_from_before(
     cut = next(e for e in events if e["event"] == "cut" and e["cut"] == "short")
     assert cut["stand_ins"] == {}, cut
     assert "W383" not in err, err
+
+
+def test_the_board_never_shows_another_take_as_the_picked_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a's picked take (1) failed, take 2 was paid: the board showed take 2's frames as the
+    scene's picture and labelled it "(picked)"."""
+    from storyc.compiler import compile_project
+    from storyc.review.make import make_board
+
+    with loopback.serve(fast_outputs=True, faults=["submit:fail:nth=1"]) as server:
+        _env(server, monkeypatch)
+        root = make_project(tmp_path / "p", FILM)
+        code, events, err = build(root, *PAID)
+        assert code != 0
+    card = make_board(root, compile_project(root), backend="inference").board.cards["a"]
+    assert [(t.number, t.picked) for t in card.takes] == [(1, True), (2, False)]
+    assert card.takes[0].thumb.missing == "not rendered yet" and card.takes[1].thumb.src
+    assert all(f.missing for f in card.frames), card.frames  # take 1 has no frames

@@ -400,9 +400,9 @@ def _card(
 
     outputs, current = _take_outputs(sp, entry, store)
     card.previous = bool(outputs) and not current
+    # the user's pick, rendered or not: another take never stands in for it (an entry
+    # written while the picked take failed holds only its siblings)
     picked = entry.picked if entry is not None else 1
-    if picked not in outputs and outputs:
-        picked = min(outputs)
     renders = src.root / RENDERS
     if (renders / f"{name}.mp4").exists() and picked in outputs:
         card.video = quote(f"{name}.mp4")
