@@ -336,3 +336,32 @@ def test_missing_asset_is_noticed_when_it_appears(project: Path, live) -> None:
     # reports the file missing; the file's arrival brings the next one.
     lv.next("diagnostics", lambda e: e["errors"] == 0)
     lv.next("plan")
+
+
+def test_an_edit_of_base_url_is_built_for_the_provider_it_now_names(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Watch read the story's `base_url` once, when it started: after the story named
+    another provider, it went on sending (and paying) the first one."""
+    from storyc.provider import loopback
+
+    one_scene = MAIN.split("scene stall")[0]
+    with loopback.serve(latency=0.1) as first, loopback.serve(latency=0.1) as second:
+        monkeypatch.setenv("INFERENCE_API_KEY", first.api_key)
+        monkeypatch.delenv("INFERENCE_BASE_URL", raising=False)
+        named = one_scene.replace('aspect = "16:9"', f'aspect = "16:9"\n  base_url = "{first.url}"')
+        (project / "main.story").write_text(named, "utf-8")
+        lv = Live(project, "inference", yes=True)
+        lv.thread.start()
+        try:
+            assert lv.ready.wait(WAIT)
+            assert lv.next("built")["rendered"] == ["arrival"]
+            assert (len(first.submissions), len(second.submissions)) == (1, 0)
+            save(project / "main.story", named.replace(first.url, second.url))
+            plan = lv.next("plan", lambda e: e["render"] == ["arrival"])
+            assert plan["render"] == ["arrival"]  # another provider: it renders there
+            assert lv.next("built")["rendered"] == ["arrival"]
+            assert (len(first.submissions), len(second.submissions)) == (1, 1)
+        finally:
+            lv.stop.set()
+            lv.thread.join(WAIT)

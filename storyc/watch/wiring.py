@@ -202,15 +202,13 @@ class Pipeline:
         jobs: int,
         api_key: str | None,
         base_url: str | None,
-        provider: str | None = None,
     ) -> None:
         self.compiler = compiler
         self.backend = backend
         self.paid = backend not in pricing.FREE_BACKENDS
         self.jobs = jobs
         self._api_key = api_key
-        self.base_url = base_url
-        self.provider = provider  # what every key names of a provider other than the default
+        self.flag = base_url  # `--base-url`; with the environment and the story's `base_url`
         self.emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
         self.budget_left: Callable[[], Decimal | None] = lambda: None
         self._lock: tuple[StatSig, LockFile] | None = None
@@ -232,12 +230,24 @@ class Pipeline:
             self._generation += 1
         return self._lock[1]
 
+    def where(self, comp: Compilation) -> tuple[str, str | None]:
+        """The provider's address for this compilation, and what keys name of it: the
+        story's `base_url` is read on every save, so an edit of it is planned and built
+        for the provider it now names (never sent on to the one it named before)."""
+        setting = _setting(comp, "base_url")
+        setting = setting if isinstance(setting, str) else None
+        return (
+            resolve_base_url(self.flag, setting),
+            key_provider(self.backend, self.flag, setting),
+        )
+
     def _full_plan(self, comp: Compilation) -> Plan:
         store = self._store  # a build on the other thread may drop it meanwhile
         if store is None:
             store = self._store = Store.for_project(self.root)
+        provider = self.where(comp)[1]
         return make_plan(
-            comp, lock=self._lockfile(), store=store, backend=self.backend, provider=self.provider
+            comp, lock=self._lockfile(), store=store, backend=self.backend, provider=provider
         )
 
     def plan(self, comp: Compilation) -> PlanView:
@@ -245,7 +255,9 @@ class Pipeline:
             self._store = Store.for_project(self.root)
             self._generation += 1
         self._lockfile()
-        return self._planner.plan(comp, (self._generation, self._lock_sig))
+        # another provider: everything is planned again
+        state = (self._generation, self._lock_sig, self.where(comp)[1])
+        return self._planner.plan(comp, state)
 
     def build(self, comp: Compilation, scenes: list[str]) -> BuildReport:
         root = self.root
@@ -255,6 +267,7 @@ class Pipeline:
         except ProjectLocked as exc:
             raise BuildRefused(str(exc)) from None
         journal: Journal | None = None
+        base_url, provider = self.where(comp)
         try:
             lock = LockFile.load(LockFile.path_for(root))
             store = Store.for_project(root)
@@ -269,7 +282,7 @@ class Pipeline:
                 lock,
                 DigestCache(root / ".storyc" / "digests.json"),
                 backend=self.backend,
-                provider=self.provider,
+                provider=provider,
             )
             options = BuildOptions(
                 backend=self.backend,
@@ -277,9 +290,7 @@ class Pipeline:
                 max_cost=self.budget_left(),
                 scenes=tuple(scenes),
             )
-            bopts = BackendOptions(
-                root=root, store=store, base_url=self.base_url, api_key=self._api_key
-            )
+            bopts = BackendOptions(root=root, store=store, base_url=base_url, api_key=self._api_key)
             # the same planner as `storyc build`: the scenes asked for and what they use
             planner = Planner(comp.requests, comp.order, io.sources())
             plan = planner.plan(upstream_closure(comp.requests, scenes))
@@ -333,7 +344,7 @@ class Pipeline:
             order=comp.order,
             outcomes=result.scenes,
             backend=self.backend,
-            provider=self.provider,
+            provider=self.where(comp)[1],
             broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
             jobs=min(self.jobs, os.cpu_count() or 1),
             say=lambda text: self.emit("note", {"text": text}),
@@ -371,15 +382,7 @@ def make_wiring(
                 f"the {name} backend needs an API key to render: set {KEY_ENV} "
                 "(or watch without --yes/--max-cost to see plans and costs only)"
             )
-    setting = _setting(first, "base_url")
-    pipe = Pipeline(
-        compiler,
-        name,
-        jobs=max(1, jobs),
-        api_key=api_key,
-        base_url=resolve_base_url(base_url, setting if isinstance(setting, str) else None),
-        provider=key_provider(name, base_url, setting),
-    )
+    pipe = Pipeline(compiler, name, jobs=max(1, jobs), api_key=api_key, base_url=base_url)
 
     def write_board(comp: Compilation) -> Path:
         from storyc.review.make import make_board
