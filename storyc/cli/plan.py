@@ -518,7 +518,7 @@ def why_lines(
         return [*out, f"  {sp.blocked}"]
     entry = lock.table(backend).get(sp.name)
     assert sp.request is not None
-    changes = explain(entry, sp.request, backend, sp.upstream, provider)
+    changes = explain(entry, sp.request, backend, sp.upstream, provider, sp.tried)
     if sp.status == "up-to-date" and changes and entry is not None:
         out.append(
             "  differs from storyc.lock, but an earlier render with exactly these "

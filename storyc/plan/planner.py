@@ -29,7 +29,7 @@ planner again once the upstream outputs exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -119,6 +119,9 @@ class ScenePlan:
     request: Request | None = None
     decisions: dict[int, TakePlan] = field(default_factory=dict)  # by take
     picked: int = 1
+    # takes the lock lacks that the journal has an attempt of (failed, of unknown fate):
+    # missing from the lock, not added to the story (`explain`)
+    tried: tuple[int, ...] = ()
 
     @property
     def will_render(self) -> bool:
@@ -228,8 +231,11 @@ def explain(
     backend: str,
     upstream: dict[str, str],
     provider: str | None = None,
+    tried: Collection[int] = (),
 ) -> list[Change]:
-    """Field-level differences between what the lock file recorded and the request now."""
+    """Field-level differences between what the lock file recorded and the request now.
+    `tried`: takes the journal already holds an attempt of (failed, of unknown fate...):
+    a take of those the lock lacks was not added, it is missing."""
     if entry is None:
         return [Change("new", "", message="not in the lock file (never built)")]
     out: list[Change] = []
@@ -264,8 +270,8 @@ def explain(
         # beyond the last take the lock holds: added; before it, a take that failed or is
         # of unknown fate while its siblings were paid (ProjectIO.record_takes)
         last = max(locked_takes)
-        added = [t for t in absent if t > last]
-        missing = [t for t in absent if t < last]
+        added = [t for t in absent if t > last and t not in tried]
+        missing = [t for t in absent if t < last or t in tried]
         said = [f"takes added: {', '.join(map(str, added))}"] if added else []
         if missing:
             which = ", ".join(map(str, missing))
@@ -551,6 +557,7 @@ class Planner:
         if sp.duration is None:
             sp.duration = float(req.duration) if req.duration is not None else base_duration
         if pending or by["fetch"] or by["pull"]:
+            sp.tried = self._tried(sp, entry)
             sp.reasons = self._reasons(sp, entry, req)
         if pending:  # what an up-to-date scene would cost is never shown or summed
             sp.estimate = pricing.estimate(
@@ -623,8 +630,21 @@ class Planner:
             return TakePlan(take, "decide", key, attempt=live.id)
         return TakePlan(take, "render", key)
 
+    def _tried(self, sp: ScenePlan, entry: SceneEntry | None) -> tuple[int, ...]:
+        """The takes the lock entry lacks whose key the journal already has an attempt of
+        that gave no video (failed, of unknown fate, never sent): a paid sibling was locked
+        without them (`ProjectIO.record_takes`)."""
+        if entry is None or not entry.takes:
+            return ()
+        locked = {t.take for t in entry.takes}
+        return tuple(
+            t
+            for t, key in sorted(sp.keys.items())
+            if t not in locked and any(a.state != "completed" for a in self.sources.attempts(key))
+        )
+
     def _reasons(self, sp: ScenePlan, entry: SceneEntry | None, req: Request) -> list[Change]:
-        reasons = explain(entry, req, self.backend, sp.upstream, self.provider)
+        reasons = explain(entry, req, self.backend, sp.upstream, self.provider, sp.tried)
         pending = [*sp.render, *sp.unknown, *sp.follow]
         if entry is not None and not reasons and pending:
             reasons = [_missing_reason(entry, sp, pending)]
