@@ -330,8 +330,13 @@ class SceneResolver:
                 path.append(n)
                 on_path.add(n)
                 n = parent.get(n)
-            if n is not None and n in on_path:  # a cycle: its members and those below it
-                base = len(styles)
+            if n is not None and n in on_path:
+                # a cycle: its members all alike (made in declaration order, so the cycle
+                # is reported where it always was), then the styles below it
+                k = path.index(n)
+                for m in path[k:]:
+                    depth[m] = len(styles)
+                path, base = path[:k], len(styles) + 1
             else:
                 base = depth[n] + 1 if n is not None else 0
             for i, m in enumerate(reversed(path)):
