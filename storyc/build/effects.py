@@ -34,7 +34,7 @@ from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 from storyc.plan import keys
 from storyc.plan.address import is_local
-from storyc.plan.planner import RemoteLookup, ScenePlan, Sources
+from storyc.plan.planner import RemoteLookup, ScenePlan, Sources, entry_for
 from storyc.state.journal import Journal
 from storyc.state.lockfile import PREVIEW, LockFile, SceneEntry, TakeEntry
 from storyc.state.store import RenderRecord, Store, object_name
@@ -443,21 +443,14 @@ class ProjectIO:
         ]
 
     def _put_entry(self, sp: ScenePlan, takes: list[TakeEntry], picked: int) -> None:
-        request = sp.request
-        assert request is not None
-        material = keys.key_inputs(request, sp.upstream)
-        entry = SceneEntry(
-            name=sp.name,
+        assert sp.request is not None
+        entry = entry_for(
+            sp.request,
+            sp.upstream,
             backend=self.backend,
             provider=self.provider,
-            target=request.target,
-            schema=request.schema,
-            app=request.app,
-            prompt=material["prompt"],
-            inputs=material["inputs"],
-            settings=material["settings"],
-            picked=picked,
             takes=takes,
+            picked=picked,
         )
         table = self.lock.table(self.backend)
         if table.get(sp.name) != entry:

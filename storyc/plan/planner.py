@@ -29,7 +29,7 @@ planner again once the upstream outputs exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -223,6 +223,33 @@ def diff_plans(old: Plan | None, new: Plan) -> PlanDiff:
 
 
 # -- explaining a change against the lock file -------------------------------
+
+
+def entry_for(
+    request: Request,
+    upstream: Mapping[str, str],
+    *,
+    backend: str,
+    provider: str | None = None,
+    takes: Sequence[TakeEntry] = (),
+    picked: int = 1,
+) -> SceneEntry:
+    """The lock file's entry for `request`: what its keys were made from (the terms
+    `explain` compares), with `takes`."""
+    material = keys.key_inputs(request, upstream)
+    return SceneEntry(
+        name=request.scene,
+        backend=backend,
+        provider=provider,
+        target=request.target,
+        schema=request.schema,
+        app=request.app,
+        prompt=material["prompt"],
+        inputs=material["inputs"],
+        settings=material["settings"],
+        picked=picked,
+        takes=list(takes),
+    )
 
 
 def explain(

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyc.plan import keys
-from storyc.plan.planner import Plan, explain, make_plan
+from storyc.plan.planner import Plan, entry_for, explain, make_plan
 from storyc.state.lockfile import LockFile, LockFileError, SceneEntry
 from storyc.state.store import Store
 
@@ -109,18 +108,7 @@ def _entry(comp: Compilation, plan: Plan, name: str, lock: LockFile) -> SceneEnt
     if req is None:
         return lock.table(plan.backend).get(name)
     sp = plan.scenes.get(name)
-    material = keys.key_inputs(req, sp.upstream if sp else {})
-    return SceneEntry(
-        name=name,
-        backend=plan.backend,
-        provider=plan.provider,
-        target=req.target,
-        schema=req.schema,
-        app=req.app,
-        prompt=material["prompt"],
-        inputs=material["inputs"],
-        settings=material["settings"],
-    )
+    return entry_for(req, sp.upstream if sp else {}, backend=plan.backend, provider=plan.provider)
 
 
 def changes_since(

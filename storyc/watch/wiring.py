@@ -309,7 +309,7 @@ class Pipeline:
                 )
             )
             if not result.interrupted:
-                self._assemble_cuts(comp, store, lock, result)
+                self._assemble_cuts(comp, store, lock, result, provider)
             store.save()
         except (LockFileError, JournalError, SetupError) as exc:
             # Nothing was submitted (a damaged storyc.lock or journal, a refused key): the
@@ -326,7 +326,9 @@ class Pipeline:
             done, bad, result.committed if self.paid else Decimal(0), interrupted=result.interrupted
         )
 
-    def _assemble_cuts(self, comp: Compilation, store: Store, lock: LockFile, result: Any) -> None:
+    def _assemble_cuts(
+        self, comp: Compilation, store: Store, lock: LockFile, result: Any, provider: str | None
+    ) -> None:
         """As `storyc build` does after the scenes: every cut whose clips changed (the
         film stage; its lines are watch notes)."""
         facts = comp.cut_facts()  # from the units: no model is built for this
@@ -344,7 +346,7 @@ class Pipeline:
             order=comp.order,
             outcomes=result.scenes,
             backend=self.backend,
-            provider=self.where(comp)[1],
+            provider=provider,
             broken={**{n: f"blocked by {u}" for n, u in comp.blocked.items()}, **comp.broken},
             jobs=min(self.jobs, os.cpu_count() or 1),
             say=lambda text: self.emit("note", {"text": text}),
