@@ -1,3 +1,3 @@
-from storyc.cli import main
+from storyc.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

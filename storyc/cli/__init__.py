@@ -187,6 +187,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command `argv` names (the program's arguments by default) in this
+    process, and leave the interpreter's collector as it found it."""
+    try:
+        return _main(argv)
+    finally:
+        unsettle()  # a command run in-process leaves the collector as it found it
+
+
+def console() -> int:
+    """The `storyc` program: `main`, with what the command built left settled
+    (`storyc.base.memory`). The interpreter ends next, and its last collection walks every
+    object the collector can see: unsettled, that was every object of the compilation
+    (0.15 s after a check of 10,000 scenes)."""
+    return _main(None)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words == ["--version"]:  # without importing every command's module
         print(f"storyc {__version__}")
@@ -202,10 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.INTERRUPTED
         if served is not None:
             return served
-    try:
-        return run(words)
-    finally:
-        unsettle()  # a command run in-process leaves the collector as it found it
+    return run(words)
 
 
 def run(words: list[str]) -> int:

@@ -54,7 +54,7 @@ from storyc.base.diagnostics import Diagnostic, Severity, SourceMap, Span
 from storyc.base.fsio import atomic_write, sig_of, stat_sig, where_value
 from storyc.base.hashing import DigestCache, is_digest
 from storyc.base.reading import read_regular
-from storyc.compiler import Compilation, Summary
+from storyc.compiler import Compilation, Summary, background
 from storyc.lang.discovery import MAX_STORY_BYTES
 
 # Answering from the state must stay light (no Lark, Jinja or pydantic): the engine and
@@ -936,6 +936,10 @@ class CompiledState:
 
     # -- an engine that remembers ------------------------------------------------------------
 
+    def cold(self) -> bool:
+        """Whether there is no state to start from (an engine would compile everything)."""
+        return self._index_doc() is None
+
     def engine(self) -> Engine:
         """An engine holding the stored declarations and scenes (a fresh one without)."""
         from storyc.compiler.incremental import Engine
@@ -1155,6 +1159,7 @@ def compile_with_state(
     gc.disable()  # reading and writing the state makes many small objects, no cycles
     try:
         state = CompiledState(root, Path(path), target, digests)
+        background.wait(state.dir)  # a state another command is making: wait for it
         if warm.enabled():
             # a long-lived process (storyc daemon): the engine of the last command, which
             # reads every story file and stats every asset again on update; the state on
@@ -1175,6 +1180,23 @@ def compile_with_state(
             hit = state.answer()
             if hit is not None:
                 return hit
+        if (
+            scenes is None
+            and state.cold()
+            and background.possible()
+            and background.story_bytes(root) >= background.MIN_BYTES
+        ):
+
+            def build() -> None:
+                engine = state.engine()
+                state.save(engine, engine.update(), result=True)
+
+            builder = background.fork_builder(state.dir, build)
+            if builder is not None:
+                try:
+                    return compile_project(path, target=target, digests=digests)
+                finally:
+                    builder.start()
         engine = state.engine()
         comp = engine.update(scenes=scenes)
         state.save(engine, comp, result=scenes is None)

@@ -40,7 +40,7 @@ from storyc.build.executor import DONE, REUSED, STOPPED, BuildOptions, Executor
 from storyc.build.outcome import upstream_closure
 from storyc.build.progress import Reporter
 from storyc.build.session import KEY_ENV, execute
-from storyc.compiler import Compilation
+from storyc.compiler import Compilation, background
 from storyc.compiler.state import CompiledState
 from storyc.plan import pricing
 from storyc.plan.address import key_provider, resolve_base_url
@@ -117,6 +117,7 @@ class Compiler:
             digests if digests is not None else DigestCache(self.root / ".storyc" / "digests.json")
         )
         self.state = CompiledState(self.root, self.path, target, self.digests)
+        background.wait(self.state.dir)  # a state a command is making: start from it
         self.engine = self.state.engine()
         self.engine.settle = True  # the session settles after each refresh
         self.last: Compilation | None = None
