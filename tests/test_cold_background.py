@@ -56,8 +56,8 @@ def big_project(root: Path, scenes: int = 1200) -> Path:
     return root
 
 
-def storyc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def storyc(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
     return subprocess.run(
         [sys.executable, "-m", "storyc", *args],
         cwd=cwd,
@@ -129,6 +129,32 @@ def test_a_small_project_makes_its_state_in_the_command(tmp_path: Path) -> None:
     state = state_of(root)
     assert (state.dir / "index.json").is_file()
     assert not (state.dir / background.LOCK_NAME).exists()
+
+
+def test_no_background_makes_the_state_in_the_command(tmp_path: Path) -> None:
+    """`STORYC_NO_BACKGROUND=1` (a CI job that keeps `.storyc/` right after its command):
+    the state is there when the command ends, and it answers the next one."""
+    root = big_project(tmp_path / "p", scenes=1000)
+    state = state_of(root)
+    cold = storyc("check", ".", cwd=root, STORYC_NO_BACKGROUND="1")
+    assert cold.returncode == 1
+    assert not (state.dir / background.LOCK_NAME).exists()
+    made = (state.dir / "index.json").stat()
+    warm = storyc("check", ".", cwd=root)
+    assert (warm.returncode, warm.stderr) == (cold.returncode, cold.stderr)
+    assert (state.dir / "index.json").stat().st_mtime_ns == made.st_mtime_ns
+
+
+def test_a_planted_link_is_never_the_builders_lock(tmp_path: Path) -> None:
+    """The builder writes its pid into its lock: never through a link planted there."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", "utf-8")
+    (state_dir / background.LOCK_NAME).symlink_to(victim)
+    assert background.fork_builder(state_dir, lambda: None) is None
+    background.wait(state_dir, seconds=5)
+    assert victim.read_text("utf-8") == "keep me"
 
 
 def _recording_build(out: Path, go: Path):  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ leaves with `os._exit` (no handler of this process runs twice). Its writes are t
 state's own atomic ones, so a child killed half way leaves a state that is a miss where
 it is incomplete, never wrong.
 
-When it does not fork: a small project (below `MIN_BYTES` of story text the difference is
+When it does not fork: `STORYC_NO_BACKGROUND=1`, a small project (below `MIN_BYTES` of story text the difference is
 a few milliseconds), a selection of scenes, a platform without `fork`, or a process with
 other threads running (a fork copies only the calling thread; a lock another thread held
 would never be released in the child). Those compile in this process, as before.
@@ -76,7 +76,10 @@ def story_bytes(root: Path, limit: int = MIN_BYTES) -> int:
 
 
 def possible() -> bool:
-    """Whether this process may fork a state builder now."""
+    """Whether this process may fork a state builder now (`STORYC_NO_BACKGROUND=1`: never,
+    for a CI job that keeps `.storyc/` once its command ends, say)."""
+    if os.environ.get("STORYC_NO_BACKGROUND", "") not in ("", "0"):
+        return False
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
@@ -84,9 +87,9 @@ def wait(state_dir: Path, seconds: float = WAIT_SECONDS) -> None:
     """Return once no process is making the state in `state_dir` (or after `seconds`:
     the state is then read as it is, which is never wrong, only maybe slower)."""
     try:
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
-        return  # never built in the background
+        return  # never built in the background (or not a file of ours: a link)
     try:
         deadline = time.monotonic() + seconds
         while True:
@@ -125,7 +128,8 @@ def fork_builder(state_dir: Path, build: Callable[[], None]) -> Builder | None:
     builds the state itself) when the lock is held or the fork failed."""
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        # never through a link: the pid is written into it
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError:
         return None
     try:
