@@ -236,6 +236,33 @@ def test_preview_renders_on_save_and_its_own_writes_do_not_retrigger(project: Pa
     assert plan["render"] == []
 
 
+def test_an_edit_undone_records_the_render_it_brings_back(project: Path, live) -> None:
+    """Undoing an edit brings a scene back to a render in the store: watch rendered
+    nothing, and `storyc.lock` and `renders/<scene>.mp4` went on naming the undone
+    edit's render until the next `storyc build`."""
+    from storyc.state.lockfile import LockFile
+
+    def recorded() -> tuple[str | None, str]:
+        entry = LockFile.load(LockFile.path_for(project)).table("preview")["arrival"]
+        return entry.takes[0].output, os.path.realpath(project / "renders" / "arrival.mp4")
+
+    one = MAIN.split("scene stall")[0]
+    (project / "main.story").write_text(one, "utf-8")
+    lv = live("preview")
+    assert lv.next("built")["rendered"] == ["arrival"]
+    first = recorded()
+    save(project / "main.story", one.replace("swaying", "still"))
+    assert lv.next("built")["rendered"] == ["arrival"]
+    edited = recorded()
+    assert edited[0] != first[0] and edited[1] != first[1]
+    save(project / "main.story", one)  # undone
+    assert lv.next("relink")["scenes"] == ["arrival"]
+    assert lv.next("built")["rendered"] == []  # recorded, nothing rendered
+    assert recorded() == first
+    after = lv.quiet(1.0)
+    assert not any(e["event"] in ("relink", "build") for e in after), after
+
+
 def test_board_is_rewritten_after_each_build(project: Path, live) -> None:
     (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
     lv = live("preview", board=True)

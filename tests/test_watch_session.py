@@ -28,6 +28,7 @@ class TinyPipeline:
         self.gate: threading.Event | None = None
         self.started = threading.Event()
         self.fail: set[str] = set()
+        self.relink: dict[str, str] = {}  # what the plan says a build records for free
 
     def compile(self) -> Compiled:
         text = (self.root / "scenes.txt").read_text("utf-8")
@@ -56,7 +57,9 @@ class TinyPipeline:
     def plan(self, comp: dict[str, str]) -> PlanView:
         done = self.done()
         render = {s: k for s, k in comp.items() if k not in done}
-        return PlanView(render, {s: PRICE if self.paid else Decimal(0) for s in render}, self.paid)
+        view = PlanView(render, {s: PRICE if self.paid else Decimal(0) for s in render}, self.paid)
+        view.relink = dict(self.relink)
+        return view
 
     def build(self, comp: dict[str, str], scenes: list[str]) -> BuildReport:
         self.builds.append([(s, comp[s]) for s in scenes])
@@ -67,7 +70,9 @@ class TinyPipeline:
         with (self.root / "done.txt").open("a") as f:
             for s in ok:
                 f.write(comp[s] + "\n")
-        spent = PRICE * len(scenes) if self.paid else Decimal(0)
+        spent = (
+            PRICE * len([s for s in scenes if s not in self.relink]) if self.paid else Decimal(0)
+        )
         return BuildReport(ok, [s for s in scenes if s in self.fail], spent)
 
     def wiring(self) -> Wiring:
@@ -222,3 +227,47 @@ def test_scene_using_a_failed_one_does_not_resend_it(tmp_path: Path) -> None:
     assert len(pipe.builds) == 1
     held = of(events, "waiting")[-1]
     assert held["reason"] == "failed" and held["scenes"] == ["b"]
+
+
+def test_a_scene_brought_back_is_recorded_once_per_lock_state(tmp_path: Path) -> None:
+    """A build that could not record a scene brought back (a rehearsal never replaces a
+    real render's entry) leaves the plan as it was: it is not asked again on every wake,
+    only once the lock file changed."""
+    s, pipe, events = session(tmp_path)
+    s.refresh()
+    s.build_pending()
+    assert len(pipe.builds) == 1
+    pipe.relink = {"a": "key-a@lock-1"}
+    s.build_pending()
+    assert [[n for n, _ in b] for b in pipe.builds[1:]] == [["a"]]
+    assert of(events, "relink")[-1]["scenes"] == ["a"]
+    assert s.build_pending() is None and s.build_pending() is None
+    assert len(pipe.builds) == 2
+    pipe.relink = {"a": "key-a@lock-2"}  # the lock file changed since
+    s.build_pending()
+    assert len(pipe.builds) == 3
+
+
+def test_paid_without_consent_records_nothing(tmp_path: Path) -> None:
+    s, pipe, _ = session(tmp_path, paid=True)
+    pipe.relink = {"a": "key-a@lock-1"}
+    s.refresh()
+    assert s.build_pending() is None
+    assert pipe.builds == []
+
+
+def test_a_scene_brought_back_never_carries_what_waits_for_the_budget(tmp_path: Path) -> None:
+    """Scenes over the budget wait; recording one brought back is free and goes ahead
+    alone, never with them."""
+    s, pipe, events = session(tmp_path, paid=True, max_cost=Decimal("0.50"))
+    line = "c: three"
+    (tmp_path / "scenes.txt").write_text(f"a: one\nb: two\n{line}\n")
+    (tmp_path / "done.txt").write_text(hashlib.sha256(line.encode()).hexdigest() + "\n")
+    pipe.relink = {"c": "key-c@lock-1"}
+    s.refresh()
+    assert of(events, "plan")[-1]["render"] == ["a", "b"]
+    s.build_pending()
+    assert of(events, "waiting")[-1]["reason"] == "budget"
+    assert [[n for n, _ in b] for b in pipe.builds] == [["c"]]
+    assert not of(events, "build")  # nothing to render was built
+    assert s.spent == 0

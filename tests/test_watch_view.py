@@ -45,6 +45,7 @@ EVENTS = [
     {"event": "waiting", "reason": "consent", "cost": 0.56, "left": 0.0, "scenes": ["b"]},
     {"event": "waiting", "reason": "failed", "cost": 0.56, "left": 0.0, "scenes": ["c"]},
     {"event": "build", "scenes": ["b"], "cost": 0.56, "free": False},
+    {"event": "relink", "scenes": ["c"]},
     {"event": "progress", "scene": "b", "state": "rendering", "detail": ""},
     {"event": "note", "text": "interrupted"},
     {
@@ -71,6 +72,7 @@ def test_plain_lines_say_what_matters() -> None:
     assert "$0.20 left of the session budget" in text
     assert "restart with --yes or --max-cost" in text
     assert "spent this session $0.56" in text
+    assert "recording c: back to renders already made (nothing to render)" in text
     assert all(describe(ev) for ev in EVENTS)
 
 

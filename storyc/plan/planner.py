@@ -122,6 +122,10 @@ class ScenePlan:
     # takes the lock lacks that the journal has an attempt of (failed, of unknown fate):
     # missing from the lock, not added to the story (`explain`)
     tried: tuple[int, ...] = ()
+    # every take is in the store already (nothing to render or fetch), yet the lock
+    # file's entry names other renders (an edit undone since a build recorded another):
+    # a build records these for free; `storyc watch` does it too
+    stale_entry: bool = False
 
     @property
     def will_render(self) -> bool:
@@ -223,6 +227,19 @@ def diff_plans(old: Plan | None, new: Plan) -> PlanDiff:
 
 
 # -- explaining a change against the lock file -------------------------------
+
+
+def _records(entry: SceneEntry | None, sp: ScenePlan, backend: str, provider: str | None) -> bool:
+    """Whether `entry` records what a build of `sp` (every take reused) would: the same
+    keys and outputs, pick, backend and provider (as `ProjectIO.record_scene` checks)."""
+    return (
+        entry is not None
+        and entry.backend == backend
+        and entry.provider == provider
+        and entry.picked == sp.picked
+        and [(t.take, t.key, t.output) for t in entry.takes]
+        == [(n, d.key, d.output) for n, d in sorted(sp.decisions.items())]
+    )
 
 
 def entry_for(
@@ -565,6 +582,7 @@ class Planner:
         sp.picked = _picked(entry, n)
         if all(d.action == "reuse" for d in sp.decisions.values()):  # the no-op case
             sp.reuse = tuple(sp.decisions)
+            sp.stale_entry = not _records(entry, sp, self.backend, self.provider)
             picked = sp.decisions[sp.picked]
             sp.output, sp.duration = picked.output, picked.duration
             if sp.duration is None:

@@ -34,6 +34,7 @@ class _Entry:
     cost: Decimal | None
     upstream: tuple[str, ...]
     body: str
+    stale: bool = False  # every take in the store, the lock entry naming others
 
 
 class IncrementalPlanner:
@@ -49,6 +50,7 @@ class IncrementalPlanner:
         self.entries: dict[str, _Entry] = {}
         self.down: dict[str, set[str]] = {}  # scene -> the scenes that use its output
         self.rendering: set[str] = set()  # scenes whose entry renders
+        self.stale: set[str] = set()  # scenes whose entry is stale (`ScenePlan.stale_entry`)
         self.view: PlanView | None = None  # the last view (kept while nothing moves)
         self._scenes: Any = None  # the summary's scenes it was made with
         self.comp: Compilation | None = None  # the last call's compilation
@@ -65,6 +67,7 @@ class IncrementalPlanner:
         if changed is None:
             self.entries = {}
             self.rendering = set()
+            self.stale = set()
             self.down = {}
             self.view = None
             for n, r in comp.requests.items():
@@ -88,8 +91,14 @@ class IncrementalPlanner:
                 order = sorted((n for n in context if n in pos), key=pos.__getitem__)
                 sub = comp.narrowed(order, {n: reqs[n] for n in context if n in reqs})
                 was = {n for n in affected if n in self.rendering}
+                stale = bool(self.stale & affected)
                 self._take(comp, self.make(sub), [n for n in order if n in affected])
-                if self.view is not None and was == {n for n in affected if n in self.rendering}:
+                if (
+                    self.view is not None
+                    and was == {n for n in affected if n in self.rendering}
+                    and not stale
+                    and not self.stale & affected
+                ):
                     self.view = self._patched(self.view, affected)
                 else:
                     self.view = None
@@ -105,6 +114,25 @@ class IncrementalPlanner:
             self.view = self._view(comp)
             self._scenes = scenes
         return self.view
+
+    def _relink(self, comp: Compilation) -> dict[str, str]:
+        """Scenes a build would record for free (`ScenePlan.stale_entry`), in order, with
+        their keys and the lock file's state: those whose upstream, all the way up, renders nothing (a build of a
+        scene builds what it uses, and nothing may be sent that was not asked for)."""
+        if not self.stale:
+            return {}
+        reqs = comp.requests
+        out = {}
+        pos = self._positions(comp.order)
+        for name in sorted(self.stale, key=lambda n: pos.get(n, len(pos))):
+            up = closure({name}, lambda n: reqs[n].upstream if n in reqs else ())
+            key = self.entries[name].key
+            if key is not None and not up & self.rendering:
+                # with the lock file's state: a build that could not record it (a
+                # rehearsal never replaces a real render's entry) is not asked again
+                # until the lock file changes
+                out[name] = f"{key}@{self.state!r}"
+        return out
 
     def _positions(self, order: list[str]) -> dict[str, int]:
         """Each scene's place in `order` (kept while the compiler hands back the same
@@ -130,6 +158,7 @@ class IncrementalPlanner:
             if sp is None:
                 self.entries.pop(name, None)
                 self.rendering.discard(name)
+                self.stale.discard(name)
                 continue
             req = comp.requests.get(name)
             key = (
@@ -141,16 +170,26 @@ class IncrementalPlanner:
             if req is not None and sp.will_render and key is None:
                 body = canonical_json(req.body).decode()  # stands in for the key
             self.entries[name] = _Entry(
-                sp.will_render, key, sp.estimate.amount, tuple(req.upstream) if req else (), body
+                sp.will_render,
+                key,
+                sp.estimate.amount,
+                tuple(req.upstream) if req else (),
+                body,
+                sp.stale_entry,
             )
             if sp.will_render:
                 self.rendering.add(name)
             else:
                 self.rendering.discard(name)
+            if sp.stale_entry:
+                self.stale.add(name)
+            else:
+                self.stale.discard(name)
 
     def _view(self, comp: Compilation) -> PlanView:
         view = PlanView({}, {}, self.paid)
         rendering = self.rendering
+        view.relink = self._relink(comp)
         if not rendering:
             return view
         names = [n for n in comp.order if n in rendering]

@@ -80,6 +80,9 @@ class PlanView:
         self.unknown_list: list[str] | None = None
         self._names: list[str] | None = None
         self._changes: dict[str, _Change] = {}
+        # scenes whose every take is in the store while the lock file names other
+        # renders (an edit undone): scene -> its key; recorded by a build, for free
+        self.relink: dict[str, str] = {}
 
     @classmethod
     def patched(cls, base: PlanView, changes: dict[str, _Change]) -> PlanView:
@@ -101,6 +104,7 @@ class PlanView:
             total += (cost or Decimal(0)) - (was or Decimal(0))
             unknown_same = unknown_same and (was is None) == (cost is None)
         out.total = total
+        out.relink = base.relink
         if unknown_same and base.unknown_list is not None:
             out.unknown_list = base.unknown_list
         return out
@@ -316,6 +320,7 @@ class WatchSession:
         self.last_plan: PlanView | None = None
         self.watched: set[Path] = set()
         self.attempted: set[str] = set()
+        self.relinked: set[str] = set()  # `PlanView.relink` markers a build was asked for
         self.rendering: list[str] = []
         self.spent = Decimal(0)
         self._last_wait: tuple[str, str] | None = None
@@ -448,11 +453,16 @@ class WatchSession:
                     "waiting", reason="failed", cost=float(plan.cost(held)), left=0.0, scenes=held
                 )
                 self._last_held = marker
-        if not todo:
+        # scenes brought back to renders in the store (an edit undone): recorded by a
+        # build, which renders and sends nothing for them; once per lock file state
+        relink: list[str] = []
+        if not plan.paid or self.yes or self.max_cost is not None:
+            relink = [s for s, mark in plan.relink.items() if mark not in self.relinked]
+        if not todo and not relink:
             self._board(good)
             return None
         cost = plan.cost(todo)
-        if plan.paid and (self.max_cost is not None or not self.yes):
+        if todo and plan.paid and (self.max_cost is not None or not self.yes):
             # --yes without a budget renders; a budget holds even with --yes.
             reason = None
             if self.max_cost is None:
@@ -467,14 +477,22 @@ class WatchSession:
                         "waiting", reason=reason, cost=float(cost), left=float(left), scenes=todo
                     )
                     self._last_wait = marker
-                return None
+                if not relink:
+                    return None
+                todo, cost = [], Decimal(0)  # what waits stays out of the build
+        marks = {plan.relink[s] for s in relink}
+        self.relinked.update(marks)
         self.attempted.update(memo[s] for s in todo)
         self.rendering = list(todo)
-        self.emit("build", scenes=todo, cost=float(cost), free=not plan.paid)
+        if todo:
+            self.emit("build", scenes=todo, cost=float(cost), free=not plan.paid)
+        if relink:
+            self.emit("relink", scenes=relink)
         try:
-            report = self.wiring.build(good.comp, todo)
+            report = self.wiring.build(good.comp, todo + relink)
         except NotBuilt as exc:
             self.attempted.difference_update(memo[s] for s in todo)  # nothing was sent
+            self.relinked.difference_update(marks)
             self.emit("error", message=str(exc))
             return None
         except Exception as exc:

@@ -96,6 +96,8 @@ def describe(ev: Event) -> str | None:
     if kind == "build":
         price = "free" if ev.get("free") else f"{_money(ev['cost'])} estimated"
         return f"rendering {_names(ev['scenes'])} ({price})"
+    if kind == "relink":
+        return f"recording {_names(ev['scenes'])}: back to renders already made (nothing to render)"
     if kind == "built":
         parts = [f"rendered {len(ev['rendered'])}"]
         if ev["failed"]:
@@ -160,6 +162,7 @@ class RichView:
         "error": "bold red",
         "build": "cyan",
         "built": "green",
+        "relink": "green",
         "change": "dim",
         "watching": "bold",
     }
