@@ -426,18 +426,6 @@ def check_declared_media(project: Project, diags: Diagnostics) -> set[str]:
     return seen
 
 
-def unsendable(scene: Scene) -> str | None:
-    """Why a scene cannot be sent because of a file it names itself: the first such file
-    that breaks a media limit (E213-E219), wherever that error is reported (once per file,
-    at its first place)."""
-    for f, span in scene_files(scene):
-        found = Diagnostics()
-        check_file(f, span, found)
-        if found.has_errors:
-            return f"{f.path} cannot be sent (see its error)"
-    return None
-
-
 def check_file(f: LocalFile, span: Span, diags: Diagnostics) -> None:
     """The media limits of one file, reported at `span` (`check_media` picks the span)."""
     # The resolver already refuses such files (E134); this holds for a Project

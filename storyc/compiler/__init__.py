@@ -380,12 +380,21 @@ def _compile(
     # (E213-E219) blocks the scenes that send it, as any other error in what they name.
     seen = rules.check_declared_media(project, diags)
     broken = broken_scenes((f.tree for f in loaded.files), diags)
+    refused: dict[str, bool] = {}  # path -> whether a media limit refuses it
     for scene in project.scenes.values():
+        why = None
         for f, span in rules.scene_files(scene):
-            if f.path not in seen:  # reported once, at its first place
-                seen.add(f.path)
-                rules.check_file(f, span, diags)
-        if scene.name not in broken and (why := rules.unsendable(scene)) is not None:
+            no = refused.get(f.path)
+            if no is None:  # each file checked once (its errors do not depend on where)
+                found = Diagnostics()
+                rules.check_file(f, span, found)
+                no = refused[f.path] = found.has_errors
+                if f.path not in seen:  # reported once, at its first place
+                    seen.add(f.path)
+                    diags.extend(found)
+            if no and why is None:  # the first file a media limit refuses
+                why = f"{f.path} cannot be sent (see its error)"
+        if why is not None and scene.name not in broken:
             broken[scene.name] = why
     graph = graph_mod.build(project, diags)
     graph_mod.check_cuts(project, graph, diags, broken)
@@ -395,7 +404,7 @@ def _compile(
     )
     chosen = set(wanted)
     # The scenes the chosen ones use, all the way up: an error there blocks a chosen one.
-    needed = _with_upstream(project, chosen)
+    needed = chosen if scenes is None else _with_upstream(project, chosen)
     ordered = set(graph.order)
     requests: dict[str, Request] = {}
     for scene in project.scenes.values():

@@ -210,7 +210,7 @@ class Assembler:
             everything.extend(cut_diags)
             everything.extend(self.shell_media)
             broken = broken_from(engine.regions(), everything)
-        # as `storyc.check.rules.unsendable`, from the unit's own checks (only the few
+        # as `storyc.compiler._compile` refuses a scene, from the unit's own checks (only the few
         # scenes whose files have diagnostics at all: not a pass over every unit a save)
         for name in sorted(self.with_media, key=index.pos.__getitem__):
             u = units[index.pos[name]]
