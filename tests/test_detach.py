@@ -195,6 +195,29 @@ def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path:
         assert code == 0 and doc["attempts"] == []
 
 
+def test_the_receiver_reads_each_task_where_it_was_sent(tmp_path: Path) -> None:
+    """`webhook serve` without `--base-url` read every task from the environment's
+    provider or inference.sh, while the build had sent them where the project's
+    `base_url` says: no task was ever collected by its calls."""
+    with loopback.serve(latency=0.5, fast_outputs=True) as server:
+        story = _independent(3).replace(
+            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
+        )
+        root = make_project(tmp_path / "p", story)
+        # the key only: the provider is the project's, as in a team's committed story
+        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
+        p = build_subprocess(root, *PAID, "--detach", env=env)
+        assert p.returncode == 0, p.stderr
+        _until(lambda: _ended(server))
+        # no call came (no webhook was given): its first sweep asks each task in flight
+        hook, _ = _serve(root, env, "--until-settled")
+        code, _, err = hook.finish(timeout=90)
+        assert code == 0 and "Traceback" not in err, err
+        assert "could not be read again" not in err, err
+        assert len(_check_videos(root).scenes) == 3
+        assert len(server.submissions) == 3  # collected, never sent again
+
+
 def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")  # arrival → lanterns, rain; other (2 takes)
     # the tasks run until released: what the detached build and `status --watch` see

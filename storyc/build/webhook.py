@@ -92,6 +92,11 @@ class Receiver:
         self.client = client
         self.pacer = Pacer(client)
         self.base_url = base_url
+        # an attempt sent to another provider (the project's `base_url`, a rehearsal's
+        # loopback) is read from where it was sent, as `storyc status` reads it: without
+        # `--base-url`, `client` is only the environment's provider, or the default one
+        self.make_client: Any = None  # base URL -> an open client (set by `_serve`)
+        self.elsewhere: dict[str, tuple[Any, Any]] = {}  # base URL -> (client, pacer)
         self.until_settled = until_settled
         self.sweep_every = sweep
         self.journal = Journal(root / ".storyc" / "journal.sqlite")
@@ -161,8 +166,9 @@ class Receiver:
         from storyc.provider import errors as E
         from storyc.provider.status import read_task
 
+        client, pacer = await self._where(task_id)
         try:
-            task = await read_task(self.client, self.pacer, task_id)
+            task = await read_task(client, pacer, task_id)
         except E.ProviderError as exc:
             _log(f"task {task_id}: could not be read again ({exc}); `storyc build` collects it")
             return None
@@ -173,6 +179,27 @@ class Receiver:
             )
             return None
         return task_id
+
+    async def _where(self, task_id: str) -> tuple[Any, Any]:
+        """The client (and its pacer) of the provider `task_id` was sent to: `--base-url`
+        when given, else the base URL its attempt records, else the default client."""
+        att = self.journal.by_task(task_id)
+        url = att.base_url if att is not None and self.base_url is None else None
+        if not url or self.make_client is None or url == getattr(self.client, "base_url", None):
+            return self.client, self.pacer
+        hit = self.elsewhere.get(url)
+        if hit is None:
+            from storyc.provider.status import Pacer
+
+            other = await self.make_client(url)
+            hit = self.elsewhere[url] = (other, Pacer(other))
+        return hit
+
+    async def close(self) -> None:
+        for client, _ in self.elsewhere.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self.elsewhere.clear()
 
     async def _collect(self, task_ids: list[str]) -> None:
         atts = [a for a in (self.journal.by_task(t) for t in task_ids) if a is not None]
@@ -221,9 +248,12 @@ class Receiver:
         from storyc.provider.task import TERMINAL
 
         while True:
-            ids = self.in_flight()
-            if ids:
-                answers = await read_statuses(self.client, ids, pacer=self.pacer)
+            groups: dict[int, tuple[Any, Any, list[str]]] = {}
+            for task_id in self.in_flight():  # each asked of the provider it was sent to
+                client, pacer = await self._where(task_id)
+                groups.setdefault(id(client), (client, pacer, []))[2].append(task_id)
+            for client, pacer, ids in groups.values():
+                answers = await read_statuses(client, ids, pacer=pacer)
                 for task_id, got in answers.items():
                     if not isinstance(got, E.ProviderError) and got in TERMINAL:
                         self._enqueue(task_id)
@@ -316,6 +346,11 @@ async def _serve(
 
     async with ProviderClient(api_key=key, base_url=base_url) as client:
         rx = Receiver(root, client, base_url=base_url, until_settled=until_settled, sweep=sweep)
+
+        async def make_client(url: str) -> ProviderClient:
+            return await ProviderClient(api_key=key, base_url=url).__aenter__()
+
+        rx.make_client = make_client
         server = HttpServer(rx.handle, port, host=host)
         try:
             bound = await server.start()
@@ -343,6 +378,7 @@ async def _serve(
             for t in tasks:  # a collecting pass in its thread finishes first
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            await rx.close()
             rx.journal.close()
         c = rx.calls
         _log(

@@ -120,7 +120,10 @@ def register(sub: Any) -> None:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
     )
-    s.add_argument("--base-url", help="the provider's address (default: INFERENCE_BASE_URL)")
+    s.add_argument(
+        "--base-url",
+        help="the provider's address for every task (default: where each task was sent)",
+    )
     s.add_argument(
         "--until-settled",
         action="store_true",
