@@ -152,7 +152,7 @@ def test_a_planted_link_is_never_the_builders_lock(tmp_path: Path) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me", "utf-8")
     (state_dir / background.LOCK_NAME).symlink_to(victim)
-    assert background.fork_builder(state_dir, lambda: None) is None
+    assert background.fork_builder(state_dir, lambda: None) is False  # made in the command
     background.wait(state_dir, seconds=5)
     assert victim.read_text("utf-8") == "keep me"
 
@@ -187,9 +187,7 @@ def test_the_builder_shares_nothing_with_the_command(tmp_path: Path) -> None:
     out, go = tmp_path / "out.json", tmp_path / "go"
     keep_r, keep_w = os.pipe()  # a descriptor of this process: the builder must not hold it
     try:
-        builder = background.fork_builder(state_dir, _recording_build(out, go))
-        assert builder is not None
-        builder.start()
+        assert background.fork_builder(state_dir, _recording_build(out, go)) is True
         go.touch()
         background.wait(state_dir)
     finally:
@@ -210,24 +208,50 @@ def test_the_builder_shares_nothing_with_the_command(tmp_path: Path) -> None:
     assert (state_dir / background.LOCK_NAME).read_text("utf-8").strip() == str(doc["pid"])
 
 
-def test_the_builder_starts_only_when_told(tmp_path: Path) -> None:
+def test_one_builder_at_a_time_and_the_next_command_waits_for_it(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     out, go = tmp_path / "out.json", tmp_path / "go"
-    go.touch()
-    builder = background.fork_builder(state_dir, _recording_build(out, go))
-    assert builder is not None
+    assert background.fork_builder(state_dir, _recording_build(out, go)) is True
     background.wait(state_dir, seconds=0.3)  # gives up: the builder holds the lock
-    assert not out.exists()  # and has not begun: the command's compile has it all
+    assert not out.exists()  # it waits for `go`, so it cannot have finished
     lock = os.open(state_dir / background.LOCK_NAME, os.O_RDONLY)
     try:
         with pytest.raises(BlockingIOError):
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
     finally:
         os.close(lock)
-    assert background.fork_builder(state_dir, lambda: None) is None  # one builder at a time
-    builder.start()
+    assert background.fork_builder(state_dir, lambda: None) is None  # one at a time
+    go.touch()
     background.wait(state_dir)
     assert out.exists()
+
+
+def test_the_builder_takes_the_answers_parses_and_gives_the_same_compilation(
+    tmp_path: Path,
+) -> None:
+    """What the builder does: the engine takes each file apart from the whole-program
+    compiler's parse of the same text (nothing parsed twice) and compiles exactly what
+    that compiler did."""
+    from storyc.compiler.incremental import Engine
+    from storyc.lang.loader import ParseCache
+
+    root = big_project(tmp_path / "p", scenes=1000)
+    parses = ParseCache()
+    answer = compile_project(root, parse_cache=parses)
+    assert parses.parses == 3
+    engine = Engine(root)
+    engine.parsed = parses
+    comp = engine.update()
+    assert engine.stats.regions_parsed == 0
+    assert snapshot(comp) == snapshot(answer)
+    # a file whose text is not the one parsed is parsed as always
+    b = root / "b.story"
+    b.write_text(b.read_text("utf-8").replace("Shot 700 of", "Shot seven hundred of"), "utf-8")
+    fresh = Engine(root)
+    fresh.parsed = parses
+    comp = fresh.update()
+    assert fresh.stats.regions_parsed == 1
+    assert snapshot(comp) == snapshot(compile_project(root))
 
 
 def test_a_builder_that_dies_releases_the_state(tmp_path: Path) -> None:
@@ -236,9 +260,7 @@ def test_a_builder_that_dies_releases_the_state(tmp_path: Path) -> None:
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    builder = background.fork_builder(state_dir, die)
-    assert builder is not None
-    builder.start()
+    assert background.fork_builder(state_dir, die) is True
     background.wait(state_dir, seconds=120)
     lock = os.open(state_dir / background.LOCK_NAME, os.O_RDONLY)
     try:

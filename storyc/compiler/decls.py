@@ -223,21 +223,25 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
     return lo
 
 
-def read_file(label: str, text: str, old: FileDecls | None = None) -> FileDecls:
-    """The declarations of `text`, reusing what `old` (the same file before) knew."""
+def read_file(
+    label: str, text: str, old: FileDecls | None = None, parsed: ParseResult | None = None
+) -> FileDecls:
+    """The declarations of `text`, reusing what `old` (the same file before) knew, or the
+    whole file's `parsed` result (`parse_text(text, label)` made already)."""
     if old is not None and old.text == text and old.label == label:
         return old
-    if old is None or old.decls is None or old.label != label:
-        return _whole(label, text)
+    if parsed is not None or old is None or old.decls is None or old.label != label:
+        return _whole(label, text, parsed)
     return _edit(old, text) or _whole(label, text)
 
 
-def _whole(label: str, text: str) -> FileDecls:
-    result = parse_text(text, label)
+def _whole(label: str, text: str, parsed: ParseResult | None = None) -> FileDecls:
+    result = parsed if parsed is not None else parse_text(text, label)
+    n = 0 if parsed is not None else 1
     starts = result.starts if not result.diagnostics else None
     items = result.file.items
     if starts is None or len(starts) != len(items) or not result.file.complete:
-        return FileDecls(label, text, None, whole=result, parses=1)
+        return FileDecls(label, text, None, whole=result, parses=n)
     lines, cols = _positions(text, starts, 0, 1, 1)
     decls: list[Decl] = []
     for i, node in enumerate(items):
@@ -246,7 +250,7 @@ def _whole(label: str, text: str) -> FileDecls:
             return FileDecls(label, text, None, whole=result, parses=1)
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         decls.append(describe(node, (start, lines[i], cols[i]), fingerprint(text[start:end])))
-    return FileDecls(label, text, decls, starts, lines, cols, parses=1)
+    return FileDecls(label, text, decls, starts, lines, cols, parses=n)
 
 
 def _positions(

@@ -369,6 +369,9 @@ class Engine:
         # freeze what each update makes (storyc.base.memory): for a process that settles
         # after each command or save anyway (watch, the daemon, the language server)
         self.settle = False
+        # whole-file parses made already (by `compile_project`, for a state builder): a
+        # file read with exactly that text is taken apart from it, not parsed again
+        self.parsed: ParseCache | None = None
         self._file_values: dict[str, str] = {}  # this update's (see `_file_value`)
         self._folders: dict[str, str] = {}
         # for the assembly, kept as units come and go (not a pass over every unit):
@@ -468,7 +471,8 @@ class Engine:
 
     def _read(self, abs_path: str, label: str, text: str) -> FileDecls:
         old = self.files.get(abs_path)
-        fd = read_file(label, text, old)
+        given = self.parsed.known(abs_path, label, text) if self.parsed is not None else None
+        fd = read_file(label, text, old, given)
         if fd is not old:
             self.stats.regions_parsed += fd.parses
             self.parses += fd.parses

@@ -1186,17 +1186,22 @@ def compile_with_state(
             and background.possible()
             and background.story_bytes(root) >= background.MIN_BYTES
         ):
+            # answered by the whole-program compiler; the state made by a builder from
+            # its parses (storyc.compiler.background)
+            from storyc.lang.loader import ParseCache
+
+            parses = ParseCache()
+            answer = compile_project(path, target=target, digests=digests, parse_cache=parses)
 
             def build() -> None:
                 engine = state.engine()
+                engine.parsed = parses
                 state.save(engine, engine.update(), result=True)
 
-            builder = background.fork_builder(state.dir, build)
-            if builder is not None:
-                try:
-                    return compile_project(path, target=target, digests=digests)
-                finally:
-                    builder.start()
+            forked = background.fork_builder(state.dir, build)
+            if forked is False:
+                build()  # no fork here: made in the command
+            return answer
         engine = state.engine()
         comp = engine.update(scenes=scenes)
         state.save(engine, comp, result=scenes is None)

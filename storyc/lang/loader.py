@@ -44,12 +44,19 @@ class ParseCache:
         self._entries: dict[str, tuple[str, str, ParseResult]] = {}
         self.parses = 0
 
-    def parse(self, abs_path: str, label: str, text: str) -> ParseResult:
+    def known(self, abs_path: str, label: str, text: str) -> ParseResult | None:
+        """The parse of exactly this text of this file, if this cache made it."""
         # Comparing the text itself is exact and cheaper than hashing it on every load
         # (a changed file usually differs in length, and equal strings compare by memcmp).
         hit = self._entries.get(abs_path)
         if hit is not None and hit[0] == label and hit[1] == text:
             return hit[2]
+        return None
+
+    def parse(self, abs_path: str, label: str, text: str) -> ParseResult:
+        hit = self.known(abs_path, label, text)
+        if hit is not None:
+            return hit
         result = parse_text(text, label)
         self.parses += 1
         self._entries[abs_path] = (label, text, result)
