@@ -263,6 +263,63 @@ def test_an_edit_undone_records_the_render_it_brings_back(project: Path, live) -
     assert not any(e["event"] in ("relink", "build") for e in after), after
 
 
+def test_a_rehearsal_brought_back_beside_a_real_entry_is_asked_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rehearsal's render in the store, and a real render's entry in `storyc.lock` (a
+    teammate's): watch asks a build to record the rehearsal's, the build keeps the real
+    entry (as it must), and watch does not ask again after every build of its own."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    from storyc.provider import loopback
+    from storyc.state.lockfile import LockFile
+
+    one = MAIN.split("scene stall")[0]
+    (project / "main.story").write_text(one, "utf-8")
+    with loopback.serve(latency=0.1, fast_outputs=True) as server:
+        for k, v in server.env.items():
+            monkeypatch.setenv(k, v)
+        p = subprocess.run(
+            [sys.executable, "-m", "storyc", "build", str(project), "--backend", "inference"]
+            + ["--yes"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        path = LockFile.path_for(project)
+        lock = LockFile.load(path)
+        entry = lock.scenes["arrival"]
+        real = dataclasses.replace(
+            entry,
+            provider=None,  # inference.sh's own
+            takes=[
+                dataclasses.replace(
+                    t, key="sha256:" + "1" * 64, output="sha256:" + "2" * 64, url="https://x.test/v"
+                )
+                for t in entry.takes
+            ],
+        )
+        lock.scenes["arrival"] = real
+        lock.save(path)
+        sent = len(server.submissions)
+        lv = Live(project, "inference", yes=True)
+        lv.thread.start()
+        try:
+            assert lv.ready.wait(WAIT)
+            assert lv.next("relink")["scenes"] == ["arrival"]
+            assert lv.next("built")["rendered"] == []
+            after = lv.quiet(2.0)
+            assert not any(e["event"] in ("relink", "build") for e in after), after
+        finally:
+            lv.stop.set()
+            lv.thread.join(WAIT)
+        assert LockFile.load(path).scenes["arrival"] == real  # the real entry kept
+        assert len(server.submissions) == sent  # nothing sent
+
+
 def test_board_is_rewritten_after_each_build(project: Path, live) -> None:
     (project / "main.story").write_text(MAIN.split("scene stall")[0], "utf-8")
     lv = live("preview", board=True)

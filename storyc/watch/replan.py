@@ -56,8 +56,13 @@ class IncrementalPlanner:
         self.comp: Compilation | None = None  # the last call's compilation
         self._pos: tuple[list[str], dict[str, int]] | None = None
         self.last_replanned = 0  # scenes re-planned by the last call (for tests, bench)
+        self.mark: object = None  # see `plan`
 
-    def plan(self, comp: Compilation, state: object) -> PlanView:
+    def plan(self, comp: Compilation, state: object, mark: object = None) -> PlanView:
+        """`mark`: what a build that records a scene changes (the lock file's state):
+        `PlanView.relink` names it, so a build that could not record a scene is not
+        asked again until it changed (a build changes `state` whatever it did)."""
+        self.mark = mark
         if comp is self.comp and state == self.state and self.view is not None:
             self.last_replanned = 0
             return self.view  # the builder asks again about what the watcher just planned
@@ -117,8 +122,9 @@ class IncrementalPlanner:
 
     def _relink(self, comp: Compilation) -> dict[str, str]:
         """Scenes a build would record for free (`ScenePlan.stale_entry`), in order, with
-        their keys and the lock file's state: those whose upstream, all the way up, renders nothing (a build of a
-        scene builds what it uses, and nothing may be sent that was not asked for)."""
+        their keys and the lock file's state (`mark`): those whose upstream, all the way
+        up, renders nothing (a build of a scene builds what it uses, and nothing may be
+        sent that was not asked for)."""
         if not self.stale:
             return {}
         reqs = comp.requests
@@ -131,7 +137,7 @@ class IncrementalPlanner:
                 # with the lock file's state: a build that could not record it (a
                 # rehearsal never replaces a real render's entry) is not asked again
                 # until the lock file changes
-                out[name] = f"{key}@{self.state!r}"
+                out[name] = f"{key}@{self.mark!r}"
         return out
 
     def _positions(self, order: list[str]) -> dict[str, int]:

@@ -257,8 +257,9 @@ class Pipeline:
             self._generation += 1
         self._lockfile()
         # another provider: everything is planned again
-        state = (self._generation, self._lock_sig, self.where(comp)[1])
-        return self._planner.plan(comp, state)
+        provider = self.where(comp)[1]
+        state = (self._generation, self._lock_sig, provider)
+        return self._planner.plan(comp, state, (self._lock_sig, provider))
 
     def build(self, comp: Compilation, scenes: list[str]) -> BuildReport:
         root = self.root
