@@ -267,3 +267,53 @@ def test_a_builder_that_dies_releases_the_state(tmp_path: Path) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it any more
     finally:
         os.close(lock)
+
+
+def test_a_command_started_with_sigchld_ignored_still_answers(tmp_path: Path) -> None:
+    """A process started with SIGCHLD ignored (a disposition kept across exec: some
+    supervisors and embedding programs start children so) reaps its children itself:
+    waiting for the builder's go-between finds no child. The command must answer as
+    always (the unknown mention: exit 1), not fail, and the state must still be made."""
+    root = big_project(tmp_path / "p", scenes=1000)
+    cold = subprocess.run(
+        [sys.executable, "-m", "storyc", "check", "."],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    assert cold.returncode == 1, cold.stderr
+    assert "@nobody" in cold.stderr and "cannot continue" not in cold.stderr
+    state = state_of(root)
+    background.wait(state.dir)
+    assert (state.dir / background.LOCK_NAME).is_file()  # made by a builder
+    assert state.answer() is not None
+
+
+def test_a_planted_fifo_is_never_the_builders_lock(tmp_path: Path) -> None:
+    """Every command waits on the builder's lock before reading the state: a FIFO planted
+    there (as a link is: see above) must not make opening it block, so the command
+    answers (bounded by the subprocess timeout, which a hang would hit)."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "main.story").write_text(
+        'project "Small" { aspect = "16:9" }\nscene a { prompt = "A quiet street" }\n'
+    )
+    state = state_of(root)
+    state.dir.mkdir(parents=True)
+    os.mkfifo(state.dir / background.LOCK_NAME)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "storyc", "check", "."],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("storyc check hung opening the FIFO planted as the builder's lock")
+    assert done.returncode == 0, done.stderr
+    assert background.fork_builder(state.dir, lambda: None) is False  # not a lock of ours

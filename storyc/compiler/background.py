@@ -36,9 +36,11 @@ state in the command, as before.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -89,10 +91,13 @@ def wait(state_dir: Path, seconds: float = WAIT_SECONDS) -> None:
     """Return once no process is making the state in `state_dir` (or after `seconds`:
     the state is then read as it is, which is never wrong, only maybe slower)."""
     try:
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+        # never blocking on a FIFO planted there, never through a link
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return  # never built in the background (or not a file of ours: a link)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return  # not a lock of ours
         deadline = time.monotonic() + seconds
         while True:
             try:
@@ -114,11 +119,14 @@ def fork_builder(state_dir: Path, build: Callable[[], None]) -> bool | None:
     could be forked (the caller makes the state itself)."""
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        # never through a link: the pid is written into it
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # never through a link (the pid is written into it), never blocking on a FIFO
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(state_dir / LOCK_NAME, flags, 0o644)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # not a lock of ours: the caller makes the state itself
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -136,7 +144,10 @@ def fork_builder(state_dir: Path, build: Callable[[], None]) -> bool | None:
                     _builder(fd, build)
             finally:
                 os._exit(0)
-        os.waitpid(pid, 0)
+        # a process started with SIGCHLD ignored (kept across exec) reaps its children
+        # itself, and a handler of its own may have reaped this one: nothing to wait for
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
         return True
     finally:
         os.close(fd)  # the builder's copy keeps the lock
@@ -150,13 +161,7 @@ def _builder(lock_fd: int, build: Callable[[], None]) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):
             os.dup2(null, std)
-        keep = sorted({0, 1, 2, lock_fd})
-        lo = 3
-        for k in keep:
-            if k >= lo:
-                os.closerange(lo, k)
-                lo = k + 1
-        os.closerange(lo, _max_fd())
+        _close_all_but({0, 1, 2, lock_fd})
         os.ftruncate(lock_fd, 0)
         os.write(lock_fd, f"{os.getpid()}\n".encode())  # who holds it, for a reader
         build()
@@ -166,8 +171,18 @@ def _builder(lock_fd: int, build: Callable[[], None]) -> None:
         os._exit(0)
 
 
-def _max_fd() -> int:
+def _close_all_but(keep: set[int]) -> None:
+    """Close every descriptor of this process but `keep`: those it has, where the system
+    lists them (not a close per possible descriptor: a limit can be a million)."""
     try:
-        return int(os.sysconf("SC_OPEN_MAX"))
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
     except (OSError, ValueError):
-        return 4096
+        try:
+            top = min(int(os.sysconf("SC_OPEN_MAX")), 65536)
+        except (OSError, ValueError):
+            top = 4096
+        fds = list(range(top))
+    for fd in fds:
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
