@@ -91,3 +91,33 @@ def test_index_kept_between_checks_follows_the_lets(tmp_path: Path) -> None:
     assert templated() == {"look", "mood"}
     lets.write_text('let mood = "calm"\n', "utf-8")
     assert templated() == {"mood"}
+
+
+def test_the_server_starts_from_the_state_a_command_left(tmp_path: Path) -> None:
+    """Opening a project: the engine starts from the compiled state `storyc check` left
+    (the folder's state: commands name the folder), so nothing is compiled again; a file
+    that is not the folder's entry starts fresh."""
+    from test_incremental import snapshot
+
+    from storyc.base.hashing import DigestCache
+    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state
+    from storyc.editor.project import ProjectState
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "main.story").write_text(
+        'project "P" { aspect = "16:9" }\nlet c = "Lisbon"\n'
+        'scene a { prompt = "A tram in {{ c }}" }\nscene b { prompt = "@nobody" }\n',
+        "utf-8",
+    )
+    (root / "other.story").write_text('scene solo { prompt = "Alone" }\n', "utf-8")
+    compile_with_state(root)  # what `storyc check` in the folder leaves
+    state = ProjectState((root / "main.story").resolve(), root.resolve(), digests=DigestCache())
+    engine = state.start_engine()
+    assert sorted(engine.units) == ["a", "b"]  # restored, before any update
+    comp = engine.update({}, replace=True)
+    assert engine.stats.resolved == [] and engine.stats.regions_parsed == 0
+    assert snapshot(comp) == snapshot(compile_project(root))
+    alone = ProjectState((root / "other.story").resolve(), root.resolve(), digests=DigestCache())
+    assert alone.start_engine().units == {}

@@ -166,15 +166,18 @@ class StoryServer(LanguageServer):
 
     def _refresh(self, state: ProjectState) -> None:
         overlays = self.overlays()
+        state.loaded = load(state.entry, cache=state.cache, overlays=overlays)
         if state.engine is None:
-            from storyc.compiler.incremental import Engine
-
-            state.engine = Engine(state.entry, digests=state.digests)
-            state.engine.settle = True  # the server settles after each refresh
+            state.engine = state.start_engine()
+            # the first check takes files apart from the parses just made for the index
+            # (nothing parsed twice); later ones parse only the declarations an edit touched
+            state.engine.parsed = state.cache
         # every open document stands for its file: what changed since the last check is
         # recompiled, nothing else (the diagnostics are compile_project's all the same)
-        state.comp = state.engine.update(overlays, replace=True)
-        state.loaded = load(state.entry, cache=state.cache, overlays=overlays)
+        try:
+            state.comp = state.engine.update(overlays, replace=True)
+        finally:
+            state.engine.parsed = None
         state.index = index_mod.build(state.loaded, state.memo)
         state.plans = {}
         state.build_state = None

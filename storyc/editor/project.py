@@ -39,6 +39,25 @@ class ProjectState:
     # the incremental compiler (storyc.compiler.incremental): each check costs the edit
     engine: Any = None
 
+    def start_engine(self) -> Any:
+        """The incremental compiler for this project, started from the compiled state
+        that `storyc check`, `build` or watch left (`storyc.compiler.state`), if any, so
+        opening a big project restores what was compiled rather than compiling it all
+        again. The state of the project folder is this project's when the folder's entry
+        is this entry (commands name the folder); otherwise the entry's own."""
+        from storyc.base.diagnostics import Diagnostics
+        from storyc.compiler import background
+        from storyc.compiler.state import CompiledState
+        from storyc.lang.loader import find_entry
+
+        found = find_entry(self.root, Diagnostics())
+        path = self.root if found is not None and found.resolve() == self.entry else self.entry
+        state = CompiledState(self.root, path, None, self.digests)
+        background.wait(state.dir)  # a state a command is making: start from it
+        engine = state.engine()
+        engine.settle = True  # the server settles after each refresh
+        return engine
+
     def label(self, path: Path) -> str:
         return Path(os.path.relpath(path, self.root)).as_posix()
 
