@@ -218,6 +218,91 @@ def test_the_receiver_reads_each_task_where_it_was_sent(tmp_path: Path) -> None:
         assert len(server.submissions) == 3  # collected, never sent again
 
 
+def test_a_provider_that_cannot_be_asked_never_stops_the_receiver_for_the_others(
+    tmp_path: Path,
+) -> None:
+    """Each task is read from the base URL its attempt records: one that cannot even be
+    asked there (a journal naming an address httpx refuses, `http://[::1`) raised out of
+    the sweep and of the reading worker (httpx.InvalidURL is no ProviderError), which
+    then died without a word: the project's other tasks, finished on a provider that
+    answers, were never collected by a sweep or a call (each call still answered 202)."""
+    import sqlite3
+
+    with loopback.serve(latency=0.5, fast_outputs=True) as server:
+        story = _independent(3).replace(
+            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
+        )
+        root = make_project(tmp_path / "p", story)
+        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
+        p = build_subprocess(root, *PAID, "--detach", env=env)
+        assert p.returncode == 0, p.stderr
+        _until(lambda: _ended(server))
+        first = min(a.id for a in _journal(root))
+        db = sqlite3.connect(root / ".storyc" / "journal.sqlite")
+        with db:  # its attempt names a provider that cannot be asked
+            db.execute("UPDATE attempts SET base_url = ? WHERE id = ?", ("http://[::1", first))
+        db.close()
+        hook, _ = _serve(root, env)
+        with hook:
+
+            def others_collected() -> bool:
+                done = [a for a in _journal(root) if a.state == "completed"]
+                return len(done) == 2 or hook.proc.poll() is not None
+
+            _until(others_collected, timeout=120)
+            hook.send_signal(signal.SIGTERM)
+            code, _, err = hook.finish(timeout=60)
+        assert code == 0 and "Traceback" not in err, err
+        states = {a.id: a.state for a in _journal(root)}
+        assert states.pop(first) == "submitted", states  # asked again by the next build
+        assert set(states.values()) == {"completed"}, states
+        assert len(server.submissions) == 3  # nothing sent again
+
+
+def test_a_call_for_a_task_that_cannot_be_asked_never_stops_the_receiver(
+    tmp_path: Path,
+) -> None:
+    """The reading worker: a call for a task whose recorded provider cannot be asked
+    (`http://[::1`, which httpx refuses) killed it, and every later call was still
+    answered 202 while nothing was read or collected again."""
+    import sqlite3
+
+    with loopback.serve(latency=0.3, fast_outputs=True, hold=True) as server:
+        story = _independent(3).replace(
+            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
+        )
+        root = make_project(tmp_path / "p", story)
+        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
+        p = build_subprocess(root, *PAID, "--detach", env=env)
+        assert p.returncode == 0, p.stderr
+        sent = sorted(_journal(root), key=lambda a: a.id)
+        bad = sent[0]
+        db = sqlite3.connect(root / ".storyc" / "journal.sqlite")
+        with db:
+            db.execute("UPDATE attempts SET base_url = ? WHERE id = ?", ("http://[::1", bad.id))
+        db.close()
+        hook, url = _serve(root, env, "--sweep", "0")  # no polling: the calls only
+        with hook:
+            assert httpx.post(url, json={"id": bad.task_id, "status": 10}).status_code == 202
+            server.release()
+            _until(lambda: _ended(server))
+            for a in sent[1:]:
+                httpx.post(url, json={"id": a.task_id, "status": 10})
+
+            def others_collected() -> bool:
+                done = [a for a in _journal(root) if a.state == "completed"]
+                return len(done) == 2 or hook.proc.poll() is not None
+
+            _until(others_collected, timeout=120)
+            hook.send_signal(signal.SIGTERM)
+            code, _, err = hook.finish(timeout=60)
+        assert code == 0 and "Traceback" not in err, err
+        states = {a.id: a.state for a in _journal(root)}
+        assert states.pop(bad.id) == "submitted", states
+        assert set(states.values()) == {"completed"}, states
+        assert len(server.submissions) == 3
+
+
 def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")  # arrival → lanterns, rain; other (2 takes)
     # the tasks run until released: what the detached build and `status --watch` see

@@ -166,11 +166,17 @@ class Receiver:
         from storyc.provider import errors as E
         from storyc.provider.status import read_task
 
-        client, pacer = await self._where(task_id)
         try:
+            client, pacer = await self._where(task_id)
             task = await read_task(client, pacer, task_id)
         except E.ProviderError as exc:
             _log(f"task {task_id}: could not be read again ({exc}); `storyc build` collects it")
+            return None
+        except Exception as exc:  # one provider never stops the receiver for the others
+            _log(
+                f"task {task_id}: could not be read again ({type(exc).__name__}); "
+                "`storyc build` collects it"
+            )
             return None
         if not task.terminal:
             _log(
@@ -250,10 +256,18 @@ class Receiver:
         while True:
             groups: dict[int, tuple[Any, Any, list[str]]] = {}
             for task_id in self.in_flight():  # each asked of the provider it was sent to
-                client, pacer = await self._where(task_id)
+                try:
+                    client, pacer = await self._where(task_id)
+                except Exception as exc:
+                    _log(f"task {task_id}: could not be asked about ({type(exc).__name__})")
+                    continue
                 groups.setdefault(id(client), (client, pacer, []))[2].append(task_id)
             for client, pacer, ids in groups.values():
-                answers = await read_statuses(client, ids, pacer=pacer)
+                try:
+                    answers = await read_statuses(client, ids, pacer=pacer)
+                except Exception as exc:  # the other providers are asked all the same
+                    _log(f"{len(ids)} task(s) could not be asked about ({type(exc).__name__})")
+                    continue
                 for task_id, got in answers.items():
                     if not isinstance(got, E.ProviderError) and got in TERMINAL:
                         self._enqueue(task_id)

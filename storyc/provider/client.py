@@ -59,6 +59,7 @@ _NOT_SENT = (
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
     httpx.LocalProtocolError,  # e.g. a header value h11 refuses to write
+    httpx.InvalidURL,  # a base URL httpx cannot take apart (`http://[::1`): never sent
 )
 
 
