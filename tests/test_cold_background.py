@@ -317,3 +317,39 @@ def test_a_planted_fifo_is_never_the_builders_lock(tmp_path: Path) -> None:
         pytest.fail("storyc check hung opening the FIFO planted as the builder's lock")
     assert done.returncode == 0, done.stderr
     assert background.fork_builder(state.dir, lambda: None) is False  # not a lock of ours
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["syntax error", "a name declared twice", "a missing include"],
+)
+def test_no_builder_for_a_story_no_state_can_hold(tmp_path: Path, breakage: str) -> None:
+    """A story the engine compiles whole keeps no state: a builder would work for
+    nothing, and every next command would wait for it, then compile cold again."""
+    root = big_project(tmp_path / "p", scenes=1000)
+    main = root / "main.story"
+    text = main.read_text("utf-8")
+    if breakage == "syntax error":
+        text += "scene broken { prompt = }\n"
+    elif breakage == "a name declared twice":
+        text += 'scene s1 { prompt = "again" }\n'
+    else:
+        text += 'include "gone.story"\n'
+    main.write_text(text, "utf-8")
+    done = storyc("check", ".", cwd=root)
+    assert done.returncode == 1, done.stderr
+    state = state_of(root)
+    assert not (state.dir / background.LOCK_NAME).exists()
+    assert not (state.dir / "index.json").exists()
+
+
+def test_a_duplicate_let_still_gets_its_state(tmp_path: Path) -> None:
+    """E101 for a `let` defined twice is an error the engine takes apart: state kept."""
+    root = big_project(tmp_path / "p", scenes=1000)
+    main = root / "main.story"
+    main.write_text(main.read_text("utf-8") + 'let city = "Porto"\n', "utf-8")
+    assert storyc("check", ".", cwd=root).returncode == 1
+    state = state_of(root)
+    background.wait(state.dir)
+    assert (state.dir / background.LOCK_NAME).is_file()
+    assert (state.dir / "index.json").is_file()

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from storyc.compiler.decls import FileDecls
     from storyc.compiler.incremental import Engine
     from storyc.compiler.units import Unit
+    from storyc.lang.loader import ParseCache
     from storyc.targets.request import Request
 
 FORMAT = 1
@@ -1139,6 +1140,32 @@ def _extra_targets() -> list[str]:
     return targets.extras()
 
 
+# a story file missing or unreadable (`Loaded.complete`)
+_INCOMPLETE = frozenset(("E010", "E012", "E013", "E016", "E017"))
+
+
+def _engine_keeps(answer: Compilation, parses: ParseCache) -> bool:
+    """Whether an engine would save a state of this compilation: a story it takes apart
+    (`Engine._update`: every file found and parsed without an error, no name declared
+    twice). Else a state builder would work for nothing, and every next command would
+    wait for it before compiling from scratch again."""
+    from storyc.compiler.decls import NAMED, kind_of
+
+    if not answer.found or any(d.code in _INCOMPLETE for d in answer.diagnostics):
+        return False
+    names: set[str] = set()
+    for result in parses.results():
+        if not result.ok or not result.file.complete:
+            return False
+        for item in result.file.items:
+            if kind_of(item) in NAMED:
+                name = str(getattr(item, "name", ""))
+                if name in names:
+                    return False
+                names.add(name)
+    return True
+
+
 def compile_with_state(
     path: str | os.PathLike[str],
     *,
@@ -1192,6 +1219,8 @@ def compile_with_state(
 
             parses = ParseCache()
             answer = compile_project(path, target=target, digests=digests, parse_cache=parses)
+            if not _engine_keeps(answer, parses):
+                return answer  # nothing a builder could save: no state, as an engine's
 
             def build() -> None:
                 engine = state.engine()

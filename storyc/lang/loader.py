@@ -53,6 +53,10 @@ class ParseCache:
             return hit[2]
         return None
 
+    def results(self) -> list[ParseResult]:
+        """Every parse this cache holds (one per file)."""
+        return [entry[2] for entry in self._entries.values()]
+
     def parse(self, abs_path: str, label: str, text: str) -> ParseResult:
         hit = self.known(abs_path, label, text)
         if hit is not None:
