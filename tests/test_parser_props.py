@@ -171,3 +171,25 @@ def test_generated_stories_resolve_without_raising(text: str) -> None:
         project, diags, sources = frontend(d)
         for diag in diags:
             assert diag.span is None or diag.span.file in sources.texts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="ab\n\r é\t", min_size=1, max_size=300),
+    st.integers(min_value=1, max_value=80),
+    st.integers(min_value=-5, max_value=25000),
+    st.integers(min_value=-5, max_value=25000),
+)
+def test_span_from_offsets_is_counting_lines(piece: str, times: int, a: int, b: int) -> None:
+    """A long text's spans come from a table of line starts (made once per text): the
+    same lines and columns as counting newlines from the start of the text."""
+    long = piece * (2048 // len(piece) + times)  # at least 2,048 characters: the table
+    for text in (long, piece):  # long and short, one after the other
+        start = max(0, min(a, len(text)))
+        end = max(start, min(b, len(text)))
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        end_line = text.count("\n", 0, end) + 1
+        end_col = end - (text.rfind("\n", 0, end) + 1) + 1
+        want = Span("f", line, col, end_line, end_col, start, end)
+        assert Span.from_offsets("f", text, a, b) == want

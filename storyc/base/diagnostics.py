@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,23 @@ class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     NOTE = "note"
+
+
+_SHORT = 2048  # below this, counting lines costs less than making their table
+_NEWLINE = re.compile("\n")
+# the last long text spans were made in, and where its lines start (a string is
+# immutable: the same object is the same text); one tuple, replaced whole
+_lines: tuple[str, list[int]] = ("", [0])
+
+
+def _line_starts(text: str) -> list[int]:
+    global _lines
+    last = _lines
+    if last[0] is text:
+        return last[1]
+    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+    _lines = (text, starts)
+    return starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +72,30 @@ class Span:
 
     @staticmethod
     def from_offsets(file: str, text: str, start: int, end: int) -> Span:
-        """Build a span from character offsets into `text` (clamped into the text)."""
+        """Build a span from character offsets into `text` (clamped into the text).
+        Many spans of one long text (the editor's index of a file) look their lines up
+        in a table of where lines start, made once per text, instead of counting every
+        line from the start of the text for each one."""
         start = max(0, min(start, len(text)))
         end = max(start, min(end, len(text)))
-        line = text.count("\n", 0, start) + 1
-        col = start - (text.rfind("\n", 0, start) + 1) + 1
-        end_line = text.count("\n", 0, end) + 1
-        end_col = end - (text.rfind("\n", 0, end) + 1) + 1
-        return Span(file, line, col, end_line, end_col, start, end)
+        if len(text) < _SHORT:
+            line = text.count("\n", 0, start) + 1
+            col = start - (text.rfind("\n", 0, start) + 1) + 1
+            end_line = text.count("\n", 0, end) + 1
+            end_col = end - (text.rfind("\n", 0, end) + 1) + 1
+            return Span(file, line, col, end_line, end_col, start, end)
+        starts = _line_starts(text)
+        line = bisect_right(starts, start)
+        end_line = bisect_right(starts, end)
+        return Span(
+            file,
+            line,
+            start - starts[line - 1] + 1,
+            end_line,
+            end - starts[end_line - 1] + 1,
+            start,
+            end,
+        )
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
