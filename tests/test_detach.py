@@ -303,6 +303,25 @@ def test_a_call_for_a_task_that_cannot_be_asked_never_stops_the_receiver(
         assert len(server.submissions) == 3
 
 
+def test_the_receiver_collects_each_task_for_the_provider_it_was_sent_to(
+    tmp_path: Path,
+) -> None:
+    """A build sent with `INFERENCE_BASE_URL` set, the receiver started without it: it
+    read each task where it was sent, but collected through the default provider, whose
+    keys are others, so nothing was ever collected and it never settled."""
+    root = make_project(tmp_path / "p", _independent(3))
+    with loopback.serve(latency=0.5, fast_outputs=True) as server:
+        p = build_subprocess(root, *PAID, "--detach", env=server.env)
+        assert p.returncode == 0, p.stderr
+        _until(lambda: _ended(server))
+        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
+        hook, _ = _serve(root, env, "--until-settled")
+        code, _, err = hook.finish(timeout=90)
+        assert code == 0 and "Traceback" not in err, err
+        assert len(_check_videos(root).scenes) == 3
+        assert len(server.submissions) == 3  # collected, never sent again
+
+
 def test_detach_sends_what_is_ready_and_each_build_carries_it_on(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")  # arrival → lanterns, rain; other (2 takes)
     # the tasks run until released: what the detached build and `status --watch` see

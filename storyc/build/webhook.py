@@ -212,22 +212,30 @@ class Receiver:
         atts = [a for a in atts if a.state == "submitted"]
         if not atts:
             return
-        scenes = sorted({a.scene for a in atts})
-        _log(f"collecting {len(atts)} task(s): {', '.join(scenes)}")
+        _log(f"collecting {len(atts)} task(s): {', '.join(sorted({a.scene for a in atts}))}")
+        # each collected by a pass for the provider it was sent to (as it was read): a
+        # pass for another provider plans other keys and would never follow it
+        where: dict[str | None, list[str]] = {}
+        for a in atts:
+            url = self.base_url or a.base_url or None
+            if a.scene not in where.setdefault(url, []):
+                where[url].append(a.scene)
         said = False
-        while True:
-            if ProjectLock(self.root).held_by_another():  # wait quietly for that build
-                if not said:
-                    _log("a build holds the project: collecting when it is done")
-                    said = True
-                await asyncio.sleep(RETRY)
-                if self.done.is_set():
-                    return
-                continue
-            code = await asyncio.to_thread(collect_pass, self.root, scenes, self.base_url)
-            if code == ExitCode.ENVIRONMENT and ProjectLock(self.root).held_by_another():
-                continue  # a build took the project just before this pass did
-            break
+        code: int = ExitCode.OK
+        for url, scenes in where.items():
+            while True:
+                if ProjectLock(self.root).held_by_another():  # wait quietly for that build
+                    if not said:
+                        _log("a build holds the project: collecting when it is done")
+                        said = True
+                    await asyncio.sleep(RETRY)
+                    if self.done.is_set():
+                        return
+                    continue
+                code = await asyncio.to_thread(collect_pass, self.root, sorted(scenes), url)
+                if code == ExitCode.ENVIRONMENT and ProjectLock(self.root).held_by_another():
+                    continue  # a build took the project just before this pass did
+                break
         for a in atts:
             now = self.journal.get(a.id)
             label = a.scene if a.take == 1 else f"{a.scene}#{a.take}"
