@@ -344,6 +344,20 @@ def links(root: Path) -> dict[str, str]:
     }
 
 
+def out_of_racy_window(root: Path) -> None:
+    """Wait until every file of `root` was last changed longer ago than the fast path's
+    racy window (`storyc.build.fastpath.RACY_S`): a wait on the clock the fast path
+    itself reads, not a bound on how long anything takes."""
+    from storyc.build.fastpath import RACY_S
+
+    newest = max(
+        max(st.st_mtime, st.st_ctime)
+        for p in [root, *root.rglob("*")]
+        if not p.is_symlink() and (st := p.stat()) is not None
+    )
+    time.sleep(max(0.0, newest + RACY_S + 0.05 - time.time()))
+
+
 def make_shots(root: Path) -> None:
     (root / "assets").mkdir(parents=True)
     media.make_test_image(root / "assets" / "market.png", 640, 360, seed=3)
@@ -374,7 +388,11 @@ def test_a_free_build_through_the_daemon_is_the_build_here(tmp_path: Path) -> No
             assert lock == (here / "storyc.lock").read_text("utf-8")
             assert links(there) == links(here) and links(here)
         # a no-op build: once it has been recorded clean (by a build that reused all,
-        # here through the daemon), the fast path answers in the caller's process
+        # here through the daemon), the fast path answers in the caller's process.
+        # A build is recorded only once every file it read is older than the racy
+        # window (a change within it could hide in the same clock tick): on a fast
+        # machine every build below could come within it of the last one's writes.
+        out_of_racy_window(there)
         for _ in range(3):
             before = served(there)
             code, out, _ = storyc(there, "build", "--json")
