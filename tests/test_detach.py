@@ -485,3 +485,54 @@ def test_the_pacer_holds_reads_to_the_rate() -> None:
         return now[0]
 
     assert asyncio.run(run()) == pytest.approx(2.0)  # 40 at once, then 20 at 10 a second
+
+
+def test_a_task_not_collected_is_told_the_exit_of_its_own_providers_pass(
+    tmp_path: Path,
+) -> None:
+    """Tasks of two providers collected together: a pass per provider, but W403 named the
+    exit of the last pass for every task left uncollected. A task of a provider whose
+    pass failed was said not collected although "the collecting build exited 0"."""
+    root = make_project(tmp_path / "p", _independent(3))
+    with (
+        loopback.serve(latency=0.3, fast_outputs=True, hold=True, faults=["download:401"]) as bad,
+        loopback.serve(latency=0.3, fast_outputs=True, hold=True) as good,
+    ):
+        for scene, server in (("s0", bad), ("s1", bad), ("s2", good)):
+            p = build_subprocess(root, *PAID, "--detach", "--scene", scene, env=server.env)
+            assert p.returncode == 0, p.stderr
+        env = {"INFERENCE_API_KEY": good.api_key, "INFERENCE_BASE_URL": ""}
+
+        def asked() -> int:  # the status reads each provider has answered
+            return min(
+                sum(s.faults.counts.get(e, 0) for e in ("task", "status")) for s in (bad, good)
+            )
+
+        before = asked()
+        hook, url = _serve(root, env, "--sweep", "0")  # the calls only
+        with hook:
+            _until(lambda: asked() > before)  # its one sweep, while the tasks still run
+            bad.release()
+            good.release()
+            _until(lambda: _ended(bad) and _ended(good))
+            task = {a.scene: a.task_id for a in _journal(root)}
+            with ProjectLock(root):  # a build holds the project: s0's pass waits for it
+                assert httpx.post(url, json={"id": task["s0"], "status": 10}).is_success
+                _until(lambda: "a build holds the project" in hook.stderr())
+                for scene in ("s1", "s2"):  # come in meanwhile: one batch, two providers
+                    assert httpx.post(url, json={"id": task[scene], "status": 10}).is_success
+
+            def all_seen_to() -> bool:  # s2 collected, s0 and s1 warned about
+                done = {a.scene for a in _journal(root) if a.state == "completed"}
+                told = hook.stderr().count("warning[W403]")
+                return ("s2" in done and told == 2) or hook.proc.poll() is not None
+
+            _until(all_seen_to, timeout=120)
+            hook.send_signal(signal.SIGTERM)
+            code, _, err = hook.finish(timeout=60)
+        assert code == 0 and "Traceback" not in err, err
+        states = {a.scene: a.state for a in _journal(root)}
+        assert states == {"s0": "submitted", "s1": "submitted", "s2": "completed"}, err
+        assert "collecting 2 task(s): s1, s2" in err, err
+        w403 = [line for line in err.splitlines() if "W403" in line]
+        assert len(w403) == 2 and all("exited 0" not in line for line in w403), err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lsprotocol import types as lsp
 
 from storyc.editor import index as index_mod
@@ -121,3 +122,90 @@ def test_the_server_starts_from_the_state_a_command_left(tmp_path: Path) -> None
     assert snapshot(comp) == snapshot(compile_project(root))
     alone = ProjectState((root / "other.story").resolve(), root.resolve(), digests=DigestCache())
     assert alone.start_engine().units == {}
+
+
+def test_an_engine_started_from_the_folder_state_keeps_checking_its_entry(
+    tmp_path: Path,
+) -> None:
+    """The server opened `film.story`, the folder's only file with a `project` block, and
+    started its engine from the folder's state: that engine then compiled the folder, not
+    the entry. Once a second file with a `project` block was saved beside it, each check
+    answered E011 (several entries, no span: nothing shown) and the entry's own errors,
+    which `storyc check film.story` reports, were never shown again."""
+    from storyc.base.hashing import DigestCache
+    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state
+    from storyc.editor.project import ProjectState
+
+    root = tmp_path / "p"
+    root.mkdir()
+    film = root / "film.story"
+    film.write_text(
+        'project "P" { aspect = "16:9" }\nscene a { prompt = "@nobody waves" }\n', "utf-8"
+    )
+    compile_with_state(root)  # what `storyc check` in the folder leaves
+    state = ProjectState(film.resolve(), root.resolve(), digests=DigestCache())
+    engine = state.start_engine()
+    first = engine.update({}, replace=True)
+    assert [d.code for d in first.diagnostics] == [
+        d.code for d in compile_project(film).diagnostics
+    ]
+    (root / "old.story").write_text('project "Q" { aspect = "16:9" }\n', "utf-8")
+    comp = engine.update({}, replace=True)
+    assert comp.found
+    assert [d.code for d in comp.diagnostics] == [d.code for d in compile_project(film).diagnostics]
+
+
+@pytest.mark.parametrize("record", ["index.json", "q-"])
+def test_a_fifo_planted_in_the_state_never_blocks_the_server_or_check(
+    tmp_path: Path, record: str
+) -> None:
+    """The state's records were read with `read_bytes`/`open`: a FIFO planted as a record
+    (no writer) blocked `storyc check` and, now that it opens projects from the state,
+    the language server's first check for ever. A record that is not a regular file is
+    read as absent, as the builder's lock already is."""
+    import os
+    import subprocess
+    import sys
+
+    from storyc.base.hashing import DigestCache
+    from storyc.compiler import compile_project
+    from storyc.compiler.state import compile_with_state, state_dir
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "main.story").write_text(
+        'project "P" { aspect = "16:9" }\nscene a { prompt = "@nobody waves" }\n', "utf-8"
+    )
+    compile_with_state(root, digests=DigestCache())
+    folder = state_dir(root, root, None)
+    if record == "index.json":
+        planted = folder / "index.json"
+        (root / "main.story").write_text(  # the answer is not the last one: records read
+            'project "P" { aspect = "16:9" }\nscene b { prompt = "@nobody waves" }\n', "utf-8"
+        )
+    else:
+        planted = next(folder.glob("q-*.json"))
+    planted.unlink()
+    os.mkfifo(planted)
+    want = sorted(d.code for d in compile_project(root).diagnostics)
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        "from storyc.base.hashing import DigestCache\n"
+        "from storyc.editor.project import ProjectState\n"
+        "root = Path(sys.argv[1]).resolve()\n"
+        "state = ProjectState(root / 'main.story', root, digests=DigestCache())\n"
+        "comp = state.start_engine().update({}, replace=True)\n"
+        "print(' '.join(sorted(d.code for d in comp.diagnostics)))\n"
+    )
+    for argv in (
+        [sys.executable, "-c", script, str(root)],  # the server's start
+        [sys.executable, "-m", "storyc", "check", str(root)],
+    ):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{argv[1:3]} blocked on the planted FIFO {planted.name}")
+        assert "Traceback" not in p.stderr, p.stderr
+        if argv[1] == "-c":
+            assert p.stdout.split() == want, p.stderr

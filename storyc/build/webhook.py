@@ -221,7 +221,7 @@ class Receiver:
             if a.scene not in where.setdefault(url, []):
                 where[url].append(a.scene)
         said = False
-        code: int = ExitCode.OK
+        codes: dict[str | None, int] = {}  # each provider's pass: its own exit
         for url, scenes in where.items():
             while True:
                 if ProjectLock(self.root).held_by_another():  # wait quietly for that build
@@ -235,8 +235,10 @@ class Receiver:
                 code = await asyncio.to_thread(collect_pass, self.root, sorted(scenes), url)
                 if code == ExitCode.ENVIRONMENT and ProjectLock(self.root).held_by_another():
                     continue  # a build took the project just before this pass did
+                codes[url] = code
                 break
         for a in atts:
+            code = codes.get(self.base_url or a.base_url or None, ExitCode.OK)
             now = self.journal.get(a.id)
             label = a.scene if a.take == 1 else f"{a.scene}#{a.take}"
             if now.state == "completed":

@@ -53,7 +53,7 @@ from storyc.base import warm
 from storyc.base.diagnostics import Diagnostic, Severity, SourceMap, Span
 from storyc.base.fsio import atomic_write, sig_of, stat_sig, where_value
 from storyc.base.hashing import DigestCache, is_digest
-from storyc.base.reading import read_regular
+from storyc.base.reading import read_regular, read_regular_stat
 from storyc.compiler import Compilation, Summary, background
 from storyc.lang.discovery import MAX_STORY_BYTES
 
@@ -113,6 +113,9 @@ def code_signature() -> str:
                     path = os.path.join(folder, name)
                     h.update(f"{path}|{stat_sig(path)}".encode())
     return h.hexdigest()
+
+
+_MAX_RECORD = 1 << 32  # a record is read whole, and only if it is a regular file
 
 
 def state_dir(root: Path, path: Path, target: str | None) -> Path:
@@ -714,7 +717,7 @@ class StoredCompilation(Compilation):
             if type(entry) is not list or len(entry) != 2 or not all(map(_is_str, entry)):
                 raise _bad("not a record")
             try:
-                raw = (self._dir / _record_file(entry[0])).read_bytes()
+                raw = read_regular(self._dir / _record_file(entry[0]), _MAX_RECORD)
             except (OSError, RecursionError) as exc:
                 raise Damaged("a request record is gone") from exc
             if _bytes_digest(raw) != entry[1]:
@@ -844,7 +847,8 @@ class CompiledState:
 
     def _read(self, name: str) -> Any:
         try:
-            return json.loads((self.dir / name).read_bytes())
+            # never blocking on a FIFO planted there (as `background.wait`)
+            return json.loads(read_regular(self.dir / name, _MAX_RECORD))
         except (OSError, ValueError, RecursionError):
             return None
 
@@ -906,7 +910,7 @@ class CompiledState:
         labels: dict[str, str] = d["labels"]
         rendered = None
         try:
-            raw = (self.dir / "rendered.txt").read_text("utf-8")
+            raw = read_regular(self.dir / "rendered.txt", _MAX_RECORD).decode("utf-8")
             head, _, rest = raw.partition("\n")
             rendered = rest if head == facts.get("id") else None
         except (OSError, UnicodeDecodeError):
@@ -965,8 +969,8 @@ class CompiledState:
                 units = [_unit_in(u, label) for u in raw_units]
                 q_digest, q_sig = doc.get("q"), None
                 try:
-                    with open(self.dir / _record_name(path, "q"), "rb") as fh:
-                        q_sig, raw = sig_of(os.fstat(fh.fileno())), fh.read()
+                    raw, st = read_regular_stat(self.dir / _record_name(path, "q"), _MAX_RECORD)
+                    q_sig = sig_of(st)
                     # another save's q- record beside this f- record: lowered again
                     requests = _requests_in(raw) if _bytes_digest(raw) == q_digest else {}
                 except (OSError, ValueError, RecursionError):

@@ -55,6 +55,9 @@ class ProjectState:
         state = CompiledState(self.root, path, None, self.digests)
         background.wait(state.dir)  # a state a command is making: start from it
         engine = state.engine()
+        # restored from the folder's state, it still compiles this entry: the folder's
+        # entry can change under the server (a second `project` block saved beside it)
+        engine.path = self.entry
         engine.settle = True  # the server settles after each refresh
         return engine
 
