@@ -34,7 +34,7 @@ from storyc.media import ffmpeg as media
 from storyc.media import info as mediainfo
 from storyc.plan import keys
 from storyc.plan.address import is_local
-from storyc.plan.planner import RemoteLookup, ScenePlan, Sources, entry_for
+from storyc.plan.planner import RemoteLookup, ScenePlan, Sources, entry_for, records
 from storyc.state.journal import Journal
 from storyc.state.lockfile import PREVIEW, LockFile, SceneEntry, TakeEntry
 from storyc.state.store import RenderRecord, Store, object_name
@@ -363,19 +363,20 @@ class ProjectIO:
         old = table.get(scene)
         seen = self.verified.get(scene)
         if (
-            (
-                self.lock_is_current
-                or seen is not None
-                and seen[0] is request
-                and seen[2] is old
-                and seen[1] == sp.upstream
+            self.lock_is_current
+            or seen is not None
+            and seen[0] is request
+            and seen[2] is old
+            and seen[1] == sp.upstream
+        ) and (
+            old is not None
+            and records(
+                old,
+                [(n, t.key, t.digest) for n, t in sorted(takes.items())],
+                picked,
+                self.backend,
+                self.provider,
             )
-            and old is not None
-            and old.picked == picked
-            and old.backend == self.backend
-            and old.provider == self.provider
-            and [(t.take, t.key, t.output) for t in old.takes]
-            == [(n, t.key, t.digest) for n, t in sorted(takes.items())]
         ):
             # the lock file is the one the last build wrote from this same compilation
             # (or this entry was made from this very request): an entry with the same

@@ -186,12 +186,20 @@ class Receiver:
             return None
         return task_id
 
+    def _sent_to(self, att: Any) -> str | None:
+        """Where an attempt is read and collected: `--base-url` when given, else the base
+        URL the attempt records (None: an old journal's, the default client's)."""
+        return self.base_url or (att.base_url if att is not None else None) or None
+
     async def _where(self, task_id: str) -> tuple[Any, Any]:
-        """The client (and its pacer) of the provider `task_id` was sent to: `--base-url`
-        when given, else the base URL its attempt records, else the default client."""
-        att = self.journal.by_task(task_id)
-        url = att.base_url if att is not None and self.base_url is None else None
-        if not url or self.make_client is None or url == getattr(self.client, "base_url", None):
+        """The client (and its pacer) of the provider `task_id` was sent to."""
+        url = self._sent_to(self.journal.by_task(task_id))
+        if (
+            not url
+            or self.base_url is not None
+            or self.make_client is None
+            or url == getattr(self.client, "base_url", None)
+        ):
             return self.client, self.pacer
         hit = self.elsewhere.get(url)
         if hit is None:
@@ -217,7 +225,7 @@ class Receiver:
         # pass for another provider plans other keys and would never follow it
         where: dict[str | None, list[str]] = {}
         for a in atts:
-            url = self.base_url or a.base_url or None
+            url = self._sent_to(a)
             if a.scene not in where.setdefault(url, []):
                 where[url].append(a.scene)
         said = False
@@ -238,7 +246,7 @@ class Receiver:
                 codes[url] = code
                 break
         for a in atts:
-            code = codes.get(self.base_url or a.base_url or None, ExitCode.OK)
+            code = codes.get(self._sent_to(a), ExitCode.OK)
             now = self.journal.get(a.id)
             label = a.scene if a.take == 1 else f"{a.scene}#{a.take}"
             if now.state == "completed":

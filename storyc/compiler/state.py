@@ -1144,18 +1144,15 @@ def _extra_targets() -> list[str]:
     return targets.extras()
 
 
-# a story file missing or unreadable (`Loaded.complete`)
-_INCOMPLETE = frozenset(("E010", "E012", "E013", "E016", "E017"))
-
-
 def _engine_keeps(answer: Compilation, parses: ParseCache) -> bool:
     """Whether an engine would save a state of this compilation: a story it takes apart
     (`Engine._update`: every file found and parsed without an error, no name declared
     twice). Else a state builder would work for nothing, and every next command would
     wait for it before compiling from scratch again."""
     from storyc.compiler.decls import NAMED, kind_of
+    from storyc.lang.loader import INCOMPLETE
 
-    if not answer.found or any(d.code in _INCOMPLETE for d in answer.diagnostics):
+    if not answer.found or any(d.code in INCOMPLETE for d in answer.diagnostics):
         return False
     names: set[str] = set()
     for result in parses.results():

@@ -33,6 +33,12 @@ _MAX_INCLUDE_DEPTH = 64
 SHARED_SETTING = "shared_folders"
 
 
+# what leaves a load incomplete (`Loaded.complete`): a story file unreadable or not UTF-8
+# (E010), missing (E012), included in a cycle (E013), not a regular file or too big (E016),
+# outside the project (E017)
+INCOMPLETE = frozenset(("E010", "E012", "E013", "E016", "E017"))
+
+
 class ParseCache:
     """Parsed files by (absolute path, label, text).
 
@@ -94,9 +100,7 @@ class Loaded:
         return (
             self.entry is not None
             and all(f.tree.complete for f in self.files)
-            and not any(
-                d.code in ("E010", "E012", "E013", "E016", "E017") for d in self.diagnostics
-            )
+            and not any(d.code in INCOMPLETE for d in self.diagnostics)
         )
 
     def declarations(self) -> Iterator[tuple[LoadedFile, ast.Decl]]:

@@ -229,16 +229,22 @@ def diff_plans(old: Plan | None, new: Plan) -> PlanDiff:
 # -- explaining a change against the lock file -------------------------------
 
 
-def _records(entry: SceneEntry | None, sp: ScenePlan, backend: str, provider: str | None) -> bool:
-    """Whether `entry` records what a build of `sp` (every take reused) would: the same
-    keys and outputs, pick, backend and provider (as `ProjectIO.record_scene` checks)."""
+def records(
+    entry: SceneEntry | None,
+    takes: Iterable[tuple[int, str | None, str | None]],
+    picked: int,
+    backend: str,
+    provider: str | None,
+) -> bool:
+    """Whether `entry` records exactly these takes (take, key, output, in take order),
+    this pick, backend and provider: what a build would write for them (the planner asks
+    it of a scene whose every take is reused, `ProjectIO.record_scene` before writing)."""
     return (
         entry is not None
         and entry.backend == backend
         and entry.provider == provider
-        and entry.picked == sp.picked
-        and [(t.take, t.key, t.output) for t in entry.takes]
-        == [(n, d.key, d.output) for n, d in sorted(sp.decisions.items())]
+        and entry.picked == picked
+        and [(t.take, t.key, t.output) for t in entry.takes] == list(takes)
     )
 
 
@@ -582,7 +588,8 @@ class Planner:
         sp.picked = _picked(entry, n)
         if all(d.action == "reuse" for d in sp.decisions.values()):  # the no-op case
             sp.reuse = tuple(sp.decisions)
-            sp.stale_entry = not _records(entry, sp, self.backend, self.provider)
+            made = [(t, d.key, d.output) for t, d in sorted(sp.decisions.items())]
+            sp.stale_entry = not records(entry, made, sp.picked, self.backend, self.provider)
             picked = sp.decisions[sp.picked]
             sp.output, sp.duration = picked.output, picked.duration
             if sp.duration is None:
