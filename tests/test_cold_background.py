@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,13 @@ def big_project(root: Path, scenes: int = 1200) -> Path:
     return root
 
 
-def storyc(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+def storyc(
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    preexec: Callable[[], object] | None = None,
+    **extra: str,
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), **extra}
     return subprocess.run(
         [sys.executable, "-m", "storyc", *args],
@@ -64,7 +71,8 @@ def storyc(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[s
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
+        preexec_fn=preexec,
     )
 
 
@@ -275,14 +283,8 @@ def test_a_command_started_with_sigchld_ignored_still_answers(tmp_path: Path) ->
     waiting for the builder's go-between finds no child. The command must answer as
     always (the unknown mention: exit 1), not fail, and the state must still be made."""
     root = big_project(tmp_path / "p", scenes=1000)
-    cold = subprocess.run(
-        [sys.executable, "-m", "storyc", "check", "."],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    cold = storyc(
+        "check", ".", cwd=root, preexec=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     )
     assert cold.returncode == 1, cold.stderr
     assert "@nobody" in cold.stderr and "cannot continue" not in cold.stderr
@@ -305,14 +307,7 @@ def test_a_planted_fifo_is_never_the_builders_lock(tmp_path: Path) -> None:
     state.dir.mkdir(parents=True)
     os.mkfifo(state.dir / background.LOCK_NAME)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "storyc", "check", "."],
-            cwd=root,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = storyc("check", ".", cwd=root, timeout=60)
     except subprocess.TimeoutExpired:
         pytest.fail("storyc check hung opening the FIFO planted as the builder's lock")
     assert done.returncode == 0, done.stderr

@@ -195,19 +195,58 @@ def test_lost_webhook_calls_are_caught_by_status_and_by_the_next_build(tmp_path:
         assert code == 0 and doc["attempts"] == []
 
 
+def _sent_to_the_projects_provider(
+    tmp_path: Path, server: loopback.LoopbackServer
+) -> tuple[Path, dict[str, str]]:
+    """Three scenes sent (detached) to `server`, named by the project's `base_url`, with
+    the key only in the environment, as in a team's committed story; the project and
+    that environment."""
+    story = _independent(3).replace(
+        'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
+    )
+    root = make_project(tmp_path / "p", story)
+    env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
+    p = build_subprocess(root, *PAID, "--detach", env=env)
+    assert p.returncode == 0, p.stderr
+    return root, env
+
+
+def _unaskable(root: Path, attempt: int) -> None:
+    """Make the journal say `attempt` went to a base URL httpx refuses (`http://[::1`)."""
+    import sqlite3
+
+    db = sqlite3.connect(root / ".storyc" / "journal.sqlite")
+    with db:
+        db.execute("UPDATE attempts SET base_url = ? WHERE id = ?", ("http://[::1", attempt))
+    db.close()
+
+
+def _others_collected_then_stop(
+    hook: Child, root: Path, bad: int, server: loopback.LoopbackServer
+) -> None:
+    """Once the receiver collected every task but attempt `bad` (or ended), stop it: it
+    ended cleanly, `bad` is left to the next build, and nothing was sent again."""
+
+    def others_collected() -> bool:
+        done = [a for a in _journal(root) if a.state == "completed"]
+        return len(done) == 2 or hook.proc.poll() is not None
+
+    _until(others_collected, timeout=120)
+    hook.send_signal(signal.SIGTERM)
+    code, _, err = hook.finish(timeout=60)
+    assert code == 0 and "Traceback" not in err, err
+    states = {a.id: a.state for a in _journal(root)}
+    assert states.pop(bad) == "submitted", states  # asked again by the next build
+    assert set(states.values()) == {"completed"}, states
+    assert len(server.submissions) == 3  # nothing sent again
+
+
 def test_the_receiver_reads_each_task_where_it_was_sent(tmp_path: Path) -> None:
     """`webhook serve` without `--base-url` read every task from the environment's
     provider or inference.sh, while the build had sent them where the project's
     `base_url` says: no task was ever collected by its calls."""
     with loopback.serve(latency=0.5, fast_outputs=True) as server:
-        story = _independent(3).replace(
-            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
-        )
-        root = make_project(tmp_path / "p", story)
-        # the key only: the provider is the project's, as in a team's committed story
-        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
-        p = build_subprocess(root, *PAID, "--detach", env=env)
-        assert p.returncode == 0, p.stderr
+        root, env = _sent_to_the_projects_provider(tmp_path, server)
         _until(lambda: _ended(server))
         # no call came (no webhook was given): its first sweep asks each task in flight
         hook, _ = _serve(root, env, "--until-settled")
@@ -226,37 +265,14 @@ def test_a_provider_that_cannot_be_asked_never_stops_the_receiver_for_the_others
     the sweep and of the reading worker (httpx.InvalidURL is no ProviderError), which
     then died without a word: the project's other tasks, finished on a provider that
     answers, were never collected by a sweep or a call (each call still answered 202)."""
-    import sqlite3
-
     with loopback.serve(latency=0.5, fast_outputs=True) as server:
-        story = _independent(3).replace(
-            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
-        )
-        root = make_project(tmp_path / "p", story)
-        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
-        p = build_subprocess(root, *PAID, "--detach", env=env)
-        assert p.returncode == 0, p.stderr
+        root, env = _sent_to_the_projects_provider(tmp_path, server)
         _until(lambda: _ended(server))
         first = min(a.id for a in _journal(root))
-        db = sqlite3.connect(root / ".storyc" / "journal.sqlite")
-        with db:  # its attempt names a provider that cannot be asked
-            db.execute("UPDATE attempts SET base_url = ? WHERE id = ?", ("http://[::1", first))
-        db.close()
+        _unaskable(root, first)  # its attempt names a provider that cannot be asked
         hook, _ = _serve(root, env)
         with hook:
-
-            def others_collected() -> bool:
-                done = [a for a in _journal(root) if a.state == "completed"]
-                return len(done) == 2 or hook.proc.poll() is not None
-
-            _until(others_collected, timeout=120)
-            hook.send_signal(signal.SIGTERM)
-            code, _, err = hook.finish(timeout=60)
-        assert code == 0 and "Traceback" not in err, err
-        states = {a.id: a.state for a in _journal(root)}
-        assert states.pop(first) == "submitted", states  # asked again by the next build
-        assert set(states.values()) == {"completed"}, states
-        assert len(server.submissions) == 3  # nothing sent again
+            _others_collected_then_stop(hook, root, first, server)
 
 
 def test_a_call_for_a_task_that_cannot_be_asked_never_stops_the_receiver(
@@ -265,22 +281,11 @@ def test_a_call_for_a_task_that_cannot_be_asked_never_stops_the_receiver(
     """The reading worker: a call for a task whose recorded provider cannot be asked
     (`http://[::1`, which httpx refuses) killed it, and every later call was still
     answered 202 while nothing was read or collected again."""
-    import sqlite3
-
     with loopback.serve(latency=0.3, fast_outputs=True, hold=True) as server:
-        story = _independent(3).replace(
-            'aspect = "16:9" }', f'aspect = "16:9"  base_url = "{server.url}" }}'
-        )
-        root = make_project(tmp_path / "p", story)
-        env = {"INFERENCE_API_KEY": server.api_key, "INFERENCE_BASE_URL": ""}
-        p = build_subprocess(root, *PAID, "--detach", env=env)
-        assert p.returncode == 0, p.stderr
+        root, env = _sent_to_the_projects_provider(tmp_path, server)
         sent = sorted(_journal(root), key=lambda a: a.id)
         bad = sent[0]
-        db = sqlite3.connect(root / ".storyc" / "journal.sqlite")
-        with db:
-            db.execute("UPDATE attempts SET base_url = ? WHERE id = ?", ("http://[::1", bad.id))
-        db.close()
+        _unaskable(root, bad.id)
         hook, url = _serve(root, env, "--sweep", "0")  # no polling: the calls only
         with hook:
             assert httpx.post(url, json={"id": bad.task_id, "status": 10}).status_code == 202
@@ -288,19 +293,7 @@ def test_a_call_for_a_task_that_cannot_be_asked_never_stops_the_receiver(
             _until(lambda: _ended(server))
             for a in sent[1:]:
                 httpx.post(url, json={"id": a.task_id, "status": 10})
-
-            def others_collected() -> bool:
-                done = [a for a in _journal(root) if a.state == "completed"]
-                return len(done) == 2 or hook.proc.poll() is not None
-
-            _until(others_collected, timeout=120)
-            hook.send_signal(signal.SIGTERM)
-            code, _, err = hook.finish(timeout=60)
-        assert code == 0 and "Traceback" not in err, err
-        states = {a.id: a.state for a in _journal(root)}
-        assert states.pop(bad.id) == "submitted", states
-        assert set(states.values()) == {"completed"}, states
-        assert len(server.submissions) == 3
+            _others_collected_then_stop(hook, root, bad.id, server)
 
 
 def test_the_receiver_collects_each_task_for_the_provider_it_was_sent_to(
